@@ -1,0 +1,117 @@
+#include "sim/theory/absolute_herd.hpp"
+
+#include <boost/math/tools/roots.hpp>
+#include <cmath>
+#include <fmt/format.h>
+#include <limits>
+
+#include "sim/error.hpp"
+#include "sim/theory/merton.hpp"
+#include "sim/theory/root.hpp"
+
+namespace herdsim::theory {
+
+AbsoluteHerdSolution::AbsoluteHerdSolution(const HerdProblem& problem, double ln_eta, double ln_eta0,
+                                           int evaluations)
+    : problem_(problem),
+      schedule_(problem.schedule()),
+      ln_eta_(ln_eta),
+      ln_eta0_(ln_eta0),
+      ln_vt_(std::log(problem.theta / (problem.alpha * problem.market.sigma * problem.market.sigma))),
+      evaluations_(evaluations) {}
+
+double AbsoluteHerdSolution::kappa(double t) const {
+  return std::exp(ln_vt_ - ln_eta_ - (2.0 - problem_.rho) * schedule_.ln_growth(t));
+}
+
+double AbsoluteHerdSolution::opinion(double t) const { return 1.0 / (1.0 + kappa(t)); }
+
+double AbsoluteHerdSolution::own_merton(double t) const { return merton_amount(schedule_, problem_.alpha, t); }
+
+double AbsoluteHerdSolution::leader_merton(double t) const {
+  return merton_amount(schedule_, problem_.alpha_leader, t);
+}
+
+double AbsoluteHerdSolution::amount(double t) const {
+  const double w = opinion(t);
+  return w * own_merton(t) + (1.0 - w) * leader_merton(t);
+}
+
+double AbsoluteHerdSolution::deviation_penalty() const {
+  if (problem_.theta == 0.0) return 0.0;
+  const Market& m = problem_.market;
+  const double s2 = m.sigma * m.sigma;
+  const double gap = m.excess_return() / s2 * (1.0 / problem_.alpha - 1.0 / problem_.alpha_leader);
+  double sum = 0.0;
+  // (P* - Pbar)^2 e^{rho r (T-t)} = w^2 gap^2 / g.
+  schedule_.for_each_node(2.0 - problem_.rho, [&](double t, double weight) {
+    const double w = opinion(t);
+    sum += weight * w * w * std::exp(-(2.0 - problem_.rho) * schedule_.ln_growth(t));
+  });
+  return 0.5 * problem_.theta * gap * gap * sum;
+}
+
+AbsoluteHerdSolution solve_absolute_herd(const HerdProblem& p, EtaFormula formula) {
+  validate(p);
+  const Schedule schedule = p.schedule();
+  const Market& m = p.market;
+  const double v = m.excess_return();
+  const double s2 = m.sigma * m.sigma;
+  const double lo = ln_eta0(schedule, p.alpha, p.x0);
+  const double ratio = p.alpha / p.alpha_leader - 1.0;
+  // I(eta) = scale * Int (1 - w)^2, 1 - w = vt / (eta g + vt) = 1 / (1 + e^{L + ln g - ln vt}).
+  const double scale = v * v * ratio * ratio / (2.0 * s2);
+  if (p.theta == 0.0 || scale == 0.0) return {p, lo, lo, 0};
+
+  const double ln_vt = std::log(p.theta / (p.alpha * s2));
+  const double k = 2.0 - p.rho;
+  int evaluations = 0;
+  auto integral = [&](double L) {
+    double sum = 0.0;
+    schedule.for_each_node(k, [&](double t, double w) {
+      const double one_minus_w = 1.0 / (1.0 + std::exp(L + k * schedule.ln_growth(t) - ln_vt));
+      sum += w * one_minus_w * one_minus_w;
+    });
+    return scale * sum;
+  };
+  // The released code's integrand: Python evaluates `a / 2 * sigma**2 * (eta g + vt)**2` left to right,
+  // i.e. vt^2 v^2 ratio^2 / 2 * sigma^2 (eta g + vt)^2 (checked against the golden eta_repo_variant).
+  auto integral_repo = [&](double L) {
+    const double vt = std::exp(ln_vt);
+    double sum = 0.0;
+    schedule.for_each_node(k, [&](double t, double w) {
+      const double d = std::exp(L + k * schedule.ln_growth(t)) + vt;
+      sum += w * d * d;
+    });
+    return vt * vt * v * v * ratio * ratio / 2.0 * s2 * sum;
+  };
+  auto f = [&](double L) {
+    ++evaluations;
+    return L - lo - (formula == EtaFormula::correct ? integral(L) : integral_repo(L));
+  };
+
+  const double f_lo = f(lo);
+  double hi;
+  if (formula == EtaFormula::correct) {
+    // I < I(0) = scale * T, so F(lo + scale T) > 0: the unique root is inside.
+    hi = lo + scale * p.horizon;
+  } else {
+    // The variant's I is increasing; widen by at least a few ulp until F changes sign.
+    hi = lo + std::max(-f_lo, 8.0 * std::numeric_limits<double>::epsilon() * std::max(1.0, std::abs(lo)));
+  }
+  double f_hi = f(hi);
+  for (int i = 0; f_hi < 0.0 && formula != EtaFormula::correct && i < 60; ++i) {
+    hi = lo + 2.0 * (hi - lo);
+    f_hi = f(hi);
+  }
+  const RootResult root = find_root_bracketed(f, lo, hi, f_lo, f_hi);
+  if (!root.converged) {
+    throw SolverError(fmt::format(
+        "absolute herding: eta root search did not converge (alpha={}, theta={}, x0={}, T={}); "
+        "bracket [{}, {}]",
+        p.alpha, p.theta, p.x0, p.horizon, root.lo, root.hi));
+  }
+  return {p, root.value, lo, evaluations};
+}
+
+}  // namespace herdsim::theory

@@ -1,0 +1,47 @@
+#pragma once
+// Market parameters, the paper's defaults, and the mappings from questionnaire answers to model
+// parameters (lottery probability <-> CARA alpha, dependence score <-> theta).
+
+namespace herdsim::theory {
+
+/// Two-asset market: deposit at rate r, stock with drift mu and volatility sigma (all per year).
+struct Market {
+  double mu = 0.07;     ///< stock drift, per year
+  double r = 0.04;      ///< risk-free rate, per year
+  double sigma = 0.17;  ///< stock volatility, per sqrt(year)
+
+  /// Excess return v = mu - r, per year.
+  [[nodiscard]] double excess_return() const { return mu - r; }
+};
+
+/// The paper's defaults for the quantities that are not market parameters.
+namespace defaults {
+inline constexpr double alpha_leader = 0.2;  ///< the advisor's CARA risk aversion, per currency unit
+inline constexpr double x0 = 10.0;           ///< initial wealth, currency units ("million dollars")
+inline constexpr double horizon = 10.0;      ///< years
+inline constexpr double theta_per_score = 1e-8;  ///< theta = score * 1e-8
+}  // namespace defaults
+
+/// The lottery of the risk questionnaire: "win `win` with probability p, else 0" versus "`sure` for sure".
+struct LotteryConvention {
+  double win = 10.0;  ///< currency units
+  double sure = 3.0;  ///< currency units
+};
+/// W=10/S=3: used for prompts' alpha and all theoretical targets (project default).
+inline constexpr LotteryConvention lottery_win10_sure3{10.0, 3.0};
+/// W=20/S=6: the amounts written in the prompt text; alpha is exactly half of the W=10/S=3 value.
+inline constexpr LotteryConvention lottery_win20_sure6{20.0, 6.0};
+
+/// Indifference probability p(alpha) = (1 - e^{-alpha S}) / (1 - e^{-alpha W}); p(0) = S/W.
+[[nodiscard]] double lottery_prob_from_alpha(double alpha, LotteryConvention lottery = lottery_win10_sure3);
+
+/// CARA alpha at which a respondent is indifferent at probability p, by a bracketed root search.
+/// Defined for 0 < p < 1 (alpha < 0 below S/W: risk loving); throws InputError outside.
+[[nodiscard]] double alpha_from_lottery_prob(double p, LotteryConvention lottery = lottery_win10_sure3);
+
+/// theta = score * 1e-8 (the paper's 0..10 dependence score).
+[[nodiscard]] constexpr double theta_from_score(double score) { return score * defaults::theta_per_score; }
+/// Inverse of theta_from_score.
+[[nodiscard]] constexpr double score_from_theta(double theta) { return theta / defaults::theta_per_score; }
+
+}  // namespace herdsim::theory

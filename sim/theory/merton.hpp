@@ -1,0 +1,31 @@
+#pragma once
+// The rational (no-herding) CARA investor: Merton's amount and the value of the H functional.
+#include <functional>
+
+#include "sim/theory/schedule.hpp"
+
+namespace herdsim::theory {
+
+/// Merton's optimal AMOUNT in the stock at time t: v / (alpha sigma^2 G(t)), currency units.
+/// In continuous time G = e^{r(T-t)}; in discrete time this is the exact optimum of the step model.
+[[nodiscard]] double merton_amount(const Schedule& schedule, double alpha, double t);
+
+/// ln eta0 = ln H at the agent's own Merton path: -alpha x0 G(0)(1+...) - v^2 T / (2 sigma^2).
+[[nodiscard]] double ln_eta0(const Schedule& schedule, double alpha, double x0);
+
+/// A deterministic investment path: AMOUNT in the stock at time t (years).
+using AmountPath = std::function<double(double)>;
+
+/// ln H[P], where E[U(X_T)] = -H/alpha for a deterministic path P; evaluated in the deviation form
+/// ln eta0 + (alpha^2 sigma^2 / 2) * Int G^2 (P - P_alpha)^2 (no cancellation).
+[[nodiscard]] double ln_h(const Schedule& schedule, double alpha, double x0, const AmountPath& path);
+
+/// Mean and variance of wealth X(t) under a deterministic path (continuous time: any t in [0, T];
+/// discrete time: t = k dt, wealth after k steps).
+struct WealthMoments {
+  double mean = 0.0;      ///< currency units
+  double variance = 0.0;  ///< currency units squared
+};
+[[nodiscard]] WealthMoments wealth_moments(const Schedule& schedule, double x0, const AmountPath& path, double t);
+
+}  // namespace herdsim::theory

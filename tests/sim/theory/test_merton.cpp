@@ -1,0 +1,77 @@
+#include <doctest/doctest.h>
+
+#include "sim/error.hpp"
+#include "sim/theory/market.hpp"
+#include "sim/theory/merton.hpp"
+#include "support/golden.hpp"
+
+using namespace herdsim::theory;
+using herdsim::test::close_rel;
+
+TEST_SUITE("theory.merton") {
+  TEST_CASE("merton.csv: continuous and exact annual-step amounts, 1e-12 relative") {
+    const Schedule continuous(Market{}, 10.0, TimeModel::continuous());
+    const Schedule annual(Market{}, 10.0, TimeModel::annual());
+    const auto rows = herdsim::test::read_golden("merton.csv");
+    REQUIRE(rows.size() == 220);
+    for (const auto& row : rows) {
+      const double alpha = row.num("alpha");
+      const double t = row.num("t");
+      CAPTURE(row.str("alpha_label"));
+      CAPTURE(t);
+      CHECK(close_rel(merton_amount(continuous, alpha, t), row.num("merton_amount"), 1e-12));
+      CHECK(close_rel(merton_amount(continuous, alpha, 10.0), row.num("merton_amount_at_T"), 1e-12));
+      if (t < 10.0) CHECK(close_rel(merton_amount(annual, alpha, t), row.num("merton_discrete_amount"), 1e-12));
+    }
+  }
+
+  TEST_CASE("the paper's leader: 3.47917 at t=0, 3.62116 at t=1, 5.19031 at t=10, annual k=0 3.64664") {
+    const Schedule s(Market{}, 10.0, TimeModel::continuous());
+    CHECK(merton_amount(s, 0.2, 0.0) == doctest::Approx(3.47917).epsilon(2e-6));
+    CHECK(merton_amount(s, 0.2, 1.0) == doctest::Approx(3.62116).epsilon(2e-6));
+    CHECK(merton_amount(s, 0.2, 10.0) == doctest::Approx(5.19031).epsilon(2e-6));
+    const Schedule a(Market{}, 10.0, TimeModel::annual());
+    CHECK(merton_amount(a, 0.2, 0.0) == doctest::Approx(3.64664).epsilon(2e-6));
+  }
+
+  TEST_CASE("ln H is minimal at the Merton path and equals ln eta0 there") {
+    for (const TimeModel tm : {TimeModel::continuous(), TimeModel::annual(), TimeModel::discrete(12)}) {
+      const Schedule s(Market{}, 10.0, tm);
+      const double alpha = 0.3;
+      const double at_merton = ln_h(s, alpha, 10.0, [&](double t) { return merton_amount(s, alpha, t); });
+      CHECK(at_merton == doctest::Approx(ln_eta0(s, alpha, 10.0)).epsilon(1e-14));
+      const double off = ln_h(s, alpha, 10.0, [&](double t) { return 1.1 * merton_amount(s, alpha, t); });
+      CHECK(off > at_merton);
+    }
+  }
+
+  TEST_CASE("ln H in deviation form equals the direct definition") {
+    // Direct: -alpha x0 e^{rT} - alpha v Int e^{r(T-s)} P + (alpha^2 sigma^2/2) Int e^{2r(T-s)} P^2,
+    // for the constant path P = 2 (integrals in closed form).
+    const Market m;
+    const Schedule s(m, 10.0, TimeModel::continuous());
+    const double alpha = 0.4, x0 = 10.0, p = 2.0, r = m.r, T = 10.0, v = m.excess_return();
+    const double i1 = std::expm1(r * T) / r, i2 = std::expm1(2 * r * T) / (2 * r);
+    const double direct = -alpha * x0 * std::exp(r * T) - alpha * v * p * i1 + 0.5 * alpha * alpha * m.sigma * m.sigma * p * p * i2;
+    CHECK(ln_h(s, alpha, x0, [&](double) { return p; }) == doctest::Approx(direct).epsilon(1e-13));
+  }
+
+  TEST_CASE("wealth moments: constant amount in continuous time and discrete steps") {
+    const Market m;
+    const Schedule s(m, 10.0, TimeModel::continuous());
+    const double r = m.r, v = m.excess_return(), t = 7.0;
+    const auto mom = wealth_moments(s, 10.0, [](double) { return 2.0; }, t);
+    CHECK(mom.mean == doctest::Approx(10.0 * std::exp(r * t) + v * 2.0 * std::expm1(r * t) / r).epsilon(1e-13));
+    CHECK(mom.variance == doctest::Approx(m.sigma * m.sigma * 4.0 * std::expm1(2 * r * t) / (2 * r)).epsilon(1e-13));
+    const Schedule a(m, 10.0, TimeModel::annual());
+    const auto d = wealth_moments(a, 10.0, [](double) { return 2.0; }, 2.0);
+    CHECK(d.mean == doctest::Approx((10.0 * 1.04 + 2.0 * v) * 1.04 + 2.0 * v).epsilon(1e-14));
+    CHECK(d.variance == doctest::Approx(4.0 * m.sigma * m.sigma * (1.04 * 1.04 + 1.0)).epsilon(1e-14));
+  }
+
+  TEST_CASE("a discrete horizon that is not a whole number of steps is rejected") {
+    CHECK_THROWS_AS(Schedule(Market{}, 10.5, TimeModel::annual()), herdsim::InputError);
+    CHECK_NOTHROW(Schedule(Market{}, 10.5, TimeModel::discrete(2)));
+    CHECK_THROWS_AS(Schedule(Market{}, -1.0, TimeModel::continuous()), herdsim::InputError);
+  }
+}
