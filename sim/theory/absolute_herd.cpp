@@ -1,8 +1,8 @@
 #include "sim/theory/absolute_herd.hpp"
 
+#include <fmt/format.h>
 #include <boost/math/tools/roots.hpp>
 #include <cmath>
-#include <fmt/format.h>
 #include <limits>
 
 #include "sim/error.hpp"
@@ -24,9 +24,13 @@ double AbsoluteHerdSolution::kappa(double t) const {
   return std::exp(ln_vt_ - ln_eta_ - (2.0 - problem_.rho) * schedule_.ln_growth(t));
 }
 
-double AbsoluteHerdSolution::opinion(double t) const { return 1.0 / (1.0 + kappa(t)); }
+double AbsoluteHerdSolution::opinion(double t) const {
+  return 1.0 / (1.0 + kappa(t));
+}
 
-double AbsoluteHerdSolution::own_merton(double t) const { return merton_amount(schedule_, problem_.alpha, t); }
+double AbsoluteHerdSolution::own_merton(double t) const {
+  return merton_amount(schedule_, problem_.alpha, t);
+}
 
 double AbsoluteHerdSolution::leader_merton(double t) const {
   return merton_amount(schedule_, problem_.alpha_leader, t);
@@ -106,10 +110,10 @@ AbsoluteHerdSolution solve_absolute_herd(const HerdProblem& p, EtaFormula formul
   }
   const RootResult root = find_root_bracketed(f, lo, hi, f_lo, f_hi);
   if (!root.converged) {
-    throw SolverError(fmt::format(
-        "absolute herding: eta root search did not converge (alpha={}, theta={}, x0={}, T={}); "
-        "bracket [{}, {}]",
-        p.alpha, p.theta, p.x0, p.horizon, root.lo, root.hi));
+    throw SolverError(
+        fmt::format("absolute herding: eta root search did not converge (alpha={}, theta={}, x0={}, T={}); "
+                    "bracket [{}, {}]",
+                    p.alpha, p.theta, p.x0, p.horizon, root.lo, root.hi));
   }
   return {p, root.value, lo, evaluations};
 }

@@ -1,7 +1,7 @@
 #include "sim/theory/herd_problem.hpp"
 
-#include <cmath>
 #include <fmt/format.h>
+#include <cmath>
 
 #include "sim/error.hpp"
 
@@ -22,7 +22,7 @@ void validate(const HerdProblem& p) {
   check_positive("alpha", p.alpha);
   check_positive("alpha_leader", p.alpha_leader);
   check_positive("sigma", p.market.sigma);
-  check_positive("x0", p.x0);
+  check_finite("x0", p.x0);  // CARA allows any initial wealth; replanning agents may be under water
   check_positive("horizon", p.horizon);
   check_finite("mu", p.market.mu);
   check_finite("r", p.market.r);

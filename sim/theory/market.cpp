@@ -1,8 +1,8 @@
 #include "sim/theory/market.hpp"
 
+#include <fmt/format.h>
 #include <cmath>
 #include <cstdint>
-#include <fmt/format.h>
 
 #include <boost/math/tools/roots.hpp>
 
@@ -18,11 +18,12 @@ double lottery_prob_from_alpha(double alpha, LotteryConvention lottery) {
 
 double alpha_from_lottery_prob(double p, LotteryConvention lottery) {
   if (!(p > 0.0 && p < 1.0)) {
-    throw InputError(fmt::format("lottery probability must lie in (0, 1) to map to a finite alpha, got {}", p));
+    throw InputError(
+        fmt::format("lottery probability must lie in (0, 1) to map to a finite alpha, got {}", p));
   }
   if (!(lottery.win > lottery.sure && lottery.sure > 0.0)) {
-    throw InputError(fmt::format("lottery needs win > sure > 0, got win {} and sure {}", lottery.win,
-                                 lottery.sure));
+    throw InputError(
+        fmt::format("lottery needs win > sure > 0, got win {} and sure {}", lottery.win, lottery.sure));
   }
   const double p_neutral = lottery.sure / lottery.win;
   if (p == p_neutral) return 0.0;
@@ -37,7 +38,8 @@ double alpha_from_lottery_prob(double p, LotteryConvention lottery) {
   if (hi < lo) std::swap(lo, hi);
   std::uintmax_t max_iter = 200;
   const auto [a, b] = boost::math::tools::toms748_solve(
-      f, lo, hi, boost::math::tools::eps_tolerance<double>(std::numeric_limits<double>::digits - 2), max_iter);
+      f, lo, hi, boost::math::tools::eps_tolerance<double>(std::numeric_limits<double>::digits - 2),
+      max_iter);
   if (max_iter >= 200) throw SolverError(fmt::format("alpha_from_lottery_prob({}) did not converge", p));
   return 0.5 * (a + b);
 }

@@ -16,9 +16,9 @@ struct Market {
 
 /// The paper's defaults for the quantities that are not market parameters.
 namespace defaults {
-inline constexpr double alpha_leader = 0.2;  ///< the advisor's CARA risk aversion, per currency unit
-inline constexpr double x0 = 10.0;           ///< initial wealth, currency units ("million dollars")
-inline constexpr double horizon = 10.0;      ///< years
+inline constexpr double alpha_leader = 0.2;      ///< the advisor's CARA risk aversion, per currency unit
+inline constexpr double x0 = 10.0;               ///< initial wealth, currency units ("million dollars")
+inline constexpr double horizon = 10.0;          ///< years
 inline constexpr double theta_per_score = 1e-8;  ///< theta = score * 1e-8
 }  // namespace defaults
 
@@ -40,8 +40,12 @@ inline constexpr LotteryConvention lottery_win20_sure6{20.0, 6.0};
 [[nodiscard]] double alpha_from_lottery_prob(double p, LotteryConvention lottery = lottery_win10_sure3);
 
 /// theta = score * 1e-8 (the paper's 0..10 dependence score).
-[[nodiscard]] constexpr double theta_from_score(double score) { return score * defaults::theta_per_score; }
+[[nodiscard]] constexpr double theta_from_score(double score) {
+  return score * defaults::theta_per_score;
+}
 /// Inverse of theta_from_score.
-[[nodiscard]] constexpr double score_from_theta(double theta) { return theta / defaults::theta_per_score; }
+[[nodiscard]] constexpr double score_from_theta(double theta) {
+  return theta / defaults::theta_per_score;
+}
 
 }  // namespace herdsim::theory

@@ -26,6 +26,7 @@ struct WealthMoments {
   double mean = 0.0;      ///< currency units
   double variance = 0.0;  ///< currency units squared
 };
-[[nodiscard]] WealthMoments wealth_moments(const Schedule& schedule, double x0, const AmountPath& path, double t);
+[[nodiscard]] WealthMoments wealth_moments(const Schedule& schedule, double x0, const AmountPath& path,
+                                           double t);
 
 }  // namespace herdsim::theory

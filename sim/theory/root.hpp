@@ -24,8 +24,8 @@ RootResult find_root_bracketed(F&& f, double lo, double hi, double f_lo, double 
   if (f_hi == 0.0) return {hi, hi, hi, true};
   if ((f_lo < 0.0) == (f_hi < 0.0)) return {std::nan(""), lo, hi, false};
   auto tol = [](double a, double b) {
-    return std::abs(b - a) <= 4.0 * std::numeric_limits<double>::epsilon() *
-                                  std::max(1.0, std::min(std::abs(a), std::abs(b)));
+    return std::abs(b - a) <=
+           4.0 * std::numeric_limits<double>::epsilon() * std::max(1.0, std::min(std::abs(a), std::abs(b)));
   };
   std::uintmax_t iters = static_cast<std::uintmax_t>(max_iter);
   const auto [a, b] = boost::math::tools::toms748_solve(f, lo, hi, f_lo, f_hi, tol, iters);

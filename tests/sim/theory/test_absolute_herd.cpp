@@ -38,7 +38,8 @@ TEST_SUITE("theory.absolute_herd") {
       CHECK(close_rel(sol.expected_utility(), rows[i].num("expected_utility"), 1e-9));
       CHECK(close_rel(sol.deviation_penalty(), rows[i].num("deviation_penalty"), 1e-9));
       CHECK(close_rel(sol.objective(), rows[i].num("objective_J"), 1e-9));
-      const double ln_h_opt = ln_h(schedule, problem.alpha, problem.x0, [&](double t) { return sol.amount(t); });
+      const double ln_h_opt =
+          ln_h(schedule, problem.alpha, problem.x0, [&](double t) { return sol.amount(t); });
       CHECK(close_rel(ln_h_opt, rows[i].num("ln_H_at_opt"), 1e-10));
       for (std::size_t j = i; j < i + 11; ++j) {
         const auto& row = rows[j];
@@ -49,7 +50,8 @@ TEST_SUITE("theory.absolute_herd") {
         CHECK(close_rel(sol.own_merton(t), row.num("P_own_merton"), 1e-12));
         CHECK(close_rel(sol.leader_merton(t), row.num("P_leader_merton"), 1e-12));
         CHECK(close_rel(repo.amount(t), row.num("P_star_repo_variant"), 1e-10));
-        const auto mom = wealth_moments(schedule, problem.x0, [&](double s) { return sol.amount(s); }, t);
+        const auto mom = wealth_moments(
+            schedule, problem.x0, [&](double s) { return sol.amount(s); }, t);
         CHECK(close_rel(mom.mean, row.num("E_wealth_t"), 1e-9));
         CHECK(close_rel(mom.variance, row.num("Var_wealth_t"), 1e-9));
         ++checked;
@@ -87,7 +89,8 @@ TEST_SUITE("theory.absolute_herd") {
     CHECK(sol.opinion(0) == doctest::Approx(0.83117).epsilon(1e-5));
   }
 
-  TEST_CASE("limits: theta -> 0 gives Merton, theta -> inf gives the leader, alpha = alpha_L gives the leader") {
+  TEST_CASE(
+      "limits: theta -> 0 gives Merton, theta -> inf gives the leader, alpha = alpha_L gives the leader") {
     HerdProblem p;
     p.alpha = 0.6;
     p.theta = 0.0;

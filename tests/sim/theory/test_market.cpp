@@ -12,8 +12,10 @@ TEST_SUITE("theory.market") {
     REQUIRE(rows.size() == 14);  // 13 probabilities + the leader
     for (const auto& row : rows) {
       if (row.str("lottery_prob") == "leader") {  // alpha 0.2 -> p under each convention
-        CHECK(std::abs(lottery_prob_from_alpha(0.2, lottery_win10_sure3) - row.num("prob_check_win10_sure3")) <= 1e-12);
-        CHECK(std::abs(lottery_prob_from_alpha(0.2, lottery_win20_sure6) - row.num("prob_check_win20_sure6")) <= 1e-12);
+        CHECK(std::abs(lottery_prob_from_alpha(0.2, lottery_win10_sure3) -
+                       row.num("prob_check_win10_sure3")) <= 1e-12);
+        CHECK(std::abs(lottery_prob_from_alpha(0.2, lottery_win20_sure6) -
+                       row.num("prob_check_win20_sure6")) <= 1e-12);
         continue;
       }
       const double p = row.num("lottery_prob");

@@ -21,7 +21,8 @@ TEST_SUITE("theory.merton") {
       CAPTURE(t);
       CHECK(close_rel(merton_amount(continuous, alpha, t), row.num("merton_amount"), 1e-12));
       CHECK(close_rel(merton_amount(continuous, alpha, 10.0), row.num("merton_amount_at_T"), 1e-12));
-      if (t < 10.0) CHECK(close_rel(merton_amount(annual, alpha, t), row.num("merton_discrete_amount"), 1e-12));
+      if (t < 10.0)
+        CHECK(close_rel(merton_amount(annual, alpha, t), row.num("merton_discrete_amount"), 1e-12));
     }
   }
 
@@ -52,7 +53,8 @@ TEST_SUITE("theory.merton") {
     const Schedule s(m, 10.0, TimeModel::continuous());
     const double alpha = 0.4, x0 = 10.0, p = 2.0, r = m.r, T = 10.0, v = m.excess_return();
     const double i1 = std::expm1(r * T) / r, i2 = std::expm1(2 * r * T) / (2 * r);
-    const double direct = -alpha * x0 * std::exp(r * T) - alpha * v * p * i1 + 0.5 * alpha * alpha * m.sigma * m.sigma * p * p * i2;
+    const double direct = -alpha * x0 * std::exp(r * T) - alpha * v * p * i1 +
+                          0.5 * alpha * alpha * m.sigma * m.sigma * p * p * i2;
     CHECK(ln_h(s, alpha, x0, [&](double) { return p; }) == doctest::Approx(direct).epsilon(1e-13));
   }
 
@@ -60,11 +62,15 @@ TEST_SUITE("theory.merton") {
     const Market m;
     const Schedule s(m, 10.0, TimeModel::continuous());
     const double r = m.r, v = m.excess_return(), t = 7.0;
-    const auto mom = wealth_moments(s, 10.0, [](double) { return 2.0; }, t);
-    CHECK(mom.mean == doctest::Approx(10.0 * std::exp(r * t) + v * 2.0 * std::expm1(r * t) / r).epsilon(1e-13));
-    CHECK(mom.variance == doctest::Approx(m.sigma * m.sigma * 4.0 * std::expm1(2 * r * t) / (2 * r)).epsilon(1e-13));
+    const auto mom = wealth_moments(
+        s, 10.0, [](double) { return 2.0; }, t);
+    CHECK(mom.mean ==
+          doctest::Approx(10.0 * std::exp(r * t) + v * 2.0 * std::expm1(r * t) / r).epsilon(1e-13));
+    CHECK(mom.variance ==
+          doctest::Approx(m.sigma * m.sigma * 4.0 * std::expm1(2 * r * t) / (2 * r)).epsilon(1e-13));
     const Schedule a(m, 10.0, TimeModel::annual());
-    const auto d = wealth_moments(a, 10.0, [](double) { return 2.0; }, 2.0);
+    const auto d = wealth_moments(
+        a, 10.0, [](double) { return 2.0; }, 2.0);
     CHECK(d.mean == doctest::Approx((10.0 * 1.04 + 2.0 * v) * 1.04 + 2.0 * v).epsilon(1e-14));
     CHECK(d.variance == doctest::Approx(4.0 * m.sigma * m.sigma * (1.04 * 1.04 + 1.0)).epsilon(1e-14));
   }

@@ -1,0 +1,28 @@
+#include "agents/agent_support.hpp"
+
+#include <fmt/format.h>
+
+#include "sim/error.hpp"
+
+namespace herdsim::agents {
+
+const Eigen::VectorXd& param(const sim::PopulationState& pop, const std::string& name) {
+  for (const auto& [key, values] : pop.params) {
+    if (key == name) return values;
+  }
+  throw Error(fmt::format("population '{}' has no parameter '{}'", pop.name, name));
+}
+
+void play_plan(const sim::DecisionContext& ctx, int p0, int p1, int a0, int a1, sim::PopulationState& own) {
+  const int len = a1 - a0;
+  for (int p = p0; p < p1; ++p) {
+    own.amount.col(p).segment(a0, len) = own.theory_amount.row(ctx.step).segment(a0, len).transpose();
+  }
+}
+
+void set_initial_wealth(sim::PopulationState& own) {
+  const Eigen::VectorXd& w0 = param(own, "wealth0");
+  for (Eigen::Index p = 0; p < own.wealth.cols(); ++p) own.wealth.col(p) = w0;
+}
+
+}  // namespace herdsim::agents

@@ -1,0 +1,29 @@
+#pragma once
+// Small helpers shared by the agent kinds.
+#include "sim/population.hpp"
+#include "sim/scenario_spec.hpp"
+#include "sim/theory/schedule.hpp"
+
+namespace herdsim::agents {
+
+/// The theory market of a scenario.
+[[nodiscard]] inline theory::Market theory_market(const sim::ScenarioSpec& spec) {
+  return {spec.market.mu, spec.market.r, spec.market.sigma};
+}
+
+/// The time model whose optimum a plan follows: the simulated steps, or continuous time.
+[[nodiscard]] inline theory::TimeModel theory_time(const sim::ScenarioSpec& spec, sim::Optimum optimum) {
+  return optimum == sim::Optimum::discrete ? theory::TimeModel::discrete(spec.run.steps_per_year)
+                                           : theory::TimeModel::continuous();
+}
+
+/// The parameter vector called `name` (throws if the kind did not define it: a programmer error).
+[[nodiscard]] const Eigen::VectorXd& param(const sim::PopulationState& pop, const std::string& name);
+
+/// Writes the plan row k (theory_amount) into the slots [p0, p1) x [a0, a1).
+void play_plan(const sim::DecisionContext& ctx, int p0, int p1, int a0, int a1, sim::PopulationState& own);
+
+/// Sets every path's initial wealth to the per-agent `wealth0` parameter.
+void set_initial_wealth(sim::PopulationState& own);
+
+}  // namespace herdsim::agents

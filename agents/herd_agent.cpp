@@ -1,0 +1,228 @@
+#include "agents/herd_agent.hpp"
+
+#include <tbb/parallel_for.h>
+
+#include <array>
+#include <cmath>
+#include <fmt/format.h>
+#include <map>
+
+#include "agents/agent_support.hpp"
+#include "agents/merton_agent.hpp"
+#include "agents/parameters.hpp"
+#include "sim/error.hpp"
+#include "sim/theory/absolute_herd.hpp"
+#include "sim/theory/merton.hpp"
+#include "sim/theory/mutual_game.hpp"
+#include "sim/theory/relative_herd.hpp"
+
+namespace herdsim::agents {
+
+namespace {
+
+int find_population(const sim::ScenarioSpec& spec, const std::string& name) {
+  for (std::size_t i = 0; i < spec.populations.size(); ++i) {
+    if (spec.populations[i].name == name) return static_cast<int>(i);
+  }
+  throw ScenarioError(fmt::format("leader population '{}' not found", name));
+}
+
+}  // namespace
+
+HerdPopulation::HerdPopulation(const sim::ScenarioSpec& spec, int index)
+    : spec_(spec),
+      ps_(spec.populations[static_cast<std::size_t>(index)]),
+      index_(index),
+      // Relative herding is solved in continuous time; its plans are sampled at the decision times.
+      schedule_(theory_market(spec), spec.run.horizon,
+                ps_.herd == sim::HerdType::relative ? theory::TimeModel::continuous() : theory_time(spec, ps_.optimum)) {
+  // The scenario validator reports these too; the runtime refuses them whatever built the spec.
+  const bool relative = ps_.herd == sim::HerdType::relative;
+  const bool peers = ps_.influence == sim::Influence::peers;
+  if ((relative && peers) || (ps_.policy == sim::Policy::replan && (relative || peers))) {
+    throw ScenarioError(fmt::format("population '{}': {} herding with {} and policy {} is not available", ps_.name,
+                                    relative ? "relative" : "absolute", peers ? "peers" : "a leader",
+                                    ps_.policy == sim::Policy::replan ? "replan" : "plan/adaptive"));
+  }
+}
+
+void HerdPopulation::initialize(const sim::RunState& state, sim::PopulationState& own) {
+  const sim::CounterRng rng(spec_.run.seed);
+  own.params = expand_params({{"alpha", &ps_.alpha}, {"theta", &ps_.theta}, {"wealth0", &ps_.wealth}}, ps_.count,
+                             index_, rng);
+  set_initial_wealth(own);
+  alpha_ = param(own, "alpha");
+  theta_ = param(own, "theta");
+
+  const int n = spec_.run.steps();
+  const double dt = spec_.run.dt();
+  ln_growth_left_.resize(n);
+  ln_growth_.resize(n);
+  merton_unit_.resize(n);
+  projection_.resize(n);
+  for (int k = 0; k < n; ++k) {
+    const double t = k * dt;
+    ln_growth_[k] = schedule_.ln_growth(t);
+    // Deposit growth from t_k to T: one step more than G(t_k) = (1 + r dt)^{n-1-k} in discrete time.
+    ln_growth_left_[k] = schedule_.time().is_discrete() ? ln_growth_[k] + std::log1p(spec_.market.r * dt)
+                                                        : spec_.market.r * (spec_.run.horizon - t);
+    merton_unit_[k] = theory::merton_amount(schedule_, 1.0, t);
+    projection_[k] = k == 0 ? 1.0 : std::exp(schedule_.ln_growth(t - dt) - ln_growth_[k]);
+  }
+
+  if (ps_.influence == sim::Influence::leader) {
+    leader_index_ = find_population(spec_, ps_.leader);
+    const sim::PopulationSpec& leader = spec_.populations[static_cast<std::size_t>(leader_index_)];
+    leader_count_ = leader.count;
+    // The leader's parameters are a pure function of its spec: recompute rather than depend on order.
+    const auto leader_params = expand_params(merton_params(leader), leader.count, leader_index_, rng);
+    leader_alpha_.resize(ps_.count);
+    for (int i = 0; i < ps_.count; ++i) leader_alpha_[i] = leader_params[0].second[i % leader_count_];
+    own.params.emplace_back("leader_alpha", leader_alpha_);
+    plan_with_leader(own);
+  } else {
+    weights_ = build_network(ps_.network, theta_, index_, rng);
+    Eigen::VectorXd degree(ps_.count);
+    for (int i = 0; i < ps_.count; ++i) degree[i] = static_cast<double>(weights_.row(i).nonZeros());
+    own.params.emplace_back("degree", degree);
+    plan_with_peers(own);
+  }
+  if (ps_.herd == sim::HerdType::relative && ps_.policy == sim::Policy::adaptive) {
+    seen_before_ = Eigen::MatrixXd::Zero(ps_.count, state.paths);
+  }
+}
+
+// One theory solve per distinct (alpha, alpha_L, theta, x0): grids of thousands of agents share a few.
+void HerdPopulation::plan_with_leader(sim::PopulationState& own) {
+  const Eigen::VectorXd& x0 = param(own, "wealth0");
+  std::map<std::array<double, 4>, int> combo_of;
+  std::vector<int> agent_combo(static_cast<std::size_t>(ps_.count));
+  std::vector<std::array<double, 4>> combos;
+  for (int i = 0; i < ps_.count; ++i) {
+    const std::array<double, 4> key{alpha_[i], leader_alpha_[i], theta_[i], x0[i]};
+    const auto [it, inserted] = combo_of.emplace(key, static_cast<int>(combos.size()));
+    if (inserted) combos.push_back(key);
+    agent_combo[static_cast<std::size_t>(i)] = it->second;
+  }
+  const int n = spec_.run.steps();
+  Eigen::MatrixXd table(n, static_cast<Eigen::Index>(combos.size()));
+  tbb::parallel_for(std::size_t{0}, combos.size(), [&](std::size_t c) {
+    theory::HerdProblem hp;
+    hp.market = theory_market(spec_);
+    hp.alpha = combos[c][0];
+    hp.alpha_leader = combos[c][1];
+    hp.theta = combos[c][2];
+    hp.x0 = combos[c][3];
+    hp.rho = ps_.rho;
+    hp.horizon = spec_.run.horizon;
+    hp.time = schedule_.time();
+    const auto col = static_cast<Eigen::Index>(c);
+    if (ps_.herd == sim::HerdType::absolute) {
+      const auto sol = theory::solve_absolute_herd(hp);
+      for (int k = 0; k < n; ++k) table(k, col) = sol.amount(k * spec_.run.dt());
+    } else {
+      theory::RelativeHerdOptions opt;
+      opt.bc = ps_.bc == sim::Boundary::natural ? theory::BoundaryCondition::natural : theory::BoundaryCondition::pinned;
+      const auto sol = theory::solve_relative_herd(hp, opt);
+      for (int k = 0; k < n; ++k) table(k, col) = sol.amount(k * spec_.run.dt());
+    }
+  });
+  own.theory_amount.resize(n, ps_.count);
+  for (int i = 0; i < ps_.count; ++i) own.theory_amount.col(i) = table.col(agent_combo[static_cast<std::size_t>(i)]);
+}
+
+void HerdPopulation::plan_with_peers(sim::PopulationState& own) {
+  theory::MutualGame game;
+  game.market = theory_market(spec_);
+  game.horizon = spec_.run.horizon;
+  game.time = schedule_.time();
+  game.rho = ps_.rho;
+  game.alpha = alpha_;
+  game.x0 = param(own, "wealth0");
+  game.theta = weights_;
+  const auto sol = theory::solve_mutual_game(game);
+  const int n = spec_.run.steps();
+  own.theory_amount.resize(n, ps_.count);
+  for (int k = 0; k < n; ++k) own.theory_amount.row(k) = sol.amounts(k * spec_.run.dt()).transpose();
+}
+
+// What the agent observed at the previous step, projected one step ahead with Merton growth:
+// its leader's decision, or the theta-weighted mean of its peers' decisions.
+double HerdPopulation::reference(const sim::DecisionContext& ctx, int agent, int path) const {
+  if (leader_index_ >= 0) {
+    const auto& leader = ctx.state->populations[static_cast<std::size_t>(leader_index_)];
+    return leader.previous_amount(agent % leader_count_, path) * projection_[ctx.step];
+  }
+  const auto& prev = ctx.state->populations[static_cast<std::size_t>(ctx.population_index)].previous_amount;
+  double sum = 0.0;
+  for (WeightMatrix::InnerIterator it(weights_, agent); it; ++it) sum += it.value() * prev(it.col(), path);
+  return sum / theta_[agent] * projection_[ctx.step];
+}
+
+double HerdPopulation::replan(const sim::DecisionContext& ctx, int agent, double wealth) const {
+  theory::HerdProblem hp;
+  hp.market = theory_market(spec_);
+  hp.alpha = alpha_[agent];
+  hp.alpha_leader = leader_alpha_[agent];
+  hp.theta = theta_[agent];
+  hp.rho = ps_.rho;
+  hp.x0 = wealth;
+  hp.horizon = spec_.run.horizon - ctx.time;
+  hp.time = schedule_.time();
+  return theory::solve_absolute_herd(hp).amount(0.0);
+}
+
+void HerdPopulation::decide(const sim::DecisionContext& ctx, int p0, int p1, int a0, int a1,
+                            sim::PopulationState& own) const {
+  if (ps_.policy == sim::Policy::plan) {
+    play_plan(ctx, p0, p1, a0, a1, own);
+    return;
+  }
+  const int k = ctx.step;
+  if (ps_.policy == sim::Policy::replan) {
+    for (int p = p0; p < p1; ++p) {
+      for (int i = a0; i < a1; ++i) own.amount(i, p) = replan(ctx, i, own.wealth(i, p));
+    }
+    return;
+  }
+  // Adaptive: the first decision sees nobody's; it is the agent's own Merton amount.
+  if (k == 0) {
+    for (int p = p0; p < p1; ++p) {
+      for (int i = a0; i < a1; ++i) own.amount(i, p) = merton_unit_[0] / alpha_[i];
+    }
+    return;
+  }
+  const double s2 = spec_.market.sigma * spec_.market.sigma;
+  const double v = spec_.market.mu - spec_.market.r;
+  const double horizon_left = spec_.run.horizon - ctx.time;
+  const double dt = spec_.run.dt();
+  for (int p = p0; p < p1; ++p) {
+    for (int i = a0; i < a1; ++i) {
+      const double own_merton = merton_unit_[k] / alpha_[i];
+      if (theta_[i] == 0.0 || (leader_index_ < 0 && weights_.row(i).nonZeros() == 0)) {
+        own.amount(i, p) = own_merton;
+        continue;
+      }
+      // eta estimated by its own-Merton value from the realised wealth over the remaining horizon.
+      const double ln_eta = -alpha_[i] * own.wealth(i, p) * std::exp(ln_growth_left_[k]) -
+                            v * v * horizon_left / (2.0 * s2);
+      const double seen = reference(ctx, i, p);
+      if (ps_.herd == sim::HerdType::absolute) {
+        // FOC of absolute herding with the observed reference: P = w P_alpha + (1 - w) reference.
+        const double ln_kappa = std::log(theta_[i] / (alpha_[i] * s2)) - ln_eta - (2.0 - ps_.rho) * ln_growth_[k];
+        const double w = 1.0 / (1.0 + std::exp(ln_kappa));
+        own.amount(i, p) = w * own_merton + (1.0 - w) * seen;
+      } else {
+        // Myopic discretised Euler-Lagrange: follow the reference's observed change from one's own
+        // last decision, pulled to one's own Merton amount with weight q dt^2 / (1 + q dt^2).
+        const double change = k == 1 ? seen * (1.0 - 1.0 / projection_[k]) : seen - seen_before_(i, p) * projection_[k];
+        seen_before_(i, p) = seen / projection_[k];
+        const double ln_q = ln_eta + std::log(alpha_[i] * s2 / theta_[i]) + 2.0 * ln_growth_[k];
+        const double w = 1.0 / (1.0 + std::exp(-(ln_q + 2.0 * std::log(dt))));
+        own.amount(i, p) = w * own_merton + (1.0 - w) * (own.previous_amount(i, p) + change);
+      }
+    }
+  }
+}
+
+}  // namespace herdsim::agents

@@ -1,0 +1,44 @@
+#pragma once
+// Herd-following investors: absolute or relative herding, on a leader (a merton population) or on
+// peers (a network, solved as the mutual game). Policies:
+//   plan     - the open-loop optimum of the theory, computed at t = 0 (path independent);
+//   replan   - each step, the optimum over the remaining horizon from the realised wealth;
+//   adaptive - a myopic best response to the decisions the leader/peers actually took at the
+//              previous step (docs/scenarios.md, "adaptive rule"); nobody's plan is visible.
+// Parameters: alpha, theta, wealth0 (+ leader_alpha, or degree for peers).
+#include "agents/network.hpp"
+#include "sim/population.hpp"
+#include "sim/theory/schedule.hpp"
+
+namespace herdsim::agents {
+
+class HerdPopulation final : public sim::Population {
+ public:
+  HerdPopulation(const sim::ScenarioSpec& spec, int index);
+  void initialize(const sim::RunState& state, sim::PopulationState& own) override;
+  void decide(const sim::DecisionContext& ctx, int p0, int p1, int a0, int a1, sim::PopulationState& own) const override;
+  [[nodiscard]] bool path_independent() const override { return ps_.policy == sim::Policy::plan; }
+  [[nodiscard]] double decision_cost() const override { return ps_.policy == sim::Policy::replan ? 1000.0 : 1.0; }
+
+ private:
+  void plan_with_leader(sim::PopulationState& own);
+  void plan_with_peers(sim::PopulationState& own);
+  [[nodiscard]] double reference(const sim::DecisionContext& ctx, int agent, int path) const;
+  [[nodiscard]] double replan(const sim::DecisionContext& ctx, int agent, double wealth) const;
+
+  const sim::ScenarioSpec& spec_;
+  const sim::PopulationSpec& ps_;
+  int index_;
+  int leader_index_ = -1;
+  int leader_count_ = 0;
+  theory::Schedule schedule_;   // of the optimum the agents follow
+  Eigen::VectorXd alpha_, theta_, leader_alpha_;
+  WeightMatrix weights_;        // peers: theta_ij
+  // Per-step constants of the adaptive rule: ln of the remaining horizon's deposit growth,
+  // ln G(t_k), Merton's amount for alpha = 1, and the one-step growth of a Merton amount.
+  Eigen::VectorXd ln_growth_left_, ln_growth_, merton_unit_, projection_;
+  // Relative adaptive: the reference decision seen at the previous step, per slot (agent x path).
+  mutable Eigen::MatrixXd seen_before_;
+};
+
+}  // namespace herdsim::agents

@@ -1,0 +1,71 @@
+#include "agents/parameters.hpp"
+
+#include <boost/math/distributions/normal.hpp>
+#include <cmath>
+
+#include "sim/theory/market.hpp"
+
+namespace herdsim::agents {
+
+double apply_scale(sim::ParamSpec::Scale scale, double value) {
+  switch (scale) {
+    case sim::ParamSpec::Scale::lottery_prob:
+      return theory::alpha_from_lottery_prob(value);
+    case sim::ParamSpec::Scale::score:
+      return theory::theta_from_score(value);
+    case sim::ParamSpec::Scale::direct:
+      break;
+  }
+  return value;
+}
+
+double sample_distribution(const sim::DistributionSpec& d, double u) {
+  using Kind = sim::DistributionSpec::Kind;
+  if (d.kind == Kind::uniform) return d.a + (d.b - d.a) * u;
+  // Normal and lognormal by inverse CDF, so truncation is exact and costs one draw.
+  const boost::math::normal_distribution<double> z(d.a, d.b);
+  const bool log_space = d.kind == Kind::lognormal;
+  auto to_z = [&](double bound) { return log_space ? std::log(bound) : bound; };
+  double lo = 0.0;
+  double hi = 1.0;
+  if (d.low && (!log_space || *d.low > 0.0)) lo = boost::math::cdf(z, to_z(*d.low));
+  if (d.high) hi = boost::math::cdf(z, to_z(*d.high));
+  const double x = boost::math::quantile(z, lo + (hi - lo) * u);
+  return log_space ? std::exp(x) : x;
+}
+
+std::vector<std::pair<std::string, Eigen::VectorXd>> expand_params(const std::vector<NamedParam>& params, int count,
+                                                                   int population_index,
+                                                                   const sim::CounterRng& rng) {
+  // Grid radices: the list lengths; the last list varies fastest.
+  std::vector<int> radix(params.size(), 1);
+  int grid = 1;
+  for (std::size_t j = 0; j < params.size(); ++j) {
+    if (params[j].spec->form == sim::ParamSpec::Form::list) {
+      radix[j] = static_cast<int>(params[j].spec->values.size());
+      grid *= radix[j];
+    }
+  }
+  std::vector<std::pair<std::string, Eigen::VectorXd>> out;
+  for (std::size_t j = 0; j < params.size(); ++j) {
+    const sim::ParamSpec& ps = *params[j].spec;
+    int stride = 1;  // product of the radices after j
+    for (std::size_t l = j + 1; l < params.size(); ++l) stride *= radix[l];
+    Eigen::VectorXd values(count);
+    for (int i = 0; i < count; ++i) {
+      double raw = ps.value;
+      if (ps.form == sim::ParamSpec::Form::list) {
+        raw = ps.values[static_cast<std::size_t>((i % grid) / stride % radix[j])];
+      } else if (ps.form == sim::ParamSpec::Form::distribution) {
+        const double u = rng.uniform(sim::Stream::parameters, static_cast<std::uint64_t>(population_index),
+                                     static_cast<std::uint64_t>(j), static_cast<std::uint64_t>(i));
+        raw = sample_distribution(ps.distribution, u);
+      }
+      values[i] = apply_scale(ps.scale, raw);
+    }
+    out.emplace_back(params[j].name, std::move(values));
+  }
+  return out;
+}
+
+}  // namespace herdsim::agents

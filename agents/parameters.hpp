@@ -1,0 +1,32 @@
+#pragma once
+// Per-agent parameters from their scenario description: constants, lists combined as a grid and
+// cycled to the population's count, or distributions drawn from the `parameters` RNG stream.
+#include <Eigen/Core>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "sim/market/random.hpp"
+#include "sim/scenario_spec.hpp"
+
+namespace herdsim::agents {
+
+/// A named parameter of a population kind, in the order that defines the grid (first slowest).
+struct NamedParam {
+  std::string name;
+  const sim::ParamSpec* spec;
+};
+
+/// Values for `count` agents. Lists form a grid over all list-valued parameters in `params` order
+/// (the first varies slowest), cycled to count; distributions are drawn per agent with the key
+/// (population_index, parameter position, agent). Scales (lottery_prob, score) are mapped.
+[[nodiscard]] std::vector<std::pair<std::string, Eigen::VectorXd>> expand_params(
+    const std::vector<NamedParam>& params, int count, int population_index, const sim::CounterRng& rng);
+
+/// Inverse CDF of a (possibly truncated) distribution at u in (0, 1).
+[[nodiscard]] double sample_distribution(const sim::DistributionSpec& d, double u);
+
+/// Maps a raw value by the parameter's scale (lottery probability -> alpha, score -> theta).
+[[nodiscard]] double apply_scale(sim::ParamSpec::Scale scale, double value);
+
+}  // namespace herdsim::agents

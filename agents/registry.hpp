@@ -1,0 +1,19 @@
+#pragma once
+// The one place that maps a population kind to its implementation. Adding a kind: a file pair under
+// agents/, one line here, its keys in io/scenario_toml.cpp, a test, and docs (docs/adding-an-agent.md).
+#include <memory>
+#include <vector>
+
+#include "sim/population.hpp"
+#include "sim/scenario_spec.hpp"
+#include "sim/simulation.hpp"
+
+namespace herdsim::agents {
+
+/// One implementation per population of the spec, in order.
+[[nodiscard]] std::vector<std::unique_ptr<sim::Population>> make_populations(const sim::ScenarioSpec& spec);
+
+/// A ready-to-run simulation of the spec.
+[[nodiscard]] std::unique_ptr<sim::Simulation> make_simulation(const sim::ScenarioSpec& spec);
+
+}  // namespace herdsim::agents

@@ -1,0 +1,685 @@
+#include "io/hdf5_output.hpp"
+
+#include <fmt/format.h>
+#include <hdf5.h>
+
+#include <algorithm>
+#include <cassert>
+#include <cmath>
+#include <ctime>
+#include <filesystem>
+#include <limits>
+#include <mutex>
+#include <numeric>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "sim/error.hpp"
+
+namespace herdsim::io {
+
+namespace {
+
+constexpr int kSchemaVersion = 1;
+/// About 1 MiB of doubles: the cap on one chunk.
+constexpr hsize_t kChunkElements = (hsize_t{1} << 20) / sizeof(double);
+/// Row-appended small datasets (time, market, summaries) take several rows per chunk but stay well
+/// inside HDF5's default 1 MiB chunk cache, so appending a row never rereads a chunk from disk.
+constexpr hsize_t kSmallChunkElements = kChunkElements / 4;
+constexpr hsize_t kSmallChunkRowsMax = 1024;
+
+// ---------------------------------------------------------------------------------------------
+// Error handling: every HDF5 call goes through check() or make() exactly once.
+
+/// HDF5's own description of the innermost error on the stack (auto-printing is off).
+std::string hdf5_reason() {
+  std::string reason;
+  H5Ewalk2(
+      H5E_DEFAULT, H5E_WALK_UPWARD,
+      [](unsigned n, const H5E_error2_t* err, void* data) -> herr_t {
+        if (n == 0 && err->desc != nullptr) *static_cast<std::string*>(data) = err->desc;
+        return 0;
+      },
+      &reason);
+  H5Eclear2(H5E_DEFAULT);
+  return reason;
+}
+
+[[noreturn]] void raise(const char* call, const std::string& object) {
+  const std::string reason = hdf5_reason();
+  throw IoError(fmt::format("HDF5 {} failed on {}{}{}", call, object, reason.empty() ? "" : ": ", reason));
+}
+
+void check(herr_t status, const char* call, const std::string& object) {
+  if (status < 0) raise(call, object);
+}
+
+/// Turns off HDF5's printing of its error stack: failures become IoError instead.
+void silence_hdf5_errors() {
+  static std::once_flag once;
+  std::call_once(once, [] { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); });
+}
+
+/// Owns one HDF5 identifier. Ids that HDF5 already closed (a file closed with H5F_CLOSE_STRONG
+/// closes its datasets) are skipped, so a recorder may outlive its file.
+class Handle {
+ public:
+  using Closer = herr_t (*)(hid_t);
+  Handle() = default;
+  Handle(hid_t id, Closer closer) : id_(id), closer_(closer) {}
+  Handle(Handle&& other) noexcept : id_(std::exchange(other.id_, -1)), closer_(other.closer_) {}
+  Handle& operator=(Handle&& other) noexcept {
+    if (this != &other) {
+      reset();
+      id_ = std::exchange(other.id_, -1);
+      closer_ = other.closer_;
+    }
+    return *this;
+  }
+  Handle(const Handle&) = delete;
+  Handle& operator=(const Handle&) = delete;
+  ~Handle() { reset(); }
+
+  [[nodiscard]] hid_t get() const { return id_; }
+  [[nodiscard]] bool valid() const { return id_ >= 0; }
+  /// Gives up ownership (for a close whose status must be checked).
+  hid_t release() { return std::exchange(id_, -1); }
+  void reset() noexcept {
+    if (id_ >= 0 && H5Iis_valid(id_) > 0) closer_(id_);
+    id_ = -1;
+  }
+
+ private:
+  hid_t id_ = -1;
+  Closer closer_ = nullptr;
+};
+
+Handle make(hid_t id, Handle::Closer closer, const char* call, const std::string& object) {
+  if (id < 0) raise(call, object);
+  return {id, closer};
+}
+
+Handle make_space(const std::vector<hsize_t>& dims, const std::vector<hsize_t>& maxdims, const std::string& object) {
+  return make(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), maxdims.empty() ? nullptr : maxdims.data()),
+              H5Sclose, "H5Screate_simple", object);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Attributes. Strings are variable-length UTF-8: h5py reads them as str, and the text lives on the
+// global heap so a long scenario does not hit the 64 KiB object-header limit.
+
+void write_attribute(hid_t object, const std::string& where, const char* name, hid_t file_type, hid_t mem_type,
+                     const std::vector<hsize_t>& dims, const void* data) {
+  const std::string what = fmt::format("attribute '{}' of {}", name, where);
+  Handle space = dims.empty() ? make(H5Screate(H5S_SCALAR), H5Sclose, "H5Screate", what) : make_space(dims, {}, what);
+  Handle attr = make(H5Acreate2(object, name, file_type, space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose,
+                     "H5Acreate2", what);
+  check(H5Awrite(attr.get(), mem_type, data), "H5Awrite", what);
+}
+
+void write_attribute(hid_t object, const std::string& where, const char* name, const std::string& value) {
+  const std::string what = fmt::format("attribute '{}' of {}", name, where);
+  Handle type = make(H5Tcopy(H5T_C_S1), H5Tclose, "H5Tcopy", what);
+  check(H5Tset_size(type.get(), H5T_VARIABLE), "H5Tset_size", what);
+  check(H5Tset_cset(type.get(), H5T_CSET_UTF8), "H5Tset_cset", what);
+  const char* text = value.c_str();
+  write_attribute(object, where, name, type.get(), type.get(), {}, &text);
+}
+
+void write_attribute(hid_t object, const std::string& where, const char* name, int value) {
+  write_attribute(object, where, name, H5T_STD_I32LE, H5T_NATIVE_INT, {}, &value);
+}
+
+void write_attribute(hid_t object, const std::string& where, const char* name, double value) {
+  write_attribute(object, where, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, {}, &value);
+}
+
+std::string utc_now_iso8601() {
+  const std::time_t now = std::time(nullptr);
+  std::tm utc{};
+  gmtime_r(&now, &utc);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &utc);
+  return text;
+}
+
+const char* kind_name(sim::AgentKind kind) {
+  switch (kind) {
+    case sim::AgentKind::merton:
+      return "merton";
+    case sim::AgentKind::herd:
+      return "herd";
+    case sim::AgentKind::noise:
+      return "noise";
+  }
+  return "unknown";
+}
+
+// ---------------------------------------------------------------------------------------------
+// Datasets
+
+/// Chunk shape for rows of shape `row_dims`, `rows` rows per chunk: capped at `budget` elements by
+/// splitting the inner axes, the last (agent) axis first.
+std::vector<hsize_t> chunk_shape(const std::vector<hsize_t>& row_dims, hsize_t rows, hsize_t budget) {
+  std::vector<hsize_t> chunk{rows};
+  hsize_t room = std::max<hsize_t>(1, budget / rows);
+  for (std::size_t i = 0; i < row_dims.size(); ++i) {
+    hsize_t inner = 1;  // elements per unit of this axis, from the axes after it
+    for (std::size_t j = i + 1; j < row_dims.size(); ++j) inner *= std::max<hsize_t>(1, row_dims[j]);
+    const hsize_t take = std::clamp<hsize_t>(room / inner, 1, std::max<hsize_t>(1, row_dims[i]));
+    chunk.push_back(take);
+    room = std::max<hsize_t>(1, room / take);
+  }
+  return chunk;
+}
+
+struct DatasetSpec {
+  std::string dims;           ///< axis names, e.g. "step,path,agent"
+  std::string units;          ///< empty: no units attribute
+  bool trajectory = false;    ///< one row per chunk, gzip when asked
+  int gzip = 0;               ///< deflate level for trajectory datasets
+};
+
+/// Creates a chunked dataset whose first axis is `rows` long (H5S_UNLIMITED max when `extendible`).
+Handle create_dataset(hid_t parent, const std::string& parent_where, const std::string& name, hid_t file_type,
+                      hsize_t rows, const std::vector<hsize_t>& row_dims, bool extendible, const DatasetSpec& spec,
+                      std::string& where) {
+  where = parent_where == "/" ? "/" + name : parent_where + "/" + name;
+  std::vector<hsize_t> dims{rows};
+  dims.insert(dims.end(), row_dims.begin(), row_dims.end());
+  std::vector<hsize_t> maxdims = dims;
+  if (extendible) maxdims[0] = H5S_UNLIMITED;
+
+  hsize_t row_size = 1;
+  for (const hsize_t d : row_dims) row_size *= std::max<hsize_t>(1, d);
+  const hsize_t chunk_rows =
+      spec.trajectory ? 1 : std::clamp<hsize_t>(kSmallChunkElements / row_size, 1, kSmallChunkRowsMax);
+  std::vector<hsize_t> chunk =
+      chunk_shape(row_dims, chunk_rows, spec.trajectory ? kChunkElements : kSmallChunkElements);
+  if (!extendible) chunk[0] = std::min(chunk[0], std::max<hsize_t>(1, rows));
+
+  Handle dcpl = make(H5Pcreate(H5P_DATASET_CREATE), H5Pclose, "H5Pcreate", where);
+  check(H5Pset_chunk(dcpl.get(), static_cast<int>(chunk.size()), chunk.data()), "H5Pset_chunk", where);
+  if (spec.trajectory && spec.gzip > 0) {
+    check(H5Pset_deflate(dcpl.get(), static_cast<unsigned>(spec.gzip)), "H5Pset_deflate", where);
+  }
+  Handle space = make_space(dims, maxdims, where);
+  Handle dset = make(H5Dcreate2(parent, name.c_str(), file_type, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
+                     H5Dclose, "H5Dcreate2", where);
+  write_attribute(dset.get(), where, "dims", spec.dims);
+  if (!spec.units.empty()) write_attribute(dset.get(), where, "units", spec.units);
+  return dset;
+}
+
+/// A dataset extended by one row per append: the unit of bounded-memory recording.
+class Series {
+ public:
+  Series() = default;
+  Series(hid_t parent, const std::string& parent_where, const std::string& name, hid_t file_type, hid_t mem_type,
+         std::vector<hsize_t> row_dims, const DatasetSpec& spec)
+      : row_dims_(std::move(row_dims)), mem_type_(mem_type) {
+    dset_ = create_dataset(parent, parent_where, name, file_type, 0, row_dims_, true, spec, where_);
+    // The default memory layout of one row: contiguous, row-major.
+    row_space_ = make_space(row_dims_.empty() ? std::vector<hsize_t>{1} : row_dims_, {}, where_);
+  }
+
+  [[nodiscard]] bool valid() const { return dset_.valid(); }
+
+  /// Appends one row read from `data` through `mem_space` (a selection in the caller's buffer), or
+  /// through a contiguous row when mem_space is negative.
+  void append(const void* data, hid_t mem_space = -1) {
+    std::vector<hsize_t> extent{rows_ + 1};
+    extent.insert(extent.end(), row_dims_.begin(), row_dims_.end());
+    check(H5Dset_extent(dset_.get(), extent.data()), "H5Dset_extent", where_);
+    Handle file_space = make(H5Dget_space(dset_.get()), H5Sclose, "H5Dget_space", where_);
+    std::vector<hsize_t> start(extent.size(), 0);
+    start[0] = rows_;
+    extent[0] = 1;
+    check(H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start.data(), nullptr, extent.data(), nullptr),
+          "H5Sselect_hyperslab", where_);
+    check(H5Dwrite(dset_.get(), mem_type_, mem_space >= 0 ? mem_space : row_space_.get(), file_space.get(),
+                   H5P_DEFAULT, data),
+          "H5Dwrite", where_);
+    ++rows_;
+  }
+
+  void close() {
+    dset_.reset();
+    row_space_.reset();
+  }
+
+ private:
+  Handle dset_;
+  Handle row_space_;
+  std::vector<hsize_t> row_dims_;
+  hid_t mem_type_ = -1;
+  hsize_t rows_ = 0;
+  std::string where_;
+};
+
+/// Selects `paths` (sorted) x the first `agents` entries in a row-major (all_paths, all_agents)
+/// buffer: the memory layout of an Eigen column-major (agents x paths) matrix. No copy is needed
+/// even for a subset; with every path and agent the selection is the whole buffer.
+Handle select_paths_agents(const std::vector<int>& paths, hsize_t all_paths, hsize_t all_agents, hsize_t agents,
+                           const std::string& where) {
+  Handle space = make_space({all_paths, all_agents}, {}, where);
+  if (paths.size() == all_paths && agents == all_agents) return space;
+  H5S_seloper_t op = H5S_SELECT_SET;
+  for (const int p : paths) {
+    const hsize_t start[2] = {static_cast<hsize_t>(p), 0};
+    const hsize_t count[2] = {1, agents};
+    check(H5Sselect_hyperslab(space.get(), op, start, nullptr, count, nullptr), "H5Sselect_hyperslab", where);
+    op = H5S_SELECT_OR;
+  }
+  return space;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Summaries
+
+/// mean, std (ddof 0), min, max, then the quantiles (linear interpolation, numpy's default) of the
+/// finite `values`; NaN when there are none. Reorders `values`.
+void summarize(std::vector<double>& values, const std::vector<double>& quantiles, std::vector<double>& out) {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  out.assign(4 + quantiles.size(), nan);
+  values.erase(std::remove_if(values.begin(), values.end(), [](double v) { return !std::isfinite(v); }),
+               values.end());
+  if (values.empty()) return;
+  const auto n = static_cast<double>(values.size());
+  const double mean = std::accumulate(values.begin(), values.end(), 0.0) / n;
+  double squares = 0.0;
+  for (const double v : values) squares += (v - mean) * (v - mean);
+  const auto [lo, hi] = std::minmax_element(values.begin(), values.end());
+  out[0] = mean;
+  out[1] = std::sqrt(squares / n);
+  out[2] = *lo;
+  out[3] = *hi;
+
+  // Quantiles in increasing order, each nth_element on what is right of the previous one.
+  std::vector<std::size_t> order(quantiles.size());
+  std::iota(order.begin(), order.end(), std::size_t{0});
+  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return quantiles[a] < quantiles[b]; });
+  auto first = values.begin();
+  for (const std::size_t i : order) {
+    const double h = std::clamp(quantiles[i], 0.0, 1.0) * (n - 1.0);
+    const auto below = static_cast<std::ptrdiff_t>(std::floor(h));
+    const auto at = values.begin() + below;
+    std::nth_element(first, at, values.end());
+    first = at;
+    const double a = *at;
+    const double b = below + 1 < static_cast<std::ptrdiff_t>(values.size()) ? *std::min_element(at + 1, values.end()) : a;
+    out[4 + i] = a + (h - static_cast<double>(below)) * (b - a);
+  }
+}
+
+std::string stats_names(const std::vector<double>& quantiles) {
+  std::string names = "mean,std,min,max";
+  for (const double q : quantiles) names += fmt::format(",q{}", q);
+  return names;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// The file
+
+struct Hdf5Output::File {
+  std::string partial_path;
+  Handle id;
+  Handle complete_attr;  ///< the root attribute `complete`, set to 1 on commit
+};
+
+namespace {
+
+/// Writes one run into one group (see docs/hdf5-schema.md).
+class Recorder final : public sim::Observer {
+ public:
+  Recorder(std::shared_ptr<Hdf5Output::File> file, const std::string& group, const sim::RecordSpec& record,
+           const std::string& sweep_point)
+      : file_(std::move(file)), record_(record), where_(group) {
+    if (record_.every < 1) throw InputError(fmt::format("record.every must be >= 1, got {}", record_.every));
+    if (record_.compression < 0 || record_.compression > 9) {
+      throw InputError(fmt::format("record.compression must be in 0..9, got {}", record_.compression));
+    }
+    const hid_t fid = require_open();
+    if (group == "/") {
+      group_ = make(H5Gopen2(fid, "/", H5P_DEFAULT), H5Gclose, "H5Gopen2", where());
+    } else {
+      Handle lcpl = make(H5Pcreate(H5P_LINK_CREATE), H5Pclose, "H5Pcreate", where());
+      check(H5Pset_create_intermediate_group(lcpl.get(), 1), "H5Pset_create_intermediate_group", where());
+      group_ = make(H5Gcreate2(fid, group.c_str(), lcpl.get(), H5P_DEFAULT, H5P_DEFAULT), H5Gclose, "H5Gcreate2",
+                    where());
+    }
+    if (!sweep_point.empty()) write_attribute(group_.get(), where(), "sweep_point", sweep_point);
+  }
+
+  void on_start(const sim::RunState& state) override {
+    require_open();
+    if (state.spec == nullptr) throw InputError("HDF5 recorder: the RunState has no scenario spec");
+    steps_ = state.steps;
+    dt_ = state.spec->run.dt();
+    select_paths(state.paths);
+    write_group_attributes(state);
+    create_time_and_market(state);
+    populations_.clear();
+    populations_.reserve(state.populations.size());
+    Handle pops_group = make(H5Gcreate2(group_.get(), "populations", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+                             H5Gclose, "H5Gcreate2", child("populations"));
+    for (const auto& pop : state.populations) {
+      populations_.push_back(create_population(pops_group.get(), child("populations"), pop, state.paths));
+    }
+
+    write_wealth_row(0, state);
+    save_decision_wealth(state);  // X_0: step 0 is always a decision
+  }
+
+  void on_step(int k, const sim::RunState& state) override {
+    require_open();
+    assert(k >= 0 && k < steps_);
+    if (k % record_.every == 0) write_decision_row(k, state);
+    const int s = k + 1;
+    if (s % record_.every == 0 || s == steps_) write_wealth_row(s, state);
+    if (s < steps_ && s % record_.every == 0) save_decision_wealth(state);
+  }
+
+  void on_finish(const sim::RunState& /*state*/) override {
+    // Everything is on disk already: release handles and buffers now rather than at destruction.
+    for (Series* series : {&step_, &t_, &decision_step_, &price_, &return_, &shock_}) series->close();
+    populations_.clear();
+    market_space_.reset();
+  }
+
+ private:
+  struct Population {
+    std::string where;
+    int agents = 0;                    ///< recorded agents (first max_agents)
+    Handle space;                      ///< selection of recorded paths x agents in an (agents x paths) matrix
+    Series wealth, amount;             ///< trajectories (invalid when not recorded)
+    Series summary_wealth, summary_amount, summary_proportion;
+    std::vector<double> decision_wealth;  ///< X_k of the next decision, recorded paths x all agents
+  };
+
+  hid_t require_open() const {
+    if (!file_->id.valid() || H5Iis_valid(file_->id.get()) <= 0) {
+      throw IoError(fmt::format("HDF5 recorder for {}: the output file is already closed", where()));
+    }
+    return file_->id.get();
+  }
+
+  [[nodiscard]] std::string where() const { return fmt::format("{}:{}", file_->partial_path, where_); }
+  [[nodiscard]] std::string child(const std::string& name) const {
+    return where_ == "/" ? "/" + name : where_ + "/" + name;
+  }
+
+  void select_paths(int all_paths) {
+    paths_ = record_.paths;
+    if (paths_.empty()) {
+      paths_.resize(static_cast<std::size_t>(all_paths));
+      std::iota(paths_.begin(), paths_.end(), 0);
+    }
+    // Sorted: HDF5 walks a memory selection in increasing order.
+    std::sort(paths_.begin(), paths_.end());
+    paths_.erase(std::unique(paths_.begin(), paths_.end()), paths_.end());
+    for (const int p : paths_) {
+      if (p < 0 || p >= all_paths) {
+        throw InputError(fmt::format("record.paths: path {} is out of range (the run has {} paths)", p, all_paths));
+      }
+    }
+  }
+
+  void write_group_attributes(const sim::RunState& state) {
+    const hid_t g = group_.get();
+    write_attribute(g, where(), "steps", state.steps);
+    write_attribute(g, where(), "dt", dt_);
+    write_attribute(g, where(), "every", record_.every);
+    write_attribute(g, where(), "paths_total", state.paths);
+    write_attribute(g, where(), "paths", H5T_STD_I32LE, H5T_NATIVE_INT, {paths_.size()}, paths_.data());
+  }
+
+  void create_time_and_market(const sim::RunState& state) {
+    const std::string time_where = child("time");
+    Handle time = make(H5Gcreate2(group_.get(), "time", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose,
+                       "H5Gcreate2", time_where);
+    step_ = Series(time.get(), time_where, "step", H5T_STD_I32LE, H5T_NATIVE_INT, {}, {"step", "", false, 0});
+    t_ = Series(time.get(), time_where, "t", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, {}, {"step", "years", false, 0});
+    decision_step_ = Series(time.get(), time_where, "decision_step", H5T_STD_I32LE, H5T_NATIVE_INT, {},
+                            {"decision_step", "", false, 0});
+
+    const std::string market_where = child("market");
+    Handle market = make(H5Gcreate2(group_.get(), "market", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose,
+                         "H5Gcreate2", market_where);
+    const std::vector<hsize_t> row{paths_.size()};
+    price_ = Series(market.get(), market_where, "price", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, row,
+                    {"step,path", "currency units", false, 0});
+    return_ = Series(market.get(), market_where, "return", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, row,
+                     {"decision_step,path", "1", false, 0});
+    shock_ = Series(market.get(), market_where, "shock", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, row,
+                    {"decision_step,path", "1", false, 0});
+    market_space_ = make_market_space(static_cast<hsize_t>(state.paths), market_where);
+  }
+
+  /// Selects the recorded entries of a per-path vector.
+  Handle make_market_space(hsize_t all_paths, const std::string& where_text) const {
+    Handle space = make_space({all_paths}, {}, where_text);
+    if (paths_.size() == all_paths) return space;
+    H5S_seloper_t op = H5S_SELECT_SET;
+    for (const int p : paths_) {
+      const hsize_t start = static_cast<hsize_t>(p);
+      const hsize_t count = 1;
+      check(H5Sselect_hyperslab(space.get(), op, &start, nullptr, &count, nullptr), "H5Sselect_hyperslab",
+            where_text);
+      op = H5S_SELECT_OR;
+    }
+    return space;
+  }
+
+  Population create_population(hid_t parent, const std::string& parent_where, const sim::PopulationState& pop,
+                               int all_paths) {
+    Population out;
+    out.where = parent_where + "/" + pop.name;
+    const int max_agents = record_.max_agents < 0 ? pop.count : std::min(record_.max_agents, pop.count);
+    out.agents = max_agents;
+    Handle group = make(H5Gcreate2(parent, pop.name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose,
+                        "H5Gcreate2", out.where);
+    write_attribute(group.get(), out.where, "kind", std::string(kind_name(pop.kind)));
+    write_attribute(group.get(), out.where, "count", pop.count);
+    write_attribute(group.get(), out.where, "recorded_agents", record_.trajectories ? out.agents : 0);
+
+    const auto agents = static_cast<hsize_t>(out.agents);
+    const bool trajectories = record_.trajectories && agents > 0;
+    if (trajectories) {
+      const std::vector<hsize_t> row{paths_.size(), agents};
+      const int gzip = record_.compression;
+      out.wealth = Series(group.get(), out.where, "wealth", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, row,
+                          {"step,path,agent", "currency units", true, gzip});
+      out.amount = Series(group.get(), out.where, "amount", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, row,
+                          {"decision_step,path,agent", "currency units", true, gzip});
+      out.space = select_paths_agents(paths_, static_cast<hsize_t>(all_paths), static_cast<hsize_t>(pop.count),
+                                      agents, out.where);
+      write_params(group.get(), out.where, pop, agents);
+      if (pop.theory_amount.size() > 0) write_theory(group.get(), out.where, pop, agents);
+    }
+
+    const std::string summary_where = out.where + "/summary";
+    Handle summary = make(H5Gcreate2(group.get(), "summary", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose,
+                          "H5Gcreate2", summary_where);
+    write_attribute(summary.get(), summary_where, "stats", stats_names(record_.quantiles));
+    const std::vector<hsize_t> stats_row{4 + record_.quantiles.size()};
+    out.summary_wealth = Series(summary.get(), summary_where, "wealth", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE,
+                                stats_row, {"step,stat", "currency units", false, 0});
+    out.summary_amount = Series(summary.get(), summary_where, "amount", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE,
+                                stats_row, {"decision_step,stat", "currency units", false, 0});
+    out.summary_proportion = Series(summary.get(), summary_where, "proportion", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE,
+                                    stats_row, {"decision_step,stat", "1", false, 0});
+    return out;
+  }
+
+  void write_params(hid_t group, const std::string& group_where, const sim::PopulationState& pop, hsize_t agents) {
+    const std::string params_where = group_where + "/params";
+    Handle params = make(H5Gcreate2(group, "params", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose,
+                         "H5Gcreate2", params_where);
+    for (const auto& [name, values] : pop.params) {
+      assert(values.size() == pop.count);
+      std::string where_text;
+      Handle dset = create_dataset(params.get(), params_where, name, H5T_IEEE_F64LE, agents, {}, false,
+                                   {"agent", "", false, 0}, where_text);
+      // The first `agents` entries of the vector are contiguous: write straight from it.
+      Handle mem = make_space({agents}, {}, where_text);
+      check(H5Dwrite(dset.get(), H5T_NATIVE_DOUBLE, mem.get(), H5S_ALL, H5P_DEFAULT, values.data()), "H5Dwrite",
+            where_text);
+    }
+  }
+
+  /// theory/amount (decision_step, agent), all n steps. The Eigen matrix is (steps x count) column-
+  /// major, so one step's amounts are strided in memory: written row by row through a strided
+  /// selection, without a transposed copy.
+  void write_theory(hid_t group, const std::string& group_where, const sim::PopulationState& pop, hsize_t agents) {
+    assert(pop.theory_amount.rows() == steps_ && pop.theory_amount.cols() == pop.count);
+    const std::string theory_where = group_where + "/theory";
+    Handle theory = make(H5Gcreate2(group, "theory", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose,
+                         "H5Gcreate2", theory_where);
+    std::string where_text;
+    const auto steps = static_cast<hsize_t>(steps_);
+    Handle dset = create_dataset(theory.get(), theory_where, "amount", H5T_IEEE_F64LE, steps, {agents}, false,
+                                 {"decision_step,agent", "currency units", true, record_.compression}, where_text);
+    Handle mem = make_space({static_cast<hsize_t>(pop.theory_amount.size())}, {}, where_text);
+    Handle file_space = make(H5Dget_space(dset.get()), H5Sclose, "H5Dget_space", where_text);
+    for (hsize_t s = 0; s < steps; ++s) {
+      const hsize_t file_start[2] = {s, 0};
+      const hsize_t file_count[2] = {1, agents};
+      check(H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, file_start, nullptr, file_count, nullptr),
+            "H5Sselect_hyperslab", where_text);
+      const hsize_t mem_start = s;
+      const hsize_t mem_stride = steps;
+      check(H5Sselect_hyperslab(mem.get(), H5S_SELECT_SET, &mem_start, &mem_stride, &agents, nullptr),
+            "H5Sselect_hyperslab", where_text);
+      check(H5Dwrite(dset.get(), H5T_NATIVE_DOUBLE, mem.get(), file_space.get(), H5P_DEFAULT,
+                     pop.theory_amount.data()),
+            "H5Dwrite", where_text);
+    }
+  }
+
+  /// Values of an (agents x paths) matrix on the recorded paths, all agents, into scratch_.
+  void gather(const Eigen::MatrixXd& matrix) {
+    scratch_.clear();
+    for (const int p : paths_) {
+      const double* column = matrix.col(p).data();
+      scratch_.insert(scratch_.end(), column, column + matrix.rows());
+    }
+  }
+
+  void append_summary(Series& series) {
+    summarize(scratch_, record_.quantiles, stats_);
+    series.append(stats_.data());
+  }
+
+  void write_wealth_row(int s, const sim::RunState& state) {
+    step_.append(&s);
+    const double t = s * dt_;
+    t_.append(&t);
+    price_.append(state.market.price.data(), market_space_.get());
+    for (std::size_t i = 0; i < populations_.size(); ++i) {
+      Population& pop = populations_[i];
+      const auto& wealth = state.populations[i].wealth;
+      assert(wealth.rows() == state.populations[i].count && wealth.cols() == state.paths);
+      if (pop.wealth.valid()) pop.wealth.append(wealth.data(), pop.space.get());
+      gather(wealth);
+      append_summary(pop.summary_wealth);
+    }
+  }
+
+  void write_decision_row(int k, const sim::RunState& state) {
+    decision_step_.append(&k);
+    return_.append(state.market.simple_return.data(), market_space_.get());
+    shock_.append(state.market.shock.data(), market_space_.get());
+    for (std::size_t i = 0; i < populations_.size(); ++i) {
+      Population& pop = populations_[i];
+      const auto& amount = state.populations[i].amount;
+      assert(amount.rows() == state.populations[i].count && amount.cols() == state.paths);
+      if (pop.amount.valid()) pop.amount.append(amount.data(), pop.space.get());
+      gather(amount);
+      // Proportion P_k / X_k, with X_k kept from the callback before this decision.
+      assert(pop.decision_wealth.size() == scratch_.size());
+      ratio_.resize(scratch_.size());
+      for (std::size_t j = 0; j < scratch_.size(); ++j) ratio_[j] = scratch_[j] / pop.decision_wealth[j];
+      append_summary(pop.summary_amount);
+      scratch_.swap(ratio_);
+      append_summary(pop.summary_proportion);
+    }
+  }
+
+  void save_decision_wealth(const sim::RunState& state) {
+    for (std::size_t i = 0; i < populations_.size(); ++i) {
+      gather(state.populations[i].wealth);
+      populations_[i].decision_wealth.assign(scratch_.begin(), scratch_.end());
+    }
+  }
+
+  std::shared_ptr<Hdf5Output::File> file_;
+  sim::RecordSpec record_;
+  std::string where_;  ///< the group's path in the file
+  Handle group_;
+  std::vector<int> paths_;  ///< recorded paths, sorted
+  int steps_ = 0;
+  double dt_ = 0.0;
+  Series step_, t_, decision_step_;
+  Series price_, return_, shock_;
+  Handle market_space_;
+  std::vector<Population> populations_;
+  std::vector<double> scratch_;  ///< values of one quantity on the recorded paths, all agents
+  std::vector<double> ratio_;    ///< proportions P_k / X_k of one decision
+  std::vector<double> stats_;    ///< one summary row
+};
+
+}  // namespace
+
+Hdf5Output::Hdf5Output(const std::string& path, const Provenance& provenance)
+    : path_(path), file_(std::make_shared<File>()) {
+  silence_hdf5_errors();
+  file_->partial_path = path + ".partial";
+  const std::string& where = file_->partial_path;
+  // STRONG: closing the file also closes the datasets that recorders still hold.
+  Handle fapl = make(H5Pcreate(H5P_FILE_ACCESS), H5Pclose, "H5Pcreate", where);
+  check(H5Pset_fclose_degree(fapl.get(), H5F_CLOSE_STRONG), "H5Pset_fclose_degree", where);
+  file_->id = make(H5Fcreate(where.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()), H5Fclose, "H5Fcreate", where);
+
+  Handle root = make(H5Gopen2(file_->id.get(), "/", H5P_DEFAULT), H5Gclose, "H5Gopen2", where);
+  const hid_t r = root.get();
+  write_attribute(r, where, "schema_version", kSchemaVersion);
+  write_attribute(r, where, "herdsim_version", provenance.herdsim_version);
+  write_attribute(r, where, "seed", H5T_STD_U64LE, H5T_NATIVE_UINT64, {}, &provenance.seed);
+  write_attribute(r, where, "scenario", provenance.scenario_text);
+  write_attribute(r, where, "command_line", provenance.command_line);
+  write_attribute(r, where, "created", utc_now_iso8601());
+  write_attribute(r, where, "complete", 0);
+  file_->complete_attr = make(H5Aopen(r, "complete", H5P_DEFAULT), H5Aclose, "H5Aopen", where + " attribute complete");
+}
+
+Hdf5Output::~Hdf5Output() {
+  // Not committed: close what is there and leave PATH.partial with complete = 0.
+  file_->complete_attr.reset();
+  file_->id.reset();
+}
+
+std::unique_ptr<sim::Observer> Hdf5Output::recorder(const std::string& group, const sim::RecordSpec& record,
+                                                   const std::string& sweep_point) {
+  return std::make_unique<Recorder>(file_, group, record, sweep_point);
+}
+
+void Hdf5Output::commit() {
+  const std::string& where = file_->partial_path;
+  if (!file_->id.valid()) throw IoError(fmt::format("{}: already committed", path_));
+  const int complete = 1;
+  check(H5Awrite(file_->complete_attr.get(), H5T_NATIVE_INT, &complete), "H5Awrite", where + " attribute complete");
+  file_->complete_attr.reset();
+  check(H5Fclose(file_->id.release()), "H5Fclose", where);
+
+  std::error_code error;
+  std::filesystem::rename(where, path_, error);
+  if (error) throw IoError(fmt::format("cannot rename '{}' to '{}': {}", where, path_, error.message()));
+  bytes_written_ = std::filesystem::file_size(path_, error);
+  if (error) throw IoError(fmt::format("cannot read the size of '{}': {}", path_, error.message()));
+}
+
+}  // namespace herdsim::io

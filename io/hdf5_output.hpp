@@ -1,0 +1,55 @@
+#pragma once
+// The HDF5 trajectory file (layout: docs/hdf5-schema.md, schema_version 1). One Hdf5Output is one
+// file; each run writes into its own group through an observer that appends rows as the run goes,
+// so memory stays bounded whatever the run length. The file only gets its final name on commit().
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "sim/observer.hpp"
+#include "sim/scenario_spec.hpp"
+
+namespace herdsim::io {
+
+/// One output file. Written as PATH + ".partial"; commit() writes the root attribute complete = 1
+/// last, closes and renames to PATH. Destroyed without commit (failure, Ctrl-C): closes and leaves
+/// PATH.partial with complete = 0 — never a file that looks complete; an existing PATH is not
+/// touched until commit. Every failing HDF5 call raises IoError naming the call and the object.
+class Hdf5Output {
+ public:
+  /// What produced the file, stored as root attributes.
+  struct Provenance {
+    std::string herdsim_version;  ///< e.g. "0.1.0"
+    std::uint64_t seed = 0;       ///< the run seed
+    std::string scenario_text;    ///< the full scenario text after overrides
+    std::string command_line;     ///< the command as typed
+  };
+
+  /// Creates PATH.partial (truncating a stale one) and writes the root attributes with complete = 0.
+  Hdf5Output(const std::string& path, const Provenance& provenance);
+  ~Hdf5Output();
+  Hdf5Output(const Hdf5Output&) = delete;
+  Hdf5Output& operator=(const Hdf5Output&) = delete;
+
+  /// An observer writing one run into `group` ("/" for a single run, "/sweep_000" etc. for sweep
+  /// points); the group gets the attribute `sweep_point` (text "key=value;...") when it is given.
+  /// Throws InputError for an invalid RecordSpec (every < 1).
+  [[nodiscard]] std::unique_ptr<sim::Observer> recorder(const std::string& group, const sim::RecordSpec& record,
+                                                        const std::string& sweep_point = "");
+
+  /// Marks the file complete, closes it (and every recorder's datasets) and renames it to path().
+  void commit();
+  /// Size of the committed file, in bytes (0 before commit).
+  [[nodiscard]] std::uint64_t bytes_written() const { return bytes_written_; }
+  /// The final path (the file lives at path() + ".partial" until commit).
+  [[nodiscard]] const std::string& path() const { return path_; }
+
+  struct File;  ///< the open HDF5 file, shared with the recorders (defined in the .cpp)
+
+ private:
+  std::string path_;
+  std::shared_ptr<File> file_;
+  std::uint64_t bytes_written_ = 0;
+};
+
+}  // namespace herdsim::io

@@ -1,0 +1,23 @@
+#pragma once
+// Observers hang off the step loop: what to record is decided by them, how the step loop runs is not
+// their business. Callbacks run on the calling thread, between steps, in a fixed order.
+#include "sim/run_state.hpp"
+
+namespace herdsim::sim {
+
+class Observer {
+ public:
+  Observer() = default;
+  Observer(const Observer&) = delete;
+  Observer& operator=(const Observer&) = delete;
+  virtual ~Observer() = default;
+  /// Before the first step: wealth = X_0, price = S_0, amounts undefined.
+  virtual void on_start(const RunState& state) = 0;
+  /// After step k (0..steps-1) has settled: amount = P_k, wealth = X_{k+1}, price = S_{k+1},
+  /// simple_return and shock of step k.
+  virtual void on_step(int k, const RunState& state) = 0;
+  /// The run completed. Not called when the run fails or is interrupted.
+  virtual void on_finish(const RunState& state) = 0;
+};
+
+}  // namespace herdsim::sim

@@ -1,0 +1,128 @@
+#pragma once
+// The validated description of a scenario: plain structs, no behaviour. io/ builds them from a TOML
+// file (every problem reported at once); sim/ turns one into a Simulation. One spec can feed many
+// runs (sweep points are separate specs).
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sim/theory/market.hpp"
+
+namespace herdsim::sim {
+
+/// How wealth moves over one step of length dt given the shock eps.
+enum class WealthUpdate {
+  arithmetic,  ///< the paper's: X <- X(1 + r dt) + P(v dt + sigma sqrt(dt) eps); price S <- S(1 + mu dt + sigma sqrt(dt) eps)
+  lognormal,   ///< exact GBM: X <- (X - P) e^{r dt} + P S'/S, S' = S exp((mu - sigma^2/2) dt + sigma sqrt(dt) eps)
+};
+
+/// [run]
+struct RunSpec {
+  std::uint64_t seed = 42;   ///< keys every random draw (market, noise, parameters)
+  int paths = 1;             ///< independent Monte Carlo market paths
+  double horizon = 10.0;     ///< T, years
+  int steps_per_year = 1;    ///< decisions per year; 1 reproduces the paper
+  WealthUpdate wealth_update = WealthUpdate::arithmetic;
+  [[nodiscard]] int steps() const { return static_cast<int>(horizon * steps_per_year + 0.5); }
+  [[nodiscard]] double dt() const { return 1.0 / steps_per_year; }
+};
+
+/// [market] (per year)
+struct MarketSpec {
+  double mu = 0.07;
+  double r = 0.04;
+  double sigma = 0.17;
+  double price0 = 1.0;  ///< initial stock price
+};
+
+/// A distribution of a per-agent parameter; optional truncation to [low, high] (rejection-free,
+/// by inverse CDF of the truncated law).
+struct DistributionSpec {
+  enum class Kind { uniform, normal, lognormal };
+  Kind kind = Kind::uniform;
+  double a = 0.0;  ///< uniform: low; normal: mean; lognormal: mean of ln X
+  double b = 1.0;  ///< uniform: high; normal: std; lognormal: std of ln X
+  std::optional<double> low;   ///< truncation (normal, lognormal)
+  std::optional<double> high;
+};
+
+/// One per-agent parameter: a constant, a list (combined as a grid with the population's other
+/// lists, then cycled to count), or a distribution (drawn per agent from the `parameters` stream).
+struct ParamSpec {
+  enum class Form { constant, list, distribution };
+  /// What the numbers are: the parameter itself, a lottery probability (alpha only), or a
+  /// dependence score (theta only, theta = score * 1e-8).
+  enum class Scale { direct, lottery_prob, score };
+  Form form = Form::constant;
+  Scale scale = Scale::direct;
+  double value = 0.0;               ///< constant
+  std::vector<double> values;       ///< list
+  DistributionSpec distribution;    ///< distribution
+};
+
+/// The network of a `peers` population. theta_ij = theta_i / degree_i over i's neighbours, so an
+/// agent's total herding weight is its theta whatever the degree.
+struct NetworkSpec {
+  enum class Kind { all_to_all, ring, erdos_renyi, small_world };
+  Kind kind = Kind::ring;
+  int k = 2;           ///< ring / small_world: neighbours on each side
+  double p = 0.1;      ///< erdos_renyi: edge probability; small_world: rewiring probability
+};
+
+enum class AgentKind { merton, herd, noise };
+enum class HerdType { absolute, relative };
+enum class Influence { leader, peers };
+enum class Policy { plan, replan, adaptive };
+/// Which optimum a plan follows: the exact optimum of the simulated discrete steps, or the
+/// continuous-time closed form sampled at the decision times (the released InvestAlign code).
+enum class Optimum { discrete, continuous };
+enum class Boundary { pinned, natural };
+
+/// [[population]]
+struct PopulationSpec {
+  std::string name;
+  AgentKind kind = AgentKind::merton;
+  int count = 1;
+  // herd
+  HerdType herd = HerdType::absolute;
+  Influence influence = Influence::leader;
+  std::string leader;             ///< influence = leader: name of a merton population; agent i follows leader agent i mod count
+  NetworkSpec network;            ///< influence = peers
+  Policy policy = Policy::plan;
+  Optimum optimum = Optimum::discrete;
+  Boundary bc = Boundary::pinned; ///< relative herding
+  double rho = 0.0;               ///< absolute herding time weight exponent
+  // per-agent parameters
+  ParamSpec alpha;    ///< CARA risk aversion (merton, herd)
+  /// Maps alpha given as lottery probabilities (Scale::lottery_prob) to alpha: `lottery` key.
+  theory::LotteryConvention lottery = theory::lottery_win10_sure3;
+  ParamSpec theta;    ///< herding coefficient (herd)
+  ParamSpec wealth;   ///< initial wealth, currency units
+  ParamSpec proportion;  ///< noise: the proportion of wealth in the stock, drawn every step
+  /// Source line of the [[population]] table, for messages raised after parsing (0 if unknown).
+  int source_line = 0;
+};
+
+/// [record]
+struct RecordSpec {
+  int every = 1;                    ///< record every k-th step (the final step is always recorded)
+  bool trajectories = true;         ///< false: per-step summaries only
+  bool enabled = true;              ///< false: nothing but the final summary (benchmarks)
+  std::vector<int> paths;           ///< subset of paths to record (empty: all)
+  int max_agents = -1;              ///< record only the first max_agents agents of each population (-1: all)
+  int compression = 0;              ///< gzip level 0..9 for trajectory datasets
+  std::vector<double> quantiles{0.05, 0.25, 0.5, 0.75, 0.95};
+};
+
+/// A whole validated scenario (one sweep point).
+struct ScenarioSpec {
+  RunSpec run;
+  MarketSpec market;
+  std::vector<PopulationSpec> populations;
+  RecordSpec record;
+  std::string text;  ///< the full scenario text after overrides (provenance)
+  std::vector<std::pair<std::string, double>> sweep_point;  ///< key path -> value of this sweep point
+};
+
+}  // namespace herdsim::sim

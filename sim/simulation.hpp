@@ -1,0 +1,93 @@
+#pragma once
+// The runtime: owns the state of one run and advances it through a declared sequence of phases,
+// notifying observers after every step. Parallel with oneTBB; every result is a pure function of
+// the spec and the seed (counter-based RNG, each task writes only its own slots), so it is bitwise
+// identical for any thread count.
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "sim/error.hpp"
+#include "sim/market/market_step.hpp"
+#include "sim/market/random.hpp"
+#include "sim/observer.hpp"
+#include "sim/population.hpp"
+#include "sim/scenario_spec.hpp"
+
+namespace herdsim::sim {
+
+/// Raised when a run is cancelled (Ctrl-C) between steps.
+class Interrupted : public Error {
+ public:
+  using Error::Error;
+};
+
+/// How to run (not part of the scenario: it never changes results).
+struct RunOptions {
+  int threads = 0;  ///< 0: all hardware threads
+  /// Called after each step (or block of steps) on the calling thread: steps done, steps total.
+  std::function<void(int, int)> progress;
+  const std::atomic<bool>* cancel = nullptr;  ///< checked between steps
+};
+
+/// Wall-clock time spent in one phase of the step loop.
+struct PhaseTiming {
+  std::string name;
+  double seconds = 0.0;
+};
+
+/// What a finished run reports.
+struct RunSummary {
+  double seconds = 0.0;
+  double agent_steps = 0.0;  ///< agents x paths x steps
+  bool fused = false;        ///< advanced by the fused kernel (no observers, path-independent decisions)
+  std::vector<PhaseTiming> phases;
+};
+
+/// Builds the implementations of a spec's populations (agents::make_populations); it receives the
+/// simulation's own copy of the spec, which outlives the populations that keep references into it.
+using PopulationFactory = std::function<std::vector<std::unique_ptr<Population>>(const ScenarioSpec&)>;
+
+class Simulation {
+ public:
+  /// make(spec)[i] implements spec.populations[i].
+  Simulation(ScenarioSpec spec, const PopulationFactory& make);
+  Simulation(const Simulation&) = delete;
+  Simulation& operator=(const Simulation&) = delete;
+
+  /// Observers are notified in the order added; not owned.
+  void add_observer(Observer* observer) { observers_.push_back(observer); }
+  /// Runs all steps; throws Interrupted when cancelled. Call once.
+  RunSummary run(const RunOptions& options = {});
+
+  [[nodiscard]] const RunState& state() const { return state_; }
+
+ private:
+  void decide(int k);
+  void move_market(int k);
+  void settle(int k);
+  void run_fused(const RunOptions& options, RunSummary& summary);
+
+  /// The step loop, as data: adding a phase edits this list.
+  struct Phase {
+    const char* name;
+    void (Simulation::*run)(int k);
+  };
+  static constexpr Phase phases_[] = {
+      {"decide", &Simulation::decide},
+      {"market", &Simulation::move_market},
+      {"settle", &Simulation::settle},
+  };
+
+  ScenarioSpec spec_;
+  std::vector<std::unique_ptr<Population>> populations_;
+  std::vector<Observer*> observers_;
+  RunState state_;
+  CounterRng rng_;
+  StepCoefficients coefficients_;
+  Eigen::VectorXd excess_;  ///< per path: excess return of the current step
+};
+
+}  // namespace herdsim::sim

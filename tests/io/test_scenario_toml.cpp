@@ -1,0 +1,650 @@
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "io/scenario_toml.hpp"
+#include "sim/error.hpp"
+
+using herdsim::io::parse_scenario;
+using herdsim::io::ScenarioFileError;
+using herdsim::io::ScenarioProblem;
+namespace sim = herdsim::sim;
+
+namespace {
+
+// The issue's example, verbatim.
+const std::string issue_example = R"([run]
+seed = 42
+paths = 1000            # Monte Carlo market paths
+horizon = 10            # years
+steps_per_year = 1
+[market]
+r = 0.04
+mu = 0.07
+sigma = 0.17
+[[population]]
+name = "advisor"
+kind = "merton"
+count = 1
+alpha = 0.2
+wealth = 10.0
+[[population]]
+name = "followers"
+kind = "herd"           # absolute or relative herding
+herd = "absolute"
+influence = "leader"    # or "peers" with a network
+leader = "advisor"
+policy = "plan"         # plan | replan | adaptive
+count = 6600
+alpha = { lottery_prob = [0.4, 0.5, 0.6, 0.7, 0.8, 0.9] }
+theta = { score = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10] }
+wealth = 10.0
+[record]
+every = 1
+)";
+
+const std::string advisor = "[[population]]\nname = \"advisor\"\nkind = \"merton\"\nalpha = 0.2\n";
+/// A valid herd population following the advisor, with extra lines appended to its table.
+std::string follower(const std::string& extra = "") {
+  return "[[population]]\nname = \"f\"\nkind = \"herd\"\nleader = \"advisor\"\nalpha = 0.5\ntheta = 1e-8\n" + extra;
+}
+/// A valid peers population with extra lines appended to its table.
+std::string peers(const std::string& extra = "") {
+  return "[[population]]\nname = \"p\"\nkind = \"herd\"\ninfluence = \"peers\"\ncount = 5\nalpha = 0.5\ntheta = 0\n" +
+         extra;
+}
+std::string merton_with(const std::string& extra) { return advisor + extra; }
+
+std::vector<ScenarioProblem> problems_of(const std::string& text, const std::vector<std::string>& overrides = {}) {
+  try {
+    (void)parse_scenario(text, "t.toml", overrides);
+  } catch (const ScenarioFileError& e) {
+    return e.problems();
+  }
+  return {};
+}
+
+std::string listing(const std::vector<ScenarioProblem>& ps) {
+  std::string out;
+  for (const auto& p : ps) out += herdsim::io::format_scenario_problem("t.toml", p) + "\n";
+  return out;
+}
+
+/// True if some problem has this key path and a message containing fragment.
+bool has_problem(const std::vector<ScenarioProblem>& ps, const std::string& key, const std::string& fragment) {
+  return std::any_of(ps.begin(), ps.end(), [&](const ScenarioProblem& p) {
+    return p.key_path == key && p.message.find(fragment) != std::string::npos;
+  });
+}
+
+#define CHECK_PROBLEM(text, key, fragment)                                        \
+  do {                                                                            \
+    const auto ps_ = problems_of(text);                                           \
+    INFO("scenario:\n" << (text) << "\nproblems:\n" << listing(ps_));             \
+    CHECK(has_problem(ps_, key, fragment));                                       \
+  } while (false)
+
+#define CHECK_VALID(text)                                                         \
+  do {                                                                            \
+    const auto ps_ = problems_of(text);                                           \
+    INFO("scenario:\n" << (text) << "\nproblems:\n" << listing(ps_));             \
+    CHECK(ps_.empty());                                                           \
+  } while (false)
+
+sim::ScenarioSpec one(const std::string& text, const std::vector<std::string>& overrides = {}) {
+  const auto specs = parse_scenario(text, "t.toml", overrides);
+  REQUIRE(specs.size() == 1);
+  return specs[0];
+}
+
+}  // namespace
+
+TEST_SUITE("io.scenario_toml") {
+  TEST_CASE("the issue's example parses to the expected structs") {
+    const auto s = one(issue_example);
+    CHECK(s.run.seed == 42);
+    CHECK(s.run.paths == 1000);
+    CHECK(s.run.horizon == 10.0);
+    CHECK(s.run.steps_per_year == 1);
+    CHECK(s.run.wealth_update == sim::WealthUpdate::arithmetic);
+    CHECK(s.market.r == 0.04);
+    CHECK(s.market.mu == 0.07);
+    CHECK(s.market.sigma == 0.17);
+    CHECK(s.market.price0 == 1.0);
+    REQUIRE(s.populations.size() == 2);
+
+    const auto& a = s.populations[0];
+    CHECK(a.name == "advisor");
+    CHECK(a.kind == sim::AgentKind::merton);
+    CHECK(a.count == 1);
+    CHECK(a.alpha.form == sim::ParamSpec::Form::constant);
+    CHECK(a.alpha.scale == sim::ParamSpec::Scale::direct);
+    CHECK(a.alpha.value == 0.2);
+    CHECK(a.wealth.value == 10.0);
+    CHECK(a.policy == sim::Policy::plan);
+    CHECK(a.source_line == 10);
+
+    const auto& f = s.populations[1];
+    CHECK(f.name == "followers");
+    CHECK(f.kind == sim::AgentKind::herd);
+    CHECK(f.herd == sim::HerdType::absolute);
+    CHECK(f.influence == sim::Influence::leader);
+    CHECK(f.leader == "advisor");
+    CHECK(f.policy == sim::Policy::plan);
+    CHECK(f.count == 6600);
+    CHECK(f.alpha.form == sim::ParamSpec::Form::list);
+    CHECK(f.alpha.scale == sim::ParamSpec::Scale::lottery_prob);
+    CHECK(f.alpha.values == std::vector<double>{0.4, 0.5, 0.6, 0.7, 0.8, 0.9});
+    CHECK(f.lottery.win == 10.0);
+    CHECK(f.lottery.sure == 3.0);
+    CHECK(f.theta.form == sim::ParamSpec::Form::list);
+    CHECK(f.theta.scale == sim::ParamSpec::Scale::score);
+    CHECK(f.theta.values.size() == 11);
+    CHECK(f.theta.values.back() == 10.0);
+    CHECK(f.source_line == 16);
+    CHECK(s.record.every == 1);
+    CHECK(s.sweep_point.empty());
+  }
+
+  TEST_CASE("omitted tables and keys take the documented defaults") {
+    const auto s = one(advisor);
+    CHECK(s.run.seed == 42);
+    CHECK(s.run.paths == 1);
+    CHECK(s.run.steps() == 10);
+    CHECK(s.market.sigma == 0.17);
+    CHECK(s.populations[0].count == 1);
+    CHECK(s.populations[0].wealth.form == sim::ParamSpec::Form::constant);
+    CHECK(s.populations[0].wealth.value == 10.0);
+    CHECK(s.populations[0].optimum == sim::Optimum::discrete);
+    CHECK(s.record.enabled);
+    CHECK(s.record.max_agents == -1);
+    CHECK(s.record.quantiles == std::vector<double>{0.05, 0.25, 0.5, 0.75, 0.95});
+  }
+
+  TEST_CASE("every key of every table is read") {
+    const auto s = one(R"([run]
+seed = 7
+paths = 8
+horizon = 2.5
+steps_per_year = 4
+wealth_update = "lognormal"
+[market]
+mu = 0.1
+r = -0.01
+sigma = 0.3
+price0 = 2
+[[population]]
+name = "advisor"
+kind = "merton"
+alpha = { lottery_prob = 0.9 }
+lottery = "win20_sure6"
+policy = "replan"
+optimum = "continuous"
+[[population]]
+name = "rel"
+kind = "herd"
+herd = "relative"
+leader = "advisor"
+bc = "natural"
+policy = "adaptive"
+alpha = { dist = "lognormal", mu = -1, sigma = 0.5 }
+theta = { score = { dist = "uniform", low = 0, high = 10 } }
+wealth = { dist = "normal", mean = 10, std = 2, low = 1, high = 20 }
+[[population]]
+name = "p"
+kind = "herd"
+influence = "peers"
+network = { kind = "small_world", k = 2, p = 0.2 }
+count = 10
+rho = 1.5
+alpha = 0.3
+theta = [0, 1e-8]
+[[population]]
+name = "noise-1"
+kind = "noise"
+count = 3
+proportion = { dist = "normal", mean = 0.5, std = 0.1 }
+[record]
+every = 2
+trajectories = false
+enabled = true
+paths = [0, 7]
+max_agents = 100
+compression = 4
+quantiles = [0.1, 0.9]
+)");
+    CHECK(s.run.seed == 7);
+    CHECK(s.run.steps() == 10);
+    CHECK(s.run.wealth_update == sim::WealthUpdate::lognormal);
+    CHECK(s.market.r == -0.01);
+    CHECK(s.market.price0 == 2.0);
+    const auto& a = s.populations[0];
+    CHECK(a.lottery.win == 20.0);
+    CHECK(a.alpha.scale == sim::ParamSpec::Scale::lottery_prob);
+    CHECK(a.alpha.value == 0.9);
+    CHECK(a.policy == sim::Policy::replan);
+    CHECK(a.optimum == sim::Optimum::continuous);
+    const auto& rel = s.populations[1];
+    CHECK(rel.herd == sim::HerdType::relative);
+    CHECK(rel.bc == sim::Boundary::natural);
+    CHECK(rel.policy == sim::Policy::adaptive);
+    CHECK(rel.alpha.form == sim::ParamSpec::Form::distribution);
+    CHECK(rel.alpha.distribution.kind == sim::DistributionSpec::Kind::lognormal);
+    CHECK(rel.alpha.distribution.a == -1.0);
+    CHECK(rel.alpha.distribution.b == 0.5);
+    CHECK_FALSE(rel.alpha.distribution.low.has_value());
+    CHECK(rel.theta.scale == sim::ParamSpec::Scale::score);
+    CHECK(rel.theta.distribution.kind == sim::DistributionSpec::Kind::uniform);
+    CHECK(rel.theta.distribution.b == 10.0);
+    CHECK(rel.wealth.distribution.kind == sim::DistributionSpec::Kind::normal);
+    CHECK(rel.wealth.distribution.low == 1.0);
+    CHECK(rel.wealth.distribution.high == 20.0);
+    const auto& p = s.populations[2];
+    CHECK(p.influence == sim::Influence::peers);
+    CHECK(p.network.kind == sim::NetworkSpec::Kind::small_world);
+    CHECK(p.network.k == 2);
+    CHECK(p.network.p == 0.2);
+    CHECK(p.rho == 1.5);
+    CHECK(s.populations[3].kind == sim::AgentKind::noise);
+    CHECK(s.populations[3].proportion.distribution.a == 0.5);
+    CHECK(s.record.every == 2);
+    CHECK_FALSE(s.record.trajectories);
+    CHECK(s.record.paths == std::vector<int>{0, 7});
+    CHECK(s.record.max_agents == 100);
+    CHECK(s.record.compression == 4);
+    CHECK(s.record.quantiles == std::vector<double>{0.1, 0.9});
+  }
+
+  TEST_CASE("grid and cycling: lists are stored in file order, constants stay constants") {
+    // The engine combines the lists of a population as a grid (alpha slowest) and cycles it to
+    // count; the spec keeps the lists exactly as written.
+    const auto s = one(advisor + follower("count = 12\nwealth = [5, 10]\n") + "");
+    const auto& f = s.populations[1];
+    CHECK(f.alpha.form == sim::ParamSpec::Form::constant);
+    CHECK(f.wealth.form == sim::ParamSpec::Form::list);
+    CHECK(f.wealth.values == std::vector<double>{5.0, 10.0});
+    const auto g = one(advisor + "[[population]]\nname = \"g\"\nkind = \"herd\"\nleader = \"advisor\"\ncount = 7\n"
+                                 "alpha = [0.9, 0.1, 0.5]\ntheta = { score = [3, 0] }\n");
+    CHECK(g.populations[1].alpha.values == std::vector<double>{0.9, 0.1, 0.5});
+    CHECK(g.populations[1].theta.values == std::vector<double>{3.0, 0.0});
+    CHECK(g.populations[1].count == 7);  // need not be a multiple of the grid's 6 points
+  }
+
+  TEST_CASE("a syntax error is reported with toml++'s line:column") {
+    const auto ps = problems_of("[run]\nseed = 1\npaths = = 2\n");
+    REQUIRE(ps.size() == 1);
+    CHECK(ps[0].line == 3);
+    CHECK(ps[0].column > 0);
+    CHECK(ps[0].message.find("TOML syntax error") != std::string::npos);
+  }
+
+  TEST_CASE("several problems are reported at once, sorted, with line:column") {
+    const std::string text = R"([run]
+paths = 0
+horizon = -1
+[market]
+sigma = 0
+[[population]]
+name = "advisor"
+kind = "merton"
+alpha = -2
+colour = "red"
+)";
+    try {
+      (void)parse_scenario(text, "bad.toml");
+      FAIL("expected ScenarioFileError");
+    } catch (const ScenarioFileError& e) {
+      const auto& ps = e.problems();
+      INFO(e.what());
+      REQUIRE(ps.size() == 5);
+      CHECK(ps[0].key_path == "run.paths");
+      CHECK(ps[0].line == 2);
+      CHECK(ps[0].column == 9);
+      CHECK(ps[1].key_path == "run.horizon");
+      CHECK(ps[1].line == 3);
+      CHECK(ps[2].key_path == "market.sigma");
+      CHECK(ps[2].line == 5);
+      CHECK(ps[3].key_path == "population[0].alpha");
+      CHECK(ps[3].line == 9);
+      CHECK(ps[3].column == 9);
+      CHECK(ps[4].key_path == "population[0].colour");
+      CHECK(ps[4].line == 10);
+      const std::string what = e.what();
+      CHECK(what.find("bad.toml:2:9: run.paths: must be >= 1, got 0\n") == 0);
+      CHECK(what.find("bad.toml:9:9: population[0].alpha: must be > 0, got -2") != std::string::npos);
+      CHECK(std::count(what.begin(), what.end(), '\n') == 4);
+      CHECK(e.source() == "bad.toml");
+    }
+    CHECK_THROWS_AS((void)parse_scenario(text, "bad.toml"), herdsim::ScenarioError);
+  }
+
+  TEST_CASE("unknown keys are errors that list the allowed keys") {
+    CHECK_PROBLEM(advisor + "[runn]\n", "runn", "allowed keys: run, market, population, record, sweep");
+    CHECK_PROBLEM(advisor + "[run]\nsteps = 2\n", "run.steps", "allowed keys: seed, paths");
+    CHECK_PROBLEM(advisor + "[market]\nvol = 2\n", "market.vol", "unknown key");
+    CHECK_PROBLEM(advisor + "[record]\nfoo = 2\n", "record.foo", "unknown key");
+    CHECK_PROBLEM(merton_with("colour = 1\n"), "population[0].colour", "allowed keys: name, kind");
+    CHECK_PROBLEM(advisor + peers("network = { kind = \"ring\", k = 1, q = 2 }\n"), "population[1].network.q",
+                  "allowed keys: kind, k, p");
+    CHECK_PROBLEM(advisor + follower().replace(follower().find("alpha = 0.5"), 11,
+                                               "alpha = { dist = \"uniform\", low = 0.1, high = 1, mean = 2 }"),
+                  "population[1].alpha.mean", "allowed keys: dist, low, high");
+    CHECK_PROBLEM(merton_with("").replace(advisor.find("alpha = 0.2"), 11, "alpha = { lottery_prob = 0.5, x = 1 }"),
+                  "population[0].alpha.x", "allowed keys: lottery_prob");
+  }
+
+  TEST_CASE("[run] checks") {
+    CHECK_PROBLEM(advisor + "[run]\nseed = -1\n", "run.seed", ">= 0");
+    CHECK_PROBLEM(advisor + "[run]\nseed = \"x\"\n", "run.seed", "must be an integer");
+    CHECK_PROBLEM(advisor + "[run]\npaths = 0\n", "run.paths", ">= 1");
+    CHECK_PROBLEM(advisor + "[run]\npaths = 1.5\n", "run.paths", "must be an integer, got 1.5");
+    CHECK_PROBLEM(advisor + "[run]\nhorizon = 0\n", "run.horizon", "must be > 0");
+    CHECK_PROBLEM(advisor + "[run]\nhorizon = inf\n", "run.horizon", "must be > 0");
+    CHECK_PROBLEM(advisor + "[run]\nsteps_per_year = 0\n", "run.steps_per_year", ">= 1");
+    CHECK_PROBLEM(advisor + "[run]\nhorizon = 2.5\nsteps_per_year = 3\n", "run.horizon", "whole number of steps");
+    CHECK_VALID(advisor + "[run]\nhorizon = 2.5\nsteps_per_year = 2\n");
+    CHECK_PROBLEM(advisor + "[run]\nwealth_update = \"exact\"\n", "run.wealth_update",
+                  "must be one of \"arithmetic\", \"lognormal\", got \"exact\"");
+    CHECK_PROBLEM("run = 3\n" + advisor, "run", "must be a table");
+  }
+
+  TEST_CASE("[market] checks") {
+    CHECK_PROBLEM(advisor + "[market]\nmu = nan\n", "market.mu", "finite");
+    CHECK_PROBLEM(advisor + "[market]\nr = \"4%\"\n", "market.r", "must be a number");
+    CHECK_PROBLEM(advisor + "[market]\nsigma = -0.1\n", "market.sigma", "must be > 0");
+    CHECK_PROBLEM(advisor + "[market]\nprice0 = 0\n", "market.price0", "must be > 0");
+  }
+
+  TEST_CASE("population table checks") {
+    CHECK_PROBLEM("[run]\nseed = 1\n", "population", "at least one [[population]]");
+    CHECK_PROBLEM("[population]\nname = \"a\"\n", "population", "array of tables");
+    CHECK_PROBLEM("[[population]]\nkind = \"merton\"\nalpha = 1\n", "population[0].name", "is required");
+    CHECK_PROBLEM("[[population]]\nname = \"a b\"\nkind = \"merton\"\nalpha = 1\n", "population[0].name",
+                  "letters, digits");
+    CHECK_PROBLEM(advisor + advisor, "population[1].name", "duplicate name \"advisor\" (also population[0])");
+    CHECK_PROBLEM("[[population]]\nname = \"a\"\nalpha = 1\n", "population[0].kind", "is required");
+    CHECK_PROBLEM("[[population]]\nname = \"a\"\nkind = \"rational\"\n", "population[0].kind", "must be one of");
+    CHECK_PROBLEM(merton_with("count = 0\n"), "population[0].count", ">= 1");
+    CHECK_PROBLEM(merton_with("wealth = 0\n"), "population[0].wealth", "must be > 0, got 0");
+    CHECK_PROBLEM(merton_with("wealth = \"rich\"\n"), "population[0].wealth", "must be a number, an array");
+  }
+
+  TEST_CASE("merton checks") {
+    CHECK_PROBLEM("[[population]]\nname = \"a\"\nkind = \"merton\"\n", "population[0].alpha",
+                  "is required for kind = \"merton\"");
+    CHECK_PROBLEM(merton_with("theta = 1\n"), "population[0].theta", "does not apply to kind = \"merton\"");
+    CHECK_PROBLEM(merton_with("leader = \"x\"\n"), "population[0].leader", "does not apply to kind = \"merton\"");
+    CHECK_PROBLEM(merton_with("policy = \"adaptive\"\n"), "population[0].policy", "applies only to herd");
+    CHECK_PROBLEM(merton_with("policy = \"later\"\n"), "population[0].policy", "must be one of");
+    CHECK_PROBLEM(merton_with("optimum = \"exact\"\n"), "population[0].optimum", "must be one of");
+  }
+
+  TEST_CASE("herd checks") {
+    CHECK_VALID(advisor + follower());
+    CHECK_PROBLEM(advisor + "[[population]]\nname = \"f\"\nkind = \"herd\"\nleader = \"advisor\"\nalpha = 1\n",
+                  "population[1].theta", "is required for kind = \"herd\"");
+    CHECK_PROBLEM(advisor + follower("proportion = 0.5\n"), "population[1].proportion",
+                  "does not apply to kind = \"herd\"");
+    CHECK_PROBLEM(advisor + follower("herd = \"both\"\n"), "population[1].herd", "must be one of");
+    CHECK_PROBLEM(advisor + follower("influence = \"tv\"\n"), "population[1].influence", "must be one of");
+    CHECK_PROBLEM(advisor + follower().replace(follower().find("theta = 1e-8"), 12, "theta = -1"),
+                  "population[1].theta", "must be >= 0, got -1");
+    CHECK_PROBLEM(advisor + follower("bc = \"natural\"\n"), "population[1].bc", "applies only to herd = \"relative\"");
+    CHECK_PROBLEM(advisor + follower("herd = \"relative\"\nrho = 1\n"), "population[1].rho",
+                  "applies only to herd = \"absolute\"");
+    CHECK_PROBLEM(advisor + follower("herd = \"relative\"\nbc = \"free\"\n"), "population[1].bc", "must be one of");
+    CHECK_PROBLEM(advisor + follower("rho = \"x\"\n"), "population[1].rho", "must be a number");
+    CHECK_PROBLEM(advisor + follower("network = { kind = \"ring\" }\n"), "population[1].network",
+                  "does not apply with influence = \"leader\"");
+  }
+
+  TEST_CASE("leaders: required, existing, merton; defined anywhere in the file") {
+    CHECK_VALID(follower() + advisor);  // the leader may come after its followers
+    CHECK_PROBLEM(advisor + "[[population]]\nname = \"f\"\nkind = \"herd\"\nalpha = 1\ntheta = 0\n",
+                  "population[1].leader", "is required with influence = \"leader\"");
+    CHECK_PROBLEM(advisor + follower().replace(follower().find("\"advisor\""), 9, "\"nobody\""),
+                  "population[1].leader", "there is no population named \"nobody\"");
+    const std::string noise = "[[population]]\nname = \"n\"\nkind = \"noise\"\nproportion = 0.5\n";
+    CHECK_PROBLEM(noise + follower().replace(follower().find("\"advisor\""), 9, "\"n\""), "population[1].leader",
+                  "\"n\" is not a merton population");
+  }
+
+  TEST_CASE("peers and networks") {
+    CHECK_VALID(peers("network = { kind = \"ring\", k = 2 }\n"));
+    CHECK_VALID(peers("network = { kind = \"all_to_all\" }\n"));
+    CHECK_VALID(peers("[population.network]\nkind = \"erdos_renyi\"\np = 0.5\n"));  // a sub-table works too
+    CHECK_PROBLEM(peers(), "population[0].network", "is required with influence = \"peers\"");
+    CHECK_PROBLEM(peers("network = \"ring\"\n"), "population[0].network", "must be a table");
+    CHECK_PROBLEM(peers("network = { k = 1 }\n"), "population[0].network.kind", "is required");
+    CHECK_PROBLEM(peers("network = { kind = \"star\" }\n"), "population[0].network.kind", "must be one of");
+    CHECK_PROBLEM(peers("network = { kind = \"all_to_all\", k = 1 }\n"), "population[0].network.k",
+                  "does not apply to kind = \"all_to_all\"");
+    CHECK_PROBLEM(peers("network = { kind = \"ring\", p = 0.1 }\n"), "population[0].network.p",
+                  "does not apply to kind = \"ring\"");
+    CHECK_PROBLEM(peers("network = { kind = \"ring\", k = 0 }\n"), "population[0].network.k", ">= 1");
+    CHECK_PROBLEM(peers("network = { kind = \"small_world\", k = 1, p = 1.5 }\n"), "population[0].network.p",
+                  "must lie in [0, 1]");
+    CHECK_PROBLEM(peers("network = { kind = \"ring\", k = 3 }\n"), "population[0].network.k",
+                  "needs 2k < count (k neighbours on each side), got k = 3 with count = 5");
+    CHECK_PROBLEM(peers("network = { kind = \"ring\" }\n").replace(peers().find("count = 5"), 9, "count = 4"),
+                  "population[0].network.k", "got k = 2 (default) with count = 4");
+    CHECK_PROBLEM(peers("network = { kind = \"all_to_all\" }\n").replace(peers().find("count = 5"), 9, "count = 1"),
+                  "population[0].count", "needs count >= 2");
+    CHECK_PROBLEM(advisor + peers("network = { kind = \"all_to_all\" }\nleader = \"advisor\"\n"),
+                  "population[1].leader", "does not apply with influence = \"peers\"");
+  }
+
+  TEST_CASE("combinations that are not available are validation errors with a reason") {
+    CHECK_PROBLEM(peers("network = { kind = \"all_to_all\" }\nherd = \"relative\"\n"), "population[0].influence",
+                  "not available (no solver for relative herding on a network");
+    CHECK_PROBLEM(advisor + follower("herd = \"relative\"\npolicy = \"replan\"\n"), "population[1].policy",
+                  "policy = \"replan\" with herd = \"relative\" is not available");
+    CHECK_PROBLEM(peers("network = { kind = \"all_to_all\" }\npolicy = \"replan\"\n"), "population[0].policy",
+                  "policy = \"replan\" with influence = \"peers\" is not available");
+    CHECK_VALID(advisor + follower("policy = \"replan\"\n"));
+    CHECK_VALID(peers("network = { kind = \"all_to_all\" }\npolicy = \"adaptive\"\n"));
+  }
+
+  TEST_CASE("noise checks") {
+    const std::string noise = "[[population]]\nname = \"n\"\nkind = \"noise\"\n";
+    CHECK_VALID(noise + "proportion = [-0.5, 0, 2]\n");
+    CHECK_PROBLEM(noise, "population[0].proportion", "is required for kind = \"noise\"");
+    CHECK_PROBLEM(noise + "proportion = 0.5\nalpha = 1\n", "population[0].alpha", "does not apply to kind = \"noise\"");
+    CHECK_PROBLEM(noise + "proportion = 0.5\npolicy = \"plan\"\n", "population[0].policy", "does not apply");
+  }
+
+  TEST_CASE("lottery probabilities and scores") {
+    auto with_alpha = [](const std::string& alpha) { return "[[population]]\nname = \"a\"\nkind = \"merton\"\n" + alpha; };
+    CHECK_PROBLEM(with_alpha("alpha = { lottery_prob = 0.3 }\n"), "population[0].alpha.lottery_prob",
+                  "must lie in (0.3, 1), got 0.3");
+    CHECK_PROBLEM(with_alpha("alpha = { lottery_prob = [0.5, 1] }\n"), "population[0].alpha.lottery_prob[1]",
+                  "must lie in (0.3, 1)");
+    CHECK_PROBLEM(with_alpha("alpha = 0.5\nlottery = \"win20_sure6\"\n"), "population[0].lottery",
+                  "applies only with alpha = { lottery_prob");
+    CHECK_PROBLEM(with_alpha("alpha = { lottery_prob = 0.5 }\nlottery = \"win30\"\n"), "population[0].lottery",
+                  "must be one of");
+    CHECK_PROBLEM(with_alpha("alpha = { score = 3 }\n"), "population[0].alpha", "or {lottery_prob = ...}");
+    CHECK_PROBLEM(advisor + follower().replace(follower().find("theta = 1e-8"), 12, "theta = { lottery_prob = 0.5 }"),
+                  "population[1].theta", "or {score = ...}");
+    CHECK_PROBLEM(advisor + follower().replace(follower().find("theta = 1e-8"), 12, "theta = { score = -1 }"),
+                  "population[1].theta.score", "must be >= 0");
+    CHECK_PROBLEM(with_alpha("alpha = { lottery_prob = { dist = \"normal\", mean = 0.6, std = 0.1, low = 0.35 } }\n"),
+                  "population[0].alpha.lottery_prob", "truncate it with high");
+    CHECK_VALID(with_alpha("alpha = { lottery_prob = { dist = \"lognormal\", mu = -0.5, sigma = 0.1, low = 0.31, "
+                           "high = 0.99 } }\n"));
+  }
+
+  TEST_CASE("parameter values and distributions") {
+    auto with_alpha = [](const std::string& alpha) { return "[[population]]\nname = \"a\"\nkind = \"merton\"\n" + alpha; };
+    CHECK_PROBLEM(with_alpha("alpha = []\n"), "population[0].alpha", "must not be empty");
+    CHECK_PROBLEM(with_alpha("alpha = [0.1, 0, 0.3]\n"), "population[0].alpha[1]", "must be > 0, got 0");
+    CHECK_PROBLEM(with_alpha("alpha = [0.1, \"x\"]\n"), "population[0].alpha[1]", "must be a number");
+    CHECK_PROBLEM(with_alpha("alpha = { dist = \"normal\", mean = 1, std = 0.1 }\n"), "population[0].alpha",
+                  "truncate it with low");
+    CHECK_VALID(with_alpha("alpha = { dist = \"normal\", mean = 1, std = 0.1, low = 0.01 }\n"));
+    CHECK_PROBLEM(with_alpha("alpha = { dist = \"normal\", mean = 1, std = 0.1, low = 0 }\n"), "population[0].alpha.low",
+                  "must be > 0");
+    CHECK_VALID(with_alpha("alpha = { dist = \"lognormal\", mu = 0, sigma = 1 }\n"));
+    CHECK_PROBLEM(with_alpha("alpha = { dist = \"uniform\", low = 0, high = 1 }\n"), "population[0].alpha.low",
+                  "must be > 0, got 0");
+    CHECK_PROBLEM(with_alpha("alpha = { dist = \"uniform\", low = 2, high = 1 }\n"), "population[0].alpha.high",
+                  "must be > low = 2");
+    CHECK_PROBLEM(with_alpha("alpha = { dist = \"normal\", mean = 1, std = 0.1, low = 2, high = 1 }\n"),
+                  "population[0].alpha.high", "must be > low = 2");
+    CHECK_PROBLEM(with_alpha("alpha = { dist = \"normal\", mean = 1, std = 0, low = 0.5 }\n"),
+                  "population[0].alpha.std", "must be > 0");
+    CHECK_PROBLEM(with_alpha("alpha = { dist = \"lognormal\", mu = 1 }\n"), "population[0].alpha.sigma",
+                  "is required for dist = \"lognormal\"");
+    CHECK_PROBLEM(with_alpha("alpha = { dist = \"cauchy\" }\n"), "population[0].alpha.dist", "must be one of");
+    CHECK_PROBLEM(with_alpha("alpha = { dist = \"uniform\", low = 0.1, high = 1, low2 = 3 }\n"),
+                  "population[0].alpha.low2", "unknown key");
+    // theta >= 0 is closed at 0, so low = 0 is allowed there; a lognormal needs no truncation.
+    CHECK_VALID(advisor + follower().replace(follower().find("theta = 1e-8"), 12,
+                                             "theta = { dist = \"normal\", mean = 1e-8, std = 1e-8, low = 0 }"));
+  }
+
+  TEST_CASE("[record] checks") {
+    CHECK_PROBLEM(advisor + "[record]\nevery = 0\n", "record.every", ">= 1");
+    CHECK_PROBLEM(advisor + "[record]\ntrajectories = 1\n", "record.trajectories", "must be true or false");
+    CHECK_PROBLEM(advisor + "[record]\nenabled = \"yes\"\n", "record.enabled", "must be true or false");
+    CHECK_PROBLEM(advisor + "[run]\npaths = 3\n[record]\npaths = [0, 3]\n", "record.paths[1]",
+                  "must be a path index in [0, run.paths = 3), got 3");
+    CHECK_PROBLEM(advisor + "[run]\npaths = 3\n[record]\npaths = [1, 1]\n", "record.paths[1]", "listed twice");
+    CHECK_PROBLEM(advisor + "[record]\npaths = 0\n", "record.paths", "must be an array");
+    CHECK_PROBLEM(advisor + "[record]\nmax_agents = 0\n", "record.max_agents", ">= 1");
+    CHECK_PROBLEM(advisor + "[record]\ncompression = 10\n", "record.compression", "must lie in [0, 9], got 10");
+    CHECK_PROBLEM(advisor + "[record]\nquantiles = [0.5, 1.5]\n", "record.quantiles[1]", "must lie in [0, 1]");
+    CHECK_PROBLEM(advisor + "[record]\nquantiles = [0.5, 0.5]\n", "record.quantiles[1]", "strictly increasing");
+    CHECK_VALID(advisor + "[record]\nquantiles = []\n");
+  }
+
+  TEST_CASE("--set overrides any key, before the sweep") {
+    const auto s = one(issue_example, {"run.paths=10", "market.sigma = 0.2", "population.followers.count=66",
+                                       "population[0].alpha=0.3", "run.wealth_update=lognormal",
+                                       "population.followers.theta={ score = [1, 2] }"});
+    CHECK(s.run.paths == 10);
+    CHECK(s.market.sigma == 0.2);
+    CHECK(s.populations[1].count == 66);
+    CHECK(s.populations[0].alpha.value == 0.3);
+    CHECK(s.run.wealth_update == sim::WealthUpdate::lognormal);  // a bare word is a string
+    CHECK(s.populations[1].theta.values == std::vector<double>{1.0, 2.0});
+    // Nested keys create the tables they need.
+    const auto p = one(peers(), {"population.p.network.kind=ring", "population.p.network.k=1", "record.every=3"});
+    CHECK(p.populations[0].network.kind == sim::NetworkSpec::Kind::ring);
+    CHECK(p.populations[0].network.k == 1);
+    CHECK(p.record.every == 3);
+  }
+
+  TEST_CASE("--set problems are reported at their override") {
+    const auto ps = problems_of(issue_example, {"run.paths=2", "run.colour=red", "market.sigma=-1", "nothing",
+                                                "population.nobody.count=1", "population[9].count=1",
+                                                "population.followers=1"});
+    INFO(listing(ps));
+    CHECK(has_problem(ps, "run.colour", "unknown key"));
+    CHECK(has_problem(ps, "market.sigma", "must be > 0, got -1"));
+    CHECK(has_problem(ps, "", "expected key.path=value, got 'nothing'"));
+    CHECK(has_problem(ps, "population.nobody.count", "there is no population named 'nobody'"));
+    CHECK(has_problem(ps, "population[9].count", "there is no population[9] (the scenario has 2)"));
+    CHECK(has_problem(ps, "population.followers", "population.<name>.<key>"));
+    REQUIRE(ps.size() == 6);
+    CHECK(ps[0].origin == "--set #2");
+    CHECK(ps[0].line == 0);
+    CHECK(ps[1].origin == "--set #3");
+    CHECK(ps[5].origin == "--set #7");
+    CHECK(herdsim::io::format_scenario_problem("t.toml", ps[0]) ==
+          "t.toml: --set #2: run.colour: unknown key; allowed keys: seed, paths, horizon, steps_per_year, "
+          "wealth_update");
+  }
+
+  TEST_CASE("the text after overrides is stored and reads back to the same spec") {
+    const auto s = one(issue_example, {"market.sigma=0.25", "population.followers.count=66"});
+    CHECK(s.text.find("sigma = 0.25") != std::string::npos);
+    CHECK(s.text.find("count = 66") != std::string::npos);
+    CHECK(s.text.find("6600") == std::string::npos);
+    const auto again = one(s.text);
+    CHECK(again.text == s.text);
+    CHECK(again.market.sigma == 0.25);
+    CHECK(again.populations[1].count == 66);
+    CHECK(again.populations[1].alpha.values == s.populations[1].alpha.values);
+    CHECK(again.populations[1].alpha.scale == sim::ParamSpec::Scale::lottery_prob);
+  }
+
+  TEST_CASE("[sweep] expands a grid, first key slowest") {
+    const auto specs = parse_scenario(issue_example +
+                                          "[sweep]\n\"market.sigma\" = [0.1, 0.2]\n"
+                                          "\"population[1].count\" = [10, 20, 30]\n",
+                                      "t.toml", {"run.paths=5"});
+    REQUIRE(specs.size() == 6);
+    CHECK(specs[0].market.sigma == 0.1);
+    CHECK(specs[0].populations[1].count == 10);
+    CHECK(specs[1].market.sigma == 0.1);
+    CHECK(specs[1].populations[1].count == 20);
+    CHECK(specs[3].market.sigma == 0.2);
+    CHECK(specs[3].populations[1].count == 10);
+    CHECK(specs[5].populations[1].count == 30);
+    for (const auto& s : specs) CHECK(s.run.paths == 5);
+    REQUIRE(specs[4].sweep_point.size() == 2);
+    CHECK(specs[4].sweep_point[0].first == "market.sigma");
+    CHECK(specs[4].sweep_point[0].second == 0.2);
+    CHECK(specs[4].sweep_point[1].first == "population[1].count");
+    CHECK(specs[4].sweep_point[1].second == 20.0);
+    // Each point's text is a standalone scenario without the [sweep] table.
+    CHECK(specs[4].text.find("sweep") == std::string::npos);
+    CHECK(one(specs[4].text).populations[1].count == 20);
+  }
+
+  TEST_CASE("[sweep] keys may be dotted or name populations; a --set can add one") {
+    const auto specs = parse_scenario(issue_example + "[sweep]\npopulation.followers.count = [1, 2]\n", "t.toml",
+                                      {"sweep.run.seed=[1, 2, 3]"});
+    REQUIRE(specs.size() == 6);
+    CHECK(specs[5].run.seed == 3);
+    CHECK(specs[5].populations[1].count == 2);
+    CHECK(specs[5].sweep_point[0].first == "population.followers.count");
+  }
+
+  TEST_CASE("[sweep] problems") {
+    CHECK_PROBLEM(advisor + "[sweep]\n\"market.sigma\" = 0.1\n", "sweep.\"market.sigma\"",
+                  "must be a non-empty array of numbers");
+    CHECK_PROBLEM(advisor + "[sweep]\n\"market.sigma\" = []\n", "sweep.\"market.sigma\"", "non-empty array");
+    CHECK_PROBLEM(advisor + "[sweep]\n\"run.wealth_update\" = [\"lognormal\"]\n", "sweep.\"run.wealth_update\"",
+                  "sweep values must be numbers");
+    CHECK_PROBLEM(advisor + "[sweep]\n\"colour\" = [1]\n", "sweep.\"colour\"", "a sweep key is a key path");
+    CHECK_PROBLEM(advisor + "[sweep]\n\"population.nobody.count\" = [1]\n", "sweep.\"population.nobody.count\"",
+                  "there is no population named 'nobody'");
+    CHECK_PROBLEM("sweep = 1\n" + advisor, "sweep", "must be a table");
+    const std::string ten = "[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]\n";
+    CHECK_PROBLEM(advisor + "[sweep]\n\"run.seed\" = " + ten + "\"run.paths\" = " + ten + "\"record.every\" = " + ten +
+                      "\"market.mu\" = " + ten + "\"market.r\" = " + ten,
+                  "sweep", "has 100000 points; at most 10000");
+  }
+
+  TEST_CASE("a bad sweep value is reported once, at its place in [sweep]") {
+    const std::string text = advisor + "[sweep]\n\"market.sigma\" = [0.1, -0.2]\n\"run.seed\" = [1, 2, 3]\n";
+    const auto ps = problems_of(text);
+    INFO(listing(ps));
+    REQUIRE(ps.size() == 1);
+    CHECK(ps[0].key_path == "market.sigma");
+    CHECK(ps[0].line == 6);
+    CHECK(ps[0].column == 24);
+    CHECK(ps[0].message == "must be > 0, got -0.2");
+    // A sweep value may also break a rule that involves another key.
+    CHECK_PROBLEM(advisor + "[run]\nhorizon = 2.5\n[sweep]\n\"run.steps_per_year\" = [2, 3]\n", "run.horizon",
+                  "got 2.5 * 3 = 7.5");
+  }
+
+  TEST_CASE("load_scenario reads a file; a missing file is an IoError") {
+    const std::string path = std::string(HERDSIM_TEST_TMP) + "/scenario_ok.toml";
+    std::ofstream(path) << issue_example;
+    const auto specs = herdsim::io::load_scenario(path, {"run.paths=3"});
+    REQUIRE(specs.size() == 1);
+    CHECK(specs[0].run.paths == 3);
+    CHECK_THROWS_AS((void)herdsim::io::load_scenario("/nonexistent/scenario.toml"), herdsim::IoError);
+    const std::string bad = std::string(HERDSIM_TEST_TMP) + "/scenario_bad.toml";
+    std::ofstream(bad) << "[run]\npaths = 0\n" << advisor;
+    CHECK_THROWS_WITH_AS((void)herdsim::io::load_scenario(bad), doctest::Contains("scenario_bad.toml:2:9: run.paths"),
+                         ScenarioFileError);
+  }
+}
