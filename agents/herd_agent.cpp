@@ -2,9 +2,10 @@
 
 #include <tbb/parallel_for.h>
 
+#include <fmt/format.h>
 #include <array>
 #include <cmath>
-#include <fmt/format.h>
+#include <limits>
 #include <map>
 
 #include "agents/agent_support.hpp"
@@ -35,21 +36,23 @@ HerdPopulation::HerdPopulation(const sim::ScenarioSpec& spec, int index)
       index_(index),
       // Relative herding is solved in continuous time; its plans are sampled at the decision times.
       schedule_(theory_market(spec), spec.run.horizon,
-                ps_.herd == sim::HerdType::relative ? theory::TimeModel::continuous() : theory_time(spec, ps_.optimum)) {
+                ps_.herd == sim::HerdType::relative ? theory::TimeModel::continuous()
+                                                    : theory_time(spec, ps_.optimum)) {
   // The scenario validator reports these too; the runtime refuses them whatever built the spec.
   const bool relative = ps_.herd == sim::HerdType::relative;
   const bool peers = ps_.influence == sim::Influence::peers;
   if ((relative && peers) || (ps_.policy == sim::Policy::replan && (relative || peers))) {
-    throw ScenarioError(fmt::format("population '{}': {} herding with {} and policy {} is not available", ps_.name,
-                                    relative ? "relative" : "absolute", peers ? "peers" : "a leader",
+    throw ScenarioError(fmt::format("population '{}': {} herding with {} and policy {} is not available",
+                                    ps_.name, relative ? "relative" : "absolute",
+                                    peers ? "peers" : "a leader",
                                     ps_.policy == sim::Policy::replan ? "replan" : "plan/adaptive"));
   }
 }
 
 void HerdPopulation::initialize(const sim::RunState& state, sim::PopulationState& own) {
   const sim::CounterRng rng(spec_.run.seed);
-  own.params = expand_params({{"alpha", &ps_.alpha}, {"theta", &ps_.theta}, {"wealth0", &ps_.wealth}}, ps_.count,
-                             index_, rng);
+  own.params = expand_params({{"alpha", &ps_.alpha}, {"theta", &ps_.theta}, {"wealth0", &ps_.wealth}},
+                             ps_.count, index_, rng, ps_.lottery);
   set_initial_wealth(own);
   alpha_ = param(own, "alpha");
   theta_ = param(own, "theta");
@@ -75,7 +78,8 @@ void HerdPopulation::initialize(const sim::RunState& state, sim::PopulationState
     const sim::PopulationSpec& leader = spec_.populations[static_cast<std::size_t>(leader_index_)];
     leader_count_ = leader.count;
     // The leader's parameters are a pure function of its spec: recompute rather than depend on order.
-    const auto leader_params = expand_params(merton_params(leader), leader.count, leader_index_, rng);
+    const auto leader_params =
+        expand_params(merton_params(leader), leader.count, leader_index_, rng, leader.lottery);
     leader_alpha_.resize(ps_.count);
     for (int i = 0; i < ps_.count; ++i) leader_alpha_[i] = leader_params[0].second[i % leader_count_];
     own.params.emplace_back("leader_alpha", leader_alpha_);
@@ -86,6 +90,15 @@ void HerdPopulation::initialize(const sim::RunState& state, sim::PopulationState
     for (int i = 0; i < ps_.count; ++i) degree[i] = static_cast<double>(weights_.row(i).nonZeros());
     own.params.emplace_back("degree", degree);
     plan_with_peers(own);
+  }
+  const double s2 = spec_.market.sigma * spec_.market.sigma;
+  ln_vt_ = (theta_.array() / (alpha_.array() * s2)).log();  // log(0) = -inf: w = 1, own Merton
+  if (leader_index_ < 0) {
+    mean_weights_ = weights_;
+    for (int i = 0; i < ps_.count; ++i) {
+      if (weights_.row(i).nonZeros() == 0) ln_vt_[i] = -std::numeric_limits<double>::infinity();
+      for (WeightMatrix::InnerIterator it(mean_weights_, i); it; ++it) it.valueRef() /= theta_[i];
+    }
   }
   if (ps_.herd == sim::HerdType::relative && ps_.policy == sim::Policy::adaptive) {
     seen_before_ = Eigen::MatrixXd::Zero(ps_.count, state.paths);
@@ -122,13 +135,15 @@ void HerdPopulation::plan_with_leader(sim::PopulationState& own) {
       for (int k = 0; k < n; ++k) table(k, col) = sol.amount(k * spec_.run.dt());
     } else {
       theory::RelativeHerdOptions opt;
-      opt.bc = ps_.bc == sim::Boundary::natural ? theory::BoundaryCondition::natural : theory::BoundaryCondition::pinned;
+      opt.bc = ps_.bc == sim::Boundary::natural ? theory::BoundaryCondition::natural
+                                                : theory::BoundaryCondition::pinned;
       const auto sol = theory::solve_relative_herd(hp, opt);
       for (int k = 0; k < n; ++k) table(k, col) = sol.amount(k * spec_.run.dt());
     }
   });
   own.theory_amount.resize(n, ps_.count);
-  for (int i = 0; i < ps_.count; ++i) own.theory_amount.col(i) = table.col(agent_combo[static_cast<std::size_t>(i)]);
+  for (int i = 0; i < ps_.count; ++i)
+    own.theory_amount.col(i) = table.col(agent_combo[static_cast<std::size_t>(i)]);
 }
 
 void HerdPopulation::plan_with_peers(sim::PopulationState& own) {
@@ -155,8 +170,9 @@ double HerdPopulation::reference(const sim::DecisionContext& ctx, int agent, int
   }
   const auto& prev = ctx.state->populations[static_cast<std::size_t>(ctx.population_index)].previous_amount;
   double sum = 0.0;
-  for (WeightMatrix::InnerIterator it(weights_, agent); it; ++it) sum += it.value() * prev(it.col(), path);
-  return sum / theta_[agent] * projection_[ctx.step];
+  for (WeightMatrix::InnerIterator it(mean_weights_, agent); it; ++it)
+    sum += it.value() * prev(it.col(), path);
+  return sum * projection_[ctx.step];
 }
 
 double HerdPopulation::replan(const sim::DecisionContext& ctx, int agent, double wealth) const {
@@ -192,6 +208,10 @@ void HerdPopulation::decide(const sim::DecisionContext& ctx, int p0, int p1, int
     }
     return;
   }
+  if (ps_.herd == sim::HerdType::absolute) {
+    decide_adaptive_absolute(ctx, p0, p1, a0, a1, own);
+    return;
+  }
   const double s2 = spec_.market.sigma * spec_.market.sigma;
   const double v = spec_.market.mu - spec_.market.r;
   const double horizon_left = spec_.run.horizon - ctx.time;
@@ -199,29 +219,55 @@ void HerdPopulation::decide(const sim::DecisionContext& ctx, int p0, int p1, int
   for (int p = p0; p < p1; ++p) {
     for (int i = a0; i < a1; ++i) {
       const double own_merton = merton_unit_[k] / alpha_[i];
-      if (theta_[i] == 0.0 || (leader_index_ < 0 && weights_.row(i).nonZeros() == 0)) {
+      if (theta_[i] == 0.0) {
         own.amount(i, p) = own_merton;
         continue;
       }
       // eta estimated by its own-Merton value from the realised wealth over the remaining horizon.
-      const double ln_eta = -alpha_[i] * own.wealth(i, p) * std::exp(ln_growth_left_[k]) -
-                            v * v * horizon_left / (2.0 * s2);
+      const double ln_eta =
+          -alpha_[i] * own.wealth(i, p) * std::exp(ln_growth_left_[k]) - v * v * horizon_left / (2.0 * s2);
       const double seen = reference(ctx, i, p);
-      if (ps_.herd == sim::HerdType::absolute) {
-        // FOC of absolute herding with the observed reference: P = w P_alpha + (1 - w) reference.
-        const double ln_kappa = std::log(theta_[i] / (alpha_[i] * s2)) - ln_eta - (2.0 - ps_.rho) * ln_growth_[k];
-        const double w = 1.0 / (1.0 + std::exp(ln_kappa));
-        own.amount(i, p) = w * own_merton + (1.0 - w) * seen;
-      } else {
-        // Myopic discretised Euler-Lagrange: follow the reference's observed change from one's own
-        // last decision, pulled to one's own Merton amount with weight q dt^2 / (1 + q dt^2).
-        const double change = k == 1 ? seen * (1.0 - 1.0 / projection_[k]) : seen - seen_before_(i, p) * projection_[k];
-        seen_before_(i, p) = seen / projection_[k];
-        const double ln_q = ln_eta + std::log(alpha_[i] * s2 / theta_[i]) + 2.0 * ln_growth_[k];
-        const double w = 1.0 / (1.0 + std::exp(-(ln_q + 2.0 * std::log(dt))));
-        own.amount(i, p) = w * own_merton + (1.0 - w) * (own.previous_amount(i, p) + change);
-      }
+      // Myopic discretised Euler-Lagrange: follow the reference's observed change from one's own
+      // last decision, pulled to one's own Merton amount with weight q dt^2 / (1 + q dt^2).
+      const double change =
+          k == 1 ? seen * (1.0 - 1.0 / projection_[k]) : seen - seen_before_(i, p) * projection_[k];
+      seen_before_(i, p) = seen / projection_[k];
+      const double ln_q = ln_eta - ln_vt_[i] + 2.0 * ln_growth_[k];
+      const double w = 1.0 / (1.0 + std::exp(-(ln_q + 2.0 * std::log(dt))));
+      own.amount(i, p) = w * own_merton + (1.0 - w) * (own.previous_amount(i, p) + change);
     }
+  }
+}
+
+// The absolute rule as array operations over a block of agents (vectorised exp): for each path,
+// ln kappa = ln vt - ln eta_hat - (2 - rho) ln G, w = 1 / (1 + kappa), P = w P_alpha + (1 - w) m.
+void HerdPopulation::decide_adaptive_absolute(const sim::DecisionContext& ctx, int p0, int p1, int a0, int a1,
+                                              sim::PopulationState& own) const {
+  const int k = ctx.step;
+  const int len = a1 - a0;
+  const double s2 = spec_.market.sigma * spec_.market.sigma;
+  const double v = spec_.market.mu - spec_.market.r;
+  // -ln eta_hat = alpha X G(t_k -> T) + v^2 (T - t_k) / (2 sigma^2).
+  const double growth_left = std::exp(ln_growth_left_[k]);
+  const double shift = v * v * (spec_.run.horizon - ctx.time) / (2.0 * s2) - (2.0 - ps_.rho) * ln_growth_[k];
+  const auto alpha = alpha_.segment(a0, len).array();
+  const auto ln_vt = ln_vt_.segment(a0, len);
+  const Eigen::ArrayXd own_merton = merton_unit_[k] / alpha;
+  Eigen::ArrayXd seen(len);
+  for (int p = p0; p < p1; ++p) {
+    if (leader_index_ >= 0) {
+      const auto& leader = ctx.state->populations[static_cast<std::size_t>(leader_index_)].previous_amount;
+      for (int i = 0; i < len; ++i) seen[i] = leader((a0 + i) % leader_count_, p);
+    } else {
+      const auto& prev =
+          ctx.state->populations[static_cast<std::size_t>(ctx.population_index)].previous_amount;
+      seen = (mean_weights_.middleRows(a0, len) * prev.col(p)).array();
+    }
+    seen *= projection_[k];
+    const Eigen::ArrayXd ln_kappa =
+        ln_vt + alpha * own.wealth.col(p).segment(a0, len).array() * growth_left + shift;
+    const Eigen::ArrayXd w = (1.0 + ln_kappa.exp()).inverse();
+    own.amount.col(p).segment(a0, len) = (w * own_merton + (1.0 - w) * seen).matrix();
   }
 }
 

@@ -16,14 +16,19 @@ class HerdPopulation final : public sim::Population {
  public:
   HerdPopulation(const sim::ScenarioSpec& spec, int index);
   void initialize(const sim::RunState& state, sim::PopulationState& own) override;
-  void decide(const sim::DecisionContext& ctx, int p0, int p1, int a0, int a1, sim::PopulationState& own) const override;
+  void decide(const sim::DecisionContext& ctx, int p0, int p1, int a0, int a1,
+              sim::PopulationState& own) const override;
   [[nodiscard]] bool path_independent() const override { return ps_.policy == sim::Policy::plan; }
-  [[nodiscard]] double decision_cost() const override { return ps_.policy == sim::Policy::replan ? 1000.0 : 1.0; }
+  [[nodiscard]] double decision_cost() const override {
+    return ps_.policy == sim::Policy::replan ? 1000.0 : 1.0;
+  }
 
  private:
   void plan_with_leader(sim::PopulationState& own);
   void plan_with_peers(sim::PopulationState& own);
   [[nodiscard]] double reference(const sim::DecisionContext& ctx, int agent, int path) const;
+  void decide_adaptive_absolute(const sim::DecisionContext& ctx, int p0, int p1, int a0, int a1,
+                                sim::PopulationState& own) const;
   [[nodiscard]] double replan(const sim::DecisionContext& ctx, int agent, double wealth) const;
 
   const sim::ScenarioSpec& spec_;
@@ -31,9 +36,11 @@ class HerdPopulation final : public sim::Population {
   int index_;
   int leader_index_ = -1;
   int leader_count_ = 0;
-  theory::Schedule schedule_;   // of the optimum the agents follow
+  theory::Schedule schedule_;  // of the optimum the agents follow
   Eigen::VectorXd alpha_, theta_, leader_alpha_;
-  WeightMatrix weights_;        // peers: theta_ij
+  WeightMatrix weights_;       // peers: theta_ij
+  WeightMatrix mean_weights_;  // peers: theta_ij / theta_i (rows sum to 1; empty where theta_i = 0)
+  Eigen::ArrayXd ln_vt_;       // ln(theta / (alpha sigma^2)); -inf for agents who do not herd
   // Per-step constants of the adaptive rule: ln of the remaining horizon's deposit growth,
   // ln G(t_k), Merton's amount for alpha = 1, and the one-step growth of a Merton amount.
   Eigen::VectorXd ln_growth_left_, ln_growth_, merton_unit_, projection_;

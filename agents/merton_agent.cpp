@@ -15,7 +15,7 @@ MertonPopulation::MertonPopulation(const sim::ScenarioSpec& spec, int index) : s
 void MertonPopulation::initialize(const sim::RunState& /*state*/, sim::PopulationState& own) {
   const sim::PopulationSpec& ps = spec_.populations[static_cast<std::size_t>(index_)];
   const sim::CounterRng rng(spec_.run.seed);
-  own.params = expand_params(merton_params(ps), ps.count, index_, rng);
+  own.params = expand_params(merton_params(ps), ps.count, index_, rng, ps.lottery);
   set_initial_wealth(own);
   const theory::Schedule schedule(theory_market(spec_), spec_.run.horizon, theory_time(spec_, ps.optimum));
   const Eigen::VectorXd& alpha = param(own, "alpha");

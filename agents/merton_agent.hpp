@@ -14,7 +14,8 @@ class MertonPopulation final : public sim::Population {
  public:
   MertonPopulation(const sim::ScenarioSpec& spec, int index);
   void initialize(const sim::RunState& state, sim::PopulationState& own) override;
-  void decide(const sim::DecisionContext& ctx, int p0, int p1, int a0, int a1, sim::PopulationState& own) const override;
+  void decide(const sim::DecisionContext& ctx, int p0, int p1, int a0, int a1,
+              sim::PopulationState& own) const override;
   [[nodiscard]] bool path_independent() const override { return true; }
 
  private:

@@ -37,7 +37,9 @@ WeightMatrix build_network(const sim::NetworkSpec& spec, const Eigen::VectorXd& 
                            const sim::CounterRng& rng) {
   const int n = static_cast<int>(theta.size());
   const auto key = network_key + static_cast<std::uint64_t>(population_index);
-  auto uniform = [&](std::uint64_t a, std::uint64_t b) { return rng.uniform(sim::Stream::parameters, key, a, b); };
+  auto uniform = [&](std::uint64_t a, std::uint64_t b) {
+    return rng.uniform(sim::Stream::parameters, key, a, b);
+  };
   Adjacency adj(static_cast<std::size_t>(n));
   switch (spec.kind) {
     case sim::NetworkSpec::Kind::all_to_all:
@@ -71,7 +73,8 @@ WeightMatrix build_network(const sim::NetworkSpec& spec, const Eigen::VectorXd& 
           if (static_cast<int>(adj[static_cast<std::size_t>(i)].size()) >= n - 1) continue;
           int m = i;
           for (std::uint64_t attempt = 0; m == i || linked(adj, i, m); ++attempt) {
-            const double u = uniform(static_cast<std::uint64_t>(i), (static_cast<std::uint64_t>(d) << 32) + attempt + 1);
+            const double u =
+                uniform(static_cast<std::uint64_t>(i), (static_cast<std::uint64_t>(d) << 32) + attempt + 1);
             m = std::min(n - 1, static_cast<int>(u * n));
           }
           auto& ri = adj[static_cast<std::size_t>(i)];

@@ -14,8 +14,8 @@ NoisePopulation::NoisePopulation(const sim::ScenarioSpec& spec, int index)
 void NoisePopulation::initialize(const sim::RunState& /*state*/, sim::PopulationState& own) {
   const sim::CounterRng rng(spec_.run.seed);
   std::vector<NamedParam> params{{"wealth0", &ps_.wealth}};
-  if (!drawn_) params.insert(params.begin(), {"proportion", &ps_.proportion});
-  own.params = expand_params(params, ps_.count, index_, rng);
+  if (!drawn_) params.push_back({"proportion", &ps_.proportion});  // grid order: wealth, proportion
+  own.params = expand_params(params, ps_.count, index_, rng, ps_.lottery);
   set_initial_wealth(own);
 }
 
@@ -33,8 +33,9 @@ void NoisePopulation::decide(const sim::DecisionContext& ctx, int p0, int p1, in
   const auto base = static_cast<std::uint64_t>(index_) << 32;
   for (int p = p0; p < p1; ++p) {
     for (int i = a0; i < a1; ++i) {
-      const double u = ctx.rng->uniform(sim::Stream::noise, static_cast<std::uint64_t>(p),
-                                        static_cast<std::uint64_t>(ctx.step), base + static_cast<std::uint64_t>(i));
+      const double u =
+          ctx.rng->uniform(sim::Stream::noise, static_cast<std::uint64_t>(p),
+                           static_cast<std::uint64_t>(ctx.step), base + static_cast<std::uint64_t>(i));
       own.amount(i, p) = sample_distribution(ps_.proportion.distribution, u) * own.wealth(i, p);
     }
   }

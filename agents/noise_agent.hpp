@@ -11,7 +11,8 @@ class NoisePopulation final : public sim::Population {
  public:
   NoisePopulation(const sim::ScenarioSpec& spec, int index);
   void initialize(const sim::RunState& state, sim::PopulationState& own) override;
-  void decide(const sim::DecisionContext& ctx, int p0, int p1, int a0, int a1, sim::PopulationState& own) const override;
+  void decide(const sim::DecisionContext& ctx, int p0, int p1, int a0, int a1,
+              sim::PopulationState& own) const override;
 
  private:
   const sim::ScenarioSpec& spec_;

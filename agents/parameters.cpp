@@ -7,10 +7,10 @@
 
 namespace herdsim::agents {
 
-double apply_scale(sim::ParamSpec::Scale scale, double value) {
+double apply_scale(sim::ParamSpec::Scale scale, double value, theory::LotteryConvention lottery) {
   switch (scale) {
     case sim::ParamSpec::Scale::lottery_prob:
-      return theory::alpha_from_lottery_prob(value);
+      return theory::alpha_from_lottery_prob(value, lottery);
     case sim::ParamSpec::Scale::score:
       return theory::theta_from_score(value);
     case sim::ParamSpec::Scale::direct:
@@ -34,9 +34,10 @@ double sample_distribution(const sim::DistributionSpec& d, double u) {
   return log_space ? std::exp(x) : x;
 }
 
-std::vector<std::pair<std::string, Eigen::VectorXd>> expand_params(const std::vector<NamedParam>& params, int count,
-                                                                   int population_index,
-                                                                   const sim::CounterRng& rng) {
+std::vector<std::pair<std::string, Eigen::VectorXd>> expand_params(const std::vector<NamedParam>& params,
+                                                                   int count, int population_index,
+                                                                   const sim::CounterRng& rng,
+                                                                   theory::LotteryConvention lottery) {
   // Grid radices: the list lengths; the last list varies fastest.
   std::vector<int> radix(params.size(), 1);
   int grid = 1;
@@ -52,16 +53,25 @@ std::vector<std::pair<std::string, Eigen::VectorXd>> expand_params(const std::ve
     int stride = 1;  // product of the radices after j
     for (std::size_t l = j + 1; l < params.size(); ++l) stride *= radix[l];
     Eigen::VectorXd values(count);
-    for (int i = 0; i < count; ++i) {
-      double raw = ps.value;
-      if (ps.form == sim::ParamSpec::Form::list) {
-        raw = ps.values[static_cast<std::size_t>((i % grid) / stride % radix[j])];
-      } else if (ps.form == sim::ParamSpec::Form::distribution) {
+    if (ps.form == sim::ParamSpec::Form::distribution) {
+      for (int i = 0; i < count; ++i) {
         const double u = rng.uniform(sim::Stream::parameters, static_cast<std::uint64_t>(population_index),
                                      static_cast<std::uint64_t>(j), static_cast<std::uint64_t>(i));
-        raw = sample_distribution(ps.distribution, u);
+        values[i] = apply_scale(ps.scale, sample_distribution(ps.distribution, u), lottery);
       }
-      values[i] = apply_scale(ps.scale, raw);
+    } else {
+      // Map each distinct value once (a lottery probability costs a root solve), then index.
+      std::vector<double> mapped;
+      if (ps.form == sim::ParamSpec::Form::list) {
+        for (double v : ps.values) mapped.push_back(apply_scale(ps.scale, v, lottery));
+      } else {
+        mapped.push_back(apply_scale(ps.scale, ps.value, lottery));
+      }
+      for (int i = 0; i < count; ++i) {
+        values[i] = ps.form == sim::ParamSpec::Form::list
+                        ? mapped[static_cast<std::size_t>((i % grid) / stride % radix[j])]
+                        : mapped[0];
+      }
     }
     out.emplace_back(params[j].name, std::move(values));
   }

@@ -8,6 +8,7 @@
 
 #include "sim/market/random.hpp"
 #include "sim/scenario_spec.hpp"
+#include "sim/theory/market.hpp"
 
 namespace herdsim::agents {
 
@@ -21,12 +22,15 @@ struct NamedParam {
 /// (the first varies slowest), cycled to count; distributions are drawn per agent with the key
 /// (population_index, parameter position, agent). Scales (lottery_prob, score) are mapped.
 [[nodiscard]] std::vector<std::pair<std::string, Eigen::VectorXd>> expand_params(
-    const std::vector<NamedParam>& params, int count, int population_index, const sim::CounterRng& rng);
+    const std::vector<NamedParam>& params, int count, int population_index, const sim::CounterRng& rng,
+    theory::LotteryConvention lottery = theory::lottery_win10_sure3);
 
 /// Inverse CDF of a (possibly truncated) distribution at u in (0, 1).
 [[nodiscard]] double sample_distribution(const sim::DistributionSpec& d, double u);
 
-/// Maps a raw value by the parameter's scale (lottery probability -> alpha, score -> theta).
-[[nodiscard]] double apply_scale(sim::ParamSpec::Scale scale, double value);
+/// Maps a raw value by the parameter's scale (lottery probability -> alpha under the convention,
+/// score -> theta).
+[[nodiscard]] double apply_scale(sim::ParamSpec::Scale scale, double value,
+                                 theory::LotteryConvention lottery = theory::lottery_win10_sure3);
 
 }  // namespace herdsim::agents

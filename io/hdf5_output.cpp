@@ -1,5 +1,8 @@
 #include "io/hdf5_output.hpp"
 
+#include <tbb/parallel_for.h>
+#include <tbb/task_group.h>
+
 #include <fmt/format.h>
 #include <hdf5.h>
 
@@ -100,8 +103,10 @@ Handle make(hid_t id, Handle::Closer closer, const char* call, const std::string
   return {id, closer};
 }
 
-Handle make_space(const std::vector<hsize_t>& dims, const std::vector<hsize_t>& maxdims, const std::string& object) {
-  return make(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), maxdims.empty() ? nullptr : maxdims.data()),
+Handle make_space(const std::vector<hsize_t>& dims, const std::vector<hsize_t>& maxdims,
+                  const std::string& object) {
+  return make(H5Screate_simple(static_cast<int>(dims.size()), dims.data(),
+                               maxdims.empty() ? nullptr : maxdims.data()),
               H5Sclose, "H5Screate_simple", object);
 }
 
@@ -109,10 +114,11 @@ Handle make_space(const std::vector<hsize_t>& dims, const std::vector<hsize_t>& 
 // Attributes. Strings are variable-length UTF-8: h5py reads them as str, and the text lives on the
 // global heap so a long scenario does not hit the 64 KiB object-header limit.
 
-void write_attribute(hid_t object, const std::string& where, const char* name, hid_t file_type, hid_t mem_type,
-                     const std::vector<hsize_t>& dims, const void* data) {
+void write_attribute(hid_t object, const std::string& where, const char* name, hid_t file_type,
+                     hid_t mem_type, const std::vector<hsize_t>& dims, const void* data) {
   const std::string what = fmt::format("attribute '{}' of {}", name, where);
-  Handle space = dims.empty() ? make(H5Screate(H5S_SCALAR), H5Sclose, "H5Screate", what) : make_space(dims, {}, what);
+  Handle space =
+      dims.empty() ? make(H5Screate(H5S_SCALAR), H5Sclose, "H5Screate", what) : make_space(dims, {}, what);
   Handle attr = make(H5Acreate2(object, name, file_type, space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose,
                      "H5Acreate2", what);
   check(H5Awrite(attr.get(), mem_type, data), "H5Awrite", what);
@@ -175,16 +181,16 @@ std::vector<hsize_t> chunk_shape(const std::vector<hsize_t>& row_dims, hsize_t r
 }
 
 struct DatasetSpec {
-  std::string dims;           ///< axis names, e.g. "step,path,agent"
-  std::string units;          ///< empty: no units attribute
-  bool trajectory = false;    ///< one row per chunk, gzip when asked
-  int gzip = 0;               ///< deflate level for trajectory datasets
+  std::string dims;         ///< axis names, e.g. "step,path,agent"
+  std::string units;        ///< empty: no units attribute
+  bool trajectory = false;  ///< one row per chunk, gzip when asked
+  int gzip = 0;             ///< deflate level for trajectory datasets
 };
 
 /// Creates a chunked dataset whose first axis is `rows` long (H5S_UNLIMITED max when `extendible`).
 Handle create_dataset(hid_t parent, const std::string& parent_where, const std::string& name, hid_t file_type,
-                      hsize_t rows, const std::vector<hsize_t>& row_dims, bool extendible, const DatasetSpec& spec,
-                      std::string& where) {
+                      hsize_t rows, const std::vector<hsize_t>& row_dims, bool extendible,
+                      const DatasetSpec& spec, std::string& where) {
   where = parent_where == "/" ? "/" + name : parent_where + "/" + name;
   std::vector<hsize_t> dims{rows};
   dims.insert(dims.end(), row_dims.begin(), row_dims.end());
@@ -205,8 +211,9 @@ Handle create_dataset(hid_t parent, const std::string& parent_where, const std::
     check(H5Pset_deflate(dcpl.get(), static_cast<unsigned>(spec.gzip)), "H5Pset_deflate", where);
   }
   Handle space = make_space(dims, maxdims, where);
-  Handle dset = make(H5Dcreate2(parent, name.c_str(), file_type, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
-                     H5Dclose, "H5Dcreate2", where);
+  Handle dset =
+      make(H5Dcreate2(parent, name.c_str(), file_type, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
+           H5Dclose, "H5Dcreate2", where);
   write_attribute(dset.get(), where, "dims", spec.dims);
   if (!spec.units.empty()) write_attribute(dset.get(), where, "units", spec.units);
   return dset;
@@ -216,8 +223,8 @@ Handle create_dataset(hid_t parent, const std::string& parent_where, const std::
 class Series {
  public:
   Series() = default;
-  Series(hid_t parent, const std::string& parent_where, const std::string& name, hid_t file_type, hid_t mem_type,
-         std::vector<hsize_t> row_dims, const DatasetSpec& spec)
+  Series(hid_t parent, const std::string& parent_where, const std::string& name, hid_t file_type,
+         hid_t mem_type, std::vector<hsize_t> row_dims, const DatasetSpec& spec)
       : row_dims_(std::move(row_dims)), mem_type_(mem_type) {
     dset_ = create_dataset(parent, parent_where, name, file_type, 0, row_dims_, true, spec, where_);
     // The default memory layout of one row: contiguous, row-major.
@@ -236,8 +243,9 @@ class Series {
     std::vector<hsize_t> start(extent.size(), 0);
     start[0] = rows_;
     extent[0] = 1;
-    check(H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start.data(), nullptr, extent.data(), nullptr),
-          "H5Sselect_hyperslab", where_);
+    check(
+        H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start.data(), nullptr, extent.data(), nullptr),
+        "H5Sselect_hyperslab", where_);
     check(H5Dwrite(dset_.get(), mem_type_, mem_space >= 0 ? mem_space : row_space_.get(), file_space.get(),
                    H5P_DEFAULT, data),
           "H5Dwrite", where_);
@@ -261,8 +269,8 @@ class Series {
 /// Selects `paths` (sorted) x the first `agents` entries in a row-major (all_paths, all_agents)
 /// buffer: the memory layout of an Eigen column-major (agents x paths) matrix. No copy is needed
 /// even for a subset; with every path and agent the selection is the whole buffer.
-Handle select_paths_agents(const std::vector<int>& paths, hsize_t all_paths, hsize_t all_agents, hsize_t agents,
-                           const std::string& where) {
+Handle select_paths_agents(const std::vector<int>& paths, hsize_t all_paths, hsize_t all_agents,
+                           hsize_t agents, const std::string& where) {
   Handle space = make_space({all_paths, all_agents}, {}, where);
   if (paths.size() == all_paths && agents == all_agents) return space;
   H5S_seloper_t op = H5S_SELECT_SET;
@@ -299,7 +307,8 @@ void summarize(std::vector<double>& values, const std::vector<double>& quantiles
   // Quantiles in increasing order, each nth_element on what is right of the previous one.
   std::vector<std::size_t> order(quantiles.size());
   std::iota(order.begin(), order.end(), std::size_t{0});
-  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return quantiles[a] < quantiles[b]; });
+  std::sort(order.begin(), order.end(),
+            [&](std::size_t a, std::size_t b) { return quantiles[a] < quantiles[b]; });
   auto first = values.begin();
   for (const std::size_t i : order) {
     const double h = std::clamp(quantiles[i], 0.0, 1.0) * (n - 1.0);
@@ -308,8 +317,10 @@ void summarize(std::vector<double>& values, const std::vector<double>& quantiles
     std::nth_element(first, at, values.end());
     first = at;
     const double a = *at;
-    const double b = below + 1 < static_cast<std::ptrdiff_t>(values.size()) ? *std::min_element(at + 1, values.end()) : a;
-    out[4 + i] = a + (h - static_cast<double>(below)) * (b - a);
+    const double fraction = h - static_cast<double>(below);
+    // The next order statistic is the smallest of what nth_element left to the right.
+    const double b = fraction > 0.0 ? *std::min_element(at + 1, values.end()) : a;
+    out[4 + i] = a + fraction * (b - a);
   }
 }
 
@@ -348,8 +359,8 @@ class Recorder final : public sim::Observer {
     } else {
       Handle lcpl = make(H5Pcreate(H5P_LINK_CREATE), H5Pclose, "H5Pcreate", where());
       check(H5Pset_create_intermediate_group(lcpl.get(), 1), "H5Pset_create_intermediate_group", where());
-      group_ = make(H5Gcreate2(fid, group.c_str(), lcpl.get(), H5P_DEFAULT, H5P_DEFAULT), H5Gclose, "H5Gcreate2",
-                    where());
+      group_ = make(H5Gcreate2(fid, group.c_str(), lcpl.get(), H5P_DEFAULT, H5P_DEFAULT), H5Gclose,
+                    "H5Gcreate2", where());
     }
     if (!sweep_point.empty()) write_attribute(group_.get(), where(), "sweep_point", sweep_point);
   }
@@ -388,14 +399,15 @@ class Recorder final : public sim::Observer {
     for (Series* series : {&step_, &t_, &decision_step_, &price_, &return_, &shock_}) series->close();
     populations_.clear();
     market_space_.reset();
+    group_.reset();
   }
 
  private:
   struct Population {
     std::string where;
-    int agents = 0;                    ///< recorded agents (first max_agents)
-    Handle space;                      ///< selection of recorded paths x agents in an (agents x paths) matrix
-    Series wealth, amount;             ///< trajectories (invalid when not recorded)
+    int agents = 0;         ///< recorded agents (first max_agents)
+    Handle space;           ///< selection of recorded paths x agents in an (agents x paths) matrix
+    Series wealth, amount;  ///< trajectories (invalid when not recorded)
     Series summary_wealth, summary_amount, summary_proportion;
     std::vector<double> decision_wealth;  ///< X_k of the next decision, recorded paths x all agents
   };
@@ -423,7 +435,8 @@ class Recorder final : public sim::Observer {
     paths_.erase(std::unique(paths_.begin(), paths_.end()), paths_.end());
     for (const int p : paths_) {
       if (p < 0 || p >= all_paths) {
-        throw InputError(fmt::format("record.paths: path {} is out of range (the run has {} paths)", p, all_paths));
+        throw InputError(
+            fmt::format("record.paths: path {} is out of range (the run has {} paths)", p, all_paths));
       }
     }
   }
@@ -442,7 +455,8 @@ class Recorder final : public sim::Observer {
     Handle time = make(H5Gcreate2(group_.get(), "time", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose,
                        "H5Gcreate2", time_where);
     step_ = Series(time.get(), time_where, "step", H5T_STD_I32LE, H5T_NATIVE_INT, {}, {"step", "", false, 0});
-    t_ = Series(time.get(), time_where, "t", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, {}, {"step", "years", false, 0});
+    t_ = Series(time.get(), time_where, "t", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, {},
+                {"step", "years", false, 0});
     decision_step_ = Series(time.get(), time_where, "decision_step", H5T_STD_I32LE, H5T_NATIVE_INT, {},
                             {"decision_step", "", false, 0});
 
@@ -456,22 +470,8 @@ class Recorder final : public sim::Observer {
                      {"decision_step,path", "1", false, 0});
     shock_ = Series(market.get(), market_where, "shock", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, row,
                     {"decision_step,path", "1", false, 0});
-    market_space_ = make_market_space(static_cast<hsize_t>(state.paths), market_where);
-  }
-
-  /// Selects the recorded entries of a per-path vector.
-  Handle make_market_space(hsize_t all_paths, const std::string& where_text) const {
-    Handle space = make_space({all_paths}, {}, where_text);
-    if (paths_.size() == all_paths) return space;
-    H5S_seloper_t op = H5S_SELECT_SET;
-    for (const int p : paths_) {
-      const hsize_t start = static_cast<hsize_t>(p);
-      const hsize_t count = 1;
-      check(H5Sselect_hyperslab(space.get(), op, &start, nullptr, &count, nullptr), "H5Sselect_hyperslab",
-            where_text);
-      op = H5S_SELECT_OR;
-    }
-    return space;
+    // A per-path vector is an (all paths x 1 agent) matrix.
+    market_space_ = select_paths_agents(paths_, static_cast<hsize_t>(state.paths), 1, 1, market_where);
   }
 
   Population create_population(hid_t parent, const std::string& parent_where, const sim::PopulationState& pop,
@@ -495,8 +495,8 @@ class Recorder final : public sim::Observer {
                           {"step,path,agent", "currency units", true, gzip});
       out.amount = Series(group.get(), out.where, "amount", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, row,
                           {"decision_step,path,agent", "currency units", true, gzip});
-      out.space = select_paths_agents(paths_, static_cast<hsize_t>(all_paths), static_cast<hsize_t>(pop.count),
-                                      agents, out.where);
+      out.space = select_paths_agents(paths_, static_cast<hsize_t>(all_paths),
+                                      static_cast<hsize_t>(pop.count), agents, out.where);
       write_params(group.get(), out.where, pop, agents);
       if (pop.theory_amount.size() > 0) write_theory(group.get(), out.where, pop, agents);
     }
@@ -510,12 +510,13 @@ class Recorder final : public sim::Observer {
                                 stats_row, {"step,stat", "currency units", false, 0});
     out.summary_amount = Series(summary.get(), summary_where, "amount", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE,
                                 stats_row, {"decision_step,stat", "currency units", false, 0});
-    out.summary_proportion = Series(summary.get(), summary_where, "proportion", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE,
-                                    stats_row, {"decision_step,stat", "1", false, 0});
+    out.summary_proportion = Series(summary.get(), summary_where, "proportion", H5T_IEEE_F64LE,
+                                    H5T_NATIVE_DOUBLE, stats_row, {"decision_step,stat", "1", false, 0});
     return out;
   }
 
-  void write_params(hid_t group, const std::string& group_where, const sim::PopulationState& pop, hsize_t agents) {
+  void write_params(hid_t group, const std::string& group_where, const sim::PopulationState& pop,
+                    hsize_t agents) {
     const std::string params_where = group_where + "/params";
     Handle params = make(H5Gcreate2(group, "params", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose,
                          "H5Gcreate2", params_where);
@@ -526,23 +527,25 @@ class Recorder final : public sim::Observer {
                                    {"agent", "", false, 0}, where_text);
       // The first `agents` entries of the vector are contiguous: write straight from it.
       Handle mem = make_space({agents}, {}, where_text);
-      check(H5Dwrite(dset.get(), H5T_NATIVE_DOUBLE, mem.get(), H5S_ALL, H5P_DEFAULT, values.data()), "H5Dwrite",
-            where_text);
+      check(H5Dwrite(dset.get(), H5T_NATIVE_DOUBLE, mem.get(), H5S_ALL, H5P_DEFAULT, values.data()),
+            "H5Dwrite", where_text);
     }
   }
 
   /// theory/amount (decision_step, agent), all n steps. The Eigen matrix is (steps x count) column-
   /// major, so one step's amounts are strided in memory: written row by row through a strided
   /// selection, without a transposed copy.
-  void write_theory(hid_t group, const std::string& group_where, const sim::PopulationState& pop, hsize_t agents) {
+  void write_theory(hid_t group, const std::string& group_where, const sim::PopulationState& pop,
+                    hsize_t agents) {
     assert(pop.theory_amount.rows() == steps_ && pop.theory_amount.cols() == pop.count);
     const std::string theory_where = group_where + "/theory";
     Handle theory = make(H5Gcreate2(group, "theory", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose,
                          "H5Gcreate2", theory_where);
     std::string where_text;
     const auto steps = static_cast<hsize_t>(steps_);
-    Handle dset = create_dataset(theory.get(), theory_where, "amount", H5T_IEEE_F64LE, steps, {agents}, false,
-                                 {"decision_step,agent", "currency units", true, record_.compression}, where_text);
+    Handle dset =
+        create_dataset(theory.get(), theory_where, "amount", H5T_IEEE_F64LE, steps, {agents}, false,
+                       {"decision_step,agent", "currency units", true, record_.compression}, where_text);
     Handle mem = make_space({static_cast<hsize_t>(pop.theory_amount.size())}, {}, where_text);
     Handle file_space = make(H5Dget_space(dset.get()), H5Sclose, "H5Dget_space", where_text);
     for (hsize_t s = 0; s < steps; ++s) {
@@ -560,18 +563,47 @@ class Recorder final : public sim::Observer {
     }
   }
 
-  /// Values of an (agents x paths) matrix on the recorded paths, all agents, into scratch_.
-  void gather(const Eigen::MatrixXd& matrix) {
-    scratch_.clear();
+  /// One summary row to compute: a quantity of one population on the recorded paths, all agents.
+  struct SummaryJob {
+    const Eigen::MatrixXd* values;                   ///< agents x paths
+    const std::vector<double>* divide_by = nullptr;  ///< proportion: X_k per recorded value
+    Series* target = nullptr;
+    std::vector<double> scratch, stats;
+  };
+
+  /// Values of an (agents x paths) matrix on the recorded paths, all agents, into out.
+  void gather(const Eigen::MatrixXd& matrix, std::vector<double>& out) const {
+    out.clear();
     for (const int p : paths_) {
       const double* column = matrix.col(p).data();
-      scratch_.insert(scratch_.end(), column, column + matrix.rows());
+      out.insert(out.end(), column, column + matrix.rows());
     }
   }
 
-  void append_summary(Series& series) {
-    summarize(scratch_, record_.quantiles, stats_);
-    series.append(stats_.data());
+  /// Computes the jobs' summaries on worker threads while this thread writes `write` (HDF5 calls stay
+  /// on one thread), then appends the summary rows in a fixed order.
+  template <class Write>
+  void summarize_while(std::vector<SummaryJob>& jobs, Write&& write) {
+    tbb::task_group group;
+    group.run([&] {
+      tbb::parallel_for(std::size_t{0}, jobs.size(), [&](std::size_t j) {
+        SummaryJob& job = jobs[j];
+        gather(*job.values, job.scratch);
+        if (job.divide_by != nullptr) {
+          assert(job.divide_by->size() == job.scratch.size());
+          for (std::size_t v = 0; v < job.scratch.size(); ++v) job.scratch[v] /= (*job.divide_by)[v];
+        }
+        summarize(job.scratch, record_.quantiles, job.stats);
+      });
+    });
+    try {
+      write();
+    } catch (...) {
+      group.wait();
+      throw;
+    }
+    group.wait();
+    for (SummaryJob& job : jobs) job.target->append(job.stats.data());
   }
 
   void write_wealth_row(int s, const sim::RunState& state) {
@@ -579,40 +611,49 @@ class Recorder final : public sim::Observer {
     const double t = s * dt_;
     t_.append(&t);
     price_.append(state.market.price.data(), market_space_.get());
+    jobs_.resize(populations_.size());
     for (std::size_t i = 0; i < populations_.size(); ++i) {
-      Population& pop = populations_[i];
-      const auto& wealth = state.populations[i].wealth;
-      assert(wealth.rows() == state.populations[i].count && wealth.cols() == state.paths);
-      if (pop.wealth.valid()) pop.wealth.append(wealth.data(), pop.space.get());
-      gather(wealth);
-      append_summary(pop.summary_wealth);
+      jobs_[i].values = &state.populations[i].wealth;
+      jobs_[i].divide_by = nullptr;
+      jobs_[i].target = &populations_[i].summary_wealth;
     }
+    summarize_while(jobs_, [&] {
+      for (std::size_t i = 0; i < populations_.size(); ++i) {
+        Population& pop = populations_[i];
+        const auto& wealth = state.populations[i].wealth;
+        assert(wealth.rows() == state.populations[i].count && wealth.cols() == state.paths);
+        if (pop.wealth.valid()) pop.wealth.append(wealth.data(), pop.space.get());
+      }
+    });
   }
 
   void write_decision_row(int k, const sim::RunState& state) {
     decision_step_.append(&k);
     return_.append(state.market.simple_return.data(), market_space_.get());
     shock_.append(state.market.shock.data(), market_space_.get());
+    jobs_.resize(2 * populations_.size());
     for (std::size_t i = 0; i < populations_.size(); ++i) {
-      Population& pop = populations_[i];
-      const auto& amount = state.populations[i].amount;
-      assert(amount.rows() == state.populations[i].count && amount.cols() == state.paths);
-      if (pop.amount.valid()) pop.amount.append(amount.data(), pop.space.get());
-      gather(amount);
-      // Proportion P_k / X_k, with X_k kept from the callback before this decision.
-      assert(pop.decision_wealth.size() == scratch_.size());
-      ratio_.resize(scratch_.size());
-      for (std::size_t j = 0; j < scratch_.size(); ++j) ratio_[j] = scratch_[j] / pop.decision_wealth[j];
-      append_summary(pop.summary_amount);
-      scratch_.swap(ratio_);
-      append_summary(pop.summary_proportion);
+      // Amount P_k, and proportion P_k / X_k with X_k kept from the callback before this decision.
+      jobs_[2 * i].values = &state.populations[i].amount;
+      jobs_[2 * i].divide_by = nullptr;
+      jobs_[2 * i].target = &populations_[i].summary_amount;
+      jobs_[2 * i + 1].values = &state.populations[i].amount;
+      jobs_[2 * i + 1].divide_by = &populations_[i].decision_wealth;
+      jobs_[2 * i + 1].target = &populations_[i].summary_proportion;
     }
+    summarize_while(jobs_, [&] {
+      for (std::size_t i = 0; i < populations_.size(); ++i) {
+        Population& pop = populations_[i];
+        const auto& amount = state.populations[i].amount;
+        assert(amount.rows() == state.populations[i].count && amount.cols() == state.paths);
+        if (pop.amount.valid()) pop.amount.append(amount.data(), pop.space.get());
+      }
+    });
   }
 
   void save_decision_wealth(const sim::RunState& state) {
     for (std::size_t i = 0; i < populations_.size(); ++i) {
-      gather(state.populations[i].wealth);
-      populations_[i].decision_wealth.assign(scratch_.begin(), scratch_.end());
+      gather(state.populations[i].wealth, populations_[i].decision_wealth);
     }
   }
 
@@ -627,9 +668,7 @@ class Recorder final : public sim::Observer {
   Series price_, return_, shock_;
   Handle market_space_;
   std::vector<Population> populations_;
-  std::vector<double> scratch_;  ///< values of one quantity on the recorded paths, all agents
-  std::vector<double> ratio_;    ///< proportions P_k / X_k of one decision
-  std::vector<double> stats_;    ///< one summary row
+  std::vector<SummaryJob> jobs_;  ///< summary rows of one callback (buffers reused across steps)
 };
 
 }  // namespace
@@ -642,7 +681,8 @@ Hdf5Output::Hdf5Output(const std::string& path, const Provenance& provenance)
   // STRONG: closing the file also closes the datasets that recorders still hold.
   Handle fapl = make(H5Pcreate(H5P_FILE_ACCESS), H5Pclose, "H5Pcreate", where);
   check(H5Pset_fclose_degree(fapl.get(), H5F_CLOSE_STRONG), "H5Pset_fclose_degree", where);
-  file_->id = make(H5Fcreate(where.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()), H5Fclose, "H5Fcreate", where);
+  file_->id =
+      make(H5Fcreate(where.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()), H5Fclose, "H5Fcreate", where);
 
   Handle root = make(H5Gopen2(file_->id.get(), "/", H5P_DEFAULT), H5Gclose, "H5Gopen2", where);
   const hid_t r = root.get();
@@ -653,7 +693,8 @@ Hdf5Output::Hdf5Output(const std::string& path, const Provenance& provenance)
   write_attribute(r, where, "command_line", provenance.command_line);
   write_attribute(r, where, "created", utc_now_iso8601());
   write_attribute(r, where, "complete", 0);
-  file_->complete_attr = make(H5Aopen(r, "complete", H5P_DEFAULT), H5Aclose, "H5Aopen", where + " attribute complete");
+  file_->complete_attr =
+      make(H5Aopen(r, "complete", H5P_DEFAULT), H5Aclose, "H5Aopen", where + " attribute complete");
 }
 
 Hdf5Output::~Hdf5Output() {
@@ -663,7 +704,7 @@ Hdf5Output::~Hdf5Output() {
 }
 
 std::unique_ptr<sim::Observer> Hdf5Output::recorder(const std::string& group, const sim::RecordSpec& record,
-                                                   const std::string& sweep_point) {
+                                                    const std::string& sweep_point) {
   return std::make_unique<Recorder>(file_, group, record, sweep_point);
 }
 
@@ -671,7 +712,8 @@ void Hdf5Output::commit() {
   const std::string& where = file_->partial_path;
   if (!file_->id.valid()) throw IoError(fmt::format("{}: already committed", path_));
   const int complete = 1;
-  check(H5Awrite(file_->complete_attr.get(), H5T_NATIVE_INT, &complete), "H5Awrite", where + " attribute complete");
+  check(H5Awrite(file_->complete_attr.get(), H5T_NATIVE_INT, &complete), "H5Awrite",
+        where + " attribute complete");
   file_->complete_attr.reset();
   check(H5Fclose(file_->id.release()), "H5Fclose", where);
 

@@ -34,7 +34,8 @@ class Hdf5Output {
   /// An observer writing one run into `group` ("/" for a single run, "/sweep_000" etc. for sweep
   /// points); the group gets the attribute `sweep_point` (text "key=value;...") when it is given.
   /// Throws InputError for an invalid RecordSpec (every < 1).
-  [[nodiscard]] std::unique_ptr<sim::Observer> recorder(const std::string& group, const sim::RecordSpec& record,
+  [[nodiscard]] std::unique_ptr<sim::Observer> recorder(const std::string& group,
+                                                        const sim::RecordSpec& record,
                                                         const std::string& sweep_point = "");
 
   /// Marks the file complete, closes it (and every recorder's datasets) and renames it to path().

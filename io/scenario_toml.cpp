@@ -1,6 +1,7 @@
 #include "io/scenario_toml.hpp"
 
 #include <fmt/format.h>
+#include <toml++/toml.h>
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -9,7 +10,6 @@
 #include <map>
 #include <optional>
 #include <sstream>
-#include <toml++/toml.h>
 #include <tuple>
 #include <utility>
 
@@ -85,7 +85,9 @@ struct ParamRule {
   Domain scale_domain;
 };
 
-ParamRule direct(Domain domain) { return {domain, "", ParamSpec::Scale::direct, any_number}; }
+ParamRule direct(Domain domain) {
+  return {domain, "", ParamSpec::Scale::direct, any_number};
+}
 
 /// Collects problems; the typed reads report a wrong type or value and then read as absent.
 class Checker {
@@ -94,6 +96,14 @@ class Checker {
 
   void report(const toml::node* at, std::string key_path, std::string message) {
     ScenarioProblem p{std::move(key_path), 0, 0, std::move(message), ""};
+    // A table made by a --set path (population.x.network.k=1) has no position: use its first value's.
+    while (at != nullptr && at->source().begin.line == 0 && !at->source().path) {
+      const toml::node* inner = nullptr;
+      if (const auto* t = at->as_table(); t != nullptr && !t->empty()) inner = &t->cbegin()->second;
+      if (const auto* a = at->as_array(); a != nullptr && !a->empty()) inner = &(*a)[0];
+      if (inner == nullptr) break;
+      at = inner;
+    }
     if (at != nullptr) {
       const auto& src = at->source();
       if (src.path && !src.path->empty()) {
@@ -109,7 +119,8 @@ class Checker {
   void check_keys(const toml::table& t, const std::string& prefix, const KeyList& allowed) {
     for (auto&& [k, v] : t) {
       if (!contains(allowed, k.str()))
-        report(&v, join_path(prefix, k.str()), fmt::format("unknown key; allowed keys: {}", join_keys(allowed)));
+        report(&v, join_path(prefix, k.str()),
+               fmt::format("unknown key; allowed keys: {}", join_keys(allowed)));
     }
   }
 
@@ -124,10 +135,10 @@ class Checker {
       return std::nullopt;
     }
     if (v->get() < min || v->get() > max) {
+      const bool open_ended = max == int_max || max == std::numeric_limits<std::int64_t>::max();
       report(n, path,
-             max == int_max || max == std::numeric_limits<std::int64_t>::max()
-                 ? fmt::format("must be >= {}, got {}", min, v->get())
-                 : fmt::format("must lie in [{}, {}], got {}", min, max, v->get()));
+             open_ended && v->get() < min ? fmt::format("must be >= {}, got {}", min, v->get())
+                                          : fmt::format("must lie in [{}, {}], got {}", min, max, v->get()));
       return std::nullopt;
     }
     return v->get();
@@ -177,7 +188,8 @@ class Checker {
       if (*s == name) return value;
     }
     std::string names;
-    for (const auto& [name, value] : options) names += fmt::format("{}\"{}\"", names.empty() ? "" : ", ", name);
+    for (const auto& [name, value] : options)
+      names += fmt::format("{}\"{}\"", names.empty() ? "" : ", ", name);
     report(t.get(key), join_path(prefix, key), fmt::format("must be one of {}, got \"{}\"", names, *s));
     return std::nullopt;
   }
@@ -224,7 +236,7 @@ class Checker {
       p.form = ParamSpec::Form::list;
       bool ok = true;
       for (std::size_t i = 0; i < a->size(); ++i) {
-        const auto x = number(*a->get(i), fmt::format("{}[{}]", path, i), domain);
+        const auto x = number((*a)[i], fmt::format("{}[{}]", path, i), domain);
         ok = ok && x.has_value();
         p.values.push_back(x.value_or(0.0));
       }
@@ -246,8 +258,9 @@ class Checker {
   std::optional<DistributionSpec> distribution(const toml::table& t, const std::string& path,
                                                const Domain& domain) {
     using Kind = DistributionSpec::Kind;
-    const auto kind = choice<Kind>(t, path, "dist",
-                                   {{"uniform", Kind::uniform}, {"normal", Kind::normal}, {"lognormal", Kind::lognormal}});
+    const auto kind =
+        choice<Kind>(t, path, "dist",
+                     {{"uniform", Kind::uniform}, {"normal", Kind::normal}, {"lognormal", Kind::lognormal}});
     if (!kind) return std::nullopt;
     DistributionSpec d;
     d.kind = *kind;
@@ -256,20 +269,24 @@ class Checker {
     const auto [a_key, b_key] = *kind == Kind::uniform  ? std::pair{"low", "high"}
                                 : *kind == Kind::normal ? std::pair{"mean", "std"}
                                                         : std::pair{"mu", "sigma"};
-    const std::string_view law = *kind == Kind::uniform ? "uniform" : *kind == Kind::normal ? "normal" : "lognormal";
+    const std::string_view law = *kind == Kind::uniform  ? "uniform"
+                                 : *kind == Kind::normal ? "normal"
+                                                         : "lognormal";
     if (*kind == Kind::uniform)
       check_keys(t, path, {"dist", "low", "high"});
     else
       check_keys(t, path, {"dist", a_key, b_key, "low", "high"});
     for (const auto* key : {a_key, b_key}) {
-      if (!t.contains(key)) report(&t, join_path(path, key), fmt::format("is required for dist = \"{}\"", law));
+      if (!t.contains(key))
+        report(&t, join_path(path, key), fmt::format("is required for dist = \"{}\"", law));
     }
 
     if (*kind == Kind::uniform) {
       // Its bounds are the support, so each must lie in the domain.
       d.a = number(t, path, "low", domain).value_or(nan);
       d.b = number(t, path, "high", domain).value_or(nan);
-      if (d.a >= d.b) report(t.get("high"), join_path(path, "high"), fmt::format("must be > low = {}, got {}", d.a, d.b));
+      if (d.a >= d.b)
+        report(t.get("high"), join_path(path, "high"), fmt::format("must be > low = {}, got {}", d.a, d.b));
       return problems.size() == before ? std::optional(d) : std::nullopt;
     }
 
@@ -278,18 +295,19 @@ class Checker {
     if (t.contains("low")) d.low = number(t, path, "low", domain);
     if (t.contains("high")) d.high = number(t, path, "high", domain);
     if (d.low && d.high && *d.low >= *d.high)
-      report(t.get("high"), join_path(path, "high"), fmt::format("must be > low = {}, got {}", *d.low, *d.high));
+      report(t.get("high"), join_path(path, "high"),
+             fmt::format("must be > low = {}, got {}", *d.low, *d.high));
     // Without truncation a normal reaches every real and a lognormal every positive value.
     const bool unbounded_below = *kind == Kind::normal ? std::isfinite(domain.lo) : domain.lo > 0.0;
     if (!t.contains("low") && unbounded_below) {
       report(&t, path,
-             fmt::format("a {} distribution can draw values out of range (values {}); truncate it with low", law,
-                         domain.describe()));
+             fmt::format("a {} distribution can draw values out of range (values {}); truncate it with low",
+                         law, domain.describe()));
     }
     if (!t.contains("high") && std::isfinite(domain.hi)) {
       report(&t, path,
-             fmt::format("a {} distribution can draw values out of range (values {}); truncate it with high", law,
-                         domain.describe()));
+             fmt::format("a {} distribution can draw values out of range (values {}); truncate it with high",
+                         law, domain.describe()));
     }
     return problems.size() == before ? std::optional(d) : std::nullopt;
   }
@@ -301,8 +319,10 @@ void sort_problems(std::vector<ScenarioProblem>& problems) {
     // Comparing origins by length first orders "--set #2" before "--set #10".
     return std::tuple(!p.origin.empty(), p.origin.size(), p.origin, p.line, p.column, p.key_path, p.message);
   };
-  std::stable_sort(problems.begin(), problems.end(), [&](const auto& x, const auto& y) { return key(x) < key(y); });
-  problems.erase(std::unique(problems.begin(), problems.end(), [&](const auto& x, const auto& y) { return key(x) == key(y); }),
+  std::stable_sort(problems.begin(), problems.end(),
+                   [&](const auto& x, const auto& y) { return key(x) < key(y); });
+  problems.erase(std::unique(problems.begin(), problems.end(),
+                             [&](const auto& x, const auto& y) { return key(x) == key(y); }),
                  problems.end());
 }
 
@@ -336,16 +356,20 @@ std::pair<toml::table*, std::string> locate(toml::table& root, std::string_view 
     if (segs[0] == "population" && segs.size() > 2) {
       for (std::size_t k = 0; k < n && pop == nullptr; ++k) {
         auto* t = pops->get_as<toml::table>(k);
-        if (t != nullptr && t->get_as<std::string>("name") && t->get_as<std::string>("name")->get() == segs[1]) pop = t;
+        if (t != nullptr && t->get_as<std::string>("name") &&
+            t->get_as<std::string>("name")->get() == segs[1])
+          pop = t;
       }
       if (pop == nullptr) error = fmt::format("there is no population named '{}'", segs[1]);
       i = 2;
     } else if (segs[0].size() > 12 && segs[0][10] == '[' && segs[0].back() == ']' && segs.size() > 1) {
       const std::string digits = segs[0].substr(11, segs[0].size() - 12);
-      if (!digits.empty() && std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+      if (!digits.empty() &&
+          std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
         const auto k = std::stoul(digits);
         if (k < n) pop = pops->get_as<toml::table>(k);
-        if (pop == nullptr) error = fmt::format("there is no population[{}] (the scenario has {})", digits, n);
+        if (pop == nullptr)
+          error = fmt::format("there is no population[{}] (the scenario has {})", digits, n);
       } else {
         error = fmt::format("'{}' is not population[<index>]", segs[0]);
       }
@@ -456,8 +480,10 @@ std::vector<SweepAxis> collect_sweep(toml::table& root, Checker& c) {
     const auto root_key = key.substr(0, key.find_first_of(".["));
     auto* arr = node->as_array();
     bool ok = true;
-    if (!contains({"run", "market", "population", "record"}, root_key) || key.find('.') == std::string::npos) {
-      c.report(node, path, "a sweep key is a key path under run, market, population or record, e.g. \"market.sigma\"");
+    if (!contains({"run", "market", "population", "record"}, root_key) ||
+        key.find('.') == std::string::npos) {
+      c.report(node, path,
+               "a sweep key is a key path under run, market, population or record, e.g. \"market.sigma\"");
       ok = false;
     }
     if (arr == nullptr || arr->empty()) {
@@ -478,17 +504,18 @@ std::vector<SweepAxis> collect_sweep(toml::table& root, Checker& c) {
 
 // ---- validation of the tree -----------------------------------------------------------------
 
-const KeyList population_keys = {"name",   "kind",    "count",   "wealth", "lottery", "alpha", "theta",  "herd",
-                                 "influence", "leader", "network", "policy", "optimum", "bc",    "rho", "proportion"};
+const KeyList population_keys = {"name",    "kind", "count",     "wealth",    "lottery", "alpha",
+                                 "theta",   "herd", "influence", "leader",    "network", "policy",
+                                 "optimum", "bc",   "rho",       "proportion"};
 
 /// Why key does not apply to this population ("" if it does).
-std::string inapplicable(std::string_view key, std::optional<sim::AgentKind> kind, std::optional<sim::HerdType> herd,
-                         std::optional<sim::Influence> influence) {
+std::string inapplicable(std::string_view key, std::optional<sim::AgentKind> kind,
+                         std::optional<sim::HerdType> herd, std::optional<sim::Influence> influence) {
   using sim::AgentKind;
   if (!kind || key == "name" || key == "kind" || key == "count" || key == "wealth") return "";
   const KeyList merton = {"alpha", "policy", "optimum", "lottery"};
-  const KeyList herd_keys = {"alpha", "theta", "lottery", "herd", "influence", "leader", "network",
-                             "policy", "optimum", "bc", "rho"};
+  const KeyList herd_keys = {"alpha",   "theta",  "lottery", "herd", "influence", "leader",
+                             "network", "policy", "optimum", "bc",   "rho"};
   const char* kind_name = *kind == AgentKind::merton ? "merton" : *kind == AgentKind::herd ? "herd" : "noise";
   const bool applies = *kind == AgentKind::merton ? contains(merton, key)
                        : *kind == AgentKind::herd ? contains(herd_keys, key)
@@ -496,7 +523,8 @@ std::string inapplicable(std::string_view key, std::optional<sim::AgentKind> kin
   if (!applies) return fmt::format("does not apply to kind = \"{}\"", kind_name);
   if (key == "leader" && influence == sim::Influence::peers)
     return "does not apply with influence = \"peers\" (peers follow their network)";
-  if (key == "network" && influence == sim::Influence::leader) return "does not apply with influence = \"leader\"";
+  if (key == "network" && influence == sim::Influence::leader)
+    return "does not apply with influence = \"leader\"";
   if (key == "bc" && herd == sim::HerdType::absolute) return "applies only to herd = \"relative\"";
   if (key == "rho" && herd == sim::HerdType::relative) return "applies only to herd = \"absolute\"";
   return "";
@@ -563,8 +591,9 @@ PopulationSpec read_population(Checker& c, const toml::table& t, std::size_t ind
   pop.source_line = static_cast<int>(t.source().begin.line);
   check_name(c, t, prefix, pop);
   if (!t.contains("kind")) c.report(&t, prefix + ".kind", "is required (\"merton\", \"herd\" or \"noise\")");
-  const auto kind = c.choice<AgentKind>(t, prefix, "kind",
-                                        {{"merton", AgentKind::merton}, {"herd", AgentKind::herd}, {"noise", AgentKind::noise}});
+  const auto kind = c.choice<AgentKind>(
+      t, prefix, "kind",
+      {{"merton", AgentKind::merton}, {"herd", AgentKind::herd}, {"noise", AgentKind::noise}});
   pop.kind = kind.value_or(AgentKind::merton);
   const auto count = c.integer(t, prefix, "count", 1);
   pop.count = static_cast<int>(count.value_or(1));
@@ -573,8 +602,10 @@ PopulationSpec read_population(Checker& c, const toml::table& t, std::size_t ind
   std::optional<HerdType> herd;
   std::optional<Influence> influence;
   if (kind == AgentKind::herd) {
-    herd = c.choice<HerdType>(t, prefix, "herd", {{"absolute", HerdType::absolute}, {"relative", HerdType::relative}});
-    influence = c.choice<Influence>(t, prefix, "influence", {{"leader", Influence::leader}, {"peers", Influence::peers}});
+    herd = c.choice<HerdType>(t, prefix, "herd",
+                              {{"absolute", HerdType::absolute}, {"relative", HerdType::relative}});
+    influence = c.choice<Influence>(t, prefix, "influence",
+                                    {{"leader", Influence::leader}, {"peers", Influence::peers}});
     if (!t.contains("herd")) herd = HerdType::absolute;
     if (!t.contains("influence")) influence = Influence::leader;
   }
@@ -598,7 +629,8 @@ PopulationSpec read_population(Checker& c, const toml::table& t, std::size_t ind
     if (const auto* n = t.get(key))
       out = c.param(*n, join_path(prefix, key), rule).value_or(out);
     else
-      c.report(&t, join_path(prefix, key), fmt::format("is required for kind = \"{}\"", t.get_as<std::string>("kind")->get()));
+      c.report(&t, join_path(prefix, key),
+               fmt::format("is required for kind = \"{}\"", t.get_as<std::string>("kind")->get()));
   };
   if (*kind == AgentKind::noise) {
     required_param("proportion", direct(any_number), pop.proportion);
@@ -607,17 +639,20 @@ PopulationSpec read_population(Checker& c, const toml::table& t, std::size_t ind
 
   // merton and herd: alpha (possibly as lottery probabilities), policy, optimum.
   const auto lottery = c.choice<theory::LotteryConvention>(
-      t, prefix, "lottery", {{"win10_sure3", theory::lottery_win10_sure3}, {"win20_sure6", theory::lottery_win20_sure6}});
+      t, prefix, "lottery",
+      {{"win10_sure3", theory::lottery_win10_sure3}, {"win20_sure6", theory::lottery_win20_sure6}});
   pop.lottery = lottery.value_or(theory::lottery_win10_sure3);
   const Domain prob{pop.lottery.sure / pop.lottery.win, true, 1.0, true};
   required_param("alpha", {positive, "lottery_prob", ParamSpec::Scale::lottery_prob, prob}, pop.alpha);
   const auto* alpha_table = t.get_as<toml::table>("alpha");
   if (t.contains("lottery") && !(alpha_table != nullptr && alpha_table->contains("lottery_prob")))
     c.report(t.get("lottery"), prefix + ".lottery", "applies only with alpha = { lottery_prob = ... }");
-  pop.optimum = c.choice<Optimum>(t, prefix, "optimum", {{"discrete", Optimum::discrete}, {"continuous", Optimum::continuous}})
+  pop.optimum = c.choice<Optimum>(t, prefix, "optimum",
+                                  {{"discrete", Optimum::discrete}, {"continuous", Optimum::continuous}})
                     .value_or(Optimum::discrete);
-  const auto policy = c.choice<Policy>(t, prefix, "policy",
-                                       {{"plan", Policy::plan}, {"replan", Policy::replan}, {"adaptive", Policy::adaptive}});
+  const auto policy =
+      c.choice<Policy>(t, prefix, "policy",
+                       {{"plan", Policy::plan}, {"replan", Policy::replan}, {"adaptive", Policy::adaptive}});
   pop.policy = policy.value_or(Policy::plan);
   if (*kind == AgentKind::merton) {
     if (policy == Policy::adaptive)
@@ -630,23 +665,29 @@ PopulationSpec read_population(Checker& c, const toml::table& t, std::size_t ind
   pop.herd = herd.value_or(HerdType::absolute);
   pop.influence = influence.value_or(Influence::leader);
   if (pop.herd == HerdType::relative)
-    pop.bc = c.choice<Boundary>(t, prefix, "bc", {{"pinned", Boundary::pinned}, {"natural", Boundary::natural}})
-                 .value_or(Boundary::pinned);
+    pop.bc =
+        c.choice<Boundary>(t, prefix, "bc", {{"pinned", Boundary::pinned}, {"natural", Boundary::natural}})
+            .value_or(Boundary::pinned);
   if (pop.herd == HerdType::absolute) pop.rho = c.number(t, prefix, "rho", any_number).value_or(0.0);
   if (herd == HerdType::relative && influence == Influence::peers)
     c.report(t.get("influence"), prefix + ".influence",
-             "influence = \"peers\" with herd = \"relative\" is not available (no solver for relative herding on a "
+             "influence = \"peers\" with herd = \"relative\" is not available (no solver for relative "
+             "herding on a "
              "network yet); use herd = \"absolute\" or influence = \"leader\"");
   if (policy == Policy::replan && herd == HerdType::relative)
-    c.report(t.get("policy"), prefix + ".policy",
-             "policy = \"replan\" with herd = \"relative\" is not available (the relative solver cannot restart "
-             "from a realised wealth yet); use \"plan\" or \"adaptive\"");
+    c.report(
+        t.get("policy"), prefix + ".policy",
+        "policy = \"replan\" with herd = \"relative\" is not available (the relative solver cannot restart "
+        "from a realised wealth yet); use \"plan\" or \"adaptive\"");
   if (policy == Policy::replan && influence == Influence::peers)
-    c.report(t.get("policy"), prefix + ".policy",
-             "policy = \"replan\" with influence = \"peers\" is not available (no re-solve of the network game "
-             "yet); use \"plan\" or \"adaptive\"");
+    c.report(
+        t.get("policy"), prefix + ".policy",
+        "policy = \"replan\" with influence = \"peers\" is not available (no re-solve of the network game "
+        "yet); use \"plan\" or \"adaptive\"");
   if (pop.influence == Influence::leader) {
-    if (!t.contains("leader")) c.report(&t, prefix + ".leader", "is required with influence = \"leader\": the name of a merton population");
+    if (!t.contains("leader"))
+      c.report(&t, prefix + ".leader",
+               "is required with influence = \"leader\": the name of a merton population");
     pop.leader = c.string(t, prefix, "leader").value_or("");
   } else if (influence == Influence::peers) {
     read_network(c, t, prefix, pop, count_ok);
@@ -656,8 +697,9 @@ PopulationSpec read_population(Checker& c, const toml::table& t, std::size_t ind
 
 void read_run(Checker& c, const toml::table& t, sim::RunSpec& run) {
   c.check_keys(t, "run", {"seed", "paths", "horizon", "steps_per_year", "wealth_update"});
-  run.seed = static_cast<std::uint64_t>(
-      c.integer(t, "run", "seed", 0, std::numeric_limits<std::int64_t>::max()).value_or(static_cast<std::int64_t>(run.seed)));
+  run.seed =
+      static_cast<std::uint64_t>(c.integer(t, "run", "seed", 0, std::numeric_limits<std::int64_t>::max())
+                                     .value_or(static_cast<std::int64_t>(run.seed)));
   run.paths = static_cast<int>(c.integer(t, "run", "paths", 1).value_or(run.paths));
   const auto horizon = c.number(t, "run", "horizon", positive);
   const auto steps = c.integer(t, "run", "steps_per_year", 1);
@@ -667,8 +709,8 @@ void read_run(Checker& c, const toml::table& t, sim::RunSpec& run) {
   if ((horizon || !t.contains("horizon")) && (steps || !t.contains("steps_per_year")) &&
       (std::abs(n - std::round(n)) > 1e-9 * std::max(1.0, n) || std::round(n) < 1.0)) {
     c.report(t.contains("horizon") ? t.get("horizon") : t.get("steps_per_year"), "run.horizon",
-             fmt::format("horizon * steps_per_year must be a whole number of steps, got {} * {} = {}", run.horizon,
-                         run.steps_per_year, n));
+             fmt::format("horizon * steps_per_year must be a whole number of steps, got {} * {} = {}",
+                         run.horizon, run.steps_per_year, n));
   }
   run.wealth_update = c.choice<sim::WealthUpdate>(t, "run", "wealth_update",
                                                   {{"arithmetic", sim::WealthUpdate::arithmetic},
@@ -685,7 +727,8 @@ void read_market(Checker& c, const toml::table& t, sim::MarketSpec& m) {
 }
 
 void read_record(Checker& c, const toml::table& t, sim::RecordSpec& rec, std::optional<int> run_paths) {
-  c.check_keys(t, "record", {"every", "trajectories", "enabled", "paths", "max_agents", "compression", "quantiles"});
+  c.check_keys(t, "record",
+               {"every", "trajectories", "enabled", "paths", "max_agents", "compression", "quantiles"});
   rec.every = static_cast<int>(c.integer(t, "record", "every", 1).value_or(rec.every));
   rec.trajectories = c.boolean(t, "record", "trajectories").value_or(rec.trajectories);
   rec.enabled = c.boolean(t, "record", "enabled").value_or(rec.enabled);
@@ -696,11 +739,12 @@ void read_record(Checker& c, const toml::table& t, sim::RecordSpec& rec, std::op
       const std::int64_t max = run_paths ? *run_paths - 1 : int_max;
       for (std::size_t i = 0; i < a->size(); ++i) {
         const std::string path = fmt::format("record.paths[{}]", i);
-        const auto* v = a->get(i)->as_integer();
+        const auto* v = (*a)[i].as_integer();
         if (v == nullptr) {
-          c.report(a->get(i), path, fmt::format("must be an integer, got {}", describe(*a->get(i))));
+          c.report(&(*a)[i], path, fmt::format("must be an integer, got {}", describe((*a)[i])));
         } else if (v->get() < 0 || v->get() > max) {
-          c.report(v, path, fmt::format("must be a path index in [0, run.paths = {}), got {}", max + 1, v->get()));
+          c.report(v, path,
+                   fmt::format("must be a path index in [0, run.paths = {}), got {}", max + 1, v->get()));
         } else if (std::find(rec.paths.begin(), rec.paths.end(), v->get()) != rec.paths.end()) {
           c.report(v, path, fmt::format("path {} is listed twice", v->get()));
         } else {
@@ -715,14 +759,16 @@ void read_record(Checker& c, const toml::table& t, sim::RecordSpec& rec, std::op
     if (const auto* a = n->as_array()) {
       rec.quantiles.clear();
       for (std::size_t i = 0; i < a->size(); ++i) {
-        const auto q = c.number(*a->get(i), fmt::format("record.quantiles[{}]", i), unit_interval);
+        const auto q = c.number((*a)[i], fmt::format("record.quantiles[{}]", i), unit_interval);
         if (q && !rec.quantiles.empty() && *q <= rec.quantiles.back())
-          c.report(a->get(i), fmt::format("record.quantiles[{}]", i),
-                   fmt::format("quantiles must be strictly increasing, got {} after {}", *q, rec.quantiles.back()));
+          c.report(&(*a)[i], fmt::format("record.quantiles[{}]", i),
+                   fmt::format("quantiles must be strictly increasing, got {} after {}", *q,
+                               rec.quantiles.back()));
         if (q) rec.quantiles.push_back(*q);
       }
     } else {
-      c.report(n, "record.quantiles", fmt::format("must be an array of numbers in [0, 1], got {}", describe(*n)));
+      c.report(n, "record.quantiles",
+               fmt::format("must be an array of numbers in [0, 1], got {}", describe(*n)));
     }
   }
 }
@@ -764,7 +810,8 @@ sim::ScenarioSpec validate(Checker& c, const toml::table& root) {
       if (node == nullptr || pop.leader.empty() || pop.kind != sim::AgentKind::herd) continue;
       const auto it = index_of.find(pop.leader);
       if (it == index_of.end())
-        c.report(node, fmt::format("population[{}].leader", i), fmt::format("there is no population named \"{}\"", pop.leader));
+        c.report(node, fmt::format("population[{}].leader", i),
+                 fmt::format("there is no population named \"{}\"", pop.leader));
       else if (spec.populations[it->second].kind != sim::AgentKind::merton)
         c.report(node, fmt::format("population[{}].leader", i),
                  fmt::format("\"{}\" is not a merton population; a leader must be one", pop.leader));
@@ -800,13 +847,18 @@ std::string format_scenario_problem(const std::string& source, const ScenarioPro
 namespace {
 std::string format_all(const std::string& source, const std::vector<ScenarioProblem>& problems) {
   std::string out;
-  for (const auto& p : problems) out += (out.empty() ? "" : "\n") + format_scenario_problem(source, p);
+  for (const auto& p : problems) {
+    if (!out.empty()) out += '\n';
+    out += format_scenario_problem(source, p);
+  }
   return out;
 }
 }  // namespace
 
 ScenarioFileError::ScenarioFileError(std::string source, std::vector<ScenarioProblem> problems)
-    : ScenarioError(format_all(source, problems)), source_(std::move(source)), problems_(std::move(problems)) {}
+    : ScenarioError(format_all(source, problems)),
+      source_(std::move(source)),
+      problems_(std::move(problems)) {}
 
 std::vector<sim::ScenarioSpec> parse_scenario(std::string_view text, const std::string& source_name,
                                               const std::vector<std::string>& overrides) {
@@ -822,7 +874,8 @@ std::vector<sim::ScenarioSpec> parse_scenario(std::string_view text, const std::
   std::size_t points = 1;
   for (const auto n : sizes) points *= n;
   if (points > max_sweep_points) {
-    c.report(nullptr, "sweep", fmt::format("has {} points; at most {} are allowed", points, max_sweep_points));
+    c.report(nullptr, "sweep",
+             fmt::format("has {} points; at most {} are allowed", points, max_sweep_points));
     sizes.clear();
     points = 1;
   }
@@ -844,7 +897,7 @@ std::vector<sim::ScenarioSpec> parse_scenario(std::string_view text, const std::
         rest /= sizes[j];
       }
       for (std::size_t j = 0; j < axes.size(); ++j) {
-        toml::node& v = *axes[j].values->get(index[j]);
+        toml::node& v = (*axes[j].values)[index[j]];
         values.emplace_back(axes[j].key_path, v.value<double>().value_or(0.0));
         std::string error;
         auto [tbl, last] = locate(root, axes[j].key_path, error);
@@ -869,7 +922,8 @@ std::vector<sim::ScenarioSpec> parse_scenario(std::string_view text, const std::
   return specs;
 }
 
-std::vector<sim::ScenarioSpec> load_scenario(const std::string& path, const std::vector<std::string>& overrides) {
+std::vector<sim::ScenarioSpec> load_scenario(const std::string& path,
+                                             const std::vector<std::string>& overrides) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw IoError(fmt::format("cannot open scenario file '{}'", path));
   std::ostringstream text;

@@ -45,7 +45,8 @@ class ScenarioFileError : public herdsim::ScenarioError {
                                                            const std::vector<std::string>& overrides = {});
 
 /// As load_scenario, from text; source_name names the text in messages.
-[[nodiscard]] std::vector<sim::ScenarioSpec> parse_scenario(std::string_view text, const std::string& source_name,
+[[nodiscard]] std::vector<sim::ScenarioSpec> parse_scenario(std::string_view text,
+                                                            const std::string& source_name,
                                                             const std::vector<std::string>& overrides = {});
 
 }  // namespace herdsim::io

@@ -13,8 +13,8 @@ namespace herdsim::sim {
 
 /// What a decision may read besides the population's own state. Read-only.
 struct DecisionContext {
-  int step = 0;         ///< k, the decision being taken (0..steps-1)
-  double time = 0.0;    ///< t_k = k dt, years
+  int step = 0;                     ///< k, the decision being taken (0..steps-1)
+  double time = 0.0;                ///< t_k = k dt, years
   const RunState* state = nullptr;  ///< all populations: wealth X_k, previous_amount P_{k-1}
   const CounterRng* rng = nullptr;
   int population_index = 0;  ///< this population's index in RunState::populations (RNG keys)
@@ -33,8 +33,8 @@ class Population {
 
   /// Decides P_k for the slots paths [path_begin, path_end) x agents [agent_begin, agent_end): writes
   /// own.amount there and nowhere else.
-  virtual void decide(const DecisionContext& ctx, int path_begin, int path_end, int agent_begin, int agent_end,
-                      PopulationState& own) const = 0;
+  virtual void decide(const DecisionContext& ctx, int path_begin, int path_end, int agent_begin,
+                      int agent_end, PopulationState& own) const = 0;
 
   /// True when decisions depend only on (step, agent) — never on paths, wealth or others — so the
   /// runtime may advance blocks of agents through many steps at once (plan policies).

@@ -31,15 +31,15 @@ struct PopulationState {
 
 /// Market state on every path.
 struct MarketState {
-  Eigen::VectorXd price;         ///< stock price after the last step, per path
-  Eigen::VectorXd simple_return; ///< S_{k+1}/S_k - 1 of the last step, per path
-  Eigen::VectorXd shock;         ///< eps of the last step, per path
+  Eigen::VectorXd price;          ///< stock price after the last step, per path
+  Eigen::VectorXd simple_return;  ///< S_{k+1}/S_k - 1 of the last step, per path
+  Eigen::VectorXd shock;          ///< eps of the last step, per path
 };
 
 /// Everything an observer may read.
 struct RunState {
   const ScenarioSpec* spec = nullptr;
-  int steps = 0;   ///< n decisions
+  int steps = 0;  ///< n decisions
   int paths = 0;
   MarketState market;
   std::vector<PopulationState> populations;

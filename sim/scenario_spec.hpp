@@ -13,16 +13,18 @@ namespace herdsim::sim {
 
 /// How wealth moves over one step of length dt given the shock eps.
 enum class WealthUpdate {
-  arithmetic,  ///< the paper's: X <- X(1 + r dt) + P(v dt + sigma sqrt(dt) eps); price S <- S(1 + mu dt + sigma sqrt(dt) eps)
-  lognormal,   ///< exact GBM: X <- (X - P) e^{r dt} + P S'/S, S' = S exp((mu - sigma^2/2) dt + sigma sqrt(dt) eps)
+  arithmetic,  ///< the paper's: X <- X(1 + r dt) + P(v dt + sigma sqrt(dt) eps); price S <- S(1 + mu dt +
+               ///< sigma sqrt(dt) eps)
+  lognormal,   ///< exact GBM: X <- (X - P) e^{r dt} + P S'/S, S' = S exp((mu - sigma^2/2) dt + sigma sqrt(dt)
+               ///< eps)
 };
 
 /// [run]
 struct RunSpec {
-  std::uint64_t seed = 42;   ///< keys every random draw (market, noise, parameters)
-  int paths = 1;             ///< independent Monte Carlo market paths
-  double horizon = 10.0;     ///< T, years
-  int steps_per_year = 1;    ///< decisions per year; 1 reproduces the paper
+  std::uint64_t seed = 42;  ///< keys every random draw (market, noise, parameters)
+  int paths = 1;            ///< independent Monte Carlo market paths
+  double horizon = 10.0;    ///< T, years
+  int steps_per_year = 1;   ///< decisions per year; 1 reproduces the paper
   WealthUpdate wealth_update = WealthUpdate::arithmetic;
   [[nodiscard]] int steps() const { return static_cast<int>(horizon * steps_per_year + 0.5); }
   [[nodiscard]] double dt() const { return 1.0 / steps_per_year; }
@@ -41,9 +43,9 @@ struct MarketSpec {
 struct DistributionSpec {
   enum class Kind { uniform, normal, lognormal };
   Kind kind = Kind::uniform;
-  double a = 0.0;  ///< uniform: low; normal: mean; lognormal: mean of ln X
-  double b = 1.0;  ///< uniform: high; normal: std; lognormal: std of ln X
-  std::optional<double> low;   ///< truncation (normal, lognormal)
+  double a = 0.0;             ///< uniform: low; normal: mean; lognormal: mean of ln X
+  double b = 1.0;             ///< uniform: high; normal: std; lognormal: std of ln X
+  std::optional<double> low;  ///< truncation (normal, lognormal)
   std::optional<double> high;
 };
 
@@ -56,9 +58,9 @@ struct ParamSpec {
   enum class Scale { direct, lottery_prob, score };
   Form form = Form::constant;
   Scale scale = Scale::direct;
-  double value = 0.0;               ///< constant
-  std::vector<double> values;       ///< list
-  DistributionSpec distribution;    ///< distribution
+  double value = 0.0;             ///< constant
+  std::vector<double> values;     ///< list
+  DistributionSpec distribution;  ///< distribution
 };
 
 /// The network of a `peers` population. theta_ij = theta_i / degree_i over i's neighbours, so an
@@ -66,8 +68,8 @@ struct ParamSpec {
 struct NetworkSpec {
   enum class Kind { all_to_all, ring, erdos_renyi, small_world };
   Kind kind = Kind::ring;
-  int k = 2;           ///< ring / small_world: neighbours on each side
-  double p = 0.1;      ///< erdos_renyi: edge probability; small_world: rewiring probability
+  int k = 2;       ///< ring / small_world: neighbours on each side
+  double p = 0.1;  ///< erdos_renyi: edge probability; small_world: rewiring probability
 };
 
 enum class AgentKind { merton, herd, noise };
@@ -87,18 +89,19 @@ struct PopulationSpec {
   // herd
   HerdType herd = HerdType::absolute;
   Influence influence = Influence::leader;
-  std::string leader;             ///< influence = leader: name of a merton population; agent i follows leader agent i mod count
-  NetworkSpec network;            ///< influence = peers
+  std::string
+      leader;  ///< influence = leader: name of a merton population; agent i follows leader agent i mod count
+  NetworkSpec network;  ///< influence = peers
   Policy policy = Policy::plan;
   Optimum optimum = Optimum::discrete;
-  Boundary bc = Boundary::pinned; ///< relative herding
-  double rho = 0.0;               ///< absolute herding time weight exponent
+  Boundary bc = Boundary::pinned;  ///< relative herding
+  double rho = 0.0;                ///< absolute herding time weight exponent
   // per-agent parameters
-  ParamSpec alpha;    ///< CARA risk aversion (merton, herd)
+  ParamSpec alpha;  ///< CARA risk aversion (merton, herd)
   /// Maps alpha given as lottery probabilities (Scale::lottery_prob) to alpha: `lottery` key.
   theory::LotteryConvention lottery = theory::lottery_win10_sure3;
-  ParamSpec theta;    ///< herding coefficient (herd)
-  ParamSpec wealth;   ///< initial wealth, currency units
+  ParamSpec theta;       ///< herding coefficient (herd)
+  ParamSpec wealth;      ///< initial wealth, currency units
   ParamSpec proportion;  ///< noise: the proportion of wealth in the stock, drawn every step
   /// Source line of the [[population]] table, for messages raised after parsing (0 if unknown).
   int source_line = 0;
@@ -106,12 +109,12 @@ struct PopulationSpec {
 
 /// [record]
 struct RecordSpec {
-  int every = 1;                    ///< record every k-th step (the final step is always recorded)
-  bool trajectories = true;         ///< false: per-step summaries only
-  bool enabled = true;              ///< false: nothing but the final summary (benchmarks)
-  std::vector<int> paths;           ///< subset of paths to record (empty: all)
-  int max_agents = -1;              ///< record only the first max_agents agents of each population (-1: all)
-  int compression = 0;              ///< gzip level 0..9 for trajectory datasets
+  int every = 1;             ///< record every k-th step (the final step is always recorded)
+  bool trajectories = true;  ///< false: per-step summaries only
+  bool enabled = true;       ///< false: nothing but the final summary (benchmarks)
+  std::vector<int> paths;    ///< subset of paths to record (empty: all)
+  int max_agents = -1;       ///< record only the first max_agents agents of each population (-1: all)
+  int compression = 0;       ///< gzip level 0..9 for trajectory datasets
   std::vector<double> quantiles{0.05, 0.25, 0.5, 0.75, 0.95};
 };
 

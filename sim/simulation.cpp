@@ -2,10 +2,11 @@
 
 #include <tbb/blocked_range2d.h>
 #include <tbb/parallel_for.h>
+#include <tbb/partitioner.h>
 #include <tbb/task_arena.h>
 
-#include <chrono>
 #include <fmt/format.h>
+#include <chrono>
 
 namespace herdsim::sim {
 
@@ -13,10 +14,18 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+// Every parallel loop uses simple_partitioner: its blocks depend only on the range and the grain,
+// never on the thread count, so vectorised code (whose results can depend on where a block starts)
+// gives the same bits for any --threads.
 
 /// Agents per task: enough work to amortise scheduling, small enough to keep a block in cache.
-int agent_grain(const Population& p) { return p.decision_cost() > 10.0 ? 16 : 4096; }
+int agent_grain(const Population& p) {
+  return p.decision_cost() > 10.0 ? 16 : 4096;
+}
 
 }  // namespace
 
@@ -26,8 +35,8 @@ Simulation::Simulation(ScenarioSpec spec, const PopulationFactory& make)
       coefficients_(spec_.market, spec_.run.dt(), spec_.run.wealth_update) {
   populations_ = make(spec_);
   if (populations_.size() != spec_.populations.size()) {
-    throw Error(fmt::format("simulation: {} population implementations for {} populations", populations_.size(),
-                            spec_.populations.size()));
+    throw Error(fmt::format("simulation: {} population implementations for {} populations",
+                            populations_.size(), spec_.populations.size()));
   }
   state_.spec = &spec_;
   state_.steps = spec_.run.steps();
@@ -61,18 +70,22 @@ void Simulation::decide(int k) {
     ctx.population_index = static_cast<int>(i);
     const Population& impl = *populations_[i];
     PopulationState& own = state_.populations[i];
-    tbb::parallel_for(tbb::blocked_range2d<int>(0, state_.paths, 1, 0, own.count, agent_grain(impl)),
-                      [&](const tbb::blocked_range2d<int>& r) {
-                        // Each task owns a rectangle of (path, agent) slots.
-                        impl.decide(ctx, r.rows().begin(), r.rows().end(), r.cols().begin(), r.cols().end(), own);
-                      });
+    tbb::parallel_for(
+        tbb::blocked_range2d<int>(0, state_.paths, 1, 0, own.count, agent_grain(impl)),
+        [&](const tbb::blocked_range2d<int>& r) {
+          // Each task owns a rectangle of (path, agent) slots.
+          impl.decide(ctx, r.rows().begin(), r.rows().end(), r.cols().begin(), r.cols().end(), own);
+        },
+        tbb::simple_partitioner{});
   }
 }
 
 void Simulation::move_market(int k) {
   tbb::parallel_for(tbb::blocked_range<int>(0, state_.paths, 256), [&](const tbb::blocked_range<int>& r) {
-    for (int p = r.begin(); p != r.end(); ++p) {
-      const double eps = rng_.normal(Stream::market, static_cast<std::uint64_t>(p), static_cast<std::uint64_t>(k), 0);
+    for (int p = r.begin(); p != r.end();
+         ++p) {  // scalar and keyed by path: any partition gives the same bits
+      const double eps =
+          rng_.normal(Stream::market, static_cast<std::uint64_t>(p), static_cast<std::uint64_t>(k), 0);
       const double ret = coefficients_.stock_return(eps);
       state_.market.shock[p] = eps;
       state_.market.simple_return[p] = ret;
@@ -85,16 +98,18 @@ void Simulation::move_market(int k) {
 void Simulation::settle(int /*k*/) {
   const double growth = coefficients_.deposit_growth;
   for (auto& pop : state_.populations) {
-    tbb::parallel_for(tbb::blocked_range2d<int>(0, state_.paths, 1, 0, pop.count, 8192),
-                      [&](const tbb::blocked_range2d<int>& r) {
-                        for (int p = r.rows().begin(); p != r.rows().end(); ++p) {
-                          const double e = excess_[p];
-                          const auto a0 = r.cols().begin();
-                          const auto len = r.cols().end() - a0;
-                          auto x = pop.wealth.col(p).segment(a0, len).array();
-                          x = x * growth + pop.amount.col(p).segment(a0, len).array() * e;
-                        }
-                      });
+    tbb::parallel_for(
+        tbb::blocked_range2d<int>(0, state_.paths, 1, 0, pop.count, 8192),
+        [&](const tbb::blocked_range2d<int>& r) {
+          for (int p = r.rows().begin(); p != r.rows().end(); ++p) {
+            const double e = excess_[p];
+            const auto a0 = r.cols().begin();
+            const auto len = r.cols().end() - a0;
+            auto x = pop.wealth.col(p).segment(a0, len).array();
+            x = x * growth + pop.amount.col(p).segment(a0, len).array() * e;
+          }
+        },
+        tbb::simple_partitioner{});
   }
 }
 
@@ -150,23 +165,42 @@ void Simulation::run_fused(const RunOptions& options, RunSummary& summary) {
   const double growth = coefficients_.deposit_growth;
   for (std::size_t i = 0; i < populations_.size(); ++i) {
     PopulationState& pop = state_.populations[i];
-    // Plans as count x steps: for a fixed step the agents are contiguous.
-    const Eigen::MatrixXd plan = pop.theory_amount.transpose();
-    constexpr int block = 1024;
-    tbb::parallel_for(tbb::blocked_range2d<int>(0, pop.count, block, 0, paths, 1),
-                      [&](const tbb::blocked_range2d<int>& r) {
-                        const auto a0 = r.rows().begin();
-                        const auto len = r.rows().end() - a0;
-                        for (int p = r.cols().begin(); p != r.cols().end(); ++p) {
-                          auto x = pop.wealth.col(p).segment(a0, len).array();
-                          for (int k = 0; k < n; ++k) x = x * growth + plan.col(k).segment(a0, len).array() * excess(k, p);
-                        }
-                      });
+    const Eigen::MatrixXd& plan = pop.theory_amount;  // steps x count: agent i's plan is column i
+    constexpr int block = 512;                        // agents per task: plan block + wealth in L1/L2
+    tbb::parallel_for(
+        tbb::blocked_range<int>(0, pop.count, block),
+        [&](const tbb::blocked_range<int>& r) {
+          const int a0 = r.begin();
+          const int len = r.end() - a0;
+          // This block's plans with the agents contiguous per step, reused for every path.
+          Eigen::MatrixXd by_step = plan.middleCols(a0, len).transpose();
+          for (int p = 0; p < paths; ++p) {
+            double* x = pop.wealth.col(p).data() + a0;
+            const double* e = excess.col(p).data();
+            int c = 0;
+            // Chunks of 8 agents stay in registers through all steps (the compiler vectorises j).
+            for (; c + 8 <= len; c += 8) {
+              double xr[8];
+              for (int j = 0; j < 8; ++j) xr[j] = x[c + j];
+              for (int k = 0; k < n; ++k) {
+                const double* t = by_step.col(k).data() + c;
+                const double ek = e[k];
+                for (int j = 0; j < 8; ++j) xr[j] = xr[j] * growth + t[j] * ek;
+              }
+              for (int j = 0; j < 8; ++j) x[c + j] = xr[j];
+            }
+            for (; c < len; ++c) {
+              for (int k = 0; k < n; ++k) x[c] = x[c] * growth + by_step(c, k) * e[k];
+            }
+          }
+        },
+        tbb::simple_partitioner{});
     for (int p = 0; p < paths; ++p) {
-      pop.amount.col(p) = plan.col(n - 1);
-      pop.previous_amount.col(p) = n > 1 ? plan.col(n - 2) : plan.col(0);
+      pop.amount.col(p) = plan.row(n - 1).transpose();
+      pop.previous_amount.col(p) = plan.row(n > 1 ? n - 2 : 0).transpose();
     }
-    if (options.progress) options.progress(static_cast<int>(i + 1) * n / static_cast<int>(populations_.size()), n);
+    if (options.progress)
+      options.progress(static_cast<int>(i + 1) * n / static_cast<int>(populations_.size()), n);
   }
 }
 

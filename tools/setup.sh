@@ -16,7 +16,7 @@ packages=(
   librandom123-dev      # Random123: counter-based RNG (Philox)
   nlohmann-json3-dev    # JSON output and parsing
   clang-format          # style check
-  python3-numpy python3-h5py python3-matplotlib   # round-trip tests, baselines, plots
+  python3-numpy python3-scipy python3-h5py python3-matplotlib   # round-trip tests, NumPy/SciPy baselines, plots
 )
 
 missing=()

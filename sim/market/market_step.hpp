@@ -36,7 +36,8 @@ struct StepCoefficients {
 };
 
 /// X_{k+1} = X_k G + P_k e, with G the deposit growth and e the excess return of the step.
-[[nodiscard]] inline double settle_wealth(double wealth, double amount, double deposit_growth, double excess) {
+[[nodiscard]] inline double settle_wealth(double wealth, double amount, double deposit_growth,
+                                          double excess) {
   return wealth * deposit_growth + amount * excess;
 }
 

@@ -1,8 +1,8 @@
 #pragma once
 // Counter-based random numbers (Random123's Philox4x64-10): every draw is a pure function of
 // (seed, stream, path, step, index), so results are identical for any thread count or schedule.
-#include <Random123/boxmuller.hpp>
 #include <Random123/philox.h>
+#include <Random123/boxmuller.hpp>
 #include <Random123/uniform.hpp>
 #include <cstdint>
 
@@ -26,12 +26,14 @@ class CounterRng {
   }
 
   /// One standard normal for (stream, path, step, index).
-  [[nodiscard]] double normal(Stream stream, std::uint64_t path, std::uint64_t step, std::uint64_t index) const {
+  [[nodiscard]] double normal(Stream stream, std::uint64_t path, std::uint64_t step,
+                              std::uint64_t index) const {
     return normal_pair(stream, path, step, index).x;
   }
 
   /// A uniform in the open interval (0, 1) for (stream, path, step, index).
-  [[nodiscard]] double uniform(Stream stream, std::uint64_t path, std::uint64_t step, std::uint64_t index) const {
+  [[nodiscard]] double uniform(Stream stream, std::uint64_t path, std::uint64_t step,
+                               std::uint64_t index) const {
     return r123::u01<double>(raw(stream, path, step, index)[2]);
   }
 

@@ -1,10 +1,11 @@
 #include "sim/theory/mutual_game.hpp"
 
+#include <fmt/format.h>
+#include <Eigen/IterativeLinearSolvers>
 #include <Eigen/LU>
 #include <Eigen/SparseLU>
 #include <algorithm>
 #include <cmath>
-#include <fmt/format.h>
 #include <limits>
 #include <memory>
 #include <utility>
@@ -26,7 +27,9 @@ namespace {
 //   ln H_i = ln eta0_i + (alpha_i^2 sigma^2 / 2) Int G^2 u_i^2.
 
 // 1 - omega for coupling exponent x = L - a - b (0 for an agent nobody influences).
-double pull(double x) { return 1.0 / (1.0 + std::exp(x)); }
+double pull(double x) {
+  return 1.0 / (1.0 + std::exp(x));
+}
 
 // Divides row i of w by its sum (when positive); returns the sum.
 double normalise_row(ThetaMatrix& w, Eigen::Index i) {
@@ -41,19 +44,19 @@ double normalise_row(ThetaMatrix& w, Eigen::Index i) {
 // The game reduced to what the solver needs, evaluated on the integration nodes.
 struct Setup {
   Schedule schedule;
-  int n = 0;                    // agents
-  int nodes = 0;                // quadrature nodes or decision steps
-  double s2 = 0.0;              // sigma^2
-  std::vector<double> t;        // node times, years
-  std::vector<double> h;        // weight * G^2: ln H_i = ln eta0_i + (alpha_i^2 s2 / 2) Sum h u_i^2
-  std::vector<double> b;        // (rho - 2) ln G
-  Eigen::VectorXd alpha;        // per agent
-  Eigen::VectorXd ln_eta0;      // lower end of each agent's ln eta
-  Eigen::VectorXd a;            // ln(theta_i / (alpha_i s2)); unused for free agents
-  std::vector<bool> free_agent; // zero row of Theta: plays its own Merton path
-  ThetaMatrix w;                // row-normalised Theta
-  Eigen::MatrixXd merton;       // nodes x n: P_alpha
-  Eigen::MatrixXd merton_gap;   // nodes x n: W P_alpha - P_alpha
+  int n = 0;                     // agents
+  int nodes = 0;                 // quadrature nodes or decision steps
+  double s2 = 0.0;               // sigma^2
+  std::vector<double> t;         // node times, years
+  std::vector<double> h;         // weight * G^2: ln H_i = ln eta0_i + (alpha_i^2 s2 / 2) Sum h u_i^2
+  std::vector<double> b;         // (rho - 2) ln G
+  Eigen::VectorXd alpha;         // per agent
+  Eigen::VectorXd ln_eta0;       // lower end of each agent's ln eta
+  Eigen::VectorXd a;             // ln(theta_i / (alpha_i s2)); unused for free agents
+  std::vector<bool> free_agent;  // zero row of Theta: plays its own Merton path
+  ThetaMatrix w;                 // row-normalised Theta
+  Eigen::MatrixXd merton;        // nodes x n: P_alpha
+  Eigen::MatrixXd merton_gap;    // nodes x n: W P_alpha - P_alpha
 
   explicit Setup(const MutualGame& game) : schedule(game.schedule()) {
     n = game.agents();
@@ -81,7 +84,8 @@ struct Setup {
     }
     merton.resize(nodes, n);
     for (int i = 0; i < n; ++i) {
-      for (int m = 0; m < nodes; ++m) merton(m, i) = merton_amount(schedule, alpha(i), t[static_cast<std::size_t>(m)]);
+      for (int m = 0; m < nodes; ++m)
+        merton(m, i) = merton_amount(schedule, alpha(i), t[static_cast<std::size_t>(m)]);
     }
     merton_gap = merton * w.transpose() - merton;
   }
@@ -112,32 +116,42 @@ class DenseNode {
   Eigen::PartialPivLU<Eigen::MatrixXd> lu_;
 };
 
-// M = I - diag(q) W factored by sparse LU (COLAMD ordering). Weights holds W + I column-major (as
-// SparseLU wants); every node and iteration has that pattern, so it is analysed once.
+// M = I - diag(q) W solved iteratively by BiCGSTAB (Jacobi-preconditioned). M is a strictly
+// diagonally dominant M-matrix (0 <= q < 1, W row-stochastic), so this converges for any graph,
+// while a sparse direct LU fills in catastrophically on random (Erdos-Renyi, small-world) graphs.
+// Weights holds W + I column-major, the pattern of every node's M.
 class SparseNode {
  public:
   using Weights = Eigen::SparseMatrix<double>;
   void factor(const Weights& w_plus_identity, const Eigen::VectorXd& q) {
-    Eigen::SparseMatrix<double> m = w_plus_identity;
-    for (Eigen::Index col = 0; col < m.outerSize(); ++col) {
-      for (Eigen::SparseMatrix<double>::InnerIterator it(m, col); it; ++it) {
+    m_ = w_plus_identity;
+    for (Eigen::Index col = 0; col < m_.outerSize(); ++col) {
+      for (Eigen::SparseMatrix<double>::InnerIterator it(m_, col); it; ++it) {
         if (it.row() != col) it.valueRef() *= -q(it.row());
       }
     }
-    if (!analysed_) {
-      lu_.analyzePattern(m);
-      analysed_ = true;
-    }
-    lu_.factorize(m);
-    if (lu_.info() != Eigen::Success) {
-      throw SolverError("mutual game: sparse LU of a node system failed: " + lu_.lastErrorMessage());
-    }
+    solver_.setTolerance(1e-15);
+    solver_.setMaxIterations(2000);
+    solver_.compute(m_);
+    if (solver_.info() != Eigen::Success)
+      throw SolverError("mutual game: preconditioner of a node system failed");
   }
-  [[nodiscard]] Eigen::VectorXd solve(const Eigen::VectorXd& rhs) const { return lu_.solve(rhs); }
+  [[nodiscard]] Eigen::VectorXd solve(const Eigen::VectorXd& rhs) const {
+    Eigen::VectorXd x = solver_.solve(rhs);
+    // BiCGSTAB stops at a relative residual of 1e-15 or when it stagnates at rounding level; check
+    // the true residual instead of trusting the flag.
+    const double scale = std::max(rhs.cwiseAbs().maxCoeff(), std::numeric_limits<double>::min());
+    if (!((m_ * x - rhs).cwiseAbs().maxCoeff() <= 1e-12 * scale)) {
+      throw SolverError(
+          fmt::format("mutual game: iterative node solve did not converge ({} iterations, error {:.2e})",
+                      solver_.iterations(), solver_.error()));
+    }
+    return x;
+  }
 
  private:
-  Eigen::SparseLU<Eigen::SparseMatrix<double>, Eigen::COLAMDOrdering<int>> lu_;
-  bool analysed_ = false;
+  Eigen::SparseMatrix<double> m_;
+  Eigen::BiCGSTAB<Eigen::SparseMatrix<double>, Eigen::DiagonalPreconditioner<double>> solver_;
 };
 
 // W + I column-major for SparseNode (W has no diagonal entries).
@@ -205,8 +219,7 @@ Eigen::VectorXd gmres(const Op& apply, const Eigen::VectorXd& b, double rtol, in
 template <class Node>
 class Residual {
  public:
-  Residual(const Setup& s, const typename Node::Weights& w)
-      : s_(s), w_(w) {}
+  Residual(const Setup& s, const typename Node::Weights& w) : s_(s), w_(w) {}
 
   // F at L. With keep_factors the node factorizations stay for jacobian_times(); without, one
   // scratch factorization is reused (memory of one node instead of all).
@@ -362,14 +375,15 @@ Outcome solve_with(const Setup& s, const typename Node::Weights& w, const Mutual
   int stalled = 0;
   while (!converged(f)) {
     if (out.sweeps + out.newton_steps >= options.max_iterations) {
-      throw SolverError(fmt::format("mutual game: no convergence after {} sweeps and {} Newton steps; residual {:.3e}",
-                                    out.sweeps, out.newton_steps, report(f)));
+      throw SolverError(
+          fmt::format("mutual game: no convergence after {} sweeps and {} Newton steps; residual {:.3e}",
+                      out.sweeps, out.newton_steps, report(f)));
     }
     // Inexact Newton: the linear tolerance tightens with ||F|| (superlinear convergence).
     const double norm = f.norm();
     const double forcing = std::clamp(norm, 1e-10, 1e-3);
-    Eigen::VectorXd step =
-        gmres([&](const Eigen::VectorXd& x) { return residual.jacobian_times(x); }, -f, forcing, restart, 400);
+    Eigen::VectorXd step = gmres([&](const Eigen::VectorXd& x) { return residual.jacobian_times(x); }, -f,
+                                 forcing, restart, 400);
     for (int i = 0; i < s.n; ++i) {
       if (s.is_free(i)) step(i) = 0.0;
     }
@@ -396,8 +410,9 @@ Outcome solve_with(const Setup& s, const typename Node::Weights& w, const Mutual
     f = std::move(trial_f);
     stalled = (before < 1e-6 && report(f) > 0.5 * before) ? stalled + 1 : 0;
     if (stalled >= 3 && !converged(f)) {
-      throw SolverError(fmt::format("mutual game: Newton stalled after {} steps at residual {:.3e} (tolerance {:.1e})",
-                                    out.newton_steps, report(f), options.tolerance));
+      throw SolverError(
+          fmt::format("mutual game: Newton stalled after {} steps at residual {:.3e} (tolerance {:.1e})",
+                      out.newton_steps, report(f), options.tolerance));
     }
   }
   out.ln_eta = L;
@@ -421,17 +436,19 @@ void check_positive(const char* name, int i, double value) {
 
 void check_theta(const ThetaMatrix& theta, Eigen::Index n) {
   if (theta.rows() != n || theta.cols() != n) {
-    throw InputError(fmt::format("theta must be N x N with N = {} agents, got {} x {}", n, theta.rows(), theta.cols()));
+    throw InputError(
+        fmt::format("theta must be N x N with N = {} agents, got {} x {}", n, theta.rows(), theta.cols()));
   }
   for (Eigen::Index i = 0; i < theta.outerSize(); ++i) {
     for (ThetaMatrix::InnerIterator it(theta, i); it; ++it) {
       if (!(it.value() >= 0.0) || !std::isfinite(it.value())) {
-        throw InputError(fmt::format("theta({},{}) (agent {}) must be >= 0 and finite, got {}", it.row(), it.col(),
-                                     it.row(), it.value()));
+        throw InputError(fmt::format("theta({},{}) (agent {}) must be >= 0 and finite, got {}", it.row(),
+                                     it.col(), it.row(), it.value()));
       }
       if (it.row() == it.col() && it.value() != 0.0) {
-        throw InputError(fmt::format("theta({},{}) (agent {}) must be 0: an agent does not herd on itself, got {}",
-                                     it.row(), it.col(), it.row(), it.value()));
+        throw InputError(
+            fmt::format("theta({},{}) (agent {}) must be 0: an agent does not herd on itself, got {}",
+                        it.row(), it.col(), it.row(), it.value()));
       }
     }
   }
@@ -475,7 +492,8 @@ void validate(const MutualGame& game) {
   if (!(game.market.sigma > 0.0) || !std::isfinite(game.market.sigma)) {
     throw InputError(fmt::format("sigma must be > 0 and finite, got {}", game.market.sigma));
   }
-  if (!std::isfinite(game.market.mu)) throw InputError(fmt::format("mu must be finite, got {}", game.market.mu));
+  if (!std::isfinite(game.market.mu))
+    throw InputError(fmt::format("mu must be finite, got {}", game.market.mu));
   if (!std::isfinite(game.market.r)) throw InputError(fmt::format("r must be finite, got {}", game.market.r));
   if (!std::isfinite(game.rho)) throw InputError(fmt::format("rho must be finite, got {}", game.rho));
   (void)game.schedule();  // horizon and the discrete step count
@@ -523,7 +541,9 @@ Eigen::VectorXd MutualSolution::amounts(double t) const {
   return merton + dev;
 }
 
-double MutualSolution::amount(int i, double t) const { return amounts(t)(i); }
+double MutualSolution::amount(int i, double t) const {
+  return amounts(t)(i);
+}
 
 double MutualSolution::own_merton(int i, double t) const {
   return merton_amount(game_.schedule(), game_.alpha(i), t);
@@ -531,7 +551,8 @@ double MutualSolution::own_merton(int i, double t) const {
 
 MutualSolution solve_mutual_game(const MutualGame& game, MutualOptions options) {
   validate(game);
-  if (!(options.tolerance > 0.0)) throw InputError(fmt::format("tolerance must be > 0, got {}", options.tolerance));
+  if (!(options.tolerance > 0.0))
+    throw InputError(fmt::format("tolerance must be > 0, got {}", options.tolerance));
   if (options.max_iterations < 1) {
     throw InputError(fmt::format("max_iterations must be >= 1, got {}", options.max_iterations));
   }
@@ -552,7 +573,8 @@ Eigen::VectorXd stationary_weights(const ThetaMatrix& theta) {
   check_theta(theta, n);
   const Eigen::SparseMatrix<double> reverse = theta;  // column-major: iterates incoming edges
   if (reachable_from_first(theta) != n || reachable_from_first(reverse) != n) {
-    throw InputError("theta: the influence graph is not strongly connected, so its stationary weights are not unique");
+    throw InputError(
+        "theta: the influence graph is not strongly connected, so its stationary weights are not unique");
   }
   if (n == 1) return Eigen::VectorXd::Ones(1);
   // L^T pi = 0 has rank n - 1 and pi is positive, so replacing one equation by Sum pi = 1 is regular.
@@ -562,13 +584,15 @@ Eigen::VectorXd stationary_weights(const ThetaMatrix& theta) {
     if (i != n - 1) entries.emplace_back(i, i, row_sum(i));
     entries.emplace_back(n - 1, i, 1.0);
     for (ThetaMatrix::InnerIterator it(theta, i); it; ++it) {
-      if (it.col() != n - 1) entries.emplace_back(it.col(), it.row(), -it.value());  // (L^T)(j, i) = -theta_ij
+      if (it.col() != n - 1)
+        entries.emplace_back(it.col(), it.row(), -it.value());  // (L^T)(j, i) = -theta_ij
     }
   }
   Eigen::SparseMatrix<double> system(n, n);
   system.setFromTriplets(entries.begin(), entries.end());
   Eigen::SparseLU<Eigen::SparseMatrix<double>> lu(system);
-  if (lu.info() != Eigen::Success) throw SolverError("stationary_weights: LU failed: " + lu.lastErrorMessage());
+  if (lu.info() != Eigen::Success)
+    throw SolverError("stationary_weights: LU failed: " + lu.lastErrorMessage());
   Eigen::VectorXd rhs = Eigen::VectorXd::Zero(n);
   rhs(n - 1) = 1.0;
   Eigen::VectorXd pi = lu.solve(rhs);
@@ -578,7 +602,8 @@ Eigen::VectorXd stationary_weights(const ThetaMatrix& theta) {
 double asymptotic_amount(const MutualGame& game, const Eigen::VectorXd& ln_eta, double t) {
   validate(game);
   if (ln_eta.size() != game.alpha.size()) {
-    throw InputError(fmt::format("ln_eta must have one entry per agent ({}), got {}", game.alpha.size(), ln_eta.size()));
+    throw InputError(
+        fmt::format("ln_eta must have one entry per agent ({}), got {}", game.alpha.size(), ln_eta.size()));
   }
   const Eigen::VectorXd pi = stationary_weights(game.theta);
   // Sum pi eta and Sum pi eta alpha share the factor e^{max L}; drop it before exponentiating.

@@ -19,10 +19,10 @@ struct MutualGame {
   Market market{};                           ///< market parameters, shared by all agents
   double horizon = defaults::horizon;        ///< T, years, > 0
   TimeModel time = TimeModel::continuous();  ///< continuous trading or discrete decisions
-  double rho = 0.0;                          ///< exponent of the time weight e^{rho r (T-t)} on every theta_ij
-  Eigen::VectorXd alpha;                     ///< per agent CARA risk aversion, per currency unit, > 0
-  Eigen::VectorXd x0;                        ///< per agent initial wealth, currency units, > 0
-  ThetaMatrix theta;  ///< N x N herding weights (currency^-1 per year^-1 scale), >= 0, zero diagonal
+  double rho = 0.0;       ///< exponent of the time weight e^{rho r (T-t)} on every theta_ij
+  Eigen::VectorXd alpha;  ///< per agent CARA risk aversion, per currency unit, > 0
+  Eigen::VectorXd x0;     ///< per agent initial wealth, currency units, > 0
+  ThetaMatrix theta;      ///< N x N herding weights (currency^-1 per year^-1 scale), >= 0, zero diagonal
 
   /// Number of agents N.
   [[nodiscard]] int agents() const { return static_cast<int>(alpha.size()); }

@@ -13,7 +13,9 @@ agents::WeightMatrix make(Kind kind, int n, int k, double p, double theta = 1e-8
   spec.p = p;
   return agents::build_network(spec, Eigen::VectorXd::Constant(n, theta), 0, sim::CounterRng(5));
 }
-double edges(const agents::WeightMatrix& w) { return static_cast<double>(w.nonZeros()) / 2.0; }
+double edges(const agents::WeightMatrix& w) {
+  return static_cast<double>(w.nonZeros()) / 2.0;
+}
 bool symmetric_pattern(const agents::WeightMatrix& w) {
   for (int i = 0; i < w.rows(); ++i) {
     for (agents::WeightMatrix::InnerIterator it(w, i); it; ++it) {

@@ -12,7 +12,8 @@ TEST_SUITE("agents.parameters") {
     const auto theta = test::list({0, 1, 2}, sim::ParamSpec::Scale::score);
     const auto wealth = test::constant(10.0);
     const sim::CounterRng rng(1);
-    const auto out = agents::expand_params({{"alpha", &alpha}, {"theta", &theta}, {"wealth0", &wealth}}, 14, 0, rng);
+    const auto out =
+        agents::expand_params({{"alpha", &alpha}, {"theta", &theta}, {"wealth0", &wealth}}, 14, 0, rng);
     REQUIRE(out.size() == 3);
     const auto& a = out[0].second;
     const auto& t = out[1].second;
@@ -46,7 +47,9 @@ TEST_SUITE("agents.parameters") {
     CHECK(agents::sample_distribution({K::uniform, 2.0, 4.0, {}, {}}, 0.25) == doctest::Approx(2.5));
     CHECK(agents::sample_distribution({K::normal, 1.0, 3.0, {}, {}}, 0.5) == doctest::Approx(1.0));
     CHECK(agents::sample_distribution({K::lognormal, 0.0, 1.0, {}, {}}, 0.5) == doctest::Approx(1.0));
-    CHECK(agents::sample_distribution({K::normal, 0.0, 1.0, 1.0, 2.0}, 1e-12) == doctest::Approx(1.0).epsilon(1e-6));
-    CHECK(agents::sample_distribution({K::lognormal, 0.0, 1.0, 2.0, 3.0}, 1.0 - 1e-12) == doctest::Approx(3.0).epsilon(1e-6));
+    CHECK(agents::sample_distribution({K::normal, 0.0, 1.0, 1.0, 2.0}, 1e-12) ==
+          doctest::Approx(1.0).epsilon(1e-6));
+    CHECK(agents::sample_distribution({K::lognormal, 0.0, 1.0, 2.0, 3.0}, 1.0 - 1e-12) ==
+          doctest::Approx(3.0).epsilon(1e-6));
   }
 }

@@ -22,11 +22,21 @@ constexpr int kPaths = 3;
 constexpr int kSteps = 5;
 constexpr int kCounts[2] = {4, 2};
 
-double wealth_at(int pop, int a, int p, int s) { return 100.0 * (pop + 1) + 10 * a + p + 0.5 * s + (a * 7 + p * 3 + s) % 5; }
-double amount_at(int pop, int a, int p, int k) { return 2.0 + a + 0.1 * p + 0.3 * k * (pop + 1) + (a + 2 * p + k) % 3; }
-double price_at(int p, int s) { return 1.0 + 0.1 * p + 0.02 * s * s; }
-double shock_at(int p, int k) { return 0.25 * p - 0.5 * k; }
-double theory_at(int k, int a) { return 1000.0 + 10 * k + a; }
+double wealth_at(int pop, int a, int p, int s) {
+  return 100.0 * (pop + 1) + 10 * a + p + 0.5 * s + (a * 7 + p * 3 + s) % 5;
+}
+double amount_at(int pop, int a, int p, int k) {
+  return 2.0 + a + 0.1 * p + 0.3 * k * (pop + 1) + (a + 2 * p + k) % 3;
+}
+double price_at(int p, int s) {
+  return 1.0 + 0.1 * p + 0.02 * s * s;
+}
+double shock_at(int p, int k) {
+  return 0.25 * p - 0.5 * k;
+}
+double theory_at(int k, int a) {
+  return 1000.0 + 10 * k + a;
+}
 
 struct Run {
   herdsim::sim::ScenarioSpec spec;
@@ -96,7 +106,9 @@ void drive(herdsim::sim::Observer& observer, Run& run) {
   observer.on_finish(run.state);
 }
 
-Hdf5Output::Provenance provenance() { return {"0.1.0-test", 1234567890123ULL, "[run]\nseed = 42\n", "herdsim run x.toml"}; }
+Hdf5Output::Provenance provenance() {
+  return {"0.1.0-test", 1234567890123ULL, "[run]\nseed = 42\n", "herdsim run x.toml"};
+}
 
 std::string temp_path(const std::string& name) {
   const std::string path = std::string(HERDSIM_TEST_TMP) + "/" + name;
@@ -193,7 +205,9 @@ long long attr_int(hid_t file, const std::string& object, const std::string& nam
   return attr_ints(file, object, name).at(0);
 }
 
-std::vector<hsize_t> dims(std::initializer_list<hsize_t> d) { return d; }
+std::vector<hsize_t> dims(std::initializer_list<hsize_t> d) {
+  return d;
+}
 
 // ---- expected summaries, computed independently: sort, then numpy's linear interpolation ---------
 
@@ -256,7 +270,8 @@ void check_summaries(hid_t file, const std::string& group, int pop, const std::v
 }  // namespace
 
 TEST_SUITE("io.hdf5_output") {
-  TEST_CASE("a full recording round-trips: provenance, time, market, trajectories, params, theory, summaries") {
+  TEST_CASE(
+      "a full recording round-trips: provenance, time, market, trajectories, params, theory, summaries") {
     const herdsim::sim::RecordSpec record;
     const std::string path = write_run("full.h5", record);
     CHECK_FALSE(fs::exists(path + ".partial"));
@@ -303,7 +318,8 @@ TEST_SUITE("io.hdf5_output") {
         for (hsize_t s = 0; s <= kSteps; ++s) CHECK(price.at({s, p}) == price_at(pi, static_cast<int>(s)));
         for (hsize_t k = 0; k < kSteps; ++k) {
           const int ki = static_cast<int>(k);
-          CHECK(ret.at({k, p}) == doctest::Approx(price_at(pi, ki + 1) / price_at(pi, ki) - 1.0).epsilon(1e-15));
+          CHECK(ret.at({k, p}) ==
+                doctest::Approx(price_at(pi, ki + 1) / price_at(pi, ki) - 1.0).epsilon(1e-15));
           CHECK(shock.at({k, p}) == shock_at(pi, ki));
         }
       }
@@ -457,7 +473,8 @@ TEST_SUITE("io.hdf5_output") {
     Hdf5Output out(path, provenance());
     for (int point = 0; point < 2; ++point) {
       Run run = make_run();
-      auto recorder = out.recorder(point == 0 ? "/sweep_000" : "/sweep_001", {}, point == 0 ? "theta=1" : "theta=2");
+      auto recorder =
+          out.recorder(point == 0 ? "/sweep_000" : "/sweep_001", {}, point == 0 ? "theta=1" : "theta=2");
       drive(*recorder, run);
     }
     out.commit();

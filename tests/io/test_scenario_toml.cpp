@@ -49,16 +49,21 @@ every = 1
 const std::string advisor = "[[population]]\nname = \"advisor\"\nkind = \"merton\"\nalpha = 0.2\n";
 /// A valid herd population following the advisor, with extra lines appended to its table.
 std::string follower(const std::string& extra = "") {
-  return "[[population]]\nname = \"f\"\nkind = \"herd\"\nleader = \"advisor\"\nalpha = 0.5\ntheta = 1e-8\n" + extra;
+  return "[[population]]\nname = \"f\"\nkind = \"herd\"\nleader = \"advisor\"\nalpha = 0.5\ntheta = 1e-8\n" +
+         extra;
 }
 /// A valid peers population with extra lines appended to its table.
 std::string peers(const std::string& extra = "") {
-  return "[[population]]\nname = \"p\"\nkind = \"herd\"\ninfluence = \"peers\"\ncount = 5\nalpha = 0.5\ntheta = 0\n" +
+  return "[[population]]\nname = \"p\"\nkind = \"herd\"\ninfluence = \"peers\"\ncount = 5\nalpha = "
+         "0.5\ntheta = 0\n" +
          extra;
 }
-std::string merton_with(const std::string& extra) { return advisor + extra; }
+std::string merton_with(const std::string& extra) {
+  return advisor + extra;
+}
 
-std::vector<ScenarioProblem> problems_of(const std::string& text, const std::vector<std::string>& overrides = {}) {
+std::vector<ScenarioProblem> problems_of(const std::string& text,
+                                         const std::vector<std::string>& overrides = {}) {
   try {
     (void)parse_scenario(text, "t.toml", overrides);
   } catch (const ScenarioFileError& e) {
@@ -74,24 +79,25 @@ std::string listing(const std::vector<ScenarioProblem>& ps) {
 }
 
 /// True if some problem has this key path and a message containing fragment.
-bool has_problem(const std::vector<ScenarioProblem>& ps, const std::string& key, const std::string& fragment) {
+bool has_problem(const std::vector<ScenarioProblem>& ps, const std::string& key,
+                 const std::string& fragment) {
   return std::any_of(ps.begin(), ps.end(), [&](const ScenarioProblem& p) {
     return p.key_path == key && p.message.find(fragment) != std::string::npos;
   });
 }
 
-#define CHECK_PROBLEM(text, key, fragment)                                        \
-  do {                                                                            \
-    const auto ps_ = problems_of(text);                                           \
-    INFO("scenario:\n" << (text) << "\nproblems:\n" << listing(ps_));             \
-    CHECK(has_problem(ps_, key, fragment));                                       \
+#define CHECK_PROBLEM(text, key, fragment)                            \
+  do {                                                                \
+    const auto ps_ = problems_of(text);                               \
+    INFO("scenario:\n" << (text) << "\nproblems:\n" << listing(ps_)); \
+    CHECK(has_problem(ps_, key, fragment));                           \
   } while (false)
 
-#define CHECK_VALID(text)                                                         \
-  do {                                                                            \
-    const auto ps_ = problems_of(text);                                           \
-    INFO("scenario:\n" << (text) << "\nproblems:\n" << listing(ps_));             \
-    CHECK(ps_.empty());                                                           \
+#define CHECK_VALID(text)                                             \
+  do {                                                                \
+    const auto ps_ = problems_of(text);                               \
+    INFO("scenario:\n" << (text) << "\nproblems:\n" << listing(ps_)); \
+    CHECK(ps_.empty());                                               \
   } while (false)
 
 sim::ScenarioSpec one(const std::string& text, const std::vector<std::string>& overrides = {}) {
@@ -266,8 +272,9 @@ quantiles = [0.1, 0.9]
     CHECK(f.alpha.form == sim::ParamSpec::Form::constant);
     CHECK(f.wealth.form == sim::ParamSpec::Form::list);
     CHECK(f.wealth.values == std::vector<double>{5.0, 10.0});
-    const auto g = one(advisor + "[[population]]\nname = \"g\"\nkind = \"herd\"\nleader = \"advisor\"\ncount = 7\n"
-                                 "alpha = [0.9, 0.1, 0.5]\ntheta = { score = [3, 0] }\n");
+    const auto g = one(advisor +
+                       "[[population]]\nname = \"g\"\nkind = \"herd\"\nleader = \"advisor\"\ncount = 7\n"
+                       "alpha = [0.9, 0.1, 0.5]\ntheta = { score = [3, 0] }\n");
     CHECK(g.populations[1].alpha.values == std::vector<double>{0.9, 0.1, 0.5});
     CHECK(g.populations[1].theta.values == std::vector<double>{3.0, 0.0});
     CHECK(g.populations[1].count == 7);  // need not be a multiple of the grid's 6 points
@@ -329,11 +336,13 @@ colour = "red"
     CHECK_PROBLEM(merton_with("colour = 1\n"), "population[0].colour", "allowed keys: name, kind");
     CHECK_PROBLEM(advisor + peers("network = { kind = \"ring\", k = 1, q = 2 }\n"), "population[1].network.q",
                   "allowed keys: kind, k, p");
-    CHECK_PROBLEM(advisor + follower().replace(follower().find("alpha = 0.5"), 11,
-                                               "alpha = { dist = \"uniform\", low = 0.1, high = 1, mean = 2 }"),
-                  "population[1].alpha.mean", "allowed keys: dist, low, high");
-    CHECK_PROBLEM(merton_with("").replace(advisor.find("alpha = 0.2"), 11, "alpha = { lottery_prob = 0.5, x = 1 }"),
-                  "population[0].alpha.x", "allowed keys: lottery_prob");
+    CHECK_PROBLEM(
+        advisor + follower().replace(follower().find("alpha = 0.5"), 11,
+                                     "alpha = { dist = \"uniform\", low = 0.1, high = 1, mean = 2 }"),
+        "population[1].alpha.mean", "allowed keys: dist, low, high");
+    CHECK_PROBLEM(
+        merton_with("").replace(advisor.find("alpha = 0.2"), 11, "alpha = { lottery_prob = 0.5, x = 1 }"),
+        "population[0].alpha.x", "allowed keys: lottery_prob");
   }
 
   TEST_CASE("[run] checks") {
@@ -344,11 +353,14 @@ colour = "red"
     CHECK_PROBLEM(advisor + "[run]\nhorizon = 0\n", "run.horizon", "must be > 0");
     CHECK_PROBLEM(advisor + "[run]\nhorizon = inf\n", "run.horizon", "must be > 0");
     CHECK_PROBLEM(advisor + "[run]\nsteps_per_year = 0\n", "run.steps_per_year", ">= 1");
-    CHECK_PROBLEM(advisor + "[run]\nhorizon = 2.5\nsteps_per_year = 3\n", "run.horizon", "whole number of steps");
+    CHECK_PROBLEM(advisor + "[run]\nhorizon = 2.5\nsteps_per_year = 3\n", "run.horizon",
+                  "whole number of steps");
     CHECK_VALID(advisor + "[run]\nhorizon = 2.5\nsteps_per_year = 2\n");
     CHECK_PROBLEM(advisor + "[run]\nwealth_update = \"exact\"\n", "run.wealth_update",
                   "must be one of \"arithmetic\", \"lognormal\", got \"exact\"");
     CHECK_PROBLEM("run = 3\n" + advisor, "run", "must be a table");
+    CHECK_PROBLEM(advisor + "[run]\npaths = 3000000000\n", "run.paths", "must lie in [1, 2147483647]");
+    CHECK_PROBLEM(advisor + "[run]\nhorizon = 1e-12\n", "run.horizon", "whole number of steps");
   }
 
   TEST_CASE("[market] checks") {
@@ -362,11 +374,14 @@ colour = "red"
     CHECK_PROBLEM("[run]\nseed = 1\n", "population", "at least one [[population]]");
     CHECK_PROBLEM("[population]\nname = \"a\"\n", "population", "array of tables");
     CHECK_PROBLEM("[[population]]\nkind = \"merton\"\nalpha = 1\n", "population[0].name", "is required");
+    CHECK_PROBLEM("[[population]]\nname = 3\nkind = \"merton\"\nalpha = 1\n", "population[0].name",
+                  "must be a string");
     CHECK_PROBLEM("[[population]]\nname = \"a b\"\nkind = \"merton\"\nalpha = 1\n", "population[0].name",
                   "letters, digits");
     CHECK_PROBLEM(advisor + advisor, "population[1].name", "duplicate name \"advisor\" (also population[0])");
     CHECK_PROBLEM("[[population]]\nname = \"a\"\nalpha = 1\n", "population[0].kind", "is required");
-    CHECK_PROBLEM("[[population]]\nname = \"a\"\nkind = \"rational\"\n", "population[0].kind", "must be one of");
+    CHECK_PROBLEM("[[population]]\nname = \"a\"\nkind = \"rational\"\n", "population[0].kind",
+                  "must be one of");
     CHECK_PROBLEM(merton_with("count = 0\n"), "population[0].count", ">= 1");
     CHECK_PROBLEM(merton_with("wealth = 0\n"), "population[0].wealth", "must be > 0, got 0");
     CHECK_PROBLEM(merton_with("wealth = \"rich\"\n"), "population[0].wealth", "must be a number, an array");
@@ -376,7 +391,8 @@ colour = "red"
     CHECK_PROBLEM("[[population]]\nname = \"a\"\nkind = \"merton\"\n", "population[0].alpha",
                   "is required for kind = \"merton\"");
     CHECK_PROBLEM(merton_with("theta = 1\n"), "population[0].theta", "does not apply to kind = \"merton\"");
-    CHECK_PROBLEM(merton_with("leader = \"x\"\n"), "population[0].leader", "does not apply to kind = \"merton\"");
+    CHECK_PROBLEM(merton_with("leader = \"x\"\n"), "population[0].leader",
+                  "does not apply to kind = \"merton\"");
     CHECK_PROBLEM(merton_with("policy = \"adaptive\"\n"), "population[0].policy", "applies only to herd");
     CHECK_PROBLEM(merton_with("policy = \"later\"\n"), "population[0].policy", "must be one of");
     CHECK_PROBLEM(merton_with("optimum = \"exact\"\n"), "population[0].optimum", "must be one of");
@@ -384,18 +400,21 @@ colour = "red"
 
   TEST_CASE("herd checks") {
     CHECK_VALID(advisor + follower());
-    CHECK_PROBLEM(advisor + "[[population]]\nname = \"f\"\nkind = \"herd\"\nleader = \"advisor\"\nalpha = 1\n",
-                  "population[1].theta", "is required for kind = \"herd\"");
+    CHECK_PROBLEM(
+        advisor + "[[population]]\nname = \"f\"\nkind = \"herd\"\nleader = \"advisor\"\nalpha = 1\n",
+        "population[1].theta", "is required for kind = \"herd\"");
     CHECK_PROBLEM(advisor + follower("proportion = 0.5\n"), "population[1].proportion",
                   "does not apply to kind = \"herd\"");
     CHECK_PROBLEM(advisor + follower("herd = \"both\"\n"), "population[1].herd", "must be one of");
     CHECK_PROBLEM(advisor + follower("influence = \"tv\"\n"), "population[1].influence", "must be one of");
     CHECK_PROBLEM(advisor + follower().replace(follower().find("theta = 1e-8"), 12, "theta = -1"),
                   "population[1].theta", "must be >= 0, got -1");
-    CHECK_PROBLEM(advisor + follower("bc = \"natural\"\n"), "population[1].bc", "applies only to herd = \"relative\"");
+    CHECK_PROBLEM(advisor + follower("bc = \"natural\"\n"), "population[1].bc",
+                  "applies only to herd = \"relative\"");
     CHECK_PROBLEM(advisor + follower("herd = \"relative\"\nrho = 1\n"), "population[1].rho",
                   "applies only to herd = \"absolute\"");
-    CHECK_PROBLEM(advisor + follower("herd = \"relative\"\nbc = \"free\"\n"), "population[1].bc", "must be one of");
+    CHECK_PROBLEM(advisor + follower("herd = \"relative\"\nbc = \"free\"\n"), "population[1].bc",
+                  "must be one of");
     CHECK_PROBLEM(advisor + follower("rho = \"x\"\n"), "population[1].rho", "must be a number");
     CHECK_PROBLEM(advisor + follower("network = { kind = \"ring\" }\n"), "population[1].network",
                   "does not apply with influence = \"leader\"");
@@ -408,8 +427,8 @@ colour = "red"
     CHECK_PROBLEM(advisor + follower().replace(follower().find("\"advisor\""), 9, "\"nobody\""),
                   "population[1].leader", "there is no population named \"nobody\"");
     const std::string noise = "[[population]]\nname = \"n\"\nkind = \"noise\"\nproportion = 0.5\n";
-    CHECK_PROBLEM(noise + follower().replace(follower().find("\"advisor\""), 9, "\"n\""), "population[1].leader",
-                  "\"n\" is not a merton population");
+    CHECK_PROBLEM(noise + follower().replace(follower().find("\"advisor\""), 9, "\"n\""),
+                  "population[1].leader", "\"n\" is not a merton population");
   }
 
   TEST_CASE("peers and networks") {
@@ -431,15 +450,16 @@ colour = "red"
                   "needs 2k < count (k neighbours on each side), got k = 3 with count = 5");
     CHECK_PROBLEM(peers("network = { kind = \"ring\" }\n").replace(peers().find("count = 5"), 9, "count = 4"),
                   "population[0].network.k", "got k = 2 (default) with count = 4");
-    CHECK_PROBLEM(peers("network = { kind = \"all_to_all\" }\n").replace(peers().find("count = 5"), 9, "count = 1"),
-                  "population[0].count", "needs count >= 2");
+    CHECK_PROBLEM(
+        peers("network = { kind = \"all_to_all\" }\n").replace(peers().find("count = 5"), 9, "count = 1"),
+        "population[0].count", "needs count >= 2");
     CHECK_PROBLEM(advisor + peers("network = { kind = \"all_to_all\" }\nleader = \"advisor\"\n"),
                   "population[1].leader", "does not apply with influence = \"peers\"");
   }
 
   TEST_CASE("combinations that are not available are validation errors with a reason") {
-    CHECK_PROBLEM(peers("network = { kind = \"all_to_all\" }\nherd = \"relative\"\n"), "population[0].influence",
-                  "not available (no solver for relative herding on a network");
+    CHECK_PROBLEM(peers("network = { kind = \"all_to_all\" }\nherd = \"relative\"\n"),
+                  "population[0].influence", "not available (no solver for relative herding on a network");
     CHECK_PROBLEM(advisor + follower("herd = \"relative\"\npolicy = \"replan\"\n"), "population[1].policy",
                   "policy = \"replan\" with herd = \"relative\" is not available");
     CHECK_PROBLEM(peers("network = { kind = \"all_to_all\" }\npolicy = \"replan\"\n"), "population[0].policy",
@@ -452,58 +472,68 @@ colour = "red"
     const std::string noise = "[[population]]\nname = \"n\"\nkind = \"noise\"\n";
     CHECK_VALID(noise + "proportion = [-0.5, 0, 2]\n");
     CHECK_PROBLEM(noise, "population[0].proportion", "is required for kind = \"noise\"");
-    CHECK_PROBLEM(noise + "proportion = 0.5\nalpha = 1\n", "population[0].alpha", "does not apply to kind = \"noise\"");
+    CHECK_PROBLEM(noise + "proportion = 0.5\nalpha = 1\n", "population[0].alpha",
+                  "does not apply to kind = \"noise\"");
     CHECK_PROBLEM(noise + "proportion = 0.5\npolicy = \"plan\"\n", "population[0].policy", "does not apply");
   }
 
   TEST_CASE("lottery probabilities and scores") {
-    auto with_alpha = [](const std::string& alpha) { return "[[population]]\nname = \"a\"\nkind = \"merton\"\n" + alpha; };
+    auto with_alpha = [](const std::string& alpha) {
+      return "[[population]]\nname = \"a\"\nkind = \"merton\"\n" + alpha;
+    };
     CHECK_PROBLEM(with_alpha("alpha = { lottery_prob = 0.3 }\n"), "population[0].alpha.lottery_prob",
                   "must lie in (0.3, 1), got 0.3");
     CHECK_PROBLEM(with_alpha("alpha = { lottery_prob = [0.5, 1] }\n"), "population[0].alpha.lottery_prob[1]",
                   "must lie in (0.3, 1)");
     CHECK_PROBLEM(with_alpha("alpha = 0.5\nlottery = \"win20_sure6\"\n"), "population[0].lottery",
                   "applies only with alpha = { lottery_prob");
-    CHECK_PROBLEM(with_alpha("alpha = { lottery_prob = 0.5 }\nlottery = \"win30\"\n"), "population[0].lottery",
-                  "must be one of");
+    CHECK_PROBLEM(with_alpha("alpha = { lottery_prob = 0.5 }\nlottery = \"win30\"\n"),
+                  "population[0].lottery", "must be one of");
     CHECK_PROBLEM(with_alpha("alpha = { score = 3 }\n"), "population[0].alpha", "or {lottery_prob = ...}");
-    CHECK_PROBLEM(advisor + follower().replace(follower().find("theta = 1e-8"), 12, "theta = { lottery_prob = 0.5 }"),
-                  "population[1].theta", "or {score = ...}");
+    CHECK_PROBLEM(
+        advisor + follower().replace(follower().find("theta = 1e-8"), 12, "theta = { lottery_prob = 0.5 }"),
+        "population[1].theta", "or {score = ...}");
     CHECK_PROBLEM(advisor + follower().replace(follower().find("theta = 1e-8"), 12, "theta = { score = -1 }"),
                   "population[1].theta.score", "must be >= 0");
-    CHECK_PROBLEM(with_alpha("alpha = { lottery_prob = { dist = \"normal\", mean = 0.6, std = 0.1, low = 0.35 } }\n"),
-                  "population[0].alpha.lottery_prob", "truncate it with high");
-    CHECK_VALID(with_alpha("alpha = { lottery_prob = { dist = \"lognormal\", mu = -0.5, sigma = 0.1, low = 0.31, "
-                           "high = 0.99 } }\n"));
+    CHECK_PROBLEM(
+        with_alpha("alpha = { lottery_prob = { dist = \"normal\", mean = 0.6, std = 0.1, low = 0.35 } }\n"),
+        "population[0].alpha.lottery_prob", "truncate it with high");
+    CHECK_VALID(
+        with_alpha("alpha = { lottery_prob = { dist = \"lognormal\", mu = -0.5, sigma = 0.1, low = 0.31, "
+                   "high = 0.99 } }\n"));
   }
 
   TEST_CASE("parameter values and distributions") {
-    auto with_alpha = [](const std::string& alpha) { return "[[population]]\nname = \"a\"\nkind = \"merton\"\n" + alpha; };
+    auto with_alpha = [](const std::string& alpha) {
+      return "[[population]]\nname = \"a\"\nkind = \"merton\"\n" + alpha;
+    };
     CHECK_PROBLEM(with_alpha("alpha = []\n"), "population[0].alpha", "must not be empty");
     CHECK_PROBLEM(with_alpha("alpha = [0.1, 0, 0.3]\n"), "population[0].alpha[1]", "must be > 0, got 0");
     CHECK_PROBLEM(with_alpha("alpha = [0.1, \"x\"]\n"), "population[0].alpha[1]", "must be a number");
     CHECK_PROBLEM(with_alpha("alpha = { dist = \"normal\", mean = 1, std = 0.1 }\n"), "population[0].alpha",
                   "truncate it with low");
     CHECK_VALID(with_alpha("alpha = { dist = \"normal\", mean = 1, std = 0.1, low = 0.01 }\n"));
-    CHECK_PROBLEM(with_alpha("alpha = { dist = \"normal\", mean = 1, std = 0.1, low = 0 }\n"), "population[0].alpha.low",
-                  "must be > 0");
+    CHECK_PROBLEM(with_alpha("alpha = { dist = \"normal\", mean = 1, std = 0.1, low = 0 }\n"),
+                  "population[0].alpha.low", "must be > 0");
     CHECK_VALID(with_alpha("alpha = { dist = \"lognormal\", mu = 0, sigma = 1 }\n"));
-    CHECK_PROBLEM(with_alpha("alpha = { dist = \"uniform\", low = 0, high = 1 }\n"), "population[0].alpha.low",
-                  "must be > 0, got 0");
-    CHECK_PROBLEM(with_alpha("alpha = { dist = \"uniform\", low = 2, high = 1 }\n"), "population[0].alpha.high",
-                  "must be > low = 2");
+    CHECK_PROBLEM(with_alpha("alpha = { dist = \"uniform\", low = 0, high = 1 }\n"),
+                  "population[0].alpha.low", "must be > 0, got 0");
+    CHECK_PROBLEM(with_alpha("alpha = { dist = \"uniform\", low = 2, high = 1 }\n"),
+                  "population[0].alpha.high", "must be > low = 2");
     CHECK_PROBLEM(with_alpha("alpha = { dist = \"normal\", mean = 1, std = 0.1, low = 2, high = 1 }\n"),
                   "population[0].alpha.high", "must be > low = 2");
     CHECK_PROBLEM(with_alpha("alpha = { dist = \"normal\", mean = 1, std = 0, low = 0.5 }\n"),
                   "population[0].alpha.std", "must be > 0");
     CHECK_PROBLEM(with_alpha("alpha = { dist = \"lognormal\", mu = 1 }\n"), "population[0].alpha.sigma",
                   "is required for dist = \"lognormal\"");
-    CHECK_PROBLEM(with_alpha("alpha = { dist = \"cauchy\" }\n"), "population[0].alpha.dist", "must be one of");
+    CHECK_PROBLEM(with_alpha("alpha = { dist = \"cauchy\" }\n"), "population[0].alpha.dist",
+                  "must be one of");
     CHECK_PROBLEM(with_alpha("alpha = { dist = \"uniform\", low = 0.1, high = 1, low2 = 3 }\n"),
                   "population[0].alpha.low2", "unknown key");
     // theta >= 0 is closed at 0, so low = 0 is allowed there; a lognormal needs no truncation.
-    CHECK_VALID(advisor + follower().replace(follower().find("theta = 1e-8"), 12,
-                                             "theta = { dist = \"normal\", mean = 1e-8, std = 1e-8, low = 0 }"));
+    CHECK_VALID(advisor +
+                follower().replace(follower().find("theta = 1e-8"), 12,
+                                   "theta = { dist = \"normal\", mean = 1e-8, std = 1e-8, low = 0 }"));
   }
 
   TEST_CASE("[record] checks") {
@@ -512,12 +542,17 @@ colour = "red"
     CHECK_PROBLEM(advisor + "[record]\nenabled = \"yes\"\n", "record.enabled", "must be true or false");
     CHECK_PROBLEM(advisor + "[run]\npaths = 3\n[record]\npaths = [0, 3]\n", "record.paths[1]",
                   "must be a path index in [0, run.paths = 3), got 3");
-    CHECK_PROBLEM(advisor + "[run]\npaths = 3\n[record]\npaths = [1, 1]\n", "record.paths[1]", "listed twice");
+    CHECK_PROBLEM(advisor + "[run]\npaths = 3\n[record]\npaths = [1, 1]\n", "record.paths[1]",
+                  "listed twice");
     CHECK_PROBLEM(advisor + "[record]\npaths = 0\n", "record.paths", "must be an array");
     CHECK_PROBLEM(advisor + "[record]\nmax_agents = 0\n", "record.max_agents", ">= 1");
-    CHECK_PROBLEM(advisor + "[record]\ncompression = 10\n", "record.compression", "must lie in [0, 9], got 10");
-    CHECK_PROBLEM(advisor + "[record]\nquantiles = [0.5, 1.5]\n", "record.quantiles[1]", "must lie in [0, 1]");
-    CHECK_PROBLEM(advisor + "[record]\nquantiles = [0.5, 0.5]\n", "record.quantiles[1]", "strictly increasing");
+    CHECK_PROBLEM(advisor + "[record]\ncompression = 10\n", "record.compression",
+                  "must lie in [0, 9], got 10");
+    CHECK_PROBLEM(advisor + "[record]\nquantiles = [0.5, 1.5]\n", "record.quantiles[1]",
+                  "must lie in [0, 1]");
+    CHECK_PROBLEM(advisor + "[record]\nquantiles = 0.5\n", "record.quantiles", "must be an array");
+    CHECK_PROBLEM(advisor + "[record]\nquantiles = [0.5, 0.5]\n", "record.quantiles[1]",
+                  "strictly increasing");
     CHECK_VALID(advisor + "[record]\nquantiles = []\n");
   }
 
@@ -532,16 +567,17 @@ colour = "red"
     CHECK(s.run.wealth_update == sim::WealthUpdate::lognormal);  // a bare word is a string
     CHECK(s.populations[1].theta.values == std::vector<double>{1.0, 2.0});
     // Nested keys create the tables they need.
-    const auto p = one(peers(), {"population.p.network.kind=ring", "population.p.network.k=1", "record.every=3"});
+    const auto p =
+        one(peers(), {"population.p.network.kind=ring", "population.p.network.k=1", "record.every=3"});
     CHECK(p.populations[0].network.kind == sim::NetworkSpec::Kind::ring);
     CHECK(p.populations[0].network.k == 1);
     CHECK(p.record.every == 3);
   }
 
   TEST_CASE("--set problems are reported at their override") {
-    const auto ps = problems_of(issue_example, {"run.paths=2", "run.colour=red", "market.sigma=-1", "nothing",
-                                                "population.nobody.count=1", "population[9].count=1",
-                                                "population.followers=1"});
+    const auto ps = problems_of(
+        issue_example, {"run.paths=2", "run.colour=red", "market.sigma=-1", "nothing",
+                        "population.nobody.count=1", "population[9].count=1", "population.followers=1"});
     INFO(listing(ps));
     CHECK(has_problem(ps, "run.colour", "unknown key"));
     CHECK(has_problem(ps, "market.sigma", "must be > 0, got -1"));
@@ -549,6 +585,11 @@ colour = "red"
     CHECK(has_problem(ps, "population.nobody.count", "there is no population named 'nobody'"));
     CHECK(has_problem(ps, "population[9].count", "there is no population[9] (the scenario has 2)"));
     CHECK(has_problem(ps, "population.followers", "population.<name>.<key>"));
+    const auto more = problems_of(issue_example, {"run.a b=1", "run.seed.x=1", "population[x].count=1"});
+    INFO(listing(more));
+    CHECK(has_problem(more, "run.a b", "'a b' is not a key"));
+    CHECK(has_problem(more, "run.seed.x", "'seed' is not a table"));
+    CHECK(has_problem(more, "population[x].count", "is not population[<index>]"));
     REQUIRE(ps.size() == 6);
     CHECK(ps[0].origin == "--set #2");
     CHECK(ps[0].line == 0);
@@ -597,8 +638,8 @@ colour = "red"
   }
 
   TEST_CASE("[sweep] keys may be dotted or name populations; a --set can add one") {
-    const auto specs = parse_scenario(issue_example + "[sweep]\npopulation.followers.count = [1, 2]\n", "t.toml",
-                                      {"sweep.run.seed=[1, 2, 3]"});
+    const auto specs = parse_scenario(issue_example + "[sweep]\npopulation.followers.count = [1, 2]\n",
+                                      "t.toml", {"sweep.run.seed=[1, 2, 3]"});
     REQUIRE(specs.size() == 6);
     CHECK(specs[5].run.seed == 3);
     CHECK(specs[5].populations[1].count == 2);
@@ -609,15 +650,15 @@ colour = "red"
     CHECK_PROBLEM(advisor + "[sweep]\n\"market.sigma\" = 0.1\n", "sweep.\"market.sigma\"",
                   "must be a non-empty array of numbers");
     CHECK_PROBLEM(advisor + "[sweep]\n\"market.sigma\" = []\n", "sweep.\"market.sigma\"", "non-empty array");
-    CHECK_PROBLEM(advisor + "[sweep]\n\"run.wealth_update\" = [\"lognormal\"]\n", "sweep.\"run.wealth_update\"",
-                  "sweep values must be numbers");
+    CHECK_PROBLEM(advisor + "[sweep]\n\"run.wealth_update\" = [\"lognormal\"]\n",
+                  "sweep.\"run.wealth_update\"", "sweep values must be numbers");
     CHECK_PROBLEM(advisor + "[sweep]\n\"colour\" = [1]\n", "sweep.\"colour\"", "a sweep key is a key path");
-    CHECK_PROBLEM(advisor + "[sweep]\n\"population.nobody.count\" = [1]\n", "sweep.\"population.nobody.count\"",
-                  "there is no population named 'nobody'");
+    CHECK_PROBLEM(advisor + "[sweep]\n\"population.nobody.count\" = [1]\n",
+                  "sweep.\"population.nobody.count\"", "there is no population named 'nobody'");
     CHECK_PROBLEM("sweep = 1\n" + advisor, "sweep", "must be a table");
     const std::string ten = "[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]\n";
-    CHECK_PROBLEM(advisor + "[sweep]\n\"run.seed\" = " + ten + "\"run.paths\" = " + ten + "\"record.every\" = " + ten +
-                      "\"market.mu\" = " + ten + "\"market.r\" = " + ten,
+    CHECK_PROBLEM(advisor + "[sweep]\n\"run.seed\" = " + ten + "\"run.paths\" = " + ten +
+                      "\"record.every\" = " + ten + "\"market.mu\" = " + ten + "\"market.r\" = " + ten,
                   "sweep", "has 100000 points; at most 10000");
   }
 
@@ -644,7 +685,7 @@ colour = "red"
     CHECK_THROWS_AS((void)herdsim::io::load_scenario("/nonexistent/scenario.toml"), herdsim::IoError);
     const std::string bad = std::string(HERDSIM_TEST_TMP) + "/scenario_bad.toml";
     std::ofstream(bad) << "[run]\npaths = 0\n" << advisor;
-    CHECK_THROWS_WITH_AS((void)herdsim::io::load_scenario(bad), doctest::Contains("scenario_bad.toml:2:9: run.paths"),
-                         ScenarioFileError);
+    CHECK_THROWS_WITH_AS((void)herdsim::io::load_scenario(bad),
+                         doctest::Contains("scenario_bad.toml:2:9: run.paths"), ScenarioFileError);
   }
 }

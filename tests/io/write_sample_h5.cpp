@@ -12,10 +12,18 @@ namespace {
 // Keep in step with test_hdf5_h5py.py.
 constexpr int kPaths = 4;
 constexpr int kCounts[2] = {5, 3};
-double wealth_at(int i, int a, int p, int s) { return 50.0 * (i + 1) + 3 * a + 0.7 * p + 0.1 * s * s + (a * 5 + p + s * 2) % 4; }
-double amount_at(int i, int a, int p, int k) { return 1.0 + 0.5 * a - 0.2 * p + 0.05 * k * (i + 1) + (a + p + k) % 3; }
-double price_at(int p, int s) { return 2.0 + 0.3 * p + 0.01 * s; }
-double shock_at(int p, int k) { return 0.1 * (p + 1) * (k - 3); }
+double wealth_at(int i, int a, int p, int s) {
+  return 50.0 * (i + 1) + 3 * a + 0.7 * p + 0.1 * s * s + (a * 5 + p + s * 2) % 4;
+}
+double amount_at(int i, int a, int p, int k) {
+  return 1.0 + 0.5 * a - 0.2 * p + 0.05 * k * (i + 1) + (a + p + k) % 3;
+}
+double price_at(int p, int s) {
+  return 2.0 + 0.3 * p + 0.01 * s;
+}
+double shock_at(int p, int k) {
+  return 0.1 * (p + 1) * (k - 3);
+}
 
 void set_step(herdsim::sim::RunState& state, int s) {
   for (int p = 0; p < kPaths; ++p) {

@@ -97,6 +97,27 @@ TEST_SUITE("sim.simulation") {
     CHECK(one.finished);
   }
 
+  TEST_CASE("bitwise identical for 1 and 2 threads when populations span many vectorised blocks") {
+    sim::ScenarioSpec spec;
+    spec.run.paths = 3;
+    spec.run.horizon = 5;
+    auto peers = test::herd("peers", 9001, sim::Policy::adaptive);
+    peers.influence = sim::Influence::peers;
+    peers.network.kind = sim::NetworkSpec::Kind::erdos_renyi;
+    peers.network.p = 0.001;
+    spec.populations.push_back(peers);
+    spec.populations.push_back(test::merton("advisor", 1, 0.2));
+    spec.populations.push_back(test::herd("followers", 10007, sim::Policy::adaptive));
+    const auto one = run_with_threads(spec, 1);
+    const auto two = run_with_threads(spec, 2);
+    for (std::size_t k = 0; k < one.amount.size(); ++k) {
+      for (std::size_t p = 0; p < one.amount[k].size(); ++p) {
+        CHECK(one.amount[k][p] == two.amount[k][p]);
+        CHECK(one.wealth[k + 1][p] == two.wealth[k + 1][p]);
+      }
+    }
+  }
+
   TEST_CASE("plan followers play the theory library's annual-step optimum exactly") {
     const auto spec = test::paper_spec(3, sim::Policy::plan);
     const auto run = run_with_threads(spec, 2);
@@ -124,7 +145,8 @@ TEST_SUITE("sim.simulation") {
     auto fused = agents::make_simulation(spec);
     const auto summary = fused->run();
     CHECK(summary.fused);
-    for (std::size_t p = 0; p < 2; ++p) CHECK(fused->state().populations[p].wealth == looped.wealth.back()[p]);
+    for (std::size_t p = 0; p < 2; ++p)
+      CHECK(fused->state().populations[p].wealth == looped.wealth.back()[p]);
     CHECK(fused->state().market.price == looped.price.back());
   }
 
@@ -147,7 +169,8 @@ TEST_SUITE("sim.simulation") {
     (void)simulation->run();
     const Eigen::VectorXd final_wealth = simulation->state().populations[0].wealth.row(0).transpose();
     const theory::Schedule s(theory::Market{}, 10.0, theory::TimeModel::annual());
-    const auto moments = theory::wealth_moments(s, 10.0, [&](double t) { return theory::merton_amount(s, 0.3, t); }, 10.0);
+    const auto moments = theory::wealth_moments(
+        s, 10.0, [&](double t) { return theory::merton_amount(s, 0.3, t); }, 10.0);
     const double n = static_cast<double>(final_wealth.size());
     const double mean = final_wealth.mean();
     const double var = (final_wealth.array() - mean).square().sum() / (n - 1.0);

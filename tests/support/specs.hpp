@@ -10,7 +10,8 @@ inline sim::ParamSpec constant(double v) {
   return p;
 }
 
-inline sim::ParamSpec list(std::vector<double> values, sim::ParamSpec::Scale scale = sim::ParamSpec::Scale::direct) {
+inline sim::ParamSpec list(std::vector<double> values,
+                           sim::ParamSpec::Scale scale = sim::ParamSpec::Scale::direct) {
   sim::ParamSpec p;
   p.form = sim::ParamSpec::Form::list;
   p.values = std::move(values);

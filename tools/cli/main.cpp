@@ -2,7 +2,9 @@
 #include <CLI/CLI.hpp>
 #include <iostream>
 
+#include "tools/cli/run_command.hpp"
 #include "tools/cli/theory_command.hpp"
+#include "tools/cli/validate_command.hpp"
 
 #ifndef HERDSIM_VERSION
 #define HERDSIM_VERSION "unknown"
@@ -12,6 +14,8 @@ int main(int argc, char** argv) {
   CLI::App app{"herdsim: behavioral-finance market simulator (herding, Merton and LLM investors)"};
   app.set_version_flag("--version", HERDSIM_VERSION);
   app.require_subcommand(1);
+  herdsim::cli::add_run_command(app, argc, argv);
+  herdsim::cli::add_validate_command(app);
   herdsim::cli::add_theory_command(app);
   try {
     app.parse(argc, argv);

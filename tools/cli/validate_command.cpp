@@ -35,7 +35,8 @@ int run_validate(const ValidateFlags& f) {
       lo = std::min(lo, count_agents(s));
       hi = std::max(hi, count_agents(s));
     }
-    const std::string agents = lo == hi ? fmt::format("{} agents", lo) : fmt::format("{} to {} agents", lo, hi);
+    const std::string agents =
+        lo == hi ? fmt::format("{} agents", lo) : fmt::format("{} to {} agents", lo, hi);
     std::cout << fmt::format("{}: valid ({} run{}, {})\n", f.file, specs.size(), specs.size() == 1 ? "" : "s",
                              agents);
     return 0;
@@ -52,7 +53,8 @@ int run_validate(const ValidateFlags& f) {
 
 void add_validate_command(CLI::App& app) {
   auto flags = std::make_shared<ValidateFlags>();
-  CLI::App* cmd = app.add_subcommand("validate", "check a scenario file and report every problem; runs nothing");
+  CLI::App* cmd =
+      app.add_subcommand("validate", "check a scenario file and report every problem; runs nothing");
   cmd->add_option("FILE", flags->file, "scenario file (TOML, docs/scenarios.md)")->required();
   cmd->add_option("--set", flags->overrides, "override a key: --set key.path=value (repeatable)")
       ->allow_extra_args(false)

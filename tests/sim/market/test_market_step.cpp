@@ -36,7 +36,9 @@ TEST_SUITE("sim.market_step") {
     const double eps = -0.4;
     const double growth = std::exp((0.07 - 0.5 * 0.17 * 0.17) + 0.17 * eps);
     CHECK(1.0 + c.stock_return(eps) == doctest::Approx(growth).epsilon(1e-15));
-    CHECK(sim::settle_wealth(3.0, 3.0, c.deposit_growth, c.excess_return(eps)) == doctest::Approx(3.0 * growth).epsilon(1e-14));
-    CHECK(sim::settle_wealth(3.0, 0.0, c.deposit_growth, c.excess_return(eps)) == doctest::Approx(3.0 * std::exp(0.04)).epsilon(1e-15));
+    CHECK(sim::settle_wealth(3.0, 3.0, c.deposit_growth, c.excess_return(eps)) ==
+          doctest::Approx(3.0 * growth).epsilon(1e-14));
+    CHECK(sim::settle_wealth(3.0, 0.0, c.deposit_growth, c.excess_return(eps)) ==
+          doctest::Approx(3.0 * std::exp(0.04)).epsilon(1e-15));
   }
 }

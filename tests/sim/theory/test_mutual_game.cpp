@@ -114,7 +114,8 @@ TEST_SUITE("theory.mutual_game") {
         CAPTURE(rho);
         CAPTURE(theta);
         CHECK(sol.ln_eta()(0) == doctest::Approx(ref.ln_eta()).epsilon(1e-12));
-        CHECK(sol.ln_eta()(1) == ln_eta0(g.schedule(), p.alpha_leader, 10.0));  // the leader is not influenced
+        CHECK(sol.ln_eta()(1) ==
+              ln_eta0(g.schedule(), p.alpha_leader, 10.0));  // the leader is not influenced
         for (double t : {0.0, 2.5, 7.0, 10.0}) {
           const Eigen::VectorXd amounts = sol.amounts(t);
           CHECK(amounts(0) == doctest::Approx(ref.amount(t)).epsilon(1e-12));
@@ -146,7 +147,8 @@ TEST_SUITE("theory.mutual_game") {
 
   TEST_CASE("the equilibrium satisfies each agent's conditions: ln H_i[P_i] = ln eta_i, annual steps too") {
     for (TimeModel time : {TimeModel::continuous(), TimeModel::annual()}) {
-      MutualGame g = make_game({0.1, 0.3, 0.6, 0.77}, {{0, 1, 3e-8}, {1, 2, 5e-8}, {2, 3, 1e-7}, {3, 0, 2e-8}, {2, 0, 4e-8}});
+      MutualGame g = make_game({0.1, 0.3, 0.6, 0.77},
+                               {{0, 1, 3e-8}, {1, 2, 5e-8}, {2, 3, 1e-7}, {3, 0, 2e-8}, {2, 0, 4e-8}});
       g.time = time;
       g.rho = 0.5;
       const MutualSolution sol = solve_mutual_game(g);
@@ -160,7 +162,8 @@ TEST_SUITE("theory.mutual_game") {
   }
 
   TEST_CASE("three_agents_strong approaches the asymptotic strategy as Theta grows") {
-    MutualGame g = make_game({0.1, 0.2, 0.5}, {{0, 1, 1.0}, {0, 2, 1.0}, {1, 0, 1.0}, {1, 2, 1.0}, {2, 0, 1.0}, {2, 1, 1.0}});
+    MutualGame g = make_game({0.1, 0.2, 0.5},
+                             {{0, 1, 1.0}, {0, 2, 1.0}, {1, 0, 1.0}, {1, 2, 1.0}, {2, 0, 1.0}, {2, 1, 1.0}});
     double previous_gap = 0.0;
     for (double scale : {1.0, 10.0, 100.0}) {
       MutualGame scaled = g;
@@ -187,7 +190,8 @@ TEST_SUITE("theory.mutual_game") {
   }
 
   TEST_CASE("stationary_weights: uniform when symmetric, pi^T L = 0 when not, rejects disconnected graphs") {
-    const ThetaMatrix sym = theta_from(4, {{0, 1, 2.0}, {1, 0, 2.0}, {1, 2, 0.5}, {2, 1, 0.5}, {2, 3, 1.0}, {3, 2, 1.0}});
+    const ThetaMatrix sym =
+        theta_from(4, {{0, 1, 2.0}, {1, 0, 2.0}, {1, 2, 0.5}, {2, 1, 0.5}, {2, 3, 1.0}, {3, 2, 1.0}});
     const Eigen::VectorXd uniform = stationary_weights(sym);
     for (int i = 0; i < 4; ++i) CHECK(uniform(i) == doctest::Approx(0.25).epsilon(1e-14));
 
@@ -255,10 +259,12 @@ TEST_SUITE("theory.mutual_game") {
   }
 
   TEST_CASE("an iteration cap that is too small throws SolverError with the residual") {
-    MutualGame g = make_game({0.1, 0.2, 0.5}, {{0, 1, 1.0}, {0, 2, 1.0}, {1, 0, 1.0}, {1, 2, 1.0}, {2, 0, 1.0}, {2, 1, 1.0}});
+    MutualGame g = make_game({0.1, 0.2, 0.5},
+                             {{0, 1, 1.0}, {0, 2, 1.0}, {1, 0, 1.0}, {1, 2, 1.0}, {2, 0, 1.0}, {2, 1, 1.0}});
     MutualOptions options;
     options.max_iterations = 1;
-    CHECK_THROWS_WITH_AS((void)solve_mutual_game(g, options), doctest::Contains("residual"), herdsim::SolverError);
+    CHECK_THROWS_WITH_AS((void)solve_mutual_game(g, options), doctest::Contains("residual"),
+                         herdsim::SolverError);
   }
 
   TEST_CASE("invalid games are rejected with the field's name and the agent index") {

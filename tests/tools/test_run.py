@@ -1,0 +1,214 @@
+#!/usr/bin/env python3
+"""End-to-end tests of `herdsim run`: a real HDF5 file read back with h5py.
+
+Usage: test_run.py PATH_TO_HERDSIM
+"""
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+import h5py
+import numpy as np
+
+HERDSIM = None
+
+SCENARIO = """
+[run]
+seed = 5
+paths = 6
+horizon = 4
+steps_per_year = 2
+
+[market]
+r = 0.04
+mu = 0.07
+sigma = 0.17
+
+[[population]]
+name = "advisor"
+kind = "merton"
+alpha = 0.2
+wealth = 10.0
+
+[[population]]
+name = "followers"
+kind = "herd"
+leader = "advisor"
+policy = "plan"
+count = 12
+alpha = { lottery_prob = [0.5, 0.9] }
+theta = { score = [0, 5, 10] }
+wealth = 10.0
+
+[[population]]
+name = "adaptive"
+kind = "herd"
+influence = "peers"
+network = { kind = "ring", k = 2 }
+policy = "adaptive"
+count = 20
+alpha = { lottery_prob = { dist = "uniform", low = 0.4, high = 0.9 } }
+theta = 1e-6
+wealth = 10.0
+
+[[population]]
+name = "noise"
+kind = "noise"
+count = 15
+proportion = { dist = "uniform", low = 0.0, high = 1.0 }
+wealth = 10.0
+"""
+
+
+def herdsim(*args, timeout=300):
+    return subprocess.run([HERDSIM, *args], capture_output=True, text=True, timeout=timeout)
+
+
+class RunOutput(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.scenario = os.path.join(cls.tmp.name, "small.toml")
+        with open(cls.scenario, "w") as f:
+            f.write(SCENARIO)
+        cls.out1 = os.path.join(cls.tmp.name, "one.h5")
+        cls.out2 = os.path.join(cls.tmp.name, "two.h5")
+        for out, threads in ((cls.out1, "1"), (cls.out2, "2")):
+            res = herdsim("run", cls.scenario, "-o", out, "--threads", threads)
+            assert res.returncode == 0, res.stderr
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def test_root_attributes_and_completion(self):
+        with h5py.File(self.out1, "r") as f:
+            self.assertEqual(int(f.attrs["schema_version"]), 1)
+            self.assertEqual(int(f.attrs["complete"]), 1)
+            self.assertEqual(int(f.attrs["seed"]), 5)
+            self.assertIn("followers", str(f.attrs["scenario"]))
+            self.assertTrue(str(f.attrs["herdsim_version"]))
+        self.assertFalse(os.path.exists(self.out1 + ".partial"))
+
+    def test_shapes_and_dims(self):
+        n, paths = 8, 6
+        with h5py.File(self.out1, "r") as f:
+            self.assertEqual(f["market/price"].shape, (n + 1, paths))
+            self.assertEqual(f["market/return"].shape, (n, paths))
+            self.assertEqual(f["market/price"].attrs["dims"], "step,path")
+            pop = f["populations/followers"]
+            self.assertEqual(pop["wealth"].shape, (n + 1, paths, 12))
+            self.assertEqual(pop["amount"].shape, (n, paths, 12))
+            self.assertEqual(pop["wealth"].attrs["dims"], "step,path,agent")
+            self.assertEqual(pop["params/alpha"].shape, (12,))
+            self.assertEqual(pop["theory/amount"].shape, (n, 12))
+            self.assertEqual(f["populations/noise/wealth"].shape, (n + 1, paths, 15))
+            self.assertIn("summary", pop)
+
+    def test_plan_followers_play_the_theory_amount_on_every_path(self):
+        with h5py.File(self.out1, "r") as f:
+            pop = f["populations/followers"]
+            amount = pop["amount"][...]
+            theory = pop["theory/amount"][...]
+            for p in range(amount.shape[1]):
+                np.testing.assert_array_equal(amount[:, p, :], theory)
+            # theta = 0 agents (every third) play their own Merton amount: v / (alpha sigma^2 G_k).
+            alpha = pop["params/alpha"][...]
+            n, dt, r = 8, 0.5, 0.04
+            growth = (1 + r * dt) ** (n - 1 - np.arange(n))
+            merton = 0.03 / (alpha[0] * 0.17 ** 2 * growth)
+            np.testing.assert_allclose(theory[:, 0], merton, rtol=1e-13)
+
+    def test_wealth_follows_the_arithmetic_update_with_the_recorded_shocks(self):
+        with h5py.File(self.out1, "r") as f:
+            eps = f["market/shock"][...]
+            for name in ("advisor", "followers", "adaptive", "noise"):
+                w = f[f"populations/{name}/wealth"][...]
+                a = f[f"populations/{name}/amount"][...]
+                dt = 0.5
+                excess = 0.03 * dt + 0.17 * np.sqrt(dt) * eps
+                predicted = w[:-1] * (1 + 0.04 * dt) + a * excess[:, :, None]
+                np.testing.assert_allclose(w[1:], predicted, rtol=1e-13, atol=1e-13)
+
+    def test_common_shocks_across_populations_and_price_moves_by_the_same_shock(self):
+        with h5py.File(self.out1, "r") as f:
+            price = f["market/price"][...]
+            eps = f["market/shock"][...]
+            np.testing.assert_allclose(price[1:] / price[:-1] - 1, 0.07 * 0.5 + 0.17 * np.sqrt(0.5) * eps, rtol=1e-12)
+
+    def test_bitwise_identical_for_one_and_two_threads(self):
+        with h5py.File(self.out1, "r") as a, h5py.File(self.out2, "r") as b:
+            names = []
+            a.visititems(lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) else None)
+            self.assertGreater(len(names), 20)
+            for name in names:
+                np.testing.assert_array_equal(a[name][...], b[name][...], err_msg=name)
+
+    def test_noise_traders_hold_proportions_inside_their_distribution(self):
+        with h5py.File(self.out1, "r") as f:
+            w = f["populations/noise/wealth"][:-1]
+            a = f["populations/noise/amount"][...]
+            prop = a / w
+            self.assertGreaterEqual(prop.min(), 0.0)
+            self.assertLessEqual(prop.max(), 1.0)
+            self.assertGreater(prop.std(), 0.2)  # uniform(0, 1): std 0.29
+
+
+class RunFailures(unittest.TestCase):
+    def test_invalid_scenario_lists_every_problem_and_writes_nothing(self):
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "bad.toml")
+            with open(path, "w") as f:
+                f.write(SCENARIO.replace("paths = 6", "paths = -6").replace("alpha = 0.2", "alpha = -0.2"))
+            out = os.path.join(d, "bad.h5")
+            res = herdsim("run", path, "-o", out)
+            self.assertEqual(res.returncode, 2)
+            # Every problem at once, each with file:line:column and its key path.
+            self.assertIn("bad.toml:4:9: run.paths", res.stderr)
+            self.assertIn("bad.toml:16:9: population[0].alpha", res.stderr)
+            self.assertFalse(os.path.exists(out))
+            self.assertFalse(os.path.exists(out + ".partial"))
+
+    def test_interrupted_run_leaves_only_a_partial_file_marked_incomplete(self):
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "long.toml")
+            with open(path, "w") as f:
+                f.write(SCENARIO.replace("paths = 6", "paths = 400").replace("steps_per_year = 2", "steps_per_year = 250")
+                        .replace('policy = "plan"', 'policy = "replan"'))
+            out = os.path.join(d, "long.h5")
+            proc = subprocess.Popen([HERDSIM, "run", path, "-o", out, "--threads", "1"], stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True)
+            deadline = time.time() + 60
+            while not os.path.exists(out + ".partial") and time.time() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.5)
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=120)
+            self.assertEqual(proc.returncode, 130, err)
+            self.assertFalse(os.path.exists(out))
+            with h5py.File(out + ".partial", "r") as f:
+                self.assertEqual(int(f.attrs["complete"]), 0)
+
+    def test_set_overrides_and_sweep_groups(self):
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "sweep.toml")
+            with open(path, "w") as f:
+                f.write(SCENARIO + '\n[sweep]\n"market.sigma" = [0.1, 0.2]\n')
+            out = os.path.join(d, "sweep.h5")
+            res = herdsim("run", path, "-o", out, "--set", "run.paths=3")
+            self.assertEqual(res.returncode, 0, res.stderr)
+            with h5py.File(out, "r") as f:
+                self.assertIn("sweep_000", f)
+                self.assertIn("sweep_001", f)
+                self.assertEqual(f["sweep_001/market/price"].shape, (9, 3))
+                self.assertIn("0.2", str(f["sweep_001"].attrs["sweep_point"]))
+                self.assertIn("paths = 3", str(f.attrs["scenario"]))
+
+
+if __name__ == "__main__":
+    HERDSIM = sys.argv[1]
+    unittest.main(argv=sys.argv[:1], verbosity=1)

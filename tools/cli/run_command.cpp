@@ -1,0 +1,144 @@
+#include "tools/cli/run_command.hpp"
+
+#include <atomic>
+#include <csignal>
+#include <filesystem>
+#include <fmt/format.h>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "agents/registry.hpp"
+#include "io/hdf5_output.hpp"
+#include "io/scenario_toml.hpp"
+#include "sim/error.hpp"
+#include "sim/simulation.hpp"
+#include "tools/cli/progress.hpp"
+
+#ifndef HERDSIM_VERSION
+#define HERDSIM_VERSION "unknown"
+#endif
+
+namespace herdsim::cli {
+
+namespace {
+
+std::atomic<bool> g_cancel{false};
+
+extern "C" void on_interrupt(int /*signal*/) { g_cancel.store(true); }
+
+struct RunFlags {
+  std::string scenario;
+  std::string output;
+  int threads = 0;
+  std::vector<std::string> sets;
+  bool quiet = false;
+};
+
+std::string human_bytes(double bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (bytes >= 1024.0 && u < 4) {
+    bytes /= 1024.0;
+    ++u;
+  }
+  return fmt::format("{:.1f} {}", bytes, units[u]);
+}
+
+std::string sweep_label(const sim::ScenarioSpec& spec) {
+  std::string out;
+  for (const auto& [key, value] : spec.sweep_point) out += fmt::format("{}{}={:g}", out.empty() ? "" : ";", key, value);
+  return out;
+}
+
+int run_scenario(const RunFlags& f, const std::string& command_line) {
+  std::vector<sim::ScenarioSpec> specs;
+  try {
+    specs = io::load_scenario(f.scenario, f.sets);
+  } catch (const io::ScenarioFileError& e) {
+    std::cerr << e.what() << "\nherdsim run: " << e.problems().size() << " problem(s) in " << f.scenario
+              << "; nothing was run\n";
+    return 2;
+  }
+  const std::string output =
+      f.output.empty() ? std::filesystem::path(f.scenario).stem().string() + ".h5" : f.output;
+
+  g_cancel.store(false);
+  const auto previous = std::signal(SIGINT, on_interrupt);
+  struct RestoreSignal {
+    void (*handler)(int);
+    ~RestoreSignal() { std::signal(SIGINT, handler); }
+  } restore{previous};
+
+  io::Hdf5Output file(output, {HERDSIM_VERSION, specs.front().run.seed, specs.front().text, command_line});
+  double agent_steps = 0.0;
+  double seconds = 0.0;
+  for (std::size_t i = 0; i < specs.size(); ++i) {
+    const sim::ScenarioSpec& spec = specs[i];
+    const std::string group = specs.size() == 1 ? "/" : fmt::format("/sweep_{:03d}", i);
+    const std::string label = specs.size() == 1 ? std::string("run") : fmt::format("run {}/{}", i + 1, specs.size());
+    auto simulation = agents::make_simulation(spec);
+    std::unique_ptr<sim::Observer> recorder;
+    if (spec.record.enabled) {
+      recorder = file.recorder(group, spec.record, sweep_label(spec));
+      simulation->add_observer(recorder.get());
+    }
+    Progress progress(label, f.quiet);
+    sim::RunOptions options;
+    options.threads = f.threads;
+    options.cancel = &g_cancel;
+    options.progress = [&](int done, int total) { progress.update(done, total); };
+    const sim::RunSummary summary = simulation->run(options);
+    progress.finish();
+    agent_steps += summary.agent_steps;
+    seconds += summary.seconds;
+    if (!f.quiet) {
+      std::string phases;
+      for (const auto& ph : summary.phases) phases += fmt::format(" {} {:.2f}s", ph.name, ph.seconds);
+      fmt::print(stderr, "{}{}: {:.3g} agent-steps in {:.2f} s = {:.3g} agent-steps/s{}{}\n", label,
+                 sweep_label(spec).empty() ? "" : " (" + sweep_label(spec) + ")", summary.agent_steps, summary.seconds,
+                 summary.agent_steps / std::max(summary.seconds, 1e-9), summary.fused ? " [fused kernel]" : "",
+                 summary.fused ? "" : " [" + phases.substr(1) + "]");
+      for (const auto& pop : simulation->state().populations) {
+        fmt::print(stderr, "  {:<16} {:>9} agents  final wealth mean {:.4f}\n", pop.name, pop.count, pop.wealth.mean());
+      }
+    }
+  }
+  file.commit();
+  fmt::print("{}: {} run(s), {:.3g} agent-steps in {:.2f} s ({:.3g} agent-steps/s); wrote {} ({})\n", f.scenario,
+             specs.size(), agent_steps, seconds, agent_steps / std::max(seconds, 1e-9), file.path(),
+             human_bytes(static_cast<double>(file.bytes_written())));
+  return 0;
+}
+
+}  // namespace
+
+void add_run_command(CLI::App& app, int argc, char** argv) {
+  auto flags = std::make_shared<RunFlags>();
+  std::string command_line;
+  for (int i = 0; i < argc; ++i) command_line += (i ? " " : "") + std::string(argv[i]);
+  CLI::App* cmd = app.add_subcommand("run", "Run a scenario file and write its trajectories to HDF5");
+  cmd->add_option("scenario", flags->scenario, "scenario file (TOML, docs/scenarios.md)")->required()->check(CLI::ExistingFile);
+  cmd->add_option("-o,--output", flags->output, "output HDF5 file (default: the scenario's name with .h5, here)");
+  cmd->add_option("--threads", flags->threads, "worker threads (0: all; results do not depend on it)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_option("--set", flags->sets, "override a key: --set market.sigma=0.2 (repeatable)");
+  cmd->add_flag("-q,--quiet", flags->quiet, "no progress or per-run lines");
+  cmd->callback([flags, command_line]() {
+    int code = 0;
+    try {
+      code = run_scenario(*flags, command_line);
+    } catch (const sim::Interrupted& e) {
+      std::cerr << "\nherdsim run: " << e.what() << "; the output was left as a .partial file (complete = 0)\n";
+      code = 130;
+    } catch (const Error& e) {
+      std::cerr << "herdsim run: failed: " << e.what() << "\n";
+      code = 1;
+    }
+    if (code != 0) throw CLI::RuntimeError(code);
+  });
+}
+
+}  // namespace herdsim::cli
