@@ -16,7 +16,7 @@ const Eigen::VectorXd& param(const sim::PopulationState& pop, const std::string&
 void play_plan(const sim::DecisionContext& ctx, int p0, int p1, int a0, int a1, sim::PopulationState& own) {
   const int len = a1 - a0;
   for (int p = p0; p < p1; ++p) {
-    own.amount.col(p).segment(a0, len) = own.theory_amount.row(ctx.step).segment(a0, len).transpose();
+    own.amount.col(p).segment(a0, len) = own.theory_amount.col(ctx.step).segment(a0, len);
   }
 }
 

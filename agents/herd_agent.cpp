@@ -141,9 +141,11 @@ void HerdPopulation::plan_with_leader(sim::PopulationState& own) {
       for (int k = 0; k < n; ++k) table(k, col) = sol.amount(k * spec_.run.dt());
     }
   });
-  own.theory_amount.resize(n, ps_.count);
-  for (int i = 0; i < ps_.count; ++i)
-    own.theory_amount.col(i) = table.col(agent_combo[static_cast<std::size_t>(i)]);
+  own.theory_amount.resize(ps_.count, n);
+  for (int k = 0; k < n; ++k) {
+    for (int i = 0; i < ps_.count; ++i)
+      own.theory_amount(i, k) = table(k, agent_combo[static_cast<std::size_t>(i)]);
+  }
 }
 
 void HerdPopulation::plan_with_peers(sim::PopulationState& own) {
@@ -157,8 +159,8 @@ void HerdPopulation::plan_with_peers(sim::PopulationState& own) {
   game.theta = weights_;
   const auto sol = theory::solve_mutual_game(game);
   const int n = spec_.run.steps();
-  own.theory_amount.resize(n, ps_.count);
-  for (int k = 0; k < n; ++k) own.theory_amount.row(k) = sol.amounts(k * spec_.run.dt()).transpose();
+  own.theory_amount.resize(ps_.count, n);
+  for (int k = 0; k < n; ++k) own.theory_amount.col(k) = sol.amounts(k * spec_.run.dt());
 }
 
 // What the agent observed at the previous step, projected one step ahead with Merton growth:

@@ -20,11 +20,11 @@ void MertonPopulation::initialize(const sim::RunState& /*state*/, sim::Populatio
   const theory::Schedule schedule(theory_market(spec_), spec_.run.horizon, theory_time(spec_, ps.optimum));
   const Eigen::VectorXd& alpha = param(own, "alpha");
   const int n = spec_.run.steps();
-  own.theory_amount.resize(n, ps.count);
+  own.theory_amount.resize(ps.count, n);
   for (int k = 0; k < n; ++k) {
     // Merton's amount is v / (alpha sigma^2 G(t)): one growth factor per step, one division per agent.
     const double unit = theory::merton_amount(schedule, 1.0, k * spec_.run.dt());
-    own.theory_amount.row(k) = (unit / alpha.array()).transpose();
+    own.theory_amount.col(k) = unit / alpha.array();
   }
 }
 

@@ -537,7 +537,7 @@ class Recorder final : public sim::Observer {
   /// selection, without a transposed copy.
   void write_theory(hid_t group, const std::string& group_where, const sim::PopulationState& pop,
                     hsize_t agents) {
-    assert(pop.theory_amount.rows() == steps_ && pop.theory_amount.cols() == pop.count);
+    assert(pop.theory_amount.rows() == pop.count && pop.theory_amount.cols() == steps_);
     const std::string theory_where = group_where + "/theory";
     Handle theory = make(H5Gcreate2(group, "theory", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose,
                          "H5Gcreate2", theory_where);
@@ -553,9 +553,9 @@ class Recorder final : public sim::Observer {
       const hsize_t file_count[2] = {1, agents};
       check(H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, file_start, nullptr, file_count, nullptr),
             "H5Sselect_hyperslab", where_text);
-      const hsize_t mem_start = s;
-      const hsize_t mem_stride = steps;
-      check(H5Sselect_hyperslab(mem.get(), H5S_SELECT_SET, &mem_start, &mem_stride, &agents, nullptr),
+      // Column s of the (count x steps) matrix: the first `agents` of its contiguous values.
+      const hsize_t mem_start = s * static_cast<hsize_t>(pop.count);
+      check(H5Sselect_hyperslab(mem.get(), H5S_SELECT_SET, &mem_start, nullptr, &agents, nullptr),
             "H5Sselect_hyperslab", where_text);
       check(H5Dwrite(dset.get(), H5T_NATIVE_DOUBLE, mem.get(), file_space.get(), H5P_DEFAULT,
                      pop.theory_amount.data()),

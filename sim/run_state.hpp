@@ -18,7 +18,8 @@ struct PopulationState {
   int count = 0;
   /// Per-agent parameters, each a vector of `count` values (alpha, theta, wealth0, ...), in a fixed order.
   std::vector<std::pair<std::string, Eigen::VectorXd>> params;
-  /// Theoretical open-loop optimum: steps x count amounts (empty where the theory defines none).
+  /// Theoretical open-loop optimum: count x steps amounts, column k = decision k (agents contiguous,
+  /// like wealth and amount; the HDF5 (step, agent) layout). Empty where the theory defines none.
   Eigen::MatrixXd theory_amount;
   /// Current wealth X, count x paths (column p = path p, agents contiguous), currency units.
   Eigen::MatrixXd wealth;

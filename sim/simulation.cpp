@@ -165,15 +165,13 @@ void Simulation::run_fused(const RunOptions& options, RunSummary& summary) {
   const double growth = coefficients_.deposit_growth;
   for (std::size_t i = 0; i < populations_.size(); ++i) {
     PopulationState& pop = state_.populations[i];
-    const Eigen::MatrixXd& plan = pop.theory_amount;  // steps x count: agent i's plan is column i
+    const Eigen::MatrixXd& plan = pop.theory_amount;  // count x steps: agents contiguous per step
     constexpr int block = 512;                        // agents per task: plan block + wealth in L1/L2
     tbb::parallel_for(
         tbb::blocked_range<int>(0, pop.count, block),
         [&](const tbb::blocked_range<int>& r) {
           const int a0 = r.begin();
           const int len = r.end() - a0;
-          // This block's plans with the agents contiguous per step, reused for every path.
-          Eigen::MatrixXd by_step = plan.middleCols(a0, len).transpose();
           for (int p = 0; p < paths; ++p) {
             double* x = pop.wealth.col(p).data() + a0;
             const double* e = excess.col(p).data();
@@ -183,22 +181,21 @@ void Simulation::run_fused(const RunOptions& options, RunSummary& summary) {
               double xr[8];
               for (int j = 0; j < 8; ++j) xr[j] = x[c + j];
               for (int k = 0; k < n; ++k) {
-                const double* t = by_step.col(k).data() + c;
+                const double* t = plan.col(k).data() + a0 + c;
                 const double ek = e[k];
                 for (int j = 0; j < 8; ++j) xr[j] = xr[j] * growth + t[j] * ek;
               }
               for (int j = 0; j < 8; ++j) x[c + j] = xr[j];
             }
             for (; c < len; ++c) {
-              for (int k = 0; k < n; ++k) x[c] = x[c] * growth + by_step(c, k) * e[k];
+              for (int k = 0; k < n; ++k) x[c] = x[c] * growth + plan(a0 + c, k) * e[k];
             }
+            // The state the step loop would leave: the last two decisions.
+            pop.amount.col(p).segment(a0, len) = plan.col(n - 1).segment(a0, len);
+            pop.previous_amount.col(p).segment(a0, len) = plan.col(n > 1 ? n - 2 : 0).segment(a0, len);
           }
         },
         tbb::simple_partitioner{});
-    for (int p = 0; p < paths; ++p) {
-      pop.amount.col(p) = plan.row(n - 1).transpose();
-      pop.previous_amount.col(p) = plan.row(n > 1 ? n - 2 : 0).transpose();
-    }
     if (options.progress)
       options.progress(static_cast<int>(i + 1) * n / static_cast<int>(populations_.size()), n);
   }

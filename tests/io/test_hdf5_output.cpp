@@ -63,9 +63,9 @@ Run make_run() {
     pop.params.emplace_back("alpha", alpha);
     pop.params.emplace_back("wealth0", Eigen::VectorXd::Constant(pop.count, 100.0 * (i + 1)));
     if (i == 0) {
-      pop.theory_amount.resize(kSteps, pop.count);
+      pop.theory_amount.resize(pop.count, kSteps);
       for (int k = 0; k < kSteps; ++k) {
-        for (int a = 0; a < pop.count; ++a) pop.theory_amount(k, a) = theory_at(k, a);
+        for (int a = 0; a < pop.count; ++a) pop.theory_amount(a, k) = theory_at(k, a);
       }
     }
     pop.wealth.resize(pop.count, kPaths);

@@ -78,9 +78,9 @@ int main(int argc, char** argv) {
       for (int a = 0; a < pop.count; ++a) alpha[a] = 0.5 + 0.1 * a + i;
       pop.params.emplace_back("alpha", alpha);
       if (i == 0) {
-        pop.theory_amount.resize(state.steps, pop.count);
+        pop.theory_amount.resize(pop.count, state.steps);
         for (int k = 0; k < state.steps; ++k) {
-          for (int a = 0; a < pop.count; ++a) pop.theory_amount(k, a) = 10.0 * k + 0.5 * a;
+          for (int a = 0; a < pop.count; ++a) pop.theory_amount(a, k) = 10.0 * k + 0.5 * a;
         }
       }
       pop.wealth.resize(pop.count, kPaths);

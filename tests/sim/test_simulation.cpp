@@ -132,7 +132,7 @@ TEST_SUITE("sim.simulation") {
       hp.time = theory::TimeModel::annual();
       const auto sol = theory::solve_absolute_herd(hp);
       for (int k = 0; k < 10; ++k) {
-        CHECK(followers.theory_amount(k, i) == sol.amount(k));
+        CHECK(followers.theory_amount(i, k) == sol.amount(k));
         for (int p = 0; p < 3; ++p) CHECK(run.amount[static_cast<std::size_t>(k)][1](i, p) == sol.amount(k));
       }
     }

@@ -9,13 +9,18 @@ namespace herdsim::cli {
 namespace {
 std::string format_seconds(double s) {
   if (s < 60.0) return fmt::format("{:.0f}s", s);
-  if (s < 3600.0) return fmt::format("{}m{:02.0f}s", static_cast<int>(s / 60.0), s - 60.0 * static_cast<int>(s / 60.0));
+  if (s < 3600.0)
+    return fmt::format("{}m{:02.0f}s", static_cast<int>(s / 60.0), s - 60.0 * static_cast<int>(s / 60.0));
   return fmt::format("{:.1f}h", s / 3600.0);
 }
 }  // namespace
 
 Progress::Progress(std::string label, bool quiet)
-    : label_(std::move(label)), quiet_(quiet), tty_(isatty(fileno(stderr)) != 0), start_(Clock::now()), last_print_(start_) {}
+    : label_(std::move(label)),
+      quiet_(quiet),
+      tty_(isatty(fileno(stderr)) != 0),
+      start_(Clock::now()),
+      last_print_(start_) {}
 
 void Progress::update(int done, int total) {
   if (quiet_ || total <= 0) return;
@@ -28,14 +33,16 @@ void Progress::update(int done, int total) {
     if (done < total && now - last_print_ < std::chrono::milliseconds(50) && drawn_) return;
     constexpr int width = 30;
     const int filled = width * done / total;
-    fmt::print(stderr, "\r{} [{}{}] {:3d}%  step {}/{}  elapsed {}  ETA {}   ", label_, std::string(static_cast<std::size_t>(filled), '#'),
-               std::string(static_cast<std::size_t>(width - filled), '.'), percent, done, total, format_seconds(elapsed),
-               format_seconds(eta));
+    fmt::print(stderr, "\r{} [{}{}] {:3d}%  step {}/{}  elapsed {}  ETA {}   ", label_,
+               std::string(static_cast<std::size_t>(filled), '#'),
+               std::string(static_cast<std::size_t>(width - filled), '.'), percent, done, total,
+               format_seconds(elapsed), format_seconds(eta));
     std::fflush(stderr);
     drawn_ = true;
   } else {
     // Plain lines: every 10 % or every 10 s, whichever comes first.
-    if (percent / 10 == last_percent_ / 10 && now - last_print_ < std::chrono::seconds(10) && done < total) return;
+    if (percent / 10 == last_percent_ / 10 && now - last_print_ < std::chrono::seconds(10) && done < total)
+      return;
     fmt::print(stderr, "{}: {:3d}% (step {}/{}), elapsed {}, ETA {}\n", label_, percent, done, total,
                format_seconds(elapsed), format_seconds(eta));
   }

@@ -1,9 +1,9 @@
 #include "tools/cli/run_command.hpp"
 
+#include <fmt/format.h>
 #include <atomic>
 #include <csignal>
 #include <filesystem>
-#include <fmt/format.h>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -26,7 +26,9 @@ namespace {
 
 std::atomic<bool> g_cancel{false};
 
-extern "C" void on_interrupt(int /*signal*/) { g_cancel.store(true); }
+extern "C" void on_interrupt(int /*signal*/) {
+  g_cancel.store(true);
+}
 
 struct RunFlags {
   std::string scenario;
@@ -48,7 +50,8 @@ std::string human_bytes(double bytes) {
 
 std::string sweep_label(const sim::ScenarioSpec& spec) {
   std::string out;
-  for (const auto& [key, value] : spec.sweep_point) out += fmt::format("{}{}={:g}", out.empty() ? "" : ";", key, value);
+  for (const auto& [key, value] : spec.sweep_point)
+    out += fmt::format("{}{}={:g}", out.empty() ? "" : ";", key, value);
   return out;
 }
 
@@ -77,7 +80,8 @@ int run_scenario(const RunFlags& f, const std::string& command_line) {
   for (std::size_t i = 0; i < specs.size(); ++i) {
     const sim::ScenarioSpec& spec = specs[i];
     const std::string group = specs.size() == 1 ? "/" : fmt::format("/sweep_{:03d}", i);
-    const std::string label = specs.size() == 1 ? std::string("run") : fmt::format("run {}/{}", i + 1, specs.size());
+    const std::string label =
+        specs.size() == 1 ? std::string("run") : fmt::format("run {}/{}", i + 1, specs.size());
     auto simulation = agents::make_simulation(spec);
     std::unique_ptr<sim::Observer> recorder;
     if (spec.record.enabled) {
@@ -97,18 +101,19 @@ int run_scenario(const RunFlags& f, const std::string& command_line) {
       std::string phases;
       for (const auto& ph : summary.phases) phases += fmt::format(" {} {:.2f}s", ph.name, ph.seconds);
       fmt::print(stderr, "{}{}: {:.3g} agent-steps in {:.2f} s = {:.3g} agent-steps/s{}{}\n", label,
-                 sweep_label(spec).empty() ? "" : " (" + sweep_label(spec) + ")", summary.agent_steps, summary.seconds,
-                 summary.agent_steps / std::max(summary.seconds, 1e-9), summary.fused ? " [fused kernel]" : "",
-                 summary.fused ? "" : " [" + phases.substr(1) + "]");
+                 sweep_label(spec).empty() ? "" : " (" + sweep_label(spec) + ")", summary.agent_steps,
+                 summary.seconds, summary.agent_steps / std::max(summary.seconds, 1e-9),
+                 summary.fused ? " [fused kernel]" : "", summary.fused ? "" : " [" + phases.substr(1) + "]");
       for (const auto& pop : simulation->state().populations) {
-        fmt::print(stderr, "  {:<16} {:>9} agents  final wealth mean {:.4f}\n", pop.name, pop.count, pop.wealth.mean());
+        fmt::print(stderr, "  {:<16} {:>9} agents  final wealth mean {:.4f}\n", pop.name, pop.count,
+                   pop.wealth.mean());
       }
     }
   }
   file.commit();
-  fmt::print("{}: {} run(s), {:.3g} agent-steps in {:.2f} s ({:.3g} agent-steps/s); wrote {} ({})\n", f.scenario,
-             specs.size(), agent_steps, seconds, agent_steps / std::max(seconds, 1e-9), file.path(),
-             human_bytes(static_cast<double>(file.bytes_written())));
+  fmt::print("{}: {} run(s), {:.3g} agent-steps in {:.2f} s ({:.3g} agent-steps/s); wrote {} ({})\n",
+             f.scenario, specs.size(), agent_steps, seconds, agent_steps / std::max(seconds, 1e-9),
+             file.path(), human_bytes(static_cast<double>(file.bytes_written())));
   return 0;
 }
 
@@ -119,8 +124,11 @@ void add_run_command(CLI::App& app, int argc, char** argv) {
   std::string command_line;
   for (int i = 0; i < argc; ++i) command_line += (i ? " " : "") + std::string(argv[i]);
   CLI::App* cmd = app.add_subcommand("run", "Run a scenario file and write its trajectories to HDF5");
-  cmd->add_option("scenario", flags->scenario, "scenario file (TOML, docs/scenarios.md)")->required()->check(CLI::ExistingFile);
-  cmd->add_option("-o,--output", flags->output, "output HDF5 file (default: the scenario's name with .h5, here)");
+  cmd->add_option("scenario", flags->scenario, "scenario file (TOML, docs/scenarios.md)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  cmd->add_option("-o,--output", flags->output,
+                  "output HDF5 file (default: the scenario's name with .h5, here)");
   cmd->add_option("--threads", flags->threads, "worker threads (0: all; results do not depend on it)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
@@ -131,7 +139,8 @@ void add_run_command(CLI::App& app, int argc, char** argv) {
     try {
       code = run_scenario(*flags, command_line);
     } catch (const sim::Interrupted& e) {
-      std::cerr << "\nherdsim run: " << e.what() << "; the output was left as a .partial file (complete = 0)\n";
+      std::cerr << "\nherdsim run: " << e.what()
+                << "; the output was left as a .partial file (complete = 0)\n";
       code = 130;
     } catch (const Error& e) {
       std::cerr << "herdsim run: failed: " << e.what() << "\n";
