@@ -176,16 +176,18 @@ void Simulation::run_fused(const RunOptions& options, RunSummary& summary) {
             double* x = pop.wealth.col(p).data() + a0;
             const double* e = excess.col(p).data();
             int c = 0;
-            // Chunks of 8 agents stay in registers through all steps (the compiler vectorises j).
-            for (; c + 8 <= len; c += 8) {
-              double xr[8];
-              for (int j = 0; j < 8; ++j) xr[j] = x[c + j];
+            // Chunks of `chunk` agents stay in registers through all steps: enough independent
+            // multiply-add chains to hide their latency (the compiler vectorises j).
+            constexpr int chunk = 16;
+            for (; c + chunk <= len; c += chunk) {
+              double xr[chunk];
+              for (int j = 0; j < chunk; ++j) xr[j] = x[c + j];
               for (int k = 0; k < n; ++k) {
                 const double* t = plan.col(k).data() + a0 + c;
                 const double ek = e[k];
-                for (int j = 0; j < 8; ++j) xr[j] = xr[j] * growth + t[j] * ek;
+                for (int j = 0; j < chunk; ++j) xr[j] = xr[j] * growth + t[j] * ek;
               }
-              for (int j = 0; j < 8; ++j) x[c + j] = xr[j];
+              for (int j = 0; j < chunk; ++j) x[c + j] = xr[j];
             }
             for (; c < len; ++c) {
               for (int k = 0; k < n; ++k) x[c] = x[c] * growth + plan(a0 + c, k) * e[k];
