@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "io/summary_stats.hpp"
 #include "sim/error.hpp"
 
 namespace herdsim::io {
@@ -285,44 +286,6 @@ Handle select_paths_agents(const std::vector<int>& paths, hsize_t all_paths, hsi
 
 // ---------------------------------------------------------------------------------------------
 // Summaries
-
-/// mean, std (ddof 0), min, max, then the quantiles (linear interpolation, numpy's default) of the
-/// finite `values`; NaN when there are none. Reorders `values`.
-void summarize(std::vector<double>& values, const std::vector<double>& quantiles, std::vector<double>& out) {
-  const double nan = std::numeric_limits<double>::quiet_NaN();
-  out.assign(4 + quantiles.size(), nan);
-  values.erase(std::remove_if(values.begin(), values.end(), [](double v) { return !std::isfinite(v); }),
-               values.end());
-  if (values.empty()) return;
-  const auto n = static_cast<double>(values.size());
-  const double mean = std::accumulate(values.begin(), values.end(), 0.0) / n;
-  double squares = 0.0;
-  for (const double v : values) squares += (v - mean) * (v - mean);
-  const auto [lo, hi] = std::minmax_element(values.begin(), values.end());
-  out[0] = mean;
-  out[1] = std::sqrt(squares / n);
-  out[2] = *lo;
-  out[3] = *hi;
-
-  // Quantiles in increasing order, each nth_element on what is right of the previous one.
-  std::vector<std::size_t> order(quantiles.size());
-  std::iota(order.begin(), order.end(), std::size_t{0});
-  std::sort(order.begin(), order.end(),
-            [&](std::size_t a, std::size_t b) { return quantiles[a] < quantiles[b]; });
-  auto first = values.begin();
-  for (const std::size_t i : order) {
-    const double h = std::clamp(quantiles[i], 0.0, 1.0) * (n - 1.0);
-    const auto below = static_cast<std::ptrdiff_t>(std::floor(h));
-    const auto at = values.begin() + below;
-    std::nth_element(first, at, values.end());
-    first = at;
-    const double a = *at;
-    const double fraction = h - static_cast<double>(below);
-    // The next order statistic is the smallest of what nth_element left to the right.
-    const double b = fraction > 0.0 ? *std::min_element(at + 1, values.end()) : a;
-    out[4 + i] = a + fraction * (b - a);
-  }
-}
 
 std::string stats_names(const std::vector<double>& quantiles) {
   std::string names = "mean,std,min,max";
