@@ -59,18 +59,22 @@ void HerdPopulation::initialize(const sim::RunState& state, sim::PopulationState
 
   const int n = spec_.run.steps();
   const double dt = spec_.run.dt();
+  // The adaptive rule's constants follow `optimum` (the simulated steps by default) even for relative
+  // herding, whose plan is the continuous optimum: an agent reacting to observed decisions in a
+  // discrete market projects them with the market's own growth.
+  const theory::Schedule rule(theory_market(spec_), spec_.run.horizon, theory_time(spec_, ps_.optimum));
   ln_growth_left_.resize(n);
   ln_growth_.resize(n);
   merton_unit_.resize(n);
   projection_.resize(n);
   for (int k = 0; k < n; ++k) {
     const double t = k * dt;
-    ln_growth_[k] = schedule_.ln_growth(t);
+    ln_growth_[k] = rule.ln_growth(t);
     // Deposit growth from t_k to T: one step more than G(t_k) = (1 + r dt)^{n-1-k} in discrete time.
-    ln_growth_left_[k] = schedule_.time().is_discrete() ? ln_growth_[k] + std::log1p(spec_.market.r * dt)
-                                                        : spec_.market.r * (spec_.run.horizon - t);
-    merton_unit_[k] = theory::merton_amount(schedule_, 1.0, t);
-    projection_[k] = k == 0 ? 1.0 : std::exp(schedule_.ln_growth(t - dt) - ln_growth_[k]);
+    ln_growth_left_[k] = rule.time().is_discrete() ? ln_growth_[k] + std::log1p(spec_.market.r * dt)
+                                                   : spec_.market.r * (spec_.run.horizon - t);
+    merton_unit_[k] = theory::merton_amount(rule, 1.0, t);
+    projection_[k] = k == 0 ? 1.0 : std::exp(rule.ln_growth(t - dt) - ln_growth_[k]);
   }
 
   if (ps_.influence == sim::Influence::leader) {
@@ -214,10 +218,13 @@ void HerdPopulation::decide(const sim::DecisionContext& ctx, int p0, int p1, int
     decide_adaptive_absolute(ctx, p0, p1, a0, a1, own);
     return;
   }
+  // Relative rule, per slot: ln q = ln eta_hat - ln vt + 2 ln G(t_k), w = q dt^2 / (1 + q dt^2), with
+  // -ln eta_hat = alpha X G(t_k -> T) + v^2 (T - t_k) / (2 sigma^2); the step's constants first.
   const double s2 = spec_.market.sigma * spec_.market.sigma;
   const double v = spec_.market.mu - spec_.market.r;
-  const double horizon_left = spec_.run.horizon - ctx.time;
-  const double dt = spec_.run.dt();
+  const double growth_left = std::exp(ln_growth_left_[k]);
+  const double ln_q_shift = -v * v * (spec_.run.horizon - ctx.time) / (2.0 * s2) + 2.0 * ln_growth_[k] +
+                            2.0 * std::log(spec_.run.dt());
   for (int p = p0; p < p1; ++p) {
     for (int i = a0; i < a1; ++i) {
       const double own_merton = merton_unit_[k] / alpha_[i];
@@ -225,17 +232,14 @@ void HerdPopulation::decide(const sim::DecisionContext& ctx, int p0, int p1, int
         own.amount(i, p) = own_merton;
         continue;
       }
-      // eta estimated by its own-Merton value from the realised wealth over the remaining horizon.
-      const double ln_eta =
-          -alpha_[i] * own.wealth(i, p) * std::exp(ln_growth_left_[k]) - v * v * horizon_left / (2.0 * s2);
       const double seen = reference(ctx, i, p);
       // Myopic discretised Euler-Lagrange: follow the reference's observed change from one's own
-      // last decision, pulled to one's own Merton amount with weight q dt^2 / (1 + q dt^2).
+      // last decision, pulled to one's own Merton amount.
       const double change =
           k == 1 ? seen * (1.0 - 1.0 / projection_[k]) : seen - seen_before_(i, p) * projection_[k];
       seen_before_(i, p) = seen / projection_[k];
-      const double ln_q = ln_eta - ln_vt_[i] + 2.0 * ln_growth_[k];
-      const double w = 1.0 / (1.0 + std::exp(-(ln_q + 2.0 * std::log(dt))));
+      const double ln_q_dt2 = -alpha_[i] * own.wealth(i, p) * growth_left - ln_vt_[i] + ln_q_shift;
+      const double w = 1.0 / (1.0 + std::exp(-ln_q_dt2));
       own.amount(i, p) = w * own_merton + (1.0 - w) * (own.previous_amount(i, p) + change);
     }
   }

@@ -203,6 +203,32 @@ TEST_SUITE("sim.simulation") {
     }
   }
 
+  TEST_CASE(
+      "relative adaptive rule: theta = 0 plays Merton, overwhelming theta copies the leader's changes") {
+    for (const double theta : {0.0, 1e6}) {
+      sim::ScenarioSpec spec = test::paper_spec(2, sim::Policy::adaptive);
+      auto& f = spec.populations[1];
+      f.herd = sim::HerdType::relative;
+      f.count = 3;
+      f.theta = test::constant(theta);
+      const auto run = run_with_threads(spec, 1);
+      const auto simulation = agents::make_simulation(spec);
+      const Eigen::VectorXd& alpha = simulation->state().populations[1].params[0].second;
+      const theory::Schedule s(theory::Market{}, 10.0, theory::TimeModel::annual());
+      CAPTURE(theta);
+      for (int k = 0; k < 10; ++k) {
+        const auto step = static_cast<std::size_t>(k);
+        const double leader_change = run.amount[step][0](0, 0) - run.amount[0][0](0, 0);
+        for (int i = 0; i < 3; ++i) {
+          const double own = theory::merton_amount(s, alpha[i], k);
+          // P_k = P_0 + (L_k - L_0) when the agent only imitates changes (w ~ 0).
+          const double expected = theta < 1.0 ? own : theory::merton_amount(s, alpha[i], 0) + leader_change;
+          CHECK(run.amount[step][1](i, 0) == doctest::Approx(expected).epsilon(1e-9));
+        }
+      }
+    }
+  }
+
   TEST_CASE("cancellation stops the run between steps with Interrupted") {
     auto simulation = agents::make_simulation(test::paper_spec(2, sim::Policy::adaptive));
     std::atomic<bool> cancel{true};
