@@ -464,17 +464,19 @@ class Recorder final : public sim::Observer {
       if (pop.theory_amount.size() > 0) write_theory(group.get(), out.where, pop, agents);
     }
 
-    const std::string summary_where = out.where + "/summary";
-    Handle summary = make(H5Gcreate2(group.get(), "summary", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose,
-                          "H5Gcreate2", summary_where);
-    write_attribute(summary.get(), summary_where, "stats", stats_names(record_.quantiles));
-    const std::vector<hsize_t> stats_row{4 + record_.quantiles.size()};
-    out.summary_wealth = Series(summary.get(), summary_where, "wealth", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE,
-                                stats_row, {"step,stat", "currency units", false, 0});
-    out.summary_amount = Series(summary.get(), summary_where, "amount", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE,
-                                stats_row, {"decision_step,stat", "currency units", false, 0});
-    out.summary_proportion = Series(summary.get(), summary_where, "proportion", H5T_IEEE_F64LE,
-                                    H5T_NATIVE_DOUBLE, stats_row, {"decision_step,stat", "1", false, 0});
+    if (record_.summaries) {
+      const std::string summary_where = out.where + "/summary";
+      Handle summary = make(H5Gcreate2(group.get(), "summary", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+                            H5Gclose, "H5Gcreate2", summary_where);
+      write_attribute(summary.get(), summary_where, "stats", stats_names(record_.quantiles));
+      const std::vector<hsize_t> stats_row{4 + record_.quantiles.size()};
+      out.summary_wealth = Series(summary.get(), summary_where, "wealth", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE,
+                                  stats_row, {"step,stat", "currency units", false, 0});
+      out.summary_amount = Series(summary.get(), summary_where, "amount", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE,
+                                  stats_row, {"decision_step,stat", "currency units", false, 0});
+      out.summary_proportion = Series(summary.get(), summary_where, "proportion", H5T_IEEE_F64LE,
+                                      H5T_NATIVE_DOUBLE, stats_row, {"decision_step,stat", "1", false, 0});
+    }
     return out;
   }
 
@@ -574,8 +576,8 @@ class Recorder final : public sim::Observer {
     const double t = s * dt_;
     t_.append(&t);
     price_.append(state.market.price.data(), market_space_.get());
-    jobs_.resize(populations_.size());
-    for (std::size_t i = 0; i < populations_.size(); ++i) {
+    jobs_.resize(record_.summaries ? populations_.size() : 0);
+    for (std::size_t i = 0; i < jobs_.size(); ++i) {
       jobs_[i].values = &state.populations[i].wealth;
       jobs_[i].divide_by = nullptr;
       jobs_[i].target = &populations_[i].summary_wealth;
@@ -594,8 +596,8 @@ class Recorder final : public sim::Observer {
     decision_step_.append(&k);
     return_.append(state.market.simple_return.data(), market_space_.get());
     shock_.append(state.market.shock.data(), market_space_.get());
-    jobs_.resize(2 * populations_.size());
-    for (std::size_t i = 0; i < populations_.size(); ++i) {
+    jobs_.resize(record_.summaries ? 2 * populations_.size() : 0);
+    for (std::size_t i = 0; 2 * i < jobs_.size(); ++i) {
       // Amount P_k, and proportion P_k / X_k with X_k kept from the callback before this decision.
       jobs_[2 * i].values = &state.populations[i].amount;
       jobs_[2 * i].divide_by = nullptr;
@@ -615,6 +617,7 @@ class Recorder final : public sim::Observer {
   }
 
   void save_decision_wealth(const sim::RunState& state) {
+    if (!record_.summaries) return;  // X_k is only needed for the proportion summary
     for (std::size_t i = 0; i < populations_.size(); ++i) {
       gather(state.populations[i].wealth, populations_[i].decision_wealth);
     }

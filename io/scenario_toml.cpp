@@ -727,11 +727,18 @@ void read_market(Checker& c, const toml::table& t, sim::MarketSpec& m) {
 }
 
 void read_record(Checker& c, const toml::table& t, sim::RecordSpec& rec, std::optional<int> run_paths) {
-  c.check_keys(t, "record",
-               {"every", "trajectories", "enabled", "paths", "max_agents", "compression", "quantiles"});
+  c.check_keys(
+      t, "record",
+      {"every", "trajectories", "summaries", "enabled", "paths", "max_agents", "compression", "quantiles"});
   rec.every = static_cast<int>(c.integer(t, "record", "every", 1).value_or(rec.every));
   rec.trajectories = c.boolean(t, "record", "trajectories").value_or(rec.trajectories);
+  rec.summaries = c.boolean(t, "record", "summaries").value_or(rec.summaries);
   rec.enabled = c.boolean(t, "record", "enabled").value_or(rec.enabled);
+  if (rec.enabled && !rec.trajectories && !rec.summaries) {
+    c.report(
+        t.get("summaries"), "record.summaries",
+        "with trajectories = false nothing would be recorded; set record.enabled = false to record nothing");
+  }
   rec.max_agents = static_cast<int>(c.integer(t, "record", "max_agents", 1).value_or(rec.max_agents));
   rec.compression = static_cast<int>(c.integer(t, "record", "compression", 0, 9).value_or(rec.compression));
   if (const auto* n = t.get("paths")) {

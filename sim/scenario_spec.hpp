@@ -111,6 +111,7 @@ struct PopulationSpec {
 struct RecordSpec {
   int every = 1;             ///< record every k-th step (the final step is always recorded)
   bool trajectories = true;  ///< false: per-step summaries only
+  bool summaries = true;     ///< per-step mean, std, min, max, quantiles (false: trajectories at disk speed)
   bool enabled = true;       ///< false: nothing but the final summary (benchmarks)
   std::vector<int> paths;    ///< subset of paths to record (empty: all)
   int max_agents = -1;       ///< record only the first max_agents agents of each population (-1: all)

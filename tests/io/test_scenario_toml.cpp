@@ -540,6 +540,14 @@ colour = "red"
     CHECK_PROBLEM(advisor + "[record]\nevery = 0\n", "record.every", ">= 1");
     CHECK_PROBLEM(advisor + "[record]\ntrajectories = 1\n", "record.trajectories", "must be true or false");
     CHECK_PROBLEM(advisor + "[record]\nenabled = \"yes\"\n", "record.enabled", "must be true or false");
+    CHECK_PROBLEM(advisor + "[record]\nsummaries = 0\n", "record.summaries", "must be true or false");
+    CHECK_PROBLEM(advisor + "[record]\ntrajectories = false\nsummaries = false\n", "record.summaries",
+                  "nothing would be recorded");
+    const auto specs = parse_scenario(advisor + "[record]\nsummaries = false\n", "t.toml");
+    REQUIRE(specs.size() == 1);
+    CHECK_FALSE(specs[0].record.summaries);
+    CHECK(specs[0].record.trajectories);
+    CHECK(parse_scenario(advisor, "t.toml")[0].record.summaries);
     CHECK_PROBLEM(advisor + "[run]\npaths = 3\n[record]\npaths = [0, 3]\n", "record.paths[1]",
                   "must be a path index in [0, run.paths = 3), got 3");
     CHECK_PROBLEM(advisor + "[run]\npaths = 3\n[record]\npaths = [1, 1]\n", "record.paths[1]",

@@ -148,6 +148,15 @@ class RunOutput(unittest.TestCase):
             for name in names:
                 np.testing.assert_array_equal(a[name][...], b[name][...], err_msg=name)
 
+    def test_summaries_can_be_switched_off_and_trajectories_stay(self):
+        out = os.path.join(self.tmp.name, "nosummary.h5")
+        res = herdsim("run", self.scenario, "-o", out, "--set", "record.summaries=false")
+        self.assertEqual(res.returncode, 0, res.stderr)
+        with h5py.File(out, "r") as f, h5py.File(self.out1, "r") as full:
+            self.assertNotIn("summary", f["populations/followers"])
+            np.testing.assert_array_equal(f["populations/followers/wealth"][...],
+                                          full["populations/followers/wealth"][...])
+
     def test_noise_traders_hold_proportions_inside_their_distribution(self):
         with h5py.File(self.out1, "r") as f:
             w = f["populations/noise/wealth"][:-1]

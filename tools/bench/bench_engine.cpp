@@ -87,7 +87,7 @@ struct Timed {
   std::uint64_t bytes = 0;
 };
 
-enum class Recording { off, loop, summaries, full };
+enum class Recording { off, loop, summaries, full, full_no_summaries };
 
 Timed time_run(const sim::ScenarioSpec& spec, int threads, Recording rec, const std::string& file = "") {
   auto simulation = agents::make_simulation(spec);
@@ -99,11 +99,12 @@ Timed time_run(const sim::ScenarioSpec& spec, int threads, Recording rec, const 
     void on_finish(const sim::RunState&) override {}
   } nothing;
   if (rec == Recording::loop) simulation->add_observer(&nothing);
-  if (rec == Recording::summaries || rec == Recording::full) {
+  if (rec == Recording::summaries || rec == Recording::full || rec == Recording::full_no_summaries) {
     out = std::make_unique<io::Hdf5Output>(file,
                                            io::Hdf5Output::Provenance{"bench", spec.run.seed, "", "bench"});
     sim::RecordSpec r;
-    r.trajectories = rec == Recording::full;
+    r.trajectories = rec != Recording::summaries;
+    r.summaries = rec != Recording::full_no_summaries;
     recorder = out->recorder("/", r);
     simulation->add_observer(recorder.get());
   }
@@ -231,6 +232,8 @@ int main(int argc, char** argv) {
   const Timed summ =
       best_of(repeats, [&] { return time_run(rec_spec, max_threads, Recording::summaries, tmp); });
   const Timed full = best_of(repeats, [&] { return time_run(rec_spec, max_threads, Recording::full, tmp); });
+  const Timed bare =
+      best_of(repeats, [&] { return time_run(rec_spec, max_threads, Recording::full_no_summaries, tmp); });
   const double disk = disk_write_mib_per_s(tmp + ".disk", quick ? 128 : 1024);
   const double full_mib_s = static_cast<double>(full.bytes) / (1 << 20) / full.seconds;
   fmt::print("   off (fused kernel)     {:>12.3g}\n", off.rate);
@@ -241,6 +244,9 @@ int main(int argc, char** argv) {
       "with fsync: {:.0f} MiB/s, ratio {:.2f})\n",
       full.rate, static_cast<double>(full.bytes) / (1 << 20), full.seconds, full_mib_s, disk,
       full_mib_s / disk);
+  const double bare_mib_s = static_cast<double>(bare.bytes) / (1 << 20) / bare.seconds;
+  fmt::print("   full, summaries = false {:>11.3g}   ({:.0f} MiB/s, ratio to the plain write {:.2f})\n",
+             bare.rate, bare_mib_s, bare_mib_s / disk);
 
   fmt::print("\n4. adaptive peers on a ring (k = 2), 10 annual steps, recording off (step loop):\n");
   for (const auto& [agents, paths] :
