@@ -70,9 +70,9 @@ void HerdPopulation::initialize(const sim::RunState& state, sim::PopulationState
   for (int k = 0; k < n; ++k) {
     const double t = k * dt;
     ln_growth_[k] = rule.ln_growth(t);
-    // Deposit growth from t_k to T: one step more than G(t_k) = (1 + r dt)^{n-1-k} in discrete time.
-    ln_growth_left_[k] = rule.time().is_discrete() ? ln_growth_[k] + std::log1p(spec_.market.r * dt)
-                                                   : spec_.market.r * (spec_.run.horizon - t);
+    // Deposit growth from t_k to T: the terminal growth of the remaining horizon's schedule.
+    ln_growth_left_[k] =
+        theory::Schedule(rule.market(), spec_.run.horizon - t, rule.time()).ln_terminal_growth();
     merton_unit_[k] = theory::merton_amount(rule, 1.0, t);
     projection_[k] = k == 0 ? 1.0 : std::exp(rule.ln_growth(t - dt) - ln_growth_[k]);
   }

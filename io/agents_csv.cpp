@@ -35,6 +35,16 @@ bool parse_number(const std::string& text, double& out) {
   return errno == 0 && end == text.c_str() + text.size() && std::isfinite(out);
 }
 
+/// Every problem of the file at once, one per line.
+[[noreturn]] void throw_problems(const std::string& path, const std::vector<std::string>& problems) {
+  std::string msg = fmt::format("{}: invalid agents file:", path);
+  for (const auto& p : problems) {
+    msg += "\n  ";
+    msg += p;
+  }
+  throw InputError(msg);
+}
+
 }  // namespace
 
 theory::MutualGame read_agents_csv(const std::string& path, theory::LotteryConvention lottery) {
@@ -83,9 +93,7 @@ theory::MutualGame read_agents_csv(const std::string& path, theory::LotteryConve
   }
   if (!problems.empty() || n == 0) {
     if (n == 0) problems.emplace_back("no agent rows");
-    std::string msg = fmt::format("{}: invalid agents file:", path);
-    for (const auto& p : problems) msg += "\n  " + p;
-    throw InputError(msg);
+    throw_problems(path, problems);
   }
 
   theory::MutualGame game;
@@ -137,9 +145,7 @@ theory::MutualGame read_agents_csv(const std::string& path, theory::LotteryConve
     }
   }
   if (!problems.empty()) {
-    std::string msg = fmt::format("{}: invalid agents file:", path);
-    for (const auto& p : problems) msg += "\n  " + p;
-    throw InputError(msg);
+    throw_problems(path, problems);
   }
   game.theta.resize(n, n);
   game.theta.setFromTriplets(triplets.begin(), triplets.end());

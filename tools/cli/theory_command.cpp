@@ -145,17 +145,20 @@ std::vector<double> output_times(const Schedule& s) {
   return times;
 }
 
+/// How the settings line names a time model.
+std::string describe_time(TimeModel time) {
+  return time.is_discrete() ? fmt::format("discrete ({} steps per year)", time.steps_per_year) : "continuous";
+}
+
 /// The `t` column: years in continuous time, the step index k for discrete time.
 double t_column(const Schedule& s, double t) {
   return s.time().is_discrete() ? std::round(t / s.step_years()) : t;
 }
 
 void add_common_settings(TheoryReport& rep, const TheoryFlags& f, const HerdProblem& p) {
-  rep.settings = {
-      {"problem", f.problem},
-      {"time", p.time.is_discrete() ? fmt::format("discrete ({} steps per year)", p.time.steps_per_year)
-                                    : std::string("continuous")},
-      {"lottery", fmt::format("win {:g} / sure {:g}", f.lottery_win, f.lottery_sure)}};
+  rep.settings = {{"problem", f.problem},
+                  {"time", describe_time(p.time)},
+                  {"lottery", fmt::format("win {:g} / sure {:g}", f.lottery_win, f.lottery_sure)}};
   rep.scalars = {{"alpha", p.alpha},        {"alpha_leader", p.alpha_leader},
                  {"theta", p.theta},        {"rho", p.rho},
                  {"mu", p.market.mu},       {"r", p.market.r},
@@ -237,11 +240,7 @@ TheoryReport report_mutual(const TheoryFlags& f) {
   const auto sol = solve_mutual_game(game);
   const Schedule s(game.market, game.horizon, game.time);
   TheoryReport rep;
-  rep.settings = {
-      {"problem", "mutual"},
-      {"time", game.time.is_discrete() ? fmt::format("discrete ({} steps per year)", game.time.steps_per_year)
-                                       : std::string("continuous")},
-      {"agents_file", f.agents}};
+  rep.settings = {{"problem", "mutual"}, {"time", describe_time(game.time)}, {"agents_file", f.agents}};
   const auto n = static_cast<int>(game.alpha.size());
   rep.scalars = {{"agents", n},
                  {"residual", sol.residual()},
