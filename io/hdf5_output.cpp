@@ -18,12 +18,15 @@
 #include <utility>
 #include <vector>
 
+#include "io/hdf5_support.hpp"
 #include "io/summary_stats.hpp"
 #include "sim/error.hpp"
 
 namespace herdsim::io {
 
 namespace {
+
+using namespace hdf5;  // NOLINT: handles and checks shared with the reader
 
 constexpr int kSchemaVersion = 1;
 /// About 1 MiB of doubles: the cap on one chunk.
@@ -32,84 +35,6 @@ constexpr hsize_t kChunkElements = (hsize_t{1} << 20) / sizeof(double);
 /// inside HDF5's default 1 MiB chunk cache, so appending a row never rereads a chunk from disk.
 constexpr hsize_t kSmallChunkElements = kChunkElements / 4;
 constexpr hsize_t kSmallChunkRowsMax = 1024;
-
-// ---------------------------------------------------------------------------------------------
-// Error handling: every HDF5 call goes through check() or make() exactly once.
-
-/// HDF5's own description of the innermost error on the stack (auto-printing is off).
-std::string hdf5_reason() {
-  std::string reason;
-  H5Ewalk2(
-      H5E_DEFAULT, H5E_WALK_UPWARD,
-      [](unsigned n, const H5E_error2_t* err, void* data) -> herr_t {
-        if (n == 0 && err->desc != nullptr) *static_cast<std::string*>(data) = err->desc;
-        return 0;
-      },
-      &reason);
-  H5Eclear2(H5E_DEFAULT);
-  return reason;
-}
-
-[[noreturn]] void raise(const char* call, const std::string& object) {
-  const std::string reason = hdf5_reason();
-  throw IoError(fmt::format("HDF5 {} failed on {}{}{}", call, object, reason.empty() ? "" : ": ", reason));
-}
-
-void check(herr_t status, const char* call, const std::string& object) {
-  if (status < 0) raise(call, object);
-}
-
-/// Turns off HDF5's printing of its error stack: failures become IoError instead.
-void silence_hdf5_errors() {
-  static std::once_flag once;
-  std::call_once(once, [] { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); });
-}
-
-/// Owns one HDF5 identifier. Ids that HDF5 already closed (a file closed with H5F_CLOSE_STRONG
-/// closes its datasets) are skipped, so a recorder may outlive its file.
-class Handle {
- public:
-  using Closer = herr_t (*)(hid_t);
-  Handle() = default;
-  Handle(hid_t id, Closer closer) : id_(id), closer_(closer) {}
-  Handle(Handle&& other) noexcept : id_(std::exchange(other.id_, -1)), closer_(other.closer_) {}
-  Handle& operator=(Handle&& other) noexcept {
-    if (this != &other) {
-      reset();
-      id_ = std::exchange(other.id_, -1);
-      closer_ = other.closer_;
-    }
-    return *this;
-  }
-  Handle(const Handle&) = delete;
-  Handle& operator=(const Handle&) = delete;
-  ~Handle() { reset(); }
-
-  [[nodiscard]] hid_t get() const { return id_; }
-  [[nodiscard]] bool valid() const { return id_ >= 0; }
-  /// Gives up ownership (for a close whose status must be checked).
-  hid_t release() { return std::exchange(id_, -1); }
-  void reset() noexcept {
-    if (id_ >= 0 && H5Iis_valid(id_) > 0) closer_(id_);
-    id_ = -1;
-  }
-
- private:
-  hid_t id_ = -1;
-  Closer closer_ = nullptr;
-};
-
-Handle make(hid_t id, Handle::Closer closer, const char* call, const std::string& object) {
-  if (id < 0) raise(call, object);
-  return {id, closer};
-}
-
-Handle make_space(const std::vector<hsize_t>& dims, const std::vector<hsize_t>& maxdims,
-                  const std::string& object) {
-  return make(H5Screate_simple(static_cast<int>(dims.size()), dims.data(),
-                               maxdims.empty() ? nullptr : maxdims.data()),
-              H5Sclose, "H5Screate_simple", object);
-}
 
 // ---------------------------------------------------------------------------------------------
 // Attributes. Strings are variable-length UTF-8: h5py reads them as str, and the text lives on the

@@ -873,10 +873,14 @@ std::vector<sim::ScenarioSpec> parse_scenario(std::string_view text, const std::
   // A first pass finds the sweep axes; each point then re-parses the text so that every value keeps
   // its line:column (toml++ drops source positions on copy).
   std::vector<std::size_t> sizes;
+  std::string full_text;  // after overrides, [sweep] included: what reproduces every point
   {
     auto root = parse_text(text, source_name);
     apply_overrides(root, overrides, c);
     for (const auto& axis : collect_sweep(root, c)) sizes.push_back(axis.values->size());
+    std::ostringstream os;
+    os << toml::toml_formatter(root) << '\n';
+    full_text = os.str();
   }
   std::size_t points = 1;
   for (const auto n : sizes) points *= n;
@@ -916,9 +920,7 @@ std::vector<sim::ScenarioSpec> parse_scenario(std::string_view text, const std::
     }
     root.erase("sweep");
     auto spec = validate(c, root);
-    std::ostringstream os;
-    os << toml::toml_formatter(root) << '\n';
-    spec.text = os.str();
+    spec.text = full_text;
     spec.sweep_point = std::move(values);
     specs.push_back(std::move(spec));
   }

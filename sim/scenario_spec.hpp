@@ -125,7 +125,7 @@ struct ScenarioSpec {
   MarketSpec market;
   std::vector<PopulationSpec> populations;
   RecordSpec record;
-  std::string text;  ///< the full scenario text after overrides (provenance)
+  std::string text;  ///< the full scenario text after overrides, [sweep] included (provenance)
   std::vector<std::pair<std::string, double>> sweep_point;  ///< key path -> value of this sweep point
 };
 

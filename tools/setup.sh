@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs herdsim's build and test dependencies from Debian 12 packages.
-# Idempotent: when every package is already installed it only runs dpkg-query (well under a second).
+# Then fetches the pinned llama.cpp source (tools/fetch_llama_cpp.sh) for the inference backend.
+# Idempotent: when everything is present it only runs dpkg-query and one git rev-parse (about a second).
 set -euo pipefail
 
 packages=(
@@ -17,24 +18,33 @@ packages=(
   nlohmann-json3-dev    # JSON output and parsing
   clang-format          # style check
   python3-numpy python3-scipy python3-h5py python3-matplotlib   # round-trip tests, NumPy/SciPy baselines, plots
+  python3-pandas        # tools/herdsim_load.py's to_pandas() and the export tests (xarray stays optional)
+  npm                   # npm client: downloads the pinned llama.cpp source (tools/fetch_llama_cpp.sh)
 )
+
+# An npm already on PATH will do: NodeSource's nodejs bundles one and conflicts with Debian's npm,
+# so asking apt for it would remove that Node.js.
+present() {
+  if [ "$1" = npm ] && command -v npm >/dev/null; then return 0; fi
+  dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"
+}
 
 missing=()
 for p in "${packages[@]}"; do
-  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
-    missing+=("$p")
-  fi
+  present "$p" || missing+=("$p")
 done
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "setup: all ${#packages[@]} packages present"
-  exit 0
+else
+  echo "setup: installing ${missing[*]}"
+  sudo_cmd=()
+  if [ "$(id -u)" -ne 0 ]; then sudo_cmd=(sudo); fi
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo_cmd[@]}" apt-get update -qq
+  "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  echo "setup: packages installed"
 fi
 
-echo "setup: installing ${missing[*]}"
-sudo_cmd=()
-if [ "$(id -u)" -ne 0 ]; then sudo_cmd=(sudo); fi
-export DEBIAN_FRONTEND=noninteractive
-"${sudo_cmd[@]}" apt-get update -qq
-"${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-echo "setup: done"
+# The llama.cpp source (a no-op when it is already at the pinned commit).
+echo "setup: llama.cpp source in $(bash "$(dirname "$0")/fetch_llama_cpp.sh")"

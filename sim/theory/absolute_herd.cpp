@@ -97,14 +97,18 @@ AbsoluteHerdSolution solve_absolute_herd(const HerdProblem& p, EtaFormula formul
   const double f_lo = f(lo);
   double hi;
   if (formula == EtaFormula::correct) {
-    // I < I(0) = scale * T, so F(lo + scale T) > 0: the unique root is inside.
+    // I < I(0) = scale * T, so F(lo + scale T) > 0: the unique root is inside. When the follower herds
+    // almost fully (rich or risk-averse: 1 - w = 1 - 1e-40), the root sits within rounding of that
+    // end, so step a few ulp past it.
     hi = lo + scale * p.horizon;
+    hi += std::max(1e-12 * (hi - lo),
+                   8.0 * std::numeric_limits<double>::epsilon() * std::max(1.0, std::abs(hi)));
   } else {
     // The variant's I is increasing; widen by at least a few ulp until F changes sign.
     hi = lo + std::max(-f_lo, 8.0 * std::numeric_limits<double>::epsilon() * std::max(1.0, std::abs(lo)));
   }
   double f_hi = f(hi);
-  for (int i = 0; f_hi < 0.0 && formula != EtaFormula::correct && i < 60; ++i) {
+  for (int i = 0; f_hi < 0.0 && i < 60; ++i) {
     hi = lo + 2.0 * (hi - lo);
     f_hi = f(hi);
   }

@@ -640,9 +640,14 @@ colour = "red"
     CHECK(specs[4].sweep_point[0].second == 0.2);
     CHECK(specs[4].sweep_point[1].first == "population[1].count");
     CHECK(specs[4].sweep_point[1].second == 20.0);
-    // Each point's text is a standalone scenario without the [sweep] table.
-    CHECK(specs[4].text.find("sweep") == std::string::npos);
-    CHECK(one(specs[4].text).populations[1].count == 20);
+    // Every point carries the whole scenario after overrides, [sweep] included: re-parsing it gives the
+    // same points in the same order (what `herdsim compare` relies on to read a sweep file).
+    CHECK(specs[4].text.find("[sweep]") != std::string::npos);
+    const auto again = parse_scenario(specs[4].text, "again.toml");
+    REQUIRE(again.size() == 6);
+    CHECK(again[4].populations[1].count == 20);
+    CHECK(again[4].market.sigma == 0.2);
+    CHECK(again[4].run.paths == 5);
   }
 
   TEST_CASE("[sweep] keys may be dotted or name populations; a --set can add one") {

@@ -2,6 +2,10 @@
 #include <CLI/CLI.hpp>
 #include <iostream>
 
+#include "tools/cli/compare_command.hpp"
+#include "tools/cli/dataset_command.hpp"
+#include "tools/cli/export_command.hpp"
+#include "tools/cli/report_command.hpp"
 #include "tools/cli/run_command.hpp"
 #include "tools/cli/theory_command.hpp"
 #include "tools/cli/validate_command.hpp"
@@ -17,6 +21,10 @@ int main(int argc, char** argv) {
   herdsim::cli::add_run_command(app, argc, argv);
   herdsim::cli::add_validate_command(app);
   herdsim::cli::add_theory_command(app);
+  herdsim::cli::add_compare_command(app);
+  herdsim::cli::add_export_command(app);
+  herdsim::cli::add_dataset_command(app);
+  herdsim::cli::add_report_command(app, argv[0]);
   try {
     app.parse(argc, argv);
   } catch (const CLI::RuntimeError& e) {

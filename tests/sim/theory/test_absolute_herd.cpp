@@ -155,6 +155,22 @@ TEST_SUITE("theory.absolute_herd") {
     CHECK(std::isfinite(sol.amount(0.0)));
   }
 
+  TEST_CASE("near-complete herding: the root within rounding of the bracket's end still solves") {
+    // Found by the dataset generator: budgets of 70..1000 at alpha 0.622 failed before the bracket
+    // stepped a few ulp past lo + scale T.
+    for (double x0 : {70.0, 100.0, 150.0, 400.0, 1000.0}) {
+      for (double theta : {1e-8, 1e-7, 1e-6}) {
+        HerdProblem p;
+        p.alpha = 0.622;
+        p.x0 = x0;
+        p.theta = theta;
+        const auto sol = solve_absolute_herd(p);
+        CHECK(std::isfinite(sol.ln_eta()));
+        CHECK(sol.opinion(0.0) < 0.5);
+      }
+    }
+  }
+
   TEST_CASE("invalid parameters are rejected with the field's name") {
     HerdProblem p;
     p.alpha = -1.0;

@@ -1,0 +1,672 @@
+#include "io/compare.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "agents/agent_support.hpp"
+#include "io/run_file.hpp"
+#include "io/scenario_toml.hpp"
+#include "sim/error.hpp"
+#include "sim/theory/market.hpp"
+#include "sim/theory/merton.hpp"
+
+namespace herdsim::io {
+
+namespace {
+
+using analysis::kNaN;
+
+/// Bytes of per-(agent, path) state analyse_population holds: four rows and six accumulators.
+constexpr std::size_t kBytesPerAgentPath = 11 * sizeof(double);
+/// Distinct parameter values above which the table bins them.
+constexpr std::size_t kMaxTableLevels = 12;
+constexpr int kTableBins = 6;
+
+std::string utc_now() {
+  const std::time_t now = std::time(nullptr);
+  std::tm utc{};
+  gmtime_r(&now, &utc);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &utc);
+  return text;
+}
+
+const char* policy_name(sim::Policy p) {
+  switch (p) {
+    case sim::Policy::plan:
+      return "plan";
+    case sim::Policy::replan:
+      return "replan";
+    case sim::Policy::adaptive:
+      return "adaptive";
+  }
+  return "?";
+}
+
+/// Rows of one population, read from the file for the first `agents` recorded agents.
+class FileRows final : public analysis::RowSource {
+ public:
+  FileRows(const RunFile& file, std::string group, std::string population, int agents)
+      : file_(file), group_(std::move(group)), population_(std::move(population)), agents_(agents) {}
+  void wealth_row(int s, Eigen::MatrixXd& out) override {
+    file_.read_row(group_, population_, "wealth", s, out, 0, agents_);
+  }
+  void amount_row(int d, Eigen::MatrixXd& out) override {
+    file_.read_row(group_, population_, "amount", d, out, 0, agents_);
+  }
+
+ private:
+  const RunFile& file_;
+  std::string group_;
+  std::string population_;
+  int agents_;
+};
+
+/// Levels of a parameter for the table: the distinct values, or equal-count bins when there are many.
+struct Levels {
+  std::vector<double> labels;  ///< value (or bin mean) per level
+  std::vector<int> of_agent;   ///< level of each agent (-1: non-finite)
+};
+
+Levels make_levels(const Eigen::VectorXd& x) {
+  Levels lv;
+  std::vector<double> distinct;
+  for (double v : x)
+    if (std::isfinite(v)) distinct.push_back(v);
+  std::sort(distinct.begin(), distinct.end());
+  distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
+  lv.of_agent.assign(static_cast<std::size_t>(x.size()), -1);
+  if (distinct.size() <= kMaxTableLevels) {
+    lv.labels = distinct;
+    for (Eigen::Index i = 0; i < x.size(); ++i) {
+      const auto it = std::lower_bound(distinct.begin(), distinct.end(), x[i]);
+      if (std::isfinite(x[i]))
+        lv.of_agent[static_cast<std::size_t>(i)] = static_cast<int>(it - distinct.begin());
+    }
+    return lv;
+  }
+  // Equal-count bins over the sorted agents; each bin labelled by its mean value.
+  std::vector<std::pair<double, Eigen::Index>> order;
+  for (Eigen::Index i = 0; i < x.size(); ++i)
+    if (std::isfinite(x[i])) order.emplace_back(x[i], i);
+  std::sort(order.begin(), order.end());
+  std::vector<double> sum(kTableBins, 0.0);
+  std::vector<int> count(kTableBins, 0);
+  for (std::size_t j = 0; j < order.size(); ++j) {
+    const auto bin = static_cast<int>(j * kTableBins / order.size());
+    lv.of_agent[static_cast<std::size_t>(order[j].second)] = bin;
+    sum[static_cast<std::size_t>(bin)] += order[j].first;
+    ++count[static_cast<std::size_t>(bin)];
+  }
+  for (int b = 0; b < kTableBins; ++b)
+    lv.labels.push_back(count[static_cast<std::size_t>(b)] > 0
+                            ? sum[static_cast<std::size_t>(b)] / count[static_cast<std::size_t>(b)]
+                            : kNaN);
+  return lv;
+}
+
+ErrorTable make_table(const sim::PopulationSpec& ps, const Eigen::VectorXd& alpha,
+                      const Eigen::VectorXd& theta, const analysis::DecisionError& de) {
+  ErrorTable t;
+  const auto m = alpha.size();
+  Eigen::VectorXd row_x = alpha;
+  t.row_param = "alpha";
+  if (ps.alpha.scale == sim::ParamSpec::Scale::lottery_prob) {
+    t.row_param = "lottery_prob";
+    for (Eigen::Index i = 0; i < m; ++i) row_x[i] = theory::lottery_prob_from_alpha(alpha[i], ps.lottery);
+  }
+  Eigen::VectorXd col_x = theta.size() == m ? theta : Eigen::VectorXd::Zero(m);
+  t.col_param = "theta";
+  if (ps.kind == sim::AgentKind::herd && ps.theta.scale == sim::ParamSpec::Scale::score) {
+    t.col_param = "theta_score";
+    col_x /= theory::defaults::theta_per_score;
+  }
+  // Grid values that went through a conversion carry rounding noise: group at 1e-9 relative.
+  const auto snap = [](Eigen::VectorXd& v) {
+    for (double& x : v)
+      if (std::isfinite(x) && x != 0.0) {
+        // Divide by an exact power of ten: the result is the double nearest the rounded decimal.
+        const double inv = std::pow(10.0, 9 - std::floor(std::log10(std::abs(x))));
+        x = std::round(x * inv) / inv;
+      }
+  };
+  snap(row_x);
+  snap(col_x);
+  const Levels rows = make_levels(row_x);
+  const Levels cols = make_levels(col_x);
+  t.row_values = rows.labels;
+  t.col_values = cols.labels;
+  const auto nr = static_cast<Eigen::Index>(rows.labels.size());
+  const auto nc = static_cast<Eigen::Index>(cols.labels.size());
+  Eigen::MatrixXd sa = Eigen::MatrixXd::Zero(nr, nc);
+  Eigen::MatrixXd sp = sa;
+  Eigen::MatrixXi np = Eigen::MatrixXi::Zero(nr, nc);
+  t.agents = Eigen::MatrixXi::Zero(nr, nc);
+  for (Eigen::Index i = 0; i < m; ++i) {
+    const int r = rows.of_agent[static_cast<std::size_t>(i)];
+    const int c = cols.of_agent[static_cast<std::size_t>(i)];
+    if (r < 0 || c < 0 || !std::isfinite(de.agent_mse_amount[i])) continue;
+    sa(r, c) += de.agent_mse_amount[i];
+    ++t.agents(r, c);
+    if (std::isfinite(de.agent_mse_pp[i])) sp(r, c) += de.agent_mse_pp[i], ++np(r, c);
+  }
+  t.mse_amount = (t.agents.array() > 0).select(sa.array() / t.agents.cast<double>().array(), kNaN);
+  t.mse_proportion_pp = (np.array() > 0).select(sp.array() / np.cast<double>().array(), kNaN);
+  return t;
+}
+
+/// Merton amounts M x n for the given alphas under a population's time model.
+Eigen::MatrixXd merton_amounts(const sim::ScenarioSpec& spec, sim::Optimum optimum,
+                               const Eigen::VectorXd& alpha) {
+  const theory::Schedule schedule(agents::theory_market(spec), spec.run.horizon,
+                                  agents::theory_time(spec, optimum));
+  const int n = spec.run.steps();
+  Eigen::MatrixXd out(alpha.size(), n);
+  for (int k = 0; k < n; ++k)
+    out.col(k) = theory::merton_amount(schedule, 1.0, k * spec.run.dt()) / alpha.array();
+  return out;
+}
+
+PopulationComparison compare_population(const RunFile& file, const RunGroupInfo& g,
+                                        const PopulationInfo& info, const sim::ScenarioSpec& spec,
+                                        const CompareOptions& opt) {
+  PopulationComparison pc;
+  pc.name = info.name;
+  pc.kind = info.kind;
+  pc.count = info.count;
+  pc.recorded_agents = info.recorded_agents;
+  pc.decision_steps = g.decision_steps;
+  for (int k : g.decision_steps) pc.decision_times.push_back(k * g.dt);
+  const auto it = std::find_if(spec.populations.begin(), spec.populations.end(),
+                               [&](const sim::PopulationSpec& p) { return p.name == info.name; });
+  if (it == spec.populations.end())
+    throw IoError(fmt::format("population '{}' of {} is not in the file's scenario", info.name, file.path()));
+  const sim::PopulationSpec& ps = *it;
+  if (ps.kind == sim::AgentKind::herd) {
+    pc.policy = policy_name(ps.policy);
+    pc.herd = ps.herd == sim::HerdType::absolute ? "absolute" : "relative";
+    pc.influence = ps.influence == sim::Influence::leader ? "leader" : "peers";
+    if (ps.influence == sim::Influence::leader) pc.leader = ps.leader;
+  }
+  if (!info.has_trajectories || info.recorded_agents == 0) {
+    pc.metrics.notes.emplace_back(
+        "trajectories not recorded (record.trajectories = false or max_agents = 0): per-agent analysis needs "
+        "them; "
+        "the file's summary group holds per-step statistics");
+    return pc;
+  }
+  const int paths = static_cast<int>(g.paths.size());
+  const std::size_t per_agent =
+      std::max<std::size_t>(1, static_cast<std::size_t>(paths) * kBytesPerAgentPath);
+  const int m =
+      static_cast<int>(std::min<std::size_t>(static_cast<std::size_t>(info.recorded_agents),
+                                             std::max<std::size_t>(2, opt.memory_budget / per_agent)));
+  pc.analysed_agents = m;
+  if (m < info.recorded_agents)
+    pc.metrics.notes.push_back(
+        fmt::format("analysed the first {} of {} recorded agents (memory budget {} MiB)", m,
+                    info.recorded_agents, opt.memory_budget >> 20));
+
+  const auto has_param = [&](const char* name) {
+    return std::find(info.params.begin(), info.params.end(), name) != info.params.end();
+  };
+  const auto param = [&](const char* name) -> Eigen::VectorXd {
+    if (!has_param(name)) return {};
+    return file.param(g.group, info.name, name).head(m);
+  };
+
+  analysis::PopulationInput in;
+  in.agents = m;
+  in.paths = paths;
+  in.wealth_steps = g.wealth_steps;
+  in.decision_steps = g.decision_steps;
+  in.dt = g.dt;
+  in.r = spec.market.r;
+  in.wealth0 = param("wealth0");
+  in.alpha = param("alpha");
+  in.lsv_min_traders = opt.lsv_min_traders;
+  in.lsv_trade = opt.lsv_trade;
+  in.herding.quantile = opt.cssd_quantile;
+  in.herding.newey_west_lag = opt.newey_west_lag;
+  in.herding.alpha = opt.significance;
+  in.confidence = opt.confidence;
+  in.market_return = file.market(g.group, "return");
+  const Eigen::VectorXd theta = param("theta");
+  if (info.has_theory) {
+    in.theory = file.theory_amount(g.group, info.name).topRows(m);
+    if (in.alpha.size() == m && in.wealth0.size() == m) {
+      in.ce_theory.resize(m);
+      for (int i = 0; i < m; ++i)
+        in.ce_theory[i] =
+            analysis::plan_certainty_equivalent(in.theory.row(i).transpose(), in.wealth0[i], in.alpha[i],
+                                                spec.market.r, spec.market.mu, spec.market.sigma, g.dt);
+      in.ce_exact = spec.run.wealth_update == sim::WealthUpdate::arithmetic;
+    }
+    if (ps.kind == sim::AgentKind::herd && in.alpha.size() == m) {
+      in.merton = merton_amounts(spec, ps.optimum, in.alpha);
+      in.opinion = ps.herd == sim::HerdType::absolute;
+      if (ps.influence == sim::Influence::leader) {
+        const Eigen::VectorXd leader_alpha = param("leader_alpha");
+        const auto lit = std::find_if(spec.populations.begin(), spec.populations.end(),
+                                      [&](const sim::PopulationSpec& p) { return p.name == ps.leader; });
+        if (leader_alpha.size() == m && lit != spec.populations.end()) {
+          // A leader is a merton population playing its plan: its decisions are its Merton amounts.
+          in.reference = analysis::HerdReference::leader;
+          in.leader = merton_amounts(spec, lit->optimum, leader_alpha);
+        }
+      } else {
+        in.reference = analysis::HerdReference::population_mean;
+        pc.metrics.notes.emplace_back(
+            "peers: h and w(t) use the mean decision of the population's recorded agents as Pbar (a "
+            "mean-field "
+            "stand-in for each agent's network neighbours)");
+      }
+      if (!in.opinion)
+        pc.metrics.notes.emplace_back("relative herding: w(t) is defined for absolute herding only");
+    }
+  }
+  FileRows rows(file, g.group, info.name, m);
+  auto notes = std::move(pc.metrics.notes);
+  pc.metrics = analysis::analyse_population(in, rows);
+  notes.insert(notes.end(), pc.metrics.notes.begin(), pc.metrics.notes.end());
+  pc.metrics.notes = std::move(notes);
+  if (ps.kind == sim::AgentKind::merton)
+    pc.metrics.notes.emplace_back("merton: rational, no herding reference (h = 0, w = 1 by definition)");
+  if (pc.metrics.decision_error && in.alpha.size() == m) {
+    pc.table = make_table(ps, in.alpha, theta, *pc.metrics.decision_error);
+    if (pc.table->row_values.size() * pc.table->col_values.size() <= 1)
+      pc.table.reset();  // nothing to tabulate
+  }
+  return pc;
+}
+
+// ---------------------------------------------------------------------------------------------
+// JSON
+
+using nlohmann::json;
+
+json num(double x) {
+  return std::isfinite(x) ? json(x) : json(nullptr);
+}
+
+json vec(const std::vector<double>& v) {
+  json a = json::array();
+  for (double x : v) a.push_back(num(x));
+  return a;
+}
+
+json vec(const Eigen::VectorXd& v, int limit) {
+  json a = json::array();
+  for (Eigen::Index i = 0; i < std::min<Eigen::Index>(v.size(), limit); ++i) a.push_back(num(v[i]));
+  return a;
+}
+
+json str_or_null(const std::string& s) {
+  return s.empty() ? json(nullptr) : json(s);
+}
+
+json dist(const analysis::Distribution& d) {
+  return {{"mean", num(d.mean)},     {"std", num(d.std)}, {"q05", num(d.q05)},
+          {"median", num(d.median)}, {"q95", num(d.q95)}, {"count", d.count}};
+}
+
+json series(const analysis::ErrorSeries& s) {
+  return {{"mse", num(s.mse)}, {"rmse", num(s.rmse)}, {"per_step", vec(s.per_step)}};
+}
+
+json matrix(const Eigen::MatrixXd& m) {
+  json a = json::array();
+  for (Eigen::Index r = 0; r < m.rows(); ++r) {
+    json row = json::array();
+    for (Eigen::Index c = 0; c < m.cols(); ++c) row.push_back(num(m(r, c)));
+    a.push_back(row);
+  }
+  return a;
+}
+
+json regression(const analysis::HerdingRegression& r, int observations) {
+  json j{{"model", r.model},
+         {"observations", observations},
+         {"verdict", r.verdict},
+         {"herding", r.herding},
+         {"newey_west", r.uses_hac}};
+  json coefs = json::array();
+  if (r.fit) {
+    const auto& f = *r.fit;
+    for (std::size_t i = 0; i < r.coefficient_names.size(); ++i) {
+      const auto k = static_cast<Eigen::Index>(i);
+      coefs.push_back({{"name", r.coefficient_names[i]},
+                       {"estimate", num(f.coef[k])},
+                       {"se", num(r.uses_hac ? f.se_hac[k] : f.se_ols[k])},
+                       {"t", num(r.uses_hac ? f.t_hac[k] : f.t_ols[k])},
+                       {"p", num(r.uses_hac ? f.p_hac[k] : f.p_ols[k])}});
+    }
+    j["r2"] = num(f.r_squared);
+    j["newey_west_lag"] = f.hac_lag;
+  } else {
+    j["r2"] = nullptr;
+    j["newey_west_lag"] = nullptr;
+  }
+  j["coefficients"] = coefs;
+  return j;
+}
+
+json population_json(const PopulationComparison& pc, int limit) {
+  const auto& mt = pc.metrics;
+  json j{{"name", pc.name},
+         {"kind", pc.kind},
+         {"policy", str_or_null(pc.policy)},
+         {"herd", str_or_null(pc.herd)},
+         {"influence", str_or_null(pc.influence)},
+         {"leader", str_or_null(pc.leader)},
+         {"count", pc.count},
+         {"recorded_agents", pc.recorded_agents},
+         {"analysed_agents", pc.analysed_agents},
+         {"notes", mt.notes}};
+  j["decision_error"] = nullptr;
+  if (mt.decision_error) {
+    const auto& de = *mt.decision_error;
+    json d{{"decision_steps", pc.decision_steps},
+           {"amount", series(de.amount)},
+           {"proportion_pp", series(de.proportion_pp)},
+           {"table", nullptr}};
+    if (pc.table) {
+      const auto& t = *pc.table;
+      json agents = json::array();
+      for (Eigen::Index r = 0; r < t.agents.rows(); ++r) {
+        json row = json::array();
+        for (Eigen::Index c = 0; c < t.agents.cols(); ++c) row.push_back(t.agents(r, c));
+        agents.push_back(row);
+      }
+      d["table"] = {{"rows", {{"param", t.row_param}, {"values", vec(t.row_values)}}},
+                    {"cols", {{"param", t.col_param}, {"values", vec(t.col_values)}}},
+                    {"mse_amount", matrix(t.mse_amount)},
+                    {"mse_proportion_pp", matrix(t.mse_proportion_pp)},
+                    {"agents", agents}};
+    }
+    j["decision_error"] = d;
+  }
+  j["certainty_equivalent"] = nullptr;
+  if (mt.certainty_equivalent) {
+    const auto& c = *mt.certainty_equivalent;
+    j["certainty_equivalent"] = {{"simulated", num(c.simulated)},
+                                 {"theory", num(c.theory)},
+                                 {"gap", num(c.gap)},
+                                 {"ci_low", num(c.ci_low)},
+                                 {"ci_high", num(c.ci_high)},
+                                 {"confidence", c.confidence},
+                                 {"exact", c.exact},
+                                 {"agents", c.agents},
+                                 {"paths", c.paths}};
+  }
+  j["herding_distance"] = nullptr;
+  if (mt.herding_distance) {
+    const auto& h = *mt.herding_distance;
+    const auto n = static_cast<int>(std::min<Eigen::Index>(h.per_agent_simulated.size(), limit));
+    json idx = json::array();
+    for (int i = 0; i < n; ++i) idx.push_back(i);
+    j["herding_distance"] = {
+        {"reference", pc.influence == "leader" ? "leader:" + pc.leader : std::string("population mean")},
+        {"simulated", dist(h.simulated)},
+        {"theory", dist(h.theory)},
+        {"per_agent",
+         {{"agent", idx},
+          {"simulated", vec(h.per_agent_simulated, limit)},
+          {"theory", vec(h.per_agent_theory, limit)}}}};
+  }
+  j["opinion"] = nullptr;
+  if (mt.opinion) {
+    j["opinion"] = {{"decision_steps", pc.decision_steps},
+                    {"t", pc.decision_times},
+                    {"simulated", vec(mt.opinion->simulated)},
+                    {"theory", vec(mt.opinion->theory)},
+                    {"agents", mt.opinion->agents}};
+  }
+  j["lsv"] = nullptr;
+  if (mt.lsv) {
+    const auto& l = *mt.lsv;
+    j["lsv"] = {{"decision_steps", l.decision_steps},
+                {"h", vec(l.h)},
+                {"buy", vec(l.buy)},
+                {"sell", vec(l.sell)},
+                {"mean", num(l.overall.mean_h)},
+                {"se", num(l.overall.std_err)},
+                {"t", num(l.overall.t_stat)},
+                {"p", num(l.overall.p_value)},
+                {"buy_mean", num(l.overall.buy_mean_h)},
+                {"sell_mean", num(l.overall.sell_mean_h)},
+                {"observations", l.overall.n_cells},
+                {"n_min", l.overall.n_min},
+                {"verdict", l.verdict}};
+  }
+  j["cssd"] = nullptr;
+  j["csad"] = nullptr;
+  if (mt.dispersion) {
+    const auto& d = *mt.dispersion;
+    if (d.cssd.fit) j["cssd"] = regression(d.cssd, d.observations);
+    if (d.csad.fit) {
+      j["csad"] = regression(d.csad, d.observations);
+      j["csad"]["series"] = {{"decision_steps", d.decision_steps},
+                             {"csad", vec(d.csad_series)},
+                             {"market_return", vec(d.market_series)}};
+    }
+  }
+  j["investor"] = nullptr;
+  if (mt.investor) {
+    const auto& im = *mt.investor;
+    const auto n = static_cast<int>(std::min<Eigen::Index>(im.agent_sharpe.size(), limit));
+    json idx = json::array();
+    for (int i = 0; i < n; ++i) idx.push_back(i);
+    j["investor"] = {{"cumulative_return", dist(im.cumulative_return)},
+                     {"sharpe", dist(im.sharpe)},
+                     {"volatility", dist(im.volatility)},
+                     {"max_drawdown", dist(im.max_drawdown)},
+                     {"ruined_pairs", im.ruined_pairs},
+                     {"per_agent",
+                      {{"agent", idx},
+                       {"cumulative_return", vec(im.agent_cumulative_return, limit)},
+                       {"sharpe", vec(im.agent_sharpe, limit)},
+                       {"volatility", vec(im.agent_volatility, limit)},
+                       {"max_drawdown", vec(im.agent_max_drawdown, limit)}}}};
+  }
+  return j;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Markdown
+
+std::string fmt_num(double x) {
+  return std::isfinite(x) ? fmt::format("{:.4g}", x) : std::string("—");
+}
+
+void markdown_table(std::string& md, const ErrorTable& t, const Eigen::MatrixXd& values, const char* what) {
+  md += fmt::format("\n{} by {} (rows) and {} (columns):\n\n| {} |", what, t.row_param, t.col_param,
+                    t.row_param);
+  for (double c : t.col_values) md += fmt::format(" {} |", fmt_num(c));
+  md += "\n|---|";
+  for (std::size_t c = 0; c < t.col_values.size(); ++c) md += "---|";
+  md += '\n';
+  for (std::size_t r = 0; r < t.row_values.size(); ++r) {
+    md += fmt::format("| {} |", fmt_num(t.row_values[r]));
+    for (std::size_t c = 0; c < t.col_values.size(); ++c)
+      md += fmt::format(" {} |", fmt_num(values(static_cast<Eigen::Index>(r), static_cast<Eigen::Index>(c))));
+    md += '\n';
+  }
+}
+
+void markdown_regression(std::string& md, const char* label, const analysis::HerdingRegression& r) {
+  md += fmt::format("- {}: {}", label, r.verdict);
+  if (r.fit) {
+    md += " (";
+    for (std::size_t i = 0; i < r.coefficient_names.size(); ++i) {
+      const auto k = static_cast<Eigen::Index>(i);
+      md += fmt::format("{}{} = {} [p = {}]", i ? ", " : "", r.coefficient_names[i], fmt_num(r.fit->coef[k]),
+                        fmt_num(r.uses_hac ? r.fit->p_hac[k] : r.fit->p_ols[k]));
+    }
+    md += r.uses_hac ? fmt::format("; Newey–West lag {})", r.fit->hac_lag) : std::string("; classical SE)");
+  }
+  md += '\n';
+}
+
+void markdown_population(std::string& md, const PopulationComparison& pc) {
+  const auto& mt = pc.metrics;
+  md += fmt::format("\n### Population `{}` ({}", pc.name, pc.kind);
+  if (!pc.policy.empty())
+    md += fmt::format(", {} herding on {}, policy {}", pc.herd,
+                      pc.influence == "leader" ? "leader " + pc.leader : std::string("peers"), pc.policy);
+  md += fmt::format("; {} agents, {} analysed)\n\n", pc.count, pc.analysed_agents);
+  md += "| measure | value |\n|---|---|\n";
+  if (mt.decision_error) {
+    const auto& de = *mt.decision_error;
+    md += fmt::format("| decision MSE, amount (currency²) | {} |\n", fmt_num(de.amount.mse));
+    md += fmt::format("| decision MSE, proportion (pp²) | {} |\n", fmt_num(de.proportion_pp.mse));
+  }
+  if (mt.certainty_equivalent) {
+    const auto& c = *mt.certainty_equivalent;
+    md += fmt::format("| CE simulated / theory | {} / {} |\n", fmt_num(c.simulated), fmt_num(c.theory));
+    md += fmt::format("| CE gap ({:.0f}% CI){} | {} [{}, {}] |\n", 100 * c.confidence,
+                      c.exact ? "" : " (approx.)", fmt_num(c.gap), fmt_num(c.ci_low), fmt_num(c.ci_high));
+  }
+  if (mt.herding_distance) {
+    md += fmt::format("| herding distance h, simulated (median) | {} |\n",
+                      fmt_num(mt.herding_distance->simulated.median));
+    md += fmt::format("| herding distance h, theory (median) | {} |\n",
+                      fmt_num(mt.herding_distance->theory.median));
+  }
+  if (mt.opinion && !mt.opinion->simulated.empty()) {
+    md += fmt::format("| opinion w(0) simulated / theory | {} / {} |\n",
+                      fmt_num(mt.opinion->simulated.front()), fmt_num(mt.opinion->theory.front()));
+  }
+  if (mt.lsv)
+    md += fmt::format("| LSV mean H (p) | {} ({}) |\n", fmt_num(mt.lsv->overall.mean_h),
+                      fmt_num(mt.lsv->overall.p_value));
+  if (mt.investor) {
+    const auto& im = *mt.investor;
+    md += fmt::format("| cumulative return (median) | {} |\n", fmt_num(im.cumulative_return.median));
+    md += fmt::format("| Sharpe ratio, annualised (median) | {} |\n", fmt_num(im.sharpe.median));
+    md += fmt::format("| volatility, annualised (median) | {} |\n", fmt_num(im.volatility.median));
+    md += fmt::format("| maximum drawdown (median) | {} |\n", fmt_num(im.max_drawdown.median));
+  }
+  if (pc.table) {
+    markdown_table(md, *pc.table, pc.table->mse_amount, "Decision MSE (amount, currency²)");
+    markdown_table(md, *pc.table, pc.table->mse_proportion_pp, "Decision MSE (proportion, pp²)");
+  }
+  if (mt.lsv || mt.dispersion) {
+    md += "\nHerding tests across agents:\n\n";
+    if (mt.lsv) md += fmt::format("- LSV: {}\n", mt.lsv->verdict);
+    if (mt.dispersion) {
+      if (mt.dispersion->cssd.fit) markdown_regression(md, "CSSD (Christie–Huang)", mt.dispersion->cssd);
+      if (mt.dispersion->csad.fit) markdown_regression(md, "CSAD (Chang–Cheng–Khorana)", mt.dispersion->csad);
+    }
+  }
+  if (!mt.notes.empty()) {
+    md += "\nNotes:\n\n";
+    for (const auto& n : mt.notes) md += fmt::format("- {}\n", n);
+  }
+}
+
+}  // namespace
+
+Comparison compare_run(const std::string& path, const CompareOptions& options,
+                       const std::string& herdsim_version,
+                       const std::function<void(const std::string&)>& progress) {
+  const RunFile file(path);
+  Comparison c;
+  c.run_file = path;
+  c.herdsim_version = herdsim_version;
+  c.created = utc_now();
+  c.options = options;
+  const auto specs = parse_scenario(file.info().scenario, path + " (scenario attribute)");
+  const auto& groups = file.info().groups;
+  if (specs.size() != groups.size())
+    throw IoError(fmt::format("{}: the scenario has {} run(s) but the file holds {} group(s)", path,
+                              specs.size(), groups.size()));
+  for (std::size_t gi = 0; gi < groups.size(); ++gi) {
+    const RunGroupInfo g = file.group(groups[gi]);
+    const sim::ScenarioSpec& spec = specs[gi];
+    RunComparison rc;
+    rc.group = g.group;
+    rc.sweep_point = g.sweep_point;
+    rc.steps = g.steps;
+    rc.dt = g.dt;
+    rc.every = g.every;
+    rc.paths = static_cast<int>(g.paths.size());
+    rc.wealth_update = spec.run.wealth_update == sim::WealthUpdate::arithmetic ? "arithmetic" : "lognormal";
+    for (const auto& info : g.populations) {
+      if (progress) progress(fmt::format("{} {}", g.group, info.name));
+      rc.populations.push_back(compare_population(file, g, info, spec, options));
+    }
+    c.runs.push_back(std::move(rc));
+  }
+  return c;
+}
+
+std::string comparison_json(const Comparison& c) {
+  json j{{"schema", "herdsim-analysis"},
+         {"schema_version", 1},
+         {"herdsim_version", c.herdsim_version},
+         {"run_file", c.run_file},
+         {"created", c.created},
+         {"options",
+          {{"lsv_min_traders", c.options.lsv_min_traders},
+           {"lsv_trade", c.options.lsv_trade == analysis::LsvTrade::proportion ? "proportion" : "shares"},
+           {"cssd_quantile", c.options.cssd_quantile},
+           {"nw_lag", c.options.newey_west_lag < 0 ? json(nullptr) : json(c.options.newey_west_lag)},
+           {"significance", c.options.significance},
+           {"confidence", c.options.confidence}}}};
+  json runs = json::array();
+  for (const auto& rc : c.runs) {
+    json pops = json::array();
+    for (const auto& pc : rc.populations) pops.push_back(population_json(pc, c.options.per_agent_limit));
+    runs.push_back({{"group", rc.group},
+                    {"sweep_point", rc.sweep_point},
+                    {"steps", rc.steps},
+                    {"dt", rc.dt},
+                    {"every", rc.every},
+                    {"paths", rc.paths},
+                    {"wealth_update", rc.wealth_update},
+                    {"populations", pops}});
+  }
+  j["runs"] = runs;
+  return j.dump(1) + '\n';
+}
+
+std::string comparison_markdown(const Comparison& c) {
+  std::string md = fmt::format(
+      "# herdsim compare: {}\n\nAnalysed {} by herdsim {}. Significance level {}; LSV n_min {}, a buy = a "
+      "higher {}; "
+      "CSSD tail q = {}.\n",
+      c.run_file, c.created, c.herdsim_version, c.options.significance, c.options.lsv_min_traders,
+      c.options.lsv_trade == analysis::LsvTrade::proportion ? "proportion of wealth" : "number of shares",
+      c.options.cssd_quantile);
+  for (const auto& rc : c.runs) {
+    md += fmt::format("\n## Run {}{}\n\n{} steps of {} years, {} paths, {} wealth update.\n", rc.group,
+                      rc.sweep_point.empty() ? "" : " (" + rc.sweep_point + ")", rc.steps, fmt_num(rc.dt),
+                      rc.paths, rc.wealth_update);
+    for (const auto& pc : rc.populations) markdown_population(md, pc);
+  }
+  return md;
+}
+
+void write_text_file(const std::string& path, const std::string& text) {
+  const std::string partial = path + ".partial";
+  {
+    std::ofstream out(partial, std::ios::binary | std::ios::trunc);
+    if (!out) throw IoError(fmt::format("cannot write {}", partial));
+    out << text;
+    out.flush();
+    if (!out) throw IoError(fmt::format("write to {} failed", partial));
+  }
+  std::error_code ec;
+  std::filesystem::rename(partial, path, ec);
+  if (ec) throw IoError(fmt::format("cannot rename {} to {}: {}", partial, path, ec.message()));
+}
+
+}  // namespace herdsim::io

@@ -1,0 +1,88 @@
+#pragma once
+// `herdsim compare`: every population of every run group of a run file against theory
+// (docs/analysis.md). Reads the file row by row (io::RunFile), computes with
+// analysis::analyse_population, and renders the result as JSON (stable, documented schema) or
+// Markdown.
+#include <Eigen/Core>
+#include <cstddef>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sim/analysis/run_metrics.hpp"
+
+namespace herdsim::io {
+
+struct CompareOptions {
+  int lsv_min_traders = 5;                                        ///< LSV n_min
+  analysis::LsvTrade lsv_trade = analysis::LsvTrade::proportion;  ///< what a buy is
+  double cssd_quantile = 0.05;                                    ///< Christie–Huang tail fraction q
+  int newey_west_lag = -1;                                        ///< -1: floor(4 (n/100)^(2/9))
+  double significance = 0.05;                                     ///< two-sided level behind the verdicts
+  double confidence = 0.95;                                       ///< CE interval
+  std::size_t memory_budget = std::size_t{2} << 30;               ///< bytes for per-(agent, path) state
+  int per_agent_limit = 100000;  ///< per-agent arrays in the JSON are cut at this many agents
+};
+
+/// The paper's table: MSE per (alpha or lottery probability) x (theta or theta score) cell.
+struct ErrorTable {
+  std::string row_param;  ///< "lottery_prob" or "alpha" (bin means when the values are many)
+  std::vector<double> row_values;
+  std::string col_param;  ///< "theta_score" or "theta"
+  std::vector<double> col_values;
+  Eigen::MatrixXd mse_amount;         ///< rows x cols, mean over the cell's agents (NaN: empty cell)
+  Eigen::MatrixXd mse_proportion_pp;  ///< rows x cols
+  Eigen::MatrixXi agents;             ///< rows x cols
+};
+
+struct PopulationComparison {
+  std::string name;
+  std::string kind;
+  std::string policy;     ///< herd only (empty otherwise)
+  std::string herd;       ///< absolute | relative (herd only)
+  std::string influence;  ///< leader | peers (herd only)
+  std::string leader;     ///< influence = leader
+  int count = 0;
+  int recorded_agents = 0;
+  int analysed_agents = 0;
+  std::vector<int> decision_steps;
+  std::vector<double> decision_times;  ///< years
+  analysis::PopulationMetrics metrics;
+  std::optional<ErrorTable> table;
+};
+
+struct RunComparison {
+  std::string group;
+  std::string sweep_point;
+  int steps = 0;
+  double dt = 0.0;
+  int every = 1;
+  int paths = 0;
+  std::string wealth_update;
+  std::vector<PopulationComparison> populations;
+};
+
+struct Comparison {
+  std::string run_file;
+  std::string herdsim_version;  ///< of the compare that produced it
+  std::string created;
+  CompareOptions options;
+  std::vector<RunComparison> runs;
+};
+
+/// Analyses every run group of the file. progress (optional) is told which population is being read.
+/// Throws IoError for an unreadable file and ScenarioError if the stored scenario no longer parses.
+[[nodiscard]] Comparison compare_run(const std::string& path, const CompareOptions& options,
+                                     const std::string& herdsim_version,
+                                     const std::function<void(const std::string&)>& progress = {});
+
+/// JSON of schema herdsim-analysis v1 (docs/analysis.md); NaN is written as null.
+[[nodiscard]] std::string comparison_json(const Comparison& comparison);
+/// A readable Markdown report of the same results.
+[[nodiscard]] std::string comparison_markdown(const Comparison& comparison);
+
+/// Writes text to path through path.partial and a rename (never a half-written file under path).
+void write_text_file(const std::string& path, const std::string& text);
+
+}  // namespace herdsim::io

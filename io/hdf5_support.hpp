@@ -1,0 +1,92 @@
+#pragma once
+// Internal to io/: owning HDF5 handles and error checking shared by the writer and the reader.
+// Every HDF5 call goes through check() or make() exactly once, so a failure becomes an IoError
+// naming the call, the object and HDF5's own reason.
+#include <fmt/format.h>
+#include <hdf5.h>
+
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "sim/error.hpp"
+
+namespace herdsim::io::hdf5 {
+
+/// HDF5's own description of the innermost error on the stack (auto-printing is off).
+inline std::string hdf5_reason() {
+  std::string reason;
+  H5Ewalk2(
+      H5E_DEFAULT, H5E_WALK_UPWARD,
+      [](unsigned n, const H5E_error2_t* err, void* data) -> herr_t {
+        if (n == 0 && err->desc != nullptr) *static_cast<std::string*>(data) = err->desc;
+        return 0;
+      },
+      &reason);
+  H5Eclear2(H5E_DEFAULT);
+  return reason;
+}
+
+[[noreturn]] inline void raise(const char* call, const std::string& object) {
+  const std::string reason = hdf5_reason();
+  throw IoError(fmt::format("HDF5 {} failed on {}{}{}", call, object, reason.empty() ? "" : ": ", reason));
+}
+
+inline void check(herr_t status, const char* call, const std::string& object) {
+  if (status < 0) raise(call, object);
+}
+
+/// Turns off HDF5's printing of its error stack: failures become IoError instead.
+inline void silence_hdf5_errors() {
+  static std::once_flag once;
+  std::call_once(once, [] { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); });
+}
+
+/// Owns one HDF5 identifier. Ids that HDF5 already closed (a file closed with H5F_CLOSE_STRONG
+/// closes its datasets) are skipped, so a recorder may outlive its file.
+class Handle {
+ public:
+  using Closer = herr_t (*)(hid_t);
+  Handle() = default;
+  Handle(hid_t id, Closer closer) : id_(id), closer_(closer) {}
+  Handle(Handle&& other) noexcept : id_(std::exchange(other.id_, -1)), closer_(other.closer_) {}
+  Handle& operator=(Handle&& other) noexcept {
+    if (this != &other) {
+      reset();
+      id_ = std::exchange(other.id_, -1);
+      closer_ = other.closer_;
+    }
+    return *this;
+  }
+  Handle(const Handle&) = delete;
+  Handle& operator=(const Handle&) = delete;
+  ~Handle() { reset(); }
+
+  [[nodiscard]] hid_t get() const { return id_; }
+  [[nodiscard]] bool valid() const { return id_ >= 0; }
+  /// Gives up ownership (for a close whose status must be checked).
+  hid_t release() { return std::exchange(id_, -1); }
+  void reset() noexcept {
+    if (id_ >= 0 && H5Iis_valid(id_) > 0) closer_(id_);
+    id_ = -1;
+  }
+
+ private:
+  hid_t id_ = -1;
+  Closer closer_ = nullptr;
+};
+
+inline Handle make(hid_t id, Handle::Closer closer, const char* call, const std::string& object) {
+  if (id < 0) raise(call, object);
+  return {id, closer};
+}
+
+inline Handle make_space(const std::vector<hsize_t>& dims, const std::vector<hsize_t>& maxdims,
+                         const std::string& object) {
+  return make(H5Screate_simple(static_cast<int>(dims.size()), dims.data(),
+                               maxdims.empty() ? nullptr : maxdims.data()),
+              H5Sclose, "H5Screate_simple", object);
+}
+
+}  // namespace herdsim::io::hdf5

@@ -1,0 +1,310 @@
+#include "io/run_file.hpp"
+
+#include <fmt/format.h>
+#include <hdf5.h>
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <string_view>
+#include <system_error>
+
+#include "io/hdf5_support.hpp"
+#include "sim/error.hpp"
+
+namespace herdsim::io {
+
+using namespace hdf5;  // NOLINT: handles and checks shared with the writer
+
+namespace {
+
+constexpr int kSupportedSchema = 1;
+
+std::string child(const std::string& group, const std::string& name) {
+  std::string path = group;
+  if (path.empty() || path.back() != '/') path += '/';
+  path += name;
+  return path;
+}
+
+bool exists(hid_t file, const std::string& path) {
+  // H5Lexists needs every intermediate link to exist: walk the path.
+  std::string partial;
+  std::string_view rest = path;
+  while (!rest.empty()) {
+    const auto slash = rest.find('/', 1);
+    partial += rest.substr(0, slash);
+    if (partial != "/" && H5Lexists(file, partial.c_str(), H5P_DEFAULT) <= 0) return false;
+    if (slash == std::string_view::npos) break;
+    rest = rest.substr(slash);
+  }
+  return true;
+}
+
+bool has_attribute(hid_t object, const char* name) {
+  return H5Aexists(object, name) > 0;
+}
+
+std::string read_string_attribute(hid_t object, const std::string& where, const char* name) {
+  const std::string what = fmt::format("attribute '{}' of {}", name, where);
+  Handle attr = make(H5Aopen(object, name, H5P_DEFAULT), H5Aclose, "H5Aopen", what);
+  Handle type = make(H5Aget_type(attr.get()), H5Tclose, "H5Aget_type", what);
+  if (H5Tget_class(type.get()) != H5T_STRING) throw IoError(fmt::format("{} is not a string", what));
+  if (H5Tis_variable_str(type.get()) > 0) {
+    Handle mem = make(H5Tcopy(H5T_C_S1), H5Tclose, "H5Tcopy", what);
+    check(H5Tset_size(mem.get(), H5T_VARIABLE), "H5Tset_size", what);
+    check(H5Tset_cset(mem.get(), H5T_CSET_UTF8), "H5Tset_cset", what);
+    char* text = nullptr;
+    check(H5Aread(attr.get(), mem.get(), &text), "H5Aread", what);
+    std::string value = text != nullptr ? text : "";
+    Handle space = make(H5Aget_space(attr.get()), H5Sclose, "H5Aget_space", what);
+    H5Dvlen_reclaim(mem.get(), space.get(), H5P_DEFAULT, &text);
+    return value;
+  }
+  const std::size_t size = H5Tget_size(type.get());
+  std::string value(size, '\0');
+  check(H5Aread(attr.get(), type.get(), value.data()), "H5Aread", what);
+  value.resize(std::strlen(value.c_str()));
+  return value;
+}
+
+template <class T>
+std::vector<T> read_numeric_attribute(hid_t object, const std::string& where, const char* name,
+                                      hid_t mem_type) {
+  const std::string what = fmt::format("attribute '{}' of {}", name, where);
+  Handle attr = make(H5Aopen(object, name, H5P_DEFAULT), H5Aclose, "H5Aopen", what);
+  Handle space = make(H5Aget_space(attr.get()), H5Sclose, "H5Aget_space", what);
+  const hssize_t n = H5Sget_simple_extent_npoints(space.get());
+  if (n < 0) raise("H5Sget_simple_extent_npoints", what);
+  std::vector<T> values(static_cast<std::size_t>(n));
+  if (n > 0) check(H5Aread(attr.get(), mem_type, values.data()), "H5Aread", what);
+  return values;
+}
+
+template <class T>
+T read_scalar_attribute(hid_t object, const std::string& where, const char* name, hid_t mem_type) {
+  const auto values = read_numeric_attribute<T>(object, where, name, mem_type);
+  if (values.size() != 1) throw IoError(fmt::format("attribute '{}' of {} is not a scalar", name, where));
+  return values.front();
+}
+
+std::vector<std::string> member_names(hid_t group, const std::string& where) {
+  std::vector<std::string> names;
+  check(H5Literate(
+            group, H5_INDEX_NAME, H5_ITER_INC, nullptr,
+            [](hid_t, const char* name, const H5L_info_t*, void* data) -> herr_t {
+              static_cast<std::vector<std::string>*>(data)->emplace_back(name);
+              return 0;
+            },
+            &names),
+        "H5Literate", where);
+  return names;
+}
+
+/// Dimensions of a dataset.
+std::vector<hsize_t> dims_of(hid_t dataset, const std::string& what) {
+  Handle space = make(H5Dget_space(dataset), H5Sclose, "H5Dget_space", what);
+  const int rank = H5Sget_simple_extent_ndims(space.get());
+  if (rank < 0) raise("H5Sget_simple_extent_ndims", what);
+  std::vector<hsize_t> dims(static_cast<std::size_t>(rank));
+  check(H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr), "H5Sget_simple_extent_dims", what);
+  return dims;
+}
+
+}  // namespace
+
+struct RunFile::Impl {
+  Handle file;
+
+  [[nodiscard]] Handle open_dataset(const std::string& path) const {
+    if (!exists(file.get(), path)) throw IoError(fmt::format("run file has no dataset {}", path));
+    return make(H5Dopen2(file.get(), path.c_str(), H5P_DEFAULT), H5Dclose, "H5Dopen2", path);
+  }
+
+  [[nodiscard]] Handle open_group(const std::string& path) const {
+    if (path != "/" && !exists(file.get(), path))
+      throw IoError(fmt::format("run file has no group {}", path));
+    return make(H5Gopen2(file.get(), path.c_str(), H5P_DEFAULT), H5Gclose, "H5Gopen2", path);
+  }
+
+  /// A whole 1-D integer dataset.
+  [[nodiscard]] std::vector<int> read_ints(const std::string& path) const {
+    Handle ds = open_dataset(path);
+    const auto dims = dims_of(ds.get(), path);
+    if (dims.size() != 1) throw IoError(fmt::format("{} is not one-dimensional", path));
+    std::vector<int> values(dims[0]);
+    if (!values.empty())
+      check(H5Dread(ds.get(), H5T_NATIVE_INT, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()), "H5Dread", path);
+    return values;
+  }
+
+  /// A whole 1-D or 2-D float64 dataset as (last axis) x (rows), see the header's layout rule.
+  [[nodiscard]] Eigen::MatrixXd read_matrix(const std::string& path) const {
+    Handle ds = open_dataset(path);
+    const auto dims = dims_of(ds.get(), path);
+    if (dims.empty() || dims.size() > 2) throw IoError(fmt::format("{} is not a 1-D or 2-D dataset", path));
+    const auto rows = static_cast<Eigen::Index>(dims[0]);
+    const auto cols = dims.size() == 2 ? static_cast<Eigen::Index>(dims[1]) : 1;
+    Eigen::MatrixXd out(cols, rows);
+    if (out.size() > 0)
+      check(H5Dread(ds.get(), H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()), "H5Dread", path);
+    return out;
+  }
+};
+
+const PopulationInfo* RunGroupInfo::population(const std::string& name) const {
+  const auto it = std::find_if(populations.begin(), populations.end(),
+                               [&](const PopulationInfo& p) { return p.name == name; });
+  return it == populations.end() ? nullptr : &*it;
+}
+
+RunFile::RunFile(const std::string& path, bool allow_incomplete)
+    : path_(path), impl_(std::make_unique<Impl>()) {
+  silence_hdf5_errors();
+  // The error_code overloads: a path that cannot be examined (permissions) is an IoError too, not a
+  // std::filesystem_error.
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) {
+    if (ec) throw IoError(fmt::format("cannot open run file {}: {}", path, ec.message()));
+    std::string hint;
+    if (std::filesystem::exists(path + ".partial", ec))
+      hint = fmt::format(" (there is {}.partial: that run did not finish)", path);
+    throw IoError(fmt::format("cannot open run file {}: no such file{}", path, hint));
+  }
+  if (H5Fis_hdf5(path.c_str()) <= 0) {
+    H5Eclear2(H5E_DEFAULT);
+    throw IoError(fmt::format("{} is not an HDF5 file", path));
+  }
+  impl_->file = make(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose, "H5Fopen", path);
+  Handle root = impl_->open_group("/");
+  const hid_t r = root.get();
+  if (!has_attribute(r, "schema_version"))
+    throw IoError(fmt::format("{} is not a herdsim run file (no schema_version attribute)", path));
+  info_.schema_version = read_scalar_attribute<int>(r, path, "schema_version", H5T_NATIVE_INT);
+  if (info_.schema_version < 1 || info_.schema_version > kSupportedSchema)
+    throw IoError(fmt::format("{} has schema_version {}; this herdsim reads schema_version {}", path,
+                              info_.schema_version, kSupportedSchema));
+  info_.complete = read_scalar_attribute<int>(r, path, "complete", H5T_NATIVE_INT) == 1;
+  if (!info_.complete && !allow_incomplete)
+    throw IoError(fmt::format("{} is incomplete (complete = 0): the run that wrote it did not finish", path));
+  info_.herdsim_version = read_string_attribute(r, path, "herdsim_version");
+  info_.seed = read_scalar_attribute<std::uint64_t>(r, path, "seed", H5T_NATIVE_UINT64);
+  info_.scenario = read_string_attribute(r, path, "scenario");
+  if (has_attribute(r, "command_line")) info_.command_line = read_string_attribute(r, path, "command_line");
+  if (has_attribute(r, "created")) info_.created = read_string_attribute(r, path, "created");
+  if (exists(r, "/time")) {
+    info_.groups.emplace_back("/");
+  } else {
+    for (const auto& name : member_names(r, path))
+      if (name.rfind("sweep_", 0) == 0) info_.groups.push_back("/" + name);
+    std::sort(info_.groups.begin(), info_.groups.end());
+  }
+}
+
+RunFile::~RunFile() = default;
+
+RunGroupInfo RunFile::group(const std::string& group) const {
+  if (std::find(info_.groups.begin(), info_.groups.end(), group) == info_.groups.end())
+    throw IoError(fmt::format("{} has no run group {}", path_, group));
+  RunGroupInfo g;
+  g.group = group;
+  Handle h = impl_->open_group(group);
+  g.steps = read_scalar_attribute<int>(h.get(), group, "steps", H5T_NATIVE_INT);
+  g.dt = read_scalar_attribute<double>(h.get(), group, "dt", H5T_NATIVE_DOUBLE);
+  g.every = read_scalar_attribute<int>(h.get(), group, "every", H5T_NATIVE_INT);
+  g.paths_total = read_scalar_attribute<int>(h.get(), group, "paths_total", H5T_NATIVE_INT);
+  g.paths = read_numeric_attribute<int>(h.get(), group, "paths", H5T_NATIVE_INT);
+  if (has_attribute(h.get(), "sweep_point"))
+    g.sweep_point = read_string_attribute(h.get(), group, "sweep_point");
+  g.wealth_steps = impl_->read_ints(child(group, "time/step"));
+  const Eigen::MatrixXd t = impl_->read_matrix(child(group, "time/t"));
+  g.wealth_times.assign(t.data(), t.data() + t.size());
+  g.decision_steps = impl_->read_ints(child(group, "time/decision_step"));
+
+  const std::string pops = child(group, "populations");
+  if (!exists(impl_->file.get(), pops)) return g;
+  Handle ph = impl_->open_group(pops);
+  for (const auto& name : member_names(ph.get(), pops)) {
+    PopulationInfo p;
+    p.name = name;
+    const std::string where = child(pops, name);
+    Handle pg = impl_->open_group(where);
+    p.kind = read_string_attribute(pg.get(), where, "kind");
+    p.count = read_scalar_attribute<int>(pg.get(), where, "count", H5T_NATIVE_INT);
+    p.recorded_agents = read_scalar_attribute<int>(pg.get(), where, "recorded_agents", H5T_NATIVE_INT);
+    const hid_t f = impl_->file.get();
+    p.has_trajectories = exists(f, child(where, "wealth")) && exists(f, child(where, "amount"));
+    p.has_theory = exists(f, child(where, "theory/amount"));
+    if (exists(f, child(where, "params"))) {
+      Handle params = impl_->open_group(child(where, "params"));
+      p.params = member_names(params.get(), child(where, "params"));
+    }
+    if (exists(f, child(where, "summary"))) {
+      Handle summary = impl_->open_group(child(where, "summary"));
+      const std::string stats = read_string_attribute(summary.get(), child(where, "summary"), "stats");
+      std::size_t start = 0;
+      while (start <= stats.size()) {
+        const auto comma = stats.find(',', start);
+        p.summary_stats.push_back(
+            stats.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+        if (comma == std::string::npos) break;
+        start = comma + 1;
+      }
+    }
+    g.populations.push_back(std::move(p));
+  }
+  return g;
+}
+
+Eigen::MatrixXd RunFile::market(const std::string& group, const std::string& name) const {
+  return impl_->read_matrix(child(group, "market/" + name));
+}
+
+void RunFile::read_row(const std::string& group, const std::string& population, const std::string& dataset,
+                       int row, Eigen::MatrixXd& out, int agent_begin, int agents) const {
+  const std::string path = child(group, fmt::format("populations/{}/{}", population, dataset));
+  Handle ds = impl_->open_dataset(path);
+  const auto dims = dims_of(ds.get(), path);
+  if (dims.size() != 3) throw IoError(fmt::format("{} is not a (row, path, agent) dataset", path));
+  const auto m_total = static_cast<int>(dims[2]);
+  if (agents < 0) agents = m_total - agent_begin;
+  if (row < 0 || static_cast<hsize_t>(row) >= dims[0] || agent_begin < 0 || agents < 0 ||
+      agent_begin + agents > m_total)
+    throw IoError(fmt::format("{}: row {} agents [{}, {}) out of range ({} rows, {} agents)", path, row,
+                              agent_begin, agent_begin + agents, dims[0], m_total));
+  out.resize(agents, static_cast<Eigen::Index>(dims[1]));
+  if (out.size() == 0) return;
+  const std::vector<hsize_t> start{static_cast<hsize_t>(row), 0, static_cast<hsize_t>(agent_begin)};
+  const std::vector<hsize_t> count{1, dims[1], static_cast<hsize_t>(agents)};
+  Handle file_space = make(H5Dget_space(ds.get()), H5Sclose, "H5Dget_space", path);
+  check(H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr),
+        "H5Sselect_hyperslab", path);
+  Handle mem_space = make_space({count[1] * count[2]}, {}, path);
+  check(H5Dread(ds.get(), H5T_NATIVE_DOUBLE, mem_space.get(), file_space.get(), H5P_DEFAULT, out.data()),
+        "H5Dread", path);
+}
+
+Eigen::VectorXd RunFile::param(const std::string& group, const std::string& population,
+                               const std::string& name) const {
+  const Eigen::MatrixXd m =
+      impl_->read_matrix(child(group, fmt::format("populations/{}/params/{}", population, name)));
+  return m.reshaped();
+}
+
+Eigen::MatrixXd RunFile::theory_amount(const std::string& group, const std::string& population) const {
+  return impl_->read_matrix(child(group, fmt::format("populations/{}/theory/amount", population)));
+}
+
+Eigen::MatrixXd RunFile::summary(const std::string& group, const std::string& population,
+                                 const std::string& quantity) const {
+  return impl_->read_matrix(child(group, fmt::format("populations/{}/summary/{}", population, quantity)));
+}
+
+std::string analysis_sidecar_path(const std::string& run_path) {
+  std::filesystem::path p(run_path);
+  if (p.extension() == ".h5" || p.extension() == ".hdf5") p.replace_extension();
+  p += ".analysis.json";
+  return p.string();
+}
+
+}  // namespace herdsim::io

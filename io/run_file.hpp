@@ -1,0 +1,101 @@
+#pragma once
+// Reading a run file back (docs/hdf5-schema.md, schema_version 1): what compare, export and report
+// need. Trajectories are read one row at a time (optionally a range of agents), never whole, so
+// analysing or exporting a file needs memory for one row, not for the run.
+//
+// Layout rule: a dataset with rows r and a last axis of length C comes back as an Eigen matrix with
+// C rows and one column per dataset row (column-major), i.e. column r is dataset row r. So
+// `theory/amount` (n, M) is M x n, exactly the engine's PopulationState::theory_amount, and one
+// trajectory row (P, M) is M x P, the engine's wealth/amount layout.
+#include <Eigen/Core>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace herdsim::io {
+
+/// Root attributes of a run file.
+struct RunFileInfo {
+  int schema_version = 0;
+  std::string herdsim_version;
+  std::uint64_t seed = 0;
+  std::string scenario;  ///< full scenario text after overrides
+  std::string command_line;
+  std::string created;
+  bool complete = false;
+  /// The run groups: {"/"} for a single run, {"/sweep_000", "/sweep_001", ...} for a sweep.
+  std::vector<std::string> groups;
+};
+
+/// One recorded population.
+struct PopulationInfo {
+  std::string name;
+  std::string kind;  ///< merton, herd, noise
+  int count = 0;     ///< agents in the population
+  int recorded_agents = 0;
+  bool has_trajectories = false;           ///< wealth and amount
+  bool has_theory = false;                 ///< theory/amount
+  std::vector<std::string> params;         ///< names under params/
+  std::vector<std::string> summary_stats;  ///< column names of summary/* (empty: no summaries)
+};
+
+/// One run group.
+struct RunGroupInfo {
+  std::string group;
+  int steps = 0;  ///< n decisions
+  double dt = 0.0;
+  int every = 1;
+  int paths_total = 0;
+  std::vector<int> paths;            ///< recorded paths (the path axis)
+  std::string sweep_point;           ///< "key=value;..." (sweep points only)
+  std::vector<int> wealth_steps;     ///< step index of each wealth row
+  std::vector<double> wealth_times;  ///< time/t: t of each wealth row, in years
+  std::vector<int> decision_steps;   ///< step index of each decision row
+  std::vector<PopulationInfo> populations;
+  [[nodiscard]] const PopulationInfo* population(const std::string& name) const;
+};
+
+/// A run file opened read-only. Throws IoError for a file that is missing, not HDF5, not a herdsim
+/// run file, of a newer schema, or incomplete (unless allow_incomplete).
+class RunFile {
+ public:
+  explicit RunFile(const std::string& path, bool allow_incomplete = false);
+  ~RunFile();
+  RunFile(const RunFile&) = delete;
+  RunFile& operator=(const RunFile&) = delete;
+
+  [[nodiscard]] const std::string& path() const { return path_; }
+  [[nodiscard]] const RunFileInfo& info() const { return info_; }
+  /// Attributes, time axes and population list of a group named in info().groups.
+  [[nodiscard]] RunGroupInfo group(const std::string& group) const;
+
+  /// market/price (P x S), market/return or market/shock (P x D).
+  [[nodiscard]] Eigen::MatrixXd market(const std::string& group, const std::string& name) const;
+
+  /// One row of populations/<population>/<dataset> (dataset = "wealth" or "amount") for agents
+  /// [agent_begin, agent_begin + agents) into out (agents x P). agents < 0: to the last recorded agent.
+  void read_row(const std::string& group, const std::string& population, const std::string& dataset, int row,
+                Eigen::MatrixXd& out, int agent_begin = 0, int agents = -1) const;
+
+  /// params/<name> of the recorded agents (M).
+  [[nodiscard]] Eigen::VectorXd param(const std::string& group, const std::string& population,
+                                      const std::string& name) const;
+  /// theory/amount: M x n.
+  [[nodiscard]] Eigen::MatrixXd theory_amount(const std::string& group, const std::string& population) const;
+  /// summary/<quantity> (wealth, amount, proportion): Q x rows, Q = summary_stats columns.
+  [[nodiscard]] Eigen::MatrixXd summary(const std::string& group, const std::string& population,
+                                        const std::string& quantity) const;
+
+  struct Impl;
+
+ private:
+  std::string path_;
+  std::unique_ptr<Impl> impl_;
+  RunFileInfo info_;
+};
+
+/// "run.h5" -> "run.analysis.json": where compare leaves its results next to the run file.
+[[nodiscard]] std::string analysis_sidecar_path(const std::string& run_path);
+
+}  // namespace herdsim::io

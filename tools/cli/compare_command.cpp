@@ -1,0 +1,103 @@
+#include "tools/cli/compare_command.hpp"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <iostream>
+#include <memory>
+#include <string>
+
+#include "io/compare.hpp"
+#include "io/run_file.hpp"
+#include "sim/error.hpp"
+
+#ifndef HERDSIM_VERSION
+#define HERDSIM_VERSION "unknown"
+#endif
+
+namespace herdsim::cli {
+
+namespace {
+
+struct CompareFlags {
+  std::string file;
+  std::string format = "markdown";
+  std::string output;
+  bool sidecar = true;
+  bool quiet = false;
+  io::CompareOptions options;
+  double memory_mib = 2048;
+  std::string lsv_trade = "proportion";
+};
+
+int run_compare(const CompareFlags& f) {
+  try {
+    io::CompareOptions opt = f.options;
+    opt.memory_budget = static_cast<std::size_t>(f.memory_mib * 1024.0 * 1024.0);
+    opt.lsv_trade = f.lsv_trade == "shares" ? analysis::LsvTrade::shares : analysis::LsvTrade::proportion;
+    const bool show = !f.quiet && isatty(STDERR_FILENO) != 0;
+    const io::Comparison c = io::compare_run(f.file, opt, HERDSIM_VERSION, [&](const std::string& what) {
+      if (show) std::cerr << fmt::format("\rherdsim compare: analysing {}\x1b[K", what) << std::flush;
+    });
+    if (show) std::cerr << "\r\x1b[K" << std::flush;
+    const std::string json = io::comparison_json(c);
+    if (f.sidecar) io::write_text_file(io::analysis_sidecar_path(f.file), json);
+    const std::string text = f.format == "json" ? json : io::comparison_markdown(c);
+    if (f.output.empty() || f.output == "-") {
+      std::cout << text;
+    } else {
+      io::write_text_file(f.output, text);
+      if (!f.quiet) std::cerr << fmt::format("herdsim compare: wrote {}\n", f.output);
+    }
+    return 0;
+  } catch (const Error& e) {
+    std::cerr << "herdsim compare: error: " << e.what() << '\n';
+    return 2;
+  }
+}
+
+}  // namespace
+
+void add_compare_command(CLI::App& app) {
+  auto flags = std::make_shared<CompareFlags>();
+  CLI::App* cmd = app.add_subcommand(
+      "compare",
+      "compare every population of a run file with theory: decision error, CE gap, h, w(t), LSV, "
+      "CSSD/CSAD, investor metrics (docs/analysis.md)");
+  cmd->add_option("RUN", flags->file, "run file written by herdsim run (HDF5)")->required();
+  cmd->add_option("--format", flags->format, "markdown (default) or json")
+      ->check(CLI::IsMember({"markdown", "json"}));
+  cmd->add_option("-o,--output", flags->output, "write here instead of standard output");
+  cmd->add_flag("!--no-sidecar", flags->sidecar, "do not write RUN.analysis.json next to the run file");
+  cmd->add_flag("-q,--quiet", flags->quiet, "no progress or messages on standard error");
+  cmd->add_option("--lsv-min-traders", flags->options.lsv_min_traders,
+                  "LSV: minimum traders per market-period")
+      ->check(CLI::Range(1, 1000000));
+  cmd->add_option(
+         "--lsv-trade", flags->lsv_trade,
+         "LSV buyer: 'proportion' (raises its proportion of wealth in the stock; default) or 'shares' "
+         "(holds more shares)")
+      ->check(CLI::IsMember({"proportion", "shares"}));
+  cmd->add_option("--cssd-quantile", flags->options.cssd_quantile,
+                  "Christie–Huang tail fraction q, 0 < q < 0.5")
+      ->check(CLI::Range(1e-6, 0.499999));
+  cmd->add_option("--newey-west-lag", flags->options.newey_west_lag,
+                  "Newey–West lag (-1: floor(4 (n/100)^(2/9)); 0: classical standard errors)")
+      ->check(CLI::Range(-1, 1000000));
+  cmd->add_option("--significance", flags->options.significance, "level of the two-sided tests")
+      ->check(CLI::Range(1e-9, 0.5));
+  cmd->add_option("--confidence", flags->options.confidence, "level of the CE gap interval")
+      ->check(CLI::Range(0.5, 0.999999));
+  cmd->add_option("--per-agent-limit", flags->options.per_agent_limit,
+                  "per-agent arrays in the JSON: at most this many agents")
+      ->check(CLI::Range(0, 100000000));
+  cmd->add_option("--memory-mib", flags->memory_mib,
+                  "memory for per-(agent, path) state; more agents are cut")
+      ->check(CLI::Range(1.0, 1e7));
+  cmd->callback([flags] {
+    const int code = run_compare(*flags);
+    if (code != 0) throw CLI::RuntimeError(code);
+  });
+}
+
+}  // namespace herdsim::cli

@@ -1,0 +1,184 @@
+#include "tools/cli/report_command.hpp"
+
+#include <fmt/format.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <system_error>
+#include <vector>
+
+extern char** environ;  // POSIX: the environment, passed on to the child processes unchanged
+
+// Set by tools/CMakeLists.txt to the script in the source tree.
+#ifndef HERDSIM_REPORT_SCRIPT
+#define HERDSIM_REPORT_SCRIPT ""
+#endif
+
+namespace herdsim::cli {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr int kExitBadInput = 2;
+constexpr int kExitMissingPython = 3;  // the script's own code for a missing Python package
+
+struct ReportFlags {
+  std::string run_file;
+  std::string output_dir;
+  std::string python;
+};
+
+/// How a child process ended: spawn_error is the errno of a failed launch (0 when it ran).
+struct ChildResult {
+  int spawn_error = 0;
+  int exit_code = 0;
+  int signal = 0;  ///< the signal that ended it, 0 for a normal exit
+};
+
+/// Runs args[0] with args (PATH searched when args[0] has no '/') and waits for it. No shell, so
+/// file names need no quoting; stdout and stderr are inherited, so the child's messages reach the user.
+ChildResult run_child(const std::vector<std::string>& args) {
+  std::vector<char*> argv;
+  argv.reserve(args.size() + 1);
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  std::cout.flush();
+  std::cerr.flush();
+  std::fflush(nullptr);  // keep our lines before the child's in a shared pipe
+  pid_t pid = 0;
+  const int rc = posix_spawnp(&pid, argv[0], nullptr, nullptr, argv.data(), environ);
+  if (rc != 0) return {rc, 127, 0};
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) return {errno, 1, 0};
+  }
+  if (WIFSIGNALED(status)) return {0, 128 + WTERMSIG(status), WTERMSIG(status)};
+  return {0, WEXITSTATUS(status), 0};
+}
+
+/// The command as one line, for messages.
+std::string join_command(const std::vector<std::string>& args) {
+  std::string out;
+  for (const auto& a : args) out += (out.empty() ? "" : " ") + a;
+  return out;
+}
+
+/// This executable, to run `herdsim compare` with the very same build.
+std::string self_executable(const std::string& argv0) {
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  return ec ? argv0 : exe.string();
+}
+
+/// --python, else $HERDSIM_PYTHON, else Debian's interpreter (the one with python3-h5py & co.),
+/// else python3 on PATH.
+std::string find_python(const std::string& flag) {
+  if (!flag.empty()) return flag;
+  if (const char* env = std::getenv("HERDSIM_PYTHON"); env != nullptr && *env != '\0') return env;
+  if (::access("/usr/bin/python3", X_OK) == 0) return "/usr/bin/python3";
+  return "python3";
+}
+
+/// $HERDSIM_REPORT_SCRIPT, else the script of the source tree this executable was built from.
+std::string find_script() {
+  if (const char* env = std::getenv("HERDSIM_REPORT_SCRIPT"); env != nullptr && *env != '\0') return env;
+  return HERDSIM_REPORT_SCRIPT;
+}
+
+int fail(const std::string& message, int code) {
+  std::cerr << "herdsim report: error: " << message << '\n';
+  return code;
+}
+
+int run_report(const ReportFlags& f, const std::string& argv0) {
+  std::error_code ec;
+  if (!fs::is_regular_file(f.run_file, ec)) {
+    const bool partial = fs::exists(f.run_file + ".partial", ec);
+    return fail(fmt::format("run file '{}' does not exist{}", f.run_file,
+                            partial ? " (a .partial file is there: that run did not finish)" : ""),
+                kExitBadInput);
+  }
+  const fs::path dir = f.output_dir.empty() ? fs::path(fs::path(f.run_file).stem().string() + "_report")
+                                            : fs::path(f.output_dir);
+  fs::create_directories(dir, ec);
+  if (ec || !fs::is_directory(dir)) {
+    return fail(fmt::format("cannot create the output directory '{}': {}", dir.string(),
+                            ec ? ec.message() : "a file of that name exists"),
+                kExitBadInput);
+  }
+  const std::string script = find_script();
+  if (script.empty() || !fs::is_regular_file(script, ec)) {
+    return fail(fmt::format("cannot find the report script '{}'; set HERDSIM_REPORT_SCRIPT to the path of "
+                            "tools/report/herdsim_report.py",
+                            script),
+                kExitBadInput);
+  }
+
+  // 1. The analysis, by this same executable, so the report always matches the build.
+  const std::string analysis = (dir / "analysis.json").string();
+  const std::vector<std::string> compare = {
+      self_executable(argv0), "compare", f.run_file, "--format", "json", "-o", analysis};
+  const ChildResult analysed = run_child(compare);
+  if (analysed.spawn_error != 0) {
+    return fail(
+        fmt::format("cannot run '{}': {}", join_command(compare), std::strerror(analysed.spawn_error)), 1);
+  }
+  if (analysed.exit_code != 0) {
+    return fail(fmt::format("the analysis failed ({} exited with code {}); no report was written",
+                            join_command(compare), analysed.exit_code),
+                analysed.exit_code);
+  }
+
+  // 2. The figures and index.html.
+  const std::string python = find_python(f.python);
+  const std::vector<std::string> draw = {python,       script,       f.run_file, "-o",
+                                         dir.string(), "--analysis", analysis};
+  const ChildResult drawn = run_child(draw);
+  if (drawn.spawn_error != 0) {
+    return fail(fmt::format("cannot run the Python interpreter '{}': {}; install Debian's python3 with "
+                            "python3-h5py, python3-numpy and python3-matplotlib, or pass --python PATH",
+                            python, std::strerror(drawn.spawn_error)),
+                kExitMissingPython);
+  }
+  if (drawn.signal != 0) {
+    return fail(
+        fmt::format("the report script was killed by signal {} ({})", drawn.signal, join_command(draw)),
+        drawn.exit_code);
+  }
+  // The script has already printed its message (exit 3: the missing packages; 2: bad input).
+  return drawn.exit_code;
+}
+
+}  // namespace
+
+void add_report_command(CLI::App& app, const char* argv0) {
+  auto flags = std::make_shared<ReportFlags>();
+  CLI::App* cmd = app.add_subcommand(
+      "report", "Analyse a run file (herdsim compare) and write PNG figures and an index.html");
+  cmd->add_option("RUN", flags->run_file, "run file written by herdsim run (HDF5)")->required();
+  cmd->add_option("-o,--output", flags->output_dir,
+                  "output directory, created if needed (default: the run file's name with _report, here)");
+  cmd->add_option("--python", flags->python,
+                  "Python interpreter with h5py, numpy and matplotlib (default: $HERDSIM_PYTHON, else "
+                  "/usr/bin/python3, else python3 on PATH)");
+  cmd->footer(
+      "Writes DIR/analysis.json (herdsim compare --format json), DIR/*.png and DIR/index.html.\n"
+      "Exit codes: 0 done, 2 bad input, 3 Python or one of its packages missing.\n"
+      "The script is tools/report/herdsim_report.py (override with $HERDSIM_REPORT_SCRIPT).");
+  const std::string self = argv0 != nullptr ? argv0 : "herdsim";
+  cmd->callback([flags, self]() {
+    const int code = run_report(*flags, self);
+    if (code != 0) throw CLI::RuntimeError(code);
+  });
+}
+
+}  // namespace herdsim::cli

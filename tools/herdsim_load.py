@@ -1,0 +1,234 @@
+#!/usr/bin/env python3
+"""Load a herdsim run file (docs/hdf5-schema.md) into NumPy arrays, pandas or xarray.
+
+Needs h5py and numpy; pandas (``to_pandas``) and xarray (``to_xarray``) are imported only when used.
+Copy this file next to your notebook or put ``tools/`` on ``sys.path``; docs/python.md has examples::
+
+    from herdsim_load import load_run
+    with load_run("quickstart.h5") as run:
+        pop = run.population("followers")
+        pop.wealth                      # (step, path, agent) float64
+        pop.params["alpha"]             # (agent,)
+        pop.summary("wealth")["q0.5"]   # (step,) median wealth
+        df = pop.to_pandas()            # long format, the same rows as `herdsim export --format csv`
+
+``python3 herdsim_load.py RUN.h5`` prints what a file holds.
+"""
+import sys
+from functools import cached_property
+
+import h5py
+import numpy as np
+
+SCHEMA_VERSION = 1  # the newest layout this loader reads
+CSV_COLUMNS = ("group", "step", "t", "path", "agent", "wealth", "amount", "theory_amount")
+
+
+class RunFileError(Exception):
+    """The file is not a complete herdsim run file this loader can read."""
+
+
+def _import(module, feature):
+    try:
+        return __import__(module)
+    except ImportError:
+        raise ImportError(f"{feature} needs {module}: install it (Debian: apt install python3-{module}; "
+                          f"or pip install {module})") from None
+
+
+def load_run(path, group=None, allow_incomplete=False):
+    """Opens a run file. group: the default run group ("/" or "/sweep_001"; None: the only group of a
+    single run). Refuses incomplete files (attribute complete != 1) unless allow_incomplete."""
+    return Run(path, group, allow_incomplete)
+
+
+class Run:
+    """An open run file: root attributes, run groups, time axes, market and populations."""
+
+    def __init__(self, path, group=None, allow_incomplete=False):
+        self.path = str(path)
+        self.file = h5py.File(self.path, "r")
+        try:
+            self.attrs = dict(self.file.attrs)
+            version = self.attrs.get("schema_version")
+            if version is None:
+                raise RunFileError(f"{self.path} is not a herdsim run file (no schema_version attribute)")
+            if int(version) > SCHEMA_VERSION:
+                raise RunFileError(f"{self.path} has schema_version {version}; this loader reads "
+                                   f"{SCHEMA_VERSION} (update tools/herdsim_load.py)")
+            if self.attrs.get("complete") != 1 and not allow_incomplete:
+                raise RunFileError(f"{self.path} is incomplete (complete = 0): the run that wrote it did not "
+                                   "finish; pass allow_incomplete=True to read the rows written so far")
+            self.groups = ["/"] if "time" in self.file else sorted(
+                "/" + name for name in self.file if name.startswith("sweep_"))
+            self.group = self._group(group) if group is not None else (
+                self.groups[0] if len(self.groups) == 1 else None)
+        except BaseException:
+            self.file.close()
+            raise
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        self.file.close()
+
+    def _group(self, group=None):
+        group = self.group if group is None else ("/" + group.lstrip("/") if group != "/" else "/")
+        if group is None:
+            raise ValueError(f"{self.path} is a sweep: name a group, one of {', '.join(self.groups)}")
+        if group not in self.groups:
+            raise KeyError(f"{self.path} has no run group {group}; its groups: {', '.join(self.groups)}")
+        return group
+
+    def group_attrs(self, group=None):
+        """Attributes of a run group: steps, dt, every, paths_total, paths, sweep_point."""
+        return dict(self.file[self._group(group)].attrs)
+
+    def time(self, group=None):
+        """{"step": (S,) int, "t": (S,) years, "decision_step": (D,) int}."""
+        g = self.file[self._group(group)]
+        return {name: g["time"][name][()] for name in ("step", "t", "decision_step")}
+
+    def market(self, group=None):
+        """{"price": (S, P), "return": (D, P), "shock": (D, P)}."""
+        g = self.file[self._group(group)]
+        return {name: g["market"][name][()] for name in ("price", "return", "shock")}
+
+    def populations(self, group=None):
+        """Names of the populations of a group."""
+        return list(self.file[self._group(group)].get("populations", {}))
+
+    def population(self, name, group=None):
+        group = self._group(group)
+        pops = self.file[group].get("populations", {})
+        if name not in pops:
+            raise KeyError(f"no population '{name}' in {self.path} {group}; available: {', '.join(pops)}")
+        return Population(self, group, name)
+
+
+class Population:
+    """One population of one run group. Arrays are read from the file on first use."""
+
+    def __init__(self, run, group, name):
+        self.run, self.group, self.name = run, group, name
+        self._h5 = run.file[group]["populations"][name]
+        self.kind = self._h5.attrs["kind"]
+        self.count = int(self._h5.attrs["count"])
+        self.recorded_agents = int(self._h5.attrs["recorded_agents"])
+        self.has_trajectories = "wealth" in self._h5
+        time = run.time(group)
+        self.step, self.t, self.decision_step = time["step"], time["t"], time["decision_step"]
+        self.paths = np.asarray(run.file[group].attrs["paths"])  # the path axis: recorded path indices
+
+    def _read(self, name):
+        if name not in self._h5:
+            raise KeyError(f"population '{self.name}' in {self.group} has no {name} (see [record] in the scenario)")
+        return self._h5[name][()]
+
+    @cached_property
+    def wealth(self):
+        """(S, P, M) wealth X_s at the wealth rows, in currency units."""
+        return self._read("wealth")
+
+    @cached_property
+    def amount(self):
+        """(D, P, M) amount in the stock P_k at the decision rows, in currency units."""
+        return self._read("amount")
+
+    @cached_property
+    def theory_amount(self):
+        """(n, M) the theoretical optimum at every step 0..n-1, or None where theory defines none."""
+        return self._h5["theory/amount"][()] if "theory" in self._h5 else None
+
+    @cached_property
+    def params(self):
+        """{name: (M,) array} of the per-agent parameters."""
+        return {k: v[()] for k, v in self._h5.get("params", {}).items()}
+
+    def summary(self, quantity="wealth"):
+        """{stat: (rows,) array} of summary/<quantity> (wealth, amount, proportion)."""
+        table = self._read(f"summary/{quantity}")
+        stats = self._h5["summary"].attrs["stats"].split(",")
+        return {stat: table[:, j] for j, stat in enumerate(stats)}
+
+    def to_pandas(self, quantity="all"):
+        """A long DataFrame with the rows and columns of `herdsim export --quantity QUANTITY`: one row per
+        (step, path, agent); a population without trajectories gives its summary table."""
+        pd = _import("pandas", "to_pandas()")
+        if not self.has_trajectories:
+            return self._summary_frame(pd, quantity)
+        rows = self.step if quantity != "amount" else self.decision_step
+        s, p, m = len(rows), len(self.paths), self.recorded_agents
+        cols = {"group": np.full(s * p * m, self.group, dtype=object),
+                "step": np.repeat(rows.astype(np.int64), p * m),
+                "t": np.repeat(self.t[:s], p * m),
+                "path": np.tile(np.repeat(self.paths.astype(np.int64), m), s),
+                "agent": np.tile(np.arange(m, dtype=np.int64), s * p)}
+        if quantity != "amount":
+            cols["wealth"] = self.wealth.ravel()
+        if quantity != "wealth":
+            # Decision row r is wealth row r; the last wealth row (step n) has no decision: NaN.
+            amount = np.full((s, p, m), np.nan)
+            amount[:len(self.decision_step)] = self.amount
+            theory = np.full((s, m), np.nan)
+            if self.theory_amount is not None:
+                inside = rows < self.theory_amount.shape[0]
+                theory[inside] = self.theory_amount[rows[inside]]
+            cols["amount"] = amount.ravel()
+            cols["theory_amount"] = np.broadcast_to(theory[:, None, :], (s, p, m)).ravel()
+        for name in sorted(self.params):
+            cols["param_" + name if name in cols else name] = np.tile(self.params[name], s * p)
+        return pd.DataFrame(cols)
+
+    def _summary_frame(self, pd, quantity):
+        names = {"wealth": ["wealth"], "amount": ["amount", "proportion"]}.get(
+            quantity, ["wealth", "amount", "proportion"])
+        frames = []
+        for q in names:
+            stats = self.summary(q)
+            rows = self.step if q == "wealth" else self.decision_step
+            frame = pd.DataFrame({"group": self.group, "step": rows.astype(np.int64), "t": self.t[:len(rows)],
+                                  "quantity": q})
+            frames.append(frame.assign(**stats))
+        return pd.concat(frames, ignore_index=True)
+
+    def to_xarray(self):
+        """An xarray.Dataset: wealth (step, path, agent); amount and theory_amount (decision_step, path,
+        agent) / (decision_step, agent), theory taken at the recorded decision steps; coords t (on step),
+        path, agent, and every parameter as an agent coordinate."""
+        xr = _import("xarray", "to_xarray()")
+        m = self.recorded_agents
+        coords = {"step": self.step, "t": ("step", self.t), "decision_step": self.decision_step,
+                  "path": self.paths, "agent": np.arange(m)}
+        coords.update({name: ("agent", values) for name, values in self.params.items()})
+        data = {"wealth": (("step", "path", "agent"), self.wealth),
+                "amount": (("decision_step", "path", "agent"), self.amount)}
+        if self.theory_amount is not None:
+            data["theory_amount"] = (("decision_step", "agent"), self.theory_amount[self.decision_step])
+        attrs = {"population": self.name, "kind": self.kind, "count": self.count, "group": self.group}
+        return xr.Dataset(data, coords=coords, attrs=attrs)
+
+
+def main(argv):
+    if len(argv) != 2:
+        print(__doc__)
+        return 2
+    with load_run(argv[1], allow_incomplete=True) as run:
+        print(f"{run.path}: schema_version {run.attrs['schema_version']}, seed {run.attrs['seed']}, "
+              f"complete {run.attrs['complete']}")
+        for group in run.groups:
+            a = run.group_attrs(group)
+            print(f"{group} {a.get('sweep_point', '')}: {a['steps']} steps, {len(a['paths'])} paths recorded")
+            for name in run.populations(group):
+                pop = run.population(name, group)
+                print(f"  {name:<16} {pop.kind:<7} {pop.count} agents, {pop.recorded_agents} recorded, "
+                      f"params: {', '.join(pop.params) or '-'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
