@@ -16,6 +16,7 @@
 #include "sim/theory/merton.hpp"
 #include "sim/theory/mutual_game.hpp"
 #include "sim/theory/relative_herd.hpp"
+#include "sim/theory/relative_mutual.hpp"
 
 namespace herdsim::agents {
 
@@ -41,11 +42,10 @@ HerdPopulation::HerdPopulation(const sim::ScenarioSpec& spec, int index)
   // The scenario validator reports these too; the runtime refuses them whatever built the spec.
   const bool relative = ps_.herd == sim::HerdType::relative;
   const bool peers = ps_.influence == sim::Influence::peers;
-  if ((relative && peers) || (ps_.policy == sim::Policy::replan && (relative || peers))) {
+  if (ps_.policy == sim::Policy::replan && (relative || peers)) {
     throw ScenarioError(fmt::format("population '{}': {} herding with {} and policy {} is not available",
                                     ps_.name, relative ? "relative" : "absolute",
-                                    peers ? "peers" : "a leader",
-                                    ps_.policy == sim::Policy::replan ? "replan" : "plan/adaptive"));
+                                    peers ? "peers" : "a leader", "replan"));
   }
 }
 
@@ -161,9 +161,20 @@ void HerdPopulation::plan_with_peers(sim::PopulationState& own) {
   game.alpha = alpha_;
   game.x0 = param(own, "wealth0");
   game.theta = weights_;
-  const auto sol = theory::solve_mutual_game(game);
   const int n = spec_.run.steps();
   own.theory_amount.resize(ps_.count, n);
+  if (ps_.herd == sim::HerdType::relative) {
+    // The mutual relative game (continuous time, like P1), once per run; decision times are grid nodes.
+    game.rho = 0.0;
+    theory::RelativeMutualOptions opt;
+    opt.bc = ps_.bc == sim::Boundary::natural ? theory::BoundaryCondition::natural
+                                              : theory::BoundaryCondition::pinned;
+    opt.node_spacing = spec_.run.dt();
+    const auto sol = theory::solve_relative_mutual(game, opt);
+    for (int k = 0; k < n; ++k) own.theory_amount.col(k) = sol.amounts(k * spec_.run.dt());
+    return;
+  }
+  const auto sol = theory::solve_mutual_game(game);
   for (int k = 0; k < n; ++k) own.theory_amount.col(k) = sol.amounts(k * spec_.run.dt());
 }
 

@@ -4,16 +4,21 @@
 #include <memory>
 #include <vector>
 
+#include "sim/inference/backend.hpp"
 #include "sim/population.hpp"
 #include "sim/scenario_spec.hpp"
 #include "sim/simulation.hpp"
 
 namespace herdsim::agents {
 
-/// One implementation per population of the spec, in order.
-[[nodiscard]] std::vector<std::unique_ptr<sim::Population>> make_populations(const sim::ScenarioSpec& spec);
+/// One implementation per population of the spec, in order. LLM-backed populations (investagent) get
+/// their backend from `backends`, called once per such population, in order; without a factory they
+/// are a ScenarioError. Backend errors propagate (BackendError, IoError) before anything runs.
+[[nodiscard]] std::vector<std::unique_ptr<sim::Population>> make_populations(
+    const sim::ScenarioSpec& spec, const inference::BackendFactory& backends = {});
 
-/// A ready-to-run simulation of the spec.
-[[nodiscard]] std::unique_ptr<sim::Simulation> make_simulation(const sim::ScenarioSpec& spec);
+/// A ready-to-run simulation of the spec (backends: as for make_populations).
+[[nodiscard]] std::unique_ptr<sim::Simulation> make_simulation(
+    const sim::ScenarioSpec& spec, const inference::BackendFactory& backends = {});
 
 }  // namespace herdsim::agents

@@ -17,12 +17,20 @@ option(HERDSIM_WITH_LLAMA "Build the llama.cpp inference backend" ON)
 # sequence's logits would depend on how many others share its decode step (up to ~3e-3 on a
 # Qwen2.5-0.5B-shaped f16 model): an agent's sampled answer would depend on the batch. Without it,
 # logits are bitwise the same for any batch (with per-sequence KV streams, kv_unified = false), at
-# about 2-3x slower prompt processing on CPU. Applies to the fetched source only.
+# about 1.5x slower prompt processing (f16, 1 thread; generation is not slower). Applies to the
+# fetched source only: a system installation is used as it was built.
 option(HERDSIM_LLAMA_BATCH_INVARIANT "Build llama.cpp so that a sequence's logits do not depend on its batch" ON)
-set(HERDSIM_LLAMA_DIR "${PROJECT_SOURCE_DIR}/third_party/llama.cpp"
+# Default: where tools/fetch_llama_cpp.sh puts it (the same environment variable moves both).
+if(DEFINED ENV{HERDSIM_LLAMA_DIR})
+  set(_herdsim_llama_dir_default "$ENV{HERDSIM_LLAMA_DIR}")
+else()
+  set(_herdsim_llama_dir_default "${PROJECT_SOURCE_DIR}/third_party/llama.cpp")
+endif()
+set(HERDSIM_LLAMA_DIR "${_herdsim_llama_dir_default}"
     CACHE PATH "llama.cpp source tree used when no system installation is found (tools/fetch_llama_cpp.sh)")
 
-# The llama.cpp API version the backend is written against: a system install outside it is ignored.
+# The llama.cpp API version the backend is written against: an older system installation is
+# ignored, a newer one is an error (see below).
 set(_herdsim_llama_api_min 0.5.0)
 set(_herdsim_llama_api_next 0.6.0)
 
@@ -56,6 +64,9 @@ function(_herdsim_add_llama_source source_dir)
   # Sanitizers are for our code (asan preset); llama.cpp is built as upstream ships it.
   foreach(lang IN ITEMS C CXX)
     string(REGEX REPLACE "-f(no-)?sanitize[^ ]*" "" CMAKE_${lang}_FLAGS "${CMAKE_${lang}_FLAGS}")
+    # Optimised even in Debug builds (the dev preset): at -O0 the backend tests run ~10x slower, and
+    # nobody debugs into ggml's kernels. -g0 keeps the static libraries small.
+    set(CMAKE_${lang}_FLAGS_DEBUG "-O2 -g0")
   endforeach()
 
   # EXCLUDE_FROM_ALL: only targets that ours link are built. SYSTEM: its headers raise no warnings

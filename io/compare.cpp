@@ -124,7 +124,8 @@ ErrorTable make_table(const sim::PopulationSpec& ps, const Eigen::VectorXd& alph
   }
   Eigen::VectorXd col_x = theta.size() == m ? theta : Eigen::VectorXd::Zero(m);
   t.col_param = "theta";
-  if (ps.kind == sim::AgentKind::herd && ps.theta.scale == sim::ParamSpec::Scale::score) {
+  if ((ps.kind == sim::AgentKind::herd || ps.kind == sim::AgentKind::investagent) &&
+      ps.theta.scale == sim::ParamSpec::Scale::score) {
     t.col_param = "theta_score";
     col_x /= theory::defaults::theta_per_score;
   }
@@ -652,6 +653,73 @@ std::string comparison_markdown(const Comparison& c) {
                       rc.paths, rc.wealth_update);
     for (const auto& pc : rc.populations) markdown_population(md, pc);
   }
+  return md;
+}
+
+std::string comparisons_json(const std::vector<Comparison>& comparisons) {
+  json j{{"schema", "herdsim-analysis-set"}, {"schema_version", 1}};
+  json all = json::array();
+  for (const auto& c : comparisons) all.push_back(json::parse(comparison_json(c)));
+  j["analyses"] = all;
+  return j.dump(1) + '\n';
+}
+
+std::string comparisons_markdown(const std::vector<Comparison>& comparisons) {
+  std::string md = "# herdsim compare: side by side\n\n";
+  for (std::size_t f = 0; f < comparisons.size(); ++f)
+    md += fmt::format("- [{}] {}\n", static_cast<char>('A' + f % 26), comparisons[f].run_file);
+  const auto find = [](const Comparison& c, const std::string& group,
+                       const std::string& name) -> const PopulationComparison* {
+    for (const auto& rc : c.runs)
+      if (rc.group == group)
+        for (const auto& pc : rc.populations)
+          if (pc.name == name) return &pc;
+    return nullptr;
+  };
+  const auto cell = [](const PopulationComparison* pc, auto&& get) {
+    return pc == nullptr ? std::string("absent") : fmt_num(get(*pc));
+  };
+  md += "\n| run group | population | measure |";
+  for (std::size_t f = 0; f < comparisons.size(); ++f)
+    md += fmt::format(" {} |", static_cast<char>('A' + f % 26));
+  md += "\n|---|---|---|";
+  for (std::size_t f = 0; f < comparisons.size(); ++f) md += "---|";
+  md += '\n';
+  using Getter = double (*)(const PopulationComparison&);
+  const std::vector<std::pair<const char*, Getter>> measures = {
+      {"decision MSE, amount",
+       [](const PopulationComparison& p) {
+         return p.metrics.decision_error ? p.metrics.decision_error->amount.mse : kNaN;
+       }},
+      {"decision MSE, pp",
+       [](const PopulationComparison& p) {
+         return p.metrics.decision_error ? p.metrics.decision_error->proportion_pp.mse : kNaN;
+       }},
+      {"CE gap",
+       [](const PopulationComparison& p) {
+         return p.metrics.certainty_equivalent ? p.metrics.certainty_equivalent->gap : kNaN;
+       }},
+      {"median h",
+       [](const PopulationComparison& p) {
+         return p.metrics.herding_distance ? p.metrics.herding_distance->simulated.median : kNaN;
+       }},
+      {"LSV mean H",
+       [](const PopulationComparison& p) { return p.metrics.lsv ? p.metrics.lsv->overall.mean_h : kNaN; }},
+  };
+  for (const auto& rc : comparisons.front().runs)
+    for (const auto& pc : rc.populations)
+      for (const auto& [label, get] : measures) {
+        md += fmt::format("| {} | {} | {} |", rc.group, pc.name, label);
+        for (const auto& c : comparisons) md += fmt::format(" {} |", cell(find(c, rc.group, pc.name), get));
+        md += '\n';
+      }
+  for (std::size_t f = 0; f < comparisons.size(); ++f)
+    for (const auto& rc : comparisons[f].runs)
+      for (const auto& pc : rc.populations)
+        if (pc.table) {
+          md += fmt::format("\n### [{}] {} `{}`\n", static_cast<char>('A' + f % 26), rc.group, pc.name);
+          markdown_table(md, *pc.table, pc.table->mse_proportion_pp, "Decision MSE (proportion, pp²)");
+        }
   return md;
 }
 

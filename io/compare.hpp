@@ -82,6 +82,12 @@ struct Comparison {
 /// A readable Markdown report of the same results.
 [[nodiscard]] std::string comparison_markdown(const Comparison& comparison);
 
+/// Several analyses side by side (e.g. a base model against its fine-tuned InvestAgent on the same
+/// scenario): one row per (run group, population) present in the first, with each file's headline
+/// numbers, then each file's MSE table. JSON: {"schema": "herdsim-analysis-set", "analyses": [...]}.
+[[nodiscard]] std::string comparisons_json(const std::vector<Comparison>& comparisons);
+[[nodiscard]] std::string comparisons_markdown(const std::vector<Comparison>& comparisons);
+
 /// Writes text to path through path.partial and a rename (never a half-written file under path).
 void write_text_file(const std::string& path, const std::string& text);
 

@@ -15,6 +15,7 @@
 #include <mutex>
 #include <numeric>
 #include <system_error>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -67,6 +68,18 @@ void write_attribute(hid_t object, const std::string& where, const char* name, d
   write_attribute(object, where, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, {}, &value);
 }
 
+void write_attribute(hid_t object, const std::string& where, const char* name, std::int64_t value) {
+  write_attribute(object, where, name, H5T_STD_I64LE, H5T_NATIVE_INT64, {}, &value);
+}
+
+/// Variable-length UTF-8 strings (datasets of text, e.g. transcripts' outputs): h5py reads str.
+Handle make_string_type(const std::string& where) {
+  Handle type = make(H5Tcopy(H5T_C_S1), H5Tclose, "H5Tcopy", where);
+  check(H5Tset_size(type.get(), H5T_VARIABLE), "H5Tset_size", where);
+  check(H5Tset_cset(type.get(), H5T_CSET_UTF8), "H5Tset_cset", where);
+  return type;
+}
+
 std::string utc_now_iso8601() {
   const std::time_t now = std::time(nullptr);
   std::tm utc{};
@@ -84,6 +97,8 @@ const char* kind_name(sim::AgentKind kind) {
       return "herd";
     case sim::AgentKind::noise:
       return "noise";
+    case sim::AgentKind::investagent:
+      return "investagent";
   }
   return "unknown";
 }
@@ -176,6 +191,25 @@ class Series {
                    H5P_DEFAULT, data),
           "H5Dwrite", where_);
     ++rows_;
+  }
+
+  /// Appends n rows read contiguously (row-major) from `data`: one extent change for a whole block.
+  void append_rows(const void* data, hsize_t n) {
+    if (n == 0) return;
+    std::vector<hsize_t> extent{rows_ + n};
+    extent.insert(extent.end(), row_dims_.begin(), row_dims_.end());
+    check(H5Dset_extent(dset_.get(), extent.data()), "H5Dset_extent", where_);
+    Handle file_space = make(H5Dget_space(dset_.get()), H5Sclose, "H5Dget_space", where_);
+    std::vector<hsize_t> start(extent.size(), 0);
+    start[0] = rows_;
+    extent[0] = n;
+    check(
+        H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start.data(), nullptr, extent.data(), nullptr),
+        "H5Sselect_hyperslab", where_);
+    Handle mem_space = make_space(extent, {}, where_);
+    check(H5Dwrite(dset_.get(), mem_type_, mem_space.get(), file_space.get(), H5P_DEFAULT, data), "H5Dwrite",
+          where_);
+    rows_ += n;
   }
 
   void close() {
@@ -276,13 +310,19 @@ class Recorder final : public sim::Observer {
   void on_step(int k, const sim::RunState& state) override {
     require_open();
     assert(k >= 0 && k < steps_);
+    for (std::size_t i = 0; i < populations_.size(); ++i) {
+      if (state.populations[i].inference) write_transcripts(populations_[i], *state.populations[i].inference);
+    }
     if (k % record_.every == 0) write_decision_row(k, state);
     const int s = k + 1;
     if (s % record_.every == 0 || s == steps_) write_wealth_row(s, state);
     if (s < steps_ && s % record_.every == 0) save_decision_wealth(state);
   }
 
-  void on_finish(const sim::RunState& /*state*/) override {
+  void on_finish(const sim::RunState& state) override {
+    for (std::size_t i = 0; i < populations_.size(); ++i) {
+      if (state.populations[i].inference) write_accounting(populations_[i], *state.populations[i].inference);
+    }
     // Everything is on disk already: release handles and buffers now rather than at destruction.
     for (Series* series : {&step_, &t_, &decision_step_, &price_, &return_, &shock_}) series->close();
     populations_.clear();
@@ -298,6 +338,11 @@ class Recorder final : public sim::Observer {
     Series wealth, amount;  ///< trajectories (invalid when not recorded)
     Series summary_wealth, summary_amount, summary_proportion;
     std::vector<double> decision_wealth;  ///< X_k of the next decision, recorded paths x all agents
+    Handle group;                         ///< kept open for the accounting attributes at on_finish
+    /// transcripts/ (LLM-backed populations): one row per request, appended per step.
+    Series t_step, t_path, t_agent, t_stage, t_prompt_hash, t_seed, t_output, t_values, t_valid, t_status,
+        t_prompt_tokens, t_cached_tokens, t_completion_tokens, t_time_ms;
+    int t_width = 0;
   };
 
   hid_t require_open() const {
@@ -402,7 +447,93 @@ class Recorder final : public sim::Observer {
       out.summary_proportion = Series(summary.get(), summary_where, "proportion", H5T_IEEE_F64LE,
                                       H5T_NATIVE_DOUBLE, stats_row, {"decision_step,stat", "1", false, 0});
     }
+    if (pop.inference) create_transcripts(group.get(), out, *pop.inference);
+    out.group = std::move(group);
     return out;
+  }
+
+  /// The backend's provenance and the transcripts/ series (written whatever `trajectories`, `paths`,
+  /// `every` and `max_agents` say: a replay needs every request).
+  void create_transcripts(hid_t group, Population& out, const sim::InferenceLog& log) {
+    write_attribute(group, out.where, "backend", log.backend);
+    write_attribute(group, out.where, "backend_description", log.backend_description);
+    write_attribute(group, out.where, "protocol", log.protocol);
+    const std::string where = out.where + "/transcripts";
+    Handle tg = make(H5Gcreate2(group, "transcripts", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose,
+                     "H5Gcreate2", where);
+    if (!string_type_.valid()) string_type_ = make_string_type(where);
+    const hid_t str = string_type_.get();
+    const DatasetSpec plain{"request", "", false, 0};
+    const hid_t g = tg.get();
+    out.t_step = Series(g, where, "step", H5T_STD_I32LE, H5T_NATIVE_INT, {}, plain);
+    out.t_path = Series(g, where, "path", H5T_STD_I32LE, H5T_NATIVE_INT, {}, plain);
+    out.t_agent = Series(g, where, "agent", H5T_STD_I32LE, H5T_NATIVE_INT, {}, plain);
+    out.t_stage = Series(g, where, "stage", H5T_STD_I32LE, H5T_NATIVE_INT, {}, plain);
+    out.t_prompt_hash = Series(g, where, "prompt_hash", H5T_STD_U64LE, H5T_NATIVE_UINT64, {}, plain);
+    out.t_seed = Series(g, where, "seed", H5T_STD_U64LE, H5T_NATIVE_UINT64, {}, plain);
+    out.t_output = Series(g, where, "output", str, str, {}, plain);
+    out.t_width = std::max(1, log.width);
+    out.t_values = Series(g, where, "values", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE,
+                          {static_cast<hsize_t>(out.t_width)}, {"request,value", "1", false, 0});
+    out.t_valid = Series(g, where, "valid", H5T_STD_U8LE, H5T_NATIVE_UINT8, {}, plain);
+    out.t_status = Series(g, where, "status", str, str, {}, plain);
+    out.t_prompt_tokens = Series(g, where, "prompt_tokens", H5T_STD_I32LE, H5T_NATIVE_INT, {}, plain);
+    out.t_cached_tokens = Series(g, where, "cached_tokens", H5T_STD_I32LE, H5T_NATIVE_INT, {}, plain);
+    out.t_completion_tokens = Series(g, where, "completion_tokens", H5T_STD_I32LE, H5T_NATIVE_INT, {}, plain);
+    out.t_time_ms =
+        Series(g, where, "time_ms", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, {}, {"request", "ms", false, 0});
+  }
+
+  /// Appends the transcripts made since the last callback, one block per dataset.
+  static void write_transcripts(Population& out, const sim::InferenceLog& log) {
+    if (!out.t_step.valid() || log.pending.empty()) return;
+    const auto& rows = log.pending;
+    const std::size_t n = rows.size();
+    const auto column = [&](auto field) {
+      using T = std::decay_t<decltype(field(rows.front()))>;
+      std::vector<T> v(n);
+      for (std::size_t i = 0; i < n; ++i) v[i] = field(rows[i]);
+      return v;
+    };
+    const auto hn = static_cast<hsize_t>(n);
+    out.t_step.append_rows(column([](const sim::Transcript& t) { return t.step; }).data(), hn);
+    out.t_path.append_rows(column([](const sim::Transcript& t) { return t.path; }).data(), hn);
+    out.t_agent.append_rows(column([](const sim::Transcript& t) { return t.agent; }).data(), hn);
+    out.t_stage.append_rows(column([](const sim::Transcript& t) { return t.stage; }).data(), hn);
+    out.t_prompt_hash.append_rows(column([](const sim::Transcript& t) { return t.prompt_hash; }).data(), hn);
+    out.t_seed.append_rows(column([](const sim::Transcript& t) { return t.seed; }).data(), hn);
+    out.t_output.append_rows(column([](const sim::Transcript& t) { return t.output.c_str(); }).data(), hn);
+    const auto width = static_cast<std::size_t>(out.t_width);
+    std::vector<double> values(n * width, std::numeric_limits<double>::quiet_NaN());
+    for (std::size_t i = 0; i < n; ++i) {
+      const auto& v = rows[i].values;
+      std::copy_n(v.begin(), std::min(v.size(), width),
+                  values.begin() + static_cast<std::ptrdiff_t>(i * width));
+    }
+    out.t_values.append_rows(values.data(), hn);
+    out.t_valid.append_rows(
+        column([](const sim::Transcript& t) { return static_cast<std::uint8_t>(t.valid ? 1 : 0); }).data(),
+        hn);
+    out.t_status.append_rows(column([](const sim::Transcript& t) { return t.status.c_str(); }).data(), hn);
+    out.t_prompt_tokens.append_rows(column([](const sim::Transcript& t) { return t.prompt_tokens; }).data(),
+                                    hn);
+    out.t_cached_tokens.append_rows(column([](const sim::Transcript& t) { return t.cached_tokens; }).data(),
+                                    hn);
+    out.t_completion_tokens.append_rows(
+        column([](const sim::Transcript& t) { return t.completion_tokens; }).data(), hn);
+    out.t_time_ms.append_rows(column([](const sim::Transcript& t) { return t.time_ms; }).data(), hn);
+  }
+
+  /// Run accounting of an LLM-backed population, as attributes of its group.
+  static void write_accounting(const Population& out, const sim::InferenceLog& log) {
+    if (!out.group.valid()) return;
+    const hid_t g = out.group.get();
+    write_attribute(g, out.where, "inference_requests", log.requests);
+    write_attribute(g, out.where, "inference_invalid", log.invalid);
+    write_attribute(g, out.where, "prompt_tokens", log.prompt_tokens);
+    write_attribute(g, out.where, "cached_tokens", log.cached_tokens);
+    write_attribute(g, out.where, "completion_tokens", log.completion_tokens);
+    write_attribute(g, out.where, "inference_seconds", log.seconds);
   }
 
   void write_params(hid_t group, const std::string& group_where, const sim::PopulationState& pop,
@@ -560,6 +691,7 @@ class Recorder final : public sim::Observer {
   Handle market_space_;
   std::vector<Population> populations_;
   std::vector<SummaryJob> jobs_;  ///< summary rows of one callback (buffers reused across steps)
+  Handle string_type_;            ///< variable-length UTF-8, for transcripts
 };
 
 }  // namespace

@@ -138,6 +138,37 @@ struct RunFile::Impl {
     return values;
   }
 
+  /// A whole 1-D dataset of a numeric type read as T (HDF5 converts).
+  template <class T>
+  [[nodiscard]] std::vector<T> read_vector(const std::string& path, hid_t mem_type) const {
+    Handle ds = open_dataset(path);
+    const auto dims = dims_of(ds.get(), path);
+    if (dims.size() != 1) throw IoError(fmt::format("{} is not one-dimensional", path));
+    std::vector<T> values(dims[0]);
+    if (!values.empty())
+      check(H5Dread(ds.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()), "H5Dread", path);
+    return values;
+  }
+
+  /// A whole 1-D dataset of variable-length strings.
+  [[nodiscard]] std::vector<std::string> read_strings(const std::string& path) const {
+    Handle ds = open_dataset(path);
+    const auto dims = dims_of(ds.get(), path);
+    if (dims.size() != 1) throw IoError(fmt::format("{} is not one-dimensional", path));
+    Handle mem = make(H5Tcopy(H5T_C_S1), H5Tclose, "H5Tcopy", path);
+    check(H5Tset_size(mem.get(), H5T_VARIABLE), "H5Tset_size", path);
+    check(H5Tset_cset(mem.get(), H5T_CSET_UTF8), "H5Tset_cset", path);
+    std::vector<char*> raw(dims[0], nullptr);
+    std::vector<std::string> out;
+    if (raw.empty()) return out;
+    check(H5Dread(ds.get(), mem.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, raw.data()), "H5Dread", path);
+    out.reserve(raw.size());
+    for (const char* text : raw) out.emplace_back(text != nullptr ? text : "");
+    Handle space = make(H5Dget_space(ds.get()), H5Sclose, "H5Dget_space", path);
+    H5Dvlen_reclaim(mem.get(), space.get(), H5P_DEFAULT, raw.data());
+    return out;
+  }
+
   /// A whole 1-D or 2-D float64 dataset as (last axis) x (rows), see the header's layout rule.
   [[nodiscard]] Eigen::MatrixXd read_matrix(const std::string& path) const {
     Handle ds = open_dataset(path);
@@ -235,6 +266,9 @@ RunGroupInfo RunFile::group(const std::string& group) const {
     const hid_t f = impl_->file.get();
     p.has_trajectories = exists(f, child(where, "wealth")) && exists(f, child(where, "amount"));
     p.has_theory = exists(f, child(where, "theory/amount"));
+    p.has_transcripts = exists(f, child(where, "transcripts/step"));
+    if (has_attribute(pg.get(), "backend")) p.backend = read_string_attribute(pg.get(), where, "backend");
+    if (has_attribute(pg.get(), "protocol")) p.protocol = read_string_attribute(pg.get(), where, "protocol");
     if (exists(f, child(where, "params"))) {
       Handle params = impl_->open_group(child(where, "params"));
       p.params = member_names(params.get(), child(where, "params"));
@@ -293,6 +327,36 @@ Eigen::VectorXd RunFile::param(const std::string& group, const std::string& popu
 
 Eigen::MatrixXd RunFile::theory_amount(const std::string& group, const std::string& population) const {
   return impl_->read_matrix(child(group, fmt::format("populations/{}/theory/amount", population)));
+}
+
+Transcripts RunFile::transcripts(const std::string& group, const std::string& population) const {
+  const std::string base = child(group, fmt::format("populations/{}/transcripts", population));
+  if (!exists(impl_->file.get(), base))
+    throw IoError(fmt::format("{}: population {} of {} has no transcripts", path_, population, group));
+  const auto at = [&](const char* name) { return child(base, name); };
+  Transcripts t;
+  t.step = impl_->read_vector<int>(at("step"), H5T_NATIVE_INT);
+  t.path = impl_->read_vector<int>(at("path"), H5T_NATIVE_INT);
+  t.agent = impl_->read_vector<int>(at("agent"), H5T_NATIVE_INT);
+  t.stage = impl_->read_vector<int>(at("stage"), H5T_NATIVE_INT);
+  t.prompt_hash = impl_->read_vector<std::uint64_t>(at("prompt_hash"), H5T_NATIVE_UINT64);
+  t.seed = impl_->read_vector<std::uint64_t>(at("seed"), H5T_NATIVE_UINT64);
+  t.output = impl_->read_strings(at("output"));
+  t.status = impl_->read_strings(at("status"));
+  t.values = impl_->read_matrix(at("values"));
+  t.valid = impl_->read_vector<std::uint8_t>(at("valid"), H5T_NATIVE_UINT8);
+  t.prompt_tokens = impl_->read_vector<int>(at("prompt_tokens"), H5T_NATIVE_INT);
+  t.cached_tokens = impl_->read_vector<int>(at("cached_tokens"), H5T_NATIVE_INT);
+  t.completion_tokens = impl_->read_vector<int>(at("completion_tokens"), H5T_NATIVE_INT);
+  t.time_ms = impl_->read_vector<double>(at("time_ms"), H5T_NATIVE_DOUBLE);
+  const std::size_t n = t.step.size();
+  for (const std::size_t m :
+       {t.path.size(), t.agent.size(), t.stage.size(), t.prompt_hash.size(), t.seed.size(), t.output.size(),
+        t.status.size(), static_cast<std::size_t>(t.values.cols()), t.valid.size(), t.prompt_tokens.size(),
+        t.cached_tokens.size(), t.completion_tokens.size(), t.time_ms.size()}) {
+    if (m != n) throw IoError(fmt::format("{}: the datasets under {} differ in length", path_, base));
+  }
+  return t;
 }
 
 Eigen::MatrixXd RunFile::summary(const std::string& group, const std::string& population,

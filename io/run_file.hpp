@@ -38,6 +38,21 @@ struct PopulationInfo {
   bool has_theory = false;                 ///< theory/amount
   std::vector<std::string> params;         ///< names under params/
   std::vector<std::string> summary_stats;  ///< column names of summary/* (empty: no summaries)
+  bool has_transcripts = false;            ///< transcripts/ (LLM-backed populations)
+  std::string backend;                     ///< backend name (LLM-backed populations)
+  std::string protocol;                    ///< investagent protocol
+};
+
+/// populations/<name>/transcripts/ read whole: one entry per request, in file order.
+struct Transcripts {
+  std::vector<int> step, path, agent, stage;
+  std::vector<std::uint64_t> prompt_hash, seed;
+  std::vector<std::string> output, status;
+  Eigen::MatrixXd values;  ///< width x requests (column r = request r), NaN padded
+  std::vector<std::uint8_t> valid;
+  std::vector<int> prompt_tokens, cached_tokens, completion_tokens;
+  std::vector<double> time_ms;
+  [[nodiscard]] std::size_t size() const { return step.size(); }
 };
 
 /// One run group.
@@ -83,6 +98,8 @@ class RunFile {
                                       const std::string& name) const;
   /// theory/amount: M x n.
   [[nodiscard]] Eigen::MatrixXd theory_amount(const std::string& group, const std::string& population) const;
+  /// transcripts/ of an LLM-backed population (IoError when it has none).
+  [[nodiscard]] Transcripts transcripts(const std::string& group, const std::string& population) const;
   /// summary/<quantity> (wealth, amount, proportion): Q x rows, Q = summary_stats columns.
   [[nodiscard]] Eigen::MatrixXd summary(const std::string& group, const std::string& population,
                                         const std::string& quantity) const;

@@ -13,6 +13,8 @@
 #include <tuple>
 #include <utility>
 
+#include "sim/investalign/dataset.hpp"
+
 namespace herdsim::io {
 
 namespace {
@@ -26,6 +28,8 @@ constexpr double inf = std::numeric_limits<double>::infinity();
 constexpr double nan = std::numeric_limits<double>::quiet_NaN();
 constexpr std::int64_t int_max = std::numeric_limits<int>::max();
 constexpr std::size_t max_sweep_points = 10000;
+/// Years of the InvestAlign reference budget list (investalign::static_budget_list).
+constexpr int sim_budget_years = static_cast<int>(investalign::static_budget_list.size());
 
 std::string join_path(const std::string& prefix, std::string_view key) {
   return prefix.empty() ? std::string(key) : fmt::format("{}.{}", prefix, key);
@@ -504,9 +508,13 @@ std::vector<SweepAxis> collect_sweep(toml::table& root, Checker& c) {
 
 // ---- validation of the tree -----------------------------------------------------------------
 
-const KeyList population_keys = {"name",    "kind", "count",     "wealth",    "lottery", "alpha",
-                                 "theta",   "herd", "influence", "leader",    "network", "policy",
-                                 "optimum", "bc",   "rho",       "proportion"};
+const KeyList population_keys = {"name",    "kind", "count",     "wealth",     "lottery",  "alpha",
+                                 "theta",   "herd", "influence", "leader",     "network",  "policy",
+                                 "optimum", "bc",   "rho",       "proportion", "protocol", "inference"};
+
+const KeyList inference_keys = {"backend",    "model",  "lora",         "temperature",
+                                "max_tokens", "batch",  "threads",      "prefix_sharing",
+                                "grammar",    "replay", "replay_group", "replay_population"};
 
 /// Why key does not apply to this population ("" if it does).
 std::string inapplicable(std::string_view key, std::optional<sim::AgentKind> kind,
@@ -516,10 +524,15 @@ std::string inapplicable(std::string_view key, std::optional<sim::AgentKind> kin
   const KeyList merton = {"alpha", "policy", "optimum", "lottery"};
   const KeyList herd_keys = {"alpha",   "theta",  "lottery", "herd", "influence", "leader",
                              "network", "policy", "optimum", "bc",   "rho"};
-  const char* kind_name = *kind == AgentKind::merton ? "merton" : *kind == AgentKind::herd ? "herd" : "noise";
-  const bool applies = *kind == AgentKind::merton ? contains(merton, key)
-                       : *kind == AgentKind::herd ? contains(herd_keys, key)
-                                                  : key == "proportion";
+  const KeyList investagent_keys = {"alpha", "theta", "lottery", "leader", "protocol", "inference"};
+  const char* kind_name = *kind == AgentKind::merton        ? "merton"
+                          : *kind == AgentKind::herd        ? "herd"
+                          : *kind == AgentKind::investagent ? "investagent"
+                                                            : "noise";
+  const bool applies = *kind == AgentKind::merton        ? contains(merton, key)
+                       : *kind == AgentKind::herd        ? contains(herd_keys, key)
+                       : *kind == AgentKind::investagent ? contains(investagent_keys, key)
+                                                         : key == "proportion";
   if (!applies) return fmt::format("does not apply to kind = \"{}\"", kind_name);
   if (key == "leader" && influence == sim::Influence::peers)
     return "does not apply with influence = \"peers\" (peers follow their network)";
@@ -583,6 +596,60 @@ void read_network(Checker& c, const toml::table& t, const std::string& prefix, P
              fmt::format("influence = \"peers\" needs count >= 2, got {}", pop.count));
 }
 
+/// The `inference` table of an investagent population.
+void read_inference(Checker& c, const toml::table& t, const std::string& prefix, PopulationSpec& pop) {
+  const std::string path = prefix + ".inference";
+  if (!t.contains("inference")) {
+    c.report(&t, path, "is required for kind = \"investagent\": a table with backend and model (or replay)");
+    return;
+  }
+  const auto* table = c.table(t, prefix, "inference");
+  if (table == nullptr) return;
+  c.check_keys(*table, path, inference_keys);
+  sim::InferenceSpec& s = pop.inference;
+  if (!table->contains("backend"))
+    c.report(table, path + ".backend",
+             "is required: a plugin name (\"llama\"), a plugin path, or \"replay\"");
+  s.backend = c.string(*table, path, "backend").value_or("");
+  if (table->contains("backend") && table->get("backend")->is_string() && s.backend.empty())
+    c.report(table->get("backend"), path + ".backend", "must not be empty");
+  const bool replay = s.backend == "replay";
+  s.model = c.string(*table, path, "model").value_or("");
+  if (!replay && !s.backend.empty() && !table->contains("model"))
+    c.report(table, path + ".model",
+             fmt::format("is required with backend = \"{}\": the model file", s.backend));
+  if (const auto* n = table->get("lora")) {
+    if (const auto* a = n->as_array()) {
+      for (std::size_t i = 0; i < a->size(); ++i) {
+        if (const auto* v = (*a)[i].as_string())
+          s.lora.push_back(v->get());
+        else
+          c.report(&(*a)[i], fmt::format("{}.lora[{}]", path, i),
+                   fmt::format("must be a string (an adapter file), got {}", describe((*a)[i])));
+      }
+    } else {
+      c.report(n, path + ".lora", fmt::format("must be an array of adapter files, got {}", describe(*n)));
+    }
+  }
+  s.temperature = c.number(*table, path, "temperature", non_negative).value_or(s.temperature);
+  s.max_tokens = static_cast<int>(c.integer(*table, path, "max_tokens", 1).value_or(s.max_tokens));
+  s.batch = static_cast<int>(c.integer(*table, path, "batch", 1).value_or(s.batch));
+  s.threads = static_cast<int>(c.integer(*table, path, "threads", 1).value_or(s.threads));
+  s.prefix_sharing = c.boolean(*table, path, "prefix_sharing").value_or(s.prefix_sharing);
+  s.grammar = c.boolean(*table, path, "grammar").value_or(s.grammar);
+  // model, lora and threads may stay when a scenario is switched to replay with --set: they are ignored.
+  for (const char* key : {"replay", "replay_group", "replay_population"}) {
+    if (table->contains(key) && !replay && !s.backend.empty())
+      c.report(table->get(key), join_path(path, key), "applies only with backend = \"replay\"");
+  }
+  s.replay = c.string(*table, path, "replay").value_or("");
+  s.replay_group = c.string(*table, path, "replay_group").value_or("");
+  s.replay_population = c.string(*table, path, "replay_population").value_or("");
+  if (replay && !table->contains("replay"))
+    c.report(table, path + ".replay",
+             "is required with backend = \"replay\": the run file whose transcripts answer");
+}
+
 /// One [[population]]; leaders are checked once all populations are read.
 PopulationSpec read_population(Checker& c, const toml::table& t, std::size_t index) {
   using namespace sim;
@@ -590,10 +657,13 @@ PopulationSpec read_population(Checker& c, const toml::table& t, std::size_t ind
   PopulationSpec pop;
   pop.source_line = static_cast<int>(t.source().begin.line);
   check_name(c, t, prefix, pop);
-  if (!t.contains("kind")) c.report(&t, prefix + ".kind", "is required (\"merton\", \"herd\" or \"noise\")");
-  const auto kind = c.choice<AgentKind>(
-      t, prefix, "kind",
-      {{"merton", AgentKind::merton}, {"herd", AgentKind::herd}, {"noise", AgentKind::noise}});
+  if (!t.contains("kind"))
+    c.report(&t, prefix + ".kind", "is required (\"merton\", \"herd\", \"noise\" or \"investagent\")");
+  const auto kind = c.choice<AgentKind>(t, prefix, "kind",
+                                        {{"merton", AgentKind::merton},
+                                         {"herd", AgentKind::herd},
+                                         {"noise", AgentKind::noise},
+                                         {"investagent", AgentKind::investagent}});
   pop.kind = kind.value_or(AgentKind::merton);
   const auto count = c.integer(t, prefix, "count", 1);
   pop.count = static_cast<int>(count.value_or(1));
@@ -645,8 +715,23 @@ PopulationSpec read_population(Checker& c, const toml::table& t, std::size_t ind
   const Domain prob{pop.lottery.sure / pop.lottery.win, true, 1.0, true};
   required_param("alpha", {positive, "lottery_prob", ParamSpec::Scale::lottery_prob, prob}, pop.alpha);
   const auto* alpha_table = t.get_as<toml::table>("alpha");
-  if (t.contains("lottery") && !(alpha_table != nullptr && alpha_table->contains("lottery_prob")))
+  if (t.contains("lottery") && !(alpha_table != nullptr && alpha_table->contains("lottery_prob")) &&
+      *kind != AgentKind::investagent)  // an investagent's prompt quotes the lottery either way
     c.report(t.get("lottery"), prefix + ".lottery", "applies only with alpha = { lottery_prob = ... }");
+  if (*kind == AgentKind::investagent) {
+    required_param("theta", {non_negative, "score", ParamSpec::Scale::score, non_negative}, pop.theta);
+    pop.protocol = c.choice<InvestProtocol>(t, prefix, "protocol",
+                                            {{"absolute", InvestProtocol::absolute},
+                                             {"relative", InvestProtocol::relative},
+                                             {"step", InvestProtocol::step}})
+                       .value_or(InvestProtocol::absolute);
+    if (!t.contains("leader"))
+      c.report(&t, prefix + ".leader",
+               "is required for kind = \"investagent\": the name of a merton population");
+    pop.leader = c.string(t, prefix, "leader").value_or("");
+    read_inference(c, t, prefix, pop);
+    return pop;
+  }
   pop.optimum = c.choice<Optimum>(t, prefix, "optimum",
                                   {{"discrete", Optimum::discrete}, {"continuous", Optimum::continuous}})
                     .value_or(Optimum::discrete);
@@ -669,11 +754,6 @@ PopulationSpec read_population(Checker& c, const toml::table& t, std::size_t ind
         c.choice<Boundary>(t, prefix, "bc", {{"pinned", Boundary::pinned}, {"natural", Boundary::natural}})
             .value_or(Boundary::pinned);
   if (pop.herd == HerdType::absolute) pop.rho = c.number(t, prefix, "rho", any_number).value_or(0.0);
-  if (herd == HerdType::relative && influence == Influence::peers)
-    c.report(t.get("influence"), prefix + ".influence",
-             "influence = \"peers\" with herd = \"relative\" is not available (no solver for relative "
-             "herding on a "
-             "network yet); use herd = \"absolute\" or influence = \"leader\"");
   if (policy == Policy::replan && herd == HerdType::relative)
     c.report(
         t.get("policy"), prefix + ".policy",
@@ -780,6 +860,32 @@ void read_record(Checker& c, const toml::table& t, sim::RecordSpec& rec, std::op
   }
 }
 
+/// InvestAgents decide once a year over the reference budget list: steps_per_year = 1 and a horizon of
+/// 1..10 whole years (relative: >= 2). Reported at each investagent population.
+void check_investagent_time(Checker& c, const toml::table& root, const sim::ScenarioSpec& spec) {
+  const auto* pops = root.get_as<toml::array>("population");
+  if (pops == nullptr) return;
+  const double T = spec.run.horizon;
+  const auto max_years = static_cast<double>(sim_budget_years);
+  for (std::size_t i = 0; i < spec.populations.size() && i < pops->size(); ++i) {
+    const auto& pop = spec.populations[i];
+    if (pop.kind != sim::AgentKind::investagent) continue;
+    const auto* t = pops->get_as<toml::table>(i);
+    const std::string prefix = fmt::format("population[{}]", i);
+    if (spec.run.steps_per_year != 1 || T != std::round(T) || T < 1.0 || T > max_years) {
+      c.report(
+          t->get("kind"), prefix + ".kind",
+          fmt::format("kind = \"investagent\" needs run.steps_per_year = 1 and run.horizon a whole number of "
+                      "years in 1..{} (one answer per year over the reference budgets), got horizon {} with "
+                      "steps_per_year {}",
+                      sim_budget_years, T, spec.run.steps_per_year));
+    } else if (pop.protocol == sim::InvestProtocol::relative && T < 2.0) {
+      c.report(t->contains("protocol") ? t->get("protocol") : t->get("kind"), prefix + ".protocol",
+               "protocol = \"relative\" needs run.horizon >= 2 years (T - 1 changes)");
+    }
+  }
+}
+
 /// The spec of a tree whose overrides and sweep values are applied and whose [sweep] is removed.
 sim::ScenarioSpec validate(Checker& c, const toml::table& root) {
   sim::ScenarioSpec spec;
@@ -814,7 +920,9 @@ sim::ScenarioSpec validate(Checker& c, const toml::table& root) {
     for (std::size_t i = 0; i < arr.size(); ++i) {
       const auto& pop = spec.populations[i];
       const auto* node = arr.get_as<toml::table>(i)->get("leader");
-      if (node == nullptr || pop.leader.empty() || pop.kind != sim::AgentKind::herd) continue;
+      if (node == nullptr || pop.leader.empty() ||
+          (pop.kind != sim::AgentKind::herd && pop.kind != sim::AgentKind::investagent))
+        continue;
       const auto it = index_of.find(pop.leader);
       if (it == index_of.end())
         c.report(node, fmt::format("population[{}].leader", i),
@@ -826,6 +934,7 @@ sim::ScenarioSpec validate(Checker& c, const toml::table& root) {
   }
   if (const auto* t = c.table(root, "", "record"))
     read_record(c, *t, spec.record, run_paths_ok ? std::optional(spec.run.paths) : std::nullopt);
+  check_investagent_time(c, root, spec);
   return spec;
 }
 

@@ -31,13 +31,19 @@ class Population {
   /// May read earlier populations' params (e.g. a leader's alpha). Called once, in population order.
   virtual void initialize(const RunState& state, PopulationState& own) = 0;
 
+  /// Serial hook, called once per step on the calling thread before the parallel decide() (after
+  /// amount has become previous_amount): where a population makes its batched inference calls, so that
+  /// no backend is ever called from inside the parallel loop. May throw (the run stops before deciding).
+  virtual void prepare_step(const DecisionContext& /*ctx*/, PopulationState& /*own*/) {}
+
   /// Decides P_k for the slots paths [path_begin, path_end) x agents [agent_begin, agent_end): writes
   /// own.amount there and nowhere else.
   virtual void decide(const DecisionContext& ctx, int path_begin, int path_end, int agent_begin,
                       int agent_end, PopulationState& own) const = 0;
 
-  /// True when decisions depend only on (step, agent) — never on paths, wealth or others — so the
-  /// runtime may advance blocks of agents through many steps at once (plan policies).
+  /// True when decisions depend only on (step, agent) — never on paths, wealth or others — and
+  /// decide() plays theory_amount, so the runtime may advance blocks of agents through many steps at
+  /// once (plan policies; the fused kernel never calls prepare_step).
   [[nodiscard]] virtual bool path_independent() const { return false; }
 
   /// Relative cost of one agent-decision (1 = a few flops; ~1000 = a root solve), for partitioning.

@@ -3,6 +3,7 @@
 // (recorder, metrics) see it read-only through Observer callbacks.
 #include <Eigen/Core>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -10,6 +11,40 @@
 #include "sim/scenario_spec.hpp"
 
 namespace herdsim::sim {
+
+/// One inference request of an LLM-backed population and what came of it (a row of `transcripts/`).
+struct Transcript {
+  int step = 0;                   ///< decision k at which the request was made
+  int path = -1;                  ///< path, or -1 when the answer applies to every path
+  int agent = 0;                  ///< agent index in the population
+  int stage = 0;                  ///< protocol stage (relative: 0 absolute prompt, 1 changes)
+  std::uint64_t prompt_hash = 0;  ///< investalign::Prompt::hash() of the prompt
+  std::uint64_t seed = 0;         ///< sampling seed of the request
+  std::string output;             ///< the generated text, as returned
+  std::vector<double> values;     ///< parsed values, fractions (the fallback when invalid)
+  bool valid = false;             ///< the answer parsed (investalign::ParsedAnswer::valid)
+  std::string status;             ///< the parser's status name (ok, missing_key, ...)
+  int prompt_tokens = 0;          ///< tokens of the formatted prompt
+  int cached_tokens = 0;          ///< of those, reused from a shared prefix
+  int completion_tokens = 0;      ///< generated tokens
+  double time_ms = 0.0;           ///< backend wall time attributed to the request
+};
+
+/// The inference record of an LLM-backed population: provenance, totals, and the transcripts of the
+/// current step (observers write them in on_step; the runtime then clears them, so memory stays bounded).
+struct InferenceLog {
+  std::string backend;              ///< Backend::name()
+  std::string backend_description;  ///< Backend::describe() (JSON)
+  std::string protocol;             ///< "absolute", "relative", "step"
+  int width = 1;                    ///< columns of Transcript::values in the file (shorter rows: NaN)
+  std::vector<Transcript> pending;  ///< transcripts of the current step
+  std::int64_t requests = 0;        ///< totals over the run so far
+  std::int64_t invalid = 0;
+  std::int64_t prompt_tokens = 0;
+  std::int64_t cached_tokens = 0;
+  std::int64_t completion_tokens = 0;
+  double seconds = 0.0;  ///< wall time inside Backend::generate
+};
 
 /// One population: its per-agent parameters and its agents' state on every path.
 struct PopulationState {
@@ -28,6 +63,8 @@ struct PopulationState {
   /// The decision before that (P_{k-1} while step k is decided): what adaptive agents observe, so
   /// that no decision depends on the order in which populations decide.
   Eigen::MatrixXd previous_amount;
+  /// LLM-backed populations only: transcripts and accounting.
+  std::optional<InferenceLog> inference;
 };
 
 /// Market state on every path.

@@ -72,7 +72,7 @@ struct NetworkSpec {
   double p = 0.1;  ///< erdos_renyi: edge probability; small_world: rewiring probability
 };
 
-enum class AgentKind { merton, herd, noise };
+enum class AgentKind { merton, herd, noise, investagent };
 enum class HerdType { absolute, relative };
 enum class Influence { leader, peers };
 enum class Policy { plan, replan, adaptive };
@@ -80,6 +80,29 @@ enum class Policy { plan, replan, adaptive };
 /// continuous-time closed form sampled at the decision times (the released InvestAlign code).
 enum class Optimum { discrete, continuous };
 enum class Boundary { pinned, natural };
+/// How an investagent population asks its model (docs/investagents.md, "InvestAgent populations").
+enum class InvestProtocol {
+  absolute,  ///< P3: one request per agent at t = 0 for T proportions, played as a plan on every path
+  relative,  ///< P1, two stages: the absolute prompt's year 1 at t = 0, then T - 1 changes at t = 1
+  step,      ///< each step, one request per (agent, path) with the current state
+};
+
+/// The `inference` table of an investagent population: which backend answers and how. Plain data: the
+/// backend itself is created outside the agents by a factory (inference::BackendFactory).
+struct InferenceSpec {
+  std::string backend;            ///< plugin name ("llama"), a plugin path (contains '/'), or "replay"
+  std::string model;              ///< model file (plugins); empty for replay
+  std::vector<std::string> lora;  ///< LoRA adapter files, applied in order
+  double temperature = 0.0;       ///< 0 = greedy
+  int max_tokens = 384;           ///< upper bound on generated tokens per request
+  int batch = 64;                 ///< requests per backend call
+  int threads = 1;                ///< backend threads
+  bool prefix_sharing = true;     ///< let the backend evaluate the shared prompt prefix once
+  bool grammar = true;            ///< constrain the output with the answer's GBNF grammar
+  std::string replay;             ///< backend = "replay": the run file whose transcripts answer
+  std::string replay_group;       ///< replay: only this run group ("/", "/sweep_001"); empty = any
+  std::string replay_population;  ///< replay: only this population; empty = any
+};
 
 /// [[population]]
 struct PopulationSpec {
@@ -103,6 +126,9 @@ struct PopulationSpec {
   ParamSpec theta;       ///< herding coefficient (herd)
   ParamSpec wealth;      ///< initial wealth, currency units
   ParamSpec proportion;  ///< noise: the proportion of wealth in the stock, drawn every step
+  // investagent (leader, alpha, lottery, theta and wealth as above)
+  InvestProtocol protocol = InvestProtocol::absolute;
+  InferenceSpec inference;
   /// Source line of the [[population]] table, for messages raised after parsing (0 if unknown).
   int source_line = 0;
 };

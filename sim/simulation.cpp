@@ -59,13 +59,26 @@ Simulation::Simulation(ScenarioSpec spec, const PopulationFactory& make)
   }
 }
 
-void Simulation::decide(int k) {
-  for (auto& pop : state_.populations) pop.amount.swap(pop.previous_amount);
+DecisionContext Simulation::context(int k) const {
   DecisionContext ctx;
   ctx.step = k;
   ctx.time = k * spec_.run.dt();
   ctx.state = &state_;
   ctx.rng = &rng_;
+  return ctx;
+}
+
+void Simulation::prepare(int k) {
+  for (auto& pop : state_.populations) pop.amount.swap(pop.previous_amount);
+  DecisionContext ctx = context(k);
+  for (std::size_t i = 0; i < populations_.size(); ++i) {
+    ctx.population_index = static_cast<int>(i);
+    populations_[i]->prepare_step(ctx, state_.populations[i]);
+  }
+}
+
+void Simulation::decide(int k) {
+  DecisionContext ctx = context(k);
   for (std::size_t i = 0; i < populations_.size(); ++i) {
     ctx.population_index = static_cast<int>(i);
     const Population& impl = *populations_[i];
@@ -141,6 +154,9 @@ RunSummary Simulation::run(const RunOptions& options) {
         summary.phases[ph].seconds += seconds_since(tp);
       }
       for (auto* o : observers_) o->on_step(k, state_);
+      for (auto& pop : state_.populations) {
+        if (pop.inference) pop.inference->pending.clear();  // written by the observers; bounded memory
+      }
       if (options.progress) options.progress(k + 1, state_.steps);
     }
     for (auto* o : observers_) o->on_finish(state_);

@@ -65,6 +65,8 @@ class Simulation {
   [[nodiscard]] const RunState& state() const { return state_; }
 
  private:
+  [[nodiscard]] DecisionContext context(int k) const;
+  void prepare(int k);
   void decide(int k);
   void move_market(int k);
   void settle(int k);
@@ -76,6 +78,7 @@ class Simulation {
     void (Simulation::*run)(int k);
   };
   static constexpr Phase phases_[] = {
+      {"prepare", &Simulation::prepare},  // serial: P_k becomes P_{k-1}; batched inference
       {"decide", &Simulation::decide},
       {"market", &Simulation::move_market},
       {"settle", &Simulation::settle},

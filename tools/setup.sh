@@ -16,6 +16,7 @@ packages=(
   libtomlplusplus-dev   # toml++: scenario files
   librandom123-dev      # Random123: counter-based RNG (Philox)
   nlohmann-json3-dev    # JSON output and parsing
+  libcurl4-openssl-dev  # libcurl: the openai inference backend (HTTP to OpenAI-compatible servers)
   clang-format          # style check
   python3-numpy python3-scipy python3-h5py python3-matplotlib   # round-trip tests, NumPy/SciPy baselines, plots
   python3-pandas        # tools/herdsim_load.py's to_pandas() and the export tests (xarray stays optional)

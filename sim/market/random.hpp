@@ -31,6 +31,12 @@ class CounterRng {
     return normal_pair(stream, path, step, index).x;
   }
 
+  /// 64 random bits for (stream, path, step, index) (e.g. a seed handed to another generator).
+  [[nodiscard]] std::uint64_t bits(Stream stream, std::uint64_t path, std::uint64_t step,
+                                   std::uint64_t index) const {
+    return raw(stream, path, step, index)[3];
+  }
+
   /// A uniform in the open interval (0, 1) for (stream, path, step, index).
   [[nodiscard]] double uniform(Stream stream, std::uint64_t path, std::uint64_t step,
                                std::uint64_t index) const {

@@ -458,8 +458,11 @@ colour = "red"
   }
 
   TEST_CASE("combinations that are not available are validation errors with a reason") {
-    CHECK_PROBLEM(peers("network = { kind = \"all_to_all\" }\nherd = \"relative\"\n"),
-                  "population[0].influence", "not available (no solver for relative herding on a network");
+    // Relative herding on peers is the mutual relative game (plan) or the relative adaptive rule.
+    CHECK_VALID(peers("network = { kind = \"all_to_all\" }\nherd = \"relative\"\n"));
+    CHECK_VALID(peers("network = { kind = \"ring\" }\nherd = \"relative\"\npolicy = \"adaptive\"\n"));
+    CHECK_PROBLEM(peers("network = { kind = \"ring\" }\nherd = \"relative\"\npolicy = \"replan\"\n"),
+                  "population[0].policy", "policy = \"replan\" with herd = \"relative\" is not available");
     CHECK_PROBLEM(advisor + follower("herd = \"relative\"\npolicy = \"replan\"\n"), "population[1].policy",
                   "policy = \"replan\" with herd = \"relative\" is not available");
     CHECK_PROBLEM(peers("network = { kind = \"all_to_all\" }\npolicy = \"replan\"\n"), "population[0].policy",
@@ -475,6 +478,77 @@ colour = "red"
     CHECK_PROBLEM(noise + "proportion = 0.5\nalpha = 1\n", "population[0].alpha",
                   "does not apply to kind = \"noise\"");
     CHECK_PROBLEM(noise + "proportion = 0.5\npolicy = \"plan\"\n", "population[0].policy", "does not apply");
+  }
+
+  TEST_CASE("investagent checks") {
+    const std::string llm =
+        "[[population]]\nname = \"llm\"\nkind = \"investagent\"\nleader = \"advisor\"\n"
+        "alpha = { lottery_prob = [0.6, 0.9] }\ntheta = { score = [0, 10] }\n";
+    const std::string inference = "inference = { backend = \"llama\", model = \"m.gguf\" }\n";
+    CHECK_VALID(advisor + llm + inference);
+    const auto spec =
+        one(advisor + llm + "protocol = \"step\"\n" +
+            "[population.inference]\nbackend = \"llama\"\nmodel = \"m.gguf\"\nlora = [\"a.gguf\"]\n"
+            "temperature = 0.7\nmax_tokens = 100\nbatch = 8\nthreads = 2\nprefix_sharing = false\n"
+            "grammar = false\n");
+    const auto& p = spec.populations[1];
+    CHECK(p.kind == sim::AgentKind::investagent);
+    CHECK(p.protocol == sim::InvestProtocol::step);
+    CHECK(p.leader == "advisor");
+    CHECK(p.alpha.scale == sim::ParamSpec::Scale::lottery_prob);
+    CHECK(p.theta.scale == sim::ParamSpec::Scale::score);
+    CHECK(p.inference.backend == "llama");
+    CHECK(p.inference.model == "m.gguf");
+    CHECK(p.inference.lora == std::vector<std::string>{"a.gguf"});
+    CHECK(p.inference.temperature == 0.7);
+    CHECK(p.inference.max_tokens == 100);
+    CHECK(p.inference.batch == 8);
+    CHECK(p.inference.threads == 2);
+    CHECK_FALSE(p.inference.prefix_sharing);
+    CHECK_FALSE(p.inference.grammar);
+    const auto defaults = one(advisor + llm + inference).populations[1];
+    CHECK(defaults.protocol == sim::InvestProtocol::absolute);
+    CHECK(defaults.inference.max_tokens == 384);
+    CHECK(defaults.inference.batch == 64);
+    CHECK(defaults.inference.threads == 1);
+    CHECK(defaults.inference.temperature == 0.0);
+    CHECK(defaults.inference.prefix_sharing);
+    CHECK(defaults.inference.grammar);
+
+    CHECK_PROBLEM(advisor + llm, "population[1].inference", "is required for kind = \"investagent\"");
+    CHECK_PROBLEM(advisor + llm + "inference = { model = \"m\" }\n", "population[1].inference.backend",
+                  "is required");
+    CHECK_PROBLEM(advisor + llm + "inference = { backend = \"llama\" }\n", "population[1].inference.model",
+                  "is required with backend = \"llama\"");
+    CHECK_PROBLEM(advisor + llm + "inference = { backend = \"replay\" }\n", "population[1].inference.replay",
+                  "is required with backend = \"replay\"");
+    CHECK_VALID(advisor + llm + "inference = { backend = \"replay\", replay = \"r.h5\", model = \"m\" }\n");
+    CHECK_PROBLEM(advisor + llm + "inference = { backend = \"llama\", model = \"m\", replay = \"r.h5\" }\n",
+                  "population[1].inference.replay", "applies only with backend = \"replay\"");
+    CHECK_PROBLEM(advisor + llm + "inference = { backend = \"llama\", model = \"m\", batch = 0 }\n",
+                  "population[1].inference.batch", "must be >= 1");
+    CHECK_PROBLEM(advisor + llm + "inference = { backend = \"llama\", model = \"m\", temperature = -1 }\n",
+                  "population[1].inference.temperature", "must be >= 0");
+    CHECK_PROBLEM(advisor + llm + "inference = { backend = \"llama\", model = \"m\", lora = [1] }\n",
+                  "population[1].inference.lora[0]", "must be a string");
+    CHECK_PROBLEM(advisor + llm + "inference = { backend = \"llama\", model = \"m\", colour = 1 }\n",
+                  "population[1].inference.colour", "unknown key");
+    CHECK_PROBLEM(advisor + llm + inference + "protocol = \"chat\"\n", "population[1].protocol",
+                  "must be one of");
+    CHECK_PROBLEM(advisor + llm + inference + "policy = \"plan\"\n", "population[1].policy",
+                  "does not apply to kind = \"investagent\"");
+    CHECK_PROBLEM(advisor + "protocol = \"step\"\n", "population[0].protocol",
+                  "does not apply to kind = \"merton\"");
+    CHECK_PROBLEM("[run]\nsteps_per_year = 2\n" + advisor + llm + inference, "population[1].kind",
+                  "needs run.steps_per_year = 1");
+    CHECK_PROBLEM("[run]\nhorizon = 12\n" + advisor + llm + inference, "population[1].kind", "in 1..10");
+    CHECK_PROBLEM("[run]\nhorizon = 1\n" + advisor + llm + inference + "protocol = \"relative\"\n",
+                  "population[1].protocol", "needs run.horizon >= 2");
+    const std::string no_leader =
+        "[[population]]\nname = \"llm\"\nkind = \"investagent\"\nalpha = 0.5\ntheta = 0\n" + inference;
+    CHECK_PROBLEM(advisor + no_leader, "population[1].leader", "is required for kind = \"investagent\"");
+    CHECK_PROBLEM(advisor + no_leader + "leader = \"llm\"\n", "population[1].leader",
+                  "is not a merton population");
   }
 
   TEST_CASE("lottery probabilities and scores") {

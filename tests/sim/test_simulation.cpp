@@ -3,10 +3,12 @@
 #include <cmath>
 #include <vector>
 
+#include "agents/network.hpp"
 #include "agents/registry.hpp"
 #include "sim/simulation.hpp"
 #include "sim/theory/absolute_herd.hpp"
 #include "sim/theory/merton.hpp"
+#include "sim/theory/relative_mutual.hpp"
 #include "support/specs.hpp"
 
 using namespace herdsim;
@@ -136,6 +138,46 @@ TEST_SUITE("sim.simulation") {
         for (int p = 0; p < 3; ++p) CHECK(run.amount[static_cast<std::size_t>(k)][1](i, p) == sol.amount(k));
       }
     }
+  }
+
+  TEST_CASE("relative herding on peers: plan agents play the mutual relative game's path exactly") {
+    sim::ScenarioSpec spec = test::paper_spec(3, sim::Policy::plan);
+    spec.populations.pop_back();
+    auto ring = test::herd("ring", 12, sim::Policy::plan);
+    ring.herd = sim::HerdType::relative;
+    ring.leader.clear();
+    ring.influence = sim::Influence::peers;
+    ring.network.kind = sim::NetworkSpec::Kind::ring;
+    ring.network.k = 1;
+    ring.theta = test::list({1e4, 1e5}, sim::ParamSpec::Scale::score);  // 1e-4, 1e-3: coupled
+    spec.populations.push_back(ring);
+    const auto one = run_with_threads(spec, 1);
+    const auto two = run_with_threads(spec, 2);
+    const auto simulation = agents::make_simulation(spec);
+    const auto& pop = simulation->state().populations[1];
+    theory::MutualGame game;
+    game.horizon = spec.run.horizon;
+    game.alpha = pop.params[0].second;
+    game.x0 = pop.params[2].second;
+    game.theta = agents::build_network(ring.network, pop.params[1].second, 1, sim::CounterRng(spec.run.seed));
+    theory::RelativeMutualOptions opt;
+    opt.node_spacing = spec.run.dt();
+    const auto sol = theory::solve_relative_mutual(game, opt);
+    bool herds = false;
+    for (int i = 0; i < pop.count; ++i) {
+      for (int k = 0; k < 10; ++k) {
+        CHECK(pop.theory_amount(i, k) == sol.amount(i, k));
+        herds = herds || std::abs(sol.amount(i, k) - sol.own_merton(i, k)) > 1e-3;
+        for (int p = 0; p < 3; ++p) {
+          CHECK(one.amount[static_cast<std::size_t>(k)][1](i, p) == sol.amount(i, k));
+          CHECK(two.amount[static_cast<std::size_t>(k)][1](i, p) ==
+                one.amount[static_cast<std::size_t>(k)][1](i, p));
+          CHECK(two.wealth[static_cast<std::size_t>(k) + 1][1](i, p) ==
+                one.wealth[static_cast<std::size_t>(k) + 1][1](i, p));
+        }
+      }
+    }
+    CHECK(herds);
   }
 
   TEST_CASE("the fused kernel (no observers) ends in exactly the step loop's state") {

@@ -112,6 +112,29 @@ class TheoryOutput(unittest.TestCase):
         finally:
             os.unlink(path)
 
+    def test_relative_mutual_game_with_a_zero_leader_row_matches_problem_relative(self):
+        with tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False) as f:
+            f.write("alpha,x0,theta_0,theta_1\n0.2,10,0,0\n0.766119,10,1e-4,0\n")
+            path = f.name
+        try:
+            for bc in ("pinned", "natural"):
+                res = run("theory", "--problem", "mutual", "--herd", "relative", "--bc", bc, "--agents", path,
+                          "--format", "json")
+                self.assertEqual(res.returncode, 0, res.stderr)
+                doc = json.loads(res.stdout)
+                self.assertLessEqual(doc["residual"], 1e-10)
+                p1 = json.loads(run("theory", "--problem", "relative", "--alpha", "0.766119", "--theta", "1e-4",
+                                    "--bc", bc, "--format", "json").stdout)
+                follower = [a for a, i in zip(doc["amount"], doc["agent"]) if i == 1]
+                gap = abs(p1["own_merton"][0] - p1["leader_merton"][0])
+                for got, want in zip(follower, p1["amount"]):
+                    self.assertLess(abs(got - want), 1e-5 * gap)
+            res = run("theory", "--problem", "relative", "--herd", "relative")
+            self.assertEqual(res.returncode, 2)
+            self.assertIn("--herd is only used with --problem mutual", res.stderr)
+        finally:
+            os.unlink(path)
+
     def test_table_is_readable(self):
         res = run("theory")
         self.assertEqual(res.returncode, 0, res.stderr)

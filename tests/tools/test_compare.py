@@ -175,6 +175,29 @@ class CompareValidation(unittest.TestCase):
         self.assertEqual(herd_lsv, 10)
 
 
+class CompareSideBySide(unittest.TestCase):
+    def test_two_runs_side_by_side(self):
+        with tempfile.TemporaryDirectory() as d:
+            files = []
+            for seed in (1, 2):
+                out = os.path.join(d, f"run{seed}.h5")
+                res = run(["run", os.path.join(SCENARIOS, "quickstart.toml"), "-o", out, "-q",
+                           "--set", "run.paths=4", "--set", f"run.seed={seed}"])
+                self.assertEqual(res.returncode, 0, res.stderr)
+                files.append(out)
+            res = run(["compare"] + files + ["--format", "json", "-q"])
+            self.assertEqual(res.returncode, 0, res.stderr)
+            doc = json.loads(res.stdout)
+            self.assertEqual(doc["schema"], "herdsim-analysis-set")
+            self.assertEqual([a["run_file"] for a in doc["analyses"]], files)
+            for f in files:  # each file still gets its own sidecar
+                self.assertTrue(os.path.exists(f.replace(".h5", ".analysis.json")))
+            res = run(["compare"] + files + ["-q"])
+            self.assertEqual(res.returncode, 0, res.stderr)
+            self.assertIn("side by side", res.stdout)
+            self.assertIn("| / | adaptive | decision MSE, amount |", res.stdout)
+
+
 class CompareErrors(unittest.TestCase):
     def test_missing_incomplete_and_foreign_files(self):
         with tempfile.TemporaryDirectory() as d:

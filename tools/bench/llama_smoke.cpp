@@ -12,7 +12,9 @@
 // Not part of the build yet: a foundation check for the llama.cpp backend (issue 5).
 #include <llama.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -41,6 +43,7 @@ constexpr const char* answer_grammar = R"(root ::= "{\"x\": " [0-9]{1,4} "}")";
 constexpr int n_predict = 16;         // tokens generated per sequence at most
 constexpr uint32_t dist_seed = 1234;  // seed of the sampled sequence
 
+/// The sampler chain of one sequence (its own object: per-sequence state and seed).
 llama_sampler* make_sampler(const llama_vocab* vocab, const SeqConfig& cfg) {
   llama_sampler* chain = llama_sampler_chain_init(llama_sampler_chain_default_params());
   if (std::strcmp(cfg.mode, "grammar") == 0) {

@@ -6,6 +6,7 @@
 #include <iostream>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "io/compare.hpp"
 #include "io/run_file.hpp"
@@ -20,7 +21,7 @@ namespace herdsim::cli {
 namespace {
 
 struct CompareFlags {
-  std::string file;
+  std::vector<std::string> files;
   std::string format = "markdown";
   std::string output;
   bool sidecar = true;
@@ -36,13 +37,20 @@ int run_compare(const CompareFlags& f) {
     opt.memory_budget = static_cast<std::size_t>(f.memory_mib * 1024.0 * 1024.0);
     opt.lsv_trade = f.lsv_trade == "shares" ? analysis::LsvTrade::shares : analysis::LsvTrade::proportion;
     const bool show = !f.quiet && isatty(STDERR_FILENO) != 0;
-    const io::Comparison c = io::compare_run(f.file, opt, HERDSIM_VERSION, [&](const std::string& what) {
-      if (show) std::cerr << fmt::format("\rherdsim compare: analysing {}\x1b[K", what) << std::flush;
-    });
-    if (show) std::cerr << "\r\x1b[K" << std::flush;
-    const std::string json = io::comparison_json(c);
-    if (f.sidecar) io::write_text_file(io::analysis_sidecar_path(f.file), json);
-    const std::string text = f.format == "json" ? json : io::comparison_markdown(c);
+    std::vector<io::Comparison> all;
+    for (const auto& file : f.files) {
+      all.push_back(io::compare_run(file, opt, HERDSIM_VERSION, [&](const std::string& what) {
+        if (show)
+          std::cerr << fmt::format("\rherdsim compare: {}: analysing {}\x1b[K", file, what) << std::flush;
+      }));
+      if (show) std::cerr << "\r\x1b[K" << std::flush;
+      if (f.sidecar) io::write_text_file(io::analysis_sidecar_path(file), io::comparison_json(all.back()));
+    }
+    std::string text;
+    if (all.size() == 1)
+      text = f.format == "json" ? io::comparison_json(all.front()) : io::comparison_markdown(all.front());
+    else
+      text = f.format == "json" ? io::comparisons_json(all) : io::comparisons_markdown(all);
     if (f.output.empty() || f.output == "-") {
       std::cout << text;
     } else {
@@ -64,7 +72,10 @@ void add_compare_command(CLI::App& app) {
       "compare",
       "compare every population of a run file with theory: decision error, CE gap, h, w(t), LSV, "
       "CSSD/CSAD, investor metrics (docs/analysis.md)");
-  cmd->add_option("RUN", flags->file, "run file written by herdsim run (HDF5)")->required();
+  cmd->add_option(
+         "RUN", flags->files,
+         "run file written by herdsim run (HDF5); several: side by side (e.g. base vs fine-tuned model)")
+      ->required();
   cmd->add_option("--format", flags->format, "markdown (default) or json")
       ->check(CLI::IsMember({"markdown", "json"}));
   cmd->add_option("-o,--output", flags->output, "write here instead of standard output");

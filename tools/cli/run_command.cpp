@@ -11,8 +11,10 @@
 
 #include "agents/registry.hpp"
 #include "io/hdf5_output.hpp"
+#include "io/replay_backend.hpp"
 #include "io/scenario_toml.hpp"
 #include "sim/error.hpp"
+#include "sim/inference/backend.hpp"
 #include "sim/simulation.hpp"
 #include "tools/cli/progress.hpp"
 
@@ -55,6 +57,29 @@ std::string sweep_label(const sim::ScenarioSpec& spec) {
   return out;
 }
 
+/// "N requests (M invalid), P prompt tokens (C cached), G completion tokens, S s inference".
+std::string accounting_text(const sim::InferenceLog& log) {
+  return fmt::format(
+      "inference: {} requests ({} invalid), {} prompt tokens ({} cached), {} completion tokens, "
+      "{:.2f} s",
+      log.requests, log.invalid, log.prompt_tokens, log.cached_tokens, log.completion_tokens, log.seconds);
+}
+
+/// Inference totals over every LLM-backed population of every run.
+struct Accounting {
+  bool any = false;
+  sim::InferenceLog total;
+  void add(const sim::InferenceLog& log) {
+    any = true;
+    total.requests += log.requests;
+    total.invalid += log.invalid;
+    total.prompt_tokens += log.prompt_tokens;
+    total.cached_tokens += log.cached_tokens;
+    total.completion_tokens += log.completion_tokens;
+    total.seconds += log.seconds;
+  }
+};
+
 int run_scenario(const RunFlags& f, const std::string& command_line) {
   std::vector<sim::ScenarioSpec> specs;
   try {
@@ -74,15 +99,28 @@ int run_scenario(const RunFlags& f, const std::string& command_line) {
     ~RestoreSignal() { std::signal(SIGINT, handler); }
   } restore{previous};
 
+  const inference::BackendFactory backends = io::default_backend_factory();
+  // Populations (and their inference backends) are built before the file exists: a missing model, plugin
+  // or replay file is reported before anything runs or is written.
+  std::unique_ptr<sim::Simulation> first;
+  try {
+    first = agents::make_simulation(specs.front(), backends);
+  } catch (const SolverError&) {
+    throw;  // a failed computation, not bad input
+  } catch (const Error& e) {
+    std::cerr << "herdsim run: " << e.what() << "\nherdsim run: nothing was run\n";
+    return 2;
+  }
   io::Hdf5Output file(output, {HERDSIM_VERSION, specs.front().run.seed, specs.front().text, command_line});
   double agent_steps = 0.0;
   double seconds = 0.0;
+  Accounting accounting;
   for (std::size_t i = 0; i < specs.size(); ++i) {
     const sim::ScenarioSpec& spec = specs[i];
     const std::string group = specs.size() == 1 ? "/" : fmt::format("/sweep_{:03d}", i);
     const std::string label =
         specs.size() == 1 ? std::string("run") : fmt::format("run {}/{}", i + 1, specs.size());
-    auto simulation = agents::make_simulation(spec);
+    auto simulation = i == 0 ? std::move(first) : agents::make_simulation(spec, backends);
     std::unique_ptr<sim::Observer> recorder;
     if (spec.record.enabled) {
       recorder = file.recorder(group, spec.record, sweep_label(spec));
@@ -107,12 +145,17 @@ int run_scenario(const RunFlags& f, const std::string& command_line) {
       for (const auto& pop : simulation->state().populations) {
         fmt::print(stderr, "  {:<16} {:>9} agents  final wealth mean {:.4f}\n", pop.name, pop.count,
                    pop.wealth.mean());
+        if (pop.inference) fmt::print(stderr, "  {:<16} {}\n", "", accounting_text(*pop.inference));
       }
+    }
+    for (const auto& pop : simulation->state().populations) {
+      if (pop.inference) accounting.add(*pop.inference);
     }
   }
   file.commit();
-  fmt::print("{}: {} run(s), {:.3g} agent-steps in {:.2f} s ({:.3g} agent-steps/s); wrote {} ({})\n",
+  fmt::print("{}: {} run(s), {:.3g} agent-steps in {:.2f} s ({:.3g} agent-steps/s){}; wrote {} ({})\n",
              f.scenario, specs.size(), agent_steps, seconds, agent_steps / std::max(seconds, 1e-9),
+             accounting.any ? fmt::format("; {}", accounting_text(accounting.total)) : std::string(),
              file.path(), human_bytes(static_cast<double>(file.bytes_written())));
   return 0;
 }

@@ -15,6 +15,7 @@
 #include "sim/theory/merton.hpp"
 #include "sim/theory/mutual_game.hpp"
 #include "sim/theory/relative_herd.hpp"
+#include "sim/theory/relative_mutual.hpp"
 
 namespace herdsim::cli {
 
@@ -34,6 +35,7 @@ struct TheoryFlags {
   std::optional<double> theta_score;
   double rho = 0.0;
   std::string bc = "pinned";
+  std::string herd = "absolute";  // mutual game: absolute (P2) or relative (spec 3.5)
   double mu = Market{}.mu;
   double r = Market{}.r;
   double sigma = Market{}.sigma;
@@ -103,6 +105,12 @@ std::vector<std::string> check_flags(const TheoryFlags& f) {
   }
   if (f.problem == "mutual" && f.agents.empty()) {
     errors.emplace_back("--problem mutual needs --agents FILE (CSV of alpha, x0 and a theta row per agent)");
+  }
+  if (f.problem != "mutual" && f.herd != "absolute") {
+    errors.push_back(fmt::format("--herd is only used with --problem mutual, got --problem {}", f.problem));
+  }
+  if (f.problem == "mutual" && f.herd == "relative" && f.rho != 0.0) {
+    errors.push_back(fmt::format("--rho applies only to --herd absolute, got {}", f.rho));
   }
   if (f.problem != "mutual" && !f.agents.empty()) {
     errors.push_back(fmt::format("--agents is only used with --problem mutual, got --problem {}", f.problem));
@@ -231,12 +239,49 @@ TheoryReport report_relative(const TheoryFlags& f) {
   return rep;
 }
 
+// The mutual relative game (spec 3.5) on the same agents file; same columns as the absolute game.
+TheoryReport report_relative_mutual(const TheoryFlags& f, const MutualGame& game) {
+  RelativeMutualOptions opt;
+  opt.bc = f.bc == "natural" ? BoundaryCondition::natural : BoundaryCondition::pinned;
+  const auto sol = solve_relative_mutual(game, opt);
+  const Schedule s(game.market, game.horizon, game.time);
+  TheoryReport rep;
+  rep.settings = {{"problem", "mutual"},
+                  {"herd", "relative"},
+                  {"bc", f.bc},
+                  {"time", describe_time(game.time)},
+                  {"agents_file", f.agents}};
+  const auto n = static_cast<int>(game.alpha.size());
+  rep.scalars = {{"agents", n},
+                 {"residual", sol.residual()},
+                 {"iterations", sol.iterations()},
+                 {"grid_nodes", sol.nodes()},
+                 {"mu", game.market.mu},
+                 {"r", game.market.r},
+                 {"sigma", game.market.sigma},
+                 {"horizon", game.horizon}};
+  std::vector<double> eta(static_cast<std::size_t>(n));
+  for (int i = 0; i < n; ++i) eta[static_cast<std::size_t>(i)] = sol.eta(i);
+  rep.vectors = {{"alpha", {game.alpha.data(), game.alpha.data() + n}},
+                 {"x0", {game.x0.data(), game.x0.data() + n}},
+                 {"eta", eta},
+                 {"ln_eta", {sol.ln_eta().data(), sol.ln_eta().data() + n}}};
+  rep.columns = {"agent", "t", "amount", "own_merton"};
+  for (int i = 0; i < n; ++i) {
+    for (double t : output_times(s)) {
+      rep.rows.push_back({static_cast<double>(i), t_column(s, t), sol.amount(i, t), sol.own_merton(i, t)});
+    }
+  }
+  return rep;
+}
+
 TheoryReport report_mutual(const TheoryFlags& f) {
   MutualGame game = io::read_agents_csv(f.agents, lottery_of(f));
   game.market = {f.mu, f.r, f.sigma};
   game.horizon = f.horizon;
   game.time = time_of(f);
   game.rho = f.rho;
+  if (f.herd == "relative") return report_relative_mutual(f, game);
   const auto sol = solve_mutual_game(game);
   const Schedule s(game.market, game.horizon, game.time);
   TheoryReport rep;
@@ -342,6 +387,10 @@ void add_theory_command(CLI::App& app) {
       ->check(CLI::IsMember({"table", "csv", "json"}))
       ->capture_default_str();
   cmd->add_option("--agents", flags->agents, "agents CSV of the mutual game (docs/theory.md)");
+  cmd->add_option("--herd", flags->herd,
+                  "mutual game: absolute (P2) or relative herding (rate gaps, spec 3.5; uses --bc)")
+      ->check(CLI::IsMember({"absolute", "relative"}))
+      ->capture_default_str();
   cmd->add_option("--eta-formula", flags->eta_formula,
                   "'repo' reproduces the released code's precedence bug (compatibility only)")
       ->check(CLI::IsMember({"correct", "repo"}))

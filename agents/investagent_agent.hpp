@@ -1,0 +1,87 @@
+#pragma once
+// LLM-backed investors ("InvestAgents", docs/investagents.md "InvestAgent populations"): each agent
+// answers the InvestAlign prompt of sim/investalign/prompt.hpp through an inference::Backend, and plays
+// the amounts its answers imply. Protocols:
+//   absolute - P3: one request per agent at t = 0 for T proportions pi_j; P_k = pi_{k+1} B_{k+1} on
+//              every path (B_j the dataset's reference budgets scaled by x0 / 10);
+//   relative - P1, two stages: the absolute prompt at t = 0 (only year 1 kept), the relative prompt at
+//              t = 1 for T - 1 changes; proportions rebuilt by cumulative sum, amounts as for absolute;
+//   step     - each step, one request per (agent, path) with the current state; P = pi X_k.
+// Requests go to the backend in batches from prepare_step (serial), never from the parallel decide().
+// Parameters: alpha, theta, wealth0, leader_alpha, lottery_prob, score.
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include "sim/inference/backend.hpp"
+#include "sim/investalign/prompt.hpp"
+#include "sim/population.hpp"
+
+namespace herdsim::agents {
+
+class InvestAgentPopulation final : public sim::Population {
+ public:
+  /// Throws ScenarioError when the scenario does not fit the protocol (steps_per_year != 1, a horizon
+  /// that is not a whole number of years in 1..10, no merton leader) or backend is null.
+  InvestAgentPopulation(const sim::ScenarioSpec& spec, int index,
+                        std::unique_ptr<inference::Backend> backend);
+  void initialize(const sim::RunState& state, sim::PopulationState& own) override;
+  void prepare_step(const sim::DecisionContext& ctx, sim::PopulationState& own) override;
+  void decide(const sim::DecisionContext& ctx, int p0, int p1, int a0, int a1,
+              sim::PopulationState& own) const override;
+  // Decisions come from answers, not from theory_amount: never the fused kernel.
+  [[nodiscard]] bool path_independent() const override { return false; }
+
+  /// The sampling seed of one request: a pure function of (run seed, population, agent, step, path,
+  /// stage) on the `inference` stream (path -1: a path-independent request), never of the batch.
+  [[nodiscard]] static std::uint64_t request_seed(const sim::CounterRng& rng, int population, int agent,
+                                                  int step, int path, int stage);
+
+ private:
+  /// One request before it is sent.
+  struct Query {
+    int agent = 0;
+    int path = -1;
+    int stage = 0;
+    investalign::Prompt prompt;
+    std::uint64_t seed = 0;
+    const investalign::AnswerSchema* schema = nullptr;
+    const std::string* grammar = nullptr;
+    std::vector<double> fallback;  ///< the advisor's values: what an invalid answer plays
+  };
+  /// Sends n queries in batches of inference.batch; make(i) builds query i, use(i, answer) takes its
+  /// parsed answer. Records a transcript per request and the totals in own.inference.
+  void ask(int step, std::size_t n, const std::function<Query(std::size_t)>& make,
+           const std::function<void(std::size_t, const investalign::ParsedAnswer&)>& use,
+           sim::PopulationState& own);
+  [[nodiscard]] const investalign::PromptTemplate& prompt_template(investalign::TaskKind kind,
+                                                                   double alpha_leader);
+  [[nodiscard]] investalign::PromptInputs inputs_of(int agent) const;
+  void ask_plan(const sim::DecisionContext& ctx, sim::PopulationState& own);
+  void ask_changes(const sim::DecisionContext& ctx, sim::PopulationState& own);
+  void ask_step(const sim::DecisionContext& ctx, sim::PopulationState& own);
+
+  const sim::ScenarioSpec& spec_;
+  const sim::PopulationSpec& ps_;
+  int index_;
+  int leader_index_ = -1;
+  int leader_count_ = 0;
+  int horizon_years_ = 0;  ///< T; one decision per year
+  std::unique_ptr<inference::Backend> backend_;
+  std::map<std::pair<int, double>, investalign::PromptTemplate> templates_;  ///< by (task, leader alpha)
+  investalign::AnswerSchema plan_schema_, change_schema_, step_schema_;
+  std::string plan_grammar_, change_grammar_, step_grammar_;  ///< empty without `grammar`
+  Eigen::VectorXd alpha_, theta_, x0_, leader_alpha_, lottery_prob_, score_;
+  std::vector<std::vector<double>> budgets_;  ///< per agent: B_1..B_T, currency units
+  std::vector<std::vector<double>> advisor_;  ///< per agent: the advisor's proportions as quoted, fractions
+  Eigen::MatrixXd plan_;                      ///< absolute, relative: count x steps amounts
+  std::vector<double> first_year_;            ///< relative: the stage-0 year-1 proportion per agent
+  Eigen::MatrixXd step_amount_;               ///< step: count x paths, this step's amounts
+  Eigen::MatrixXd last_proportion_;           ///< step: own answer last step, count x paths
+  Eigen::MatrixXd leader_wealth_;             ///< step: leader wealth at the last decision, leaders x paths
+};
+
+}  // namespace herdsim::agents

@@ -1,0 +1,71 @@
+#pragma once
+// The inference seam below the agents: a C++ interface (Backend) that LLM-backed populations call with
+// whole batches, and the loader of plugins that implement the C ABI of herdsim_inference.h. C status
+// codes become BackendError here, in one place.
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "sim/scenario_spec.hpp"
+
+namespace herdsim::inference {
+
+/// One generation request (see herdsim_request).
+struct Request {
+  std::string system;        ///< system message
+  std::string user;          ///< user message
+  int max_tokens = 256;      ///< upper bound on generated tokens
+  double temperature = 0.0;  ///< 0 = greedy
+  std::uint64_t seed = 0;    ///< sampling seed of this request alone
+  std::string grammar;       ///< GBNF output constraint; empty = none
+};
+
+/// One result (see herdsim_response); status 0 = ok.
+struct Response {
+  int status = 0;
+  std::string text;
+  std::string error;
+  int prompt_tokens = 0;
+  int cached_tokens = 0;
+  int completion_tokens = 0;
+  double time_ms = 0.0;
+  [[nodiscard]] bool ok() const { return status == 0; }
+};
+
+/// An inference engine. generate() decides a batch; each answer depends only on its own request.
+class Backend {
+ public:
+  Backend() = default;
+  Backend(const Backend&) = delete;
+  Backend& operator=(const Backend&) = delete;
+  virtual ~Backend() = default;
+  /// Throws BackendError when the whole call fails; per-request failures are in Response::status.
+  [[nodiscard]] virtual std::vector<Response> generate(const std::vector<Request>& requests) = 0;
+  /// Short name, e.g. "llama-cpu", "replay".
+  [[nodiscard]] virtual std::string name() const = 0;
+  /// JSON describing the engine (model, parameters, device), stored in run files' provenance.
+  [[nodiscard]] virtual std::string describe() const = 0;
+};
+
+/// Creates the backend of an LLM-backed population from its scenario description. Agents never open
+/// files or plugins themselves: the caller (herdsim run: plugins and replay files; tests: fakes) passes
+/// one of these to agents::make_simulation, and every backend is created before the first step, so bad
+/// input (a missing model or plugin, an unreadable replay file) stops the run before it starts.
+using BackendFactory = std::function<std::unique_ptr<Backend>(const sim::InferenceSpec& spec)>;
+
+/// Where a plugin named `name` is looked for: a path (contains '/') as is; otherwise
+/// libherdsim_backend_<name>.so in $HERDSIM_PLUGIN_PATH (':'-separated), next to the executable, in
+/// ../lib/herdsim relative to it, and in the build tree's plugin directory.
+[[nodiscard]] std::vector<std::string> plugin_candidates(const std::string& name);
+
+/// Loads a plugin and creates its engine from config_json. Throws BackendError naming the plugin
+/// when it cannot be found or loaded, has another ABI version, or create() fails.
+[[nodiscard]] std::unique_ptr<Backend> load_plugin(const std::string& name_or_path,
+                                                   const std::string& config_json);
+
+/// Human name of a herdsim_status code.
+[[nodiscard]] const char* status_name(int status);
+
+}  // namespace herdsim::inference

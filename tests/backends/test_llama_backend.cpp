@@ -1,0 +1,463 @@
+// The llama.cpp backend plugin through the real loader (load_plugin) and the real engine, with the
+// tiny random-weight Llama and Qwen2 models that tools/make_tiny_gguf.py writes at build time. One
+// thread, small batches: the whole file runs in a few minutes on a shared 2-core machine.
+//
+// The body is the conformance test of every llama.cpp-based plugin: HERDSIM_TEST_BACKEND names another
+// one (default "llama", the CPU plugin) built from the same engine, e.g. a CUDA build.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "sim/error.hpp"
+#include "sim/inference/backend.hpp"
+#include "sim/inference/herdsim_inference.h"
+#include "sim/investalign/answer.hpp"
+#include "sim/investalign/prompt.hpp"
+#include "sim/theory/market.hpp"
+
+using herdsim::BackendError;
+using herdsim::inference::Backend;
+using herdsim::inference::load_plugin;
+using herdsim::inference::Request;
+using herdsim::inference::Response;
+using nlohmann::json;
+namespace ia = herdsim::investalign;
+
+namespace {
+
+const std::string models_dir = HERDSIM_TEST_MODELS;
+const std::string tmp_dir = HERDSIM_TEST_TMP;
+
+std::string model_path(const std::string& file) {
+  return models_dir + "/" + file;
+}
+
+/// The plugin under test.
+std::string backend_name() {
+  const char* env = std::getenv("HERDSIM_TEST_BACKEND");
+  return env != nullptr && env[0] != '\0' ? env : "llama";
+}
+
+/// The engine configuration of the tests: one thread, small contexts; `extra` overrides.
+std::string config_for(const std::string& model_file, const json& extra = json::object()) {
+  json c = {{"model", model_path(model_file)}, {"threads", 1}, {"n_ctx", 1024}, {"batch", 8}};
+  for (const auto& [k, v] : extra.items()) c[k] = v;
+  return c.dump();
+}
+
+/// Engines are cached by configuration: loading the 150k-token vocabulary takes a while.
+Backend& engine(const std::string& model_file, const json& extra = json::object()) {
+  static std::map<std::string, std::unique_ptr<Backend>> cache;
+  const std::string cfg = config_for(model_file, extra);
+  auto it = cache.find(cfg);
+  if (it == cache.end()) it = cache.emplace(cfg, load_plugin(backend_name(), cfg)).first;
+  return *it->second;
+}
+
+/// The message of the BackendError that fn throws ("" when it throws none).
+template <typename F>
+std::string backend_error(F&& fn) {
+  try {
+    fn();
+  } catch (const BackendError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+std::vector<double> advisor10() {
+  return {0.3621, 0.3559, 0.3496, 0.3434, 0.3373, 0.3313, 0.3253, 0.3192, 0.3134, 0.3075};
+}
+
+/// Real InvestAlign prompts (absolute task) for n agents with different profiles.
+std::vector<ia::Prompt> agent_prompts(int n, const ia::TaskSettings& settings = {}) {
+  const ia::PromptTemplate tpl = ia::make_prompt_template(ia::TaskKind::absolute, settings);
+  const double probs[] = {0.4, 0.5, 0.6, 0.7, 0.8, 0.9};
+  std::vector<ia::Prompt> out;
+  for (int i = 0; i < n; ++i) {
+    ia::PromptInputs in;
+    in.investor.lottery_prob = probs[i % 6];
+    in.investor.alpha = herdsim::theory::alpha_from_lottery_prob(in.investor.lottery_prob);
+    in.investor.score = i % 11;
+    in.investor.theta = herdsim::theory::theta_from_score(in.investor.score);
+    in.investor.budget = 5.0 + 5.0 * (i % 3);
+    in.advisor = advisor10();
+    out.push_back(ia::render_prompt(tpl, in));
+  }
+  return out;
+}
+
+Request request_for(const ia::Prompt& p, int max_tokens, double temperature, std::uint64_t seed,
+                    const std::string& grammar) {
+  Request r;
+  r.system = p.system;
+  r.user = p.user();
+  r.max_tokens = max_tokens;
+  r.temperature = temperature;
+  r.seed = seed;
+  r.grammar = grammar;
+  return r;
+}
+
+/// A mix of greedy and seeded (temperature 1) requests, with and without the answer grammar.
+std::vector<Request> mixed_requests(int n, int max_tokens) {
+  const std::string gbnf = ia::answer_gbnf(ia::answer_schema(ia::TaskKind::absolute, 10));
+  const auto prompts = agent_prompts(n);
+  std::vector<Request> out;
+  for (int i = 0; i < n; ++i) {
+    const bool sampled = i % 2 == 1;
+    const bool constrained = i % 4 < 2;
+    out.push_back(request_for(prompts[static_cast<std::size_t>(i)], max_tokens, sampled ? 1.0 : 0.0,
+                              1000 + static_cast<std::uint64_t>(i), constrained ? gbnf : ""));
+  }
+  return out;
+}
+
+/// Runs the requests in the given order (indices) and returns the responses in the original order.
+std::vector<Response> run_in_order(Backend& b, const std::vector<Request>& requests,
+                                   const std::vector<int>& order) {
+  std::vector<Request> permuted;
+  for (int i : order) permuted.push_back(requests[static_cast<std::size_t>(i)]);
+  const auto got = b.generate(permuted);
+  std::vector<Response> out(requests.size());
+  for (std::size_t k = 0; k < order.size(); ++k) out[static_cast<std::size_t>(order[k])] = got[k];
+  return out;
+}
+
+void require_ok(const std::vector<Response>& responses) {
+  for (std::size_t i = 0; i < responses.size(); ++i) {
+    INFO("request " << i << ": " << responses[i].error);
+    REQUIRE(responses[i].ok());
+  }
+}
+
+void check_same_texts(const std::vector<Response>& a, const std::vector<Response>& b) {
+  REQUIRE(a.size() == b.size());
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    INFO("request " << i);
+    CHECK(a[i].text == b[i].text);
+    CHECK(a[i].completion_tokens == b[i].completion_tokens);
+    CHECK(a[i].prompt_tokens == b[i].prompt_tokens);
+  }
+}
+
+/// Writes bytes to a file under the test directory and returns its path.
+std::string write_file(const std::string& name, const std::string& bytes) {
+  const std::string path = tmp_dir + "/" + name;
+  std::ofstream(path, std::ios::binary) << bytes;
+  return path;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+}  // namespace
+
+TEST_CASE("llama backend: every InvestAlign answer parses under the grammar (Qwen2, 12 agents)") {
+  Backend& b = engine("tiny-qwen2.gguf", {{"n_ctx", 1536}, {"batch", 12}});
+  const ia::AnswerSchema schema = ia::answer_schema(ia::TaskKind::absolute, 10);
+  const std::string gbnf = ia::answer_gbnf(schema);
+  const auto prompts = agent_prompts(12);
+  std::vector<Request> requests;
+  for (std::size_t i = 0; i < prompts.size(); ++i)
+    requests.push_back(request_for(prompts[i], 900, i % 2 == 0 ? 0.0 : 1.0, 7 + i, gbnf));
+  const auto responses = b.generate(requests);
+  require_ok(responses);
+  ia::AnswerTally tally;
+  for (std::size_t i = 0; i < responses.size(); ++i) {
+    const auto parsed = ia::parse_answer(responses[i].text, schema, advisor10());
+    INFO("answer " << i << ": " << responses[i].text << "\n" << parsed.message);
+    CHECK(parsed.status == ia::AnswerStatus::ok);
+    CHECK(responses[i].completion_tokens < 900);  // ended by the grammar, not by max_tokens
+    CHECK(responses[i].prompt_tokens > 100);
+    CHECK(responses[i].time_ms > 0.0);
+    tally.add(parsed);
+  }
+  CHECK(tally.valid == 12);
+  CHECK(tally.invalid == 0);
+}
+
+TEST_CASE(
+    "llama backend: an answer does not depend on the batch (greedy and seeded, with and without grammar)") {
+  const auto requests = mixed_requests(8, 40);
+  const std::vector<int> forward{0, 1, 2, 3, 4, 5, 6, 7};
+  const std::vector<int> shuffled{5, 2, 7, 0, 3, 6, 1, 4};
+
+  Backend& b8 = engine("tiny-qwen2.gguf");
+  const auto together = run_in_order(b8, requests, forward);
+  require_ok(together);
+  for (const auto& r : together) CHECK(r.completion_tokens > 0);
+
+  SUBCASE("one by one") {
+    std::vector<Response> alone;
+    for (const Request& r : requests) alone.push_back(b8.generate({r}).front());
+    require_ok(alone);
+    check_same_texts(together, alone);
+  }
+  SUBCASE("another order") {
+    check_same_texts(together, run_in_order(b8, requests, shuffled));
+  }
+  SUBCASE("batch 3 (chunks of 3, 3, 2)") {
+    check_same_texts(together, run_in_order(engine("tiny-qwen2.gguf", {{"batch", 3}}), requests, shuffled));
+  }
+  SUBCASE("batch 1") {
+    check_same_texts(together, run_in_order(engine("tiny-qwen2.gguf", {{"batch", 1}}), requests, forward));
+  }
+  SUBCASE("repeated requests in one batch") {
+    std::vector<Request> twice = requests;
+    twice.insert(twice.end(), requests.begin(), requests.end());
+    const auto got = engine("tiny-qwen2.gguf", {{"batch", 16}}).generate(twice);
+    for (std::size_t i = 0; i < requests.size(); ++i) {
+      CHECK(got[i].text == together[i].text);
+      CHECK(got[i + requests.size()].text == together[i].text);
+    }
+  }
+}
+
+TEST_CASE("llama backend: same seed, same answer; different seeds, different answers") {
+  Backend& b = engine("tiny-qwen2.gguf");
+  const auto prompt = agent_prompts(1).front();
+  std::vector<Request> requests;
+  for (std::uint64_t s = 0; s < 8; ++s) requests.push_back(request_for(prompt, 24, 1.0, s, ""));
+  const auto first = b.generate(requests);
+  const auto again = b.generate(requests);
+  require_ok(first);
+  check_same_texts(first, again);
+  std::set<std::string> distinct;
+  for (const auto& r : first) distinct.insert(r.text);
+  CHECK(distinct.size() >= 4);
+  // 64-bit seeds that differ only in their upper half are different seeds too.
+  std::vector<Request> high = {request_for(prompt, 24, 1.0, 1, ""),
+                               request_for(prompt, 24, 1.0, 1ULL << 40U, "")};
+  const auto h = b.generate(high);
+  CHECK(h[0].text != h[1].text);
+  // Greedy ignores the seed.
+  std::vector<Request> greedy = {request_for(prompt, 24, 0.0, 1, ""), request_for(prompt, 24, 0.0, 2, "")};
+  const auto g = b.generate(greedy);
+  CHECK(g[0].text == g[1].text);
+}
+
+TEST_CASE("llama backend: prefix sharing gives the same answers and reuses the prefix") {
+  const auto requests = mixed_requests(6, 32);
+  const auto on = engine("tiny-qwen2.gguf", {{"batch", 6}}).generate(requests);
+  const auto off = engine("tiny-qwen2.gguf", {{"batch", 6}, {"prefix_sharing", false}}).generate(requests);
+  require_ok(on);
+  require_ok(off);
+  check_same_texts(on, off);
+  CHECK(agent_prompts(1).front().user_shared.size() > 500);  // the task description: the bulk of the prompt
+  CHECK(on[0].cached_tokens == 0);                           // the first sequence evaluates the prefix
+  for (std::size_t i = 1; i < on.size(); ++i) {
+    CHECK(on[i].cached_tokens > 100);
+    CHECK(on[i].cached_tokens < on[i].prompt_tokens);
+    CHECK(on[i].cached_tokens == on[1].cached_tokens);
+  }
+  for (const auto& r : off) CHECK(r.cached_tokens == 0);
+}
+
+TEST_CASE("llama backend: a LoRA adapter changes the answers; without it they come back") {
+  const auto requests = mixed_requests(4, 24);
+  const auto base = engine("tiny-qwen2.gguf").generate(requests);
+  const auto adapted =
+      engine("tiny-qwen2.gguf", {{"lora", {model_path("tiny-qwen2-lora.gguf")}}}).generate(requests);
+  const auto scaled =
+      engine("tiny-qwen2.gguf", {{"lora", {{{"path", model_path("tiny-qwen2-lora.gguf")}, {"scale", 0.5}}}}})
+          .generate(requests);
+  require_ok(adapted);
+  int changed = 0;
+  for (std::size_t i = 0; i < requests.size(); ++i) changed += base[i].text != adapted[i].text ? 1 : 0;
+  CHECK(changed >= 2);
+  CHECK(scaled[0].text != adapted[0].text);
+  // A fresh engine without the adapter (same configuration as the base) restores the answers.
+  const auto restored = load_plugin(backend_name(), config_for("tiny-qwen2.gguf"))->generate(requests);
+  check_same_texts(base, restored);
+  const json d =
+      json::parse(engine("tiny-qwen2.gguf", {{"lora", {model_path("tiny-qwen2-lora.gguf")}}}).describe());
+  REQUIRE(d.at("lora").size() == 1);
+  CHECK(d.at("lora")[0].at("path") == model_path("tiny-qwen2-lora.gguf"));
+}
+
+TEST_CASE("llama backend: Llama and Qwen2 architectures both answer under the grammar") {
+  const ia::AnswerSchema schema = ia::answer_schema(ia::TaskKind::absolute, 10);
+  const std::string gbnf = ia::answer_gbnf(schema);
+  for (const std::string file : {"tiny-llama.gguf", "tiny-qwen2.gguf"}) {
+    INFO(file);
+    Backend& b = engine(file, {{"n_ctx", 1536}});
+    const json d = json::parse(b.describe());
+    CHECK(d.at("architecture") == (file == "tiny-llama.gguf" ? "llama" : "qwen2"));
+    if (backend_name() == "llama") CHECK(d.at("device") == "cpu");
+    CHECK(d.at("n_params").get<std::int64_t>() > 1000000);
+    CHECK(d.at("n_ctx").get<int>() >= 1536);
+    CHECK(d.at("threads") == 1);
+    CHECK(d.at("batch_invariant") == true);
+    CHECK(d.at("llama_cpp").at("version").get<std::string>().size() > 0);
+    if (backend_name() == "llama") CHECK(b.name() == "llama-cpu");
+    const auto prompts = agent_prompts(3);
+    std::vector<Request> requests;
+    for (const auto& p : prompts) requests.push_back(request_for(p, 900, 0.0, 0, gbnf));
+    const auto responses = b.generate(requests);
+    require_ok(responses);
+    for (const auto& r : responses) {
+      INFO(r.text);
+      CHECK(ia::parse_answer(r.text, schema, advisor10()).status == ia::AnswerStatus::ok);
+    }
+    // Without a grammar the random model writes anything, up to max_tokens.
+    const auto free = b.generate({request_for(prompts[0], 16, 0.0, 0, "")});
+    require_ok(free);
+    CHECK(free[0].completion_tokens > 0);
+  }
+}
+
+TEST_CASE("llama backend: a bad request fails alone; the others run unchanged") {
+  Backend& b = engine("tiny-qwen2.gguf");
+  const auto good = mixed_requests(3, 24);
+  const auto reference = b.generate(good);
+  require_ok(reference);
+
+  Request too_long = good[0];
+  too_long.user = std::string(6000, 'x') + " " + too_long.user;  // far past n_ctx = 1024
+  Request too_many = good[0];
+  too_many.max_tokens = 5000;
+  Request bad_grammar = good[0];
+  bad_grammar.grammar = "root ::= \"unterminated";
+  Request no_root = good[0];
+  no_root.grammar = "answer ::= \"x\"";
+  Request zero_tokens = good[0];
+  zero_tokens.max_tokens = 0;
+  Request negative_temperature = good[0];
+  negative_temperature.temperature = -1.0;
+
+  const std::vector<Request> mixed = {too_long, good[0],     bad_grammar,         good[1], too_many, no_root,
+                                      good[2],  zero_tokens, negative_temperature};
+  const auto got = b.generate(mixed);
+  CHECK(got[0].status == HERDSIM_ERR_CONTEXT);
+  CHECK(contains(got[0].error, "exceed the context"));
+  CHECK(got[4].status == HERDSIM_ERR_CONTEXT);
+  CHECK(got[2].status == HERDSIM_ERR_GRAMMAR);
+  CHECK(contains(got[2].error, "grammar"));
+  CHECK(got[5].status == HERDSIM_ERR_GRAMMAR);
+  CHECK(got[7].status == HERDSIM_ERR_INVALID_ARGUMENT);
+  CHECK(contains(got[7].error, "max_tokens"));
+  CHECK(got[8].status == HERDSIM_ERR_INVALID_ARGUMENT);
+  CHECK(contains(got[8].error, "temperature"));
+  for (int i : {0, 2, 4, 5, 7, 8}) CHECK(got[static_cast<std::size_t>(i)].text.empty());
+  CHECK(got[1].text == reference[0].text);
+  CHECK(got[3].text == reference[1].text);
+  CHECK(got[6].text == reference[2].text);
+  CHECK(b.generate({}).empty());
+}
+
+TEST_CASE("llama backend: bad models, configurations and plugins give clear errors") {
+  SUBCASE("missing model") {
+    const auto msg =
+        backend_error([] { (void)load_plugin(backend_name(), R"({"model": "/nonexistent/model.gguf"})"); });
+    CHECK(contains(msg, "/nonexistent/model.gguf does not exist"));
+    CHECK(contains(msg, "model error"));
+  }
+  SUBCASE("truncated model") {
+    const std::string bytes = read_file(model_path("tiny-qwen2.gguf"));
+    REQUIRE(bytes.size() > 1000000);
+    auto load = [](const std::string& path) {
+      return backend_error([&] { (void)load_plugin(backend_name(), json{{"model", path}}.dump()); });
+    };
+    const std::string half = write_file("half.gguf", bytes.substr(0, bytes.size() / 2));
+    const auto msg = load(half);
+    CHECK(contains(msg, "model " + half + " is not a valid GGUF file: truncated or corrupt"));
+    // Only the last bytes missing: the header is whole, the last tensor's data is not.
+    const auto short_msg = load(write_file("short.gguf", bytes.substr(0, bytes.size() - 16)));
+    CHECK(contains(short_msg, "truncated: the data of tensor"));
+    CHECK(contains(short_msg, "runs past the end"));
+    CHECK(contains(load(write_file("header-only.gguf", bytes.substr(0, 100))), "truncated or corrupt"));
+  }
+  SUBCASE("a text file named .gguf") {
+    const std::string path = write_file("text.gguf", "this is not a model, just some text\n");
+    const auto msg = backend_error([&] { (void)load_plugin(backend_name(), json{{"model", path}}.dump()); });
+    CHECK(contains(msg, "does not start with the magic \"GGUF\""));
+  }
+  SUBCASE("unsupported GGUF version") {
+    std::string bytes = read_file(model_path("tiny-qwen2.gguf"));
+    bytes[4] = 7;  // version field, little endian
+    const std::string path = write_file("version7.gguf", bytes);
+    CHECK(contains(backend_error([&] {
+                     (void)load_plugin(backend_name(), json{{"model", path}}.dump());
+                   }),
+                   "unsupported GGUF version 7"));
+  }
+  SUBCASE("an adapter given as the model, a missing or mismatched adapter") {
+    CHECK(contains(
+        backend_error([] {
+          (void)load_plugin(backend_name(), json{{"model", model_path("tiny-qwen2-lora.gguf")}}.dump());
+        }),
+        "is a LoRA adapter"));
+    CHECK(contains(
+        backend_error([] {
+          (void)load_plugin(backend_name(), config_for("tiny-qwen2.gguf", {{"lora", {"/no/lora.gguf"}}}));
+        }),
+        "LoRA adapter file /no/lora.gguf does not exist"));
+    // An adapter made for the Llama model does not fit the Qwen2 model.
+    const auto msg = backend_error([] {
+      (void)load_plugin(backend_name(),
+                        config_for("tiny-qwen2.gguf", {{"lora", {model_path("tiny-llama-lora.gguf")}}}));
+    });
+    CHECK(contains(msg, "cannot load the LoRA adapter"));
+  }
+  SUBCASE("bad configurations") {
+    CHECK(
+        contains(backend_error([] { (void)load_plugin(backend_name(), "{\"model\": "); }), "not valid JSON"));
+    CHECK(contains(backend_error([] { (void)load_plugin(backend_name(), "[1, 2]"); }),
+                   "must be a JSON object"));
+    CHECK(contains(backend_error([] { (void)load_plugin(backend_name(), "{}"); }),
+                   "'model' (path of a GGUF file) is required"));
+    CHECK(contains(backend_error([] {
+                     (void)load_plugin(backend_name(), config_for("tiny-qwen2.gguf", {{"n_ctxx", 5}}));
+                   }),
+                   "unknown key 'n_ctxx'"));
+    CHECK(contains(backend_error([] {
+                     (void)load_plugin(backend_name(), config_for("tiny-qwen2.gguf", {{"batch", 0}}));
+                   }),
+                   "'batch' must be in [1, 256], got 0"));
+    CHECK(contains(backend_error([] {
+                     (void)load_plugin(backend_name(), config_for("tiny-qwen2.gguf", {{"threads", "2"}}));
+                   }),
+                   "'threads' must be an integer"));
+    CHECK(
+        contains(backend_error([] {
+                   (void)load_plugin(backend_name(), config_for("tiny-qwen2.gguf", {{"prefix_sharing", 1}}));
+                 }),
+                 "'prefix_sharing' must be true or false"));
+    CHECK(contains(backend_error([] {
+                     (void)load_plugin(backend_name(), config_for("tiny-qwen2.gguf", {{"lora", "x.gguf"}}));
+                   }),
+                   "'lora' must be a list"));
+  }
+  SUBCASE("a plugin built for another ABI version") {
+    const auto msg = backend_error([] { (void)load_plugin(HERDSIM_ABI_MISMATCH_PLUGIN, "{}"); });
+    CHECK(contains(msg, "ABI version 999"));
+    CHECK(contains(msg, "needs version 1"));
+  }
+  SUBCASE("a plugin that does not exist") {
+    const auto msg = backend_error([] { (void)load_plugin("no-such-backend", "{}"); });
+    CHECK(contains(msg, "inference plugin 'no-such-backend' not found"));
+    CHECK(contains(msg, "libherdsim_backend_no-such-backend.so"));
+  }
+  SUBCASE("a file that is not a shared library") {
+    const std::string path = write_file("libnot_a_plugin.so", "not an ELF file");
+    CHECK(contains(backend_error([&] { (void)load_plugin(path, "{}"); }), "cannot load inference plugin"));
+  }
+}
