@@ -15,6 +15,7 @@
 #include "sim/investalign/dataset.hpp"
 #include "sim/theory/absolute_herd.hpp"
 #include "sim/theory/merton.hpp"
+#include "sim/theory/relative_herd.hpp"
 
 namespace herdsim::agents {
 
@@ -123,8 +124,9 @@ void InvestAgentPopulation::initialize(const sim::RunState& state, sim::Populati
   own.params.emplace_back("score", score_);
 
   // Reference budgets, the advisor's quoted proportions (its continuous-time Merton amount at t = j over
-  // B_j, the dataset's convention), and the P3 optimum the dataset targets encode: column k holds the
-  // amount at t = k + 1, the year-(k + 1) target times B_{k+1} before rounding and clamping.
+  // B_j, the dataset's convention), and the optimum the dataset targets encode (P3; P1 for the relative
+  // protocol): column k holds the amount at t = k + 1, the year-(k + 1) target times B_{k+1} before
+  // rounding and clamping.
   const int T = horizon_years_;
   const theory::Market market = theory_market(spec_);
   const theory::Schedule schedule(market, T, theory::TimeModel::continuous());
@@ -150,9 +152,16 @@ void InvestAgentPopulation::initialize(const sim::RunState& state, sim::Populati
       hp.x0 = x0_[i];
       hp.horizon = T;
       hp.time = theory::TimeModel::continuous();
-      const auto sol = theory::solve_absolute_herd(hp, theory::EtaFormula::correct);
       std::vector<double> amounts;
-      for (int k = 0; k < T; ++k) amounts.push_back(sol.amount(k + 1.0));
+      // The relative task is scored against relative herding (P1, section 3.3), never the absolute
+      // closed form (the released code's pitfall 5); pinned ends, as the dataset's relative targets.
+      if (ps_.protocol == sim::InvestProtocol::relative) {
+        const auto sol = theory::solve_relative_herd(hp);
+        for (int k = 0; k < T; ++k) amounts.push_back(sol.amount(k + 1.0));
+      } else {
+        const auto sol = theory::solve_absolute_herd(hp, theory::EtaFormula::correct);
+        for (int k = 0; k < T; ++k) amounts.push_back(sol.amount(k + 1.0));
+      }
       it = solved.emplace(key, std::move(amounts)).first;
     }
     for (int k = 0; k < T; ++k) own.theory_amount(i, k) = it->second[static_cast<std::size_t>(k)];

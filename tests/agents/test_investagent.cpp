@@ -15,6 +15,7 @@
 #include "sim/simulation.hpp"
 #include "sim/theory/absolute_herd.hpp"
 #include "sim/theory/merton.hpp"
+#include "sim/theory/relative_herd.hpp"
 #include "support/specs.hpp"
 
 using namespace herdsim;
@@ -295,6 +296,20 @@ TEST_SUITE("investagent") {
     const auto sol = theory::solve_absolute_herd(hp);
     for (int k = 0; k < 10; ++k)
       CHECK(r->theory(3, k) == doctest::Approx(sol.amount(k + 1.0)).epsilon(1e-12));
+  }
+
+  TEST_CASE("the relative protocol is scored against relative herding (P1), not the P3 closed form") {
+    const auto r = run(invest_spec(sim::InvestProtocol::relative, 64));
+    theory::HerdProblem hp;
+    hp.alpha = theory::alpha_from_lottery_prob(0.9);
+    hp.alpha_leader = 0.2;
+    hp.theta = theory::theta_from_score(10);
+    hp.x0 = 10.0;
+    hp.horizon = 10;
+    const auto p1 = theory::solve_relative_herd(hp);
+    const auto p3 = theory::solve_absolute_herd(hp);
+    for (int k = 0; k < 10; ++k) CHECK(r->theory(3, k) == doctest::Approx(p1.amount(k + 1.0)).epsilon(1e-12));
+    CHECK(std::abs(p1.amount(5.0) - p3.amount(5.0)) > 1e-6);  // the two optima differ: the check can fail
   }
 
   TEST_CASE("a failed request stops the run with a BackendError naming it") {
