@@ -1,13 +1,16 @@
-// The llama.cpp inference plugin (CPU): libherdsim_backend_llama.so, the ABI of herdsim_inference.h.
+// The llama.cpp inference plugin: libherdsim_backend_llama.so (CPU) and, built with HERDSIM_LLAMA_CUDA=1,
+// libherdsim_backend_llama_cuda.so (CUDA); the ABI of herdsim_inference.h.
 //
 // One generate() call decides many agents: their chat-formatted prompts are decoded as separate
 // sequences of one llama.cpp context (one KV stream per sequence, kv_unified = false), in chunks of at
 // most `batch` sequences; the token prefix common to a chunk's prompts is decoded once and its KV cache
 // copied to the other sequences; then one llama_decode per step generates the next token of every
 // unfinished sequence. Each request samples with its own random stream (its seed) and its own grammar
-// state, and llama.cpp is built batch invariant (no llamafile GEMM), so an answer is bitwise the same
-// whatever else shares the batch. Errors are status codes and messages: nothing here aborts, exits or throws
-// across the C boundary. docs/adding-a-backend.md and docs/investagents.md describe the behaviour.
+// state, and llama.cpp is built and configured batch invariant (no llamafile GEMM, no flash attention,
+// no repacked or panel kernels), so an answer is bitwise the same whatever else shares the batch.
+// Errors are status codes and messages: nothing here aborts, exits or throws across the C boundary.
+// docs/adding-a-backend.md and docs/investagents.md ("The llama.cpp backend") describe the behaviour.
+#include <ggml-backend.h>
 #include <ggml.h>
 #include <llama.h>
 
@@ -30,6 +33,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -40,6 +44,11 @@
 #endif
 #ifndef HERDSIM_LLAMA_BATCH_INVARIANT
 #define HERDSIM_LLAMA_BATCH_INVARIANT 0
+#endif
+// 1 in the CUDA plugin (libherdsim_backend_llama_cuda.so): every layer on the GPU, and no engine
+// without a usable CUDA device.
+#ifndef HERDSIM_LLAMA_CUDA
+#define HERDSIM_LLAMA_CUDA 0
 #endif
 
 namespace {
@@ -535,10 +544,8 @@ double uniform01(std::mt19937_64& rng) {
   return static_cast<double>(rng() >> 11U) * 0x1.0p-53;
 }
 
-/// Highest logits tried against the grammar before the whole vocabulary is masked (greedy), and
-/// unconstrained draws tried before the masked distribution is built (sampling).
-constexpr std::size_t top_k_tried = 64;
-constexpr int draws_tried = 32;
+/// Unconstrained draws tried against the grammar before the masked distribution is built.
+constexpr int draws_tried = 16;
 
 // ---------------------------------------------------------------------------------------------------
 // The engine.
@@ -577,7 +584,22 @@ class Engine {
   Engine& operator=(const Engine&) = delete;
   ~Engine() { free_all(); }
 
-  [[nodiscard]] const std::string& description() const { return description_; }
+  /// describe(): fixed at creation, plus the count of checked grammar masks when checks are on and
+  /// the device memory in use now (CUDA plugin).
+  [[nodiscard]] const std::string& description() {
+    if (!check_masks_ && gpu_ == nullptr) return description_;
+    const std::lock_guard lock(mutex_);
+    json d = json::parse(description_);
+    if (check_masks_) d["grammar_masks_checked"] = masks_checked_;
+    if (gpu_ != nullptr) {
+      std::size_t free_bytes = 0;
+      std::size_t total_bytes = 0;
+      ggml_backend_dev_memory(gpu_, &free_bytes, &total_bytes);
+      d["device_memory_used_bytes"] = total_bytes - free_bytes;
+    }
+    description_checked_ = d.dump();
+    return description_checked_;
+  }
 
  private:
   /// Checks the files, loads the model and the adapters, creates the context.
@@ -592,6 +614,13 @@ class Engine {
 
     llama_model_params mp = llama_model_default_params();
     mp.n_gpu_layers = 0;
+    if (HERDSIM_LLAMA_CUDA != 0) {
+      gpu_ = find_gpu();
+      // Every layer (and the output) on the one GPU: no split across devices, no CPU layers.
+      mp.n_gpu_layers = std::numeric_limits<int32_t>::max();
+      mp.split_mode = LLAMA_SPLIT_MODE_NONE;
+      mp.devices = gpu_devices_.data();
+    }
     // Repacked weight layouts (quantised types) have separate one-token and many-token kernels: off,
     // so that a sequence's logits do not depend on how many tokens share its decode.
     mp.use_extra_bufts = false;
@@ -645,10 +674,23 @@ class Engine {
         llama_set_adapters_lora(ctx_, adapters_.data(), adapters_.size(), scales_.data()) != 0)
       fail(HERDSIM_ERR_MODEL, "llama.cpp cannot apply the LoRA adapters" + llama_said());
     batch_ = llama_batch_init(n_batch_, 0, 1);
-    candidates_.resize(static_cast<std::size_t>(n_vocab_));
     cumulative_.resize(static_cast<std::size_t>(n_vocab_));
-    masked_.resize(static_cast<std::size_t>(n_vocab_));
+    const char* check = std::getenv("HERDSIM_LLAMA_CHECK_MASKS");
+    check_masks_ = check != nullptr && check[0] != '\0' && std::strcmp(check, "0") != 0;
     description_ = describe_json(info);
+  }
+
+  /// The first GPU ggml registered (the CUDA plugin); HERDSIM_ERR_DEVICE when there is none, with
+  /// what ggml-cuda logged (e.g. "failed to initialize CUDA: no CUDA-capable device is detected").
+  ggml_backend_dev_t find_gpu() {
+    for (std::size_t i = 0; i < ggml_backend_dev_count(); ++i) {
+      ggml_backend_dev_t dev = ggml_backend_dev_get(i);
+      if (ggml_backend_dev_type(dev) == GGML_BACKEND_DEVICE_TYPE_GPU) {
+        gpu_devices_ = {dev, nullptr};
+        return dev;
+      }
+    }
+    fail(HERDSIM_ERR_DEVICE, "no usable CUDA device" + llama_said());
   }
 
   void free_all() noexcept {
@@ -834,46 +876,136 @@ class Engine {
     return arr.data[0].logit != -INFINITY;
   }
 
-  /// candidates_ = the logits with the tokens the grammar rejects at -inf.
-  void mask_all(llama_sampler* grammar, const float* logits) {
-    for (int32_t t = 0; t < n_vocab_; ++t) candidates_[static_cast<std::size_t>(t)] = {t, logits[t], 0.0F};
-    llama_token_data_array arr{candidates_.data(), candidates_.size(), -1, false};
-    llama_sampler_apply(grammar, &arr);
+  // Grammar masks. llama.cpp's grammar pass over all ~150k tokens takes 10-15 ms (it decodes each
+  // token's UTF-8 into a fresh vector), more than a decode step of a small model. What a grammar
+  // admits is closed under prefixes (it consumes text: a token it admits has every prefix admitted),
+  // so the vocabulary is walked as a prefix tree: a token's parent is the token spelling the longest
+  // proper prefix of its text, and only the children of admitted tokens are tested, one grammar pass
+  // per tree level. Where the grammar allows a few characters (keys, digits, punctuation) a mask costs
+  // a few hundred candidates instead of the whole vocabulary; the result is the same mask.
+
+  /// Builds the prefix tree of the vocabulary (once, at the first grammar mask).
+  void build_prefix_tree() {
+    if (!admitted_.empty()) return;
+    const auto n = static_cast<std::size_t>(n_vocab_);
+    std::vector<std::string> pieces(n);
+    std::vector<char> buf(256);
+    for (std::size_t t = 0; t < n; ++t) {
+      const auto id = static_cast<llama_token>(t);
+      // The text llama.cpp's grammar matches: the piece with special tokens rendered (its cache).
+      int32_t len = llama_token_to_piece(vocab_, id, buf.data(), static_cast<int32_t>(buf.size()), 0, true);
+      if (len < 0) {
+        buf.resize(static_cast<std::size_t>(-len));
+        len = llama_token_to_piece(vocab_, id, buf.data(), static_cast<int32_t>(buf.size()), 0, true);
+      }
+      if (len > 0) pieces[t].assign(buf.data(), static_cast<std::size_t>(len));
+    }
+    std::unordered_map<std::string_view, llama_token> by_piece;
+    by_piece.reserve(n);
+    for (std::size_t t = 0; t < n; ++t) {
+      if (!pieces[t].empty()) by_piece.emplace(pieces[t], static_cast<llama_token>(t));
+    }
+    std::vector<llama_token> parent(n, -1);
+    std::vector<int32_t> n_children(n + 1, 0);
+    for (std::size_t t = 0; t < n; ++t) {
+      const auto id = static_cast<llama_token>(t);
+      const std::string& p = pieces[t];
+      if (llama_vocab_is_eog(vocab_, id)) {
+        eog_tokens_.push_back(id);
+        continue;
+      }
+      if (p.empty() || p[0] == '\0') continue;  // never admitted by llama.cpp's grammar
+      for (std::size_t k = p.size() - 1; k > 0; --k) {
+        const auto it = by_piece.find(std::string_view(p).substr(0, k));
+        if (it != by_piece.end() && !llama_vocab_is_eog(vocab_, it->second)) {
+          parent[t] = it->second;
+          break;
+        }
+      }
+      if (parent[t] < 0) {
+        roots_.push_back(id);
+      } else {
+        ++n_children[static_cast<std::size_t>(parent[t])];
+      }
+    }
+    child_begin_.assign(n + 1, 0);
+    for (std::size_t t = 0; t < n; ++t) child_begin_[t + 1] = child_begin_[t] + n_children[t];
+    children_.resize(static_cast<std::size_t>(child_begin_[n]));
+    std::vector<int32_t> fill = child_begin_;
+    for (std::size_t t = 0; t < n; ++t) {
+      if (parent[t] >= 0)
+        children_[static_cast<std::size_t>(fill[static_cast<std::size_t>(parent[t])]++)] =
+            static_cast<llama_token>(t);
+    }
+    admitted_.assign(n, 0);
   }
 
-  /// Whether the grammar is complete: it admits end of generation and no other token. A mask over the
-  /// vocabulary depends on the grammar state only, so this needs no logits (and no decode).
+  /// Runs the grammar over `ids`; keeps the admitted ones in admitted_ and, when `next` is given, appends
+  /// their children to it. Returns whether any was admitted.
+  bool grammar_pass(llama_sampler* grammar, const std::vector<llama_token>& ids,
+                    std::vector<llama_token>* next) {
+    level_.clear();
+    for (const llama_token id : ids) level_.push_back({id, 0.0F, 0.0F});
+    llama_token_data_array arr{level_.data(), level_.size(), -1, false};
+    llama_sampler_apply(grammar, &arr);
+    bool any = false;
+    for (const llama_token_data& c : level_) {
+      if (c.logit == -INFINITY) continue;
+      any = true;
+      const auto t = static_cast<std::size_t>(c.id);
+      admitted_[t] = 1;
+      if (next != nullptr)
+        next->insert(next->end(), children_.begin() + child_begin_[t],
+                     children_.begin() + child_begin_[t + 1]);
+    }
+    return any;
+  }
+
+  /// admitted_[t] = whether the grammar admits token t next, for the whole vocabulary.
+  void grammar_mask(llama_sampler* grammar) {
+    build_prefix_tree();
+    std::fill(admitted_.begin(), admitted_.end(), std::uint8_t{0});
+    level_ids_ = roots_;
+    while (!level_ids_.empty()) {
+      next_ids_.clear();
+      grammar_pass(grammar, level_ids_, &next_ids_);
+      std::swap(level_ids_, next_ids_);
+    }
+    const std::uint8_t eog_ok = eog_ != LLAMA_TOKEN_NULL && admits(grammar, eog_) ? 1 : 0;
+    for (const llama_token t : eog_tokens_) admitted_[static_cast<std::size_t>(t)] = eog_ok;
+    if (check_masks_) check_mask(grammar);
+  }
+
+  /// The tree walk against llama.cpp's pass over the whole vocabulary (HERDSIM_LLAMA_CHECK_MASKS=1, tests).
+  void check_mask(llama_sampler* grammar) {
+    std::vector<llama_token_data> all(static_cast<std::size_t>(n_vocab_));
+    for (int32_t t = 0; t < n_vocab_; ++t) all[static_cast<std::size_t>(t)] = {t, 0.0F, 0.0F};
+    llama_token_data_array arr{all.data(), all.size(), -1, false};
+    llama_sampler_apply(grammar, &arr);
+    for (const llama_token_data& c : all) {
+      const bool full = c.logit != -INFINITY;
+      if (full != (admitted_[static_cast<std::size_t>(c.id)] != 0))
+        fail(HERDSIM_ERR_INTERNAL, "grammar mask check: token " + std::to_string(c.id) + " is " +
+                                       (full ? "admitted" : "rejected") +
+                                       " by llama.cpp but not by the prefix tree");
+    }
+    ++masks_checked_;
+  }
+
+  /// Whether the grammar is complete: it admits end of generation and nothing else (no root of the
+  /// prefix tree, hence no token). Needs no logits, so a finished answer costs no further decode.
   bool grammar_finished(llama_sampler* grammar) {
     if (eog_ == LLAMA_TOKEN_NULL || !admits(grammar, eog_)) return false;
-    for (int32_t t = 0; t < n_vocab_; ++t) candidates_[static_cast<std::size_t>(t)] = {t, 0.0F, 0.0F};
-    llama_token_data_array arr{candidates_.data(), candidates_.size(), -1, false};
-    llama_sampler_apply(grammar, &arr);
-    for (std::size_t i = 0; i < arr.size; ++i) {
-      if (arr.data[i].logit != -INFINITY && !llama_vocab_is_eog(vocab_, arr.data[i].id)) return false;
-    }
-    return true;
-  }
-
-  /// top_ = the k highest logits, best first, ties by lower token id (the order greedy uses).
-  void top_k(const float* logits, std::size_t k) {
-    top_.clear();
-    for (int32_t t = 0; t < n_vocab_; ++t) {
-      const float l = logits[t];
-      if (top_.size() == k && !(l > top_.back().logit)) continue;
-      const auto at = std::upper_bound(top_.begin(), top_.end(), l,
-                                       [](float v, const llama_token_data& c) { return v > c.logit; });
-      top_.insert(at, {t, l, 0.0F});
-      if (top_.size() > k) top_.pop_back();
-    }
+    build_prefix_tree();
+    return !grammar_pass(grammar, roots_, nullptr);
   }
 
   // Sampling is ours, per request: greedy, or a categorical draw at the request's temperature from its
-  // own random stream; the grammar is llama.cpp's. Masking all ~150k tokens with the grammar every step
-  // would dominate the time of small models, so the unconstrained choice is tried first and the mask
-  // built only when the grammar rejects it. Both shortcuts are exact: greedy takes the best admitted
-  // token either way; for sampling, accepting an admitted draw and redrawing otherwise (finally from
-  // the masked distribution) gives each admitted token probability p / P(admitted), the masked
-  // distribution.
+  // own random stream; the grammar is llama.cpp's. The unconstrained choice is tried first (one
+  // candidate) and the mask built only when the grammar rejects it. Exact: greedy takes the best
+  // admitted token either way; for sampling, accepting an admitted draw and redrawing otherwise
+  // (finally from the masked distribution) gives each admitted token probability p / P(admitted), the
+  // masked distribution.
 
   /// The greedy choice (the lowest id among equal logits); nullopt when the grammar admits no token.
   std::optional<llama_token> sample_greedy(llama_sampler* grammar, const float* logits) {
@@ -882,20 +1014,10 @@ class Engine {
       if (logits[t] > logits[best]) best = t;
     }
     if (grammar == nullptr || admits(grammar, best)) return best;
-    top_k(logits, top_k_tried);  // the best admitted token is usually among the best few
-    llama_token_data_array arr{top_.data(), top_.size(), -1, false};
-    llama_sampler_apply(grammar, &arr);
-    for (const llama_token_data& c : top_) {
-      if (c.logit != -INFINITY) return c.id;
-    }
-    mask_all(grammar, logits);
+    grammar_mask(grammar);
     std::optional<llama_token> out;
-    float out_logit = -INFINITY;
-    for (const llama_token_data& c : candidates_) {
-      if (c.logit != -INFINITY && (!out || c.logit > out_logit)) {
-        out = c.id;
-        out_logit = c.logit;
-      }
+    for (int32_t t = 0; t < n_vocab_; ++t) {
+      if (admitted_[static_cast<std::size_t>(t)] != 0 && (!out || logits[t] > logits[*out])) out = t;
     }
     return out;
   }
@@ -904,10 +1026,13 @@ class Engine {
   /// admits no token.
   std::optional<llama_token> sample_temperature(Job& j, const float* logits) {
     const float inv_t = 1.0F / j.temperature;
-    auto fill = [&](const float* l, float max_l) {  // cumulative_ = running sums of exp((l - max) / T)
+    const auto n = static_cast<std::size_t>(n_vocab_);
+    // cumulative_ = running sums of exp((l - max) / T) over the tokens `keep` admits.
+    auto fill = [&](float max_l, auto keep) {
       double total = 0.0;
-      for (std::size_t t = 0; t < candidates_.size(); ++t) {
-        if (l[t] != -INFINITY) total += static_cast<double>(std::exp((l[t] - max_l) * inv_t));
+      for (std::size_t t = 0; t < n; ++t) {
+        if (keep(t) && logits[t] != -INFINITY)
+          total += static_cast<double>(std::exp((logits[t] - max_l) * inv_t));
         cumulative_[t] = total;
       }
       return total;
@@ -918,21 +1043,19 @@ class Engine {
       return static_cast<llama_token>(std::min<std::ptrdiff_t>(at - cumulative_.begin(), n_vocab_ - 1));
     };
     const float max_l = *std::max_element(logits, logits + n_vocab_);
-    const double total = fill(logits, max_l);
+    const double total = fill(max_l, [](std::size_t) { return true; });
     if (j.grammar == nullptr) return draw(total);
     for (int k = 0; k < draws_tried; ++k) {
       const llama_token t = draw(total);
       if (admits(j.grammar.get(), t)) return t;
     }
-    mask_all(j.grammar.get(), logits);
-    std::vector<float>& masked = masked_;
+    grammar_mask(j.grammar.get());
     float max_admitted = -INFINITY;
-    for (std::size_t t = 0; t < candidates_.size(); ++t) {
-      masked[t] = candidates_[t].logit;
-      max_admitted = std::max(max_admitted, masked[t]);
+    for (std::size_t t = 0; t < n; ++t) {
+      if (admitted_[t] != 0) max_admitted = std::max(max_admitted, logits[t]);
     }
     if (max_admitted == -INFINITY) return std::nullopt;
-    return draw(fill(masked.data(), max_admitted));
+    return draw(fill(max_admitted, [&](std::size_t t) { return admitted_[t] != 0; }));
   }
 
   /// Samples job j's next token from the logits of batch row `row` and advances its state.
@@ -1000,6 +1123,7 @@ class Engine {
     llama_memory_t mem = llama_get_memory(ctx_);
     // Metadata only: stale cells hold finite values that attention masks out exactly.
     llama_memory_clear(mem, false);
+    batch_.n_tokens = 0;
     const std::size_t n = jobs.size();
 
     // The prefix common to all prompts, leaving each prompt at least one token of its own (its logits
@@ -1069,8 +1193,17 @@ class Engine {
   std::string describe_json(const GgufInfo& info) const {
     char buf[256];
     json d;
-    d["backend"] = "llama-cpu";
-    d["device"] = "cpu";
+    d["backend"] = HERDSIM_LLAMA_CUDA != 0 ? "llama-cuda" : "llama-cpu";
+    d["device"] = HERDSIM_LLAMA_CUDA != 0 ? "cuda" : "cpu";
+    if (gpu_ != nullptr) {
+      std::size_t free_bytes = 0;
+      std::size_t total_bytes = 0;
+      ggml_backend_dev_memory(gpu_, &free_bytes, &total_bytes);
+      d["device_name"] = ggml_backend_dev_description(gpu_);
+      d["device_id"] = ggml_backend_dev_name(gpu_);
+      d["device_memory_total_bytes"] = total_bytes;
+      d["device_memory_used_bytes"] = total_bytes - free_bytes;  // by every process, after loading
+    }
     d["model"] = config_.model;
     d["architecture"] = info.architecture;
     d["gguf_version"] = info.version;
@@ -1111,11 +1244,22 @@ class Engine {
   int n_ctx_seq_ = 0;
   int n_batch_ = 0;
   llama_batch batch_{};
-  std::vector<llama_token_data> candidates_;  // scratch of sample(), one entry per vocabulary token
-  std::vector<llama_token_data> top_;
-  std::vector<double> cumulative_;
-  std::vector<float> masked_;
+  std::vector<double> cumulative_;  // sampling scratch, one entry per vocabulary token
+  // The vocabulary's prefix tree (build_prefix_tree) and the grammar mask's scratch.
+  std::vector<llama_token> roots_;
+  std::vector<int32_t> child_begin_;
+  std::vector<llama_token> children_;
+  std::vector<llama_token> eog_tokens_;
+  std::vector<std::uint8_t> admitted_;
+  std::vector<llama_token_data> level_;
+  std::vector<llama_token> level_ids_;
+  std::vector<llama_token> next_ids_;
+  ggml_backend_dev_t gpu_ = nullptr;             ///< the CUDA plugin's device
+  std::vector<ggml_backend_dev_t> gpu_devices_;  ///< {gpu_, nullptr}: llama_model_params::devices
+  bool check_masks_ = false;
+  std::int64_t masks_checked_ = 0;
   std::string description_;
+  std::string description_checked_;
 };
 
 // ---------------------------------------------------------------------------------------------------
@@ -1201,8 +1345,13 @@ void plugin_destroy(void* engine) {
 }
 
 const herdsim_inference_plugin plugin_table = {
-    HERDSIM_INFERENCE_ABI_VERSION, "llama-cpu",     plugin_create,  plugin_generate,
-    plugin_release_responses,      plugin_describe, plugin_destroy,
+    HERDSIM_INFERENCE_ABI_VERSION,
+    HERDSIM_LLAMA_CUDA != 0 ? "llama-cuda" : "llama-cpu",
+    plugin_create,
+    plugin_generate,
+    plugin_release_responses,
+    plugin_describe,
+    plugin_destroy,
 };
 
 }  // namespace
