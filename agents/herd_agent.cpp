@@ -1,12 +1,16 @@
 #include "agents/herd_agent.hpp"
 
+#include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
+#include <tbb/partitioner.h>
 
 #include <fmt/format.h>
 #include <array>
 #include <cmath>
 #include <limits>
 #include <map>
+#include <string>
+#include <vector>
 
 #include "agents/agent_support.hpp"
 #include "agents/merton_agent.hpp"
@@ -40,12 +44,12 @@ HerdPopulation::HerdPopulation(const sim::ScenarioSpec& spec, int index)
                 ps_.herd == sim::HerdType::relative ? theory::TimeModel::continuous()
                                                     : theory_time(spec, ps_.optimum)) {
   // The scenario validator reports these too; the runtime refuses them whatever built the spec.
-  const bool relative = ps_.herd == sim::HerdType::relative;
-  const bool peers = ps_.influence == sim::Influence::peers;
-  if (ps_.policy == sim::Policy::replan && (relative || peers)) {
-    throw ScenarioError(fmt::format("population '{}': {} herding with {} and policy {} is not available",
-                                    ps_.name, relative ? "relative" : "absolute",
-                                    peers ? "peers" : "a leader", "replan"));
+  if (ps_.policy == sim::Policy::replan && ps_.influence == sim::Influence::peers &&
+      ps_.herd == sim::HerdType::relative && ps_.count > kPeersReplanMaxAgentsRelative) {
+    throw ScenarioError(fmt::format(
+        "population '{}': relative herding on peers with policy replan solves the whole game on every path "
+        "and step: at most {} agents, got {}",
+        ps_.name, kPeersReplanMaxAgentsRelative, ps_.count));
   }
 }
 
@@ -106,6 +110,9 @@ void HerdPopulation::initialize(const sim::RunState& state, sim::PopulationState
   }
   if (ps_.herd == sim::HerdType::relative && ps_.policy == sim::Policy::adaptive) {
     seen_before_ = Eigen::MatrixXd::Zero(ps_.count, state.paths);
+  }
+  if (ps_.policy == sim::Policy::replan && leader_index_ < 0) {
+    replanned_ = Eigen::MatrixXd::Zero(ps_.count, state.paths);
   }
 }
 
@@ -192,6 +199,8 @@ double HerdPopulation::reference(const sim::DecisionContext& ctx, int agent, int
   return sum * projection_[ctx.step];
 }
 
+// Leader: the agent's own problem over [t_k, T] from its realised wealth; the leader's Merton path over
+// the remaining horizon is its original path from t_k on (Merton depends on time to go only).
 double HerdPopulation::replan(const sim::DecisionContext& ctx, int agent, double wealth) const {
   theory::HerdProblem hp;
   hp.market = theory_market(spec_);
@@ -202,7 +211,66 @@ double HerdPopulation::replan(const sim::DecisionContext& ctx, int agent, double
   hp.x0 = wealth;
   hp.horizon = spec_.run.horizon - ctx.time;
   hp.time = schedule_.time();
-  return theory::solve_absolute_herd(hp).amount(0.0);
+  if (ps_.herd == sim::HerdType::absolute) return theory::solve_absolute_herd(hp).amount(0.0);
+  theory::RelativeHerdOptions opt;
+  opt.bc = ps_.bc == sim::Boundary::natural ? theory::BoundaryCondition::natural
+                                            : theory::BoundaryCondition::pinned;
+  // The first decision keeps the plan's start condition (so replan starts where plan does); a restart's
+  // start is free: pinned there, every decision would be the own Merton amount.
+  opt.free_start = ctx.step > 0;
+  return theory::solve_relative_herd(hp, opt).amount(0.0);
+}
+
+Eigen::VectorXd HerdPopulation::replan_game(const sim::DecisionContext& ctx,
+                                            const Eigen::Ref<const Eigen::VectorXd>& wealth) const {
+  theory::MutualGame game;
+  game.market = theory_market(spec_);
+  game.horizon = spec_.run.horizon - ctx.time;
+  game.time = schedule_.time();
+  game.rho = ps_.rho;
+  game.alpha = alpha_;
+  game.x0 = wealth;
+  game.theta = weights_;
+  if (ps_.herd == sim::HerdType::absolute) return theory::solve_mutual_game(game).amounts(0.0);
+  game.rho = 0.0;
+  theory::RelativeMutualOptions opt;
+  opt.bc = ps_.bc == sim::Boundary::natural ? theory::BoundaryCondition::natural
+                                            : theory::BoundaryCondition::pinned;
+  opt.node_spacing = spec_.run.dt();
+  opt.free_start = ctx.step > 0;  // as for a leader (replan above)
+  return theory::solve_relative_mutual(game, opt).amounts(0.0);
+}
+
+void HerdPopulation::prepare_step(const sim::DecisionContext& ctx, sim::PopulationState& own) {
+  if (ps_.policy != sim::Policy::replan || leader_index_ >= 0) return;
+  const Eigen::VectorXd& x0 = param(own, "wealth0");
+  const int paths = static_cast<int>(own.wealth.cols());
+  // One game per path; each task writes its own column, so any thread count gives the same bits. Errors
+  // are kept per path and the first path's is thrown after the loop (never from inside it).
+  std::vector<std::string> errors(static_cast<std::size_t>(paths));
+  tbb::parallel_for(
+      tbb::blocked_range<int>(0, paths, 1),
+      [&](const tbb::blocked_range<int>& r) {
+        for (int p = r.begin(); p != r.end(); ++p) {
+          // Wealth still at its start (every path at t = 0): the plan solved this very game.
+          if (ctx.step == 0 && own.wealth.col(p) == x0) {
+            replanned_.col(p) = own.theory_amount.col(0);
+            continue;
+          }
+          try {
+            replanned_.col(p) = replan_game(ctx, own.wealth.col(p));
+          } catch (const std::exception& e) {
+            errors[static_cast<std::size_t>(p)] = e.what();
+          }
+        }
+      },
+      tbb::simple_partitioner{});
+  for (int p = 0; p < paths; ++p) {
+    if (!errors[static_cast<std::size_t>(p)].empty()) {
+      throw SolverError(fmt::format("population '{}', path {}, step {}: replan: {}", ps_.name, p, ctx.step,
+                                    errors[static_cast<std::size_t>(p)]));
+    }
+  }
 }
 
 void HerdPopulation::decide(const sim::DecisionContext& ctx, int p0, int p1, int a0, int a1,
@@ -213,6 +281,11 @@ void HerdPopulation::decide(const sim::DecisionContext& ctx, int p0, int p1, int
   }
   const int k = ctx.step;
   if (ps_.policy == sim::Policy::replan) {
+    if (leader_index_ < 0) {  // solved in prepare_step
+      for (int p = p0; p < p1; ++p)
+        own.amount.col(p).segment(a0, a1 - a0) = replanned_.col(p).segment(a0, a1 - a0);
+      return;
+    }
     for (int p = p0; p < p1; ++p) {
       for (int i = a0; i < a1; ++i) own.amount(i, p) = replan(ctx, i, own.wealth(i, p));
     }
@@ -267,6 +340,10 @@ void HerdPopulation::decide_adaptive_absolute(const sim::DecisionContext& ctx, i
   // -ln eta_hat = alpha X G(t_k -> T) + v^2 (T - t_k) / (2 sigma^2).
   const double growth_left = std::exp(ln_growth_left_[k]);
   const double shift = v * v * (spec_.run.horizon - ctx.time) / (2.0 * s2) - (2.0 - ps_.rho) * ln_growth_[k];
+  if (leader_index_ < 0) {
+    decide_adaptive_peers(ctx, p0, p1, a0, a1, growth_left, shift, own);
+    return;
+  }
   const auto alpha = alpha_.segment(a0, len).array();
   const auto ln_vt = ln_vt_.segment(a0, len);
   const Eigen::ArrayXd own_merton = merton_unit_[k] / alpha;
@@ -285,6 +362,51 @@ void HerdPopulation::decide_adaptive_absolute(const sim::DecisionContext& ctx, i
         ln_vt + alpha * own.wealth.col(p).segment(a0, len).array() * growth_left + shift;
     const Eigen::ArrayXd w = (1.0 + ln_kappa.exp()).inverse();
     own.amount.col(p).segment(a0, len) = (w * own_merton + (1.0 - w) * seen).matrix();
+  }
+}
+
+// The absolute rule on peers in one pass over chunks of agents held in L1: the same operations in
+// the same order as the array form above (Eigen's row-major sparse product: a running sum from 0 in
+// storage order, added to 0; Eigen's exp over each chunk, which starts at an even offset from a0 in an
+// aligned buffer, so the same slots take the vectorised exp and the scalar tail): the same bits.
+void HerdPopulation::decide_adaptive_peers(const sim::DecisionContext& ctx, int p0, int p1, int a0, int a1,
+                                           double growth_left, double shift,
+                                           sim::PopulationState& own) const {
+  const int k = ctx.step;
+  const double unit = merton_unit_[k];
+  const double projection = projection_[k];
+  const auto& prev = ctx.state->populations[static_cast<std::size_t>(ctx.population_index)].previous_amount;
+  const int* outer = mean_weights_.outerIndexPtr();
+  const int* inner = mean_weights_.innerIndexPtr();
+  const double* value = mean_weights_.valuePtr();
+  const int* row_nonzeros = mean_weights_.innerNonZeroPtr();  // null when compressed
+  constexpr int chunk = 256;                                  // even
+  alignas(64) double seen[chunk];
+  alignas(64) double w[chunk];
+  for (int p = p0; p < p1; ++p) {
+    const double* x = own.wealth.col(p).data();
+    const double* seen_from = prev.col(p).data();
+    double* amount = own.amount.col(p).data();
+    for (int c0 = a0; c0 < a1; c0 += chunk) {
+      const int len = std::min(chunk, a1 - c0);
+      for (int j = 0; j < len; ++j) {
+        const int i = c0 + j;
+        double sum = 0.0;
+        const int end = row_nonzeros != nullptr ? outer[i] + row_nonzeros[i] : outer[i + 1];
+        for (int at = outer[i]; at < end; ++at) sum += value[at] * seen_from[inner[at]];
+        double product = 0.0;
+        product += 1.0 * sum;
+        seen[j] = product * projection;
+        w[j] = ln_vt_[i] + alpha_[i] * x[i] * growth_left + shift;  // ln kappa
+      }
+      Eigen::Map<Eigen::ArrayXd, Eigen::Aligned16> wv(w, len);
+      wv = (1.0 + wv.exp()).inverse();
+      for (int j = 0; j < len; ++j) {
+        const int i = c0 + j;
+        const double own_merton = unit / alpha_[i];
+        amount[i] = w[j] * own_merton + (1.0 - w[j]) * seen[j];
+      }
+    }
   }
 }
 

@@ -16,6 +16,8 @@ class HerdPopulation final : public sim::Population {
  public:
   HerdPopulation(const sim::ScenarioSpec& spec, int index);
   void initialize(const sim::RunState& state, sim::PopulationState& own) override;
+  /// Peers with policy replan: solves the remaining game on every path (in parallel over paths).
+  void prepare_step(const sim::DecisionContext& ctx, sim::PopulationState& own) override;
   void decide(const sim::DecisionContext& ctx, int p0, int p1, int a0, int a1,
               sim::PopulationState& own) const override;
   [[nodiscard]] bool path_independent() const override { return ps_.policy == sim::Policy::plan; }
@@ -29,7 +31,12 @@ class HerdPopulation final : public sim::Population {
   [[nodiscard]] double reference(const sim::DecisionContext& ctx, int agent, int path) const;
   void decide_adaptive_absolute(const sim::DecisionContext& ctx, int p0, int p1, int a0, int a1,
                                 sim::PopulationState& own) const;
+  void decide_adaptive_peers(const sim::DecisionContext& ctx, int p0, int p1, int a0, int a1,
+                             double growth_left, double shift, sim::PopulationState& own) const;
   [[nodiscard]] double replan(const sim::DecisionContext& ctx, int agent, double wealth) const;
+  /// All agents' first decisions of the game over [t_k, T] from one path's wealths, currency units.
+  [[nodiscard]] Eigen::VectorXd replan_game(const sim::DecisionContext& ctx,
+                                            const Eigen::Ref<const Eigen::VectorXd>& wealth) const;
 
   const sim::ScenarioSpec& spec_;
   const sim::PopulationSpec& ps_;
@@ -46,6 +53,13 @@ class HerdPopulation final : public sim::Population {
   Eigen::VectorXd ln_growth_left_, ln_growth_, merton_unit_, projection_;
   // Relative adaptive: the reference decision seen at the previous step, per slot (agent x path).
   mutable Eigen::MatrixXd seen_before_;
+  // Peers replan: this step's decisions, count x paths, solved in prepare_step.
+  Eigen::MatrixXd replanned_;
 };
+
+/// Most agents a relative-herding peers population with policy replan may have: every step solves the
+/// mutual relative game (spec §3.5, ~1.35 s at 100 agents, ~17 s at 1000) on every path
+/// (docs/scenarios.md). Absolute herding's mutual game has no such limit (milliseconds per solve).
+inline constexpr int kPeersReplanMaxAgentsRelative = 100;
 
 }  // namespace herdsim::agents

@@ -15,6 +15,7 @@
 #include "sim/investalign/dataset.hpp"
 #include "sim/theory/absolute_herd.hpp"
 #include "sim/theory/merton.hpp"
+#include "sim/theory/mutual_game.hpp"
 #include "sim/theory/relative_herd.hpp"
 
 namespace herdsim::agents {
@@ -29,11 +30,17 @@ const char* protocol_name(sim::InvestProtocol protocol) {
       return "absolute";
     case sim::InvestProtocol::relative:
       return "relative";
+    case sim::InvestProtocol::mutual:
+      return "mutual";
     case sim::InvestProtocol::step:
       return "step";
   }
   return "unknown";
 }
+
+/// Key of the peer draws of the mutual protocol on Stream::parameters (path = peer_key + population;
+/// expand_params uses path = population and the networks 2^32 + population).
+constexpr std::uint64_t peer_key = 2ULL << 32;
 
 /// A fraction rounded to hundredths of a percent: the advisor's values as the prompt quotes them.
 double as_quoted(double fraction) {
@@ -61,6 +68,11 @@ InvestAgentPopulation::InvestAgentPopulation(const sim::ScenarioSpec& spec, int 
   if (ps_.protocol == sim::InvestProtocol::relative && horizon_years_ < 2)
     throw ScenarioError(
         fmt::format("population '{}': protocol relative needs a horizon of >= 2 years", ps_.name));
+  if (ps_.protocol == sim::InvestProtocol::mutual && ps_.count < 2)
+    throw ScenarioError(fmt::format(
+        "population '{}': protocol mutual needs count >= 2 (each agent's peer is another agent of the "
+        "population)",
+        ps_.name));
   for (std::size_t i = 0; i < spec_.populations.size(); ++i) {
     if (spec_.populations[i].name == ps_.leader) leader_index_ = static_cast<int>(i);
   }
@@ -79,6 +91,14 @@ InvestAgentPopulation::InvestAgentPopulation(const sim::ScenarioSpec& spec, int 
     step_grammar_ = investalign::answer_gbnf(step_schema_);
     if (horizon_years_ >= 2) change_grammar_ = investalign::answer_gbnf(change_schema_);
   }
+}
+
+int InvestAgentPopulation::peer_of(const sim::CounterRng& rng, int population, int agent, int count) {
+  const double u = rng.uniform(sim::Stream::parameters, peer_key + static_cast<std::uint64_t>(population), 0,
+                               static_cast<std::uint64_t>(agent));
+  const int others = count - 1;
+  const int j = std::min(others - 1, static_cast<int>(u * others));
+  return j < agent ? j : j + 1;  // skip the agent itself
 }
 
 std::uint64_t InvestAgentPopulation::request_seed(const sim::CounterRng& rng, int population, int agent,
@@ -122,18 +142,23 @@ void InvestAgentPopulation::initialize(const sim::RunState& state, sim::Populati
   own.params.emplace_back("leader_alpha", leader_alpha_);
   own.params.emplace_back("lottery_prob", lottery_prob_);
   own.params.emplace_back("score", score_);
+  if (ps_.protocol == sim::InvestProtocol::mutual) {
+    peer_.resize(ps_.count);
+    for (int i = 0; i < ps_.count; ++i) peer_[i] = peer_of(rng, index_, i, ps_.count);
+    own.params.emplace_back("peer", peer_.cast<double>());
+  }
 
   // Reference budgets, the advisor's quoted proportions (its continuous-time Merton amount at t = j over
   // B_j, the dataset's convention), and the optimum the dataset targets encode (P3; P1 for the relative
-  // protocol): column k holds the amount at t = k + 1, the year-(k + 1) target times B_{k+1} before
-  // rounding and clamping.
+  // protocol; P2, the group of advisor, agent and peer, for the mutual protocol): column k holds the amount
+  // at t = k + 1, the year-(k + 1) target times B_{k+1} before rounding and clamping.
   const int T = horizon_years_;
   const theory::Market market = theory_market(spec_);
   const theory::Schedule schedule(market, T, theory::TimeModel::continuous());
   budgets_.assign(static_cast<std::size_t>(ps_.count), {});
   advisor_.assign(static_cast<std::size_t>(ps_.count), {});
   own.theory_amount.resize(ps_.count, T);
-  std::map<std::array<double, 4>, std::vector<double>> solved;  // one solve per distinct agent
+  std::map<std::array<double, 7>, std::vector<double>> solved;  // one solve per distinct agent (and peer)
   for (int i = 0; i < ps_.count; ++i) {
     auto& budgets = budgets_[static_cast<std::size_t>(i)];
     budgets = investalign::reference_budgets(x0_[i]);
@@ -141,9 +166,22 @@ void InvestAgentPopulation::initialize(const sim::RunState& state, sim::Populati
     for (const double a : investalign::proportions_of(
              [&](double t) { return theory::merton_amount(schedule, leader_alpha_[i], t); }, budgets))
       advisor_[static_cast<std::size_t>(i)].push_back(as_quoted(a));
-    const std::array<double, 4> key{alpha_[i], leader_alpha_[i], theta_[i], x0_[i]};
+    std::array<double, 7> key{alpha_[i], leader_alpha_[i], theta_[i], x0_[i], 0.0, 0.0, 0.0};
+    if (ps_.protocol == sim::InvestProtocol::mutual) {
+      const int j = peer_[i];
+      key[4] = alpha_[j];
+      key[5] = theta_[j];
+      key[6] = x0_[j];
+    }
     auto it = solved.find(key);
-    if (it == solved.end()) {
+    if (it == solved.end() && ps_.protocol == sim::InvestProtocol::mutual) {
+      // P2 (section 3.4): the dataset's group of three, with this agent's peer as the peer.
+      const auto sol = theory::solve_mutual_game(
+          investalign::mutual_group_game(market, T, leader_alpha_[i], profile_of(i), profile_of(peer_[i])));
+      std::vector<double> amounts;
+      for (int k = 0; k < T; ++k) amounts.push_back(sol.amounts(k + 1.0)(1));
+      it = solved.emplace(key, std::move(amounts)).first;
+    } else if (it == solved.end()) {
       theory::HerdProblem hp;
       hp.market = market;
       hp.alpha = alpha_[i];
@@ -199,13 +237,20 @@ const investalign::PromptTemplate& InvestAgentPopulation::prompt_template(TaskKi
   return it->second;
 }
 
+investalign::InvestorProfile InvestAgentPopulation::profile_of(int agent) const {
+  investalign::InvestorProfile p;
+  p.lottery_prob = lottery_prob_[agent];
+  p.alpha = alpha_[agent];
+  p.score = score_[agent];
+  p.theta = theta_[agent];
+  p.budget = x0_[agent];
+  return p;
+}
+
 investalign::PromptInputs InvestAgentPopulation::inputs_of(int agent) const {
   investalign::PromptInputs in;
-  in.investor.lottery_prob = lottery_prob_[agent];
-  in.investor.alpha = alpha_[agent];
-  in.investor.score = score_[agent];
-  in.investor.theta = theta_[agent];
-  in.investor.budget = x0_[agent];
+  in.investor = profile_of(agent);
+  if (ps_.protocol == sim::InvestProtocol::mutual) in.peer = profile_of(peer_[agent]);
   in.advisor = advisor_[static_cast<std::size_t>(agent)];
   return in;
 }
@@ -283,6 +328,7 @@ void InvestAgentPopulation::prepare_step(const sim::DecisionContext& ctx, sim::P
   switch (ps_.protocol) {
     case sim::InvestProtocol::absolute:
     case sim::InvestProtocol::relative:
+    case sim::InvestProtocol::mutual:
       if (ctx.step == 0) ask_plan(ctx, own);
       if (ctx.step == 1 && ps_.protocol == sim::InvestProtocol::relative) ask_changes(ctx, own);
       break;
@@ -292,15 +338,16 @@ void InvestAgentPopulation::prepare_step(const sim::DecisionContext& ctx, sim::P
   }
 }
 
-// absolute and stage 0 of relative: T proportions per agent at t = 0, the same on every path.
+// absolute, mutual and stage 0 of relative: T proportions per agent at t = 0, the same on every path
+// (mutual: the mutual prompt, which adds the agent's peer's profile).
 void InvestAgentPopulation::ask_plan(const sim::DecisionContext& ctx, sim::PopulationState& own) {
   const bool relative = ps_.protocol == sim::InvestProtocol::relative;
+  const TaskKind kind = ps_.protocol == sim::InvestProtocol::mutual ? TaskKind::mutual : TaskKind::absolute;
   const auto make = [&](std::size_t i) {
     const int agent = static_cast<int>(i);
     Query q;
     q.agent = agent;
-    q.prompt = investalign::render_prompt(prompt_template(TaskKind::absolute, leader_alpha_[agent]),
-                                          inputs_of(agent));
+    q.prompt = investalign::render_prompt(prompt_template(kind, leader_alpha_[agent]), inputs_of(agent));
     q.seed = request_seed(*ctx.rng, ctx.population_index, agent, ctx.step, -1, 0);
     q.schema = &plan_schema_;
     q.grammar = ps_.inference.grammar ? &plan_grammar_ : nullptr;

@@ -6,9 +6,12 @@
 //              every path (B_j the dataset's reference budgets scaled by x0 / 10);
 //   relative - P1, two stages: the absolute prompt at t = 0 (only year 1 kept), the relative prompt at
 //              t = 1 for T - 1 changes; proportions rebuilt by cumulative sum, amounts as for absolute;
+//   mutual   - P2: as absolute with the mutual prompt, which adds the profile of the agent's peer, another
+//              agent of the population drawn with the run's seed (peer_of); scored against the P2 game
+//              of the advisor, the agent and its peer (investalign::mutual_group_game);
 //   step     - each step, one request per (agent, path) with the current state; P = pi X_k.
 // Requests go to the backend in batches from prepare_step (serial), never from the parallel decide().
-// Parameters: alpha, theta, wealth0, leader_alpha, lottery_prob, score.
+// Parameters: alpha, theta, wealth0, leader_alpha, lottery_prob, score (mutual: also peer, the peer's index).
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -35,6 +38,10 @@ class InvestAgentPopulation final : public sim::Population {
   // Decisions come from answers, not from theory_amount: never the fused kernel.
   [[nodiscard]] bool path_independent() const override { return false; }
 
+  /// The peer of `agent` under the mutual protocol: another agent of the population (count >= 2), uniform
+  /// over the other count - 1, a pure function of (run seed, population, agent) on the `parameters` stream.
+  [[nodiscard]] static int peer_of(const sim::CounterRng& rng, int population, int agent, int count);
+
   /// The sampling seed of one request: a pure function of (run seed, population, agent, step, path,
   /// stage) on the `inference` stream (path -1: a path-independent request), never of the batch.
   [[nodiscard]] static std::uint64_t request_seed(const sim::CounterRng& rng, int population, int agent,
@@ -59,6 +66,7 @@ class InvestAgentPopulation final : public sim::Population {
            sim::PopulationState& own);
   [[nodiscard]] const investalign::PromptTemplate& prompt_template(investalign::TaskKind kind,
                                                                    double alpha_leader);
+  [[nodiscard]] investalign::InvestorProfile profile_of(int agent) const;
   [[nodiscard]] investalign::PromptInputs inputs_of(int agent) const;
   void ask_plan(const sim::DecisionContext& ctx, sim::PopulationState& own);
   void ask_changes(const sim::DecisionContext& ctx, sim::PopulationState& own);
@@ -77,7 +85,8 @@ class InvestAgentPopulation final : public sim::Population {
   Eigen::VectorXd alpha_, theta_, x0_, leader_alpha_, lottery_prob_, score_;
   std::vector<std::vector<double>> budgets_;  ///< per agent: B_1..B_T, currency units
   std::vector<std::vector<double>> advisor_;  ///< per agent: the advisor's proportions as quoted, fractions
-  Eigen::MatrixXd plan_;                      ///< absolute, relative: count x steps amounts
+  Eigen::VectorXi peer_;                      ///< mutual: each agent's peer (an index in the population)
+  Eigen::MatrixXd plan_;                      ///< absolute, relative, mutual: count x steps amounts
   std::vector<double> first_year_;            ///< relative: the stage-0 year-1 proportion per agent
   Eigen::MatrixXd step_amount_;               ///< step: count x paths, this step's amounts
   Eigen::MatrixXd last_proportion_;           ///< step: own answer last step, count x paths

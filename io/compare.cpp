@@ -196,6 +196,23 @@ PopulationComparison compare_population(const RunFile& file, const RunGroupInfo&
     pc.influence = ps.influence == sim::Influence::leader ? "leader" : "peers";
     if (ps.influence == sim::Influence::leader) pc.leader = ps.leader;
   }
+  if (ps.kind == sim::AgentKind::investagent) {
+    pc.leader = ps.leader;
+    switch (ps.protocol) {
+      case sim::InvestProtocol::absolute:
+        pc.protocol = "absolute", pc.problem = "P3";
+        break;
+      case sim::InvestProtocol::relative:
+        pc.protocol = "relative", pc.problem = "P1";
+        break;
+      case sim::InvestProtocol::mutual:
+        pc.protocol = "mutual", pc.problem = "P2";
+        break;
+      case sim::InvestProtocol::step:
+        pc.protocol = "step", pc.problem = "P3";
+        break;
+    }
+  }
   if (!info.has_trajectories || info.recorded_agents == 0) {
     pc.metrics.notes.emplace_back(
         "trajectories not recorded (record.trajectories = false or max_agents = 0): per-agent analysis needs "
@@ -367,6 +384,8 @@ json population_json(const PopulationComparison& pc, int limit) {
          {"herd", str_or_null(pc.herd)},
          {"influence", str_or_null(pc.influence)},
          {"leader", str_or_null(pc.leader)},
+         {"protocol", str_or_null(pc.protocol)},
+         {"problem", str_or_null(pc.problem)},
          {"count", pc.count},
          {"recorded_agents", pc.recorded_agents},
          {"analysed_agents", pc.analysed_agents},
@@ -522,6 +541,8 @@ void markdown_population(std::string& md, const PopulationComparison& pc) {
   if (!pc.policy.empty())
     md += fmt::format(", {} herding on {}, policy {}", pc.herd,
                       pc.influence == "leader" ? "leader " + pc.leader : std::string("peers"), pc.policy);
+  if (!pc.protocol.empty())
+    md += fmt::format(", protocol {} on leader {}, scored against {}", pc.protocol, pc.leader, pc.problem);
   md += fmt::format("; {} agents, {} analysed)\n\n", pc.count, pc.analysed_agents);
   md += "| measure | value |\n|---|---|\n";
   if (mt.decision_error) {

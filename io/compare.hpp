@@ -43,6 +43,8 @@ struct PopulationComparison {
   std::string herd;       ///< absolute | relative (herd only)
   std::string influence;  ///< leader | peers (herd only)
   std::string leader;     ///< influence = leader
+  std::string protocol;   ///< investagent only: absolute | relative | mutual | step
+  std::string problem;    ///< investagent only: what theory/amount is, P3 | P1 | P2 (step: P3)
   int count = 0;
   int recorded_agents = 0;
   int analysed_agents = 0;

@@ -14,6 +14,7 @@
 #include <limits>
 #include <mutex>
 #include <numeric>
+#include <span>
 #include <system_error>
 #include <type_traits>
 #include <utility>
@@ -609,7 +610,14 @@ class Recorder final : public sim::Observer {
     group.run([&] {
       tbb::parallel_for(std::size_t{0}, jobs.size(), [&](std::size_t j) {
         SummaryJob& job = jobs[j];
-        gather(*job.values, job.scratch);
+        const Eigen::MatrixXd& m = *job.values;
+        if (job.divide_by == nullptr && paths_.size() == static_cast<std::size_t>(m.cols())) {
+          // Every path recorded: the matrix is the gathered sequence already; summarize it in place.
+          summarize(std::span<const double>(m.data(), static_cast<std::size_t>(m.size())), record_.quantiles,
+                    job.stats, job.scratch);
+          return;
+        }
+        gather(m, job.scratch);
         if (job.divide_by != nullptr) {
           assert(job.divide_by->size() == job.scratch.size());
           for (std::size_t v = 0; v < job.scratch.size(); ++v) job.scratch[v] /= (*job.divide_by)[v];

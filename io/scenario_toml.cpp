@@ -9,10 +9,12 @@
 #include <limits>
 #include <map>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <tuple>
 #include <utility>
 
+#include "agents/herd_agent.hpp"
 #include "sim/investalign/dataset.hpp"
 
 namespace herdsim::io {
@@ -437,6 +439,18 @@ void apply_overrides(toml::table& root, const std::vector<std::string>& override
       c.problems.push_back(p);
       continue;
     }
+    auto value = parse_override_value(arg.substr(eq + 1), origin);
+    // `--set sweep.run.seed=[37]` on a file that says `"run.seed" = [...]`: replace that axis's values
+    // in place (it keeps its place in the axis order) instead of adding a second axis for the path.
+    if (key.rfind("sweep.", 0) == 0 && value.get("v")->is_array()) {
+      auto* sweep = root.get_as<toml::table>("sweep");
+      auto* existing = sweep != nullptr ? sweep->get_as<toml::array>(key.substr(6)) : nullptr;
+      if (existing != nullptr) {
+        existing->clear();
+        for (auto& v : *value.get("v")->as_array()) existing->push_back(v);
+        continue;
+      }
+    }
     std::string error;
     auto [tbl, last] = locate(root, key, error);
     if (tbl == nullptr) {
@@ -444,7 +458,6 @@ void apply_overrides(toml::table& root, const std::vector<std::string>& override
       c.problems.push_back(p);
       continue;
     }
-    auto value = parse_override_value(arg.substr(eq + 1), origin);
     tbl->insert_or_assign(last, std::move(*value.get("v")));  // moved: keeps its "--set #i" source
   }
 }
@@ -479,6 +492,13 @@ std::vector<SweepAxis> collect_sweep(toml::table& root, Checker& c) {
   };
   std::stable_sort(entries.begin(), entries.end(),
                    [&](const auto& x, const auto& y) { return position(x.second) < position(y.second); });
+  // One axis per key path: the quoted `"run.seed"` and the dotted `run.seed` are two TOML keys for one.
+  std::set<std::string> seen;
+  std::erase_if(entries, [&](const auto& e) {
+    if (seen.insert(e.first).second) return false;
+    c.report(e.second, fmt::format("sweep.\"{}\"", e.first), "this key path is already a sweep axis");
+    return true;
+  });
   for (auto& [key, node] : entries) {
     const std::string path = fmt::format("sweep.\"{}\"", key);
     const auto root_key = key.substr(0, key.find_first_of(".["));
@@ -609,7 +629,8 @@ void read_inference(Checker& c, const toml::table& t, const std::string& prefix,
   sim::InferenceSpec& s = pop.inference;
   if (!table->contains("backend"))
     c.report(table, path + ".backend",
-             "is required: a plugin name (\"llama\"), a plugin path, or \"replay\"");
+             "is required: a plugin name (\"llama\", \"llama_cuda\"), \"auto\" (CUDA when usable, else CPU), "
+             "a plugin path, or \"replay\"");
   s.backend = c.string(*table, path, "backend").value_or("");
   if (table->contains("backend") && table->get("backend")->is_string() && s.backend.empty())
     c.report(table->get("backend"), path + ".backend", "must not be empty");
@@ -723,8 +744,15 @@ PopulationSpec read_population(Checker& c, const toml::table& t, std::size_t ind
     pop.protocol = c.choice<InvestProtocol>(t, prefix, "protocol",
                                             {{"absolute", InvestProtocol::absolute},
                                              {"relative", InvestProtocol::relative},
+                                             {"mutual", InvestProtocol::mutual},
                                              {"step", InvestProtocol::step}})
                        .value_or(InvestProtocol::absolute);
+    if (pop.protocol == InvestProtocol::mutual && count_ok && pop.count < 2)
+      c.report(
+          t.contains("count") ? t.get("count") : t.get("protocol"), prefix + ".count",
+          fmt::format("protocol = \"mutual\" needs count >= 2 (each agent's peer is another agent of the "
+                      "population), got {}",
+                      pop.count));
     if (!t.contains("leader"))
       c.report(&t, prefix + ".leader",
                "is required for kind = \"investagent\": the name of a merton population");
@@ -754,16 +782,6 @@ PopulationSpec read_population(Checker& c, const toml::table& t, std::size_t ind
         c.choice<Boundary>(t, prefix, "bc", {{"pinned", Boundary::pinned}, {"natural", Boundary::natural}})
             .value_or(Boundary::pinned);
   if (pop.herd == HerdType::absolute) pop.rho = c.number(t, prefix, "rho", any_number).value_or(0.0);
-  if (policy == Policy::replan && herd == HerdType::relative)
-    c.report(
-        t.get("policy"), prefix + ".policy",
-        "policy = \"replan\" with herd = \"relative\" is not available (the relative solver cannot restart "
-        "from a realised wealth yet); use \"plan\" or \"adaptive\"");
-  if (policy == Policy::replan && influence == Influence::peers)
-    c.report(
-        t.get("policy"), prefix + ".policy",
-        "policy = \"replan\" with influence = \"peers\" is not available (no re-solve of the network game "
-        "yet); use \"plan\" or \"adaptive\"");
   if (pop.influence == Influence::leader) {
     if (!t.contains("leader"))
       c.report(&t, prefix + ".leader",
@@ -886,6 +904,26 @@ void check_investagent_time(Checker& c, const toml::table& root, const sim::Scen
   }
 }
 
+/// Peers with policy replan solve the whole network's game on every path and step: the population size and
+/// paths x steps are capped (agents/herd_agent.hpp). Reported at each such population's policy.
+void check_peers_replan(Checker& c, const toml::table& root, const sim::ScenarioSpec& spec) {
+  const auto* pops = root.get_as<toml::array>("population");
+  if (pops == nullptr) return;
+  for (std::size_t i = 0; i < spec.populations.size() && i < pops->size(); ++i) {
+    const auto& pop = spec.populations[i];
+    if (pop.kind != sim::AgentKind::herd || pop.influence != sim::Influence::peers ||
+        pop.policy != sim::Policy::replan || pop.herd != sim::HerdType::relative ||
+        pop.count <= agents::kPeersReplanMaxAgentsRelative)
+      continue;
+    c.report(
+        pops->get_as<toml::table>(i)->get("policy"), fmt::format("population[{}].policy", i),
+        fmt::format("policy = \"replan\" with influence = \"peers\" and herd = \"relative\" solves the "
+                    "whole network's game on every path and step: at most {} agents, got count = {}; use "
+                    "\"plan\" or \"adaptive\"",
+                    agents::kPeersReplanMaxAgentsRelative, pop.count));
+  }
+}
+
 /// The spec of a tree whose overrides and sweep values are applied and whose [sweep] is removed.
 sim::ScenarioSpec validate(Checker& c, const toml::table& root) {
   sim::ScenarioSpec spec;
@@ -935,6 +973,7 @@ sim::ScenarioSpec validate(Checker& c, const toml::table& root) {
   if (const auto* t = c.table(root, "", "record"))
     read_record(c, *t, spec.record, run_paths_ok ? std::optional(spec.run.paths) : std::nullopt);
   check_investagent_time(c, root, spec);
+  check_peers_replan(c, root, spec);
   return spec;
 }
 

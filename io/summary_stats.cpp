@@ -193,10 +193,12 @@ void select_ranks(double* first, double* last, const std::vector<std::size_t>& r
   }
 }
 
-}  // namespace
-
-QuantileMethod summarize(std::vector<double>& values, const std::vector<double>& quantiles,
-                         std::vector<double>& out, const SummaryOptions& options) {
+/// summarize() on values read through `values`; `selectable()` gives a vector holding the same
+/// values that may be reordered, for a full selection (called at most once).
+template <class Selectable>
+QuantileMethod summarize_values(std::span<const double> values, const std::vector<double>& quantiles,
+                                std::vector<double>& out, const SummaryOptions& options,
+                                const Selectable& selectable) {
   const double nan = std::numeric_limits<double>::quiet_NaN();
   out.assign(4 + quantiles.size(), nan);
   const std::size_t n = values.size();
@@ -337,11 +339,13 @@ QuantileMethod summarize(std::vector<double>& values, const std::vector<double>&
     if (std::find(missed.begin(), missed.end(), 1) != missed.end()) method = QuantileMethod::fallback;
   }
   if (method != QuantileMethod::brackets) {
+    std::vector<double>& finite_values = selectable();
     if (count < n) {
-      values.erase(std::remove_if(values.begin(), values.end(), [](double v) { return !finite(v); }),
-                   values.end());
+      finite_values.erase(
+          std::remove_if(finite_values.begin(), finite_values.end(), [](double v) { return !finite(v); }),
+          finite_values.end());
     }
-    select_ranks(values.data(), values.data() + values.size(), ranks, rank_values);
+    select_ranks(finite_values.data(), finite_values.data() + finite_values.size(), ranks, rank_values);
   }
 
   for (std::size_t i = 0; i < quantiles.size(); ++i) {
@@ -357,6 +361,22 @@ QuantileMethod summarize(std::vector<double>& values, const std::vector<double>&
     out[4 + i] = a + fraction * (b - a);
   }
   return method;
+}
+
+}  // namespace
+
+QuantileMethod summarize(std::vector<double>& values, const std::vector<double>& quantiles,
+                         std::vector<double>& out, const SummaryOptions& options) {
+  return summarize_values(values, quantiles, out, options, [&]() -> std::vector<double>& { return values; });
+}
+
+QuantileMethod summarize(std::span<const double> values, const std::vector<double>& quantiles,
+                         std::vector<double>& out, std::vector<double>& scratch,
+                         const SummaryOptions& options) {
+  return summarize_values(values, quantiles, out, options, [&]() -> std::vector<double>& {
+    scratch.assign(values.begin(), values.end());
+    return scratch;
+  });
 }
 
 }  // namespace herdsim::io

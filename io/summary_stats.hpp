@@ -2,6 +2,7 @@
 // Per-step summary statistics of one recorded quantity: exact, deterministic and parallel (TBB).
 
 #include <cstddef>
+#include <span>
 #include <vector>
 
 namespace herdsim::io {
@@ -31,5 +32,11 @@ enum class QuantileMethod {
 /// the output bits are the same for any number of threads. May reorder or compact `values`.
 QuantileMethod summarize(std::vector<double>& values, const std::vector<double>& quantiles,
                          std::vector<double>& out, const SummaryOptions& options = {});
+
+/// The same statistics (the same bits) of read-only `values`: they are copied into `scratch` only
+/// when the quantiles need a full selection (fewer than options.direct_below values, or a fallback).
+QuantileMethod summarize(std::span<const double> values, const std::vector<double>& quantiles,
+                         std::vector<double>& out, std::vector<double>& scratch,
+                         const SummaryOptions& options = {});
 
 }  // namespace herdsim::io

@@ -84,6 +84,7 @@ enum class Boundary { pinned, natural };
 enum class InvestProtocol {
   absolute,  ///< P3: one request per agent at t = 0 for T proportions, played as a plan on every path
   relative,  ///< P1, two stages: the absolute prompt's year 1 at t = 0, then T - 1 changes at t = 1
+  mutual,    ///< P2: one request per agent at t = 0 for T proportions, with a peer of the population
   step,      ///< each step, one request per (agent, path) with the current state
 };
 

@@ -4,6 +4,7 @@
 // the spec and the seed (counter-based RNG, each task writes only its own slots), so it is bitwise
 // identical for any thread count.
 #include <atomic>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -50,6 +51,21 @@ struct RunSummary {
 /// simulation's own copy of the spec, which outlives the populations that keep references into it.
 using PopulationFactory = std::function<std::vector<std::unique_ptr<Population>>(const ScenarioSpec&)>;
 
+/// A plan (PopulationState::theory_amount) in the compact form the fused kernel reads: the distinct
+/// rows (one agent's n decisions each, steps contiguous) and each agent's row. Plans over a parameter
+/// grid share a few rows, so the kernel reads 2 B per agent instead of 8 B per agent and step.
+struct CompactPlan {
+  std::vector<double> rows;           ///< distinct rows x steps, row-major, currency units
+  std::vector<std::uint16_t> row_of;  ///< per agent: its row; empty when the plan does not compress
+  /// When > 0, row_of[i] == row_of[i % period] for every agent (a parameter grid repeats with the
+  /// grid's size), so any tile's plan is a window of one small periodic table: nothing per agent.
+  int period = 0;
+};
+
+/// The compact form of a count x steps plan (bitwise equal rows are shared), or an empty CompactPlan
+/// when the distinct rows are too many to stay in cache.
+CompactPlan compact_plan(const Eigen::MatrixXd& plan);
+
 class Simulation {
  public:
   /// make(spec)[i] implements spec.populations[i].
@@ -91,6 +107,8 @@ class Simulation {
   CounterRng rng_;
   StepCoefficients coefficients_;
   Eigen::VectorXd excess_;  ///< per path: excess return of the current step
+  /// Per population: its plan in compact form (built once, for path-independent populations).
+  std::vector<CompactPlan> compact_plans_;
 };
 
 }  // namespace herdsim::sim

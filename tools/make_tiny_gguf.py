@@ -65,6 +65,10 @@ PRESETS = {
     # Qwen2.5-0.5B's shape (tied embeddings); for benchmarks, about 1 GB in f16.
     "qwen2.5-0.5b": Shape(arch="qwen2", n_layer=24, n_embd=896, n_head=14, n_head_kv=2, n_ff=4864,
                           n_ctx=32768, rope_base=1000000.0, rms_eps=1e-6),
+    # Llama-3.1-8B's layers (the output matrix tied to the embedding here, 0.5B fewer parameters than the
+    # real model); for GPU benchmarks, about 15 GB in f16.
+    "llama-3.1-8b": Shape(arch="llama", n_layer=32, n_embd=4096, n_head=32, n_head_kv=8, n_ff=14336,
+                          n_ctx=131072, rope_base=500000.0, rms_eps=1e-5),
 }
 
 

@@ -7,7 +7,9 @@
 // copied to the other sequences; then one llama_decode per step generates the next token of every
 // unfinished sequence. Each request samples with its own random stream (its seed) and its own grammar
 // state, and llama.cpp is built and configured batch invariant (no llamafile GEMM, no flash attention,
-// no repacked or panel kernels), so an answer is bitwise the same whatever else shares the batch.
+// no repacked or panel kernels), so an answer is bitwise the same whatever else shares the batch. The
+// CUDA build (every layer on the GPU; cuBLAS picks kernels by shape) is repeatable for the same batch
+// but not batch invariant, and says so in describe() (docs/gpu.md).
 // Errors are status codes and messages: nothing here aborts, exits or throws across the C boundary.
 // docs/adding-a-backend.md and docs/investagents.md ("The llama.cpp backend") describe the behaviour.
 #include <ggml-backend.h>

@@ -79,6 +79,40 @@ class PluginBackend final : public Backend {
   std::string path_;
 };
 
+/// A plugin that is absent or unusable on this machine (not found, not loadable, no device): the
+/// cases in which `auto` falls back to the CPU.
+class PluginUnavailable : public BackendError {
+ public:
+  using BackendError::BackendError;
+};
+
+std::unique_ptr<Backend> open_plugin(const std::string& name_or_path, const std::string& config_json);
+
+/// The device name in a backend's describe() JSON ("" when it has none); no JSON library in sim/.
+std::string device_name_of(const std::string& describe) {
+  const std::string key = "\"device_name\":\"";
+  const auto at = describe.find(key);
+  if (at == std::string::npos) return "";
+  const auto begin = at + key.size();
+  const auto end = describe.find('"', begin);
+  return end == std::string::npos ? "" : describe.substr(begin, end - begin);
+}
+
+std::unique_ptr<Backend> open_auto(const std::string& config_json, const BackendNote& note) {
+  const BackendNote say = note ? note : [](const std::string& line) { fmt::print(stderr, "{}\n", line); };
+  try {
+    auto gpu = open_plugin(auto_gpu_plugin, config_json);
+    const std::string device = device_name_of(gpu->describe());
+    say(fmt::format("backend auto: using CUDA device {} ({})", device.empty() ? "(unnamed)" : device,
+                    gpu->name()));
+    return gpu;
+  } catch (const PluginUnavailable& e) {
+    say(fmt::format("backend auto: CUDA unavailable, using the CPU plugin '{}': {}", auto_cpu_plugin,
+                    e.what()));
+  }
+  return open_plugin(auto_cpu_plugin, config_json);
+}
+
 }  // namespace
 
 const char* status_name(int status) {
@@ -130,7 +164,15 @@ std::vector<std::string> plugin_candidates(const std::string& name) {
   return out;
 }
 
-std::unique_ptr<Backend> load_plugin(const std::string& name_or_path, const std::string& config_json) {
+std::unique_ptr<Backend> load_plugin(const std::string& name_or_path, const std::string& config_json,
+                                     const BackendNote& note) {
+  if (name_or_path == "auto") return open_auto(config_json, note);
+  return open_plugin(name_or_path, config_json);
+}
+
+namespace {
+
+std::unique_ptr<Backend> open_plugin(const std::string& name_or_path, const std::string& config_json) {
   std::string path;
   const auto candidates = plugin_candidates(name_or_path);
   for (const auto& c : candidates) {
@@ -143,13 +185,18 @@ std::unique_ptr<Backend> load_plugin(const std::string& name_or_path, const std:
   if (path.empty()) {
     std::string where;
     for (const auto& c : candidates) where += "\n  " + c;
-    throw BackendError(fmt::format("inference plugin '{}' not found; looked for:{}", name_or_path, where));
+    throw PluginUnavailable(
+        fmt::format("inference plugin '{}' not found; looked for:{}", name_or_path, where));
   }
   void* lib = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (lib == nullptr) {
-    const char* why = dlerror();
-    throw BackendError(
-        fmt::format("cannot load inference plugin {}: {}", path, why != nullptr ? why : "dlopen failed"));
+    const char* err = dlerror();
+    const std::string why = err != nullptr ? err : "dlopen failed";
+    // A CUDA plugin links libcuda.so.1, which only the NVIDIA driver installs.
+    const std::string hint = why.find("libcuda.so") != std::string::npos
+                                 ? " (the NVIDIA driver is not installed on this machine: no libcuda.so.1)"
+                                 : "";
+    throw PluginUnavailable(fmt::format("cannot load inference plugin {}: {}{}", path, why, hint));
   }
   auto* entry =
       reinterpret_cast<herdsim_inference_plugin_entry_fn>(dlsym(lib, "herdsim_inference_plugin_entry"));
@@ -171,10 +218,15 @@ std::unique_ptr<Backend> load_plugin(const std::string& name_or_path, const std:
   void* engine = nullptr;
   std::array<char, kErrorBuffer> err{};
   const int32_t status = table->create(config_json.c_str(), &engine, err.data(), err.size());
-  if (status != HERDSIM_OK || engine == nullptr)
-    throw BackendError(fmt::format("{} ({}): cannot create the engine ({}): {}", table->name, path,
-                                   status_name(status), err.data()));
+  if (status != HERDSIM_OK || engine == nullptr) {
+    const std::string msg = fmt::format("{} ({}): cannot create the engine ({}): {}", table->name, path,
+                                        status_name(status), err.data());
+    if (status == HERDSIM_ERR_DEVICE) throw PluginUnavailable(msg);
+    throw BackendError(msg);
+  }
   return std::make_unique<PluginBackend>(lib, table, engine, path);
 }
+
+}  // namespace
 
 }  // namespace herdsim::inference

@@ -60,10 +60,25 @@ using BackendFactory = std::function<std::unique_ptr<Backend>(const sim::Inferen
 /// ../lib/herdsim relative to it, and in the build tree's plugin directory.
 [[nodiscard]] std::vector<std::string> plugin_candidates(const std::string& name);
 
+/// Receives the one line that says which plugin `auto` chose and why (default: written to stderr).
+using BackendNote = std::function<void(const std::string& line)>;
+
+/// The plugin `auto` tries first: the llama.cpp engine on CUDA (libherdsim_backend_llama_cuda.so).
+inline constexpr const char* auto_gpu_plugin = "llama_cuda";
+/// The plugin `auto` falls back to: the llama.cpp engine on the CPU.
+inline constexpr const char* auto_cpu_plugin = "llama";
+
 /// Loads a plugin and creates its engine from config_json. Throws BackendError naming the plugin
 /// when it cannot be found or loaded, has another ABI version, or create() fails.
+///
+/// name_or_path "auto": the CUDA plugin when it loads and finds a usable device ("using CUDA device
+/// NAME"); when it is missing, cannot be loaded (no NVIDIA driver: no libcuda.so.1) or reports no
+/// device, the CPU plugin, with one line saying why. Any other failure of the CUDA plugin (a bad
+/// model, out of device memory) is an error, not a fallback. The chosen backend's name() and
+/// describe() say which it is.
 [[nodiscard]] std::unique_ptr<Backend> load_plugin(const std::string& name_or_path,
-                                                   const std::string& config_json);
+                                                   const std::string& config_json,
+                                                   const BackendNote& note = {});
 
 /// Human name of a herdsim_status code.
 [[nodiscard]] const char* status_name(int status);

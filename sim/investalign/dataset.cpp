@@ -103,18 +103,7 @@ Solved solve_sample(const DatasetConfig& c, Problem problem, const InvestorProfi
       break;
     }
     case Problem::mutual: {
-      // Agent 0 is the advisor (zero row: plays its own Merton path), 1 the sample's investor, 2 the peer.
-      // Each influenced agent weighs both others with its own theta.
-      MutualGame game;
-      game.market = c.market;
-      game.horizon = dataset_horizon_years;
-      game.time = TimeModel::continuous();
-      game.alpha = Eigen::Vector3d(c.alpha_leader, inv.alpha, peer->alpha);
-      game.x0 = Eigen::Vector3d(inv.budget, inv.budget, peer->budget);
-      game.theta = ThetaMatrix(3, 3);
-      std::vector<Eigen::Triplet<double>> entries{
-          {1, 0, inv.theta}, {1, 2, inv.theta}, {2, 0, peer->theta}, {2, 1, peer->theta}};
-      game.theta.setFromTriplets(entries.begin(), entries.end());
+      const MutualGame game = mutual_group_game(c.market, dataset_horizon_years, c.alpha_leader, inv, *peer);
       const auto sol = solve_mutual_game(game);
       out.ln_eta = sol.ln_eta()(1);
       out.amounts = yearly([&](double t) { return sol.amounts(t)(1); });
@@ -123,6 +112,25 @@ Solved solve_sample(const DatasetConfig& c, Problem problem, const InvestorProfi
   }
   return out;
 }
+
+}  // namespace
+
+theory::MutualGame mutual_group_game(const theory::Market& market, int horizon_years, double alpha_leader,
+                                     const InvestorProfile& investor, const InvestorProfile& peer) {
+  MutualGame game;
+  game.market = market;
+  game.horizon = horizon_years;
+  game.time = TimeModel::continuous();
+  game.alpha = Eigen::Vector3d(alpha_leader, investor.alpha, peer.alpha);
+  game.x0 = Eigen::Vector3d(investor.budget, investor.budget, peer.budget);
+  game.theta = ThetaMatrix(3, 3);
+  const std::vector<Eigen::Triplet<double>> entries{
+      {1, 0, investor.theta}, {1, 2, investor.theta}, {2, 0, peer.theta}, {2, 1, peer.theta}};
+  game.theta.setFromTriplets(entries.begin(), entries.end());
+  return game;
+}
+
+namespace {
 
 /// Hundredths of a percent of a fraction.
 long long centi(double fraction) {

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "sim/investalign/prompt.hpp"
+#include "sim/theory/mutual_game.hpp"
 #include "sim/theory/relative_herd.hpp"
 
 namespace herdsim::investalign {
@@ -115,6 +116,15 @@ struct Dataset {
   std::vector<Cell> cells;      ///< lottery-major order: cell = lottery index * scores + score index
   std::vector<Sample> samples;  ///< by problem (config order), then sample index
 };
+
+/// The P2 (mutual) group of three that a mutual sample, and an investagent agent with protocol = "mutual",
+/// is scored against: agent 0 the advisor (alpha_leader, zero row of Theta: it plays its own Merton path),
+/// 1 the investor, 2 the peer; each influenced agent weighs both others with its own theta. The advisor's
+/// x0 is the investor's budget (its Merton path does not depend on it). Continuous time, rho = 0, horizon
+/// T years; solve it with theory::solve_mutual_game and read agent 1.
+[[nodiscard]] theory::MutualGame mutual_group_game(const theory::Market& market, int horizon_years,
+                                                   double alpha_leader, const InvestorProfile& investor,
+                                                   const InvestorProfile& peer);
 
 /// Builds the dataset. Throws InputError (all configuration problems in one message) and SolverError
 /// (a theory solver failed; never a silently dropped sample).

@@ -41,8 +41,12 @@ class RelativeBvp {
  public:
   enum class Method { pinned, natural, shooting };
 
-  RelativeBvp(const HerdProblem& p, Method method, Index n)
-      : method_(method), n_(n), h_(p.horizon / static_cast<double>(n)), r_(p.market.r) {
+  RelativeBvp(const HerdProblem& p, Method method, bool free_start, Index n)
+      : method_(method),
+        free_start_(free_start),
+        n_(n),
+        h_(p.horizon / static_cast<double>(n)),
+        r_(p.market.r) {
     const Market& m = p.market;
     const double s2 = m.sigma * m.sigma;
     const double v = m.excess_return();
@@ -71,7 +75,7 @@ class RelativeBvp {
     }
     u_.resize(n + 1);
     pivot_.resize(n + 1);
-    if (method_ == Method::natural) {
+    if (method_ == Method::natural || free_start_) {
       left_.resize(n + 1);
       right_.resize(n + 1);
     }
@@ -90,7 +94,11 @@ class RelativeBvp {
     set_eta(L);
     switch (method_) {
       case Method::pinned:
-        solve<true>(1.0, gap_ / growth(0), gap_ / growth(n_), u_);  // u_alpha = gap / g at both ends
+        if (free_start_) {
+          solve_free_start();
+        } else {
+          solve<true>(1.0, gap_ / growth(0), gap_ / growth(n_), u_);  // u_alpha = gap / g at both ends
+        }
         break;
       case Method::natural:
         solve_natural();
@@ -276,6 +284,14 @@ class RelativeBvp {
     u_ += coef_l * left_ + coef_r * right_;
   }
 
+  /// Free start, pinned end (a restart): u = u_p + A u_L from two Dirichlet solves sharing one factorisation
+  /// (u_p: u(0) = 0, u(T) = u_alpha(T); u_L: homogeneous, unit value at the start); A fits u'(0) = 0.
+  void solve_free_start() {
+    solve<true>(1.0, 0.0, gap_ / growth(n_), u_);
+    solve<false>(0.0, 1.0, 0.0, left_);
+    u_ -= slope_left(u_, 1.0) / slope_left(left_, 0.0) * left_;
+  }
+
   /// Fourth-order slopes of the Numerov solution: central differences corrected with u'' = q u + s inside,
   /// the one-sided formulas at the ends.
   void numerov_slopes(VectorXd& slope) const {
@@ -323,12 +339,14 @@ class RelativeBvp {
     auto stepper = ode::make_controlled(1e-14, 1e-14, ode::runge_kutta_fehlberg78<State>());
     ode::integrate_times(stepper, system, y, times_.begin(), times_.end(), h_, observe);
     if (k != n_ + 1) throw SolverError("relative herding: shooting did not reach T");
-    const double c = -pivot_[n_] / right_[n_];
+    // Natural end: u'(T) = 0; pinned end (free start): u(T) = u_alpha(T) = gap / g(T).
+    const double c = free_start_ ? (gap_ / growth(n_) - eta * u_[n_]) / left_[n_] : -pivot_[n_] / right_[n_];
     u_ = eta * u_ + c * left_;
     pivot_ = eta * (pivot_ + c * right_);
   }
 
   Method method_;
+  bool free_start_;  // pinned end only (natural ends are free at both ends already)
   Index n_;
   double h_;
   double r_;
@@ -461,10 +479,18 @@ RelativeHerdSolution solve_relative_herd(const HerdProblem& p, RelativeHerdOptio
   const Index n = (static_cast<Index>(wanted) + unit - 1) / unit * unit;
 
   using Method = RelativeBvp::Method;
+  // A free start with a pinned end has the natural ends' weakly determined mode at its free end when not
+  // stiff: shoot from the free start then too.
+  const bool free_start = options.free_start && options.bc == BoundaryCondition::pinned;
   Method method = Method::pinned;
-  if (options.bc == BoundaryCondition::natural)
-    method = stiffness(lo) < kShootingBelow ? Method::shooting : Method::natural;
-  RelativeBvp bvp(p, method, n);
+  if (options.bc == BoundaryCondition::natural || free_start) {
+    if (stiffness(lo) < kShootingBelow) {
+      method = Method::shooting;
+    } else if (!free_start) {
+      method = Method::natural;
+    }
+  }
+  RelativeBvp bvp(p, method, free_start, n);
 
   // Root variable x = L - ln eta0 >= 0 (tiny in stiff cases; measured from lo it keeps its digits):
   // F(x) = x - (ln H[P_L] - ln eta0). The last solve is kept so that the converged root needs no extra one.

@@ -22,6 +22,9 @@ struct RelativeHerdOptions {
   BoundaryCondition bc = BoundaryCondition::pinned;  ///< end conditions
   double max_h_sqrt_q = 0.02;  ///< grid step h (years) times sqrt(q_max) (1/years), dimensionless upper bound
   int min_steps = 20000;       ///< least number of grid steps on [0, T]
+  /// Restart of a plan (policy replan): the start is free, P'(0) = Pbar'(0), whatever `bc` says; the end at T
+  /// keeps `bc`. A pinned start would fix the first decision to the own Merton amount at every restart.
+  bool free_start = false;
 };
 
 class RelativeHerdSolution;

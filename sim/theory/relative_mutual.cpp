@@ -170,13 +170,14 @@ struct Setup {
   VectorXd kdiag, koff, m;      // K on the unknown nodes (diagonal, off-diagonal) and m there
   double amount_scale = 0.0;    // largest Merton amount, currency units
 
-  Setup(const MutualGame& game, BoundaryCondition bc, Grid g)
+  Setup(const MutualGame& game, BoundaryCondition bc, bool free_start, Grid g)
       : schedule(game.schedule()), grid(std::move(g)) {
     n = game.agents();
     nodes = static_cast<int>(grid.t.size());
     s2 = game.market.sigma * game.market.sigma;
-    first = bc == BoundaryCondition::pinned ? 1 : 0;
-    count = bc == BoundaryCondition::pinned ? std::max(0, nodes - 2) : nodes;
+    const bool pinned = bc == BoundaryCondition::pinned;
+    first = pinned && !free_start ? 1 : 0;
+    count = pinned ? std::max(0, nodes - 1 - first) : nodes;
     alpha = game.alpha;
     ln_eta0.resize(n);
     theta_sum.resize(n);
@@ -758,7 +759,7 @@ RelativeMutualSolution solve_relative_mutual(const MutualGame& game, RelativeMut
   RelativeMutualMethod method = options.method;
   for (int attempt = 0; attempt < 3; ++attempt) {
     VectorXd sizing = start.array() + 0.5;
-    setup = std::make_unique<Setup>(game, options.bc, build(sizing));
+    setup = std::make_unique<Setup>(game, options.bc, options.free_start, build(sizing));
     if (options.method == RelativeMutualMethod::automatic) {
       const double unknowns =
           static_cast<double>(setup->count) * static_cast<double>(setup->influenced.size());

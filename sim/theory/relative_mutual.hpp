@@ -38,6 +38,9 @@ struct RelativeMutualOptions {
   int max_nodes = 2'000'000;   ///< refuse (SolverError) grids with more nodes than this
   double tolerance = 1e-12;    ///< target of max_i |ln H_i - ln eta_i| (raised to 64 ulp of |ln eta0_i|)
   int max_iterations = 500;    ///< cap on sweeps plus Newton steps; SolverError beyond it
+  /// Restart of a plan (policy replan): the start node is free for every agent (its discrete transversality
+  /// condition), whatever `bc` says; the end at T keeps `bc`.
+  bool free_start = false;
 };
 
 /// The equilibrium on the solver's grid.

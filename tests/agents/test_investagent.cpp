@@ -1,5 +1,6 @@
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <memory>
@@ -15,6 +16,7 @@
 #include "sim/simulation.hpp"
 #include "sim/theory/absolute_herd.hpp"
 #include "sim/theory/merton.hpp"
+#include "sim/theory/mutual_game.hpp"
 #include "sim/theory/relative_herd.hpp"
 #include "support/specs.hpp"
 
@@ -310,6 +312,127 @@ TEST_SUITE("investagent") {
     const auto p3 = theory::solve_absolute_herd(hp);
     for (int k = 0; k < 10; ++k) CHECK(r->theory(3, k) == doctest::Approx(p1.amount(k + 1.0)).epsilon(1e-12));
     CHECK(std::abs(p1.amount(5.0) - p3.amount(5.0)) > 1e-6);  // the two optima differ: the check can fail
+  }
+
+  TEST_CASE("mutual: the mutual prompt with the peer's profile at t = 0, amounts pi_{k+1} B_{k+1}") {
+    const auto r = run(invest_spec(sim::InvestProtocol::mutual, 3));
+    CHECK(r->log.batch_sizes == std::vector<std::size_t>{3, 1});
+    REQUIRE(r->capture.transcripts.size() == 4);
+    CHECK(r->totals.protocol == "mutual");
+    CHECK(r->totals.width == 10);
+    CHECK(r->totals.invalid == 0);
+    const sim::CounterRng rng(11);
+    // Agents (grid order, lottery-major): 0 = (0.6, 0), 1 = (0.6, 10), 2 = (0.9, 0), 3 = (0.9, 10).
+    const double p_of[4] = {0.6, 0.6, 0.9, 0.9};
+    const double score_of[4] = {0, 10, 0, 10};
+    std::vector<int> peers;
+    const auto& B = investalign::static_budget_list;
+    for (int i = 0; i < 4; ++i) {
+      const int j = agents::InvestAgentPopulation::peer_of(rng, 1, i, 4);
+      CHECK(j != i);
+      CHECK(j >= 0);
+      CHECK(j < 4);
+      peers.push_back(j);
+      const sim::Transcript& t = r->capture.transcripts[static_cast<std::size_t>(i)];
+      CHECK(t.step == 0);
+      CHECK(t.path == -1);
+      CHECK(t.stage == 0);
+      CHECK(t.seed == seed_of(i, 0, -1, 0));
+      const auto& req = r->log.requests[static_cast<std::size_t>(i)];
+      // Exactly the dataset's mutual prompt for this investor and its peer.
+      investalign::TaskSettings settings;
+      settings.alpha_leader = 0.2;
+      investalign::PromptInputs in;
+      in.investor.lottery_prob = p_of[i];
+      in.investor.alpha = theory::alpha_from_lottery_prob(p_of[i]);
+      in.investor.score = score_of[i];
+      in.investor.theta = theory::theta_from_score(score_of[i]);
+      in.investor.budget = 10.0;
+      in.peer = investalign::InvestorProfile{p_of[j], theory::alpha_from_lottery_prob(p_of[j]), score_of[j],
+                                             theory::theta_from_score(score_of[j]), 10.0};
+      in.advisor = quoted_advisor();
+      const auto expected = investalign::render_prompt(
+          investalign::make_prompt_template(investalign::TaskKind::mutual, settings), in);
+      CHECK(req.system == expected.system);
+      CHECK(req.user == expected.user());
+      CHECK(t.prompt_hash == expected.hash());
+      CHECK(req.user.find("The peer investor's profile") != std::string::npos);
+      CHECK(req.grammar == investalign::answer_gbnf(investalign::proportion_sequence_schema(10)));
+      for (int k = 0; k < 10; ++k) {
+        const double pi = percent_of(t.seed, k) / 100.0;
+        CHECK(t.values[static_cast<std::size_t>(k)] == doctest::Approx(pi).epsilon(1e-12));
+        for (int p = 0; p < 2; ++p)
+          CHECK(r->capture.amount[static_cast<std::size_t>(k)](i, p) ==
+                doctest::Approx(pi * B[static_cast<std::size_t>(k)]).epsilon(1e-12));
+      }
+    }
+    // The peers are drawn, not a fixed pattern: over many agents every other agent is someone's peer,
+    // and the draw depends on the seed.
+    std::vector<int> hits(50, 0);
+    int differ = 0;
+    for (int i = 0; i < 50; ++i) {
+      const int j = agents::InvestAgentPopulation::peer_of(rng, 1, i, 50);
+      CHECK(j != i);
+      ++hits[static_cast<std::size_t>(j)];
+      if (j != agents::InvestAgentPopulation::peer_of(sim::CounterRng(12), 1, i, 50)) ++differ;
+    }
+    CHECK(differ > 25);
+    CHECK(std::count(hits.begin(), hits.end(), 0) < 35);
+    CHECK(agents::InvestAgentPopulation::peer_of(rng, 1, 0, 2) == 1);
+    CHECK(agents::InvestAgentPopulation::peer_of(rng, 1, 1, 2) == 0);
+  }
+
+  TEST_CASE("the mutual protocol is scored against the P2 game of advisor, agent and peer") {
+    const auto r = run(invest_spec(sim::InvestProtocol::mutual, 64));
+    const sim::CounterRng rng(11);
+    const double p_of[4] = {0.6, 0.6, 0.9, 0.9};
+    const double score_of[4] = {0, 10, 0, 10};
+    const auto profile = [&](int a) {
+      return investalign::InvestorProfile{p_of[a], theory::alpha_from_lottery_prob(p_of[a]), score_of[a],
+                                          theory::theta_from_score(score_of[a]), 10.0};
+    };
+    theory::HerdProblem hp;
+    hp.alpha = theory::alpha_from_lottery_prob(0.9);
+    hp.alpha_leader = 0.2;
+    hp.theta = theory::theta_from_score(10);
+    hp.x0 = 10.0;
+    hp.horizon = 10;
+    const auto p3 = theory::solve_absolute_herd(hp);
+    for (int i = 0; i < 4; ++i) {
+      const int j = agents::InvestAgentPopulation::peer_of(rng, 1, i, 4);
+      // The game built by hand, as the dataset's mutual problem defines it (spec section 3.4).
+      theory::MutualGame game;
+      game.horizon = 10;
+      game.alpha = Eigen::Vector3d(0.2, profile(i).alpha, profile(j).alpha);
+      game.x0 = Eigen::Vector3d(10.0, 10.0, 10.0);
+      game.theta = theory::ThetaMatrix(3, 3);
+      const std::vector<Eigen::Triplet<double>> w{{1, 0, profile(i).theta},
+                                                  {1, 2, profile(i).theta},
+                                                  {2, 0, profile(j).theta},
+                                                  {2, 1, profile(j).theta}};
+      game.theta.setFromTriplets(w.begin(), w.end());
+      const auto p2 = theory::solve_mutual_game(game);
+      for (int k = 0; k < 10; ++k)
+        CHECK(r->theory(i, k) == doctest::Approx(p2.amounts(k + 1.0)(1)).epsilon(1e-10));
+    }
+    // Agent 3 (p = 0.9, score 10) herds on its peer too: the P2 optimum differs from the P3 one.
+    CHECK(std::abs(r->theory(3, 4) - p3.amount(5.0)) > 1e-6);
+    // An agent with score 0 plays its own Merton path, as in P3.
+    const theory::Schedule schedule(theory::Market{}, 10, theory::TimeModel::continuous());
+    CHECK(r->theory(2, 4) ==
+          doctest::Approx(theory::merton_amount(schedule, theory::alpha_from_lottery_prob(0.9), 5.0))
+              .epsilon(1e-10));
+  }
+
+  TEST_CASE("a mutual population needs a peer: count >= 2") {
+    auto spec = invest_spec(sim::InvestProtocol::mutual, 64);
+    spec.populations[1].count = 1;
+    FakeLog log;
+    const inference::BackendFactory factory = [&log](const sim::InferenceSpec&) {
+      return std::make_unique<FakeBackend>(log);
+    };
+    CHECK_THROWS_AS((void)agents::make_simulation(spec, factory), ScenarioError);
+    CHECK(log.requests.empty());
   }
 
   TEST_CASE("a failed request stops the run with a BackendError naming it") {

@@ -461,12 +461,21 @@ colour = "red"
     // Relative herding on peers is the mutual relative game (plan) or the relative adaptive rule.
     CHECK_VALID(peers("network = { kind = \"all_to_all\" }\nherd = \"relative\"\n"));
     CHECK_VALID(peers("network = { kind = \"ring\" }\nherd = \"relative\"\npolicy = \"adaptive\"\n"));
-    CHECK_PROBLEM(peers("network = { kind = \"ring\" }\nherd = \"relative\"\npolicy = \"replan\"\n"),
-                  "population[0].policy", "policy = \"replan\" with herd = \"relative\" is not available");
-    CHECK_PROBLEM(advisor + follower("herd = \"relative\"\npolicy = \"replan\"\n"), "population[1].policy",
-                  "policy = \"replan\" with herd = \"relative\" is not available");
-    CHECK_PROBLEM(peers("network = { kind = \"all_to_all\" }\npolicy = \"replan\"\n"), "population[0].policy",
-                  "policy = \"replan\" with influence = \"peers\" is not available");
+    // Replan is available for every combination; relative peers re-solve the mutual relative game per
+    // path and step, so their population size is capped.
+    CHECK_VALID(peers("network = { kind = \"ring\" }\nherd = \"relative\"\npolicy = \"replan\"\n"));
+    CHECK_VALID(advisor + follower("herd = \"relative\"\npolicy = \"replan\"\n"));
+    CHECK_VALID(advisor + follower("herd = \"relative\"\nbc = \"natural\"\npolicy = \"replan\"\n"));
+    CHECK_VALID(peers("network = { kind = \"all_to_all\" }\npolicy = \"replan\"\n"));
+    CHECK_PROBLEM(peers("network = { kind = \"ring\" }\nherd = \"relative\"\npolicy = \"replan\"\n")
+                      .replace(peers().find("count = 5"), 9, "count = 101"),
+                  "population[0].policy",
+                  "herd = \"relative\" solves the whole network's game on every path "
+                  "and step: at most 100 agents, got count = 101");
+    CHECK_VALID(peers("network = { kind = \"ring\" }\nherd = \"relative\"\npolicy = \"replan\"\n")
+                    .replace(peers().find("count = 5"), 9, "count = 100"));
+    CHECK_VALID(peers("network = { kind = \"ring\" }\npolicy = \"replan\"\n")
+                    .replace(peers().find("count = 5"), 9, "count = 100000"));
     CHECK_VALID(advisor + follower("policy = \"replan\"\n"));
     CHECK_VALID(peers("network = { kind = \"all_to_all\" }\npolicy = \"adaptive\"\n"));
   }
@@ -733,6 +742,21 @@ colour = "red"
     CHECK(specs[5].sweep_point[0].first == "population.followers.count");
   }
 
+  TEST_CASE("a --set of a sweep axis replaces the file's values, whichever form the file used") {
+    const std::string quoted =
+        issue_example + "[sweep]\n\"market.sigma\" = [0.1, 0.2]\n\"run.seed\" = [1, 2, 3]\n";
+    const auto specs = parse_scenario(quoted, "t.toml", {"sweep.run.seed=[37, 38]"});
+    REQUIRE(specs.size() == 4);
+    CHECK(specs[0].run.seed == 37);
+    CHECK(specs[1].run.seed == 38);
+    CHECK(specs[1].market.sigma == 0.1);  // the axis keeps its place: seed still varies fastest
+    CHECK(specs[3].market.sigma == 0.2);
+    const auto dotted =
+        parse_scenario(issue_example + "[sweep]\nrun.seed = [1, 2, 3]\n", "t.toml", {"sweep.run.seed=[5]"});
+    REQUIRE(dotted.size() == 1);
+    CHECK(dotted[0].run.seed == 5);
+  }
+
   TEST_CASE("[sweep] problems") {
     CHECK_PROBLEM(advisor + "[sweep]\n\"market.sigma\" = 0.1\n", "sweep.\"market.sigma\"",
                   "must be a non-empty array of numbers");
@@ -743,6 +767,8 @@ colour = "red"
     CHECK_PROBLEM(advisor + "[sweep]\n\"population.nobody.count\" = [1]\n",
                   "sweep.\"population.nobody.count\"", "there is no population named 'nobody'");
     CHECK_PROBLEM("sweep = 1\n" + advisor, "sweep", "must be a table");
+    CHECK_PROBLEM(advisor + "[sweep]\n\"run.seed\" = [1]\nrun.seed = [2]\n", "sweep.\"run.seed\"",
+                  "already a sweep axis");
     const std::string ten = "[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]\n";
     CHECK_PROBLEM(advisor + "[sweep]\n\"run.seed\" = " + ten + "\"run.paths\" = " + ten +
                       "\"record.every\" = " + ten + "\"market.mu\" = " + ten + "\"market.r\" = " + ten,

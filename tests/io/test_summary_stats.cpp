@@ -6,6 +6,7 @@
 #include <cstring>
 #include <limits>
 #include <random>
+#include <span>
 #include <vector>
 
 #include "io/summary_stats.hpp"
@@ -57,6 +58,12 @@ QuantileMethod check(const std::vector<double>& values, const std::vector<double
                      const SummaryOptions& options = {}) {
   std::vector<double> copy = values, out;
   const QuantileMethod method = summarize(copy, quantiles, out, options);
+  // The read-only overload: the same method and bits, and the values left as they were.
+  std::vector<double> source = values, scratch, out_read_only;
+  CHECK(summarize(std::span<const double>(source), quantiles, out_read_only, scratch, options) == method);
+  REQUIRE(out_read_only.size() == out.size());
+  CHECK(std::memcmp(out_read_only.data(), out.data(), out.size() * sizeof(double)) == 0);
+  CHECK((values.empty() || std::memcmp(source.data(), values.data(), values.size() * sizeof(double)) == 0));
   const std::vector<double> want = reference(values, quantiles);
   REQUIRE(out.size() == want.size());
   for (std::size_t i = 0; i < out.size(); ++i) {

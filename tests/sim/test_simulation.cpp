@@ -8,6 +8,8 @@
 #include "sim/simulation.hpp"
 #include "sim/theory/absolute_herd.hpp"
 #include "sim/theory/merton.hpp"
+#include "sim/theory/mutual_game.hpp"
+#include "sim/theory/relative_herd.hpp"
 #include "sim/theory/relative_mutual.hpp"
 #include "support/specs.hpp"
 
@@ -69,6 +71,45 @@ sim::ScenarioSpec mixed_spec() {
   return s;
 }
 
+/// The replan combinations that solve a problem per agent or a game per path and step: their own,
+/// shorter run (every decision after the first is a numerical solve).
+sim::ScenarioSpec replan_mixed_spec() {
+  sim::ScenarioSpec s = test::paper_spec(3, sim::Policy::replan);
+  s.run.horizon = 4;
+  s.run.steps_per_year = 2;
+  s.populations.pop_back();
+  auto relative_replan = test::herd("relative_replan", 2, sim::Policy::replan);  // agent 1 herds
+  relative_replan.herd = sim::HerdType::relative;
+  s.populations.push_back(relative_replan);
+  auto peers_replan = test::herd("peers_replan", 6, sim::Policy::replan);
+  peers_replan.influence = sim::Influence::peers;
+  peers_replan.network.k = 1;
+  s.populations.push_back(peers_replan);
+  auto relative_peers_replan = peers_replan;
+  relative_peers_replan.name = "relative_peers_replan";
+  relative_peers_replan.count = 3;
+  relative_peers_replan.herd = sim::HerdType::relative;
+  relative_peers_replan.bc = sim::Boundary::natural;
+  s.populations.push_back(relative_peers_replan);
+  return s;
+}
+
+/// An advisor and one herd population with the given policy: `count` followers on a leader or on a ring.
+sim::ScenarioSpec replan_spec(sim::HerdType herd, sim::Influence influence, sim::Policy policy, int count) {
+  sim::ScenarioSpec s = test::paper_spec(3, policy);
+  s.run.horizon = 4;
+  s.populations[1].count = count;
+  s.populations[1].herd = herd;
+  s.populations[1].influence = influence;
+  s.populations[1].network.k = 1;
+  return s;
+}
+
+/// Every decision and wealth of two runs identical, bit for bit.
+bool same_bits(const Captured& a, const Captured& b) {
+  return a.amount == b.amount && a.wealth == b.wealth;
+}
+
 Captured run_with_threads(const sim::ScenarioSpec& spec, int threads) {
   auto simulation = agents::make_simulation(spec);
   Captured out;
@@ -96,6 +137,15 @@ TEST_SUITE("sim.simulation") {
         CHECK(one.wealth[k + 1][p] == two.wealth[k + 1][p]);
       }
     }
+    CHECK(one.finished);
+  }
+
+  TEST_CASE("results are bitwise identical for 1 and 2 threads (replan: relative, peers, relative peers)") {
+    const auto spec = replan_mixed_spec();
+    const auto one = run_with_threads(spec, 1);
+    const auto two = run_with_threads(spec, 2);
+    REQUIRE(one.amount.size() == 8);
+    CHECK(same_bits(one, two));
     CHECK(one.finished);
   }
 
@@ -192,6 +242,73 @@ TEST_SUITE("sim.simulation") {
     CHECK(fused->state().market.price == looped.price.back());
   }
 
+  TEST_CASE("the fused kernel matches the step loop across tiles, tasks, compact and full plans") {
+    // Followers on a grid (a compact plan: 9 distinct rows, period 9), Merton investors with a distribution
+    // of alpha (every row distinct: the full plan), counts that leave partial chunks, tiles and tasks.
+    auto spec = test::paper_spec(37, sim::Policy::plan);
+    spec.run.steps_per_year = 3;
+    spec.populations[1].count = 9001;
+    auto spread = test::merton("spread", 4099, 0.3);
+    spread.alpha.form = sim::ParamSpec::Form::distribution;
+    spread.alpha.distribution = {sim::DistributionSpec::Kind::uniform, 0.1, 0.9, 0.1, 0.9};
+    spec.populations.push_back(spread);
+    // A grid of 40 x 30 (a compact plan whose period, 1200, is too long for one table: gathered).
+    auto wide = test::herd("wide", 9001, sim::Policy::plan);
+    std::vector<double> probs, scores;
+    for (int i = 0; i < 40; ++i) probs.push_back(0.4 + 0.0125 * i);
+    for (int i = 0; i < 30; ++i) scores.push_back(i / 3.0);
+    wide.alpha = test::list(probs, sim::ParamSpec::Scale::lottery_prob);
+    wide.theta = test::list(scores, sim::ParamSpec::Scale::score);
+    spec.populations.push_back(wide);
+    const auto looped = run_with_threads(spec, 1);
+    const std::size_t n = looped.amount.size();
+    REQUIRE(n == 30);
+    for (int threads : {1, 2}) {
+      auto fused = agents::make_simulation(spec);
+      sim::RunOptions opt;
+      opt.threads = threads;
+      const auto summary = fused->run(opt);
+      CHECK(summary.fused);
+      for (std::size_t p = 0; p < spec.populations.size(); ++p) {
+        const auto& pop = fused->state().populations[p];
+        CHECK(pop.wealth == looped.wealth.back()[p]);
+        CHECK(pop.amount == looped.amount[n - 1][p]);
+        CHECK(pop.previous_amount == looped.amount[n - 2][p]);
+      }
+    }
+    auto built = agents::make_simulation(spec);
+    const auto grid = sim::compact_plan(built->state().populations[1].theory_amount);
+    CHECK_FALSE(grid.row_of.empty());
+    CHECK(grid.period == 9);
+    CHECK(sim::compact_plan(built->state().populations[2].theory_amount).row_of.empty());
+    const auto gathered = sim::compact_plan(built->state().populations[3].theory_amount);
+    CHECK(gathered.rows.size() == std::size_t{1200} * n);
+    CHECK(gathered.period == 0);
+  }
+
+  TEST_CASE("compact_plan shares bitwise-equal rows and reproduces the plan exactly") {
+    Eigen::MatrixXd plan(40, 3);
+    for (int i = 0; i < 40; ++i) {
+      for (int k = 0; k < 3; ++k) plan(i, k) = 1.0 + 0.1 * (i % 3) + k;
+    }
+    plan(39, 2) = -0.0;  // differs from +0.0 in its bits only: its own row
+    plan(38, 2) = 0.0;
+    const auto compact = sim::compact_plan(plan);
+    REQUIRE(compact.row_of.size() == 40);
+    CHECK(compact.rows.size() == 5 * 3);
+    CHECK(compact.period == 40);  // the two last rows break the period 3
+    for (int i = 0; i < 40; ++i) {
+      for (int k = 0; k < 3; ++k) {
+        const double v = compact.rows[std::size_t{compact.row_of[static_cast<std::size_t>(i)]} * 3 + k];
+        CHECK(std::signbit(v) == std::signbit(plan(i, k)));
+        CHECK(v == plan(i, k));
+      }
+    }
+    Eigen::MatrixXd distinct(8, 2);
+    for (int i = 0; i < 8; ++i) distinct.row(i) << i, -i;
+    CHECK(sim::compact_plan(distinct).row_of.empty());  // more than a quarter of the agents
+  }
+
   TEST_CASE("all agents on a path see the same shock; paths differ") {
     const auto run = run_with_threads(test::paper_spec(4, sim::Policy::plan), 1);
     // Two populations with identical amounts would have identical wealth; instead check the price
@@ -226,6 +343,80 @@ TEST_SUITE("sim.simulation") {
     CHECK((plan.amount[0][1] - replan.amount[0][1]).cwiseAbs().maxCoeff() < 1e-12);
     // Followers with theta > 0 and alpha != alpha_L re-solve from their wealth: amounts differ by path.
     CHECK(replan.amount[5][1](4, 0) != replan.amount[5][1](4, 1));
+  }
+
+  TEST_CASE(
+      "relative replan on a leader: the first decision is the plan's, later ones re-solve from wealth") {
+    for (const auto bc : {sim::Boundary::pinned, sim::Boundary::natural}) {
+      CAPTURE(bc == sim::Boundary::natural);
+      auto plan_spec = replan_spec(sim::HerdType::relative, sim::Influence::leader, sim::Policy::plan, 6);
+      plan_spec.populations[1].bc = bc;
+      auto spec = plan_spec;
+      spec.populations[1].policy = sim::Policy::replan;
+      const auto plan = run_with_threads(plan_spec, 1);
+      const auto replan = run_with_threads(spec, 1);
+      CHECK(plan.amount[0][1] == replan.amount[0][1]);  // the same solve: bitwise
+      // Agent 4 (theta > 0, alpha != alpha_L): paths differ in wealth, so do its later decisions.
+      CHECK(replan.amount[2][1](4, 0) != replan.amount[2][1](4, 1));
+      CHECK(plan.amount[2][1](4, 0) == plan.amount[2][1](4, 1));
+      // Step 2 on path 1 is P1 over [2, 4] from the realised wealth X_2 with a free start.
+      const auto simulation = agents::make_simulation(spec);
+      const auto& params = simulation->state().populations[1].params;
+      theory::HerdProblem hp;
+      hp.alpha = params[0].second[4];
+      hp.theta = params[1].second[4];
+      hp.x0 = replan.wealth[2][1](4, 1);
+      hp.horizon = 2.0;
+      theory::RelativeHerdOptions o;
+      o.bc = bc == sim::Boundary::natural ? theory::BoundaryCondition::natural
+                                          : theory::BoundaryCondition::pinned;
+      o.free_start = true;
+      const auto sol = theory::solve_relative_herd(hp, o);
+      CHECK(replan.amount[2][1](4, 1) == doctest::Approx(sol.amount(0.0)).epsilon(1e-14));
+      // Not the own Merton amount a pinned start would force.
+      CHECK(replan.amount[2][1](4, 1) != doctest::Approx(sol.own_merton(0.0)).epsilon(1e-6));
+    }
+    // One step: replan is the plan.
+    auto one = replan_spec(sim::HerdType::relative, sim::Influence::leader, sim::Policy::plan, 6);
+    one.run.horizon = 1;
+    auto one_replan = one;
+    one_replan.populations[1].policy = sim::Policy::replan;
+    CHECK(run_with_threads(one, 1).amount[0][1] == run_with_threads(one_replan, 1).amount[0][1]);
+  }
+
+  TEST_CASE(
+      "peers replan: every path re-solves the whole game from its wealths; the first step is the plan") {
+    for (const auto herd : {sim::HerdType::absolute, sim::HerdType::relative}) {
+      CAPTURE(herd == sim::HerdType::relative);
+      const int count = 5;
+      const auto plan_spec = replan_spec(herd, sim::Influence::peers, sim::Policy::plan, count);
+      const auto spec = replan_spec(herd, sim::Influence::peers, sim::Policy::replan, count);
+      const auto plan = run_with_threads(plan_spec, 1);
+      const auto replan = run_with_threads(spec, 2);
+      CHECK(plan.amount[0][1] == replan.amount[0][1]);
+      CHECK(replan.amount[3][1](4, 0) != replan.amount[3][1](4, 2));
+      CHECK(same_bits(replan, run_with_threads(spec, 1)));
+      // Step 3 on path 2: the game over [3, 4] from that path's wealths, all agents' first decisions.
+      const auto simulation = agents::make_simulation(spec);
+      const auto& own = simulation->state().populations[1];
+      theory::MutualGame game;
+      game.horizon = 1.0;
+      game.alpha = own.params[0].second;
+      game.x0 = replan.wealth[3][1].col(2);
+      game.theta = agents::build_network(spec.populations[1].network, own.params[1].second, 1,
+                                         sim::CounterRng(spec.run.seed));
+      Eigen::VectorXd expected;
+      if (herd == sim::HerdType::absolute) {
+        game.time = theory::TimeModel::discrete(1);
+        expected = theory::solve_mutual_game(game).amounts(0.0);
+      } else {
+        theory::RelativeMutualOptions o;
+        o.free_start = true;
+        expected = theory::solve_relative_mutual(game, o).amounts(0.0);
+      }
+      for (int i = 0; i < count; ++i)
+        CHECK(replan.amount[3][1](i, 2) == doctest::Approx(expected[i]).epsilon(1e-13));
+    }
   }
 
   TEST_CASE("adaptive followers of a Merton leader stay between their own Merton amount and the leader's") {

@@ -20,7 +20,7 @@ SCENARIOS = None
 
 TOP_KEYS = {"schema", "schema_version", "herdsim_version", "run_file", "created", "options", "runs"}
 RUN_KEYS = {"group", "sweep_point", "steps", "dt", "every", "paths", "wealth_update", "populations"}
-POP_KEYS = {"name", "kind", "policy", "herd", "influence", "leader", "count", "recorded_agents", "analysed_agents",
+POP_KEYS = {"name", "kind", "policy", "herd", "influence", "leader", "protocol", "problem", "count", "recorded_agents", "analysed_agents",
             "notes", "decision_error", "certainty_equivalent", "herding_distance", "opinion", "lsv", "cssd", "csad",
             "investor"}
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """investagent populations end to end with a real model: `herdsim run` through the llama.cpp plugin with
-the tiny test model (absolute and step protocols, a few agents, 2 paths, threads = 1), the transcripts
+the tiny test model (absolute, mutual and step protocols, a few agents, 2 paths, threads = 1), the transcripts
 (one per request, every answer valid under the grammar), `herdsim compare` (a decision MSE for each
 population), and a replay run that reproduces the file bit for bit.
 
@@ -41,6 +41,22 @@ leader = "advisor"
 count = 3
 alpha = {{ lottery_prob = [0.6, 0.9] }}
 theta = {{ score = [0, 10] }}
+wealth = 10.0
+[population.inference]
+backend = "llama"
+model = "{model}"
+threads = 1
+batch = 2
+max_tokens = 1024
+
+[[population]]
+name = "pairs"
+kind = "investagent"
+protocol = "mutual"
+leader = "advisor"
+count = 2
+alpha = {{ lottery_prob = [0.5, 0.9] }}
+theta = {{ score = 10 }}
 wealth = 10.0
 [population.inference]
 backend = "llama"
@@ -118,13 +134,14 @@ class InvestAgentRun(unittest.TestCase):
 
     def test_run_and_summary(self):
         self.assertEqual(self.res.returncode, 0, self.res.stderr)
-        self.assertIn("inference: 15 requests (0 invalid)", self.res.stdout)
+        self.assertIn("inference: 17 requests (0 invalid)", self.res.stdout)
 
     def test_transcripts_complete_and_valid(self):
         self.assertEqual(self.res.returncode, 0, self.res.stderr)
         with h5py.File(self.original, "r") as f:
             self.assertEqual(f.attrs["complete"], 1)
             for name, expected, width in (("planners", {(0, -1, a) for a in range(3)}, 3),
+                                          ("pairs", {(0, -1, a) for a in range(2)}, 3),
                                           ("steppers", {(k, p, a) for k in range(3) for p in range(2)
                                                         for a in range(2)}, 1)):
                 pop = f["populations"][name]
@@ -148,6 +165,9 @@ class InvestAgentRun(unittest.TestCase):
                 self.assertEqual(pop.attrs["inference_requests"], len(expected))
                 self.assertEqual(pop.attrs["inference_invalid"], 0)
                 self.assertEqual(pop["theory/amount"].shape, (3, pop.attrs["count"]))
+            # Two mutual investors are each other's peer; each prompt quotes the other's profile.
+            self.assertEqual(f["populations/pairs/params/peer"][()].tolist(), [1.0, 0.0])
+            self.assertEqual(f["populations/pairs"].attrs["protocol"], "mutual")
 
     def test_compare_reports_decision_mse(self):
         self.assertEqual(self.res.returncode, 0, self.res.stderr)
@@ -155,7 +175,8 @@ class InvestAgentRun(unittest.TestCase):
         self.assertEqual(res.returncode, 0, res.stderr)
         doc = json.loads(res.stdout)
         pops = {p["name"]: p for p in doc["runs"][0]["populations"]}
-        for name in ("planners", "steppers"):
+        for name, problem in (("planners", "P3"), ("pairs", "P2"), ("steppers", "P3")):
+            self.assertEqual(pops[name]["problem"], problem)
             de = pops[name]["decision_error"]
             self.assertIsNotNone(de, pops[name]["notes"])
             self.assertIsInstance(de["amount"]["mse"], float)
@@ -165,7 +186,7 @@ class InvestAgentRun(unittest.TestCase):
         self.assertEqual(self.res.returncode, 0, self.res.stderr)
         replayed = os.path.join(self.tmp.name, "replayed.h5")
         sets = []
-        for name in ("planners", "steppers"):
+        for name in ("planners", "pairs", "steppers"):
             sets += ["--set", f"population.{name}.inference.backend=replay",
                      "--set", f"population.{name}.inference.replay={self.original}"]
         res = run(["run", self.scenario, "-o", replayed, "--threads", "1"] + sets)

@@ -85,6 +85,7 @@ struct Timed {
   double rate = 0.0;  // agent-steps per second
   double seconds = 0.0;
   std::uint64_t bytes = 0;
+  std::vector<sim::PhaseTiming> phases;  // the step loop's, per phase
 };
 
 enum class Recording { off, loop, summaries, full, full_no_summaries };
@@ -116,6 +117,7 @@ Timed time_run(const sim::ScenarioSpec& spec, int threads, Recording rec, const 
   Timed t;
   t.seconds = seconds_since(t0);
   t.rate = summary.agent_steps / t.seconds;
+  t.phases = summary.phases;
   if (out) {
     t.bytes = out->bytes_written();
     std::filesystem::remove(file);
@@ -192,88 +194,112 @@ int report_memory(int agents, int paths) {
 int main(int argc, char** argv) {
   if (argc == 4 && std::string(argv[1]) == "--memory")
     return report_memory(std::stoi(argv[2]), std::stoi(argv[3]));
-  const bool quick = argc > 1 && std::string(argv[1]) == "--quick";
+  // --quick: a smoke run (CI); --only SECTIONS: a comma-separated subset of
+  // plan,paths,recording,peers,memory.
+  bool quick = false;
+  std::string only;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--quick") quick = true;
+    if (arg == "--only" && i + 1 < argc) only = "," + std::string(argv[++i]) + ",";
+  }
+  const auto wanted = [&](const char* section) {
+    return only.empty() || only.find(fmt::format(",{},", section)) != std::string::npos;
+  };
   const int max_threads = static_cast<int>(tbb::info::default_concurrency());
   const std::string tmp = (std::filesystem::temp_directory_path() / "herdsim_bench.h5").string();
   const int repeats = quick ? 1 : 3;
   fmt::print("herdsim engine benchmarks ({} hardware threads{}); agent-steps/s, best of {}\n\n", max_threads,
              quick ? ", quick" : "", repeats);
 
-  fmt::print("1. plan followers (P3 grid) + advisor, 10 annual steps, recording off (fused kernel):\n");
-  fmt::print("   {:>10} {:>6} {:>14} {:>14} {:>8} {:>14} {:>8}\n", "agents", "paths", "1 thread", "2 threads",
-             "scaling", "NumPy", "ratio");
-  // About 10^7 agent-paths per case (10^8 agent-steps), so that every case runs long enough to time.
-  std::vector<std::pair<int, int>> sizes = {{1000, 10000}, {10000, 1000}, {100000, 100}, {1000000, 10}};
-  if (!quick) sizes.emplace_back(10000000, 1);
-  if (quick) sizes = {{1000, 100}, {100000, 2}};
-  for (const auto& [agents, paths] : sizes) {
-    const auto spec = plan_spec(agents, paths);
-    const Timed one = best_of(repeats, [&] { return time_run(spec, 1, Recording::off); });
-    const Timed two = best_of(repeats, [&] { return time_run(spec, max_threads, Recording::off); });
-    const double np = numpy_rate("plan", agents, paths, 10);
-    fmt::print("   {:>10} {:>6} {:>14.3g} {:>14.3g} {:>7.2f}x {:>14.3g} {:>7.1f}x\n", agents, paths, one.rate,
-               two.rate, two.rate / one.rate, np, np > 0 ? two.rate / np : 0.0);
+  if (wanted("plan")) {
+    fmt::print("1. plan followers (P3 grid) + advisor, 10 annual steps, recording off (fused kernel):\n");
+    fmt::print("   {:>10} {:>6} {:>14} {:>14} {:>8} {:>14} {:>8}\n", "agents", "paths", "1 thread",
+               "2 threads", "scaling", "NumPy", "ratio");
+    // About 10^7 agent-paths per case (10^8 agent-steps), so that every case runs long enough to time.
+    std::vector<std::pair<int, int>> sizes = {{1000, 10000}, {10000, 1000}, {100000, 100}, {1000000, 10}};
+    if (!quick) sizes.emplace_back(10000000, 1);
+    if (quick) sizes = {{1000, 100}, {100000, 2}};
+    for (const auto& [agents, paths] : sizes) {
+      const auto spec = plan_spec(agents, paths);
+      const Timed one = best_of(repeats, [&] { return time_run(spec, 1, Recording::off); });
+      const Timed two = best_of(repeats, [&] { return time_run(spec, max_threads, Recording::off); });
+      const double np = numpy_rate("plan", agents, paths, 10);
+      fmt::print("   {:>10} {:>6} {:>14.3g} {:>14.3g} {:>7.2f}x {:>14.3g} {:>7.1f}x\n", agents, paths,
+                 one.rate, two.rate, two.rate / one.rate, np, np > 0 ? two.rate / np : 0.0);
+    }
   }
-
-  fmt::print("\n2. paths scaling, 10,000 plan followers, {} threads, recording off:\n", max_threads);
-  for (int paths : quick ? std::vector<int>{1, 16} : std::vector<int>{1, 16, 256}) {
-    const Timed t =
-        best_of(repeats, [&] { return time_run(plan_spec(10000, paths), max_threads, Recording::off); });
-    fmt::print("   paths {:>4}: {:>12.3g} agent-steps/s\n", paths, t.rate);
+  if (wanted("paths")) {
+    fmt::print("\n2. paths scaling, 10,000 plan followers, {} threads, recording off:\n", max_threads);
+    for (int paths : quick ? std::vector<int>{1, 16} : std::vector<int>{1, 16, 256}) {
+      const Timed t =
+          best_of(repeats, [&] { return time_run(plan_spec(10000, paths), max_threads, Recording::off); });
+      fmt::print("   paths {:>4}: {:>12.3g} agent-steps/s\n", paths, t.rate);
+    }
   }
-
-  const int rec_agents = quick ? 100000 : 1000000;
-  const int rec_paths = 4;
-  fmt::print("\n3. recording modes, {} plan followers x {} paths x 10 steps, {} threads:\n", rec_agents,
-             rec_paths, max_threads);
-  const auto rec_spec = plan_spec(rec_agents, rec_paths);
-  const Timed off = best_of(repeats, [&] { return time_run(rec_spec, max_threads, Recording::off); });
-  const Timed loop = best_of(repeats, [&] { return time_run(rec_spec, max_threads, Recording::loop); });
-  const Timed summ =
-      best_of(repeats, [&] { return time_run(rec_spec, max_threads, Recording::summaries, tmp); });
-  const Timed full = best_of(repeats, [&] { return time_run(rec_spec, max_threads, Recording::full, tmp); });
-  const Timed bare =
-      best_of(repeats, [&] { return time_run(rec_spec, max_threads, Recording::full_no_summaries, tmp); });
-  const double disk = disk_write_mib_per_s(tmp + ".disk", quick ? 128 : 1024);
-  const double full_mib_s = static_cast<double>(full.bytes) / (1 << 20) / full.seconds;
-  fmt::print("   off (fused kernel)     {:>12.3g}\n", off.rate);
-  fmt::print("   off (step loop)        {:>12.3g}\n", loop.rate);
-  fmt::print("   summaries only         {:>12.3g}\n", summ.rate);
-  fmt::print(
-      "   full trajectories      {:>12.3g}   ({:.0f} MiB in {:.2f} s = {:.0f} MiB/s; plain sequential write "
-      "with fsync: {:.0f} MiB/s, ratio {:.2f})\n",
-      full.rate, static_cast<double>(full.bytes) / (1 << 20), full.seconds, full_mib_s, disk,
-      full_mib_s / disk);
-  const double bare_mib_s = static_cast<double>(bare.bytes) / (1 << 20) / bare.seconds;
-  fmt::print("   full, summaries = false {:>11.3g}   ({:.0f} MiB/s, ratio to the plain write {:.2f})\n",
-             bare.rate, bare_mib_s, bare_mib_s / disk);
-
-  fmt::print("\n4. adaptive peers on a ring (k = 2), 10 annual steps, recording off (step loop):\n");
-  for (const auto& [agents, paths] :
-       quick ? std::vector<std::pair<int, int>>{{10000, 2}}
-             : std::vector<std::pair<int, int>>{{10000, 16}, {100000, 4}, {1000000, 2}}) {
-    const auto spec = peers_spec(agents, paths);
-    const Timed one = best_of(repeats, [&] { return time_run(spec, 1, Recording::loop); });
-    const Timed two = best_of(repeats, [&] { return time_run(spec, max_threads, Recording::loop); });
-    const double np = numpy_rate("peers", agents, paths, 10);
+  if (wanted("recording")) {
+    const int rec_agents = quick ? 100000 : 1000000;
+    const int rec_paths = 4;
+    fmt::print("\n3. recording modes, {} plan followers x {} paths x 10 steps, {} threads:\n", rec_agents,
+               rec_paths, max_threads);
+    const auto rec_spec = plan_spec(rec_agents, rec_paths);
+    const Timed off = best_of(repeats, [&] { return time_run(rec_spec, max_threads, Recording::off); });
+    const Timed loop = best_of(repeats, [&] { return time_run(rec_spec, max_threads, Recording::loop); });
+    const Timed summ =
+        best_of(repeats, [&] { return time_run(rec_spec, max_threads, Recording::summaries, tmp); });
+    const Timed full =
+        best_of(repeats, [&] { return time_run(rec_spec, max_threads, Recording::full, tmp); });
+    const Timed bare =
+        best_of(repeats, [&] { return time_run(rec_spec, max_threads, Recording::full_no_summaries, tmp); });
+    const double disk = disk_write_mib_per_s(tmp + ".disk", quick ? 128 : 1024);
+    const double full_mib_s = static_cast<double>(full.bytes) / (1 << 20) / full.seconds;
+    fmt::print("   off (fused kernel)     {:>12.3g}\n", off.rate);
+    fmt::print("   off (step loop)        {:>12.3g}\n", loop.rate);
+    fmt::print("   summaries only         {:>12.3g}\n", summ.rate);
     fmt::print(
-        "   {:>8} agents x {:>3} paths: 1 thread {:>10.3g}, {} threads {:>10.3g} ({:.2f}x); NumPy/SciPy "
-        "{:>10.3g}; "
-        "ratio {:.1f}x\n",
-        agents, paths, one.rate, max_threads, two.rate, two.rate / one.rate, np,
-        np > 0 ? two.rate / np : 0.0);
+        "   full trajectories      {:>12.3g}   ({:.0f} MiB in {:.2f} s = {:.0f} MiB/s; plain sequential "
+        "write "
+        "with fsync: {:.0f} MiB/s, ratio {:.2f})\n",
+        full.rate, static_cast<double>(full.bytes) / (1 << 20), full.seconds, full_mib_s, disk,
+        full_mib_s / disk);
+    const double bare_mib_s = static_cast<double>(bare.bytes) / (1 << 20) / bare.seconds;
+    fmt::print("   full, summaries = false {:>11.3g}   ({:.0f} MiB/s, ratio to the plain write {:.2f})\n",
+               bare.rate, bare_mib_s, bare_mib_s / disk);
   }
-
-  fmt::print(
-      "\n5. memory per agent: state held by the run (exact) and resident-set growth (fresh process):\n");
-  for (int paths : {1, 16}) {
-    const int agents = quick ? 200000 : 1000000;
-    const std::string cmd = fmt::format("{} --memory {} {}", argv[0], agents, paths);
-    FILE* pipe = popen(cmd.c_str(), "r");
-    char line[256] = {0};
-    if (pipe != nullptr && std::fgets(line, sizeof line, pipe) != nullptr) fmt::print("   {}", line);
-    if (pipe != nullptr) pclose(pipe);
+  if (wanted("peers")) {
+    fmt::print("\n4. adaptive peers on a ring (k = 2), 10 annual steps, recording off (step loop):\n");
+    for (const auto& [agents, paths] :
+         quick ? std::vector<std::pair<int, int>>{{10000, 2}}
+               : std::vector<std::pair<int, int>>{{10000, 16}, {100000, 4}, {1000000, 2}}) {
+      const auto spec = peers_spec(agents, paths);
+      const Timed one = best_of(repeats, [&] { return time_run(spec, 1, Recording::loop); });
+      const Timed two = best_of(repeats, [&] { return time_run(spec, max_threads, Recording::loop); });
+      const double np = numpy_rate("peers", agents, paths, 10);
+      fmt::print(
+          "   {:>8} agents x {:>3} paths: 1 thread {:>10.3g}, {} threads {:>10.3g} ({:.2f}x); NumPy/SciPy "
+          "{:>10.3g}; "
+          "ratio {:.1f}x\n",
+          agents, paths, one.rate, max_threads, two.rate, two.rate / one.rate, np,
+          np > 0 ? two.rate / np : 0.0);
+      std::string split;
+      for (const auto& phase : two.phases)
+        split += fmt::format(" {} {:.0f}%", phase.name, 100.0 * phase.seconds / two.seconds);
+      fmt::print("      time by phase ({} threads):{}\n", max_threads, split);
+    }
   }
-  fmt::print("   per recorded step: 16 B per agent and path (wealth + amount, float64) before compression\n");
+  if (wanted("memory")) {
+    fmt::print(
+        "\n5. memory per agent: state held by the run (exact) and resident-set growth (fresh process):\n");
+    for (int paths : {1, 16}) {
+      const int agents = quick ? 200000 : 1000000;
+      const std::string cmd = fmt::format("{} --memory {} {}", argv[0], agents, paths);
+      FILE* pipe = popen(cmd.c_str(), "r");
+      char line[256] = {0};
+      if (pipe != nullptr && std::fgets(line, sizeof line, pipe) != nullptr) fmt::print("   {}", line);
+      if (pipe != nullptr) pclose(pipe);
+    }
+    fmt::print(
+        "   per recorded step: 16 B per agent and path (wealth + amount, float64) before compression\n");
+  }
   return 0;
 }

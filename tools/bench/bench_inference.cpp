@@ -4,13 +4,19 @@
 //
 //   bench_inference [--model PATH] [--batches 1,2,4,8,16,32,64] [--decisions N] [--threads N]
 //                   [--explanation-chars N] [--max-tokens N] [--temperature T] [--no-grammar]
-//                   [--n-ctx N] [--plugin NAME_OR_PATH]
+//                   [--n-ctx N] [--plugin NAME_OR_PATH] [--json FILE] [--baseline EXE]
 //
 // Each batch size B decides max(B, --decisions) agents (absolute task, real prompts: the system message
 // and task description are shared, the profile differs) in one generate() call on an engine with
 // batch = B, once with prefix sharing and once without; every answer is parsed. The default model is
 // the tiny Qwen2 test model of the build tree; any GGUF works, e.g. a random Qwen2.5-0.5B-shaped one:
 //   /usr/bin/python3 tools/make_tiny_gguf.py /tmp/qwen05.gguf --preset qwen2.5-0.5b
+//
+// GPU runs (tools/gpu_check.sh, docs/gpu.md): --plugin llama_cuda (or auto). An engine decodes at most
+// 256 sequences together (llama.cpp's LLAMA_MAX_SEQ): a batch B > 256 is one generate() call of B
+// requests on an engine with batch 256. --json FILE writes the rows (with the device memory in use after
+// the run, from describe()); --baseline EXE runs the same prompts, with each answer's number of tokens,
+// through plain llama.cpp batched decoding (tools/bench/bench_llama_batched.cpp) and adds its rates.
 #include <fmt/format.h>
 
 #include <chrono>
@@ -23,9 +29,12 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <unistd.h>
 
 #include "sim/inference/backend.hpp"
 #include "sim/investalign/answer.hpp"
@@ -54,14 +63,19 @@ struct Options {
   double temperature = 0.0;
   bool grammar = true;
   int n_ctx = 2048;
+  std::string json_out;  ///< --json: rows as JSON
+  std::string baseline;  ///< --baseline: the bench_llama_batched executable
 };
+
+/// The most sequences one engine decodes together (llama.cpp's LLAMA_MAX_SEQ).
+constexpr int max_engine_batch = 256;
 
 [[noreturn]] void usage(const std::string& problem) {
   std::fprintf(
       stderr,
       "bench_inference: %s\nusage: bench_inference [--model PATH] [--batches 1,2,4,...] [--decisions N] "
       "[--threads N] [--explanation-chars N] [--max-tokens N] [--temperature T] [--no-grammar] [--n-ctx N] "
-      "[--plugin NAME]\n",
+      "[--plugin NAME] [--json FILE] [--baseline EXE]\n",
       problem.c_str());
   std::exit(2);
 }
@@ -105,6 +119,10 @@ Options parse_options(int argc, char** argv) {
       o.n_ctx = int_value();
     } else if (a == "--temperature") {
       o.temperature = std::atof(value().c_str());
+    } else if (a == "--json") {
+      o.json_out = value();
+    } else if (a == "--baseline") {
+      o.baseline = value();
     } else if (a == "--no-grammar") {
       o.grammar = false;
     } else if (a == "--help" || a == "-h") {
@@ -166,11 +184,49 @@ struct Row {
   std::int64_t evaluated_tokens = 0;  ///< prompt tokens not reused from the shared prefix
   std::int64_t generated_tokens = 0;
   int valid = 0;
+  std::int64_t device_memory_used_bytes = -1;  ///< GPU plugins: after the run, by every process
+  std::string backend;                         ///< the plugin's name()
 };
+
+/// Writes the workload of a run for the baseline: one JSON object a line, the request's messages and
+/// the number of tokens its answer had.
+std::string write_workload(const std::vector<Request>& requests, const std::vector<Response>& responses,
+                           int batch) {
+  const std::string path = fmt::format("/tmp/bench_inference_workload_{}_{}.jsonl", ::getpid(), batch);
+  std::ofstream out(path);
+  for (std::size_t i = 0; i < requests.size(); ++i)
+    out << nlohmann::json{{"system", requests[i].system},
+                          {"user", requests[i].user},
+                          {"n_gen", responses[i].completion_tokens}}
+               .dump()
+        << "\n";
+  if (!out) throw std::runtime_error("cannot write " + path);
+  return path;
+}
+
+/// Runs the baseline executable on a workload file and returns its JSON line.
+nlohmann::json run_baseline(const Options& o, const std::string& workload, int parallel) {
+  const std::string cmd =
+      fmt::format("'{}' --model '{}' --workload '{}' --parallel {} --n-ctx {} --threads {}", o.baseline,
+                  o.model, workload, parallel, o.n_ctx, o.threads);
+  FILE* pipe = ::popen(cmd.c_str(), "r");
+  if (pipe == nullptr) throw std::runtime_error("cannot run " + cmd);
+  std::string out;
+  char buf[4096];
+  while (std::fgets(buf, sizeof buf, pipe) != nullptr) out += buf;
+  const int status = ::pclose(pipe);
+  std::remove(workload.c_str());
+  if (status != 0) throw std::runtime_error("the baseline failed (" + cmd + "): " + out);
+  return nlohmann::json::parse(out);
+}
+
+/// The requests and responses of the last measure() (the baseline repeats them).
+std::vector<Request> last_requests;
+std::vector<Response> last_responses;
 
 Row measure(const Options& o, int batch, bool prefix, const ia::AnswerSchema& schema) {
   const nlohmann::json config = {{"model", o.model},
-                                 {"batch", batch},
+                                 {"batch", std::min(batch, max_engine_batch)},
                                  {"threads", o.threads},
                                  {"n_ctx", o.n_ctx},
                                  {"prefix_sharing", prefix}};
@@ -185,6 +241,11 @@ Row measure(const Options& o, int batch, bool prefix, const ia::AnswerSchema& sc
   row.batch = batch;
   row.prefix = prefix;
   row.decisions = n;
+  const auto d = nlohmann::json::parse(backend->describe());
+  row.device_memory_used_bytes = d.value("device_memory_used_bytes", std::int64_t{-1});
+  row.backend = backend->name();
+  last_requests = requests;
+  last_responses = responses;
   for (const Response& r : responses) {
     if (!r.ok()) throw std::runtime_error("a request failed: " + r.error);
     row.prompt_tokens += r.prompt_tokens;
@@ -219,10 +280,37 @@ int run(int argc, char** argv) {
              "decisions", "wall s", "decisions/s", "gen tok/s", "prompt tok/s", "eval/prompt", "tok/answer",
              "valid");
   std::map<int, double> with, without;
+  nlohmann::json rows = nlohmann::json::array();
+  std::string model_name = o.model.substr(o.model.find_last_of('/') + 1);
+  if (model_name.size() > 5 && model_name.ends_with(".gguf")) model_name.resize(model_name.size() - 5);
   for (int b : o.batches) {
     for (bool prefix : {true, false}) {
       const Row r = measure(o, b, prefix, schema);
       (prefix ? with : without)[b] = r.decisions / r.seconds;
+      nlohmann::json row = {{"model_name", model_name},
+                            {"backend", r.backend},
+                            {"grammar", o.grammar},
+                            {"batch", r.batch},
+                            {"engine_batch", std::min(r.batch, max_engine_batch)},
+                            {"prefix", prefix},
+                            {"decisions", r.decisions},
+                            {"seconds", r.seconds},
+                            {"decisions_per_s", r.decisions / r.seconds},
+                            {"generated_tokens_per_s", static_cast<double>(r.generated_tokens) / r.seconds},
+                            {"prompt_tokens_per_s", static_cast<double>(r.prompt_tokens) / r.seconds},
+                            {"valid", r.valid},
+                            {"device_memory_used_bytes", r.device_memory_used_bytes}};
+      // The baseline once per batch size (it has no prefix sharing), with the prefix-on run's answers.
+      if (!o.baseline.empty() && prefix) {
+        row["baseline"] =
+            run_baseline(o, write_workload(last_requests, last_responses, b), std::min(b, max_engine_batch));
+        fmt::print(
+            "      plain llama.cpp batched decoding, same prompts and answer lengths: {:.2f} decisions/s, "
+            "{:.1f} gen tok/s\n",
+            row["baseline"].value("decisions_per_s", 0.0),
+            row["baseline"].value("generated_tokens_per_s", 0.0));
+      }
+      rows.push_back(row);
       fmt::print("{:>5} {:>6} {:>9} {:>8.2f} {:>11.2f} {:>10.1f} {:>12.1f} {:>11.2f} {:>11.1f} {:>5.0f}%\n",
                  r.batch, prefix ? "on" : "off", r.decisions, r.seconds, r.decisions / r.seconds,
                  static_cast<double>(r.generated_tokens) / r.seconds,
@@ -231,6 +319,11 @@ int run(int argc, char** argv) {
                  static_cast<double>(r.generated_tokens) / r.decisions, 100.0 * r.valid / r.decisions);
       std::fflush(stdout);
     }
+  }
+  if (!o.json_out.empty()) {
+    std::ofstream out(o.json_out);
+    out << rows.dump(1) << "\n";
+    if (!out) throw std::runtime_error("cannot write " + o.json_out);
   }
   fmt::print("\nprefix-sharing speedup (decisions/s with / without):");
   for (int b : o.batches) fmt::print(" B={}: {:.2f}x", b, with[b] / without[b]);

@@ -209,6 +209,37 @@ TEST_SUITE("theory.relative_herd") {
     }
   }
 
+  TEST_CASE(
+      "free start (a restart): P'(0) = Pbar'(0), the end stays pinned, and J beats the pinned optimum") {
+    HerdProblem p = problem_with(0.385203, 1e-6);
+    p.horizon = 7.0;  // a restart at t = 3 of the paper's horizon
+    p.x0 = 12.5;
+    const double r = p.market.r;
+    for (double theta : {1e-6, 1e-2}) {  // stiff (two Dirichlet solves) and non-stiff (shooting)
+      p.theta = theta;
+      RelativeHerdOptions o;
+      o.free_start = true;
+      const auto free = solve_relative_herd(p, o);
+      const auto pinned = solve_relative_herd(p);
+      CAPTURE(std::string(free.method()));
+      CHECK(free.method() == std::string(theta == 1e-6 ? "numerov" : "shooting"));
+      CHECK(free.ln_h_at_opt() == doctest::Approx(free.ln_eta()).epsilon(1e-13));
+      CHECK(free.slope(0.0) == doctest::Approx(r * free.leader_merton(0.0)).epsilon(1e-9));
+      CHECK(free.amount(7.0) == doctest::Approx(free.own_merton(7.0)).epsilon(1e-12));
+      CHECK(free.amount(0.0) != doctest::Approx(free.own_merton(0.0)).epsilon(1e-6));  // the start moved
+      // The pinned optimum is admissible for the free start: the free optimum is at least as good.
+      CHECK(free.objective() >= pinned.objective() - 1e-12 * std::abs(pinned.objective()));
+      CHECK(free.objective() > pinned.objective());
+    }
+    // Natural ends are free already: the flag changes nothing.
+    RelativeHerdOptions natural = options_with(BoundaryCondition::natural);
+    const auto a = solve_relative_herd(p, natural);
+    natural.free_start = true;
+    const auto b = solve_relative_herd(p, natural);
+    CHECK(a.amount(0.0) == b.amount(0.0));
+    CHECK(a.amount(3.5) == b.amount(3.5));
+  }
+
   TEST_CASE("the root is self-consistent and the grid follows the options") {
     const HerdProblem p = problem_with(0.529882, 3e-8);
     const auto sol = solve_relative_herd(p);

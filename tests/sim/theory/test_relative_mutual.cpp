@@ -81,6 +81,37 @@ TEST_SUITE("theory.relative_mutual") {
     }
   }
 
+  TEST_CASE("free start (a restart): N = 2 with the leader's row zero reproduces P1's free start") {
+    // As above; the free start is a natural end (O(h) discrete transversality): held to 1e-5 of the gap.
+    for (const double theta : {1e-6, 1e-2}) {
+      CAPTURE(theta);
+      HerdProblem p;
+      p.alpha = 0.766119;
+      p.theta = theta;
+      p.horizon = 6.0;
+      p.x0 = 13.0;
+      RelativeHerdOptions ro;
+      ro.free_start = true;
+      const auto p1 = solve_relative_herd(p, ro);
+      MutualGame g = leader_and_follower(p.alpha, theta);
+      g.horizon = p.horizon;
+      g.x0 = Eigen::Vector2d(9.0, p.x0);
+      RelativeMutualOptions o;
+      o.free_start = true;
+      const auto sol = solve_relative_mutual(g, o);
+      CHECK(sol.residual() < 1e-10);
+      CHECK(std::abs(sol.ln_eta()(1) - p1.ln_eta()) < 1e-7 * std::abs(p1.ln_eta()));
+      for (int k = 0; k <= 600; ++k) {
+        const double t = 0.01 * k;
+        const double gap = std::abs(p1.own_merton(t) - p1.leader_merton(t));
+        CHECK(std::abs(sol.amount(1, t) - p1.amount(t)) <= 1e-5 * gap);
+      }
+      CHECK(sol.amount(1, 6.0) == doctest::Approx(p1.own_merton(6.0)).epsilon(1e-12));  // pinned end
+      CHECK(std::abs(sol.amount(1, 0.0) - p1.own_merton(0.0)) >
+            1e-3 * std::abs(p1.own_merton(0.0) - p1.leader_merton(0.0)));
+    }
+  }
+
   TEST_CASE("Nash property: no agent gains by perturbing its own path (discretised J_i)") {
     MutualGame g;
     g.alpha = Eigen::Vector3d(0.2, 0.5, 0.766119);
