@@ -24,6 +24,17 @@ namespace {
 
 using investalign::TaskKind;
 
+/// Key of the peer draws of the mutual protocol on Stream::parameters (path = peer_key + population;
+/// expand_params uses path = population and the networks 2^32 + population).
+constexpr std::uint64_t peer_key = 2ULL << 32;
+
+/// A fraction rounded to hundredths of a percent: the advisor's values as the prompt quotes them.
+double as_quoted(double fraction) {
+  return static_cast<double>(std::llround(fraction * 10000.0)) / 10000.0;
+}
+
+}  // namespace
+
 const char* protocol_name(sim::InvestProtocol protocol) {
   switch (protocol) {
     case sim::InvestProtocol::absolute:
@@ -38,16 +49,18 @@ const char* protocol_name(sim::InvestProtocol protocol) {
   return "unknown";
 }
 
-/// Key of the peer draws of the mutual protocol on Stream::parameters (path = peer_key + population;
-/// expand_params uses path = population and the networks 2^32 + population).
-constexpr std::uint64_t peer_key = 2ULL << 32;
-
-/// A fraction rounded to hundredths of a percent: the advisor's values as the prompt quotes them.
-double as_quoted(double fraction) {
-  return static_cast<double>(std::llround(fraction * 10000.0)) / 10000.0;
+const char* scored_problem(sim::InvestProtocol protocol) {
+  switch (protocol) {
+    case sim::InvestProtocol::relative:
+      return "P1";
+    case sim::InvestProtocol::mutual:
+      return "P2";
+    case sim::InvestProtocol::absolute:
+    case sim::InvestProtocol::step:
+      return "P3";
+  }
+  return "unknown";
 }
-
-}  // namespace
 
 InvestAgentPopulation::InvestAgentPopulation(const sim::ScenarioSpec& spec, int index,
                                              std::unique_ptr<inference::Backend> backend)

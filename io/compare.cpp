@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "agents/agent_support.hpp"
+#include "agents/investagent_agent.hpp"
 #include "io/run_file.hpp"
 #include "io/scenario_toml.hpp"
 #include "sim/error.hpp"
@@ -198,20 +199,8 @@ PopulationComparison compare_population(const RunFile& file, const RunGroupInfo&
   }
   if (ps.kind == sim::AgentKind::investagent) {
     pc.leader = ps.leader;
-    switch (ps.protocol) {
-      case sim::InvestProtocol::absolute:
-        pc.protocol = "absolute", pc.problem = "P3";
-        break;
-      case sim::InvestProtocol::relative:
-        pc.protocol = "relative", pc.problem = "P1";
-        break;
-      case sim::InvestProtocol::mutual:
-        pc.protocol = "mutual", pc.problem = "P2";
-        break;
-      case sim::InvestProtocol::step:
-        pc.protocol = "step", pc.problem = "P3";
-        break;
-    }
+    pc.protocol = agents::protocol_name(ps.protocol);
+    pc.problem = agents::scored_problem(ps.protocol);
   }
   if (!info.has_trajectories || info.recorded_agents == 0) {
     pc.metrics.notes.emplace_back(
