@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "agents/agent_support.hpp"
+#include "agents/herd_rule.hpp"
 #include "agents/merton_agent.hpp"
 #include "agents/parameters.hpp"
 #include "sim/error.hpp"
@@ -103,6 +104,7 @@ void HerdPopulation::initialize(const sim::RunState& state, sim::PopulationState
   ln_vt_ = (theta_.array() / (alpha_.array() * s2)).log();  // log(0) = -inf: w = 1, own Merton
   if (leader_index_ < 0) {
     mean_weights_ = weights_;
+    mean_weights_.makeCompressed();  // the adaptive rule walks its plain CSR arrays
     for (int i = 0; i < ps_.count; ++i) {
       if (weights_.row(i).nonZeros() == 0) ln_vt_[i] = -std::numeric_limits<double>::infinity();
       for (WeightMatrix::InnerIterator it(mean_weights_, i); it; ++it) it.valueRef() /= theta_[i];
@@ -329,83 +331,56 @@ void HerdPopulation::decide(const sim::DecisionContext& ctx, int p0, int p1, int
   }
 }
 
-// The absolute rule as array operations over a block of agents (vectorised exp): for each path,
-// ln kappa = ln vt - ln eta_hat - (2 - rho) ln G, w = 1 / (1 + kappa), P = w P_alpha + (1 - w) m.
+// The absolute rule over chunks of agents held in L1: for each path, ln kappa = ln vt - ln eta_hat -
+// (2 - rho) ln G with -ln eta_hat = alpha X G(t_k -> T) + v^2 (T - t_k) / (2 sigma^2), the reference m
+// (the leader's or the theta-weighted mean of the peers' previous decisions, projected a step ahead),
+// then w = 1 / (1 + kappa), P = w P_alpha + (1 - w) m by blend_toward_reference. Every operation is
+// elementwise or a per-agent running sum in storage order, so the bits depend on neither the CPU nor
+// the blocks.
 void HerdPopulation::decide_adaptive_absolute(const sim::DecisionContext& ctx, int p0, int p1, int a0, int a1,
                                               sim::PopulationState& own) const {
   const int k = ctx.step;
-  const int len = a1 - a0;
   const double s2 = spec_.market.sigma * spec_.market.sigma;
   const double v = spec_.market.mu - spec_.market.r;
-  // -ln eta_hat = alpha X G(t_k -> T) + v^2 (T - t_k) / (2 sigma^2).
   const double growth_left = std::exp(ln_growth_left_[k]);
   const double shift = v * v * (spec_.run.horizon - ctx.time) / (2.0 * s2) - (2.0 - ps_.rho) * ln_growth_[k];
-  if (leader_index_ < 0) {
-    decide_adaptive_peers(ctx, p0, p1, a0, a1, growth_left, shift, own);
-    return;
-  }
-  const auto alpha = alpha_.segment(a0, len).array();
-  const auto ln_vt = ln_vt_.segment(a0, len);
-  const Eigen::ArrayXd own_merton = merton_unit_[k] / alpha;
-  Eigen::ArrayXd seen(len);
-  for (int p = p0; p < p1; ++p) {
-    if (leader_index_ >= 0) {
-      const auto& leader = ctx.state->populations[static_cast<std::size_t>(leader_index_)].previous_amount;
-      for (int i = 0; i < len; ++i) seen[i] = leader((a0 + i) % leader_count_, p);
-    } else {
-      const auto& prev =
-          ctx.state->populations[static_cast<std::size_t>(ctx.population_index)].previous_amount;
-      seen = (mean_weights_.middleRows(a0, len) * prev.col(p)).array();
-    }
-    seen *= projection_[k];
-    const Eigen::ArrayXd ln_kappa =
-        ln_vt + alpha * own.wealth.col(p).segment(a0, len).array() * growth_left + shift;
-    const Eigen::ArrayXd w = (1.0 + ln_kappa.exp()).inverse();
-    own.amount.col(p).segment(a0, len) = (w * own_merton + (1.0 - w) * seen).matrix();
-  }
-}
-
-// The absolute rule on peers in one pass over chunks of agents held in L1: the same operations in
-// the same order as the array form above (Eigen's row-major sparse product: a running sum from 0 in
-// storage order, added to 0; Eigen's exp over each chunk, which starts at an even offset from a0 in an
-// aligned buffer, so the same slots take the vectorised exp and the scalar tail): the same bits.
-void HerdPopulation::decide_adaptive_peers(const sim::DecisionContext& ctx, int p0, int p1, int a0, int a1,
-                                           double growth_left, double shift,
-                                           sim::PopulationState& own) const {
-  const int k = ctx.step;
   const double unit = merton_unit_[k];
   const double projection = projection_[k];
-  const auto& prev = ctx.state->populations[static_cast<std::size_t>(ctx.population_index)].previous_amount;
+  const double* alpha = alpha_.data();
+  const double* ln_vt = ln_vt_.data();
+  const auto& populations = ctx.state->populations;
+  const Eigen::MatrixXd& prev =
+      populations[static_cast<std::size_t>(leader_index_ >= 0 ? leader_index_ : ctx.population_index)]
+          .previous_amount;
+  // Peers: the compressed row-major weights (initialize() compresses them).
   const int* outer = mean_weights_.outerIndexPtr();
   const int* inner = mean_weights_.innerIndexPtr();
   const double* value = mean_weights_.valuePtr();
-  const int* row_nonzeros = mean_weights_.innerNonZeroPtr();  // null when compressed
-  constexpr int chunk = 256;                                  // even
+  constexpr int chunk = 256;
   alignas(64) double seen[chunk];
-  alignas(64) double w[chunk];
-  for (int p = p0; p < p1; ++p) {
-    const double* x = own.wealth.col(p).data();
-    const double* seen_from = prev.col(p).data();
-    double* amount = own.amount.col(p).data();
-    for (int c0 = a0; c0 < a1; c0 += chunk) {
-      const int len = std::min(chunk, a1 - c0);
-      for (int j = 0; j < len; ++j) {
-        const int i = c0 + j;
-        double sum = 0.0;
-        const int end = row_nonzeros != nullptr ? outer[i] + row_nonzeros[i] : outer[i + 1];
-        for (int at = outer[i]; at < end; ++at) sum += value[at] * seen_from[inner[at]];
-        double product = 0.0;
-        product += 1.0 * sum;
-        seen[j] = product * projection;
-        w[j] = ln_vt_[i] + alpha_[i] * x[i] * growth_left + shift;  // ln kappa
+  alignas(64) double ln_kappa[chunk];
+  alignas(64) double own_merton[chunk];
+  for (int c0 = a0; c0 < a1; c0 += chunk) {
+    const int len = std::min(chunk, a1 - c0);
+    // Path-independent: once per chunk.
+    for (int j = 0; j < len; ++j) own_merton[j] = unit / alpha[c0 + j];
+    for (int p = p0; p < p1; ++p) {
+      const double* x = own.wealth.col(p).data() + c0;
+      const double* seen_from = prev.col(p).data();
+      if (leader_count_ == 1) {
+        for (int j = 0; j < len; ++j) seen[j] = seen_from[0] * projection;
+      } else if (leader_index_ >= 0) {
+        for (int j = 0; j < len; ++j) seen[j] = seen_from[(c0 + j) % leader_count_] * projection;
+      } else {
+        for (int j = 0; j < len; ++j) {
+          const int i = c0 + j;
+          double sum = 0.0;
+          for (int at = outer[i]; at < outer[i + 1]; ++at) sum += value[at] * seen_from[inner[at]];
+          seen[j] = sum * projection;
+        }
       }
-      Eigen::Map<Eigen::ArrayXd, Eigen::Aligned16> wv(w, len);
-      wv = (1.0 + wv.exp()).inverse();
-      for (int j = 0; j < len; ++j) {
-        const int i = c0 + j;
-        const double own_merton = unit / alpha_[i];
-        amount[i] = w[j] * own_merton + (1.0 - w[j]) * seen[j];
-      }
+      for (int j = 0; j < len; ++j) ln_kappa[j] = ln_vt[c0 + j] + alpha[c0 + j] * x[j] * growth_left + shift;
+      blend_toward_reference(ln_kappa, own_merton, seen, own.amount.col(p).data() + c0, len);
     }
   }
 }

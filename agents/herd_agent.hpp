@@ -31,8 +31,6 @@ class HerdPopulation final : public sim::Population {
   [[nodiscard]] double reference(const sim::DecisionContext& ctx, int agent, int path) const;
   void decide_adaptive_absolute(const sim::DecisionContext& ctx, int p0, int p1, int a0, int a1,
                                 sim::PopulationState& own) const;
-  void decide_adaptive_peers(const sim::DecisionContext& ctx, int p0, int p1, int a0, int a1,
-                             double growth_left, double shift, sim::PopulationState& own) const;
   [[nodiscard]] double replan(const sim::DecisionContext& ctx, int agent, double wealth) const;
   /// All agents' first decisions of the game over [t_k, T] from one path's wealths, currency units.
   [[nodiscard]] Eigen::VectorXd replan_game(const sim::DecisionContext& ctx,

@@ -389,9 +389,14 @@ void Simulation::run_fused(const RunOptions& options, RunSummary& summary) {
       const double* row = compact.rows.data() + std::size_t{compact.row_of[j % period]} * n;
       for (int k = 0; k < n; ++k) window[k * window_stride + j] = row[k];
     }
-    // Tasks of about 64 K agent-paths; blocks depend only on the shape, never on the thread count
-    // (and the arithmetic is element-wise, so not even on the blocks).
-    const int agent_grain = 4096;
+    // About 64 tasks (at least 64 K agent-paths each), each as long a contiguous run of every state
+    // array as the shape allows: a whole path's agents where a path has up to 256 K of them, so that
+    // consecutive paths continue one stream (the hardware prefetcher's best case; cutting paths into
+    // 4 K-agent pieces cost 1.8x at 10^5 agents x 100 paths, and 1.4-2x with a full plan too, although
+    // a tile's plan is then read once per path instead of once per task). Blocks depend only on the shape,
+    // never on the thread count (and the arithmetic is element-wise, so not even on the blocks).
+    const double slots = static_cast<double>(pop.count) * paths;
+    const int agent_grain = static_cast<int>(std::clamp(slots / 64.0, 4096.0, 262144.0));
     const int path_grain = std::max(1, 65536 / std::min(std::max(pop.count, 1), agent_grain));
     tbb::parallel_for(
         tbb::blocked_range2d<int>(0, paths, path_grain, 0, pop.count, agent_grain),

@@ -159,6 +159,18 @@ std::vector<double> quoted_advisor() {
   return out;
 }
 
+/// The P3 problem of agent 3 of invest_spec's grid (p = 0.9, score 10) following the advisor (alpha
+/// 0.2) from wealth 10 over 10 years: the closed form its theory amounts come from.
+theory::HerdProblem agent3_problem() {
+  theory::HerdProblem hp;
+  hp.alpha = theory::alpha_from_lottery_prob(0.9);
+  hp.alpha_leader = 0.2;
+  hp.theta = theory::theta_from_score(10);
+  hp.x0 = 10.0;
+  hp.horizon = 10;
+  return hp;
+}
+
 }  // namespace
 
 TEST_SUITE("investagent") {
@@ -289,12 +301,7 @@ TEST_SUITE("investagent") {
 
   TEST_CASE("theory_amount is the P3 optimum at t = k + 1 (the dataset targets' closed form)") {
     const auto r = run(invest_spec(sim::InvestProtocol::absolute, 64));
-    theory::HerdProblem hp;
-    hp.alpha = theory::alpha_from_lottery_prob(0.9);
-    hp.alpha_leader = 0.2;
-    hp.theta = theory::theta_from_score(10);
-    hp.x0 = 10.0;
-    hp.horizon = 10;
+    const theory::HerdProblem hp = agent3_problem();
     const auto sol = theory::solve_absolute_herd(hp);
     for (int k = 0; k < 10; ++k)
       CHECK(r->theory(3, k) == doctest::Approx(sol.amount(k + 1.0)).epsilon(1e-12));
@@ -302,12 +309,7 @@ TEST_SUITE("investagent") {
 
   TEST_CASE("the relative protocol is scored against relative herding (P1), not the P3 closed form") {
     const auto r = run(invest_spec(sim::InvestProtocol::relative, 64));
-    theory::HerdProblem hp;
-    hp.alpha = theory::alpha_from_lottery_prob(0.9);
-    hp.alpha_leader = 0.2;
-    hp.theta = theory::theta_from_score(10);
-    hp.x0 = 10.0;
-    hp.horizon = 10;
+    const theory::HerdProblem hp = agent3_problem();
     const auto p1 = theory::solve_relative_herd(hp);
     const auto p3 = theory::solve_absolute_herd(hp);
     for (int k = 0; k < 10; ++k) CHECK(r->theory(3, k) == doctest::Approx(p1.amount(k + 1.0)).epsilon(1e-12));
@@ -391,12 +393,7 @@ TEST_SUITE("investagent") {
       return investalign::InvestorProfile{p_of[a], theory::alpha_from_lottery_prob(p_of[a]), score_of[a],
                                           theory::theta_from_score(score_of[a]), 10.0};
     };
-    theory::HerdProblem hp;
-    hp.alpha = theory::alpha_from_lottery_prob(0.9);
-    hp.alpha_leader = 0.2;
-    hp.theta = theory::theta_from_score(10);
-    hp.x0 = 10.0;
-    hp.horizon = 10;
+    const theory::HerdProblem hp = agent3_problem();
     const auto p3 = theory::solve_absolute_herd(hp);
     for (int i = 0; i < 4; ++i) {
       const int j = agents::InvestAgentPopulation::peer_of(rng, 1, i, 4);

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <vector>
 
+#include "agents/agent_support.hpp"
 #include "agents/network.hpp"
 #include "agents/registry.hpp"
 #include "sim/simulation.hpp"
@@ -433,6 +434,72 @@ TEST_SUITE("sim.simulation") {
         CHECK(p >= std::min(own, leader) - 1e-12);
         CHECK(p <= std::max(own, leader) + 1e-12);
       }
+    }
+  }
+
+  TEST_CASE("adaptive absolute rule: every decision is the documented formula on the observed state") {
+    // docs/scenarios.md, "adaptive": P = w P_alpha(t_k) + (1 - w) m, w = eta ασ²g / (eta ασ²g + θ),
+    // ln eta = -α X_k G(t_k -> T) - v²(T - t_k) / (2σ²), g = G(t_k)^(2 - rho), m the leader's or the
+    // θ-weighted mean of the peers' last decisions times G(t_{k-1}) / G(t_k); recomputed here from the
+    // recorded state with std::exp, for a leader and for peers on a small world.
+    sim::ScenarioSpec spec = test::paper_spec(3, sim::Policy::adaptive);
+    spec.populations[1].rho = 0.5;
+    auto peers = test::herd("peers", 40, sim::Policy::adaptive);
+    peers.leader.clear();
+    peers.influence = sim::Influence::peers;
+    peers.network.kind = sim::NetworkSpec::Kind::small_world;
+    peers.network.k = 3;
+    peers.network.p = 0.2;
+    peers.theta = test::list({0, 3e4, 1e5, 1e6}, sim::ParamSpec::Scale::score);  // w across (0, 1)
+    spec.populations.push_back(peers);
+    const auto run = run_with_threads(spec, 2);
+    const auto simulation = agents::make_simulation(spec);
+    const theory::Market market = agents::theory_market(spec);
+    const double T = spec.run.horizon;
+    const double s2 = market.sigma * market.sigma;
+    const double v = market.mu - market.r;
+    const theory::Schedule rule(market, T, theory::TimeModel::annual());
+    for (const int pop : {1, 2}) {
+      const auto& state = simulation->state().populations[static_cast<std::size_t>(pop)];
+      const sim::PopulationSpec& ps = spec.populations[static_cast<std::size_t>(pop)];
+      const Eigen::VectorXd& alpha = state.params[0].second;
+      const Eigen::VectorXd& theta = state.params[1].second;
+      const agents::WeightMatrix weights =
+          pop == 2 ? agents::build_network(ps.network, theta, pop, sim::CounterRng(spec.run.seed))
+                   : agents::WeightMatrix();
+      int herding = 0;  // decisions with w strictly inside (0.01, 0.99)
+      for (int k = 1; k < 10; ++k) {
+        const auto step = static_cast<std::size_t>(k);
+        const double growth = rule.growth(k), projection = rule.growth(k - 1) / growth;
+        const double growth_left =
+            std::exp(theory::Schedule(market, T - k, rule.time()).ln_terminal_growth());
+        for (int p = 0; p < 3; ++p) {
+          for (int i = 0; i < state.count; ++i) {
+            double m = 0.0;
+            if (pop == 1) {
+              m = run.amount[step - 1][0](0, p) * projection;
+            } else {
+              for (agents::WeightMatrix::InnerIterator it(weights, i); it; ++it)
+                m += it.value() / theta[i] * run.amount[step - 1][2](it.col(), p);
+              m *= projection;
+            }
+            const double x = run.wealth[step][static_cast<std::size_t>(pop)](i, p);
+            const double eta = std::exp(-alpha[i] * x * growth_left - v * v * (T - k) / (2.0 * s2));
+            const double g = std::pow(growth, 2.0 - ps.rho);
+            const double w =
+                theta[i] == 0.0 ? 1.0 : eta * alpha[i] * s2 * g / (eta * alpha[i] * s2 * g + theta[i]);
+            herding += w > 0.01 && w < 0.99 ? 1 : 0;
+            const double expected = w * theory::merton_amount(rule, alpha[i], k) + (1.0 - w) * m;
+            CAPTURE(pop);
+            CAPTURE(k);
+            CAPTURE(i);
+            CHECK(run.amount[step][static_cast<std::size_t>(pop)](i, p) ==
+                  doctest::Approx(expected).epsilon(1e-12));
+          }
+        }
+      }
+      CAPTURE(pop);
+      CHECK(herding > 20);  // the test sees the blend, not only its two ends
     }
   }
 

@@ -62,6 +62,18 @@ sim::ScenarioSpec plan_spec(int agents, int paths) {
   return s;
 }
 
+/// The same with every follower's initial wealth drawn (uniform on [5, 50], as scenarios/large.toml):
+/// every plan row differs, so the fused kernel reads the full plan instead of a compact one.
+sim::ScenarioSpec distinct_plan_spec(int agents, int paths) {
+  sim::ScenarioSpec s = plan_spec(agents, paths);
+  sim::ParamSpec wealth;
+  wealth.form = sim::ParamSpec::Form::distribution;
+  wealth.distribution.a = 5.0;
+  wealth.distribution.b = 50.0;
+  s.populations[1].wealth = wealth;
+  return s;
+}
+
 /// Adaptive peers on a ring (k = 2), as the NumPy/SciPy baseline.
 sim::ScenarioSpec peers_spec(int agents, int paths) {
   sim::ScenarioSpec s;
@@ -196,12 +208,23 @@ int main(int argc, char** argv) {
     return report_memory(std::stoi(argv[2]), std::stoi(argv[3]));
   // --quick: a smoke run (CI); --only SECTIONS: a comma-separated subset of
   // plan,paths,recording,peers,memory.
+  // --shape AGENTS:PATHS (repeatable): the plan and peers sections run only these shapes.
   bool quick = false;
   std::string only;
+  std::vector<std::pair<int, int>> shapes;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--quick") quick = true;
     if (arg == "--only" && i + 1 < argc) only = "," + std::string(argv[++i]) + ",";
+    if (arg == "--shape" && i + 1 < argc) {
+      const std::string shape = argv[++i];
+      const auto colon = shape.find(':');
+      if (colon == std::string::npos) {
+        fmt::print(stderr, "bench_engine: --shape wants AGENTS:PATHS, not '{}'\n", shape);
+        return 2;
+      }
+      shapes.emplace_back(std::stoi(shape.substr(0, colon)), std::stoi(shape.substr(colon + 1)));
+    }
   }
   const auto wanted = [&](const char* section) {
     return only.empty() || only.find(fmt::format(",{},", section)) != std::string::npos;
@@ -209,24 +232,35 @@ int main(int argc, char** argv) {
   const int max_threads = static_cast<int>(tbb::info::default_concurrency());
   const std::string tmp = (std::filesystem::temp_directory_path() / "herdsim_bench.h5").string();
   const int repeats = quick ? 1 : 3;
+  const int short_repeats = quick ? 1 : 7;  // plan and peers runs take milliseconds
   fmt::print("herdsim engine benchmarks ({} hardware threads{}); agent-steps/s, best of {}\n\n", max_threads,
              quick ? ", quick" : "", repeats);
 
   if (wanted("plan")) {
-    fmt::print("1. plan followers (P3 grid) + advisor, 10 annual steps, recording off (fused kernel):\n");
-    fmt::print("   {:>10} {:>6} {:>14} {:>14} {:>8} {:>14} {:>8}\n", "agents", "paths", "1 thread",
-               "2 threads", "scaling", "NumPy", "ratio");
-    // About 10^7 agent-paths per case (10^8 agent-steps), so that every case runs long enough to time.
-    std::vector<std::pair<int, int>> sizes = {{1000, 10000}, {10000, 1000}, {100000, 100}, {1000000, 10}};
-    if (!quick) sizes.emplace_back(10000000, 1);
-    if (quick) sizes = {{1000, 100}, {100000, 2}};
-    for (const auto& [agents, paths] : sizes) {
-      const auto spec = plan_spec(agents, paths);
-      const Timed one = best_of(repeats, [&] { return time_run(spec, 1, Recording::off); });
-      const Timed two = best_of(repeats, [&] { return time_run(spec, max_threads, Recording::off); });
-      const double np = numpy_rate("plan", agents, paths, 10);
-      fmt::print("   {:>10} {:>6} {:>14.3g} {:>14.3g} {:>7.2f}x {:>14.3g} {:>7.1f}x\n", agents, paths,
-                 one.rate, two.rate, two.rate / one.rate, np, np > 0 ? two.rate / np : 0.0);
+    for (const bool distinct : {false, true}) {
+      fmt::print(
+          "{}. plan followers (P3 grid{}) + advisor, 10 annual steps, recording off (fused kernel), best of "
+          "{}:\n",
+          distinct ? "\n1b" : "1",
+          distinct ? ", initial wealth drawn per agent: every plan row distinct" : "", short_repeats);
+      fmt::print("   {:>10} {:>6} {:>14} {:>14} {:>8} {:>14} {:>8}\n", "agents", "paths", "1 thread",
+                 "2 threads", "scaling", "NumPy", "ratio");
+      // About 10^7 agent-paths per case (10^8 agent-steps), so that every case runs long enough to time.
+      std::vector<std::pair<int, int>> sizes = {{1000, 10000}, {10000, 1000}, {100000, 100}, {1000000, 10}};
+      if (!quick) sizes.emplace_back(10000000, 1);
+      if (distinct) sizes = {{10000, 1000}, {100000, 100}, {1000000, 10}};  // a solve per agent to build
+      if (quick) sizes = {{1000, 100}, {100000, 2}};
+      if (!shapes.empty()) sizes = shapes;
+      for (const auto& [agents, paths] : sizes) {
+        const auto spec = distinct ? distinct_plan_spec(agents, paths) : plan_spec(agents, paths);
+        // A run takes ~10 ms here: best of more, cheap, so that one disturbed run does not set the figure.
+        const Timed one = best_of(short_repeats, [&] { return time_run(spec, 1, Recording::off); });
+        const Timed two = best_of(short_repeats, [&] { return time_run(spec, max_threads, Recording::off); });
+        // The baseline reads a full plan (a random amount per agent and step) either way.
+        const double np = numpy_rate("plan", agents, paths, 10);
+        fmt::print("   {:>10} {:>6} {:>14.3g} {:>14.3g} {:>7.2f}x {:>14.3g} {:>7.1f}x\n", agents, paths,
+                   one.rate, two.rate, two.rate / one.rate, np, np > 0 ? two.rate / np : 0.0);
+      }
     }
   }
   if (wanted("paths")) {
@@ -267,13 +301,17 @@ int main(int argc, char** argv) {
                bare.rate, bare_mib_s, bare_mib_s / disk);
   }
   if (wanted("peers")) {
-    fmt::print("\n4. adaptive peers on a ring (k = 2), 10 annual steps, recording off (step loop):\n");
-    for (const auto& [agents, paths] :
-         quick ? std::vector<std::pair<int, int>>{{10000, 2}}
-               : std::vector<std::pair<int, int>>{{10000, 16}, {100000, 4}, {1000000, 2}}) {
+    fmt::print(
+        "\n4. adaptive peers on a ring (k = 2), 10 annual steps, recording off (step loop), best of {}:\n",
+        short_repeats);
+    std::vector<std::pair<int, int>> sizes = {{10000, 16}, {100000, 4}, {1000000, 2}};
+    if (quick) sizes = {{10000, 2}};
+    if (!shapes.empty()) sizes = shapes;
+    for (const auto& [agents, paths] : sizes) {
       const auto spec = peers_spec(agents, paths);
-      const Timed one = best_of(repeats, [&] { return time_run(spec, 1, Recording::loop); });
-      const Timed two = best_of(repeats, [&] { return time_run(spec, max_threads, Recording::loop); });
+      // Runs of a few milliseconds, as for plans: best of seven.
+      const Timed one = best_of(short_repeats, [&] { return time_run(spec, 1, Recording::loop); });
+      const Timed two = best_of(short_repeats, [&] { return time_run(spec, max_threads, Recording::loop); });
       const double np = numpy_rate("peers", agents, paths, 10);
       fmt::print(
           "   {:>8} agents x {:>3} paths: 1 thread {:>10.3g}, {} threads {:>10.3g} ({:.2f}x); NumPy/SciPy "
