@@ -187,18 +187,32 @@ void HerdPopulation::plan_with_peers(sim::PopulationState& own) {
   for (int k = 0; k < n; ++k) own.theory_amount.col(k) = sol.amounts(k * spec_.run.dt());
 }
 
-// What the agent observed at the previous step, projected one step ahead with Merton growth:
-// its leader's decision, or the theta-weighted mean of its peers' decisions.
-double HerdPopulation::reference(const sim::DecisionContext& ctx, int agent, int path) const {
-  if (leader_index_ >= 0) {
-    const auto& leader = ctx.state->populations[static_cast<std::size_t>(leader_index_)];
-    return leader.previous_amount(agent % leader_count_, path) * projection_[ctx.step];
+// What agents [c0, c0 + len) observed at the previous step on `path`, projected one step ahead with
+// Merton growth: their leader's decision, or the theta-weighted mean of their peers' decisions (a
+// running sum from 0 over the compressed row in storage order).
+void HerdPopulation::observe(const sim::DecisionContext& ctx, int c0, int len, int path, double* seen) const {
+  const int k = ctx.step;
+  const double projection = projection_[k];
+  const auto& populations = ctx.state->populations;
+  const double* seen_from =
+      populations[static_cast<std::size_t>(leader_index_ >= 0 ? leader_index_ : ctx.population_index)]
+          .previous_amount.col(path)
+          .data();
+  if (leader_count_ == 1) {  // the usual single advisor: no index arithmetic
+    for (int j = 0; j < len; ++j) seen[j] = seen_from[0] * projection;
+  } else if (leader_index_ >= 0) {
+    for (int j = 0; j < len; ++j) seen[j] = seen_from[(c0 + j) % leader_count_] * projection;
+  } else {
+    const int* outer = mean_weights_.outerIndexPtr();  // compressed in initialize()
+    const int* inner = mean_weights_.innerIndexPtr();
+    const double* value = mean_weights_.valuePtr();
+    for (int j = 0; j < len; ++j) {
+      const int i = c0 + j;
+      double sum = 0.0;
+      for (int at = outer[i]; at < outer[i + 1]; ++at) sum += value[at] * seen_from[inner[at]];
+      seen[j] = sum * projection;
+    }
   }
-  const auto& prev = ctx.state->populations[static_cast<std::size_t>(ctx.population_index)].previous_amount;
-  double sum = 0.0;
-  for (WeightMatrix::InnerIterator it(mean_weights_, agent); it; ++it)
-    sum += it.value() * prev(it.col(), path);
-  return sum * projection_[ctx.step];
 }
 
 // Leader: the agent's own problem over [t_k, T] from its realised wealth; the leader's Merton path over
@@ -311,22 +325,27 @@ void HerdPopulation::decide(const sim::DecisionContext& ctx, int p0, int p1, int
   const double growth_left = std::exp(ln_growth_left_[k]);
   const double ln_q_shift = -v * v * (spec_.run.horizon - ctx.time) / (2.0 * s2) + 2.0 * ln_growth_[k] +
                             2.0 * std::log(spec_.run.dt());
+  alignas(64) double seen[kChunk];
   for (int p = p0; p < p1; ++p) {
-    for (int i = a0; i < a1; ++i) {
-      const double own_merton = merton_unit_[k] / alpha_[i];
-      if (theta_[i] == 0.0) {
-        own.amount(i, p) = own_merton;
-        continue;
+    for (int c0 = a0; c0 < a1; c0 += kChunk) {
+      const int len = std::min(kChunk, a1 - c0);
+      observe(ctx, c0, len, p, seen);
+      for (int j = 0; j < len; ++j) {
+        const int i = c0 + j;
+        const double own_merton = merton_unit_[k] / alpha_[i];
+        if (theta_[i] == 0.0) {
+          own.amount(i, p) = own_merton;
+          continue;
+        }
+        // Myopic discretised Euler-Lagrange: follow the reference's observed change from one's own
+        // last decision, pulled to one's own Merton amount.
+        const double change =
+            k == 1 ? seen[j] * (1.0 - 1.0 / projection_[k]) : seen[j] - seen_before_(i, p) * projection_[k];
+        seen_before_(i, p) = seen[j] / projection_[k];
+        const double ln_q_dt2 = -alpha_[i] * own.wealth(i, p) * growth_left - ln_vt_[i] + ln_q_shift;
+        const double w = 1.0 / (1.0 + std::exp(-ln_q_dt2));
+        own.amount(i, p) = w * own_merton + (1.0 - w) * (own.previous_amount(i, p) + change);
       }
-      const double seen = reference(ctx, i, p);
-      // Myopic discretised Euler-Lagrange: follow the reference's observed change from one's own
-      // last decision, pulled to one's own Merton amount.
-      const double change =
-          k == 1 ? seen * (1.0 - 1.0 / projection_[k]) : seen - seen_before_(i, p) * projection_[k];
-      seen_before_(i, p) = seen / projection_[k];
-      const double ln_q_dt2 = -alpha_[i] * own.wealth(i, p) * growth_left - ln_vt_[i] + ln_q_shift;
-      const double w = 1.0 / (1.0 + std::exp(-ln_q_dt2));
-      own.amount(i, p) = w * own_merton + (1.0 - w) * (own.previous_amount(i, p) + change);
     }
   }
 }
@@ -345,40 +364,18 @@ void HerdPopulation::decide_adaptive_absolute(const sim::DecisionContext& ctx, i
   const double growth_left = std::exp(ln_growth_left_[k]);
   const double shift = v * v * (spec_.run.horizon - ctx.time) / (2.0 * s2) - (2.0 - ps_.rho) * ln_growth_[k];
   const double unit = merton_unit_[k];
-  const double projection = projection_[k];
   const double* alpha = alpha_.data();
   const double* ln_vt = ln_vt_.data();
-  const auto& populations = ctx.state->populations;
-  const Eigen::MatrixXd& prev =
-      populations[static_cast<std::size_t>(leader_index_ >= 0 ? leader_index_ : ctx.population_index)]
-          .previous_amount;
-  // Peers: the compressed row-major weights (initialize() compresses them).
-  const int* outer = mean_weights_.outerIndexPtr();
-  const int* inner = mean_weights_.innerIndexPtr();
-  const double* value = mean_weights_.valuePtr();
-  constexpr int chunk = 256;
-  alignas(64) double seen[chunk];
-  alignas(64) double ln_kappa[chunk];
-  alignas(64) double own_merton[chunk];
-  for (int c0 = a0; c0 < a1; c0 += chunk) {
-    const int len = std::min(chunk, a1 - c0);
+  alignas(64) double seen[kChunk];
+  alignas(64) double ln_kappa[kChunk];
+  alignas(64) double own_merton[kChunk];
+  for (int c0 = a0; c0 < a1; c0 += kChunk) {
+    const int len = std::min(kChunk, a1 - c0);
     // Path-independent: once per chunk.
     for (int j = 0; j < len; ++j) own_merton[j] = unit / alpha[c0 + j];
     for (int p = p0; p < p1; ++p) {
       const double* x = own.wealth.col(p).data() + c0;
-      const double* seen_from = prev.col(p).data();
-      if (leader_count_ == 1) {
-        for (int j = 0; j < len; ++j) seen[j] = seen_from[0] * projection;
-      } else if (leader_index_ >= 0) {
-        for (int j = 0; j < len; ++j) seen[j] = seen_from[(c0 + j) % leader_count_] * projection;
-      } else {
-        for (int j = 0; j < len; ++j) {
-          const int i = c0 + j;
-          double sum = 0.0;
-          for (int at = outer[i]; at < outer[i + 1]; ++at) sum += value[at] * seen_from[inner[at]];
-          seen[j] = sum * projection;
-        }
-      }
+      observe(ctx, c0, len, p, seen);
       for (int j = 0; j < len; ++j) ln_kappa[j] = ln_vt[c0 + j] + alpha[c0 + j] * x[j] * growth_left + shift;
       blend_toward_reference(ln_kappa, own_merton, seen, own.amount.col(p).data() + c0, len);
     }

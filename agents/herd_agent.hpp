@@ -28,7 +28,10 @@ class HerdPopulation final : public sim::Population {
  private:
   void plan_with_leader(sim::PopulationState& own);
   void plan_with_peers(sim::PopulationState& own);
-  [[nodiscard]] double reference(const sim::DecisionContext& ctx, int agent, int path) const;
+  /// Agents per chunk of the adaptive rules: their inputs and outputs stay in L1.
+  static constexpr int kChunk = 256;
+  /// seen[j]: what agent c0 + j observed at the previous step on `path` (the rules' reference m).
+  void observe(const sim::DecisionContext& ctx, int c0, int len, int path, double* seen) const;
   void decide_adaptive_absolute(const sim::DecisionContext& ctx, int p0, int p1, int a0, int a1,
                                 sim::PopulationState& own) const;
   [[nodiscard]] double replan(const sim::DecisionContext& ctx, int agent, double wealth) const;

@@ -3,6 +3,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "sim/simd.hpp"
+
 // The vector helpers pass AVX2 vectors by value; they are always inlined into their clones, so no
 // call ever crosses the ABI that GCC warns about.
 #pragma GCC diagnostic ignored "-Wpsabi"
@@ -14,11 +16,11 @@ namespace {
 // GNU vectors of one, two and four doubles (scalar, SSE2, AVX2) and their integer twins. Every
 // operation below is elementwise IEEE arithmetic, rounded once, in a fixed order; with FMA disabled in
 // every clone no multiply-add is contracted, so all widths give the same bits.
+using sim::simd::Pair;
+using sim::simd::Quad;
 using One [[gnu::vector_size(8), gnu::aligned(8)]] = double;
 using OneI [[gnu::vector_size(8), gnu::aligned(8)]] = std::int64_t;
-using Pair [[gnu::vector_size(16), gnu::aligned(8)]] = double;
 using PairI [[gnu::vector_size(16), gnu::aligned(8)]] = std::int64_t;
-using Quad [[gnu::vector_size(32), gnu::aligned(8)]] = double;
 using QuadI [[gnu::vector_size(32), gnu::aligned(8)]] = std::int64_t;
 
 template <class V>
@@ -92,8 +94,8 @@ template <class V>
   std::memcpy(p, &v, sizeof v);
 }
 
-/// The kernels over arrays: full vectors, then the tail through a zero-padded vector (same lanes, same
-/// operations, so the tail's bits are the scalar form's).
+/// The kernels over arrays: full vectors, then the tail one value at a time (the same operations per
+/// value, so the tail's bits are the vectors').
 template <class V, class VI>
 [[gnu::always_inline]] inline void blend_array(const double* ln_kappa, const double* own, const double* seen,
                                                double* amount, int len) {
@@ -101,14 +103,8 @@ template <class V, class VI>
   int j = 0;
   for (; j + lanes <= len; j += lanes)
     store(amount + j, blend<V, VI>(load<V>(ln_kappa + j), load<V>(own + j), load<V>(seen + j)));
-  if (j < len) {
-    double a[lanes] = {}, b[lanes] = {}, c[lanes] = {}, out[lanes];
-    std::memcpy(a, ln_kappa + j, (len - j) * sizeof(double));
-    std::memcpy(b, own + j, (len - j) * sizeof(double));
-    std::memcpy(c, seen + j, (len - j) * sizeof(double));
-    store(out, blend<V, VI>(load<V>(a), load<V>(b), load<V>(c)));
-    std::memcpy(amount + j, out, (len - j) * sizeof(double));
-  }
+  for (; j < len; ++j)
+    store(amount + j, blend<One, OneI>(load<One>(ln_kappa + j), load<One>(own + j), load<One>(seen + j)));
 }
 
 template <class V, class VI>
@@ -126,30 +122,13 @@ void exp_sse2(const double* x, double* out, int len) {
   exp_array<Pair, PairI>(x, out, len);
 }
 
-#if defined(__GNUC__) && defined(__x86_64__)
+#ifdef HERDSIM_AVX2_CLONE
 [[gnu::target("avx2,no-fma")]] void blend_avx2(const double* k, const double* o, const double* s, double* a,
                                                int len) {
   blend_array<Quad, QuadI>(k, o, s, a, len);
 }
 [[gnu::target("avx2,no-fma")]] void exp_avx2(const double* x, double* out, int len) {
   exp_array<Quad, QuadI>(x, out, len);
-}
-bool has_avx2() {
-  static const bool yes = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") != 0;
-  }();
-  return yes;
-}
-#else
-void blend_avx2(const double* k, const double* o, const double* s, double* a, int len) {
-  blend_sse2(k, o, s, a, len);
-}
-void exp_avx2(const double* x, double* out, int len) {
-  exp_sse2(x, out, len);
-}
-bool has_avx2() {
-  return false;
 }
 #endif
 
@@ -161,40 +140,28 @@ double fixed_exp(double x) {
   return out;
 }
 
-void fixed_exp(const double* x, double* out, int len) {
-  if (has_avx2()) {
-    exp_avx2(x, out, len);
-  } else {
-    exp_sse2(x, out, len);
-  }
-}
-
 void blend_toward_reference(const double* ln_kappa, const double* own, const double* seen, double* amount,
                             int len) {
-  if (has_avx2()) {
-    blend_avx2(ln_kappa, own, seen, amount, len);
-  } else {
-    blend_sse2(ln_kappa, own, seen, amount, len);
-  }
+  detail::blend_toward_reference(ln_kappa, own, seen, amount, len, sim::simd::has_avx2() ? 4 : 2);
 }
 
 namespace detail {
 
 void fixed_exp(const double* x, double* out, int len, int lanes) {
-  if (lanes == 4) {
-    exp_avx2(x, out, len);
-  } else {
-    exp_sse2(x, out, len);
-  }
+#ifdef HERDSIM_AVX2_CLONE
+  if (lanes == 4) return exp_avx2(x, out, len);
+#endif
+  (void)lanes;
+  exp_sse2(x, out, len);
 }
 
 void blend_toward_reference(const double* ln_kappa, const double* own, const double* seen, double* amount,
                             int len, int lanes) {
-  if (lanes == 4) {
-    blend_avx2(ln_kappa, own, seen, amount, len);
-  } else {
-    blend_sse2(ln_kappa, own, seen, amount, len);
-  }
+#ifdef HERDSIM_AVX2_CLONE
+  if (lanes == 4) return blend_avx2(ln_kappa, own, seen, amount, len);
+#endif
+  (void)lanes;
+  blend_sse2(ln_kappa, own, seen, amount, len);
 }
 
 }  // namespace detail

@@ -12,17 +12,14 @@ namespace herdsim::agents {
 /// about 3.3e-308 and 8.2e307 instead of reaching 0 or infinity); NaN stays NaN.
 [[nodiscard]] double fixed_exp(double x);
 
-/// out[j] = fixed_exp(x[j]) for j < len, vectorised; the same bits as the scalar fixed_exp.
-void fixed_exp(const double* x, double* out, int len);
-
 /// amount[j] = w own[j] + (1 - w) seen[j] with w = 1 / (1 + fixed_exp(ln_kappa[j])), for j < len.
 /// `amount` may alias any input.
 void blend_toward_reference(const double* ln_kappa, const double* own, const double* seen, double* amount,
                             int len);
 
 namespace detail {
-/// The same kernels in a chosen vector width (2: SSE2, 4: AVX2, which needs a CPU with AVX2), so that
-/// tests can compare the widths bit for bit.
+/// The kernels in a chosen vector width (2: SSE2, 4: AVX2, which needs a CPU with AVX2), so that tests
+/// can compare the widths bit for bit: out[j] = fixed_exp(x[j]), and blend_toward_reference.
 void fixed_exp(const double* x, double* out, int len, int lanes);
 void blend_toward_reference(const double* ln_kappa, const double* own, const double* seen, double* amount,
                             int len, int lanes);

@@ -13,6 +13,8 @@
 #include <cstring>
 #include <unordered_map>
 
+#include "sim/simd.hpp"
+
 namespace herdsim::sim {
 
 namespace {
@@ -230,9 +232,8 @@ namespace {
 // explicitly off, so no multiply-add is ever contracted, and IEEE products and sums round the same in
 // any vector width: every clone, the scalar tail and the step loop give the same bits.
 
-/// Two and four doubles, unaligned: one SSE2 and one AVX2 register.
-using Pair [[gnu::vector_size(16), gnu::aligned(8)]] = double;
-using Quad [[gnu::vector_size(32), gnu::aligned(8)]] = double;
+using simd::Pair;
+using simd::Quad;
 
 /// Advances `len` agents of one path through all n steps; t + k * ld holds step k's decisions.
 /// Chunks of agents stay in registers through all steps, as chunk / lanes independent multiply-add
@@ -269,8 +270,7 @@ void advance_agents_sse2(double* x, const double* t, std::ptrdiff_t ld, const do
   advance_agents<Pair, 16>(x, t, ld, e, n, len, growth);
 }
 
-#if defined(__GNUC__) && defined(__x86_64__)
-#define HERDSIM_AVX2_CLONE 1
+#ifdef HERDSIM_AVX2_CLONE
 [[gnu::target("avx2,no-fma")]] void advance_agents_avx2(double* x, const double* t, std::ptrdiff_t ld,
                                                         const double* e, int n, int len, double growth) {
   advance_agents<Quad, 32>(x, t, ld, e, n, len, growth);
@@ -320,7 +320,7 @@ using FillFn = void (*)(double*, std::ptrdiff_t, const double*, std::ptrdiff_t, 
 
 FillFn pick_fill() {
 #ifdef HERDSIM_AVX2_CLONE
-  if (__builtin_cpu_supports("avx2")) return &fill_tile_avx2;
+  if (simd::has_avx2()) return &fill_tile_avx2;
 #endif
   return &fill_tile_sse2;
 }
@@ -329,7 +329,7 @@ using AdvanceFn = void (*)(double*, const double*, std::ptrdiff_t, const double*
 
 AdvanceFn pick_advance() {
 #ifdef HERDSIM_AVX2_CLONE
-  if (__builtin_cpu_supports("avx2")) return &advance_agents_avx2;
+  if (simd::has_avx2()) return &advance_agents_avx2;
 #endif
   return &advance_agents_sse2;
 }

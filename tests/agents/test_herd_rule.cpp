@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "agents/herd_rule.hpp"
+#include "sim/simd.hpp"
 
 using namespace herdsim;
 
@@ -32,15 +33,6 @@ std::vector<double> arguments() {
   for (double v : {0.0, -0.0, 1e-300, -1e-300, 0.5 * std::log(2.0), -0.5 * std::log(2.0), 708.9, -707.9})
     x.push_back(v);
   return x;
-}
-
-bool has_avx2() {
-#if defined(__GNUC__) && defined(__x86_64__)
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2") != 0;
-#else
-  return false;
-#endif
 }
 
 }  // namespace
@@ -76,7 +68,7 @@ TEST_SUITE("agents/herd_rule") {
     x.push_back(-std::numeric_limits<double>::infinity());
     const int n = static_cast<int>(x.size());
     std::vector<int> widths = {2};
-    if (has_avx2()) widths.push_back(4);
+    if (sim::simd::has_avx2()) widths.push_back(4);
     for (const int lanes : widths) {
       for (const int offset : {0, 1, 3}) {  // the tail and the alignment differ with the offset
         std::vector<double> out(x.size(), -1.0);
@@ -108,7 +100,7 @@ TEST_SUITE("agents/herd_rule") {
       CHECK(reference[i] == doctest::Approx(w * own[i] + (1.0 - w) * seen[i]).epsilon(1e-15));
     }
     CHECK(reference[7] == own[7]);
-    if (has_avx2()) {
+    if (sim::simd::has_avx2()) {
       std::vector<double> wide(n);
       agents::detail::blend_toward_reference(ln_kappa.data(), own.data(), seen.data(), wide.data(), n, 4);
       int mismatches = 0;
