@@ -1,0 +1,186 @@
+#!/usr/bin/env python3
+"""Golden end-to-end regression: every bundled scenario, reduced in size, run by the real `herdsim run`,
+and every dataset and deterministic attribute of the file compared with stored digests
+(tests/golden/e2e_digests.json).
+
+A refactor must change no output bit: this test proves it. The digest of a dataset is SHA-256 of its
+values in C order, little-endian, with strings as UTF-8 joined by NUL; shapes are compared with size-1
+axes dropped (so a later axis of length 1, e.g. one asset, keeps today's digests). Wall-clock values
+(`transcripts/time_ms`, `inference_seconds`) and provenance that names the machine, the time or the build
+(`created`, `herdsim_version`, `command_line`, `backend_description`) are left out.
+
+The digests are regenerated only on purpose, in a commit that says why:
+    test_golden_regression.py HERDSIM SCENARIO_DIR DIGESTS [PLUGIN_DIR MODELS_DIR] --update
+LLM-backed scenarios (scenarios/investalign) run only when PLUGIN_DIR and MODELS_DIR are given (the
+llama.cpp plugin and the tiny test models); their digests are then required.
+"""
+import glob
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+import h5py
+import numpy as np
+
+HERDSIM = SCENARIOS = DIGESTS = PLUGIN_DIR = MODELS_DIR = TMP = None
+UPDATE = False
+
+# Overrides that keep each run to a second or so (on a Debug build too) while every population, policy,
+# protocol and sweep point of the scenario stays in.
+REDUCE = {
+    "quickstart.toml": ["run.paths=3"],
+    "p3_absolute.toml": ["run.paths=3"],
+    "p1_relative.toml": ["run.paths=3"],
+    "p2_mutual.toml": ["run.paths=2", "population.game.count=24", "population.adaptive.count=24"],
+    "relative_peers.toml": ["run.paths=2", "population.game.count=12", "population.adaptive.count=12"],
+    "emergent_peers.toml": ["run.paths=2", "population.peers.count=400", "population.noise.count=50",
+                            "record.max_agents=100"],
+    "large.toml": ["run.paths=2", "population.followers.count=2000"],
+}
+LLM_COUNT = 4
+LLM_REDUCE = ["sweep.run.seed=[37]", f"population.investors.count={LLM_COUNT}",
+              "population.investors.inference.threads=1", f"population.investors.inference.batch={LLM_COUNT}"]
+
+SKIP_ATTRS = {"created", "herdsim_version", "command_line", "backend_description", "inference_seconds"}
+SKIP_DATASETS = {"time_ms"}
+
+
+def digest_dataset(ds):
+    """(digest, shape without size-1 axes, dtype kind) of one dataset."""
+    data = ds[()]
+    h = hashlib.sha256()
+    if ds.dtype.kind in "OSU" or h5py.check_string_dtype(ds.dtype) is not None:
+        values = ds.asstr()[()] if h5py.check_string_dtype(ds.dtype) is not None else data
+        for v in np.asarray(values, dtype=object).reshape(-1):
+            h.update(str(v).encode("utf-8") + b"\0")
+        kind = "str"
+    else:
+        arr = np.ascontiguousarray(data)
+        arr = arr.astype(arr.dtype.newbyteorder("<"), copy=False)
+        h.update(arr.tobytes())
+        kind = arr.dtype.str
+    return {"sha256": h.hexdigest(), "shape": [int(n) for n in np.shape(data) if n != 1], "dtype": kind}
+
+
+def attr_value(v):
+    if isinstance(v, bytes):
+        v = v.decode("utf-8")
+    if isinstance(v, str):
+        # Paths of this machine (the test models, the scratch folder) are not part of the output.
+        for path, name in ((MODELS_DIR, "<models>"), (TMP, "<tmp>")):
+            if path:
+                v = v.replace(path, name)
+        return v
+    if isinstance(v, np.ndarray):
+        return [attr_value(x) for x in v.tolist()]
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, (np.floating, float)):
+        return float(v).hex()  # exact
+    return v
+
+
+def digest_file(path):
+    """{object path: digest or attributes} for every dataset and every group's attributes."""
+    out = {}
+
+    def visit(name, obj):
+        key = "/" + name if name else "/"
+        attrs = {k: attr_value(obj.attrs[k]) for k in sorted(obj.attrs) if k not in SKIP_ATTRS}
+        if isinstance(obj, h5py.Dataset):
+            if name.rsplit("/", 1)[-1] in SKIP_DATASETS:
+                return
+            entry = digest_dataset(obj)
+            if attrs:
+                entry["attrs"] = attrs
+            out[key] = entry
+        else:
+            out[key] = {"attrs": attrs}
+
+    with h5py.File(path, "r") as f:
+        visit("", f)
+        f.visititems(visit)
+    return out
+
+
+def same_shape(a, b):
+    return [n for n in a if n != 1] == [n for n in b if n != 1]
+
+
+class GoldenRegression(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        with open(DIGESTS) as fh:
+            cls.stored = {} if UPDATE and os.path.getsize(DIGESTS) == 0 else json.load(fh)
+        cls.computed = {}
+        cls.tmp = tempfile.TemporaryDirectory()
+        global TMP
+        TMP = cls.tmp.name
+
+    @classmethod
+    def tearDownClass(cls):
+        if UPDATE:
+            merged = dict(cls.stored)
+            merged.update(cls.computed)
+            with open(DIGESTS, "w") as fh:
+                json.dump(merged, fh, indent=1, sort_keys=True)
+                fh.write("\n")
+            print(f"\nwrote {len(cls.computed)} scenario digests to {DIGESTS}", file=sys.stderr)
+        cls.tmp.cleanup()
+
+    def run_scenario(self, key, scenario, sets, env=None):
+        out = os.path.join(self.tmp.name, key.replace("/", "_").replace(".toml", ".h5"))
+        args = [HERDSIM, "run", scenario, "-o", out, "-q", "--threads", "2"]
+        for s in sets:
+            args += ["--set", s]
+        res = subprocess.run(args, capture_output=True, text=True, timeout=600, env=env)
+        self.assertEqual(res.returncode, 0, f"{' '.join(args)}\n{res.stderr}")
+        got = digest_file(out)
+        self.computed[key] = got
+        if UPDATE:
+            return
+        self.assertIn(key, self.stored, f"no stored digests for {key}: regenerate on purpose with --update")
+        want = self.stored[key]
+        self.assertEqual(sorted(set(want) - set(got)), [], f"{key}: objects missing from the new file")
+        self.assertEqual(sorted(set(got) - set(want)), [], f"{key}: objects the digests do not know")
+        for obj, w in want.items():
+            g = got[obj]
+            self.assertEqual(g.get("attrs", {}), w.get("attrs", {}), f"{key}: attributes of {obj} changed")
+            if "sha256" in w:
+                self.assertTrue(same_shape(g["shape"], w["shape"]), f"{key}: shape of {obj} changed")
+                self.assertEqual(g["dtype"], w["dtype"], f"{key}: dtype of {obj} changed")
+                self.assertEqual(g["sha256"], w["sha256"], f"{key}: values of {obj} changed")
+
+    def test_every_bundled_scenario_is_covered(self):
+        names = sorted(os.path.basename(p) for p in glob.glob(os.path.join(SCENARIOS, "*.toml")))
+        self.assertEqual(names, sorted(REDUCE), "a bundled scenario has no reduced golden run here")
+
+    def test_scenarios(self):
+        for name, sets in sorted(REDUCE.items()):
+            with self.subTest(scenario=name):
+                self.run_scenario(name, os.path.join(SCENARIOS, name), sets)
+
+    def test_investalign_scenarios(self):
+        names = sorted(os.path.basename(p) for p in glob.glob(os.path.join(SCENARIOS, "investalign", "*.toml")))
+        self.assertEqual(names, ["p1_relative.toml", "p2_mutual.toml", "p3_absolute.toml"])
+        if PLUGIN_DIR is None:
+            self.skipTest("no llama.cpp plugin and test models given")
+        env = dict(os.environ, HERDSIM_PLUGIN_PATH=PLUGIN_DIR)
+        model = os.path.join(MODELS_DIR, "tiny-qwen2.gguf")
+        for name in names:
+            with self.subTest(scenario=name):
+                self.run_scenario("investalign/" + name, os.path.join(SCENARIOS, "investalign", name),
+                                  LLM_REDUCE + [f"population.investors.inference.model={model}"], env)
+
+
+if __name__ == "__main__":
+    args = [a for a in sys.argv[1:] if a != "--update"]
+    UPDATE = "--update" in sys.argv
+    HERDSIM, SCENARIOS, DIGESTS = args[:3]
+    if len(args) >= 5:
+        PLUGIN_DIR, MODELS_DIR = args[3:5]
+    unittest.main(argv=sys.argv[:1], verbosity=2)
