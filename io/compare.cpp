@@ -6,7 +6,6 @@
 #include <cmath>
 #include <ctime>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 
@@ -731,20 +730,6 @@ std::string comparisons_markdown(const std::vector<Comparison>& comparisons) {
           markdown_table(md, *pc.table, pc.table->mse_proportion_pp, "Decision MSE (proportion, pp²)");
         }
   return md;
-}
-
-void write_text_file(const std::string& path, const std::string& text) {
-  const std::string partial = path + ".partial";
-  {
-    std::ofstream out(partial, std::ios::binary | std::ios::trunc);
-    if (!out) throw IoError(fmt::format("cannot write {}", partial));
-    out << text;
-    out.flush();
-    if (!out) throw IoError(fmt::format("write to {} failed", partial));
-  }
-  std::error_code ec;
-  std::filesystem::rename(partial, path, ec);
-  if (ec) throw IoError(fmt::format("cannot rename {} to {}: {}", partial, path, ec.message()));
 }
 
 }  // namespace herdsim::io

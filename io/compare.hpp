@@ -90,7 +90,4 @@ struct Comparison {
 [[nodiscard]] std::string comparisons_json(const std::vector<Comparison>& comparisons);
 [[nodiscard]] std::string comparisons_markdown(const std::vector<Comparison>& comparisons);
 
-/// Writes text to path through path.partial and a rename (never a half-written file under path).
-void write_text_file(const std::string& path, const std::string& text);
-
 }  // namespace herdsim::io

@@ -95,8 +95,9 @@ int run_dataset(const DatasetFlags& f) {
     return 2;
   }
   try {
+    io::OutputDirectory out(f.output, "-o");  // checked and claimed before any work
     const ia::Dataset dataset = ia::build_dataset(config);
-    const auto written = io::write_dataset(dataset, f.output, {HERDSIM_VERSION});
+    const auto written = io::write_dataset(dataset, out, {HERDSIM_VERSION});
     std::string problems;
     for (const auto p : config.problems) {
       if (!problems.empty()) problems += ", ";
