@@ -169,11 +169,7 @@ Eigen::MatrixXd merton_amounts(const sim::ScenarioSpec& spec, sim::Optimum optim
                                const Eigen::VectorXd& alpha) {
   const theory::Schedule schedule(agents::theory_market(spec), spec.run.horizon,
                                   agents::theory_time(spec, optimum));
-  const int n = spec.run.steps();
-  Eigen::MatrixXd out(alpha.size(), n);
-  for (int k = 0; k < n; ++k)
-    out.col(k) = theory::merton_amount(schedule, 1.0, k * spec.run.dt()) / alpha.array();
-  return out;
+  return theory::merton_amounts(schedule, alpha, spec.run.steps(), spec.run.dt());
 }
 
 PopulationComparison compare_population(const RunFile& file, const RunGroupInfo& g,

@@ -10,6 +10,17 @@ double merton_amount(const Schedule& schedule, double alpha, double t) {
   return m.excess_return() / (alpha * m.sigma * m.sigma) * std::exp(-schedule.ln_growth(t));
 }
 
+Eigen::MatrixXd merton_amounts(const Schedule& schedule, const Eigen::VectorXd& alpha, int steps,
+                               double dt_years) {
+  Eigen::MatrixXd out(alpha.size(), steps);
+  for (int k = 0; k < steps; ++k) {
+    // Merton's amount is v / (alpha sigma^2 G(t)): one growth factor per step, one division per agent.
+    const double unit = merton_amount(schedule, 1.0, k * dt_years);
+    out.col(k) = unit / alpha.array();
+  }
+  return out;
+}
+
 double ln_eta0(const Schedule& schedule, double alpha, double x0) {
   const Market& m = schedule.market();
   const double v = m.excess_return();
