@@ -245,11 +245,13 @@ PopulationComparison compare_population(const RunFile& file, const RunGroupInfo&
   if (info.has_theory) {
     in.theory = file.theory_amount(g.group, info.name).topRows(m);
     if (in.alpha.size() == m && in.wealth0.size() == m) {
+      // The plan's CE in the arithmetic market of the simulated steps, whatever its own time model.
+      const theory::Schedule steps(agents::theory_market(spec), spec.run.horizon,
+                                   agents::theory_time(spec, sim::Optimum::discrete));
       in.ce_theory.resize(m);
       for (int i = 0; i < m; ++i)
-        in.ce_theory[i] =
-            analysis::plan_certainty_equivalent(in.theory.row(i).transpose(), in.wealth0[i], in.alpha[i],
-                                                spec.market.r, spec.market.mu, spec.market.sigma, g.dt);
+        in.ce_theory[i] = analysis::plan_certainty_equivalent(steps, in.theory.row(i).transpose(),
+                                                              in.wealth0[i], in.alpha[i]);
       in.ce_exact = spec.run.wealth_update == sim::WealthUpdate::arithmetic;
     }
     if (ps.kind == sim::AgentKind::herd && in.alpha.size() == m) {

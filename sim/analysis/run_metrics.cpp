@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "sim/error.hpp"
+#include "sim/theory/merton.hpp"
 
 namespace herdsim::analysis {
 
@@ -113,19 +114,15 @@ Distribution describe(std::vector<double> values) {
   return d;
 }
 
-double plan_certainty_equivalent(const Eigen::VectorXd& plan, double x0, double alpha, double r, double mu,
-                                 double sigma, double dt) {
-  const auto n = plan.size();
-  const double g = 1.0 + r * dt;
-  double mean = x0 * std::pow(g, static_cast<double>(n));
-  double variance = 0.0;
-  double grow = 1.0;  // g^{n-1-k}, built from the last decision backwards
-  for (Eigen::Index k = n - 1; k >= 0; --k) {
-    mean += plan[k] * (mu - r) * dt * grow;
-    variance += plan[k] * plan[k] * sigma * sigma * dt * grow * grow;
-    grow *= g;
-  }
-  return mean - 0.5 * alpha * variance;
+double plan_certainty_equivalent(const theory::Schedule& steps, const Eigen::VectorXd& plan, double x0,
+                                 double alpha) {
+  if (!steps.time().is_discrete())
+    throw InputError("plan_certainty_equivalent: the plan's CE is defined on the discrete step market");
+  const double dt = steps.step_years();
+  const auto path = [&](double t) { return plan[static_cast<Eigen::Index>(std::lround(t / dt))]; };
+  const theory::WealthMoments m =
+      theory::wealth_moments(steps, x0, path, static_cast<double>(plan.size()) * dt);
+  return m.mean - 0.5 * alpha * m.variance;
 }
 
 PopulationMetrics analyse_population(const PopulationInput& in, RowSource& rows) {

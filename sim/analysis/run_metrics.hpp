@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "sim/analysis/herding_tests.hpp"
+#include "sim/theory/schedule.hpp"
 
 namespace herdsim::analysis {
 
@@ -166,10 +167,10 @@ struct PopulationMetrics {
 /// One pass over the rows of a population.
 [[nodiscard]] PopulationMetrics analyse_population(const PopulationInput& input, RowSource& rows);
 
-/// Certainty equivalent of terminal wealth under a deterministic plan in the arithmetic step market
-/// X <- X(1 + r dt) + P(v dt + sigma sqrt(dt) eps): X_T is normal with mean m and variance s^2, so
-/// CE = m - alpha s^2 / 2 exactly. plan: n amounts (currency units).
-[[nodiscard]] double plan_certainty_equivalent(const Eigen::VectorXd& plan, double x0, double alpha, double r,
-                                               double mu, double sigma, double dt);
+/// Certainty equivalent of terminal wealth under a deterministic plan (n amounts, currency units) in
+/// the arithmetic step market of `steps` (a discrete schedule): X_n is normal with the mean m and
+/// variance s^2 of theory::wealth_moments, so CE = m - alpha s^2 / 2 exactly.
+[[nodiscard]] double plan_certainty_equivalent(const theory::Schedule& steps, const Eigen::VectorXd& plan,
+                                               double x0, double alpha);
 
 }  // namespace herdsim::analysis

@@ -82,8 +82,20 @@ TEST_CASE("plan_certainty_equivalent equals m - alpha s^2 / 2 from the theory li
     plan[k] = herdsim::theory::merton_amount(schedule, alpha, k * 0.25) * (1.0 + 0.01 * k);
   const auto path = [&](double t) { return plan[static_cast<int>(std::lround(t / 0.25))]; };
   const auto mom = herdsim::theory::wealth_moments(schedule, 12.0, path, 10.0);
-  const double ce = plan_certainty_equivalent(plan, 12.0, alpha, 0.04, 0.07, 0.17, 0.25);
-  CHECK(ce == doctest::Approx(mom.mean - 0.5 * alpha * mom.variance).epsilon(1e-12));
+  const double ce = plan_certainty_equivalent(schedule, plan, 12.0, alpha);
+  CHECK(ce == mom.mean - 0.5 * alpha * mom.variance);
+  // The same moments by the forward recursion X <- X (1 + r dt) + P v dt, Var <- Var (1 + r dt)^2 + P^2 s^2
+  // dt.
+  double mean = 12.0, var = 0.0;
+  for (int k = 0; k < 40; ++k) {
+    mean = mean * (1.0 + 0.04 * 0.25) + plan[k] * 0.03 * 0.25;
+    var = var * (1.0 + 0.04 * 0.25) * (1.0 + 0.04 * 0.25) + plan[k] * plan[k] * 0.17 * 0.17 * 0.25;
+  }
+  CHECK(ce == doctest::Approx(mean - 0.5 * alpha * var).epsilon(1e-12));
+  CHECK_THROWS_AS((void)plan_certainty_equivalent(
+                      herdsim::theory::Schedule(market, 10.0, herdsim::theory::TimeModel::continuous()), plan,
+                      12.0, alpha),
+                  herdsim::InputError);
 }
 
 TEST_CASE("decision error: zero for agents playing the plan, exact MSE for a known deviation") {
@@ -124,8 +136,7 @@ TEST_CASE("CE gap of agents playing their plan: the interval covers zero, and a 
     for (int k = 0; k < n; ++k) in.theory(i, k) = herdsim::theory::merton_amount(schedule, in.alpha[i], k);
   in.ce_theory.resize(m);
   for (int i = 0; i < m; ++i)
-    in.ce_theory[i] =
-        plan_certainty_equivalent(in.theory.row(i).transpose(), 10.0, in.alpha[i], 0.04, 0.07, 0.17, 1.0);
+    in.ce_theory[i] = plan_certainty_equivalent(schedule, in.theory.row(i).transpose(), 10.0, in.alpha[i]);
   SUBCASE("plan") {
     MatrixRows rows = simulate(in, in.theory, 0.07, 0.17, 7);
     const auto out = analyse_population(in, rows);
