@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "io/hdf5_support.hpp"
-#include "io/summary_stats.hpp"
+#include "sim/analysis/summary_stats.hpp"
 #include "sim/error.hpp"
 
 namespace herdsim::io {
@@ -613,8 +613,8 @@ class Recorder final : public sim::Observer {
         const Eigen::MatrixXd& m = *job.values;
         if (job.divide_by == nullptr && paths_.size() == static_cast<std::size_t>(m.cols())) {
           // Every path recorded: the matrix is the gathered sequence already; summarize it in place.
-          summarize(std::span<const double>(m.data(), static_cast<std::size_t>(m.size())), record_.quantiles,
-                    job.stats, job.scratch);
+          analysis::summarize(std::span<const double>(m.data(), static_cast<std::size_t>(m.size())),
+                              record_.quantiles, job.stats, job.scratch);
           return;
         }
         gather(m, job.scratch);
@@ -622,7 +622,7 @@ class Recorder final : public sim::Observer {
           assert(job.divide_by->size() == job.scratch.size());
           for (std::size_t v = 0; v < job.scratch.size(); ++v) job.scratch[v] /= (*job.divide_by)[v];
         }
-        summarize(job.scratch, record_.quantiles, job.stats);
+        analysis::summarize(job.scratch, record_.quantiles, job.stats);
       });
     });
     try {

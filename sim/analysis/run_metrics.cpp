@@ -6,6 +6,7 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "sim/analysis/summary_stats.hpp"
 #include "sim/error.hpp"
 #include "sim/theory/merton.hpp"
 
@@ -102,15 +103,10 @@ Distribution describe(std::vector<double> values) {
     for (double x : values) ss += (x - d.mean) * (x - d.mean);
     d.std = std::sqrt(ss / static_cast<double>(values.size() - 1));
   }
-  const auto quantile = [&](double q) {
-    const double pos = q * static_cast<double>(values.size() - 1);
-    const auto lo = static_cast<std::size_t>(std::floor(pos));
-    const std::size_t hi = std::min(lo + 1, values.size() - 1);
-    return values[lo] + (pos - static_cast<double>(lo)) * (values[hi] - values[lo]);
-  };
-  d.q05 = quantile(0.05);
-  d.median = quantile(0.5);
-  d.q95 = quantile(0.95);
+  const auto sorted = [&](std::size_t rank) { return values[rank]; };
+  d.q05 = interpolated_quantile(0.05, values.size(), sorted);
+  d.median = interpolated_quantile(0.5, values.size(), sorted);
+  d.q95 = interpolated_quantile(0.95, values.size(), sorted);
   return d;
 }
 

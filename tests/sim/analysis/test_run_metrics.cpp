@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "sim/analysis/run_metrics.hpp"
+#include "sim/analysis/summary_stats.hpp"
 #include "sim/error.hpp"
 #include "sim/theory/merton.hpp"
 #include "sim/theory/schedule.hpp"
@@ -71,6 +72,23 @@ TEST_CASE("describe: mean, sample sd and numpy-linear quantiles of the finite va
   CHECK(d.q05 == doctest::Approx(1.2));
   CHECK(d.q95 == doctest::Approx(4.8));
   CHECK(std::isnan(describe({}).mean));
+}
+
+TEST_CASE("describe reads its quantiles where summarize does: the same bits, and no NaN from a whole rank") {
+  std::mt19937_64 gen(5);
+  std::lognormal_distribution<double> draw(0.0, 2.0);
+  std::vector<double> values(1001);
+  for (double& v : values) v = draw(gen) - 3.0;
+  std::vector<double> copy = values, stats;
+  herdsim::analysis::summarize(copy, {0.05, 0.5, 0.95}, stats);
+  const Distribution d = describe(values);
+  CHECK(d.q05 == stats[4]);
+  CHECK(d.median == stats[5]);
+  CHECK(d.q95 == stats[6]);
+  // 21 values: q = 0.05 falls exactly on rank 1, and the gap to rank 2 overflows; only rank 1 is read.
+  std::vector<double> wide(21, 1.5e308);
+  wide[0] = wide[1] = -1.5e308;
+  CHECK(describe(wide).q05 == -1.5e308);
 }
 
 TEST_CASE("plan_certainty_equivalent equals m - alpha s^2 / 2 from the theory library's wealth moments") {
