@@ -5,6 +5,7 @@
 // a RowSource, so memory is a few rows plus two numbers per (agent, path), whatever the run length.
 // No file access here: io/compare.cpp feeds rows read from a run file, tests feed matrices.
 #include <Eigen/Core>
+#include <cstddef>
 #include <limits>
 #include <optional>
 #include <string>
@@ -164,8 +165,13 @@ struct PopulationMetrics {
   std::optional<InvestorMetrics> investor;
 };
 
-/// One pass over the rows of a population.
+/// One pass over the rows of a population: each row goes to the metrics' accumulators
+/// (metric_accumulators.hpp), which are then finished in a fixed order.
 [[nodiscard]] PopulationMetrics analyse_population(const PopulationInput& input, RowSource& rows);
+
+/// How many of a population's first recorded agents analyse_population can hold in
+/// memory_budget_bytes for its per-(agent, path) state over `paths` paths (at least 2, at most all).
+[[nodiscard]] int agents_within_budget(int recorded_agents, int paths, std::size_t memory_budget_bytes);
 
 /// Certainty equivalent of terminal wealth under a deterministic plan (n amounts, currency units) in
 /// the arithmetic step market of `steps` (a discrete schedule): X_n is normal with the mean m and
