@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -14,6 +13,7 @@
 #include "agents/investagent_agent.hpp"
 #include "io/run_file.hpp"
 #include "io/scenario_toml.hpp"
+#include "io/timestamp.hpp"
 #include "sim/analysis/theory_references.hpp"
 #include "sim/error.hpp"
 #include "sim/theory/market.hpp"
@@ -23,15 +23,6 @@ namespace herdsim::io {
 namespace {
 
 using analysis::kNaN;
-
-std::string utc_now() {
-  const std::time_t now = std::time(nullptr);
-  std::tm utc{};
-  gmtime_r(&now, &utc);
-  char text[32];
-  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &utc);
-  return text;
-}
 
 const char* policy_name(sim::Policy p) {
   switch (p) {
@@ -470,7 +461,7 @@ Comparison compare_run(const std::string& path, const CompareOptions& options,
   Comparison c;
   c.run_file = path;
   c.herdsim_version = herdsim_version;
-  c.created = utc_now();
+  c.created = utc_now_iso8601();
   c.options = options;
   const auto specs = parse_scenario(file.info().scenario, path + " (scenario attribute)");
   const auto& groups = file.info().groups;

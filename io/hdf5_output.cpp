@@ -9,7 +9,6 @@
 #include <algorithm>
 #include <cassert>
 #include <cmath>
-#include <ctime>
 #include <filesystem>
 #include <limits>
 #include <mutex>
@@ -21,6 +20,7 @@
 #include <vector>
 
 #include "io/hdf5_support.hpp"
+#include "io/timestamp.hpp"
 #include "sim/analysis/summary_stats.hpp"
 #include "sim/error.hpp"
 
@@ -79,15 +79,6 @@ Handle make_string_type(const std::string& where) {
   check(H5Tset_size(type.get(), H5T_VARIABLE), "H5Tset_size", where);
   check(H5Tset_cset(type.get(), H5T_CSET_UTF8), "H5Tset_cset", where);
   return type;
-}
-
-std::string utc_now_iso8601() {
-  const std::time_t now = std::time(nullptr);
-  std::tm utc{};
-  gmtime_r(&now, &utc);
-  char text[32];
-  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &utc);
-  return text;
 }
 
 const char* kind_name(sim::AgentKind kind) {
