@@ -45,6 +45,19 @@ std::string lsv_verdict(const LsvResult& r, double alpha) {
   return fmt::format("no significant herding (mean H = {:.4f}, p = {:.3g})", r.mean_h, r.p_value);
 }
 
+/// The decisions of one row beside the agents' own Merton amounts and their reference Pbar:
+/// simulated(i, P, P_alpha, Pbar) for each path and agent (path-major), then theory(i, plan, P_alpha,
+/// Pbar_plan) for each agent.
+template <class Simulated, class Theory>
+void for_each_decision(const DecisionRow& row, const ReferenceRow& reference, const Eigen::MatrixXd& merton,
+                       const Eigen::MatrixXd& plan, Simulated&& simulated, Theory&& theory) {
+  const int k = row.step;
+  const auto m = static_cast<int>(row.amount.rows());
+  for (int p = 0; p < static_cast<int>(row.amount.cols()); ++p)
+    for (int i = 0; i < m; ++i) simulated(i, row.amount(i, p), merton(i, k), reference.simulated(i, p));
+  for (int i = 0; i < m; ++i) theory(i, plan(i, k), merton(i, k), reference.theory(i));
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -132,24 +145,16 @@ HerdingDistanceAccumulator::HerdingDistanceAccumulator(const PopulationInput& in
       theory_den_(Eigen::VectorXd::Zero(input.agents)) {}
 
 void HerdingDistanceAccumulator::add(const DecisionRow& row, const ReferenceRow& reference) {
-  const int k = row.step;
-  const auto m = static_cast<int>(row.amount.rows());
-  for (int p = 0; p < static_cast<int>(row.amount.cols()); ++p) {
-    for (int i = 0; i < m; ++i) {
-      const double a = row.amount(i, p);
-      const double own = merton_(i, k);
-      const double ref = reference.simulated(i, p);
-      simulated_num_[i] += (a - own) * (a - own);
-      simulated_den_[i] += (ref - own) * (ref - own);
-    }
-  }
-  for (int i = 0; i < m; ++i) {
-    const double own = merton_(i, k);
-    const double plan = plan_(i, k);
-    const double ref = reference.theory(i);
-    theory_num_[i] += (plan - own) * (plan - own);
-    theory_den_[i] += (ref - own) * (ref - own);
-  }
+  for_each_decision(
+      row, reference, merton_, plan_,
+      [&](int i, double a, double own, double ref) {
+        simulated_num_[i] += (a - own) * (a - own);
+        simulated_den_[i] += (ref - own) * (ref - own);
+      },
+      [&](int i, double plan, double own, double ref) {
+        theory_num_[i] += (plan - own) * (plan - own);
+        theory_den_[i] += (ref - own) * (ref - own);
+      });
 }
 
 HerdingDistance HerdingDistanceAccumulator::finish() const {
@@ -177,26 +182,18 @@ OpinionAccumulator::OpinionAccumulator(const PopulationInput& input, int rows)
       defined_(Eigen::VectorXi::Zero(input.agents)) {}
 
 void OpinionAccumulator::add(const DecisionRow& row, const ReferenceRow& reference) {
-  const int k = row.step;
   const auto d = static_cast<std::size_t>(row.index);
-  const auto m = static_cast<int>(row.amount.rows());
-  for (int p = 0; p < static_cast<int>(row.amount.cols()); ++p) {
-    for (int i = 0; i < m; ++i) {
-      const double a = row.amount(i, p);
-      const double own = merton_(i, k);
-      const double ref = reference.simulated(i, p);
-      simulated_num_[d] += (ref - a) * (ref - own);
-      simulated_den_[d] += (ref - own) * (ref - own);
-    }
-  }
-  for (int i = 0; i < m; ++i) {
-    const double own = merton_(i, k);
-    const double plan = plan_(i, k);
-    const double ref = reference.theory(i);
-    theory_num_[d] += (ref - plan) * (ref - own);
-    theory_den_[d] += (ref - own) * (ref - own);
-    if (ref != own) defined_[i] = 1;
-  }
+  for_each_decision(
+      row, reference, merton_, plan_,
+      [&](int /*i*/, double a, double own, double ref) {
+        simulated_num_[d] += (ref - a) * (ref - own);
+        simulated_den_[d] += (ref - own) * (ref - own);
+      },
+      [&](int i, double plan, double own, double ref) {
+        theory_num_[d] += (ref - plan) * (ref - own);
+        theory_den_[d] += (ref - own) * (ref - own);
+        if (ref != own) defined_[i] = 1;
+      });
 }
 
 Opinion OpinionAccumulator::finish() const {
