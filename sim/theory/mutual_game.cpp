@@ -12,8 +12,8 @@
 #include <vector>
 
 #include "sim/error.hpp"
-#include "sim/theory/gmres.hpp"
 #include "sim/theory/merton.hpp"
+#include "sim/theory/newton_krylov.hpp"
 #include "sim/theory/root.hpp"
 
 namespace herdsim::theory {
@@ -294,58 +294,19 @@ Outcome solve_with(const Setup& s, const typename Node::Weights& w, const Mutual
     }
     return true;
   };
-  auto report = [&](const Eigen::VectorXd& f) { return f.size() == 0 ? 0.0 : f.cwiseAbs().maxCoeff(); };
-
   // After converged sweeps the check usually passes: evaluate without storing all factorizations.
   const bool swept_to_tolerance = last_change <= 0.1 * options.tolerance;
   Eigen::VectorXd f = residual.evaluate(L, !swept_to_tolerance);
   if (swept_to_tolerance && !converged(f)) f = residual.evaluate(L, true);
-  const int restart = std::min(s.n, 40);
-  int stalled = 0;
-  while (!converged(f)) {
-    if (out.sweeps + out.newton_steps >= options.max_iterations) {
-      throw SolverError(
-          fmt::format("mutual game: no convergence after {} sweeps and {} Newton steps; residual {:.3e}",
-                      out.sweeps, out.newton_steps, report(f)));
-    }
-    // Inexact Newton: the linear tolerance tightens with ||F|| (superlinear convergence).
-    const double norm = f.norm();
-    const double forcing = std::clamp(norm, 1e-10, 1e-3);
-    Eigen::VectorXd step = gmres([&](const Eigen::VectorXd& x) { return residual.jacobian_times(x); }, -f,
-                                 forcing, restart, 400);
-    for (int i = 0; i < s.n; ++i) {
-      if (s.is_free(i)) step(i) = 0.0;
-    }
-    // Backtracking on ||F||_2 guards against overshooting when an agent is pulled far from Merton.
-    double lambda = 1.0;
-    Eigen::VectorXd trial_f;
-    bool accepted = false;
-    for (int tries = 0; tries < 12; ++tries, lambda *= 0.5) {
-      trial_f = residual.evaluate(L + lambda * step, true);
-      if (trial_f.norm() <= (1.0 - 1e-4 * lambda) * norm) {
-        accepted = true;
-        break;
-      }
-    }
-    ++out.newton_steps;
-    if (!accepted) {
-      throw SolverError(fmt::format("mutual game: Newton line search failed after {} steps; residual {:.3e}",
-                                    out.newton_steps, report(f)));
-    }
-    // Close to the root Newton converges quadratically; steps that no longer halve the residual mean
-    // it sits on the rounding floor of an ill-conditioned game, which the tolerance cannot go below.
-    const double before = report(f);
-    L += lambda * step;
-    f = std::move(trial_f);
-    stalled = (before < 1e-6 && report(f) > 0.5 * before) ? stalled + 1 : 0;
-    if (stalled >= 3 && !converged(f)) {
-      throw SolverError(
-          fmt::format("mutual game: Newton stalled after {} steps at residual {:.3e} (tolerance {:.1e})",
-                      out.newton_steps, report(f), options.tolerance));
-    }
-  }
+  NewtonKrylovBudget budget{out.sweeps, out.newton_steps, options.max_iterations, options.tolerance,
+                            std::min(s.n, 40)};
+  solve_newton_krylov(
+      "mutual game", L, f, budget, [&](const Eigen::VectorXd& x) { return residual.evaluate(x, true); },
+      [&](const Eigen::VectorXd& x) { return residual.jacobian_times(x); }, converged,
+      [&](int i) { return s.is_free(i); }, [] {});
+  out.newton_steps = budget.newton_steps;
   out.ln_eta = L;
-  out.residual = report(f);
+  out.residual = max_abs(f);
   return out;
 }
 

@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "sim/error.hpp"
-#include "sim/theory/gmres.hpp"
 #include "sim/theory/merton.hpp"
+#include "sim/theory/newton_krylov.hpp"
 #include "sim/theory/root.hpp"
 
 namespace herdsim::theory {
@@ -512,54 +512,18 @@ Outcome solve_on_grid(const Setup& s, const VectorXd& start, RelativeMutualMetho
     }
     return true;
   };
-  auto report = [&](const VectorXd& f) { return f.size() == 0 ? 0.0 : f.cwiseAbs().maxCoeff(); };
   VectorXd f = residual.evaluate(L, U);
-  const int restart = std::min(std::max(1, static_cast<int>(s.influenced.size())), 40);
-  int stalled = 0;
-  while (!converged(f)) {
-    if (out.sweeps + out.newton_steps >= options.max_iterations) {
-      throw SolverError(fmt::format(
-          "relative mutual game: no convergence after {} sweeps and {} Newton steps; residual {:.3e}",
-          out.sweeps, out.newton_steps, report(f)));
-    }
-    const double norm = f.norm();
-    const double forcing = std::clamp(norm, 1e-10, 1e-3);
-    VectorXd step =
-        gmres([&](const VectorXd& x) { return residual.jacobian_times(x); }, -f, forcing, restart, 400);
-    for (int i = 0; i < s.n; ++i) {
-      if (s.is_free(i)) step(i) = 0.0;
-    }
-    double lambda = 1.0;
-    VectorXd trial_f;
-    MatrixXd trial_u = U;
-    bool accepted = false;
-    for (int tries = 0; tries < 12; ++tries, lambda *= 0.5) {
-      trial_f = residual.evaluate(L + lambda * step, trial_u);
-      if (trial_f.norm() <= (1.0 - 1e-4 * lambda) * norm) {
-        accepted = true;
-        break;
-      }
-    }
-    ++out.newton_steps;
-    if (!accepted) {
-      throw SolverError(
-          fmt::format("relative mutual game: Newton line search failed after {} steps; residual {:.3e}",
-                      out.newton_steps, report(f)));
-    }
-    const double before = report(f);
-    L += lambda * step;
-    f = std::move(trial_f);
-    U = trial_u;
-    stalled = (before < 1e-6 && report(f) > 0.5 * before) ? stalled + 1 : 0;
-    if (stalled >= 3 && !converged(f)) {
-      throw SolverError(fmt::format(
-          "relative mutual game: Newton stalled after {} steps at residual {:.3e} (tolerance {:.1e})",
-          out.newton_steps, report(f), options.tolerance));
-    }
-  }
+  NewtonKrylovBudget budget{out.sweeps, out.newton_steps, options.max_iterations, options.tolerance,
+                            std::min(std::max(1, static_cast<int>(s.influenced.size())), 40)};
+  MatrixXd trial_u = U;
+  solve_newton_krylov(
+      "relative mutual game", L, f, budget, [&](const VectorXd& x) { return residual.evaluate(x, trial_u); },
+      [&](const VectorXd& x) { return residual.jacobian_times(x); }, converged,
+      [&](int i) { return s.is_free(i); }, [&] { U = trial_u; });
+  out.newton_steps = budget.newton_steps;
   out.ln_eta = L;
   out.u = std::move(U);
-  out.residual = report(f);
+  out.residual = max_abs(f);
   return out;
 }
 
