@@ -36,12 +36,6 @@ using Eigen::VectorXd;
 
 constexpr double kMaxExponent = 700.0;  // beta = e^{x}: beyond this the layers are unresolvable anyway
 
-double log_add_exp(double a, double b) {
-  if (a < b) std::swap(a, b);
-  if (b == -std::numeric_limits<double>::infinity()) return a;
-  return a + std::log1p(std::exp(b - a));
-}
-
 // Symmetric positive definite tridiagonal system (Thomas' algorithm; diagonally dominant, so no pivots).
 class Tridiagonal {
  public:

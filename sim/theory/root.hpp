@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <utility>
 
 namespace herdsim::theory {
 
@@ -33,6 +34,13 @@ RootResult find_root_bracketed(F&& f, double lo, double hi, double f_lo, double 
   std::uintmax_t iters = static_cast<std::uintmax_t>(max_iter);
   const auto [a, b] = boost::math::tools::toms748_solve(f, lo, hi, f_lo, f_hi, tol, iters);
   return {0.5 * (a + b), a, b, iters < static_cast<std::uintmax_t>(max_iter) || tol(a, b)};
+}
+
+/// ln(e^a + e^b) without overflow: the upper end of a bracket in log space, e.g. ln(eta0 + bound).
+[[nodiscard]] inline double log_add_exp(double a, double b) {
+  if (a < b) std::swap(a, b);
+  if (b == -std::numeric_limits<double>::infinity()) return a;
+  return a + std::log1p(std::exp(b - a));
 }
 
 /// Root of an increasing f on [lo, hi] with f(lo) <= 0 <= f(hi) by Newton steps from `guess`,
