@@ -2,7 +2,8 @@
 // Theory-versus-simulation metrics of one recorded population (docs/analysis.md): decision error
 // against the theoretical plan, certainty-equivalent gap, herding distance h and opinion w(t), LSV and
 // CSSD/CSAD herding tests across the agents, and investor metrics. Rows are pulled one at a time from
-// a RowSource, so memory is a few rows plus two numbers per (agent, path), whatever the run length.
+// a RowSource and handed to one accumulator per metric (metric_accumulators.hpp), so memory is a few
+// rows plus a few numbers per (agent, path) (agents_within_budget), whatever the run length.
 // No file access here: io/compare.cpp feeds rows read from a run file, tests feed matrices.
 #include <Eigen/Core>
 #include <cstddef>
