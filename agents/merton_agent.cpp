@@ -19,13 +19,7 @@ void MertonPopulation::initialize(const sim::RunState& /*state*/, sim::Populatio
   set_initial_wealth(own);
   const theory::Schedule schedule(theory_market(spec_), spec_.run.horizon, theory_time(spec_, ps.optimum));
   const Eigen::VectorXd& alpha = param(own, "alpha");
-  const int n = spec_.run.steps();
-  own.theory_amount.resize(ps.count, n);
-  for (int k = 0; k < n; ++k) {
-    // Merton's amount is v / (alpha sigma^2 G(t)): one growth factor per step, one division per agent.
-    const double unit = theory::merton_amount(schedule, 1.0, k * spec_.run.dt());
-    own.theory_amount.col(k) = unit / alpha.array();
-  }
+  own.theory_amount = theory::merton_amounts(schedule, alpha, spec_.run.steps(), spec_.run.dt());
 }
 
 void MertonPopulation::decide(const sim::DecisionContext& ctx, int p0, int p1, int a0, int a1,

@@ -10,7 +10,6 @@
 #include <cassert>
 #include <chrono>
 #include <cmath>
-#include <ctime>
 #include <filesystem>
 #include <limits>
 #include <mutex>
@@ -23,7 +22,8 @@
 
 #include "io/hdf5_support.hpp"
 #include "io/output_file.hpp"
-#include "io/summary_stats.hpp"
+#include "io/timestamp.hpp"
+#include "sim/analysis/summary_stats.hpp"
 #include "sim/error.hpp"
 
 namespace herdsim::io {
@@ -81,15 +81,6 @@ Handle make_string_type(const std::string& where) {
   check(H5Tset_size(type.get(), H5T_VARIABLE), "H5Tset_size", where);
   check(H5Tset_cset(type.get(), H5T_CSET_UTF8), "H5Tset_cset", where);
   return type;
-}
-
-std::string utc_now_iso8601() {
-  const std::time_t now = std::time(nullptr);
-  std::tm utc{};
-  gmtime_r(&now, &utc);
-  char text[32];
-  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &utc);
-  return text;
 }
 
 const char* kind_name(sim::AgentKind kind) {
@@ -631,8 +622,8 @@ class Recorder final : public sim::Observer {
         const Eigen::MatrixXd& m = *job.values;
         if (job.divide_by == nullptr && paths_.size() == static_cast<std::size_t>(m.cols())) {
           // Every path recorded: the matrix is the gathered sequence already; summarize it in place.
-          summarize(std::span<const double>(m.data(), static_cast<std::size_t>(m.size())), record_.quantiles,
-                    job.stats, job.scratch);
+          analysis::summarize(std::span<const double>(m.data(), static_cast<std::size_t>(m.size())),
+                              record_.quantiles, job.stats, job.scratch);
           return;
         }
         gather(m, job.scratch);
@@ -640,7 +631,7 @@ class Recorder final : public sim::Observer {
           assert(job.divide_by->size() == job.scratch.size());
           for (std::size_t v = 0; v < job.scratch.size(); ++v) job.scratch[v] /= (*job.divide_by)[v];
         }
-        summarize(job.scratch, record_.quantiles, job.stats);
+        analysis::summarize(job.scratch, record_.quantiles, job.stats);
       });
     });
     try {
