@@ -6,6 +6,7 @@ report, dataset).
 
 Usage: test_reliability.py PATH_TO_HERDSIM SCENARIO_DIR
 """
+import shutil
 import hashlib
 import os
 import signal
@@ -313,6 +314,99 @@ class SpecialFiles(Base):
         self.assertEqual(res.returncode, 0, res.stderr)
         self.assertTrue(os.path.isfile(os.path.join(data, "dataset_card.json")))
         self.assertFalse(os.path.exists(data + ".partial"))
+
+
+LOADER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools", "herdsim_load.py")
+
+
+class TamperedFiles(Base):
+    """Readers trust nothing: attributes that contradict the data, missing or reshaped datasets and
+    truncated files are refused with one line and exit 2 by compare, export and the Python loader."""
+
+    def setUp(self):
+        super().setUp()
+        self.good = self.path("good.h5")
+        res = herdsim("run", self.short, "-o", self.good, "-q")
+        self.assertEqual(res.returncode, 0, res.stderr)
+
+    def tampered(self, name, edit):
+        path = self.path(name + ".h5")
+        shutil.copy(self.good, path)
+        with h5py.File(path, "r+") as f:
+            edit(f)
+        return path
+
+    def assert_refused_by_every_reader(self, path, reason):
+        for args in (["compare", path, "--no-sidecar"], ["export", path, "--population", "noise"]):
+            with self.subTest(command=args[0]):
+                res = herdsim(*args)
+                self.assertEqual(res.returncode, 2, res.stderr)
+                lines = res.stderr.strip().splitlines()
+                self.assertEqual(len(lines), 1, res.stderr)
+                self.assertIn(reason, lines[0])
+        with self.subTest(command="herdsim_load.py"):
+            res = subprocess.run([sys.executable, LOADER, path], capture_output=True, text=True, timeout=60)
+            self.assertEqual(res.returncode, 2, res.stderr)
+            self.assertNotIn("Traceback", res.stderr)
+            lines = res.stderr.strip().splitlines()
+            self.assertEqual(len(lines), 1, res.stderr)
+            self.assertIn(reason, lines[0])
+
+    def test_the_untouched_file_reads(self):
+        res = subprocess.run([sys.executable, LOADER, self.good], capture_output=True, text=True, timeout=60)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertEqual(herdsim("compare", self.good, "--no-sidecar").returncode, 0)
+
+    def test_recorded_agents_larger_or_smaller_than_the_data(self):
+        for value in (999999, 1, -3):
+            with self.subTest(recorded_agents=value):
+                path = self.tampered(f"agents{value}",
+                                     lambda f: f["populations/noise"].attrs.modify("recorded_agents", value))
+                self.assert_refused_by_every_reader(path, "recorded_agents" if value < 0 or value > 50
+                                                    else "populations/noise/wealth has shape")
+
+    def test_paths_attribute_that_contradicts_the_data(self):
+        cases = {"fewer": np.array([0, 1], dtype=np.int32), "outside": np.array([0, 1, 2, 3, 4, 5, 6, 99]),
+                 "unsorted": np.array([1, 0, 2, 3, 4, 5, 6, 7])}
+        for name, paths in cases.items():
+            with self.subTest(paths=name):
+                path = self.tampered("paths_" + name, lambda f: f.attrs.__setitem__("paths", paths.astype(np.int32)))
+                self.assert_refused_by_every_reader(path, "paths")
+
+    def test_steps_every_and_time_axis(self):
+        edits = {
+            "steps": (lambda f: f.attrs.modify("steps", np.int32(10**9)), "time/step"),
+            "every": (lambda f: f.attrs.modify("every", np.int32(0)), "every = 0"),
+            "time": (lambda f: f["time/step"].__setitem__(1, 7), "time/step"),
+        }
+        for name, (edit, reason) in edits.items():
+            with self.subTest(edit=name):
+                self.assert_refused_by_every_reader(self.tampered(name, edit), reason)
+
+    def test_missing_or_reshaped_datasets(self):
+        def reshape(f):
+            data = f["market/shock"][()]
+            del f["market/shock"]
+            f["market/shock"] = data[:, :3]
+        self.assert_refused_by_every_reader(self.tampered("reshaped", reshape), "market/shock has shape")
+        self.assert_refused_by_every_reader(
+            self.tampered("missing", lambda f: f.__delitem__("populations/noise/amount")), "amount")
+
+    def test_truncated_and_garbage_files(self):
+        with open(self.good, "rb") as f:
+            data = f.read()
+        for name, content in (("half", data[:len(data) // 2]), ("head", data[:600]), ("zero", b"")):
+            path = self.path(name + ".h5")
+            with open(path, "wb") as f:
+                f.write(content)
+            with self.subTest(file=name):
+                for args in (["compare", path, "--no-sidecar"], ["export", path, "--population", "noise"]):
+                    res = herdsim(*args)
+                    self.assertEqual(res.returncode, 2, res.stderr)
+                    self.assertEqual(len(res.stderr.strip().splitlines()), 1, res.stderr)
+                res = subprocess.run([sys.executable, LOADER, path], capture_output=True, text=True, timeout=60)
+                self.assertEqual(res.returncode, 2, res.stderr)
+                self.assertNotIn("Traceback", res.stderr)
 
 
 if __name__ == "__main__":

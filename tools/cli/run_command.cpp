@@ -17,6 +17,7 @@
 #include "io/scenario_toml.hpp"
 #include "sim/error.hpp"
 #include "sim/inference/backend.hpp"
+#include "sim/memory.hpp"
 #include "sim/simulation.hpp"
 #include "tools/cli/progress.hpp"
 
@@ -73,16 +74,6 @@ struct RunFlags {
   std::vector<std::string> sets;
   bool quiet = false;
 };
-
-std::string human_bytes(double bytes) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int u = 0;
-  while (bytes >= 1024.0 && u < 4) {
-    bytes /= 1024.0;
-    ++u;
-  }
-  return fmt::format("{:.1f} {}", bytes, units[u]);
-}
 
 std::string sweep_label(const sim::ScenarioSpec& spec) {
   std::string out;
@@ -194,7 +185,7 @@ int run_scenario(const RunFlags& f, const std::string& command_line) {
   fmt::print("{}: {} run(s), {:.3g} agent-steps in {:.2f} s ({:.3g} agent-steps/s){}; wrote {} ({})\n",
              f.scenario, specs.size(), agent_steps, seconds, agent_steps / std::max(seconds, 1e-9),
              accounting.any ? fmt::format("; {}", accounting_text(accounting.total)) : std::string(),
-             file.path(), human_bytes(static_cast<double>(file.bytes_written())));
+             file.path(), sim::format_bytes(static_cast<double>(file.bytes_written())));
   return 0;
 }
 
