@@ -148,8 +148,7 @@ void HerdPopulation::plan_with_leader(sim::PopulationState& own) {
       for (int k = 0; k < n; ++k) table(k, col) = sol.amount(k * spec_.run.dt());
     } else {
       theory::RelativeHerdOptions opt;
-      opt.bc = ps_.bc == sim::Boundary::natural ? theory::BoundaryCondition::natural
-                                                : theory::BoundaryCondition::pinned;
+      opt.bc = ps_.bc;
       const auto sol = theory::solve_relative_herd(hp, opt);
       for (int k = 0; k < n; ++k) table(k, col) = sol.amount(k * spec_.run.dt());
     }
@@ -176,8 +175,7 @@ void HerdPopulation::plan_with_peers(sim::PopulationState& own) {
     // The mutual relative game (continuous time, like P1), once per run; decision times are grid nodes.
     game.rho = 0.0;
     theory::RelativeMutualOptions opt;
-    opt.bc = ps_.bc == sim::Boundary::natural ? theory::BoundaryCondition::natural
-                                              : theory::BoundaryCondition::pinned;
+    opt.bc = ps_.bc;
     opt.node_spacing = spec_.run.dt();
     const auto sol = theory::solve_relative_mutual(game, opt);
     for (int k = 0; k < n; ++k) own.theory_amount.col(k) = sol.amounts(k * spec_.run.dt());
@@ -229,8 +227,7 @@ double HerdPopulation::replan(const sim::DecisionContext& ctx, int agent, double
   hp.time = schedule_.time();
   if (ps_.herd == sim::HerdType::absolute) return theory::solve_absolute_herd(hp).amount(0.0);
   theory::RelativeHerdOptions opt;
-  opt.bc = ps_.bc == sim::Boundary::natural ? theory::BoundaryCondition::natural
-                                            : theory::BoundaryCondition::pinned;
+  opt.bc = ps_.bc;
   // The first decision keeps the plan's start condition (so replan starts where plan does); a restart's
   // start is free: pinned there, every decision would be the own Merton amount.
   opt.free_start = ctx.step > 0;
@@ -250,8 +247,7 @@ Eigen::VectorXd HerdPopulation::replan_game(const sim::DecisionContext& ctx,
   if (ps_.herd == sim::HerdType::absolute) return theory::solve_mutual_game(game).amounts(0.0);
   game.rho = 0.0;
   theory::RelativeMutualOptions opt;
-  opt.bc = ps_.bc == sim::Boundary::natural ? theory::BoundaryCondition::natural
-                                            : theory::BoundaryCondition::pinned;
+  opt.bc = ps_.bc;
   opt.node_spacing = spec_.run.dt();
   opt.free_start = ctx.step > 0;  // as for a leader (replan above)
   return theory::solve_relative_mutual(game, opt).amounts(0.0);

@@ -35,20 +35,6 @@ double as_quoted(double fraction) {
 
 }  // namespace
 
-const char* protocol_name(sim::InvestProtocol protocol) {
-  switch (protocol) {
-    case sim::InvestProtocol::absolute:
-      return "absolute";
-    case sim::InvestProtocol::relative:
-      return "relative";
-    case sim::InvestProtocol::mutual:
-      return "mutual";
-    case sim::InvestProtocol::step:
-      return "step";
-  }
-  return "unknown";
-}
-
 const char* scored_problem(sim::InvestProtocol protocol) {
   switch (protocol) {
     case sim::InvestProtocol::relative:
@@ -221,7 +207,7 @@ void InvestAgentPopulation::initialize(const sim::RunState& state, sim::Populati
   sim::InferenceLog log;
   log.backend = backend_->name();
   log.backend_description = backend_->describe();
-  log.protocol = protocol_name(ps_.protocol);
+  log.protocol = to_name(ps_.protocol);
   log.width = ps_.protocol == sim::InvestProtocol::step ? 1 : T;
   own.inference = std::move(log);
 

@@ -25,8 +25,6 @@
 
 namespace herdsim::agents {
 
-/// "absolute", "relative", "mutual", "step": the scenario's and the transcripts' spelling.
-[[nodiscard]] const char* protocol_name(sim::InvestProtocol protocol);
 /// The problem a protocol's answers are scored against (theory/amount): "P3", "P1" or "P2".
 [[nodiscard]] const char* scored_problem(sim::InvestProtocol protocol);
 

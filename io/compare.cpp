@@ -39,18 +39,6 @@ std::string utc_now() {
   return text;
 }
 
-const char* policy_name(sim::Policy p) {
-  switch (p) {
-    case sim::Policy::plan:
-      return "plan";
-    case sim::Policy::replan:
-      return "replan";
-    case sim::Policy::adaptive:
-      return "adaptive";
-  }
-  return "?";
-}
-
 /// Rows of one population, read from the file for the first `agents` recorded agents.
 class FileRows final : public analysis::RowSource {
  public:
@@ -192,14 +180,14 @@ PopulationComparison compare_population(const RunFile& file, const RunGroupInfo&
     throw IoError(fmt::format("population '{}' of {} is not in the file's scenario", info.name, file.path()));
   const sim::PopulationSpec& ps = *it;
   if (ps.kind == sim::AgentKind::herd) {
-    pc.policy = policy_name(ps.policy);
-    pc.herd = ps.herd == sim::HerdType::absolute ? "absolute" : "relative";
-    pc.influence = ps.influence == sim::Influence::leader ? "leader" : "peers";
+    pc.policy = to_name(ps.policy);
+    pc.herd = to_name(ps.herd);
+    pc.influence = to_name(ps.influence);
     if (ps.influence == sim::Influence::leader) pc.leader = ps.leader;
   }
   if (ps.kind == sim::AgentKind::investagent) {
     pc.leader = ps.leader;
-    pc.protocol = agents::protocol_name(ps.protocol);
+    pc.protocol = to_name(ps.protocol);
     pc.problem = agents::scored_problem(ps.protocol);
   }
   if (!info.has_trajectories || info.recorded_agents == 0) {
@@ -609,7 +597,7 @@ Comparison compare_run(const std::string& path, const CompareOptions& options,
     rc.dt = g.dt;
     rc.every = g.every;
     rc.paths = static_cast<int>(g.paths.size());
-    rc.wealth_update = spec.run.wealth_update == sim::WealthUpdate::arithmetic ? "arithmetic" : "lognormal";
+    rc.wealth_update = to_name(spec.run.wealth_update);
     for (const auto& info : g.populations) {
       if (progress) progress(fmt::format("{} {}", g.group, info.name));
       rc.populations.push_back(compare_population(file, g, info, spec, options));

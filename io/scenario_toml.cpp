@@ -185,18 +185,14 @@ class Checker {
     return std::nullopt;
   }
 
-  template <class E>
-  std::optional<E> choice(const toml::table& t, const std::string& prefix, std::string_view key,
-                          const std::vector<std::pair<std::string_view, E>>& options) {
+  /// A string key spelling a value of E (its name table, sim/enum_names.hpp).
+  template <Named E>
+  std::optional<E> choice(const toml::table& t, const std::string& prefix, std::string_view key) {
     const auto s = string(t, prefix, key);
     if (!s) return std::nullopt;
-    for (const auto& [name, value] : options) {
-      if (*s == name) return value;
-    }
-    std::string names;
-    for (const auto& [name, value] : options)
-      names += fmt::format("{}\"{}\"", names.empty() ? "" : ", ", name);
-    report(t.get(key), join_path(prefix, key), fmt::format("must be one of {}, got \"{}\"", names, *s));
+    if (const auto value = from_name<E>(*s)) return value;
+    report(t.get(key), join_path(prefix, key),
+           fmt::format("must be one of {}, got \"{}\"", quoted_names<E>(), *s));
     return std::nullopt;
   }
 
@@ -264,9 +260,7 @@ class Checker {
   std::optional<DistributionSpec> distribution(const toml::table& t, const std::string& path,
                                                const Domain& domain) {
     using Kind = DistributionSpec::Kind;
-    const auto kind =
-        choice<Kind>(t, path, "dist",
-                     {{"uniform", Kind::uniform}, {"normal", Kind::normal}, {"lognormal", Kind::lognormal}});
+    const auto kind = choice<Kind>(t, path, "dist");
     if (!kind) return std::nullopt;
     DistributionSpec d;
     d.kind = *kind;
@@ -275,9 +269,7 @@ class Checker {
     const auto [a_key, b_key] = *kind == Kind::uniform  ? std::pair{"low", "high"}
                                 : *kind == Kind::normal ? std::pair{"mean", "std"}
                                                         : std::pair{"mu", "sigma"};
-    const std::string_view law = *kind == Kind::uniform  ? "uniform"
-                                 : *kind == Kind::normal ? "normal"
-                                                         : "lognormal";
+    const std::string_view law = to_name(*kind);
     if (*kind == Kind::uniform)
       check_keys(t, path, {"dist", "low", "high"});
     else
@@ -545,10 +537,7 @@ std::string inapplicable(std::string_view key, std::optional<sim::AgentKind> kin
   const KeyList herd_keys = {"alpha",   "theta",  "lottery", "herd", "influence", "leader",
                              "network", "policy", "optimum", "bc",   "rho"};
   const KeyList investagent_keys = {"alpha", "theta", "lottery", "leader", "protocol", "inference"};
-  const char* kind_name = *kind == AgentKind::merton        ? "merton"
-                          : *kind == AgentKind::herd        ? "herd"
-                          : *kind == AgentKind::investagent ? "investagent"
-                                                            : "noise";
+  const std::string_view kind_name = to_name(*kind);
   const bool applies = *kind == AgentKind::merton        ? contains(merton, key)
                        : *kind == AgentKind::herd        ? contains(herd_keys, key)
                        : *kind == AgentKind::investagent ? contains(investagent_keys, key)
@@ -587,20 +576,15 @@ void read_network(Checker& c, const toml::table& t, const std::string& prefix, P
   const std::string path = prefix + ".network";
   c.check_keys(*net, path, {"kind", "k", "p"});
   if (!net->contains("kind")) c.report(net, path + ".kind", "is required");
-  const auto kind = c.choice<Kind>(*net, path, "kind",
-                                   {{"all_to_all", Kind::all_to_all},
-                                    {"ring", Kind::ring},
-                                    {"erdos_renyi", Kind::erdos_renyi},
-                                    {"small_world", Kind::small_world}});
+  const auto kind = c.choice<Kind>(*net, path, "kind");
   if (!kind) return;
   pop.network.kind = *kind;
   const bool uses_k = *kind == Kind::ring || *kind == Kind::small_world;
   const bool uses_p = *kind == Kind::erdos_renyi || *kind == Kind::small_world;
-  const auto* kind_name = net->get_as<std::string>("kind");
   if (!uses_k && net->contains("k"))
-    c.report(net->get("k"), path + ".k", fmt::format("does not apply to kind = \"{}\"", kind_name->get()));
+    c.report(net->get("k"), path + ".k", fmt::format("does not apply to kind = \"{}\"", to_name(*kind)));
   if (!uses_p && net->contains("p"))
-    c.report(net->get("p"), path + ".p", fmt::format("does not apply to kind = \"{}\"", kind_name->get()));
+    c.report(net->get("p"), path + ".p", fmt::format("does not apply to kind = \"{}\"", to_name(*kind)));
   if (uses_p) pop.network.p = c.number(*net, path, "p", unit_interval).value_or(pop.network.p);
   if (uses_k) {
     const auto k = c.integer(*net, path, "k", 1);
@@ -679,12 +663,8 @@ PopulationSpec read_population(Checker& c, const toml::table& t, std::size_t ind
   pop.source_line = static_cast<int>(t.source().begin.line);
   check_name(c, t, prefix, pop);
   if (!t.contains("kind"))
-    c.report(&t, prefix + ".kind", "is required (\"merton\", \"herd\", \"noise\" or \"investagent\")");
-  const auto kind = c.choice<AgentKind>(t, prefix, "kind",
-                                        {{"merton", AgentKind::merton},
-                                         {"herd", AgentKind::herd},
-                                         {"noise", AgentKind::noise},
-                                         {"investagent", AgentKind::investagent}});
+    c.report(&t, prefix + ".kind", fmt::format("is required (one of {})", quoted_names<AgentKind>()));
+  const auto kind = c.choice<AgentKind>(t, prefix, "kind");
   pop.kind = kind.value_or(AgentKind::merton);
   const auto count = c.integer(t, prefix, "count", 1);
   pop.count = static_cast<int>(count.value_or(1));
@@ -693,10 +673,8 @@ PopulationSpec read_population(Checker& c, const toml::table& t, std::size_t ind
   std::optional<HerdType> herd;
   std::optional<Influence> influence;
   if (kind == AgentKind::herd) {
-    herd = c.choice<HerdType>(t, prefix, "herd",
-                              {{"absolute", HerdType::absolute}, {"relative", HerdType::relative}});
-    influence = c.choice<Influence>(t, prefix, "influence",
-                                    {{"leader", Influence::leader}, {"peers", Influence::peers}});
+    herd = c.choice<HerdType>(t, prefix, "herd");
+    influence = c.choice<Influence>(t, prefix, "influence");
     if (!t.contains("herd")) herd = HerdType::absolute;
     if (!t.contains("influence")) influence = Influence::leader;
   }
@@ -729,9 +707,7 @@ PopulationSpec read_population(Checker& c, const toml::table& t, std::size_t ind
   }
 
   // merton and herd: alpha (possibly as lottery probabilities), policy, optimum.
-  const auto lottery = c.choice<theory::LotteryConvention>(
-      t, prefix, "lottery",
-      {{"win10_sure3", theory::lottery_win10_sure3}, {"win20_sure6", theory::lottery_win20_sure6}});
+  const auto lottery = c.choice<theory::LotteryConvention>(t, prefix, "lottery");
   pop.lottery = lottery.value_or(theory::lottery_win10_sure3);
   const Domain prob{pop.lottery.sure / pop.lottery.win, true, 1.0, true};
   required_param("alpha", {positive, "lottery_prob", ParamSpec::Scale::lottery_prob, prob}, pop.alpha);
@@ -741,12 +717,7 @@ PopulationSpec read_population(Checker& c, const toml::table& t, std::size_t ind
     c.report(t.get("lottery"), prefix + ".lottery", "applies only with alpha = { lottery_prob = ... }");
   if (*kind == AgentKind::investagent) {
     required_param("theta", {non_negative, "score", ParamSpec::Scale::score, non_negative}, pop.theta);
-    pop.protocol = c.choice<InvestProtocol>(t, prefix, "protocol",
-                                            {{"absolute", InvestProtocol::absolute},
-                                             {"relative", InvestProtocol::relative},
-                                             {"mutual", InvestProtocol::mutual},
-                                             {"step", InvestProtocol::step}})
-                       .value_or(InvestProtocol::absolute);
+    pop.protocol = c.choice<InvestProtocol>(t, prefix, "protocol").value_or(InvestProtocol::absolute);
     if (pop.protocol == InvestProtocol::mutual && count_ok && pop.count < 2)
       c.report(
           t.contains("count") ? t.get("count") : t.get("protocol"), prefix + ".count",
@@ -760,12 +731,8 @@ PopulationSpec read_population(Checker& c, const toml::table& t, std::size_t ind
     read_inference(c, t, prefix, pop);
     return pop;
   }
-  pop.optimum = c.choice<Optimum>(t, prefix, "optimum",
-                                  {{"discrete", Optimum::discrete}, {"continuous", Optimum::continuous}})
-                    .value_or(Optimum::discrete);
-  const auto policy =
-      c.choice<Policy>(t, prefix, "policy",
-                       {{"plan", Policy::plan}, {"replan", Policy::replan}, {"adaptive", Policy::adaptive}});
+  pop.optimum = c.choice<Optimum>(t, prefix, "optimum").value_or(Optimum::discrete);
+  const auto policy = c.choice<Policy>(t, prefix, "policy");
   pop.policy = policy.value_or(Policy::plan);
   if (*kind == AgentKind::merton) {
     if (policy == Policy::adaptive)
@@ -778,9 +745,7 @@ PopulationSpec read_population(Checker& c, const toml::table& t, std::size_t ind
   pop.herd = herd.value_or(HerdType::absolute);
   pop.influence = influence.value_or(Influence::leader);
   if (pop.herd == HerdType::relative)
-    pop.bc =
-        c.choice<Boundary>(t, prefix, "bc", {{"pinned", Boundary::pinned}, {"natural", Boundary::natural}})
-            .value_or(Boundary::pinned);
+    pop.bc = c.choice<theory::BoundaryCondition>(t, prefix, "bc").value_or(theory::BoundaryCondition::pinned);
   if (pop.herd == HerdType::absolute) pop.rho = c.number(t, prefix, "rho", any_number).value_or(0.0);
   if (pop.influence == Influence::leader) {
     if (!t.contains("leader"))
@@ -810,10 +775,7 @@ void read_run(Checker& c, const toml::table& t, sim::RunSpec& run) {
              fmt::format("horizon * steps_per_year must be a whole number of steps, got {} * {} = {}",
                          run.horizon, run.steps_per_year, n));
   }
-  run.wealth_update = c.choice<sim::WealthUpdate>(t, "run", "wealth_update",
-                                                  {{"arithmetic", sim::WealthUpdate::arithmetic},
-                                                   {"lognormal", sim::WealthUpdate::lognormal}})
-                          .value_or(run.wealth_update);
+  run.wealth_update = c.choice<sim::WealthUpdate>(t, "run", "wealth_update").value_or(run.wealth_update);
 }
 
 void read_market(Checker& c, const toml::table& t, sim::MarketSpec& m) {

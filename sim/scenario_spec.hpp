@@ -2,12 +2,15 @@
 // The validated description of a scenario: plain structs, no behaviour. io/ builds them from a TOML
 // file (every problem reported at once); sim/ turns one into a Simulation. One spec can feed many
 // runs (sweep points are separate specs).
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "sim/enum_names.hpp"
 #include "sim/theory/market.hpp"
+#include "sim/theory/relative_herd.hpp"
 
 namespace herdsim::sim {
 
@@ -18,6 +21,9 @@ enum class WealthUpdate {
   lognormal,   ///< exact GBM: X <- (X - P) e^{r dt} + P S'/S, S' = S exp((mu - sigma^2/2) dt + sigma sqrt(dt)
                ///< eps)
 };
+constexpr std::array<NamedValue<WealthUpdate>, 2> enum_names(WealthUpdate /*unused*/) {
+  return {{{WealthUpdate::arithmetic, "arithmetic"}, {WealthUpdate::lognormal, "lognormal"}}};
+}
 
 /// [run]
 struct RunSpec {
@@ -48,6 +54,10 @@ struct DistributionSpec {
   std::optional<double> low;  ///< truncation (normal, lognormal)
   std::optional<double> high;
 };
+constexpr std::array<NamedValue<DistributionSpec::Kind>, 3> enum_names(DistributionSpec::Kind /*unused*/) {
+  using Kind = DistributionSpec::Kind;
+  return {{{Kind::uniform, "uniform"}, {Kind::normal, "normal"}, {Kind::lognormal, "lognormal"}}};
+}
 
 /// One per-agent parameter: a constant, a list (combined as a grid with the population's other
 /// lists, then cycled to count), or a distribution (drawn per agent from the `parameters` stream).
@@ -71,15 +81,39 @@ struct NetworkSpec {
   int k = 2;       ///< ring / small_world: neighbours on each side
   double p = 0.1;  ///< erdos_renyi: edge probability; small_world: rewiring probability
 };
+constexpr std::array<NamedValue<NetworkSpec::Kind>, 4> enum_names(NetworkSpec::Kind /*unused*/) {
+  using Kind = NetworkSpec::Kind;
+  return {{{Kind::all_to_all, "all_to_all"},
+           {Kind::ring, "ring"},
+           {Kind::erdos_renyi, "erdos_renyi"},
+           {Kind::small_world, "small_world"}}};
+}
 
 enum class AgentKind { merton, herd, noise, investagent };
+constexpr std::array<NamedValue<AgentKind>, 4> enum_names(AgentKind /*unused*/) {
+  return {{{AgentKind::merton, "merton"},
+           {AgentKind::herd, "herd"},
+           {AgentKind::noise, "noise"},
+           {AgentKind::investagent, "investagent"}}};
+}
 enum class HerdType { absolute, relative };
+constexpr std::array<NamedValue<HerdType>, 2> enum_names(HerdType /*unused*/) {
+  return {{{HerdType::absolute, "absolute"}, {HerdType::relative, "relative"}}};
+}
 enum class Influence { leader, peers };
+constexpr std::array<NamedValue<Influence>, 2> enum_names(Influence /*unused*/) {
+  return {{{Influence::leader, "leader"}, {Influence::peers, "peers"}}};
+}
 enum class Policy { plan, replan, adaptive };
+constexpr std::array<NamedValue<Policy>, 3> enum_names(Policy /*unused*/) {
+  return {{{Policy::plan, "plan"}, {Policy::replan, "replan"}, {Policy::adaptive, "adaptive"}}};
+}
 /// Which optimum a plan follows: the exact optimum of the simulated discrete steps, or the
 /// continuous-time closed form sampled at the decision times (the released InvestAlign code).
 enum class Optimum { discrete, continuous };
-enum class Boundary { pinned, natural };
+constexpr std::array<NamedValue<Optimum>, 2> enum_names(Optimum /*unused*/) {
+  return {{{Optimum::discrete, "discrete"}, {Optimum::continuous, "continuous"}}};
+}
 /// How an investagent population asks its model (docs/investagents.md, "InvestAgent populations").
 enum class InvestProtocol {
   absolute,  ///< P3: one request per agent at t = 0 for T proportions, played as a plan on every path
@@ -87,6 +121,12 @@ enum class InvestProtocol {
   mutual,    ///< P2: one request per agent at t = 0 for T proportions, with a peer of the population
   step,      ///< each step, one request per (agent, path) with the current state
 };
+constexpr std::array<NamedValue<InvestProtocol>, 4> enum_names(InvestProtocol /*unused*/) {
+  return {{{InvestProtocol::absolute, "absolute"},
+           {InvestProtocol::relative, "relative"},
+           {InvestProtocol::mutual, "mutual"},
+           {InvestProtocol::step, "step"}}};
+}
 
 /// The `inference` table of an investagent population: which backend answers and how. Plain data: the
 /// backend itself is created outside the agents by a factory (inference::BackendFactory).
@@ -118,8 +158,8 @@ struct PopulationSpec {
   NetworkSpec network;  ///< influence = peers
   Policy policy = Policy::plan;
   Optimum optimum = Optimum::discrete;
-  Boundary bc = Boundary::pinned;  ///< relative herding
-  double rho = 0.0;                ///< absolute herding time weight exponent
+  theory::BoundaryCondition bc = theory::BoundaryCondition::pinned;  ///< relative herding
+  double rho = 0.0;  ///< absolute herding time weight exponent
   // per-agent parameters
   ParamSpec alpha;  ///< CARA risk aversion (merton, herd)
   /// Maps alpha given as lottery probabilities (Scale::lottery_prob) to alpha: `lottery` key.

@@ -12,6 +12,7 @@ using herdsim::io::parse_scenario;
 using herdsim::io::ScenarioFileError;
 using herdsim::io::ScenarioProblem;
 namespace sim = herdsim::sim;
+namespace theory = herdsim::theory;
 
 namespace {
 
@@ -235,7 +236,7 @@ quantiles = [0.1, 0.9]
     CHECK(a.optimum == sim::Optimum::continuous);
     const auto& rel = s.populations[1];
     CHECK(rel.herd == sim::HerdType::relative);
-    CHECK(rel.bc == sim::Boundary::natural);
+    CHECK(rel.bc == theory::BoundaryCondition::natural);
     CHECK(rel.policy == sim::Policy::adaptive);
     CHECK(rel.alpha.form == sim::ParamSpec::Form::distribution);
     CHECK(rel.alpha.distribution.kind == sim::DistributionSpec::Kind::lognormal);

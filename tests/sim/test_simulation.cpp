@@ -90,7 +90,7 @@ sim::ScenarioSpec replan_mixed_spec() {
   relative_peers_replan.name = "relative_peers_replan";
   relative_peers_replan.count = 3;
   relative_peers_replan.herd = sim::HerdType::relative;
-  relative_peers_replan.bc = sim::Boundary::natural;
+  relative_peers_replan.bc = theory::BoundaryCondition::natural;
   s.populations.push_back(relative_peers_replan);
   return s;
 }
@@ -348,8 +348,8 @@ TEST_SUITE("sim.simulation") {
 
   TEST_CASE(
       "relative replan on a leader: the first decision is the plan's, later ones re-solve from wealth") {
-    for (const auto bc : {sim::Boundary::pinned, sim::Boundary::natural}) {
-      CAPTURE(bc == sim::Boundary::natural);
+    for (const auto bc : {theory::BoundaryCondition::pinned, theory::BoundaryCondition::natural}) {
+      CAPTURE(bc == theory::BoundaryCondition::natural);
       auto plan_spec = replan_spec(sim::HerdType::relative, sim::Influence::leader, sim::Policy::plan, 6);
       plan_spec.populations[1].bc = bc;
       auto spec = plan_spec;
@@ -369,8 +369,7 @@ TEST_SUITE("sim.simulation") {
       hp.x0 = replan.wealth[2][1](4, 1);
       hp.horizon = 2.0;
       theory::RelativeHerdOptions o;
-      o.bc = bc == sim::Boundary::natural ? theory::BoundaryCondition::natural
-                                          : theory::BoundaryCondition::pinned;
+      o.bc = bc;
       o.free_start = true;
       const auto sol = theory::solve_relative_herd(hp, o);
       CHECK(replan.amount[2][1](4, 1) == doctest::Approx(sol.amount(0.0)).epsilon(1e-14));

@@ -216,7 +216,7 @@ TheoryReport report_absolute(const TheoryFlags& f) {
 TheoryReport report_relative(const TheoryFlags& f) {
   const HerdProblem p = problem_of(f);
   RelativeHerdOptions opt;
-  opt.bc = f.bc == "natural" ? BoundaryCondition::natural : BoundaryCondition::pinned;
+  opt.bc = from_name<BoundaryCondition>(f.bc).value_or(BoundaryCondition::pinned);
   const auto sol = solve_relative_herd(p, opt);
   const Schedule s = p.schedule();
   TheoryReport rep;
@@ -242,7 +242,7 @@ TheoryReport report_relative(const TheoryFlags& f) {
 // The mutual relative game (spec 3.5) on the same agents file; same columns as the absolute game.
 TheoryReport report_relative_mutual(const TheoryFlags& f, const MutualGame& game) {
   RelativeMutualOptions opt;
-  opt.bc = f.bc == "natural" ? BoundaryCondition::natural : BoundaryCondition::pinned;
+  opt.bc = from_name<BoundaryCondition>(f.bc).value_or(BoundaryCondition::pinned);
   const auto sol = solve_relative_mutual(game, opt);
   const Schedule s(game.market, game.horizon, game.time);
   TheoryReport rep;
@@ -369,7 +369,7 @@ void add_theory_command(CLI::App& app) {
   cmd->add_option("--rho", flags->rho, "exponent of the absolute penalty's time weight e^{rho r (T-t)}")
       ->capture_default_str();
   cmd->add_option("--bc", flags->bc, "relative herding boundary conditions")
-      ->check(CLI::IsMember({"pinned", "natural"}))
+      ->check(CLI::IsMember(names_of<BoundaryCondition>()))
       ->capture_default_str();
   cmd->add_option("--mu", flags->mu, "stock drift, per year")->capture_default_str();
   cmd->add_option("--r", flags->r, "risk-free rate, per year")->capture_default_str();
