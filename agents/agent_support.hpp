@@ -1,5 +1,8 @@
 #pragma once
 // Small helpers shared by the agent kinds.
+#include <string>
+#include <string_view>
+
 #include "sim/population.hpp"
 #include "sim/scenario_spec.hpp"
 #include "sim/theory/schedule.hpp"
@@ -25,5 +28,13 @@ void play_plan(const sim::DecisionContext& ctx, int p0, int p1, int a0, int a1, 
 
 /// Sets every path's initial wealth to the per-agent `wealth0` parameter.
 void set_initial_wealth(sim::PopulationState& own);
+
+/// Adds a zero kind-state matrix called name (rows x cols) to own.kind_state (from initialize; a later
+/// add moves the earlier matrices, so look them up after the last add).
+void add_kind_state(sim::PopulationState& own, std::string name, Eigen::Index rows, Eigen::Index cols);
+
+/// The kind-state matrix called name (throws if the kind did not add it: a programmer error).
+[[nodiscard]] Eigen::MatrixXd& kind_state(sim::PopulationState& own, std::string_view name);
+[[nodiscard]] const Eigen::MatrixXd& kind_state(const sim::PopulationState& own, std::string_view name);
 
 }  // namespace herdsim::agents

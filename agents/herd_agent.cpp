@@ -27,6 +27,10 @@ namespace herdsim::agents {
 
 namespace {
 
+/// Kind-state names (agents/herd_agent.hpp).
+constexpr std::string_view kSeenBefore = "seen_before";
+constexpr std::string_view kReplanned = "replanned";
+
 int find_population(const sim::ScenarioSpec& spec, const std::string& name) {
   for (std::size_t i = 0; i < spec.populations.size(); ++i) {
     if (spec.populations[i].name == name) return static_cast<int>(i);
@@ -111,10 +115,10 @@ void HerdPopulation::initialize(const sim::RunState& state, sim::PopulationState
     }
   }
   if (ps_.herd == sim::HerdType::relative && ps_.policy == sim::Policy::adaptive) {
-    seen_before_ = Eigen::MatrixXd::Zero(ps_.count, state.paths);
+    add_kind_state(own, std::string(kSeenBefore), ps_.count, state.paths);
   }
   if (ps_.policy == sim::Policy::replan && leader_index_ < 0) {
-    replanned_ = Eigen::MatrixXd::Zero(ps_.count, state.paths);
+    add_kind_state(own, std::string(kReplanned), ps_.count, state.paths);
   }
 }
 
@@ -257,6 +261,7 @@ void HerdPopulation::prepare_step(const sim::DecisionContext& ctx, sim::Populati
   if (ps_.policy != sim::Policy::replan || leader_index_ >= 0) return;
   const Eigen::VectorXd& x0 = param(own, "wealth0");
   const int paths = static_cast<int>(own.wealth.cols());
+  Eigen::MatrixXd& replanned = kind_state(own, kReplanned);
   // One game per path; each task writes its own column, so any thread count gives the same bits. Errors
   // are kept per path and the first path's is thrown after the loop (never from inside it).
   std::vector<std::string> errors(static_cast<std::size_t>(paths));
@@ -266,11 +271,11 @@ void HerdPopulation::prepare_step(const sim::DecisionContext& ctx, sim::Populati
         for (int p = r.begin(); p != r.end(); ++p) {
           // Wealth still at its start (every path at t = 0): the plan solved this very game.
           if (ctx.step == 0 && own.wealth.col(p) == x0) {
-            replanned_.col(p) = own.theory_amount.col(0);
+            replanned.col(p) = own.theory_amount.col(0);
             continue;
           }
           try {
-            replanned_.col(p) = replan_game(ctx, own.wealth.col(p));
+            replanned.col(p) = replan_game(ctx, own.wealth.col(p));
           } catch (const std::exception& e) {
             errors[static_cast<std::size_t>(p)] = e.what();
           }
@@ -294,8 +299,9 @@ void HerdPopulation::decide(const sim::DecisionContext& ctx, int p0, int p1, int
   const int k = ctx.step;
   if (ps_.policy == sim::Policy::replan) {
     if (leader_index_ < 0) {  // solved in prepare_step
+      const Eigen::MatrixXd& replanned = kind_state(own, kReplanned);
       for (int p = p0; p < p1; ++p)
-        own.amount.col(p).segment(a0, a1 - a0) = replanned_.col(p).segment(a0, a1 - a0);
+        own.amount.col(p).segment(a0, a1 - a0) = replanned.col(p).segment(a0, a1 - a0);
       return;
     }
     for (int p = p0; p < p1; ++p) {
@@ -321,6 +327,7 @@ void HerdPopulation::decide(const sim::DecisionContext& ctx, int p0, int p1, int
   const double growth_left = std::exp(ln_growth_left_[k]);
   const double ln_q_shift = -v * v * (spec_.run.horizon - ctx.time) / (2.0 * s2) + 2.0 * ln_growth_[k] +
                             2.0 * std::log(spec_.run.dt());
+  Eigen::MatrixXd& seen_before = kind_state(own, kSeenBefore);
   alignas(64) double seen[kChunk];
   for (int p = p0; p < p1; ++p) {
     for (int c0 = a0; c0 < a1; c0 += kChunk) {
@@ -336,8 +343,8 @@ void HerdPopulation::decide(const sim::DecisionContext& ctx, int p0, int p1, int
         // Myopic discretised Euler-Lagrange: follow the reference's observed change from one's own
         // last decision, pulled to one's own Merton amount.
         const double change =
-            k == 1 ? seen[j] * (1.0 - 1.0 / projection_[k]) : seen[j] - seen_before_(i, p) * projection_[k];
-        seen_before_(i, p) = seen[j] / projection_[k];
+            k == 1 ? seen[j] * (1.0 - 1.0 / projection_[k]) : seen[j] - seen_before(i, p) * projection_[k];
+        seen_before(i, p) = seen[j] / projection_[k];
         const double ln_q_dt2 = -alpha_[i] * own.wealth(i, p) * growth_left - ln_vt_[i] + ln_q_shift;
         const double w = 1.0 / (1.0 + std::exp(-ln_q_dt2));
         own.amount(i, p) = w * own_merton + (1.0 - w) * (own.previous_amount(i, p) + change);

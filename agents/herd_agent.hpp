@@ -6,6 +6,9 @@
 //   adaptive - a myopic best response to the decisions the leader/peers actually took at the
 //              previous step (docs/scenarios.md, "adaptive rule"); nobody's plan is visible.
 // Parameters: alpha, theta, wealth0 (+ leader_alpha, or degree for peers).
+// Kind state (sim::PopulationState::kind_state): relative adaptive: `seen_before`, count x paths, the
+// reference decision each agent observed at the previous step (currency units, deflated one step); peers
+// replan: `replanned`, count x paths, this step's decisions solved in prepare_step (currency units).
 #include "agents/network.hpp"
 #include "sim/population.hpp"
 #include "sim/theory/schedule.hpp"
@@ -52,10 +55,6 @@ class HerdPopulation final : public sim::Population {
   // Per-step constants of the adaptive rule: ln of the remaining horizon's deposit growth,
   // ln G(t_k), Merton's amount for alpha = 1, and the one-step growth of a Merton amount.
   Eigen::VectorXd ln_growth_left_, ln_growth_, merton_unit_, projection_;
-  // Relative adaptive: the reference decision seen at the previous step, per slot (agent x path).
-  mutable Eigen::MatrixXd seen_before_;
-  // Peers replan: this step's decisions, count x paths, solved in prepare_step.
-  Eigen::MatrixXd replanned_;
 };
 
 /// Most agents a relative-herding peers population with policy replan may have: every step solves the

@@ -28,6 +28,13 @@ using investalign::TaskKind;
 /// expand_params uses path = population and the networks 2^32 + population).
 constexpr std::uint64_t peer_key = 2ULL << 32;
 
+/// Kind-state names (agents/investagent_agent.hpp).
+constexpr std::string_view kPlan = "plan";
+constexpr std::string_view kFirstYear = "first_year";
+constexpr std::string_view kStepAmount = "step_amount";
+constexpr std::string_view kLastProportion = "last_proportion";
+constexpr std::string_view kLeaderWealth = "leader_wealth";
+
 /// A fraction rounded to hundredths of a percent: the advisor's values as the prompt quotes them.
 double as_quoted(double fraction) {
   return static_cast<double>(std::llround(fraction * 10000.0)) / 10000.0;
@@ -212,27 +219,52 @@ void InvestAgentPopulation::initialize(const sim::RunState& state, sim::Populati
   own.inference = std::move(log);
 
   if (ps_.protocol == sim::InvestProtocol::step) {
-    step_amount_ = Eigen::MatrixXd::Zero(ps_.count, state.paths);
-    last_proportion_ = Eigen::MatrixXd::Zero(ps_.count, state.paths);
-    leader_wealth_ = Eigen::MatrixXd::Zero(leader_count_, state.paths);
+    add_kind_state(own, std::string(kStepAmount), ps_.count, state.paths);
+    add_kind_state(own, std::string(kLastProportion), ps_.count, state.paths);
+    add_kind_state(own, std::string(kLeaderWealth), leader_count_, state.paths);
   } else {
-    plan_ = Eigen::MatrixXd::Zero(ps_.count, T);
-    first_year_.assign(static_cast<std::size_t>(ps_.count), 0.0);
+    add_kind_state(own, std::string(kPlan), ps_.count, T);
+    if (ps_.protocol == sim::InvestProtocol::relative)
+      add_kind_state(own, std::string(kFirstYear), ps_.count, 1);
+  }
+
+  // The prompt templates of every task the protocol asks, once per distinct leader alpha.
+  std::vector<TaskKind> tasks;
+  switch (ps_.protocol) {
+    case sim::InvestProtocol::absolute:
+      tasks = {TaskKind::absolute};
+      break;
+    case sim::InvestProtocol::relative:
+      tasks = {TaskKind::absolute, TaskKind::relative};
+      break;
+    case sim::InvestProtocol::mutual:
+      tasks = {TaskKind::mutual};
+      break;
+    case sim::InvestProtocol::step:
+      tasks = {TaskKind::step};
+      break;
+  }
+  templates_.clear();
+  for (const TaskKind task : tasks) {
+    for (int i = 0; i < ps_.count; ++i) {
+      const auto key = std::make_pair(static_cast<int>(task), leader_alpha_[i]);
+      if (templates_.contains(key)) continue;
+      investalign::TaskSettings settings;
+      settings.market = market;
+      settings.alpha_leader = leader_alpha_[i];
+      settings.horizon_years = horizon_years_;
+      settings.lottery = ps_.lottery;
+      templates_.emplace(key, investalign::make_prompt_template(task, settings));
+    }
   }
 }
 
 const investalign::PromptTemplate& InvestAgentPopulation::prompt_template(TaskKind kind,
-                                                                          double alpha_leader) {
-  const auto key = std::make_pair(static_cast<int>(kind), alpha_leader);
-  auto it = templates_.find(key);
-  if (it == templates_.end()) {
-    investalign::TaskSettings settings;
-    settings.market = theory_market(spec_);
-    settings.alpha_leader = alpha_leader;
-    settings.horizon_years = horizon_years_;
-    settings.lottery = ps_.lottery;
-    it = templates_.emplace(key, investalign::make_prompt_template(kind, settings)).first;
-  }
+                                                                          double alpha_leader) const {
+  const auto it = templates_.find(std::make_pair(static_cast<int>(kind), alpha_leader));
+  if (it == templates_.end())
+    throw Error(fmt::format("population '{}': no prompt template for task {} and leader alpha {}", ps_.name,
+                            investalign::task_kind_name(kind), alpha_leader));
   return it->second;
 }
 
@@ -353,15 +385,17 @@ void InvestAgentPopulation::ask_plan(const sim::DecisionContext& ctx, sim::Popul
     q.fallback = advisor_[i];
     return q;
   };
+  Eigen::MatrixXd& plan = kind_state(own, kPlan);
+  Eigen::MatrixXd* first_year = relative ? &kind_state(own, kFirstYear) : nullptr;
   const auto use = [&](std::size_t i, const investalign::ParsedAnswer& a) {
     const auto& b = budgets_[i];
     const auto agent = static_cast<Eigen::Index>(i);
     if (relative) {
-      first_year_[i] = a.values.front();  // only year 1 is kept; the rest comes from the changes
-      for (int k = 0; k < horizon_years_; ++k) plan_(agent, k) = a.values.front() * b.front();
+      (*first_year)(agent, 0) = a.values.front();  // only year 1 is kept; the rest comes from the changes
+      for (int k = 0; k < horizon_years_; ++k) plan(agent, k) = a.values.front() * b.front();
     } else {
       for (int k = 0; k < horizon_years_; ++k)
-        plan_(agent, k) = a.values[static_cast<std::size_t>(k)] * b[static_cast<std::size_t>(k)];
+        plan(agent, k) = a.values[static_cast<std::size_t>(k)] * b[static_cast<std::size_t>(k)];
     }
   };
   ask(ctx.step, static_cast<std::size_t>(ps_.count), make, use, own);
@@ -369,13 +403,15 @@ void InvestAgentPopulation::ask_plan(const sim::DecisionContext& ctx, sim::Popul
 
 // Stage 1 of relative (t = 1, after wealth moved once): T - 1 changes; pi_{j+1} = pi_j + c_j.
 void InvestAgentPopulation::ask_changes(const sim::DecisionContext& ctx, sim::PopulationState& own) {
+  Eigen::MatrixXd& plan = kind_state(own, kPlan);
+  const Eigen::MatrixXd& first_year = kind_state(own, kFirstYear);
   const auto make = [&](std::size_t i) {
     const int agent = static_cast<int>(i);
     Query q;
     q.agent = agent;
     q.stage = 1;
     investalign::PromptInputs in = inputs_of(agent);
-    in.first_year_proportion = first_year_[i];
+    in.first_year_proportion = first_year(static_cast<Eigen::Index>(i), 0);
     q.prompt = investalign::render_prompt(prompt_template(TaskKind::relative, leader_alpha_[agent]), in);
     q.seed = request_seed(*ctx.rng, ctx.population_index, agent, ctx.step, -1, 1);
     q.schema = &change_schema_;
@@ -386,10 +422,10 @@ void InvestAgentPopulation::ask_changes(const sim::DecisionContext& ctx, sim::Po
   };
   const auto use = [&](std::size_t i, const investalign::ParsedAnswer& a) {
     const auto& b = budgets_[i];
-    double pi = first_year_[i];
+    double pi = first_year(static_cast<Eigen::Index>(i), 0);
     for (int k = 1; k < horizon_years_; ++k) {
       pi += a.values[static_cast<std::size_t>(k - 1)];
-      plan_(static_cast<Eigen::Index>(i), k) = pi * b[static_cast<std::size_t>(k)];
+      plan(static_cast<Eigen::Index>(i), k) = pi * b[static_cast<std::size_t>(k)];
     }
   };
   ask(ctx.step, static_cast<std::size_t>(ps_.count), make, use, own);
@@ -400,6 +436,9 @@ void InvestAgentPopulation::ask_step(const sim::DecisionContext& ctx, sim::Popul
   const sim::PopulationState& leader = ctx.state->populations[static_cast<std::size_t>(leader_index_)];
   const int k = ctx.step;
   const auto count = static_cast<std::size_t>(ps_.count);
+  Eigen::MatrixXd& step_amount = kind_state(own, kStepAmount);
+  Eigen::MatrixXd& last_proportion = kind_state(own, kLastProportion);
+  Eigen::MatrixXd& leader_wealth = kind_state(own, kLeaderWealth);
   const auto make = [&](std::size_t s) {
     const int agent = static_cast<int>(s % count);
     const int path = static_cast<int>(s / count);
@@ -412,9 +451,9 @@ void InvestAgentPopulation::ask_step(const sim::DecisionContext& ctx, sim::Popul
     st.year = k + 1;
     st.wealth = own.wealth(agent, path);
     if (k > 0) {
-      st.own_last = last_proportion_(agent, path);
+      st.own_last = last_proportion(agent, path);
       // Last year's leader decision over the leader's wealth when it took it.
-      st.leader_last = leader.previous_amount(l, path) / leader_wealth_(l, path);
+      st.leader_last = leader.previous_amount(l, path) / leader_wealth(l, path);
     }
     in.step = st;
     q.prompt = investalign::render_prompt(prompt_template(TaskKind::step, leader_alpha_[agent]), in);
@@ -427,22 +466,20 @@ void InvestAgentPopulation::ask_step(const sim::DecisionContext& ctx, sim::Popul
   const auto use = [&](std::size_t s, const investalign::ParsedAnswer& a) {
     const auto agent = static_cast<Eigen::Index>(s % count);
     const auto path = static_cast<Eigen::Index>(s / count);
-    last_proportion_(agent, path) = a.values.front();
-    step_amount_(agent, path) = a.values.front() * own.wealth(agent, path);
+    last_proportion(agent, path) = a.values.front();
+    step_amount(agent, path) = a.values.front() * own.wealth(agent, path);
   };
   ask(k, count * static_cast<std::size_t>(ctx.state->paths), make, use, own);
-  leader_wealth_ = leader.wealth;  // X_k of the leaders, for next step's "last year" proportion
+  leader_wealth = leader.wealth;  // X_k of the leaders, for next step's "last year" proportion
 }
 
 void InvestAgentPopulation::decide(const sim::DecisionContext& ctx, int p0, int p1, int a0, int a1,
                                    sim::PopulationState& own) const {
   const int len = a1 - a0;
-  for (int p = p0; p < p1; ++p) {
-    if (ps_.protocol == sim::InvestProtocol::step)
-      own.amount.col(p).segment(a0, len) = step_amount_.col(p).segment(a0, len);
-    else
-      own.amount.col(p).segment(a0, len) = plan_.col(ctx.step).segment(a0, len);
-  }
+  const bool step = ps_.protocol == sim::InvestProtocol::step;
+  const Eigen::MatrixXd& played = kind_state(own, step ? kStepAmount : kPlan);
+  for (int p = p0; p < p1; ++p)
+    own.amount.col(p).segment(a0, len) = played.col(step ? p : ctx.step).segment(a0, len);
 }
 
 }  // namespace herdsim::agents

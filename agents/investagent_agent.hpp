@@ -12,6 +12,11 @@
 //   step     - each step, one request per (agent, path) with the current state; P = pi X_k.
 // Requests go to the backend in batches from prepare_step (serial), never from the parallel decide().
 // Parameters: alpha, theta, wealth0, leader_alpha, lottery_prob, score (mutual: also peer, the peer's index).
+// Kind state (sim::PopulationState::kind_state): absolute, relative, mutual: `plan`, count x T, the amounts
+// the answers imply (column k = decision k, currency units); relative: `first_year`, count x 1, the stage-0
+// year-1 proportion; step: `step_amount`, count x paths, this step's amounts (currency units),
+// `last_proportion`, count x paths, each agent's last answer (fraction), and `leader_wealth`, leaders x
+// paths, the leaders' wealth at the last decision (currency units).
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -68,7 +73,7 @@ class InvestAgentPopulation final : public sim::Population {
            const std::function<void(std::size_t, const investalign::ParsedAnswer&)>& use,
            sim::PopulationState& own);
   [[nodiscard]] const investalign::PromptTemplate& prompt_template(investalign::TaskKind kind,
-                                                                   double alpha_leader);
+                                                                   double alpha_leader) const;
   [[nodiscard]] investalign::InvestorProfile profile_of(int agent) const;
   [[nodiscard]] investalign::PromptInputs inputs_of(int agent) const;
   void ask_plan(const sim::DecisionContext& ctx, sim::PopulationState& own);
@@ -82,18 +87,14 @@ class InvestAgentPopulation final : public sim::Population {
   int leader_count_ = 0;
   int horizon_years_ = 0;  ///< T; one decision per year
   std::unique_ptr<inference::Backend> backend_;
-  std::map<std::pair<int, double>, investalign::PromptTemplate> templates_;  ///< by (task, leader alpha)
+  /// By (task, leader alpha): every template the protocol asks, built in initialize.
+  std::map<std::pair<int, double>, investalign::PromptTemplate> templates_;
   investalign::AnswerSchema plan_schema_, change_schema_, step_schema_;
   std::string plan_grammar_, change_grammar_, step_grammar_;  ///< empty without `grammar`
   Eigen::VectorXd alpha_, theta_, x0_, leader_alpha_, lottery_prob_, score_;
   std::vector<std::vector<double>> budgets_;  ///< per agent: B_1..B_T, currency units
   std::vector<std::vector<double>> advisor_;  ///< per agent: the advisor's proportions as quoted, fractions
   Eigen::VectorXi peer_;                      ///< mutual: each agent's peer (an index in the population)
-  Eigen::MatrixXd plan_;                      ///< absolute, relative, mutual: count x steps amounts
-  std::vector<double> first_year_;            ///< relative: the stage-0 year-1 proportion per agent
-  Eigen::MatrixXd step_amount_;               ///< step: count x paths, this step's amounts
-  Eigen::MatrixXd last_proportion_;           ///< step: own answer last step, count x paths
-  Eigen::MatrixXd leader_wealth_;             ///< step: leader wealth at the last decision, leaders x paths
 };
 
 }  // namespace herdsim::agents

@@ -528,6 +528,44 @@ TEST_SUITE("sim.simulation") {
     }
   }
 
+  TEST_CASE("a kind's run state lives in RunState, where observers read it") {
+    // The relative adaptive rule keeps what each agent saw last step (the leader's decision) as kind
+    // state `seen_before`, count x paths; nothing of it is left in the population object.
+    sim::ScenarioSpec spec = test::paper_spec(2, sim::Policy::adaptive);
+    auto& f = spec.populations[1];
+    f.herd = sim::HerdType::relative;
+    f.count = 3;
+    f.theta = test::constant(1e-8);
+    struct SeenObserver final : sim::Observer {
+      std::vector<Eigen::MatrixXd> seen, leader;  // [step]
+      void on_start(const sim::RunState& s) override {
+        REQUIRE(s.populations[0].kind_state.empty());  // a merton plan keeps no state
+        REQUIRE(s.populations[1].find_kind_state("seen_before") != nullptr);
+      }
+      void on_step(int /*k*/, const sim::RunState& s) override {
+        seen.push_back(*s.populations[1].find_kind_state("seen_before"));
+        leader.push_back(s.populations[0].amount);
+      }
+      void on_finish(const sim::RunState& /*s*/) override {}
+    } observer;
+    auto simulation = agents::make_simulation(spec);
+    simulation->add_observer(&observer);
+    (void)simulation->run(sim::RunOptions{});
+    REQUIRE(observer.seen.size() == 10);
+    CHECK(observer.seen[0].rows() == 3);
+    CHECK(observer.seen[0].cols() == 2);
+    CHECK(observer.seen[0].isZero());  // the first decision sees nobody's
+    for (std::size_t k = 1; k < observer.seen.size(); ++k) {
+      for (int p = 0; p < 2; ++p) {
+        for (int i = 0; i < 3; ++i) {
+          CAPTURE(k);
+          // What agent i saw at decision k: the leader's decision k - 1 on its path.
+          CHECK(observer.seen[k](i, p) == doctest::Approx(observer.leader[k - 1](0, p)).epsilon(1e-14));
+        }
+      }
+    }
+  }
+
   TEST_CASE("cancellation stops the run between steps with Interrupted") {
     auto simulation = agents::make_simulation(test::paper_spec(2, sim::Policy::adaptive));
     std::atomic<bool> cancel{true};
