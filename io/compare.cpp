@@ -11,7 +11,9 @@
 #include <nlohmann/json.hpp>
 
 #include "agents/agent_support.hpp"
+#include "agents/herd_agent.hpp"
 #include "agents/investagent_agent.hpp"
+#include "agents/merton_agent.hpp"
 #include "io/run_file.hpp"
 #include "io/scenario_toml.hpp"
 #include "sim/error.hpp"
@@ -107,14 +109,25 @@ ErrorTable make_table(const sim::PopulationSpec& ps, const Eigen::VectorXd& alph
   const auto m = alpha.size();
   Eigen::VectorXd row_x = alpha;
   t.row_param = "alpha";
-  if (ps.alpha.scale == sim::ParamSpec::Scale::lottery_prob) {
+  // How the kind's parameters were given: alpha as lottery probabilities, theta as scores.
+  const auto* merton = agents::params_if<agents::MertonParams>(ps);
+  const auto* herd = agents::params_if<agents::HerdParams>(ps);
+  const auto* invest = agents::params_if<agents::InvestAgentParams>(ps);
+  const sim::ParamSpec* alpha_spec = merton   ? &merton->alpha
+                                     : herd   ? &herd->alpha
+                                     : invest ? &invest->alpha
+                                              : nullptr;
+  const sim::ParamSpec* theta_spec = herd ? &herd->theta : invest ? &invest->theta : nullptr;
+  if (alpha_spec != nullptr && alpha_spec->scale == sim::ParamSpec::Scale::lottery_prob) {
+    const theory::LotteryConvention lottery = merton ? merton->lottery
+                                              : herd ? herd->lottery
+                                                     : invest->lottery;
     t.row_param = "lottery_prob";
-    for (Eigen::Index i = 0; i < m; ++i) row_x[i] = theory::lottery_prob_from_alpha(alpha[i], ps.lottery);
+    for (Eigen::Index i = 0; i < m; ++i) row_x[i] = theory::lottery_prob_from_alpha(alpha[i], lottery);
   }
   Eigen::VectorXd col_x = theta.size() == m ? theta : Eigen::VectorXd::Zero(m);
   t.col_param = "theta";
-  if ((ps.kind == sim::AgentKind::herd || ps.kind == sim::AgentKind::investagent) &&
-      ps.theta.scale == sim::ParamSpec::Scale::score) {
+  if (theta_spec != nullptr && theta_spec->scale == sim::ParamSpec::Scale::score) {
     t.col_param = "theta_score";
     col_x /= theory::defaults::theta_per_score;
   }
@@ -153,7 +166,7 @@ ErrorTable make_table(const sim::PopulationSpec& ps, const Eigen::VectorXd& alph
 }
 
 /// Merton amounts M x n for the given alphas under a population's time model.
-Eigen::MatrixXd merton_amounts(const sim::ScenarioSpec& spec, sim::Optimum optimum,
+Eigen::MatrixXd merton_amounts(const sim::ScenarioSpec& spec, agents::Optimum optimum,
                                const Eigen::VectorXd& alpha) {
   const theory::Schedule schedule(agents::theory_market(spec), spec.run.horizon,
                                   agents::theory_time(spec, optimum));
@@ -179,16 +192,17 @@ PopulationComparison compare_population(const RunFile& file, const RunGroupInfo&
   if (it == spec.populations.end())
     throw IoError(fmt::format("population '{}' of {} is not in the file's scenario", info.name, file.path()));
   const sim::PopulationSpec& ps = *it;
-  if (ps.kind == sim::AgentKind::herd) {
-    pc.policy = to_name(ps.policy);
-    pc.herd = to_name(ps.herd);
-    pc.influence = to_name(ps.influence);
-    if (ps.influence == sim::Influence::leader) pc.leader = ps.leader;
+  const auto* herd = agents::params_if<agents::HerdParams>(ps);
+  if (herd != nullptr) {
+    pc.policy = to_name(herd->policy);
+    pc.herd = to_name(herd->herd);
+    pc.influence = to_name(herd->influence);
+    if (herd->influence == agents::Influence::leader) pc.leader = herd->leader;
   }
-  if (ps.kind == sim::AgentKind::investagent) {
-    pc.leader = ps.leader;
-    pc.protocol = to_name(ps.protocol);
-    pc.problem = agents::scored_problem(ps.protocol);
+  if (const auto* invest = agents::params_if<agents::InvestAgentParams>(ps)) {
+    pc.leader = invest->leader;
+    pc.protocol = to_name(invest->protocol);
+    pc.problem = agents::scored_problem(invest->protocol);
   }
   if (!info.has_trajectories || info.recorded_agents == 0) {
     pc.metrics.notes.emplace_back(
@@ -244,17 +258,19 @@ PopulationComparison compare_population(const RunFile& file, const RunGroupInfo&
                                                 spec.market.r, spec.market.mu, spec.market.sigma, g.dt);
       in.ce_exact = spec.run.wealth_update == sim::WealthUpdate::arithmetic;
     }
-    if (ps.kind == sim::AgentKind::herd && in.alpha.size() == m) {
-      in.merton = merton_amounts(spec, ps.optimum, in.alpha);
-      in.opinion = ps.herd == sim::HerdType::absolute;
-      if (ps.influence == sim::Influence::leader) {
+    if (herd != nullptr && in.alpha.size() == m) {
+      in.merton = merton_amounts(spec, herd->optimum, in.alpha);
+      in.opinion = herd->herd == agents::HerdType::absolute;
+      if (herd->influence == agents::Influence::leader) {
         const Eigen::VectorXd leader_alpha = param("leader_alpha");
         const auto lit = std::find_if(spec.populations.begin(), spec.populations.end(),
-                                      [&](const sim::PopulationSpec& p) { return p.name == ps.leader; });
-        if (leader_alpha.size() == m && lit != spec.populations.end()) {
+                                      [&](const sim::PopulationSpec& p) { return p.name == herd->leader; });
+        const auto* leader =
+            lit != spec.populations.end() ? agents::params_if<agents::MertonParams>(*lit) : nullptr;
+        if (leader_alpha.size() == m && leader != nullptr) {
           // A leader is a merton population playing its plan: its decisions are its Merton amounts.
           in.reference = analysis::HerdReference::leader;
-          in.leader = merton_amounts(spec, lit->optimum, leader_alpha);
+          in.leader = merton_amounts(spec, leader->optimum, leader_alpha);
         }
       } else {
         in.reference = analysis::HerdReference::population_mean;
@@ -272,7 +288,7 @@ PopulationComparison compare_population(const RunFile& file, const RunGroupInfo&
   pc.metrics = analysis::analyse_population(in, rows);
   notes.insert(notes.end(), pc.metrics.notes.begin(), pc.metrics.notes.end());
   pc.metrics.notes = std::move(notes);
-  if (ps.kind == sim::AgentKind::merton)
+  if (agents::params_if<agents::MertonParams>(ps) != nullptr)
     pc.metrics.notes.emplace_back("merton: rational, no herding reference (h = 0, w = 1 by definition)");
   if (pc.metrics.decision_error && in.alpha.size() == m) {
     pc.table = make_table(ps, in.alpha, theta, *pc.metrics.decision_error);

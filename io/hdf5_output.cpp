@@ -402,7 +402,7 @@ class Recorder final : public sim::Observer {
     out.agents = max_agents;
     Handle group = make(H5Gcreate2(parent, pop.name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose,
                         "H5Gcreate2", out.where);
-    write_attribute(group.get(), out.where, "kind", std::string(to_name(pop.kind)));
+    write_attribute(group.get(), out.where, "kind", pop.kind);
     write_attribute(group.get(), out.where, "count", pop.count);
     write_attribute(group.get(), out.where, "recorded_agents", record_.trajectories ? out.agents : 0);
 

@@ -50,7 +50,7 @@ struct InferenceLog {
 /// One population: its per-agent parameters and its agents' state on every path.
 struct PopulationState {
   std::string name;
-  AgentKind kind = AgentKind::merton;
+  std::string kind;  ///< the kind's name (PopulationSpec::kind)
   int count = 0;
   /// Per-agent parameters, each a vector of `count` values (alpha, theta, wealth0, ...), in a fixed order.
   std::vector<std::pair<std::string, Eigen::VectorXd>> params;

@@ -2,6 +2,7 @@
 // The validated description of a scenario: plain structs, no behaviour. io/ builds them from a TOML
 // file (every problem reported at once); sim/ turns one into a Simulation. One spec can feed many
 // runs (sweep points are separate specs).
+#include <any>
 #include <array>
 #include <cstdint>
 #include <optional>
@@ -9,8 +10,6 @@
 #include <vector>
 
 #include "sim/enum_names.hpp"
-#include "sim/theory/market.hpp"
-#include "sim/theory/relative_herd.hpp"
 
 namespace herdsim::sim {
 
@@ -73,61 +72,6 @@ struct ParamSpec {
   DistributionSpec distribution;  ///< distribution
 };
 
-/// The network of a `peers` population. theta_ij = theta_i / degree_i over i's neighbours, so an
-/// agent's total herding weight is its theta whatever the degree.
-struct NetworkSpec {
-  enum class Kind { all_to_all, ring, erdos_renyi, small_world };
-  Kind kind = Kind::ring;
-  int k = 2;       ///< ring / small_world: neighbours on each side
-  double p = 0.1;  ///< erdos_renyi: edge probability; small_world: rewiring probability
-};
-constexpr std::array<NamedValue<NetworkSpec::Kind>, 4> enum_names(NetworkSpec::Kind /*unused*/) {
-  using Kind = NetworkSpec::Kind;
-  return {{{Kind::all_to_all, "all_to_all"},
-           {Kind::ring, "ring"},
-           {Kind::erdos_renyi, "erdos_renyi"},
-           {Kind::small_world, "small_world"}}};
-}
-
-enum class AgentKind { merton, herd, noise, investagent };
-constexpr std::array<NamedValue<AgentKind>, 4> enum_names(AgentKind /*unused*/) {
-  return {{{AgentKind::merton, "merton"},
-           {AgentKind::herd, "herd"},
-           {AgentKind::noise, "noise"},
-           {AgentKind::investagent, "investagent"}}};
-}
-enum class HerdType { absolute, relative };
-constexpr std::array<NamedValue<HerdType>, 2> enum_names(HerdType /*unused*/) {
-  return {{{HerdType::absolute, "absolute"}, {HerdType::relative, "relative"}}};
-}
-enum class Influence { leader, peers };
-constexpr std::array<NamedValue<Influence>, 2> enum_names(Influence /*unused*/) {
-  return {{{Influence::leader, "leader"}, {Influence::peers, "peers"}}};
-}
-enum class Policy { plan, replan, adaptive };
-constexpr std::array<NamedValue<Policy>, 3> enum_names(Policy /*unused*/) {
-  return {{{Policy::plan, "plan"}, {Policy::replan, "replan"}, {Policy::adaptive, "adaptive"}}};
-}
-/// Which optimum a plan follows: the exact optimum of the simulated discrete steps, or the
-/// continuous-time closed form sampled at the decision times (the released InvestAlign code).
-enum class Optimum { discrete, continuous };
-constexpr std::array<NamedValue<Optimum>, 2> enum_names(Optimum /*unused*/) {
-  return {{{Optimum::discrete, "discrete"}, {Optimum::continuous, "continuous"}}};
-}
-/// How an investagent population asks its model (docs/investagents.md, "InvestAgent populations").
-enum class InvestProtocol {
-  absolute,  ///< P3: one request per agent at t = 0 for T proportions, played as a plan on every path
-  relative,  ///< P1, two stages: the absolute prompt's year 1 at t = 0, then T - 1 changes at t = 1
-  mutual,    ///< P2: one request per agent at t = 0 for T proportions, with a peer of the population
-  step,      ///< each step, one request per (agent, path) with the current state
-};
-constexpr std::array<NamedValue<InvestProtocol>, 4> enum_names(InvestProtocol /*unused*/) {
-  return {{{InvestProtocol::absolute, "absolute"},
-           {InvestProtocol::relative, "relative"},
-           {InvestProtocol::mutual, "mutual"},
-           {InvestProtocol::step, "step"}}};
-}
-
 /// The `inference` table of an investagent population: which backend answers and how. Plain data: the
 /// backend itself is created outside the agents by a factory (inference::BackendFactory).
 struct InferenceSpec {
@@ -145,31 +89,14 @@ struct InferenceSpec {
   std::string replay_population;  ///< replay: only this population; empty = any
 };
 
-/// [[population]]
+/// [[population]]: what every population has, and its kind's own parameters. The kind (agents/kind.hpp)
+/// defines, reads and checks those; agents::params_of<P>(spec) gives them typed.
 struct PopulationSpec {
   std::string name;
-  AgentKind kind = AgentKind::merton;
+  std::string kind;  ///< the registered kind's name ("merton", "herd", ...)
   int count = 1;
-  // herd
-  HerdType herd = HerdType::absolute;
-  Influence influence = Influence::leader;
-  std::string
-      leader;  ///< influence = leader: name of a merton population; agent i follows leader agent i mod count
-  NetworkSpec network;  ///< influence = peers
-  Policy policy = Policy::plan;
-  Optimum optimum = Optimum::discrete;
-  theory::BoundaryCondition bc = theory::BoundaryCondition::pinned;  ///< relative herding
-  double rho = 0.0;  ///< absolute herding time weight exponent
-  // per-agent parameters
-  ParamSpec alpha;  ///< CARA risk aversion (merton, herd)
-  /// Maps alpha given as lottery probabilities (Scale::lottery_prob) to alpha: `lottery` key.
-  theory::LotteryConvention lottery = theory::lottery_win10_sure3;
-  ParamSpec theta;       ///< herding coefficient (herd)
-  ParamSpec wealth;      ///< initial wealth, currency units
-  ParamSpec proportion;  ///< noise: the proportion of wealth in the stock, drawn every step
-  // investagent (leader, alpha, lottery, theta and wealth as above)
-  InvestProtocol protocol = InvestProtocol::absolute;
-  InferenceSpec inference;
+  ParamSpec wealth;  ///< initial wealth, currency units
+  std::any params;   ///< the kind's parameter type (e.g. agents::HerdParams)
   /// Source line of the [[population]] table, for messages raised after parsing (0 if unknown).
   int source_line = 0;
 };
