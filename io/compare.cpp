@@ -426,7 +426,8 @@ json population_json(const PopulationComparison& pc, int limit) {
     json idx = json::array();
     for (int i = 0; i < n; ++i) idx.push_back(i);
     j["herding_distance"] = {
-        {"reference", pc.influence == "leader" ? "leader:" + pc.leader : std::string("population mean")},
+        {"reference", pc.influence == to_name(agents::Influence::leader) ? "leader:" + pc.leader
+                                                                         : std::string("population mean")},
         {"simulated", dist(h.simulated)},
         {"theory", dist(h.theory)},
         {"per_agent",
@@ -532,8 +533,10 @@ void markdown_population(std::string& md, const PopulationComparison& pc) {
   const auto& mt = pc.metrics;
   md += fmt::format("\n### Population `{}` ({}", pc.name, pc.kind);
   if (!pc.policy.empty())
-    md += fmt::format(", {} herding on {}, policy {}", pc.herd,
-                      pc.influence == "leader" ? "leader " + pc.leader : std::string("peers"), pc.policy);
+    md += fmt::format(
+        ", {} herding on {}, policy {}", pc.herd,
+        pc.influence == to_name(agents::Influence::leader) ? "leader " + pc.leader : std::string("peers"),
+        pc.policy);
   if (!pc.protocol.empty())
     md += fmt::format(", protocol {} on leader {}, scored against {}", pc.protocol, pc.leader, pc.problem);
   md += fmt::format("; {} agents, {} analysed)\n\n", pc.count, pc.analysed_agents);

@@ -36,7 +36,7 @@ struct Transcript {
 struct InferenceLog {
   std::string backend;              ///< Backend::name()
   std::string backend_description;  ///< Backend::describe() (JSON)
-  std::string protocol;             ///< "absolute", "relative", "step"
+  std::string protocol;             ///< the protocol's name (agents::InvestProtocol)
   int width = 1;                    ///< columns of Transcript::values in the file (shorter rows: NaN)
   std::vector<Transcript> pending;  ///< transcripts of the current step
   std::int64_t requests = 0;        ///< totals over the run so far

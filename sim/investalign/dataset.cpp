@@ -219,7 +219,7 @@ TaskKind task_of(Problem problem) {
 }
 
 const char* split_name(Split split) {
-  return split == Split::train ? "train" : "test";
+  return to_name(split).data();  // the table's names are NUL-terminated literals
 }
 
 std::vector<double> reference_budgets(double budget) {

@@ -60,7 +60,10 @@ inline constexpr double static_budget_base = 10.0;
 
 /// Which file a sample goes to.
 enum class Split { train, test };
-/// "train", "test".
+constexpr std::array<NamedValue<Split>, 2> enum_names(Split /*unused*/) {
+  return {{{Split::train, "train"}, {Split::test, "test"}}};
+}
+/// "train", "test" (the name table's spelling, as a C string).
 [[nodiscard]] const char* split_name(Split split);
 
 /// What to generate. Lists are sorted by build_dataset; each (lottery probability, score) pair is a cell.
