@@ -8,7 +8,9 @@
 #include <nlohmann/json.hpp>
 
 #include "agents/agent_support.hpp"
+#include "agents/herd_agent.hpp"
 #include "agents/investagent_agent.hpp"
+#include "agents/merton_agent.hpp"
 #include "io/run_file.hpp"
 #include "io/scenario_toml.hpp"
 #include "io/timestamp.hpp"
@@ -21,18 +23,6 @@ namespace herdsim::io {
 namespace {
 
 using analysis::kNaN;
-
-const char* policy_name(sim::Policy p) {
-  switch (p) {
-    case sim::Policy::plan:
-      return "plan";
-    case sim::Policy::replan:
-      return "replan";
-    case sim::Policy::adaptive:
-      return "adaptive";
-  }
-  return "?";
-}
 
 /// Rows of one population, read from the file for the first `agents` recorded agents.
 class FileRows final : public analysis::RowSource {
@@ -68,16 +58,17 @@ PopulationComparison compare_population(const RunFile& file, const RunGroupInfo&
   if (it == spec.populations.end())
     throw IoError(fmt::format("population '{}' of {} is not in the file's scenario", info.name, file.path()));
   const sim::PopulationSpec& ps = *it;
-  if (ps.kind == sim::AgentKind::herd) {
-    pc.policy = policy_name(ps.policy);
-    pc.herd = ps.herd == sim::HerdType::absolute ? "absolute" : "relative";
-    pc.influence = ps.influence == sim::Influence::leader ? "leader" : "peers";
-    if (ps.influence == sim::Influence::leader) pc.leader = ps.leader;
+  const auto* herd = agents::params_if<agents::HerdParams>(ps);
+  if (herd != nullptr) {
+    pc.policy = to_name(herd->policy);
+    pc.herd = to_name(herd->herd);
+    pc.influence = to_name(herd->influence);
+    if (herd->influence == agents::Influence::leader) pc.leader = herd->leader;
   }
-  if (ps.kind == sim::AgentKind::investagent) {
-    pc.leader = ps.leader;
-    pc.protocol = agents::protocol_name(ps.protocol);
-    pc.problem = agents::scored_problem(ps.protocol);
+  if (const auto* invest = agents::params_if<agents::InvestAgentParams>(ps)) {
+    pc.leader = invest->leader;
+    pc.protocol = to_name(invest->protocol);
+    pc.problem = agents::scored_problem(invest->protocol);
   }
   if (!info.has_trajectories || info.recorded_agents == 0) {
     pc.metrics.notes.emplace_back(
@@ -123,19 +114,22 @@ PopulationComparison compare_population(const RunFile& file, const RunGroupInfo&
     in.theory = file.theory_amount(g.group, info.name).topRows(m);
     const theory::Market market = agents::theory_market(spec);
     analysis::PopulationTheory th(
-        theory::Schedule(market, spec.run.horizon, agents::theory_time(spec, sim::Optimum::discrete)));
+        theory::Schedule(market, spec.run.horizon, agents::theory_time(spec, agents::Optimum::discrete)));
     th.ce_exact = spec.run.wealth_update == sim::WealthUpdate::arithmetic;
     Eigen::VectorXd leader_alpha;
-    if (ps.kind == sim::AgentKind::herd) {
-      th.own_plan.emplace(market, spec.run.horizon, agents::theory_time(spec, ps.optimum));
-      th.absolute = ps.herd == sim::HerdType::absolute;
-      if (ps.influence == sim::Influence::leader) {
+    if (herd != nullptr) {
+      th.own_plan.emplace(market, spec.run.horizon, agents::theory_time(spec, herd->optimum));
+      th.absolute = herd->herd == agents::HerdType::absolute;
+      if (herd->influence == agents::Influence::leader) {
         th.reference = analysis::HerdReference::leader;
         leader_alpha = param("leader_alpha");
         const auto lit = std::find_if(spec.populations.begin(), spec.populations.end(),
-                                      [&](const sim::PopulationSpec& p) { return p.name == ps.leader; });
-        if (lit != spec.populations.end())
-          th.leader_plan.emplace(market, spec.run.horizon, agents::theory_time(spec, lit->optimum));
+                                      [&](const sim::PopulationSpec& p) { return p.name == herd->leader; });
+        // A leader is a merton population playing its plan: its decisions are its Merton amounts.
+        const auto* leader =
+            lit != spec.populations.end() ? agents::params_if<agents::MertonParams>(*lit) : nullptr;
+        if (leader != nullptr)
+          th.leader_plan.emplace(market, spec.run.horizon, agents::theory_time(spec, leader->optimum));
       } else {
         th.reference = analysis::HerdReference::population_mean;
       }
@@ -147,14 +141,21 @@ PopulationComparison compare_population(const RunFile& file, const RunGroupInfo&
   pc.metrics = analysis::analyse_population(in, rows);
   notes.insert(notes.end(), pc.metrics.notes.begin(), pc.metrics.notes.end());
   pc.metrics.notes = std::move(notes);
-  if (ps.kind == sim::AgentKind::merton)
+  const auto* merton = agents::params_if<agents::MertonParams>(ps);
+  if (merton != nullptr)
     pc.metrics.notes.emplace_back("merton: rational, no herding reference (h = 0, w = 1 by definition)");
   if (pc.metrics.decision_error && in.alpha.size() == m) {
+    // How the kind's parameters were given: alpha as lottery probabilities, theta as scores.
+    const auto* invest = agents::params_if<agents::InvestAgentParams>(ps);
+    const sim::ParamSpec* alpha_spec = merton   ? &merton->alpha
+                                       : herd   ? &herd->alpha
+                                       : invest ? &invest->alpha
+                                                : nullptr;
+    const sim::ParamSpec* theta_spec = herd ? &herd->theta : invest ? &invest->theta : nullptr;
     analysis::ErrorTableAxes axes;
-    axes.alpha_as_lottery_prob = ps.alpha.scale == sim::ParamSpec::Scale::lottery_prob;
-    axes.lottery = ps.lottery;
-    axes.theta_as_score = (ps.kind == sim::AgentKind::herd || ps.kind == sim::AgentKind::investagent) &&
-                          ps.theta.scale == sim::ParamSpec::Scale::score;
+    axes.alpha_as_lottery_prob = alpha_spec != nullptr && alpha_spec->scale == sim::ParamSpec::Scale::lottery_prob;
+    axes.lottery = merton ? merton->lottery : herd ? herd->lottery : invest ? invest->lottery : axes.lottery;
+    axes.theta_as_score = theta_spec != nullptr && theta_spec->scale == sim::ParamSpec::Scale::score;
     pc.table = analysis::make_error_table(in.alpha, theta, *pc.metrics.decision_error, axes);
   }
   return pc;
@@ -288,7 +289,8 @@ json population_json(const PopulationComparison& pc, int limit) {
     json idx = json::array();
     for (int i = 0; i < n; ++i) idx.push_back(i);
     j["herding_distance"] = {
-        {"reference", pc.influence == "leader" ? "leader:" + pc.leader : std::string("population mean")},
+        {"reference", pc.influence == to_name(agents::Influence::leader) ? "leader:" + pc.leader
+                                                                         : std::string("population mean")},
         {"simulated", dist(h.simulated)},
         {"theory", dist(h.theory)},
         {"per_agent",
@@ -396,7 +398,9 @@ void markdown_population(std::string& md, const PopulationComparison& pc) {
   md += fmt::format("\n### Population `{}` ({}", pc.name, pc.kind);
   if (!pc.policy.empty())
     md += fmt::format(", {} herding on {}, policy {}", pc.herd,
-                      pc.influence == "leader" ? "leader " + pc.leader : std::string("peers"), pc.policy);
+                      pc.influence == to_name(agents::Influence::leader) ? "leader " + pc.leader
+                                                                         : std::string("peers"),
+                      pc.policy);
   if (!pc.protocol.empty())
     md += fmt::format(", protocol {} on leader {}, scored against {}", pc.protocol, pc.leader, pc.problem);
   md += fmt::format("; {} agents, {} analysed)\n\n", pc.count, pc.analysed_agents);
@@ -476,7 +480,7 @@ Comparison compare_run(const std::string& path, const CompareOptions& options,
     rc.dt = g.dt;
     rc.every = g.every;
     rc.paths = static_cast<int>(g.paths.size());
-    rc.wealth_update = spec.run.wealth_update == sim::WealthUpdate::arithmetic ? "arithmetic" : "lognormal";
+    rc.wealth_update = to_name(spec.run.wealth_update);
     for (const auto& info : g.populations) {
       if (progress) progress(fmt::format("{} {}", g.group, info.name));
       rc.populations.push_back(compare_population(file, g, info, spec, options));

@@ -108,7 +108,7 @@ Json card_json(const ia::Dataset& ds, const DatasetProvenance& provenance, const
   parameters["budgets"] = c.budgets;
   parameters["mode"] = c.samples == 0 ? "grid" : "sampled";
   parameters["samples_per_problem"] = c.samples;
-  parameters["relative_bc"] = c.relative_bc == theory::BoundaryCondition::natural ? "natural" : "pinned";
+  parameters["relative_bc"] = std::string(to_name(c.relative_bc));
   parameters["training_prompts"] = c.training_prompts;
   parameters["static_budget_list"] = ia::static_budget_list;
   parameters["mutual_group"] =

@@ -83,20 +83,6 @@ Handle make_string_type(const std::string& where) {
   return type;
 }
 
-const char* kind_name(sim::AgentKind kind) {
-  switch (kind) {
-    case sim::AgentKind::merton:
-      return "merton";
-    case sim::AgentKind::herd:
-      return "herd";
-    case sim::AgentKind::noise:
-      return "noise";
-    case sim::AgentKind::investagent:
-      return "investagent";
-  }
-  return "unknown";
-}
-
 // ---------------------------------------------------------------------------------------------
 // Datasets
 
@@ -425,7 +411,7 @@ class Recorder final : public sim::Observer {
     out.agents = max_agents;
     Handle group = make(H5Gcreate2(parent, pop.name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose,
                         "H5Gcreate2", out.where);
-    write_attribute(group.get(), out.where, "kind", std::string(kind_name(pop.kind)));
+    write_attribute(group.get(), out.where, "kind", pop.kind);
     write_attribute(group.get(), out.where, "count", pop.count);
     write_attribute(group.get(), out.where, "recorded_agents", record_.trajectories ? out.agents : 0);
 

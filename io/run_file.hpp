@@ -31,7 +31,7 @@ struct RunFileInfo {
 /// One recorded population.
 struct PopulationInfo {
   std::string name;
-  std::string kind;  ///< merton, herd, noise
+  std::string kind;  ///< the kind's name (merton, herd, noise, investagent, ...)
   int count = 0;     ///< agents in the population
   int recorded_agents = 0;
   bool has_trajectories = false;           ///< wealth and amount
