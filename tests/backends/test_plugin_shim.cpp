@@ -196,14 +196,16 @@ TEST_SUITE("plugin shim") {
                                                         {"check_server", false},
                                                         {"retries", 0},
                                                         {"timeout_s", 10}}));
+    // Before the shim, the second request's encoding error failed the whole call after the first one's
+    // answer had been allocated, and leaked it.
     std::vector<Request> in = requests(3);
-    in[0].user = "not UTF-8: \xC3\x28";
-    in[1].max_tokens = 0;
+    in[0].max_tokens = 0;
+    in[1].user = "not UTF-8: \xC3\x28";
     const auto out = b->generate(in);
     REQUIRE(out.size() == 3);
     CHECK(out[0].status == HERDSIM_ERR_INVALID_ARGUMENT);
-    CHECK(contains(out[0].error, "request cannot be sent as JSON"));
     CHECK(out[1].status == HERDSIM_ERR_INVALID_ARGUMENT);
+    CHECK(contains(out[1].error, "request cannot be sent as JSON"));
     CHECK(out[2].status == HERDSIM_ERR_TRANSPORT);
     CHECK(contains(out[2].error, "request to http://127.0.0.1:9/v1/chat/completions failed"));
     for (const auto& r : out) CHECK(r.text.empty());
