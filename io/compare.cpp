@@ -153,7 +153,8 @@ PopulationComparison compare_population(const RunFile& file, const RunGroupInfo&
                                                 : nullptr;
     const sim::ParamSpec* theta_spec = herd ? &herd->theta : invest ? &invest->theta : nullptr;
     analysis::ErrorTableAxes axes;
-    axes.alpha_as_lottery_prob = alpha_spec != nullptr && alpha_spec->scale == sim::ParamSpec::Scale::lottery_prob;
+    axes.alpha_as_lottery_prob =
+        alpha_spec != nullptr && alpha_spec->scale == sim::ParamSpec::Scale::lottery_prob;
     axes.lottery = merton ? merton->lottery : herd ? herd->lottery : invest ? invest->lottery : axes.lottery;
     axes.theta_as_score = theta_spec != nullptr && theta_spec->scale == sim::ParamSpec::Scale::score;
     pc.table = analysis::make_error_table(in.alpha, theta, *pc.metrics.decision_error, axes);
@@ -397,10 +398,10 @@ void markdown_population(std::string& md, const PopulationComparison& pc) {
   const auto& mt = pc.metrics;
   md += fmt::format("\n### Population `{}` ({}", pc.name, pc.kind);
   if (!pc.policy.empty())
-    md += fmt::format(", {} herding on {}, policy {}", pc.herd,
-                      pc.influence == to_name(agents::Influence::leader) ? "leader " + pc.leader
-                                                                         : std::string("peers"),
-                      pc.policy);
+    md += fmt::format(
+        ", {} herding on {}, policy {}", pc.herd,
+        pc.influence == to_name(agents::Influence::leader) ? "leader " + pc.leader : std::string("peers"),
+        pc.policy);
   if (!pc.protocol.empty())
     md += fmt::format(", protocol {} on leader {}, scored against {}", pc.protocol, pc.leader, pc.problem);
   md += fmt::format("; {} agents, {} analysed)\n\n", pc.count, pc.analysed_agents);
