@@ -200,14 +200,14 @@ class ExtremeInput(unittest.TestCase):
 
     def test_set_up_answers_ctrl_c_and_its_time_is_reported(self):
         # Thousands of distinct relative-herding plans: seconds of set-up before the first step.
-        alphas = ", ".join(f"{0.1 + 1e-4 * i:.6f}" for i in range(4000))
+        alphas = ", ".join(f"{0.1 + 1e-5 * i:.7f}" for i in range(40000))
         text = SMALL.replace('alpha = { lottery_prob = [0.5, 0.9] }', f"alpha = [{alphas}]").replace(
-            "count = 6", "count = 4000").replace('herd = "absolute"', 'herd = "relative"')
+            "count = 6", "count = 40000").replace('herd = "absolute"', 'herd = "relative"')
         path = self.scenario(text)
         out = self.path("slow.h5")
         proc = subprocess.Popen([HERDSIM, "run", path, "-o", out], stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
-        time.sleep(2.0)
+        time.sleep(1.5)
         self.assertIsNone(proc.poll(), "set-up finished too fast to test Ctrl-C")
         sent = time.monotonic()
         proc.send_signal(signal.SIGINT)
