@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 #include <array>
+#include <atomic>
 #include <cmath>
 #include <limits>
 #include <map>
@@ -17,6 +18,8 @@
 #include "agents/merton_agent.hpp"
 #include "agents/parameters.hpp"
 #include "sim/error.hpp"
+#include "sim/setup.hpp"
+#include "sim/simulation.hpp"
 #include "sim/theory/absolute_herd.hpp"
 #include "sim/theory/merton.hpp"
 #include "sim/theory/mutual_game.hpp"
@@ -238,7 +241,12 @@ void HerdPopulation::plan_with_leader(sim::PopulationState& own) {
   }
   const int n = spec_.run.steps();
   Eigen::MatrixXd table(n, static_cast<Eigen::Index>(combos.size()));
+  const std::string what = fmt::format("population '{}': plans", ps_.name);
+  const int total = static_cast<int>(combos.size());
+  std::atomic<int> solved{0};
+  sim::setup_tick(what, 0, total);
   tbb::parallel_for(std::size_t{0}, combos.size(), [&](std::size_t c) {
+    sim::setup_tick(what, solved.load(), total);  // Ctrl-C between solves
     theory::HerdProblem hp;
     hp.market = theory_market(spec_);
     hp.alpha = combos[c][0];
@@ -249,15 +257,27 @@ void HerdPopulation::plan_with_leader(sim::PopulationState& own) {
     hp.horizon = spec_.run.horizon;
     hp.time = schedule_.time();
     const auto col = static_cast<Eigen::Index>(c);
-    if (hp_.herd == HerdType::absolute) {
-      const auto sol = theory::solve_absolute_herd(hp);
-      for (int k = 0; k < n; ++k) table(k, col) = sol.amount(k * spec_.run.dt());
-    } else {
-      theory::RelativeHerdOptions opt;
-      opt.bc = hp_.bc;
-      const auto sol = theory::solve_relative_herd(hp, opt);
-      for (int k = 0; k < n; ++k) table(k, col) = sol.amount(k * spec_.run.dt());
+    try {
+      if (hp_.herd == HerdType::absolute) {
+        const auto sol = theory::solve_absolute_herd(hp);
+        for (int k = 0; k < n; ++k) table(k, col) = sol.amount(k * spec_.run.dt());
+      } else {
+        theory::RelativeHerdOptions opt;
+        opt.bc = hp_.bc;
+        const auto sol = theory::solve_relative_herd(hp, opt);
+        for (int k = 0; k < n; ++k) table(k, col) = sol.amount(k * spec_.run.dt());
+      }
+    } catch (const std::exception& e) {
+      // Whatever the solver threw (its own errors, a Boost domain error): the agent is named; a parameter
+      // outside a solver's domain stays bad input.
+      const std::string message = fmt::format(
+          "population '{}': the {} herding plan of an agent with alpha={}, leader alpha={}, theta={}, "
+          "wealth0={} failed: {}",
+          ps_.name, to_name(hp_.herd), hp.alpha, hp.alpha_leader, hp.theta, hp.x0, e.what());
+      if (dynamic_cast<const InputError*>(&e) != nullptr) throw InputError(message);
+      throw SolverError(message);
     }
+    ++solved;
   });
   own.theory_amount.resize(ps_.count, n);
   for (int k = 0; k < n; ++k) {
@@ -267,6 +287,17 @@ void HerdPopulation::plan_with_leader(sim::PopulationState& own) {
 }
 
 void HerdPopulation::plan_with_peers(sim::PopulationState& own) {
+  try {
+    solve_peer_game(own);
+  } catch (const sim::Interrupted&) {
+    throw;  // Ctrl-C, not a failure
+  } catch (const std::exception& e) {
+    throw SolverError(fmt::format("population '{}': the {} herding game of its {} agents failed: {}",
+                                  ps_.name, to_name(hp_.herd), ps_.count, e.what()));
+  }
+}
+
+void HerdPopulation::solve_peer_game(sim::PopulationState& own) {
   theory::MutualGame game;
   game.market = theory_market(spec_);
   game.horizon = spec_.run.horizon;

@@ -69,6 +69,8 @@ class HerdPopulation final : public sim::Population {
  private:
   void plan_with_leader(sim::PopulationState& own);
   void plan_with_peers(sim::PopulationState& own);
+  /// The game itself (plan_with_peers names the population on failure).
+  void solve_peer_game(sim::PopulationState& own);
   /// Agents per chunk of the adaptive rules: their inputs and outputs stay in L1.
   static constexpr int kChunk = 256;
   /// seen[j]: what agent c0 + j observed at the previous step on `path` (the rules' reference m).

@@ -1,6 +1,8 @@
 #include "agents/kind.hpp"
 
 #include <cmath>
+#include <string>
+#include <vector>
 
 namespace herdsim::agents {
 
@@ -36,10 +38,33 @@ std::string for_kind(std::string_view kind) {
   return fmt::format(" for kind = \"{}\"", kind);
 }
 
+void check_alpha_limits(KeyReporter& out, const sim::ParamSpec& alpha, theory::LotteryConvention lottery) {
+  std::vector<double> given;  // the values alpha takes, or the bounds of its distribution's support
+  if (alpha.form == sim::ParamSpec::Form::constant) given.push_back(alpha.value);
+  if (alpha.form == sim::ParamSpec::Form::list) given = alpha.values;
+  if (alpha.form == sim::ParamSpec::Form::distribution) {
+    const auto& d = alpha.distribution;
+    if (d.kind == sim::DistributionSpec::Kind::uniform) given = {d.a, d.b};
+    if (d.low) given.push_back(*d.low);
+    if (d.high) given.push_back(*d.high);
+  }
+  for (const double v : given) {
+    const double a =
+        alpha.scale == sim::ParamSpec::Scale::lottery_prob ? theory::alpha_from_lottery_prob(v, lottery) : v;
+    if (const std::string problem = theory::alpha_problem(a); !problem.empty()) {
+      out.report("alpha", alpha.scale == sim::ParamSpec::Scale::lottery_prob
+                              ? fmt::format("lottery_prob {} maps to {}", v, problem)
+                              : problem);
+      return;
+    }
+  }
+}
+
 void read_alpha(KeyReader& in, std::string_view kind, sim::ParamSpec& alpha,
                 theory::LotteryConvention& lottery, LotteryKey lottery_key) {
   lottery = in.choice<theory::LotteryConvention>("lottery").value_or(theory::lottery_win10_sure3);
   if (in.require("alpha", for_kind(kind))) alpha = in.param("alpha", alpha_rule(lottery)).value_or(alpha);
+  if (in.has("alpha") && in.valid("alpha") && in.valid("lottery")) check_alpha_limits(in, alpha, lottery);
   if (lottery_key == LotteryKey::with_lottery_prob_only && in.has("lottery") && in.valid("alpha") &&
       alpha.scale != sim::ParamSpec::Scale::lottery_prob)
     in.report("lottery", "applies only with alpha = { lottery_prob = ... }");

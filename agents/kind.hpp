@@ -163,6 +163,10 @@ enum class LotteryKey { with_lottery_prob_only, always };
 /// Reads `lottery` and the required `alpha` (a value, list, distribution or {lottery_prob = ...}).
 void read_alpha(KeyReader& in, std::string_view kind, sim::ParamSpec& alpha,
                 theory::LotteryConvention& lottery, LotteryKey lottery_key);
+/// Reports `alpha` where a value it takes (a constant, a list's values, a distribution's bounds; lottery
+/// probabilities mapped) leaves the model's limits (theory::alpha_problem). An untruncated distribution's
+/// tails are not checked here: an agent drawn outside fails at set-up with a SolverError naming it.
+void check_alpha_limits(KeyReporter& out, const sim::ParamSpec& alpha, theory::LotteryConvention lottery);
 /// Reads the required `theta` (a value, list, distribution or {score = ...}).
 void read_theta(KeyReader& in, std::string_view kind, sim::ParamSpec& theta);
 

@@ -32,12 +32,32 @@ class FileRows final : public analysis::RowSource {
       : file_(file), group_(std::move(group)), population_(std::move(population)), agents_(agents) {}
   void wealth_row(int s, Eigen::MatrixXd& out) override {
     file_.read_row(group_, population_, std::string(schema::kWealth), s, out, 0, agents_);
+    check_finite(out, "wealth", s);
   }
   void amount_row(int d, Eigen::MatrixXd& out) override {
     file_.read_row(group_, population_, std::string(schema::kAmount), d, out, 0, agents_);
+    check_finite(out, "amount", d);
   }
 
  private:
+  /// inf or NaN would pass silently through every statistic: such a file is refused, naming where.
+  void check_finite(const Eigen::MatrixXd& row, const char* dataset, int index) const {
+    if (row.allFinite()) return;
+    Eigen::Index a = 0;
+    Eigen::Index p = 0;
+    for (Eigen::Index i = 0; i < row.size(); ++i) {
+      if (!std::isfinite(row.data()[i])) {
+        a = i % row.rows();
+        p = i / row.rows();
+        break;
+      }
+    }
+    throw IoError(
+        fmt::format("{}: {}/{}/{} row {} holds a non-finite value ({} at agent {}, path {}); compare "
+                    "refuses files with inf or NaN values",
+                    file_.path(), group_, population_, dataset, index, row(a, p), a, p));
+  }
+
   const RunFile& file_;
   std::string group_;
   std::string population_;

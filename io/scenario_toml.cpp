@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <toml++/toml.h>
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstdint>
 #include <fstream>
@@ -17,6 +18,8 @@
 
 #include "agents/kind.hpp"
 #include "agents/registry.hpp"
+#include "sim/error.hpp"
+#include "sim/memory.hpp"
 
 namespace herdsim::io {
 
@@ -382,8 +385,11 @@ std::pair<toml::table*, std::string> locate(toml::table& root, std::string_view 
       const std::string digits = segs[0].substr(11, segs[0].size() - 12);
       if (!digits.empty() &&
           std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-        const auto k = std::stoul(digits);
-        if (k < n) pop = pops->get_as<toml::table>(k);
+        // from_chars, not stoul: an index past 2^64 is "no such population", not an exception.
+        std::size_t k = 0;
+        const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), k);
+        if (ec == std::errc() && end == digits.data() + digits.size() && k < n)
+          pop = pops->get_as<toml::table>(k);
         if (pop == nullptr)
           error = fmt::format("there is no population[{}] (the scenario has {})", digits, n);
       } else {
@@ -632,24 +638,27 @@ void read_run(TomlTable& in, sim::RunSpec& run) {
   const auto steps = in.integer("steps_per_year", 1);
   run.horizon = horizon.value_or(run.horizon);
   run.steps_per_year = static_cast<int>(steps.value_or(run.steps_per_year));
-  const double n = run.horizon * run.steps_per_year;
-  if ((horizon || !in.has("horizon")) && (steps || !in.has("steps_per_year")) &&
-      (std::abs(n - std::round(n)) > 1e-9 * std::max(1.0, n) || std::round(n) < 1.0)) {
-    in.report("horizon",
-              fmt::format("horizon * steps_per_year must be a whole number of steps, got {} * {} = {}",
-                          run.horizon, run.steps_per_year, n),
-              "steps_per_year");
+  if ((horizon || !in.has("horizon")) && (steps || !in.has("steps_per_year"))) {
+    try {
+      (void)sim::whole_steps(run.horizon, run.steps_per_year);
+    } catch (const InputError& e) {
+      in.report("horizon", e.what(), "steps_per_year");
+    }
   }
   run.wealth_update = in.choice<sim::WealthUpdate>("wealth_update").value_or(run.wealth_update);
 }
 
-void read_market(TomlTable& in, sim::MarketSpec& m) {
+void read_market(TomlTable& in, sim::MarketSpec& m, double horizon) {
   static constexpr std::array<std::string_view, 4> keys{"mu", "r", "sigma", "price0"};
   in.allow_only(keys);
   m.mu = in.number("mu", any_number).value_or(m.mu);
   m.r = in.number("r", any_number).value_or(m.r);
   m.sigma = in.number("sigma", positive).value_or(m.sigma);
   m.price0 = in.number("price0", positive).value_or(m.price0);
+  // The model's limits (sim/theory/market.hpp), past which solvers fail and prices overflow.
+  for (const auto& problem : theory::market_problems({m.mu, m.r, m.sigma}, horizon)) {
+    if (in.valid(problem.key)) in.report(problem.key, problem.message);
+  }
 }
 
 void read_record(TomlTable& in, sim::RecordSpec& rec, std::optional<int> run_paths) {
@@ -718,7 +727,12 @@ sim::ScenarioSpec validate(Checker& c, const toml::table& root) {
     read_run(*run, spec.run);
     run_paths_ok = run->valid("paths");
   }
-  if (const auto market = top.sub("market")) read_market(*market, spec.market);
+  if (const auto market = top.sub("market")) {
+    read_market(*market, spec.market, spec.run.horizon);
+  } else {
+    for (const auto& problem : theory::market_problems({}, spec.run.horizon))
+      c.report(root.get("run"), "market." + problem.key, problem.message + " (the default market)");
+  }
 
   const auto* pops = root.get("population");
   const toml::array* tables = nullptr;

@@ -14,6 +14,7 @@
 #include "io/hdf5_schema.hpp"
 #include "io/output_file.hpp"
 #include "sim/error.hpp"
+#include "sim/memory.hpp"
 
 namespace herdsim::io {
 
@@ -334,6 +335,23 @@ CsvExportStats write_trajectory_csv(const RunFile& file, const TrajectoryCsvPlan
   if (!out) throw IoError(fmt::format("writing the CSV failed: {}", std::strerror(errno)));
   stats.bytes = writer.bytes();
   return stats;
+}
+
+double export_memory_bytes(const TrajectoryCsvPlan& plan) {
+  double largest = 0.0;
+  for (const auto& g : plan.groups) {
+    const std::int64_t agents = g.agent_end - g.agent_begin;
+    const std::int64_t slots =
+        sim::checked_multiply(agents, static_cast<std::int64_t>(g.path_columns.size()), "agents * paths");
+    const std::int64_t plan_values =
+        g.population.has_theory
+            ? sim::checked_multiply(g.population.recorded_agents, g.info.steps, "recorded agents * steps")
+            : 0;
+    const double text = 32.0 * static_cast<double>(agents) * static_cast<double>(plan.params.size() + 1);
+    largest =
+        std::max(largest, 16.0 * static_cast<double>(slots) + 8.0 * static_cast<double>(plan_values) + text);
+  }
+  return largest;
 }
 
 CsvExportStats export_trajectory_csv(const RunFile& file, const TrajectoryCsvPlan& plan,

@@ -61,6 +61,10 @@ struct TrajectoryCsvPlan {
 /// outside the recorded agents; and for --paths/--agents with a summaries-only population.
 [[nodiscard]] TrajectoryCsvPlan plan_trajectory_csv(const RunFile& file, const TrajectoryCsvRequest& request);
 
+/// About the bytes an export of plan holds at once (per group: a row of wealth and of amounts for the
+/// exported agents and paths, the population's plan, per-agent text), the largest group's.
+[[nodiscard]] double export_memory_bytes(const TrajectoryCsvPlan& plan);
+
 /// Rows and bytes written by an export.
 struct CsvExportStats {
   std::uint64_t rows = 0;   ///< data lines (the header not counted)

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <limits>
 #include <sstream>
@@ -79,6 +80,61 @@ void check_memory(double estimate_bytes, const std::string& what, const std::str
                                format_bytes(estimate_bytes), format_bytes(static_cast<double>(limit)),
                                limit_bytes != 0 ? "allowed" : "available",
                                how_to_raise.empty() ? "" : fmt::format(" ({})", how_to_raise)));
+}
+
+std::uint64_t memory_limit_bytes(double gib) {
+  if (!(gib > 0.0)) return 0;
+  const double bytes = gib * 1024.0 * 1024.0 * 1024.0;
+  if (bytes >= 9.2e18) return kUnknown;
+  return std::max<std::uint64_t>(1, static_cast<std::uint64_t>(bytes));
+}
+
+std::int64_t checked_multiply(std::int64_t a, std::int64_t b, std::string_view what, std::int64_t max) {
+  if (a < 0 || b < 0) throw InputError(fmt::format("{} = {} * {}: a count cannot be negative", what, a, b));
+  if (a != 0 && b > max / a) {
+    throw InputError(fmt::format("{} = {} * {} = {:.4g} exceeds the limit {}", what, a, b,
+                                 static_cast<double>(a) * static_cast<double>(b), max));
+  }
+  return a * b;
+}
+
+int whole_steps(double horizon, std::int64_t steps_per_year) {
+  if (!(horizon > 0.0) || !std::isfinite(horizon))
+    throw InputError(fmt::format("horizon must be > 0 years, got {}", horizon));
+  if (steps_per_year < 1)
+    throw InputError(fmt::format("steps_per_year must be >= 1, got {}", steps_per_year));
+  const double n = horizon * static_cast<double>(steps_per_year);
+  if (std::abs(n - std::round(n)) > 1e-9 * std::max(1.0, n) || std::round(n) < 1.0) {
+    throw InputError(fmt::format("horizon * steps_per_year must be a whole number of steps, got {} * {} = {}",
+                                 horizon, steps_per_year, n));
+  }
+  constexpr double max = std::numeric_limits<int>::max();
+  if (std::round(n) > max) {
+    throw InputError(fmt::format("horizon * steps_per_year = {} * {} = {:.4g} steps exceeds the limit {}",
+                                 horizon, steps_per_year, n, max));
+  }
+  return static_cast<int>(std::lround(n));
+}
+
+double run_memory_bytes(const ScenarioSpec& spec) {
+  const std::int64_t steps = whole_steps(spec.run.horizon, spec.run.steps_per_year);
+  const std::int64_t paths = spec.run.paths;
+  double bytes = 8.0 * static_cast<double>(checked_multiply(paths, 4, "run.paths * market columns"));
+  for (const PopulationSpec& ps : spec.populations) {
+    const std::string who = fmt::format("population '{}'", ps.name);
+    const std::int64_t slots = checked_multiply(ps.count, paths, who + ": count * run.paths");
+    const std::int64_t plan = checked_multiply(ps.count, steps, who + ": count * steps");
+    // wealth, amount, previous amount; a plan; a few per-agent parameters.
+    bytes += 8.0 * (3.0 * static_cast<double>(slots) + static_cast<double>(plan) + 8.0 * ps.count);
+  }
+  return bytes;
+}
+
+void check_threads(std::int64_t threads, std::string_view flag) {
+  if (threads < 0 || threads > kMaxThreads) {
+    throw InputError(
+        fmt::format("{} {}: must be 0 (all cores) or a thread count in [1, {}]", flag, threads, kMaxThreads));
+  }
 }
 
 }  // namespace herdsim::sim

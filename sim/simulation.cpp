@@ -9,10 +9,14 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstring>
+#include <limits>
 #include <unordered_map>
 
+#include "sim/memory.hpp"
 #include "sim/simd.hpp"
 
 namespace herdsim::sim {
@@ -120,9 +124,13 @@ void Simulation::move_market(int k) {
   });
 }
 
-void Simulation::settle(int /*k*/) {
+void Simulation::settle(int k) {
   const double growth = coefficients_.deposit_growth;
-  for (auto& pop : state_.populations) {
+  for (std::size_t i = 0; i < state_.populations.size(); ++i) {
+    PopulationState& pop = state_.populations[i];
+    // The lowest path on which some wealth became inf or NaN (a market, a plan or an amount overflowed):
+    // checked on the segment just written, still in cache. Lowest, so the message is thread-independent.
+    std::atomic<int> bad_path{std::numeric_limits<int>::max()};
     tbb::parallel_for(
         tbb::blocked_range2d<int>(0, state_.paths, 1, 0, pop.count, 8192),
         [&](const tbb::blocked_range2d<int>& r) {
@@ -132,13 +140,61 @@ void Simulation::settle(int /*k*/) {
             const auto len = r.cols().end() - a0;
             auto x = pop.wealth.col(p).segment(a0, len).array();
             x = x * growth + pop.amount.col(p).segment(a0, len).array() * e;
+            // x * 0 is 0 for finite x and NaN for inf or NaN: one vectorized sum over the segment still
+            // in cache (allFinite's compare-and-all cost twice as much in bench_engine's step loop).
+            if (std::isnan((x * 0.0).sum())) {
+              int seen = bad_path.load();
+              while (p < seen && !bad_path.compare_exchange_weak(seen, p)) {
+              }
+            }
           }
         },
         tbb::simple_partitioner{});
+    if (bad_path.load() != std::numeric_limits<int>::max()) throw_non_finite(i, k, bad_path.load(), false);
+  }
+}
+
+void Simulation::throw_non_finite(std::size_t i, int k, int p, bool by_end) const {
+  const PopulationState& pop = state_.populations[i];
+  Eigen::Index agent = 0;
+  while (agent + 1 < pop.count && std::isfinite(pop.wealth(agent, p))) ++agent;
+  throw Error(fmt::format(
+      "population '{}': wealth became {} {} step {} on path {} (agent {}: amount {}; market price {}, excess "
+      "return {}); the parameters leave the range where the model keeps double precision",
+      pop.name, std::isnan(pop.wealth(agent, p)) ? "NaN" : "infinite", by_end ? "by the last" : "at", k, p,
+      agent, pop.amount(agent, p), state_.market.price[p], excess_[p]));
+}
+
+void Simulation::check_finite_after_fused(const Eigen::MatrixXd& excess) const {
+  for (Eigen::Index p = 0; p < excess.cols(); ++p) {
+    for (Eigen::Index k = 0; k < excess.rows(); ++k) {
+      if (!std::isfinite(excess(k, p))) {
+        throw Error(
+            fmt::format("the market's excess return became {} at step {} on path {}; the market's "
+                        "parameters leave the range where the model keeps double precision",
+                        excess(k, p), k, p));
+      }
+    }
+  }
+  for (std::size_t i = 0; i < state_.populations.size(); ++i) {
+    const PopulationState& pop = state_.populations[i];
+    if (!pop.theory_amount.allFinite()) {
+      for (Eigen::Index k = 0; k < pop.theory_amount.cols(); ++k) {
+        for (Eigen::Index a = 0; a < pop.theory_amount.rows(); ++a) {
+          if (!std::isfinite(pop.theory_amount(a, k)))
+            throw Error(fmt::format("population '{}': agent {}'s planned amount is {} at step {}", pop.name,
+                                    a, pop.theory_amount(a, k), k));
+        }
+      }
+    }
+    for (Eigen::Index p = 0; p < pop.wealth.cols(); ++p) {
+      if (!pop.wealth.col(p).allFinite()) throw_non_finite(i, state_.steps - 1, static_cast<int>(p), true);
+    }
   }
 }
 
 RunSummary Simulation::run(const RunOptions& options) {
+  check_threads(options.threads, "threads");  // a task arena of 10^9 threads crashes TBB
   const int threads = options.threads > 0 ? options.threads : tbb::this_task_arena::max_concurrency();
   tbb::task_arena arena(threads);
   RunSummary summary;
@@ -442,6 +498,7 @@ void Simulation::run_fused(const RunOptions& options, RunSummary& summary) {
     if (options.progress)
       options.progress(static_cast<int>(i + 1) * n / static_cast<int>(populations_.size()), n);
   }
+  check_finite_after_fused(excess);  // once, O(state): the step loop checks in settle()
 }
 
 }  // namespace herdsim::sim

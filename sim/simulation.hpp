@@ -87,6 +87,11 @@ class Simulation {
   void move_market(int k);
   void settle(int k);
   void run_fused(const RunOptions& options, RunSummary& summary);
+  /// Throws Error naming population i, step k and path p, whose wealth became inf or NaN (by_end: some
+  /// time up to step k, for the fused kernel, which checks once).
+  [[noreturn]] void throw_non_finite(std::size_t i, int k, int p, bool by_end) const;
+  /// After the fused kernel: the market's excess returns (steps x paths), the plans and the final wealth.
+  void check_finite_after_fused(const Eigen::MatrixXd& excess) const;
 
   /// The step loop, as data: adding a phase edits this list.
   struct Phase {

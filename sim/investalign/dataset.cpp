@@ -274,6 +274,14 @@ std::vector<ConfigProblem> check_dataset_config(const DatasetConfig& c) {
   check_list(out, "budgets", c.budgets);
   for (const double b : c.budgets) {
     if (!(b > 0.0 && std::isfinite(b))) out.push_back({"budgets", fmt::format("budget {} must be > 0", b)});
+    // Beyond it eta (ln eta ~ -alpha x0 e^{rT}) and the reference budgets leave double precision and
+    // were written as null (1e308 used to pass).
+    constexpr double max_budget = 1e12;
+    if (b > max_budget && std::isfinite(b))
+      out.push_back(
+          {"budgets", fmt::format("budget {:g} must be at most {:g} million dollars: beyond it eta and "
+                                  "the reference budgets overflow double precision",
+                                  b, max_budget)});
   }
   if (c.samples < 0) out.push_back({"samples", fmt::format("must be >= 0, got {}", c.samples)});
   if (!(c.test_fraction >= 0.0 && c.test_fraction <= 1.0)) {

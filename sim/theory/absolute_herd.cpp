@@ -114,10 +114,10 @@ AbsoluteHerdSolution solve_absolute_herd(const HerdProblem& p, EtaFormula formul
   }
   const RootResult root = find_root_bracketed(f, lo, hi, f_lo, f_hi);
   if (!root.converged) {
-    throw SolverError(
-        fmt::format("absolute herding: eta root search did not converge (alpha={}, theta={}, x0={}, T={}); "
-                    "bracket [{}, {}]",
-                    p.alpha, p.theta, p.x0, p.horizon, root.lo, root.hi));
+    throw SolverError(fmt::format(
+        "absolute herding: eta root search did not converge (alpha={}, leader alpha={}, theta={}, "
+        "x0={}, T={}); bracket [{}, {}]",
+        p.alpha, p.alpha_leader, p.theta, p.x0, p.horizon, root.lo, root.hi));
   }
   return {p, root.value, lo, evaluations};
 }

@@ -2,6 +2,8 @@
 // Market parameters, the paper's defaults, and the mappings from questionnaire answers to model
 // parameters (lottery probability <-> CARA alpha, dependence score <-> theta).
 #include <array>
+#include <string>
+#include <vector>
 
 #include "sim/enum_names.hpp"
 
@@ -24,6 +26,27 @@ inline constexpr double x0 = 10.0;               ///< initial wealth, currency u
 inline constexpr double horizon = 10.0;          ///< years
 inline constexpr double theta_per_score = 1e-8;  ///< theta = score * 1e-8
 }  // namespace defaults
+
+/// Where the model keeps double precision: beyond these the growth factors (e^{r T}, e^{sigma^2 T}), the
+/// optimal amounts v / (alpha sigma^2) and the solvers' brackets overflow or vanish, so the solvers fail
+/// or the simulated prices become inf/NaN (and the plans' quadrature grows with |r| T). Validation
+/// (scenarios, `herdsim theory`) rejects values outside with these reasons.
+namespace limits {
+inline constexpr double max_rate_horizon = 100.0;  ///< |mu| T, |r| T and sigma^2 T at most this
+inline constexpr double min_sigma = 1e-4;          ///< per sqrt(year): amounts scale with 1 / sigma^2
+inline constexpr double min_alpha = 1e-10;         ///< CARA alpha, per currency unit
+inline constexpr double max_alpha = 1e10;
+}  // namespace limits
+
+/// A parameter outside the model's limits: the key ("mu", "r", "sigma", "alpha") and why.
+struct DomainProblem {
+  std::string key;
+  std::string message;
+};
+/// The market's parameters that leave the limits over horizon years (none: empty).
+[[nodiscard]] std::vector<DomainProblem> market_problems(const Market& m, double horizon);
+/// Why a CARA alpha leaves [limits::min_alpha, limits::max_alpha], or "" inside.
+[[nodiscard]] std::string alpha_problem(double alpha);
 
 /// The lottery of the risk questionnaire: "win `win` with probability p, else 0" versus "`sure` for sure".
 struct LotteryConvention {

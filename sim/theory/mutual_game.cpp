@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "sim/error.hpp"
+#include "sim/setup.hpp"
 #include "sim/theory/merton.hpp"
 #include "sim/theory/newton_krylov.hpp"
 #include "sim/theory/root.hpp"
@@ -282,6 +283,7 @@ Outcome solve_with(const Setup& s, const typename Node::Weights& w, const Mutual
   while (out.sweeps < max_sweeps) {
     last_change = best_response_sweep(s, L, P);
     ++out.sweeps;
+    sim::setup_tick("mutual game: best-response sweeps", out.sweeps, max_sweeps);
     if (last_change <= 0.1 * options.tolerance || (out.sweeps >= 2 && last_change > 0.25 * previous)) break;
     previous = last_change;
   }

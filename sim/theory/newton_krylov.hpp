@@ -9,6 +9,7 @@
 #include <cmath>
 
 #include "sim/error.hpp"
+#include "sim/setup.hpp"
 
 namespace herdsim::theory {
 
@@ -91,6 +92,7 @@ void solve_newton_krylov(const char* what, Eigen::VectorXd& L, Eigen::VectorXd& 
                          Frozen&& frozen, Accepted&& accepted) {
   int stalled = 0;
   while (!converged(f)) {
+    sim::setup_tick(what, budget.sweeps + budget.newton_steps, budget.max_iterations);
     if (budget.sweeps + budget.newton_steps >= budget.max_iterations) {
       throw SolverError(fmt::format("{}: no convergence after {} sweeps and {} Newton steps; residual {:.3e}",
                                     what, budget.sweeps, budget.newton_steps, max_abs(f)));

@@ -497,6 +497,9 @@ RelativeHerdSolution solve_relative_herd(const HerdProblem& p, RelativeHerdOptio
     return x - last_excess;
   };
   double x_hi = hi - lo;
+  // A follower whose alpha is within rounding of the leader's has hi == lo: start a few ulp up, else the
+  // doubling below never leaves 0 (the search then failed for, e.g., alpha 0.1999 against 0.2 over T = 2).
+  if (!(x_hi > 0.0)) x_hi = 8.0 * std::numeric_limits<double>::epsilon() * std::max(1.0, std::abs(lo));
   const double f_lo = f(0.0);
   double f_hi = f(x_hi);
   // The bound holds up to discretisation error; widen defensively (the grid then runs slightly coarser than

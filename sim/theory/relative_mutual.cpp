@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "sim/error.hpp"
+#include "sim/setup.hpp"
 #include "sim/theory/merton.hpp"
 #include "sim/theory/newton_krylov.hpp"
 #include "sim/theory/root.hpp"
@@ -494,6 +495,7 @@ Outcome solve_on_grid(const Setup& s, const VectorXd& start, RelativeMutualMetho
   while (out.sweeps < max_sweeps) {
     const double change = best_response_sweep(s, L, U, KU);
     ++out.sweeps;
+    sim::setup_tick("relative mutual game: best-response sweeps", out.sweeps, max_sweeps);
     if (change <= 0.01 * options.tolerance || (out.sweeps >= 3 && change > 0.7 * previous)) break;
     previous = change;
   }

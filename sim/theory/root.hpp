@@ -7,6 +7,7 @@
 #include <boost/math/tools/roots.hpp>
 #include <cmath>
 #include <cstdint>
+#include <exception>
 #include <limits>
 #include <utility>
 
@@ -31,9 +32,16 @@ RootResult find_root_bracketed(F&& f, double lo, double hi, double f_lo, double 
     return std::abs(b - a) <=
            4.0 * std::numeric_limits<double>::epsilon() * std::max(1.0, std::min(std::abs(a), std::abs(b)));
   };
+  if (!(std::isfinite(lo) && std::isfinite(hi) && lo < hi)) return {std::nan(""), lo, hi, false};
   std::uintmax_t iters = static_cast<std::uintmax_t>(max_iter);
-  const auto [a, b] = boost::math::tools::toms748_solve(f, lo, hi, f_lo, f_hi, tol, iters);
-  return {0.5 * (a + b), a, b, iters < static_cast<std::uintmax_t>(max_iter) || tol(a, b)};
+  try {
+    const auto [a, b] = boost::math::tools::toms748_solve(f, lo, hi, f_lo, f_hi, tol, iters);
+    return {0.5 * (a + b), a, b, iters < static_cast<std::uintmax_t>(max_iter) || tol(a, b)};
+  } catch (const std::exception&) {
+    // Boost throws where rounding (or a NaN of f) breaks the bracket; the caller reports the problem
+    // with its parameters (SolverError), as for any other failure to converge.
+    return {std::nan(""), lo, hi, false};
+  }
 }
 
 /// ln(e^a + e^b) without overflow: the upper end of a bracket in log space, e.g. ln(eta0 + bound).

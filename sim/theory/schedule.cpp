@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "sim/error.hpp"
+#include "sim/memory.hpp"
 
 namespace herdsim::theory {
 
@@ -12,18 +13,17 @@ Schedule::Schedule(const Market& market, double horizon, TimeModel time)
     throw InputError(fmt::format("horizon must be > 0 years, got {}", horizon));
   }
   if (time.is_discrete()) {
-    if (time.steps_per_year < 1) {
-      throw InputError(fmt::format("steps_per_year must be >= 1, got {}", time.steps_per_year));
-    }
-    const double n = horizon * time.steps_per_year;
-    if (std::abs(n - std::round(n)) > 1e-9 * n) {
-      throw InputError(fmt::format("horizon * steps_per_year must be a whole number of steps, got {} * {}",
-                                   horizon, time.steps_per_year));
-    }
-    steps_ = static_cast<int>(std::lround(n));
+    steps_ = sim::whole_steps(horizon, time.steps_per_year);
     dt_ = 1.0 / time.steps_per_year;
     ln_step_growth_ = std::log1p(market.r * dt_);
   }
+}
+
+void Schedule::throw_spread_too_large(double rate_multiple, double spread) {
+  throw InputError(
+      fmt::format("|{:g} * r| * T = {:g} exceeds {:g}: the plan's quadrature would need more than "
+                  "{:g} panels (lower r, rho or the horizon)",
+                  rate_multiple, spread, kMaxSpread, kMaxSpread / 2.0));
 }
 
 }  // namespace herdsim::theory

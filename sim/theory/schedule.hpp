@@ -63,6 +63,8 @@ class Schedule {
     // Poles of such integrands sit pi/(c r) off the real axis; panels of c r width <= 2 keep the
     // Bernstein ellipse parameter above 6, i.e. below 1e-25 error for 16 points.
     const double spread = std::abs(rate_multiple * market_.r) * horizon_;
+    // The work grows with the spread: refuse rather than spin (or overflow the panel count).
+    if (!(spread <= kMaxSpread)) throw_spread_too_large(rate_multiple, spread);
     const int panels = std::max(1, static_cast<int>(std::ceil(spread / 2.0)));
     const double width = horizon_ / panels;
     const auto& x = Rule::abscissa();
@@ -77,7 +79,11 @@ class Schedule {
     }
   }
 
+  /// The largest |rate_multiple * r| * T for_each_node integrates over (10^4 panels).
+  static constexpr double kMaxSpread = 2e4;
+
  private:
+  [[noreturn]] static void throw_spread_too_large(double rate_multiple, double spread);
   Market market_;
   double horizon_;
   TimeModel time_;

@@ -618,6 +618,17 @@ colour = "red"
     CHECK_PROBLEM(with_alpha("alpha = { dist = \"normal\", mean = 1, std = 0.1, low = 0 }\n"),
                   "population[0].alpha.low", "must be > 0");
     CHECK_VALID(with_alpha("alpha = { dist = \"lognormal\", mu = 0, sigma = 1 }\n"));
+    // The model's limits (theory::limits): values, lists and a distribution's bounds; mapped probabilities.
+    CHECK_PROBLEM(with_alpha("alpha = 1e300\n"), "population[0].alpha", "CARA alpha 1e+300 lies outside");
+    CHECK_PROBLEM(with_alpha("alpha = [0.2, 1e-300]\n"), "population[0].alpha", "CARA alpha 1e-300");
+    CHECK_PROBLEM(with_alpha("alpha = { dist = \"lognormal\", mu = 0, sigma = 1, high = 1e11 }\n"),
+                  "population[0].alpha", "lies outside");
+    CHECK_PROBLEM(with_alpha("alpha = { lottery_prob = 0.30000000000000004 }\n"), "population[0].alpha",
+                  "maps to CARA alpha");
+    CHECK_PROBLEM(with_alpha("alpha = 0.2\n[market]\nsigma = 1e308\n"), "market.sigma", "sigma^2 * horizon");
+    CHECK_PROBLEM(with_alpha("alpha = 0.2\n[market]\nr = 7.25e7\n"), "market.r", "r * horizon");
+    CHECK_PROBLEM(with_alpha("alpha = 0.2\n[run]\nhorizon = 1000\nsteps_per_year = 2147483647\n"),
+                  "run.horizon", "exceeds the limit");
     CHECK_PROBLEM(with_alpha("alpha = { dist = \"uniform\", low = 0, high = 1 }\n"),
                   "population[0].alpha.low", "must be > 0, got 0");
     CHECK_PROBLEM(with_alpha("alpha = { dist = \"uniform\", low = 2, high = 1 }\n"),

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 #include <algorithm>
+#include <cstdint>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -11,6 +12,7 @@
 #include "io/dataset_jsonl.hpp"
 #include "sim/error.hpp"
 #include "sim/investalign/dataset.hpp"
+#include "sim/memory.hpp"
 
 #ifndef HERDSIM_VERSION
 #define HERDSIM_VERSION "unknown"
@@ -35,7 +37,24 @@ struct DatasetFlags {
   std::string lottery_convention = "w10s3";
   bool training_prompts = false;
   std::string relative_bc = "pinned";
+  double memory_limit_gib = 0.0;
 };
+
+/// About the bytes one sample holds while the dataset is built (prompt, answer, targets; measured ~3 KiB).
+constexpr double kBytesPerSample = 8192.0;
+
+/// Samples the config asks for, with checked arithmetic: --samples per problem, or one per grid cell and
+/// budget.
+std::int64_t sample_count(const ia::DatasetConfig& c) {
+  const auto problems = static_cast<std::int64_t>(c.problems.size());
+  if (c.samples > 0) return sim::checked_multiply(c.samples, problems, "--samples * problems");
+  const std::int64_t cells =
+      sim::checked_multiply(static_cast<std::int64_t>(c.lottery_probs.size()),
+                            static_cast<std::int64_t>(c.scores.size()), "lotteries * scores");
+  const std::int64_t per_problem =
+      sim::checked_multiply(cells, static_cast<std::int64_t>(c.budgets.size()), "cells * budgets");
+  return sim::checked_multiply(per_problem, problems, "samples * problems");
+}
 
 /// The flag that sets a DatasetConfig field (for error messages).
 const char* flag_of(const std::string& field) {
@@ -91,6 +110,8 @@ int run_dataset(const DatasetFlags& f) {
     return 2;
   }
   try {
+    sim::check_memory(kBytesPerSample * static_cast<double>(sample_count(config)), "this dataset",
+                      "--memory-limit GIB raises the limit", sim::memory_limit_bytes(f.memory_limit_gib));
     io::OutputDirectory out(f.output, "-o");  // checked and claimed before any work
     const ia::Dataset dataset = ia::build_dataset(config);
     const auto written = io::write_dataset(dataset, out, {HERDSIM_VERSION});
@@ -148,6 +169,11 @@ void add_dataset_command(CLI::App& app) {
                 "prompts also carry eta and the optimal values (the paper's training variant)");
   cmd->add_option("--relative-bc", flags->relative_bc, "boundary conditions of the relative problem (P1)")
       ->check(CLI::IsMember(names_of<theory::BoundaryCondition>()))
+      ->capture_default_str();
+  cmd->add_option(
+         "--memory-limit", flags->memory_limit_gib,
+         "refuse a dataset whose memory estimate exceeds this many GiB (0: the memory available now)")
+      ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   cmd->callback([flags]() {
     const int code = run_dataset(*flags);

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <charconv>
 #include <chrono>
+#include <cstdint>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -13,6 +14,7 @@
 #include "io/run_file.hpp"
 #include "io/trajectory_csv.hpp"
 #include "sim/error.hpp"
+#include "sim/memory.hpp"
 
 namespace herdsim::cli {
 
@@ -27,6 +29,7 @@ struct ExportFlags {
   std::string quantity = "all";
   std::string paths;
   std::string agents;
+  double memory_limit_gib = 0.0;
 };
 
 /// A whole non-negative integer, or InputError naming the flag.
@@ -86,6 +89,8 @@ int run_export(const ExportFlags& f) {
 
     const io::RunFile run(f.run_file);
     const io::TrajectoryCsvPlan plan = io::plan_trajectory_csv(run, request);
+    sim::check_memory(io::export_memory_bytes(plan), "this export", "--memory-limit GIB raises the limit",
+                      sim::memory_limit_bytes(f.memory_limit_gib));
     if (plan.summaries) {
       std::string columns;
       for (const auto& c : plan.header) {
@@ -134,6 +139,11 @@ void add_export_command(CLI::App& app) {
   cmd->add_option("--paths", flags->paths, "only these recorded paths, e.g. 0,1,5 (default: all recorded)");
   cmd->add_option("--agents", flags->agents,
                   "agent range A:B (B excluded), A:, :B or A (default: all recorded)");
+  cmd->add_option(
+         "--memory-limit", flags->memory_limit_gib,
+         "refuse an export whose memory estimate exceeds this many GiB (0: the memory available now)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   cmd->callback([flags]() {
     const int code = run_export(*flags);
     if (code != 0) throw CLI::RuntimeError(code);

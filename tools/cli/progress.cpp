@@ -15,8 +15,9 @@ std::string format_seconds(double s) {
 }
 }  // namespace
 
-Progress::Progress(std::string label, bool quiet)
+Progress::Progress(std::string label, bool quiet, std::string unit)
     : label_(std::move(label)),
+      unit_(std::move(unit)),
       quiet_(quiet),
       tty_(isatty(fileno(stderr)) != 0),
       start_(Clock::now()),
@@ -33,9 +34,9 @@ void Progress::update(int done, int total) {
     if (done < total && now - last_print_ < std::chrono::milliseconds(50) && drawn_) return;
     constexpr int width = 30;
     const int filled = width * done / total;
-    fmt::print(stderr, "\r{} [{}{}] {:3d}%  step {}/{}  elapsed {}  ETA {}   ", label_,
+    fmt::print(stderr, "\r{} [{}{}] {:3d}%  {} {}/{}  elapsed {}  ETA {}   ", label_,
                std::string(static_cast<std::size_t>(filled), '#'),
-               std::string(static_cast<std::size_t>(width - filled), '.'), percent, done, total,
+               std::string(static_cast<std::size_t>(width - filled), '.'), percent, unit_, done, total,
                format_seconds(elapsed), format_seconds(eta));
     std::fflush(stderr);
     drawn_ = true;
@@ -43,11 +44,20 @@ void Progress::update(int done, int total) {
     // Plain lines: every 10 % or every 10 s, whichever comes first.
     if (percent / 10 == last_percent_ / 10 && now - last_print_ < std::chrono::seconds(10) && done < total)
       return;
-    fmt::print(stderr, "{}: {:3d}% (step {}/{}), elapsed {}, ETA {}\n", label_, percent, done, total,
+    fmt::print(stderr, "{}: {:3d}% ({} {}/{}), elapsed {}, ETA {}\n", label_, percent, unit_, done, total,
                format_seconds(elapsed), format_seconds(eta));
   }
   last_percent_ = percent;
   last_print_ = now;
+}
+
+void Progress::restart(std::string label) {
+  if (label == label_) return;
+  finish();
+  label_ = std::move(label);
+  start_ = Clock::now();
+  last_print_ = start_;
+  last_percent_ = -1;
 }
 
 void Progress::finish() {

@@ -10,15 +10,19 @@ namespace herdsim::cli {
 class Progress {
  public:
   /// label: what is running (e.g. "run 2/6"); quiet: print nothing.
-  Progress(std::string label, bool quiet);
+  /// unit: what done and total count ("step" for a run's steps).
+  Progress(std::string label, bool quiet, std::string unit = "step");
   /// done of total units finished.
   void update(int done, int total);
+  /// Starts over under a new label (set-up phases: one after another on one line).
+  void restart(std::string label);
   /// Ends the bar's line.
   void finish();
 
  private:
   using Clock = std::chrono::steady_clock;
   std::string label_;
+  std::string unit_;
   bool quiet_;
   bool tty_;
   Clock::time_point start_;

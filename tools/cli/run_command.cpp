@@ -1,13 +1,18 @@
 #include "tools/cli/run_command.hpp"
 
 #include <fmt/format.h>
+#include <unistd.h>
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <csignal>
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <iostream>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "agents/registry.hpp"
@@ -19,6 +24,7 @@
 #include "sim/inference/backend.hpp"
 #include "sim/memory.hpp"
 #include "sim/recording_plan.hpp"
+#include "sim/setup.hpp"
 #include "sim/simulation.hpp"
 #include "tools/cli/progress.hpp"
 
@@ -72,6 +78,7 @@ struct RunFlags {
   std::string scenario;
   std::string output;
   int threads = 0;
+  double memory_limit_gib = 0.0;
   std::vector<std::string> sets;
   bool quiet = false;
 };
@@ -115,6 +122,11 @@ int run_scenario(const RunFlags& f, const std::string& command_line) {
               << "; nothing was run\n";
     return 2;
   }
+  // Sizes before anything is allocated: the runs of a sweep run one after another, so the largest counts.
+  double largest = 0.0;
+  for (const auto& spec : specs) largest = std::max(largest, sim::run_memory_bytes(spec));
+  sim::check_memory(largest, specs.size() == 1 ? "this run" : "the largest run of this sweep",
+                    "--memory-limit GIB raises the limit", sim::memory_limit_bytes(f.memory_limit_gib));
   const std::string output =
       f.output.empty() ? std::filesystem::path(f.scenario).stem().string() + ".h5" : f.output;
   // The output is checked and claimed before any work: a bad path or a second writer of the same output
@@ -131,9 +143,27 @@ int run_scenario(const RunFlags& f, const std::string& command_line) {
   const inference::BackendFactory backends = io::default_backend_factory();
   // Populations (and their inference backends) are built before the file exists: a missing model, plugin
   // or replay file is reported before anything runs or is written.
+  // Set-up (plan solves, network games) shows progress on a terminal and stops on Ctrl-C like the steps.
+  Progress setup_progress("set-up", f.quiet || isatty(STDERR_FILENO) == 0, "unit");
+  const sim::ScopedSetupMonitor setup_monitor({&g_cancel, [&](std::string_view what, int done, int total) {
+                                                 setup_progress.restart(fmt::format("set-up: {}", what));
+                                                 setup_progress.update(done, total);
+                                               }});
+  auto set_up = [&](const sim::ScenarioSpec& spec, double& seconds) {
+    const auto t0 = std::chrono::steady_clock::now();
+    auto simulation = agents::make_simulation(spec, backends);
+    setup_progress.finish();
+    seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return simulation;
+  };
   std::unique_ptr<sim::Simulation> first;
+  double first_setup_seconds = 0.0;
   try {
-    first = agents::make_simulation(specs.front(), backends);
+    first = set_up(specs.front(), first_setup_seconds);
+  } catch (const sim::Interrupted& e) {
+    const int signal = g_signal.load() != 0 ? g_signal.load() : SIGINT;
+    std::cerr << "\nherdsim run: " << e.what() << " (" << strsignal(signal) << "); nothing was written\n";
+    return 128 + signal;
   } catch (const SolverError&) {
     throw;  // a failed computation, not bad input
   } catch (const Error& e) {
@@ -144,13 +174,16 @@ int run_scenario(const RunFlags& f, const std::string& command_line) {
                       {HERDSIM_VERSION, specs.front().run.seed, specs.front().text, command_line});
   double agent_steps = 0.0;
   double seconds = 0.0;
+  double total_setup_seconds = 0.0;
   Accounting accounting;
   for (std::size_t i = 0; i < specs.size(); ++i) {
     const sim::ScenarioSpec& spec = specs[i];
     const std::string group = specs.size() == 1 ? "/" : fmt::format("/sweep_{:03d}", i);
     const std::string label =
         specs.size() == 1 ? std::string("run") : fmt::format("run {}/{}", i + 1, specs.size());
-    auto simulation = i == 0 ? std::move(first) : agents::make_simulation(spec, backends);
+    double setup_seconds = first_setup_seconds;
+    auto simulation = i == 0 ? std::move(first) : set_up(spec, setup_seconds);
+    total_setup_seconds += setup_seconds;
     const sim::RecordingPlan plan(spec.record, simulation->state());
     std::unique_ptr<sim::Observer> recorder;
     if (plan.enabled()) {
@@ -169,9 +202,9 @@ int run_scenario(const RunFlags& f, const std::string& command_line) {
     if (!f.quiet) {
       std::string phases;
       for (const auto& ph : summary.phases) phases += fmt::format(" {} {:.2f}s", ph.name, ph.seconds);
-      fmt::print(stderr, "{}{}: {:.3g} agent-steps in {:.2f} s = {:.3g} agent-steps/s{}{}\n", label,
-                 sweep_label(spec).empty() ? "" : " (" + sweep_label(spec) + ")", summary.agent_steps,
-                 summary.seconds, summary.agent_steps / std::max(summary.seconds, 1e-9),
+      fmt::print(stderr, "{}{}: set-up {:.2f} s; {:.3g} agent-steps in {:.2f} s = {:.3g} agent-steps/s{}{}\n",
+                 label, sweep_label(spec).empty() ? "" : " (" + sweep_label(spec) + ")", setup_seconds,
+                 summary.agent_steps, summary.seconds, summary.agent_steps / std::max(summary.seconds, 1e-9),
                  summary.fused ? " [fused kernel]" : "", summary.fused ? "" : " [" + phases.substr(1) + "]");
       for (const auto& pop : simulation->state().populations) {
         fmt::print(stderr, "  {:<16} {:>9} agents  final wealth mean {:.4f}\n", pop.name, pop.count,
@@ -184,10 +217,13 @@ int run_scenario(const RunFlags& f, const std::string& command_line) {
     }
   }
   file.commit();
-  fmt::print("{}: {} run(s), {:.3g} agent-steps in {:.2f} s ({:.3g} agent-steps/s){}; wrote {} ({})\n",
-             f.scenario, specs.size(), agent_steps, seconds, agent_steps / std::max(seconds, 1e-9),
-             accounting.any ? fmt::format("; {}", accounting_text(accounting.total)) : std::string(),
-             file.path(), sim::format_bytes(static_cast<double>(file.bytes_written())));
+  fmt::print(
+      "{}: {} run(s), set-up {:.2f} s, {:.3g} agent-steps in {:.2f} s ({:.3g} agent-steps/s){}; wrote {} "
+      "({})\n",
+      f.scenario, specs.size(), total_setup_seconds, agent_steps, seconds,
+      agent_steps / std::max(seconds, 1e-9),
+      accounting.any ? fmt::format("; {}", accounting_text(accounting.total)) : std::string(), file.path(),
+      sim::format_bytes(static_cast<double>(file.bytes_written())));
   return 0;
 }
 
@@ -204,6 +240,10 @@ void add_run_command(CLI::App& app, int argc, char** argv) {
   cmd->add_option("-o,--output", flags->output,
                   "output HDF5 file (default: the scenario's name with .h5, here)");
   cmd->add_option("--threads", flags->threads, "worker threads (0: all; results do not depend on it)")
+      ->check(CLI::Range(0, sim::kMaxThreads))
+      ->capture_default_str();
+  cmd->add_option("--memory-limit", flags->memory_limit_gib,
+                  "refuse a run whose memory estimate exceeds this many GiB (0: the memory available now)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   cmd->add_option("--set", flags->sets, "override a key: --set market.sigma=0.2 (repeatable)");
@@ -218,6 +258,9 @@ void add_run_command(CLI::App& app, int argc, char** argv) {
       std::cerr << "\nherdsim run: " << e.what() << " (" << strsignal(signal)
                 << "); the output was left as a .partial file (complete = 0)\n";
       code = 128 + signal;
+    } catch (const InputError& e) {
+      std::cerr << "herdsim run: " << e.what() << "\n";
+      code = 2;
     } catch (const Error& e) {
       std::cerr << "herdsim run: failed: " << e.what() << "\n";
       code = 1;

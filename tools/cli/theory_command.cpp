@@ -12,6 +12,7 @@
 #include "io/agents_csv.hpp"
 #include "io/theory_report.hpp"
 #include "sim/error.hpp"
+#include "sim/memory.hpp"
 #include "sim/theory/absolute_herd.hpp"
 #include "sim/theory/merton.hpp"
 #include "sim/theory/mutual_game.hpp"
@@ -95,14 +96,25 @@ std::vector<std::string> check_flags(const TheoryFlags& f) {
   finite("--mu", f.mu);
   finite("--r", f.r);
   finite("--rho", f.rho);
+  // The model's limits (sim/theory/market.hpp), the same as a scenario's.
+  if (errors.empty()) {
+    for (const auto& problem : market_problems({f.mu, f.r, f.sigma}, f.horizon))
+      errors.push_back(fmt::format("--{}: {}", problem.key, problem.message));
+    const double alpha = f.alpha ? *f.alpha
+                                 : alpha_from_lottery_prob(f.lottery_prob.value_or(default_lottery_prob),
+                                                           LotteryConvention{f.lottery_win, f.lottery_sure});
+    if (const std::string problem = alpha_problem(alpha); !problem.empty())
+      errors.push_back(fmt::format("{}: {}", f.alpha ? "--alpha" : "--lottery-prob", problem));
+    if (const std::string problem = alpha_problem(f.leader_alpha); !problem.empty())
+      errors.push_back(fmt::format("--leader-alpha: {}", problem));
+  }
   if (f.steps_per_year < 1)
     errors.push_back(fmt::format("--steps-per-year must be >= 1, got {}", f.steps_per_year));
-  if (f.time == "annual" && f.horizon > 0.0) {
-    const double n = f.horizon * f.steps_per_year;
-    if (std::abs(n - std::round(n)) > 1e-9 * n) {
-      errors.push_back(
-          fmt::format("--horizon times --steps-per-year must be a whole number of steps, got {} * {}",
-                      f.horizon, f.steps_per_year));
+  if (f.time == "annual" && f.horizon > 0.0 && f.steps_per_year >= 1) {
+    try {
+      (void)sim::whole_steps(f.horizon, f.steps_per_year);
+    } catch (const InputError& e) {
+      errors.push_back(fmt::format("--horizon and --steps-per-year: {}", e.what()));
     }
   }
   if (f.problem == "relative" && f.time != "continuous") {

@@ -1,5 +1,8 @@
 #include <doctest/doctest.h>
 
+#include <limits>
+#include <string>
+
 #include "sim/error.hpp"
 #include "sim/theory/market.hpp"
 #include "support/golden.hpp"
@@ -49,5 +52,27 @@ TEST_SUITE("theory.market") {
   TEST_CASE("theta score mapping") {
     CHECK(theta_from_score(10) == doctest::Approx(1e-7));
     CHECK(score_from_theta(3e-8) == doctest::Approx(3.0));
+  }
+
+  TEST_CASE("the model's limits: market_problems and alpha_problem name the key and the reason") {
+    CHECK(market_problems(Market{}, 10.0).empty());
+    CHECK(market_problems(Market{0.07, 0.04, 3.0}, 10.0).empty());        // sigma^2 T = 90
+    const auto sigma = market_problems(Market{0.07, 0.04, 1e308}, 10.0);  // sigma^2 overflows
+    REQUIRE(sigma.size() == 1);
+    CHECK(sigma[0].key == "sigma");
+    const auto tiny = market_problems(Market{0.07, 0.04, 1e-200}, 10.0);
+    REQUIRE(tiny.size() == 1);
+    CHECK(tiny[0].key == "sigma");
+    const auto r = market_problems(Market{0.07, 7.25e7, 0.17}, 10.0);  // used to spin for minutes
+    REQUIRE(r.size() == 1);
+    CHECK(r[0].key == "r");
+    CHECK(r[0].message.find("r * horizon") != std::string::npos);
+    CHECK(market_problems(Market{-20.0, 0.04, 0.17}, 10.0).at(0).key == "mu");
+    CHECK(alpha_problem(0.2).empty());
+    CHECK(alpha_problem(limits::min_alpha).empty());
+    CHECK(alpha_problem(limits::max_alpha).empty());
+    CHECK(alpha_problem(1e300).find("outside") != std::string::npos);
+    CHECK_FALSE(alpha_problem(1e-300).empty());
+    CHECK_FALSE(alpha_problem(std::numeric_limits<double>::quiet_NaN()).empty());
   }
 }
