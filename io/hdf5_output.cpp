@@ -283,6 +283,11 @@ class Recorder final : public sim::Observer {
   void on_start(const sim::RunState& state) override {
     require_open();
     if (state.spec == nullptr) throw InputError("HDF5 recorder: the RunState has no scenario spec");
+    if (state.market.assets() != 1) {
+      throw InputError(
+          fmt::format("HDF5 recorder: schema {} records one risky asset; this run's market has {}",
+                      kSchemaVersion, state.market.assets()));
+    }
     steps_ = state.steps;
     dt_ = state.spec->run.dt();
     select_paths(state.paths);

@@ -161,11 +161,16 @@ void Simulation::run_fused(const RunOptions& options, RunSummary& summary) {
   const int n = state_.steps;
   if (n == 0) return;
   Eigen::MatrixXd excess(n, state_.paths);  // e of asset 0, step k on path p
+  double growth = 0.0;                      // G, one for the whole run (Market::exogenous)
   for (int k = 0; k < n; ++k) {
     move_market(k);
-    excess.row(k) = market_->settlement().excess.col(0).transpose();
+    const Settlement& settlement = market_->settlement();
+    excess.row(k) = settlement.excess.col(0).transpose();
+    if (k == 0) growth = settlement.deposit_growth;
+    if (settlement.deposit_growth != growth) {
+      throw Error(fmt::format("simulation: an exogenous market changed its deposit growth at step {}", k));
+    }
   }
-  const double growth = market_->settlement().deposit_growth;
   for (std::size_t i = 0; i < populations_.size(); ++i) {
     PopulationState& pop = state_.populations[i];
     advance_plan(options.fused_kernel, pop.theory_amount, compact_plans_[i], excess, growth, pop);

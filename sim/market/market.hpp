@@ -49,7 +49,8 @@ class Market {
   [[nodiscard]] virtual int assets() const = 0;
 
   /// True when prices never depend on the agents' decisions, so that the whole market path may be moved
-  /// before any decision (the fused kernel does). An endogenous market (theory.md §7.2) returns false.
+  /// before any decision (the fused kernel does), and the deposit growth G is the same every step (the
+  /// fused kernel holds one G). An endogenous market (theory.md §7.2) returns false.
   [[nodiscard]] virtual bool exogenous() const = 0;
 
   /// Sizes `state` (paths x assets) and sets the initial prices; return and shock 0. Called once, first.

@@ -537,6 +537,21 @@ TEST_SUITE("io.hdf5_output") {
       auto recorder = out.recorder("/", record);
       CHECK_THROWS_AS(recorder->on_start(run.state), herdsim::InputError);
     }
+    SUBCASE("a market with two assets: schema 1 holds one") {
+      Hdf5Output out(temp_path("assets.h5"), provenance());
+      Run run = make_run();
+      run.state.spec = &run.spec;
+      for (Eigen::MatrixXd* m :
+           {&run.state.market.price, &run.state.market.simple_return, &run.state.market.shock})
+        m->setZero(kPaths, 2);
+      auto recorder = out.recorder("/", {});
+      try {
+        recorder->on_start(run.state);
+        FAIL("expected InputError");
+      } catch (const herdsim::InputError& e) {
+        CHECK(std::string(e.what()).find("one risky asset; this run's market has 2") != std::string::npos);
+      }
+    }
     SUBCASE("every < 1") {
       Hdf5Output out(temp_path("every.h5"), provenance());
       herdsim::sim::RecordSpec record;

@@ -3,13 +3,17 @@
 
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <vector>
 
+#include "agents/registry.hpp"
 #include "sim/fused_kernel.hpp"
 #include "sim/market/market_step.hpp"
 #include "sim/market/random.hpp"
 #include "sim/simd.hpp"
+#include "sim/simulation.hpp"
+#include "support/specs.hpp"
 
 using namespace herdsim;
 
@@ -154,6 +158,103 @@ TEST_SUITE("sim.fused_kernel") {
     CHECK(forms_seen[1] > 0);
     CHECK(forms_seen[2] > 0);
     CHECK(cases > 100);
+  }
+
+  TEST_CASE("every build gives the same bits on extreme values: overflow, underflow, infinities, NaN") {
+    // IEEE products and sums of any width round alike, also at the edges; every NaN here is made by the
+    // arithmetic (inf - inf, 0 * inf), so it is the host's default NaN whichever operand order a build
+    // uses, and its bits must match too.
+    constexpr double kMax = std::numeric_limits<double>::max();
+    constexpr double kInf = std::numeric_limits<double>::infinity();
+    constexpr double kTiny = std::numeric_limits<double>::denorm_min();
+    constexpr double kMin = std::numeric_limits<double>::min();
+    const std::vector<double> values = {0.0,    -0.0, kTiny, -kTiny, kMin,  -kMin, 1e-300, -1e-300, 1e300,
+                                        -1e300, kMax, -kMax, kInf,   -kInf, 1.0,   -1.0,   3e-160,  7e200};
+    const auto at = [&](std::size_t i) { return values[i % values.size()]; };
+    const sim::CounterRng rng(77);
+    const std::vector<Build> kernels = builds();
+    bool nan_seen = false, inf_seen = false, subnormal_seen = false;
+    for (const int count : {5, 61, 4103}) {  // a partial chunk, several partial chunks and tiles
+      for (const int n : {1, 3, 9}) {
+        const int paths = 4;
+        Eigen::MatrixXd plan(count, n);
+        for (int i = 0; i < count; ++i) {
+          for (int k = 0; k < n; ++k) plan(i, k) = at(static_cast<std::size_t>(i * 7 + k * 3));
+        }
+        // Ordinary excess returns on path 0, extreme ones elsewhere; growths that overflow and underflow.
+        Eigen::MatrixXd excess(n, paths);
+        for (int p = 0; p < paths; ++p) {
+          for (int k = 0; k < n; ++k)
+            excess(k, p) = p == 0 ? 0.01 * rng.normal(sim::Stream::market, 0, k, 0)
+                                  : at(static_cast<std::size_t>(5 * p + 11 * k));
+        }
+        for (const double growth : {1.04, 1e200, 1e-200, 0.0}) {
+          sim::PopulationState expected;
+          expected.count = count;
+          expected.wealth.resize(count, paths);
+          for (int p = 0; p < paths; ++p) {
+            for (int i = 0; i < count; ++i) expected.wealth(i, p) = at(static_cast<std::size_t>(i + 13 * p));
+          }
+          expected.amount = Eigen::MatrixXd::Zero(count, paths);
+          expected.previous_amount = Eigen::MatrixXd::Zero(count, paths);
+          const sim::PopulationState initial = expected;
+          advance_by_steps(plan, excess, growth, expected);
+          nan_seen = nan_seen || expected.wealth.array().isNaN().any();
+          inf_seen = inf_seen || expected.wealth.array().isInf().any();
+          subnormal_seen = subnormal_seen ||
+                           (expected.wealth.array().abs() < kMin && expected.wealth.array() != 0.0).any();
+          const sim::CompactPlan compact = sim::compact_plan(plan);
+          for (const Build& build : kernels) {
+            CAPTURE(build.name);
+            CAPTURE(count);
+            CAPTURE(n);
+            CAPTURE(growth);
+            sim::PopulationState pop = initial;
+            build.advance(plan, compact, excess, growth, pop);
+            CHECK(same_bits(pop.wealth, expected.wealth));
+            CHECK(same_bits(pop.amount, expected.amount));
+            CHECK(same_bits(pop.previous_amount, expected.previous_amount));
+          }
+        }
+      }
+    }
+    CHECK(nan_seen);  // the values reach every edge the test means to cover
+    CHECK(inf_seen);
+    CHECK(subnormal_seen);
+  }
+
+  TEST_CASE("whole engine runs: the x86 and the portable build leave the same bits") {
+    // Followers on a 9-point grid (a periodic plan) and Merton investors with a distribution of alpha
+    // (the full plan), counts that leave partial chunks; both wealth updates.
+    for (const auto update : {sim::WealthUpdate::arithmetic, sim::WealthUpdate::lognormal}) {
+      auto spec = test::paper_spec(9, agents::Policy::plan);
+      spec.run.steps_per_year = 5;
+      spec.run.wealth_update = update;
+      spec.populations[1].count = 1001;
+      auto spread = test::merton("spread", 333, 0.3);
+      agents::params_of<agents::MertonParams>(spread).alpha.form = sim::ParamSpec::Form::distribution;
+      agents::params_of<agents::MertonParams>(spread).alpha.distribution = {
+          sim::DistributionSpec::Kind::uniform, 0.1, 0.9, 0.1, 0.9};
+      spec.populations.push_back(spread);
+      std::vector<std::unique_ptr<sim::Simulation>> runs;
+      for (const auto kernel : {sim::FusedKernel::fastest, sim::FusedKernel::portable}) {
+        runs.push_back(agents::make_simulation(spec));
+        sim::RunOptions opt;
+        opt.threads = 2;
+        opt.fused_kernel = kernel;
+        REQUIRE(runs.back()->run(opt).fused);
+      }
+      const auto& fast = runs[0]->state();
+      const auto& portable = runs[1]->state();
+      CAPTURE(update == sim::WealthUpdate::lognormal);
+      CHECK(same_bits(fast.market.price, portable.market.price));
+      for (std::size_t p = 0; p < spec.populations.size(); ++p) {
+        CAPTURE(p);
+        CHECK(same_bits(fast.populations[p].wealth, portable.populations[p].wealth));
+        CHECK(same_bits(fast.populations[p].amount, portable.populations[p].amount));
+        CHECK(same_bits(fast.populations[p].previous_amount, portable.populations[p].previous_amount));
+      }
+    }
   }
 
   TEST_CASE("advance_plan runs the build it is asked for") {
