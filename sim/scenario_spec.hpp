@@ -37,7 +37,7 @@ struct RunSpec {
 
 /// Which market moves prices (sim/market/market.hpp; make_market builds it).
 enum class MarketModel {
-  exogenous_gbm,  ///< one stock, a geometric Brownian motion that no agent moves (theory.md §1)
+  exogenous_gbm,  ///< one stock, a geometric Brownian motion that no agent moves (docs/theory.md §1)
 };
 
 /// [market] (per year)

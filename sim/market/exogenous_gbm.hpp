@@ -1,6 +1,6 @@
 #pragma once
-// The exogenous market of theory.md §1: one stock whose price follows a geometric Brownian motion that no
-// agent moves, one shock per (path, step) from the counter-based RNG, and a deposit at rate r.
+// The exogenous market of docs/theory.md §1: one stock whose price follows a geometric Brownian motion that
+// no agent moves, one shock per (path, step) from the counter-based RNG, and a deposit at rate r.
 #include "sim/market/market.hpp"
 #include "sim/market/market_step.hpp"
 #include "sim/market/random.hpp"

@@ -33,7 +33,7 @@ TEST_SUITE("sim.exogenous_gbm") {
     CHECK((state.shock.array() == 0.0).all());
   }
 
-  TEST_CASE("move: one market-stream shock per (path, step); price, return and excess of theory.md §1") {
+  TEST_CASE("move: one market-stream shock per (path, step); price, return and excess of docs/theory.md §1") {
     for (const auto update : {sim::WealthUpdate::arithmetic, sim::WealthUpdate::lognormal}) {
       CAPTURE(update == sim::WealthUpdate::lognormal);
       const sim::ScenarioSpec spec = gbm_spec(update);
