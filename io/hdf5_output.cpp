@@ -288,6 +288,11 @@ class Recorder final : public sim::Observer {
     require_open();
     if (state.spec == nullptr) throw InputError("HDF5 recorder: the RunState has no scenario spec");
     check_shape(state);
+    if (state.market.assets() != 1) {
+      throw InputError(
+          fmt::format("HDF5 recorder: schema {} records one risky asset; this run's market has {}",
+                      schema::kSchemaVersion, state.market.assets()));
+    }
     steps_ = state.steps;
     dt_ = state.spec->run.dt();
     write_group_attributes(state);
@@ -641,7 +646,7 @@ class Recorder final : public sim::Observer {
     step_.append(&s);
     const double t = s * dt_;
     t_.append(&t);
-    price_.append(state.market.price.data(), market_space_.get());
+    price_.append(state.market.price.col(0).data(), market_space_.get());
     jobs_.resize(plan_.summaries() ? populations_.size() : 0);
     for (std::size_t i = 0; i < jobs_.size(); ++i) {
       jobs_[i].values = &state.populations[i].wealth;
@@ -660,8 +665,8 @@ class Recorder final : public sim::Observer {
 
   void write_decision_row(int k, const sim::RunState& state) {
     decision_step_.append(&k);
-    return_.append(state.market.simple_return.data(), market_space_.get());
-    shock_.append(state.market.shock.data(), market_space_.get());
+    return_.append(state.market.simple_return.col(0).data(), market_space_.get());
+    shock_.append(state.market.shock.col(0).data(), market_space_.get());
     jobs_.resize(plan_.summaries() ? 2 * populations_.size() : 0);
     for (std::size_t i = 0; 2 * i < jobs_.size(); ++i) {
       // Amount P_k, and proportion P_k / X_k with X_k kept from the callback before this decision.

@@ -59,7 +59,8 @@ struct PopulationState {
   Eigen::MatrixXd theory_amount;
   /// Current wealth X, count x paths (column p = path p, agents contiguous), currency units.
   Eigen::MatrixXd wealth;
-  /// AMOUNT in the stock chosen at the last decision, count x paths, currency units.
+  /// AMOUNT in each asset chosen at the last decision, currency units: count x (assets x paths), columns
+  /// [a paths, (a + 1) paths) = asset a (count x paths like wealth; one asset: count x paths).
   Eigen::MatrixXd amount;
   /// The decision before that (P_{k-1} while step k is decided): what adaptive agents observe, so
   /// that no decision depends on the order in which populations decide.
@@ -86,11 +87,14 @@ struct PopulationState {
   }
 };
 
-/// Market state on every path.
+/// Market state on every path, written only by the market (sim/market/market.hpp). Each matrix is
+/// paths x assets: column a = asset a on every path (one asset today).
 struct MarketState {
-  Eigen::VectorXd price;          ///< stock price after the last step, per path
-  Eigen::VectorXd simple_return;  ///< S_{k+1}/S_k - 1 of the last step, per path
-  Eigen::VectorXd shock;          ///< eps of the last step, per path
+  Eigen::MatrixXd price;          ///< asset price after the last step, currency units per share
+  Eigen::MatrixXd simple_return;  ///< S_{k+1}/S_k - 1 of the last step
+  Eigen::MatrixXd shock;          ///< the standard normal eps of the last step
+  /// Risky assets of the run.
+  [[nodiscard]] int assets() const { return static_cast<int>(price.cols()); }
 };
 
 /// Everything an observer may read.

@@ -35,8 +35,14 @@ struct RunSpec {
   [[nodiscard]] double dt() const { return 1.0 / steps_per_year; }
 };
 
+/// Which market moves prices (sim/market/market.hpp; make_market builds it).
+enum class MarketModel {
+  exogenous_gbm,  ///< one stock, a geometric Brownian motion that no agent moves (docs/theory.md §1)
+};
+
 /// [market] (per year)
 struct MarketSpec {
+  MarketModel model = MarketModel::exogenous_gbm;
   double mu = 0.07;
   double r = 0.04;
   double sigma = 0.17;

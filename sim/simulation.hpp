@@ -11,7 +11,8 @@
 #include <vector>
 
 #include "sim/error.hpp"
-#include "sim/market/market_step.hpp"
+#include "sim/fused_kernel.hpp"
+#include "sim/market/market.hpp"
 #include "sim/market/random.hpp"
 #include "sim/observer.hpp"
 #include "sim/population.hpp"
@@ -31,6 +32,8 @@ struct RunOptions {
   /// Called after each step (or block of steps) on the calling thread: steps done, steps total.
   std::function<void(int, int)> progress;
   const std::atomic<bool>* cancel = nullptr;  ///< checked between steps
+  /// Which build of the fused kernel advances plans (both give the same bits; tests and benchmarks choose).
+  FusedKernel fused_kernel = FusedKernel::fastest;
 };
 
 /// Wall-clock time spent in one phase of the step loop.
@@ -43,28 +46,13 @@ struct PhaseTiming {
 struct RunSummary {
   double seconds = 0.0;
   double agent_steps = 0.0;  ///< agents x paths x steps
-  bool fused = false;        ///< advanced by the fused kernel (no observers, path-independent decisions)
+  bool fused = false;        ///< advanced by the fused kernel (no observers, plans only, an exogenous market)
   std::vector<PhaseTiming> phases;
 };
 
 /// Builds the implementations of a spec's populations (agents::make_populations); it receives the
 /// simulation's own copy of the spec, which outlives the populations that keep references into it.
 using PopulationFactory = std::function<std::vector<std::unique_ptr<Population>>(const ScenarioSpec&)>;
-
-/// A plan (PopulationState::theory_amount) in the compact form the fused kernel reads: the distinct
-/// rows (one agent's n decisions each, steps contiguous) and each agent's row. Plans over a parameter
-/// grid share a few rows, so the kernel reads 2 B per agent instead of 8 B per agent and step.
-struct CompactPlan {
-  std::vector<double> rows;           ///< distinct rows x steps, row-major, currency units
-  std::vector<std::uint16_t> row_of;  ///< per agent: its row; empty when the plan does not compress
-  /// When > 0, row_of[i] == row_of[i % period] for every agent (a parameter grid repeats with the
-  /// grid's size), so any tile's plan is a window of one small periodic table: nothing per agent.
-  int period = 0;
-};
-
-/// The compact form of a count x steps plan (bitwise equal rows are shared), or an empty CompactPlan
-/// when the distinct rows are too many to stay in cache.
-CompactPlan compact_plan(const Eigen::MatrixXd& plan);
 
 class Simulation {
  public:
@@ -101,8 +89,8 @@ class Simulation {
   static constexpr Phase phases_[] = {
       {"prepare", &Simulation::prepare},  // serial: P_k becomes P_{k-1}; batched inference
       {"decide", &Simulation::decide},
-      {"market", &Simulation::move_market},
-      {"settle", &Simulation::settle},
+      {"market", &Simulation::move_market},  // market_: S_k -> S_{k+1}, settlement coefficients
+      {"settle", &Simulation::settle},       // X <- X G + sum_a P_a e_a
   };
 
   ScenarioSpec spec_;
@@ -110,8 +98,7 @@ class Simulation {
   std::vector<Observer*> observers_;
   RunState state_;
   CounterRng rng_;
-  StepCoefficients coefficients_;
-  Eigen::VectorXd excess_;  ///< per path: excess return of the current step
+  std::unique_ptr<Market> market_;  ///< moves state_.market; settlement's coefficients
   /// Per population: its plan in compact form (built once, for path-independent populations).
   std::vector<CompactPlan> compact_plans_;
 };

@@ -51,9 +51,9 @@ Run make_run() {
   run.spec.run.steps_per_year = 2;
   run.state.steps = kSteps;
   run.state.paths = kPaths;
-  run.state.market.price.resize(kPaths);
-  run.state.market.simple_return.resize(kPaths);
-  run.state.market.shock.resize(kPaths);
+  run.state.market.price.resize(kPaths, 1);
+  run.state.market.simple_return.resize(kPaths, 1);
+  run.state.market.shock.resize(kPaths, 1);
   const char* names[2] = {"leaders", "followers"};
   for (int i = 0; i < 2; ++i) {
     herdsim::sim::PopulationState pop;
@@ -80,10 +80,10 @@ Run make_run() {
 /// The state seen by the observer after step s - 1 (s = 0: before the first step).
 void set_step(herdsim::sim::RunState& state, int s) {
   for (int p = 0; p < kPaths; ++p) {
-    state.market.price[p] = price_at(p, s);
+    state.market.price(p, 0) = price_at(p, s);
     if (s > 0) {
-      state.market.simple_return[p] = price_at(p, s) / price_at(p, s - 1) - 1.0;
-      state.market.shock[p] = shock_at(p, s - 1);
+      state.market.simple_return(p, 0) = price_at(p, s) / price_at(p, s - 1) - 1.0;
+      state.market.shock(p, 0) = shock_at(p, s - 1);
     }
   }
   for (int i = 0; i < 2; ++i) {
@@ -549,6 +549,21 @@ TEST_SUITE("io.hdf5_output") {
       run.state.spec = &run.spec;
       auto recorder = out.recorder("/", plan);
       CHECK_THROWS_AS(recorder->on_start(run.state), herdsim::Error);
+    }
+    SUBCASE("a market with two assets: schema 1 holds one") {
+      Hdf5Output out(temp_path("assets.h5"), provenance());
+      Run run = make_run();
+      run.state.spec = &run.spec;
+      for (Eigen::MatrixXd* m :
+           {&run.state.market.price, &run.state.market.simple_return, &run.state.market.shock})
+        m->setZero(kPaths, 2);
+      auto recorder = out.recorder("/", herdsim::sim::RecordingPlan({}, run.state));
+      try {
+        recorder->on_start(run.state);
+        FAIL("expected InputError");
+      } catch (const herdsim::InputError& e) {
+        CHECK(std::string(e.what()).find("one risky asset; this run's market has 2") != std::string::npos);
+      }
     }
     SUBCASE("a recorder used after commit") {
       Hdf5Output out(temp_path("late.h5"), provenance());

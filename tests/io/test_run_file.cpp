@@ -52,9 +52,9 @@ Run make_run() {
   run.spec.run.steps_per_year = 2;
   run.state.steps = kSteps;
   run.state.paths = kPaths;
-  run.state.market.price.resize(kPaths);
-  run.state.market.simple_return.resize(kPaths);
-  run.state.market.shock.resize(kPaths);
+  run.state.market.price.resize(kPaths, 1);
+  run.state.market.simple_return.resize(kPaths, 1);
+  run.state.market.shock.resize(kPaths, 1);
   const char* names[2] = {"leaders", "followers"};
   for (int i = 0; i < 2; ++i) {
     herdsim::sim::PopulationState pop;
@@ -81,10 +81,10 @@ Run make_run() {
 /// The state seen by the observer after step s - 1 (s = 0: before the first step).
 void set_step(herdsim::sim::RunState& state, int s) {
   for (int p = 0; p < kPaths; ++p) {
-    state.market.price[p] = price_at(p, s);
+    state.market.price(p, 0) = price_at(p, s);
     if (s > 0) {
-      state.market.simple_return[p] = price_at(p, s) / price_at(p, s - 1) - 1.0;
-      state.market.shock[p] = 0.25 * p - 0.5 * (s - 1);
+      state.market.simple_return(p, 0) = price_at(p, s) / price_at(p, s - 1) - 1.0;
+      state.market.shock(p, 0) = 0.25 * p - 0.5 * (s - 1);
     }
   }
   for (int i = 0; i < 2; ++i) {

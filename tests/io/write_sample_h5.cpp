@@ -29,10 +29,10 @@ double shock_at(int p, int k) {
 
 void set_step(herdsim::sim::RunState& state, int s) {
   for (int p = 0; p < kPaths; ++p) {
-    state.market.price[p] = price_at(p, s);
+    state.market.price(p, 0) = price_at(p, s);
     if (s > 0) {
-      state.market.simple_return[p] = price_at(p, s) / price_at(p, s - 1) - 1.0;
-      state.market.shock[p] = shock_at(p, s - 1);
+      state.market.simple_return(p, 0) = price_at(p, s) / price_at(p, s - 1) - 1.0;
+      state.market.shock(p, 0) = shock_at(p, s - 1);
     }
   }
   for (std::size_t i = 0; i < state.populations.size(); ++i) {
@@ -68,9 +68,9 @@ int main(int argc, char** argv) {
     state.spec = &spec;
     state.steps = spec.run.steps();
     state.paths = kPaths;
-    state.market.price.resize(kPaths);
-    state.market.simple_return.resize(kPaths);
-    state.market.shock.resize(kPaths);
+    state.market.price.resize(kPaths, 1);
+    state.market.simple_return.resize(kPaths, 1);
+    state.market.shock.resize(kPaths, 1);
     for (int i = 0; i < 2; ++i) {
       herdsim::sim::PopulationState pop;
       pop.name = i == 0 ? "rational" : "noisy";

@@ -22,7 +22,7 @@ namespace {
 /// Every step's state of a small run.
 struct Captured {
   std::vector<std::vector<Eigen::MatrixXd>> wealth, amount;  // [step][population]
-  std::vector<Eigen::VectorXd> price;
+  std::vector<Eigen::MatrixXd> price;                        // paths x assets
   bool finished = false;
 };
 
@@ -231,16 +231,25 @@ TEST_SUITE("sim.simulation") {
     CHECK(herds);
   }
 
-  TEST_CASE("the fused kernel (no observers) ends in exactly the step loop's state") {
-    auto spec = test::paper_spec(7, agents::Policy::plan);
-    spec.run.steps_per_year = 4;
-    const auto looped = run_with_threads(spec, 2);
-    auto fused = agents::make_simulation(spec);
-    const auto summary = fused->run();
-    CHECK(summary.fused);
-    for (std::size_t p = 0; p < 2; ++p)
-      CHECK(fused->state().populations[p].wealth == looped.wealth.back()[p]);
-    CHECK(fused->state().market.price == looped.price.back());
+  TEST_CASE("the fused kernel (no observers) ends in exactly the step loop's state, in both builds") {
+    for (const auto wealth_update : {sim::WealthUpdate::arithmetic, sim::WealthUpdate::lognormal}) {
+      auto spec = test::paper_spec(7, agents::Policy::plan);
+      spec.run.steps_per_year = 4;
+      spec.run.wealth_update = wealth_update;
+      const auto looped = run_with_threads(spec, 2);
+      for (const auto kernel : {sim::FusedKernel::fastest, sim::FusedKernel::portable}) {
+        CAPTURE(wealth_update == sim::WealthUpdate::lognormal);
+        CAPTURE(kernel == sim::FusedKernel::portable);
+        auto fused = agents::make_simulation(spec);
+        sim::RunOptions opt;
+        opt.fused_kernel = kernel;
+        const auto summary = fused->run(opt);
+        CHECK(summary.fused);
+        for (std::size_t p = 0; p < 2; ++p)
+          CHECK(fused->state().populations[p].wealth == looped.wealth.back()[p]);
+        CHECK(fused->state().market.price == looped.price.back());
+      }
+    }
   }
 
   TEST_CASE("the fused kernel matches the step loop across tiles, tasks, compact and full plans") {
@@ -265,10 +274,16 @@ TEST_SUITE("sim.simulation") {
     const auto looped = run_with_threads(spec, 1);
     const std::size_t n = looped.amount.size();
     REQUIRE(n == 30);
-    for (int threads : {1, 2}) {
+    for (const auto& [threads, kernel] : {std::pair{1, sim::FusedKernel::fastest},
+                                          {2, sim::FusedKernel::fastest},
+                                          {1, sim::FusedKernel::portable},
+                                          {2, sim::FusedKernel::portable}}) {
+      CAPTURE(threads);
+      CAPTURE(kernel == sim::FusedKernel::portable);
       auto fused = agents::make_simulation(spec);
       sim::RunOptions opt;
       opt.threads = threads;
+      opt.fused_kernel = kernel;
       const auto summary = fused->run(opt);
       CHECK(summary.fused);
       for (std::size_t p = 0; p < spec.populations.size(); ++p) {
@@ -278,6 +293,7 @@ TEST_SUITE("sim.simulation") {
         CHECK(pop.previous_amount == looped.amount[n - 2][p]);
       }
     }
+    // The three forms of plan the test means to cover.
     auto built = agents::make_simulation(spec);
     const auto grid = sim::compact_plan(built->state().populations[1].theory_amount);
     CHECK_FALSE(grid.row_of.empty());
@@ -288,34 +304,11 @@ TEST_SUITE("sim.simulation") {
     CHECK(gathered.period == 0);
   }
 
-  TEST_CASE("compact_plan shares bitwise-equal rows and reproduces the plan exactly") {
-    Eigen::MatrixXd plan(40, 3);
-    for (int i = 0; i < 40; ++i) {
-      for (int k = 0; k < 3; ++k) plan(i, k) = 1.0 + 0.1 * (i % 3) + k;
-    }
-    plan(39, 2) = -0.0;  // differs from +0.0 in its bits only: its own row
-    plan(38, 2) = 0.0;
-    const auto compact = sim::compact_plan(plan);
-    REQUIRE(compact.row_of.size() == 40);
-    CHECK(compact.rows.size() == 5 * 3);
-    CHECK(compact.period == 40);  // the two last rows break the period 3
-    for (int i = 0; i < 40; ++i) {
-      for (int k = 0; k < 3; ++k) {
-        const double v = compact.rows[std::size_t{compact.row_of[static_cast<std::size_t>(i)]} * 3 + k];
-        CHECK(std::signbit(v) == std::signbit(plan(i, k)));
-        CHECK(v == plan(i, k));
-      }
-    }
-    Eigen::MatrixXd distinct(8, 2);
-    for (int i = 0; i < 8; ++i) distinct.row(i) << i, -i;
-    CHECK(sim::compact_plan(distinct).row_of.empty());  // more than a quarter of the agents
-  }
-
   TEST_CASE("all agents on a path see the same shock; paths differ") {
     const auto run = run_with_threads(test::paper_spec(4, agents::Policy::plan), 1);
     // Two populations with identical amounts would have identical wealth; instead check the price
     // is common: one price per path, different across paths.
-    CHECK(run.price[1][0] != run.price[1][1]);
+    CHECK(run.price[1](0, 0) != run.price[1](1, 0));
   }
 
   TEST_CASE("Merton terminal wealth: mean and variance match the closed form within Monte Carlo error") {

@@ -95,6 +95,9 @@ struct Timed {
 
 enum class Recording { off, loop, summaries, full, full_no_summaries };
 
+/// The fused kernel's build for every run (--portable: the plain C++ one).
+sim::FusedKernel fused_kernel = sim::FusedKernel::fastest;
+
 Timed time_run(const sim::ScenarioSpec& spec, int threads, Recording rec, const std::string& file = "") {
   auto simulation = agents::make_simulation(spec);
   std::unique_ptr<io::Hdf5Output> out;
@@ -116,6 +119,7 @@ Timed time_run(const sim::ScenarioSpec& spec, int threads, Recording rec, const 
   }
   sim::RunOptions opt;
   opt.threads = threads;
+  opt.fused_kernel = fused_kernel;
   const auto t0 = Clock::now();
   const auto summary = simulation->run(opt);
   if (out) out->commit();
@@ -202,12 +206,14 @@ int main(int argc, char** argv) {
   // --quick: a smoke run (CI); --only SECTIONS: a comma-separated subset of
   // plan,paths,recording,peers,memory.
   // --shape AGENTS:PATHS (repeatable): the plan and peers sections run only these shapes.
+  // --portable: the fused kernel's portable build instead of the x86 one.
   bool quick = false;
   std::string only;
   std::vector<std::pair<int, int>> shapes;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--quick") quick = true;
+    if (arg == "--portable") fused_kernel = sim::FusedKernel::portable;
     if (arg == "--only" && i + 1 < argc) only = "," + std::string(argv[++i]) + ",";
     if (arg == "--shape" && i + 1 < argc) {
       const std::string shape = argv[++i];
@@ -226,8 +232,9 @@ int main(int argc, char** argv) {
   const std::string tmp = (std::filesystem::temp_directory_path() / "herdsim_bench.h5").string();
   const int repeats = quick ? 1 : 3;
   const int short_repeats = quick ? 1 : 7;  // plan and peers runs take milliseconds
-  fmt::print("herdsim engine benchmarks ({} hardware threads{}); agent-steps/s, best of {}\n\n", max_threads,
-             quick ? ", quick" : "", repeats);
+  fmt::print("herdsim engine benchmarks ({} hardware threads{}{}); agent-steps/s, best of {}\n\n",
+             max_threads, quick ? ", quick" : "",
+             fused_kernel == sim::FusedKernel::portable ? ", portable fused kernel" : "", repeats);
 
   if (wanted("plan")) {
     for (const bool distinct : {false, true}) {

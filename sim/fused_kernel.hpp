@@ -1,0 +1,66 @@
+#pragma once
+// The fused kernel: advances a population whose decisions are a plan (path independent) through every
+// step at once, with the arithmetic of the step loop's settle phase in the same order, so that it ends in
+// the step loop's state bit for bit. The runtime uses it when nobody observes the steps, every population
+// plays a plan and the market is exogenous (its whole path is known before any decision).
+//
+// Two builds of one source (sim/fused_kernel.cpp): fused_x86 (x86-64 with HERDSIM_SIMD: SSE2, an AVX2
+// clone chosen at run time, AVX2 gathers, non-temporal stores) and fused_portable (plain C++, no
+// intrinsics: every other host, and the reference the x86 build is tested against bit for bit).
+#include <Eigen/Core>
+#include <cstdint>
+#include <vector>
+
+#include "sim/run_state.hpp"
+#include "sim/simd.hpp"
+
+#ifdef HERDSIM_AVX2_CLONE
+#define HERDSIM_FUSED_X86 1  ///< this build holds fused_x86 as well as fused_portable
+#endif
+
+namespace herdsim::sim {
+
+/// A plan (PopulationState::theory_amount) in the compact form the fused kernel reads: the distinct
+/// rows (one agent's n decisions each, steps contiguous) and each agent's row. Plans over a parameter
+/// grid share a few rows, so the kernel reads 2 B per agent instead of 8 B per agent and step.
+struct CompactPlan {
+  std::vector<double> rows;           ///< distinct rows x steps, row-major, currency units
+  std::vector<std::uint16_t> row_of;  ///< per agent: its row; empty when the plan does not compress
+  /// When > 0, row_of[i] == row_of[i % period] for every agent (a parameter grid repeats with the
+  /// grid's size), so any tile's plan is a window of one small periodic table: nothing per agent.
+  int period = 0;
+};
+
+/// The compact form of a count x steps plan (bitwise equal rows are shared), or an empty CompactPlan
+/// when the distinct rows are too many to stay in cache.
+[[nodiscard]] CompactPlan compact_plan(const Eigen::MatrixXd& plan);
+
+/// Which build of the kernel a run uses; both give the same bits.
+enum class FusedKernel {
+  fastest,   ///< fused_x86 where this build holds it, else fused_portable
+  portable,  ///< fused_portable
+};
+
+#ifdef HERDSIM_FUSED_X86
+namespace fused_x86 {
+/// Advances `pop` through all n steps on every path: wealth X_0 -> X_n by x <- x G + P_k e_k with P_k
+/// the plan's column k, then the state the step loop leaves (amount = P_{n-1}, previous_amount = P_{n-2}
+/// when n > 1). `plan` is count x n (theory_amount), `compact` its compact_plan (or empty), `excess` n x
+/// paths (e of step k on path p), `deposit_growth` G; currency units. Parallel over the current task
+/// arena, the same bits for any thread count.
+void advance_plan(const Eigen::MatrixXd& plan, const CompactPlan& compact, const Eigen::MatrixXd& excess,
+                  double deposit_growth, PopulationState& pop);
+}  // namespace fused_x86
+#endif
+
+namespace fused_portable {
+/// fused_x86::advance_plan in plain C++, with the same bits.
+void advance_plan(const Eigen::MatrixXd& plan, const CompactPlan& compact, const Eigen::MatrixXd& excess,
+                  double deposit_growth, PopulationState& pop);
+}  // namespace fused_portable
+
+/// advance_plan of the `kernel` build.
+void advance_plan(FusedKernel kernel, const Eigen::MatrixXd& plan, const CompactPlan& compact,
+                  const Eigen::MatrixXd& excess, double deposit_growth, PopulationState& pop);
+
+}  // namespace herdsim::sim
