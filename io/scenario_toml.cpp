@@ -372,7 +372,8 @@ std::pair<toml::table*, std::string> locate(toml::table& root, std::string_view 
       const std::string digits = segs[0].substr(11, segs[0].size() - 12);
       if (!digits.empty() &&
           std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-        const auto k = std::stoul(digits);
+        // More digits than any population count has: no such population (and no stoul overflow).
+        const std::size_t k = digits.size() > 9 ? n : std::stoul(digits);
         if (k < n) pop = pops->get_as<toml::table>(k);
         if (pop == nullptr)
           error = fmt::format("there is no population[{}] (the scenario has {})", digits, n);
@@ -416,7 +417,7 @@ toml::table parse_override_value(const std::string& value, const std::string& or
   for (const char c : value) {
     if (c == '"' || c == '\\')
       quoted += fmt::format("\\{}", c);
-    else if (static_cast<unsigned char>(c) < 0x20)
+    else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7F)  // control characters TOML refuses raw
       quoted += fmt::format("\\u{:04x}", static_cast<int>(c));
     else
       quoted += c;
@@ -439,7 +440,14 @@ void apply_overrides(toml::table& root, const std::vector<std::string>& override
       c.problems.push_back(p);
       continue;
     }
-    auto value = parse_override_value(arg.substr(eq + 1), origin);
+    toml::table value;
+    try {
+      value = parse_override_value(arg.substr(eq + 1), origin);
+    } catch (const toml::parse_error& e) {  // not even a string: invalid UTF-8
+      p.message = fmt::format("cannot read the value: {}", e.description());
+      c.problems.push_back(p);
+      continue;
+    }
     // `--set sweep.run.seed=[37]` on a file that says `"run.seed" = [...]`: replace that axis's values
     // in place (it keeps its place in the axis order) instead of adding a second axis for the path.
     if (key.rfind("sweep.", 0) == 0 && value.get("v")->is_array()) {
@@ -605,7 +613,7 @@ void read_network(Checker& c, const toml::table& t, const std::string& prefix, P
   if (uses_k) {
     const auto k = c.integer(*net, path, "k", 1);
     if (k) pop.network.k = static_cast<int>(*k);
-    if ((k || !net->contains("k")) && count_ok && 2 * pop.network.k >= pop.count) {
+    if ((k || !net->contains("k")) && count_ok && 2LL * pop.network.k >= pop.count) {
       c.report(net->contains("k") ? net->get("k") : net, path + ".k",
                fmt::format("needs 2k < count (k neighbours on each side), got k = {}{} with count = {}",
                            pop.network.k, net->contains("k") ? "" : " (default)", pop.count));
@@ -808,6 +816,11 @@ void read_run(Checker& c, const toml::table& t, sim::RunSpec& run) {
       (std::abs(n - std::round(n)) > 1e-9 * std::max(1.0, n) || std::round(n) < 1.0)) {
     c.report(t.contains("horizon") ? t.get("horizon") : t.get("steps_per_year"), "run.horizon",
              fmt::format("horizon * steps_per_year must be a whole number of steps, got {} * {} = {}",
+                         run.horizon, run.steps_per_year, n));
+  } else if ((horizon || !t.contains("horizon")) && (steps || !t.contains("steps_per_year")) &&
+             !(std::round(n) <= static_cast<double>(int_max))) {
+    c.report(t.contains("horizon") ? t.get("horizon") : t.get("steps_per_year"), "run.horizon",
+             fmt::format("horizon * steps_per_year must be at most {} steps, got {} * {} = {}", int_max,
                          run.horizon, run.steps_per_year, n));
   }
   run.wealth_update = c.choice<sim::WealthUpdate>(t, "run", "wealth_update",
