@@ -48,7 +48,7 @@ failed=()
 for name in "${names[@]}"; do
   log=build/fuzz/fuzz-runs/$name/log
   if [ "$(cat "build/fuzz/fuzz-runs/$name/rc" 2>/dev/null)" = 0 ]; then
-    runs=$(grep -o 'stat::number_of_executed_runs: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo '?')
+    runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo '?')
     cov=$(grep -o 'cov: [0-9]* ft: [0-9]*' "$log" | tail -1 || true)
     echo "fuzz_$name: ok, $runs runs in ${seconds} s, $cov"
   else

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 #include <system_error>
+#include <unordered_map>
+#include <vector>
 
 #include "sim/error.hpp"
 
@@ -15,38 +17,51 @@ namespace {
 using nlohmann::json;
 
 /// The first brace-balanced block that is valid JSON, parsed; a discarded value when there is none.
-/// Every '{' is a candidate start, in order, so an invalid block does not hide a valid one after it.
+/// Every '{' is a candidate start, in order, so an invalid block does not hide a valid one after it. A scan
+/// from one start notes where each '{' it meets outside a string balances, or that it never does: a scan
+/// from that '{' would be in the same state from there on and end at the same place, so it is not redone
+/// (a text of many unbalanced braces costs one pass, not one pass per brace).
 json first_json_object(std::string_view text, std::string_view* block) {
+  constexpr std::size_t never = std::string_view::npos;
+  std::unordered_map<std::size_t, std::size_t> balance;  // '{' position -> its '}' position, or never
+  std::vector<std::size_t> open;
   for (std::size_t start = text.find('{'); start != std::string_view::npos;
        start = text.find('{', start + 1)) {
-    int depth = 0;
-    bool in_string = false;
-    bool escaped = false;
-    for (std::size_t i = start; i < text.size(); ++i) {
-      const char c = text[i];
-      if (in_string) {
-        if (escaped)
-          escaped = false;
-        else if (c == '\\')
-          escaped = true;
-        else if (c == '"')
-          in_string = false;
-        continue;
-      }
-      if (c == '"') {
-        in_string = true;
-      } else if (c == '{') {
-        ++depth;
-      } else if (c == '}' && --depth == 0) {
-        const std::string_view candidate = text.substr(start, i - start + 1);
-        json value = json::parse(candidate, nullptr, /*allow_exceptions=*/false);
-        if (!value.is_discarded() && value.is_object()) {
-          if (block != nullptr) *block = candidate;
-          return value;
+    if (balance.count(start) == 0U) {
+      open.assign(1, start);
+      bool in_string = false;
+      bool escaped = false;
+      for (std::size_t i = start + 1; i < text.size() && !open.empty(); ++i) {
+        const char c = text[i];
+        if (in_string) {
+          if (escaped)
+            escaped = false;
+          else if (c == '\\')
+            escaped = true;
+          else if (c == '"')
+            in_string = false;
+          continue;
         }
-        break;  // balanced but not JSON: try the next '{'
+        if (c == '"') {
+          in_string = true;
+        } else if (c == '{') {
+          open.push_back(i);
+        } else if (c == '}') {
+          balance[open.back()] = i;
+          open.pop_back();
+        }
       }
+      for (const std::size_t j : open) balance[j] = never;  // the text ended first
     }
+    const std::size_t end = balance.at(start);
+    if (end == never) continue;
+    const std::string_view candidate = text.substr(start, end - start + 1);
+    json value = json::parse(candidate, nullptr, /*allow_exceptions=*/false);
+    if (!value.is_discarded() && value.is_object()) {
+      if (block != nullptr) *block = candidate;
+      return value;
+    }
+    // balanced but not JSON: try the next '{'
   }
   return json(json::value_t::discarded);
 }

@@ -243,6 +243,44 @@ TEST_SUITE("investalign.answer") {
                     herdsim::InputError);
     CHECK_THROWS_AS((void)format_answer(seq10, "line\nbreak", std::vector<double>(10, 0.1)),
                     herdsim::InputError);
+    // Invalid UTF-8 is refused as the other misfits are (found by fuzzing: it escaped as a JSON type_error).
+    CHECK_THROWS_AS((void)format_answer(seq10, "caf\xC3", std::vector<double>(10, 0.1)), herdsim::InputError);
+    CHECK_THROWS_AS((void)format_answer(seq10, "\xED\xA0\x80", std::vector<double>(10, 0.1)),
+                    herdsim::InputError);
+  }
+
+  TEST_CASE("a flood of unbalanced braces costs one pass, not one per brace") {
+    // Every '{' is a candidate; rescanning from each made this quadratic (minutes for 300000 braces).
+    const std::string text = std::string(300000, '{') + answer_with("[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]") +
+                             std::string(1000, '{') + "\"" + std::string(1000, '{');
+    const auto a = parse_answer(text, seq10, advisor10());
+    CHECK(a.status == AnswerStatus::ok);
+    CHECK(a.values[9] == doctest::Approx(0.1));
+  }
+
+  TEST_CASE("invalid UTF-8 in an answer is read as U+FFFD, so what the grammar admits still parses") {
+    // llama.cpp's grammar reads a lead byte's length and admits overlong forms (C1 81 is 'A'), surrogates
+    // (ED A0 80) and values past U+10FFFF wherever a negated class does; a JSON parser refuses them all
+    // (found by fuzzing the grammar).
+    const Gbnf g(answer_gbnf(seq10));
+    const std::string ten = "[10.00, 20.00, 30.00, 40.00, 50.00, 60.00, 70.00, 80.00, 90.00, 100.00]";
+    for (const std::string bad : {"\xC1\x81", "\xED\xA0\x80", "\xF4\x90\x80\x80", "\xE0\x81\x81"}) {
+      const std::string text =
+          R"({"Decision Explanation": "a)" + bad + R"(b", "Investment Proportion Sequence": )" + ten + "}";
+      CAPTURE(text);
+      CHECK(g.accepts(text));
+      const auto a = parse_answer(text, seq10, advisor10());
+      REQUIRE(a.status == AnswerStatus::ok);
+      CHECK(a.values[9] == 1.0);
+      REQUIRE(a.explanation);
+      CHECK(a.explanation->front() == 'a');
+      CHECK(a.explanation->find("\xEF\xBF\xBD") != std::string::npos);
+      CHECK(extract_json_object(text).has_value());
+    }
+    // A stray byte outside the object is replaced too and changes nothing.
+    const auto a =
+        parse_answer("\xFF\xFE{\"Investment Proportion Sequence\": " + ten + "}\x80", seq10, advisor10());
+    CHECK(a.status == AnswerStatus::ok);
   }
 
   TEST_CASE("the JSON Schema document names the keys, the length and the range") {
