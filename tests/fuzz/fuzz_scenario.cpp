@@ -2,7 +2,8 @@
 //
 // Input: leading lines "--set KEY=VALUE" are overrides (as `herdsim run --set` passes them), the rest is the
 // TOML text. Every input must end in specs that keep the documented domains, or in a ScenarioFileError
-// listing at least one problem; anything else (another exception, a crash, UB, a hang) is a finding.
+// listing at least one problem; anything else (another exception, a crash, UB, a hang) is a finding. The
+// text a spec stores (what a run file keeps and `herdsim compare` reads) must read back to the same specs.
 #include <cmath>
 #include <cstdint>
 #include <set>
@@ -99,6 +100,30 @@ void check_spec(const ScenarioSpec& s) {
   }
 }
 
+/// The fields a run and `herdsim compare` read, equal in a and b (doubles bit for bit, NaN never occurs).
+bool same_spec(const ScenarioSpec& a, const ScenarioSpec& b) {
+  if (a.run.seed != b.run.seed || a.run.paths != b.run.paths || a.run.horizon != b.run.horizon ||
+      a.run.steps_per_year != b.run.steps_per_year || a.run.wealth_update != b.run.wealth_update)
+    return false;
+  if (a.market.mu != b.market.mu || a.market.r != b.market.r || a.market.sigma != b.market.sigma ||
+      a.market.price0 != b.market.price0)
+    return false;
+  if (a.record.every != b.record.every || a.record.paths != b.record.paths ||
+      a.record.quantiles != b.record.quantiles || a.record.max_agents != b.record.max_agents)
+    return false;
+  if (a.sweep_point != b.sweep_point || a.populations.size() != b.populations.size()) return false;
+  for (std::size_t i = 0; i < a.populations.size(); ++i) {
+    const auto& p = a.populations[i];
+    const auto& q = b.populations[i];
+    if (p.name != q.name || p.kind != q.kind || p.count != q.count || p.leader != q.leader ||
+        p.alpha.form != q.alpha.form || p.alpha.value != q.alpha.value || p.alpha.values != q.alpha.values ||
+        p.theta.values != q.theta.values || p.inference.backend != q.inference.backend ||
+        p.inference.model != q.inference.model)
+      return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -116,6 +141,21 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const auto specs = herdsim::io::parse_scenario(text, "fuzz.toml", overrides);
     FUZZ_CHECK(!specs.empty(), "no spec and no error");
     for (const auto& spec : specs) check_spec(spec);
+    // The stored text (after overrides, [sweep] included) reads back to the same specs: `herdsim compare`
+    // reads a run's scenario attribute this way.
+    std::vector<ScenarioSpec> again;
+    try {
+      again = herdsim::io::parse_scenario(specs.front().text, "stored");
+    } catch (const herdsim::io::ScenarioFileError& e) {
+      FUZZ_CHECK(false,
+                 std::string("the stored text does not read back: ") + e.what() + "\n" + specs.front().text);
+    }
+    FUZZ_CHECK(again.size() == specs.size(), "sweep points of the stored text");
+    for (std::size_t i = 0; i < specs.size(); ++i) {
+      FUZZ_CHECK(again[i].text == specs[i].text, "the stored text changes when read back");
+      FUZZ_CHECK(same_spec(again[i], specs[i]),
+                 "the stored text reads back to another spec:\n" + specs[i].text);
+    }
   } catch (const herdsim::io::ScenarioFileError& e) {
     FUZZ_CHECK(!e.problems().empty(), "a ScenarioFileError without problems");
     for (const auto& p : e.problems()) FUZZ_CHECK(!p.message.empty(), std::string(e.what()));
