@@ -298,10 +298,11 @@ class Gbnf {
         if (pos < input_.size() && in_class(n, input_[pos])) return {pos + 1};
         return {};
       case Node::Kind::ref: {
-        const auto key = std::make_pair(n.name, pos);
+        const Node& rule = rules_.at(n.name);
+        const auto key = std::make_pair(&rule, pos);
         if (const auto it = memo_.find(key); it != memo_.end()) return it->second;
-        auto result = match(rules_.at(n.name), pos);
-        memo_[key] = result;
+        auto result = match(rule, pos);
+        memo_.emplace(key, result);
         return result;
       }
       case Node::Kind::seq: {
@@ -399,7 +400,7 @@ class Gbnf {
   std::string src_;
   std::size_t pos_ = 0;
   mutable std::u32string input_;
-  mutable std::map<std::pair<std::string, std::size_t>, std::set<std::size_t>> memo_;
+  mutable std::map<std::pair<const Node*, std::size_t>, std::set<std::size_t>> memo_;  // rule, position
 };
 
 }  // namespace herdsim::test
