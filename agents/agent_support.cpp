@@ -25,4 +25,18 @@ void set_initial_wealth(sim::PopulationState& own) {
   for (Eigen::Index p = 0; p < own.wealth.cols(); ++p) own.wealth.col(p) = w0;
 }
 
+void add_kind_state(sim::PopulationState& own, std::string name, Eigen::Index rows, Eigen::Index cols) {
+  own.kind_state.emplace_back(std::move(name), Eigen::MatrixXd::Zero(rows, cols));
+}
+
+const Eigen::MatrixXd& kind_state(const sim::PopulationState& own, std::string_view name) {
+  if (const Eigen::MatrixXd* values = own.find_kind_state(name)) return *values;
+  throw Error(fmt::format("population '{}' has no kind state '{}'", own.name, name));
+}
+
+Eigen::MatrixXd& kind_state(sim::PopulationState& own, std::string_view name) {
+  if (Eigen::MatrixXd* values = own.find_kind_state(name)) return *values;
+  throw Error(fmt::format("population '{}' has no kind state '{}'", own.name, name));
+}
+
 }  // namespace herdsim::agents

@@ -27,37 +27,148 @@ namespace herdsim::agents {
 
 namespace {
 
-int find_population(const sim::ScenarioSpec& spec, const std::string& name) {
-  for (std::size_t i = 0; i < spec.populations.size(); ++i) {
-    if (spec.populations[i].name == name) return static_cast<int>(i);
-  }
-  throw ScenarioError(fmt::format("leader population '{}' not found", name));
-}
+/// Kind-state names (agents/herd_agent.hpp).
+constexpr std::string_view kSeenBefore = "seen_before";
+constexpr std::string_view kReplanned = "replanned";
 
 }  // namespace
+
+namespace {
+
+void read_network(KeyReader& in, NetworkSpec& network, int count) {
+  using NetworkKind = NetworkSpec::Kind;
+  if (!in.has("network")) {
+    in.report("network", "is required with influence = \"peers\"");
+    return;
+  }
+  const auto net = in.table("network");
+  if (net == nullptr) return;
+  static constexpr std::array<std::string_view, 3> keys{"kind", "k", "p"};
+  net->allow_only(keys);
+  net->require("kind");
+  const auto kind = net->choice<NetworkKind>("kind");
+  if (!kind) return;
+  network.kind = *kind;
+  const bool uses_k = *kind == NetworkKind::ring || *kind == NetworkKind::small_world;
+  const bool uses_p = *kind == NetworkKind::erdos_renyi || *kind == NetworkKind::small_world;
+  if (!uses_k && net->has("k"))
+    net->report("k", fmt::format("does not apply to kind = \"{}\"", to_name(*kind)));
+  if (!uses_p && net->has("p"))
+    net->report("p", fmt::format("does not apply to kind = \"{}\"", to_name(*kind)));
+  if (uses_p) network.p = net->number("p", unit_interval).value_or(network.p);
+  if (uses_k) {
+    const auto k = net->integer("k", 1);
+    if (k) network.k = static_cast<int>(*k);
+    if ((k || !net->has("k")) && in.valid("count") && 2LL * network.k >= count) {
+      net->report("k",
+                  fmt::format("needs 2k < count (k neighbours on each side), got k = {}{} with count = {}",
+                              network.k, net->has("k") ? "" : " (default)", count));
+    }
+  }
+  if (in.valid("count") && count < 2)
+    in.report("count", fmt::format("influence = \"peers\" needs count >= 2, got {}", count));
+}
+
+class HerdKind final : public Kind {
+ public:
+  [[nodiscard]] std::string_view name() const override { return HerdParams::kind; }
+  [[nodiscard]] std::span<const KeyInfo> keys() const override { return keys_; }
+
+  [[nodiscard]] std::any read(KeyReader& in, const sim::PopulationSpec& common) const override {
+    HerdParams p;
+    read_alpha(in, name(), p.alpha, p.lottery, LotteryKey::with_lottery_prob_only);
+    read_theta(in, name(), p.theta);
+    auto herd = in.choice<HerdType>("herd");
+    auto influence = in.choice<Influence>("influence");
+    if (!in.has("herd")) herd = HerdType::absolute;
+    if (!in.has("influence")) influence = Influence::leader;
+    // Keys of one setting only (an unreadable herd or influence checks none of them).
+    if (influence == Influence::peers && in.has("leader"))
+      in.report("leader", "does not apply with influence = \"peers\" (peers follow their network)");
+    if (influence == Influence::leader && in.has("network"))
+      in.report("network", "does not apply with influence = \"leader\"");
+    if (herd == HerdType::absolute && in.has("bc")) in.report("bc", "applies only to herd = \"relative\"");
+    if (herd == HerdType::relative && in.has("rho")) in.report("rho", "applies only to herd = \"absolute\"");
+
+    p.optimum = in.choice<Optimum>("optimum").value_or(Optimum::discrete);
+    p.policy = in.choice<Policy>("policy").value_or(Policy::plan);
+    p.herd = herd.value_or(HerdType::absolute);
+    p.influence = influence.value_or(Influence::leader);
+    if (p.herd == HerdType::relative)
+      p.bc = in.choice<theory::BoundaryCondition>("bc").value_or(theory::BoundaryCondition::pinned);
+    if (p.herd == HerdType::absolute) p.rho = in.number("rho", any_number).value_or(0.0);
+    if (p.influence == Influence::leader) {
+      in.require("leader", " with influence = \"leader\": the name of a merton population");
+      p.leader = in.string("leader").value_or("");
+    } else if (influence == Influence::peers) {
+      read_network(in, p.network, common.count);
+    }
+    return p;
+  }
+
+  void check(const sim::ScenarioSpec& spec, int index, KeyReporter& out) const override {
+    const sim::PopulationSpec& ps = spec.populations[static_cast<std::size_t>(index)];
+    const HerdParams& p = params_of<HerdParams>(ps);
+    if (p.influence == Influence::leader)
+      check_population_ref(spec, "leader", p.leader, MertonParams::kind, out);
+    if (p.influence == Influence::peers && p.policy == Policy::replan && p.herd == HerdType::relative &&
+        ps.count > kPeersReplanMaxAgentsRelative) {
+      out.report(
+          "policy",
+          fmt::format("policy = \"replan\" with influence = \"peers\" and herd = \"relative\" solves the "
+                      "whole network's game on every path and step: at most {} agents, got count = {}; use "
+                      "\"plan\" or \"adaptive\"",
+                      kPeersReplanMaxAgentsRelative, ps.count));
+    }
+  }
+
+  [[nodiscard]] std::unique_ptr<sim::Population> make(
+      const sim::ScenarioSpec& spec, int index,
+      const inference::BackendFactory& /*backends*/) const override {
+    return std::make_unique<HerdPopulation>(spec, index);
+  }
+
+  [[nodiscard]] std::vector<std::string> recorded_params(const sim::PopulationSpec& ps) const override {
+    const bool leader = params_of<HerdParams>(ps).influence == Influence::leader;
+    return {"alpha", "theta", "wealth0", leader ? "leader_alpha" : "degree"};
+  }
+
+ private:
+  static constexpr std::array<KeyInfo, 11> keys_{{
+      {"alpha", "CARA risk aversion, per currency unit (or {lottery_prob = ...})"},
+      {"lottery", "lottery convention of alpha = {lottery_prob = ...}"},
+      {"theta", "herding coefficient (or {score = ...}, theta = score * 1e-8)"},
+      {"herd", "absolute or relative herding"},
+      {"influence", "leader or peers"},
+      {"leader", "influence = leader: the name of a merton population"},
+      {"network", "influence = peers: {kind = all_to_all | ring | erdos_renyi | small_world, k, p}"},
+      {"policy", "plan, replan or adaptive"},
+      {"optimum", "discrete (the simulated steps) or continuous"},
+      {"bc", "relative herding: pinned or natural end conditions"},
+      {"rho", "absolute herding: time-weight exponent"},
+  }};
+};
+
+}  // namespace
+
+std::unique_ptr<Kind> make_herd_kind() {
+  return std::make_unique<HerdKind>();
+}
 
 HerdPopulation::HerdPopulation(const sim::ScenarioSpec& spec, int index)
     : spec_(spec),
       ps_(spec.populations[static_cast<std::size_t>(index)]),
+      hp_(params_of<HerdParams>(ps_)),
       index_(index),
       // Relative herding is solved in continuous time; its plans are sampled at the decision times.
       schedule_(theory_market(spec), spec.run.horizon,
-                ps_.herd == sim::HerdType::relative ? theory::TimeModel::continuous()
-                                                    : theory_time(spec, ps_.optimum)) {
-  // The scenario validator reports these too; the runtime refuses them whatever built the spec.
-  if (ps_.policy == sim::Policy::replan && ps_.influence == sim::Influence::peers &&
-      ps_.herd == sim::HerdType::relative && ps_.count > kPeersReplanMaxAgentsRelative) {
-    throw ScenarioError(fmt::format(
-        "population '{}': relative herding on peers with policy replan solves the whole game on every path "
-        "and step: at most {} agents, got {}",
-        ps_.name, kPeersReplanMaxAgentsRelative, ps_.count));
-  }
-}
+                hp_.herd == HerdType::relative ? theory::TimeModel::continuous()
+                                               : theory_time(spec, hp_.optimum)) {}
 
 void HerdPopulation::initialize(const sim::RunState& state, sim::PopulationState& own) {
   const sim::CounterRng rng(spec_.run.seed);
-  own.params = expand_params({{"alpha", &ps_.alpha}, {"theta", &ps_.theta}, {"wealth0", &ps_.wealth}},
-                             ps_.count, index_, rng, ps_.lottery);
+  own.params = expand_params({{"alpha", &hp_.alpha}, {"theta", &hp_.theta}, {"wealth0", &ps_.wealth}},
+                             ps_.count, index_, rng, hp_.lottery);
   set_initial_wealth(own);
   alpha_ = param(own, "alpha");
   theta_ = param(own, "theta");
@@ -67,7 +178,7 @@ void HerdPopulation::initialize(const sim::RunState& state, sim::PopulationState
   // The adaptive rule's constants follow `optimum` (the simulated steps by default) even for relative
   // herding, whose plan is the continuous optimum: an agent reacting to observed decisions in a
   // discrete market projects them with the market's own growth.
-  const theory::Schedule rule(theory_market(spec_), spec_.run.horizon, theory_time(spec_, ps_.optimum));
+  const theory::Schedule rule(theory_market(spec_), spec_.run.horizon, theory_time(spec_, hp_.optimum));
   ln_growth_left_.resize(n);
   ln_growth_.resize(n);
   merton_unit_.resize(n);
@@ -82,19 +193,14 @@ void HerdPopulation::initialize(const sim::RunState& state, sim::PopulationState
     projection_[k] = k == 0 ? 1.0 : std::exp(rule.ln_growth(t - dt) - ln_growth_[k]);
   }
 
-  if (ps_.influence == sim::Influence::leader) {
-    leader_index_ = find_population(spec_, ps_.leader);
-    const sim::PopulationSpec& leader = spec_.populations[static_cast<std::size_t>(leader_index_)];
-    leader_count_ = leader.count;
-    // The leader's parameters are a pure function of its spec: recompute rather than depend on order.
-    const auto leader_params =
-        expand_params(merton_params(leader), leader.count, leader_index_, rng, leader.lottery);
-    leader_alpha_.resize(ps_.count);
-    for (int i = 0; i < ps_.count; ++i) leader_alpha_[i] = leader_params[0].second[i % leader_count_];
+  if (hp_.influence == Influence::leader) {
+    leader_index_ = population_index(spec_, hp_.leader);  // a merton population (HerdKind::check)
+    leader_count_ = spec_.populations[static_cast<std::size_t>(leader_index_)].count;
+    leader_alpha_ = leader_alpha_of(spec_, leader_index_, ps_.count);
     own.params.emplace_back("leader_alpha", leader_alpha_);
     plan_with_leader(own);
   } else {
-    weights_ = build_network(ps_.network, theta_, index_, rng);
+    weights_ = build_network(hp_.network, theta_, index_, rng);
     Eigen::VectorXd degree(ps_.count);
     for (int i = 0; i < ps_.count; ++i) degree[i] = static_cast<double>(weights_.row(i).nonZeros());
     own.params.emplace_back("degree", degree);
@@ -110,11 +216,11 @@ void HerdPopulation::initialize(const sim::RunState& state, sim::PopulationState
       for (WeightMatrix::InnerIterator it(mean_weights_, i); it; ++it) it.valueRef() /= theta_[i];
     }
   }
-  if (ps_.herd == sim::HerdType::relative && ps_.policy == sim::Policy::adaptive) {
-    seen_before_ = Eigen::MatrixXd::Zero(ps_.count, state.paths);
+  if (hp_.herd == HerdType::relative && hp_.policy == Policy::adaptive) {
+    add_kind_state(own, std::string(kSeenBefore), ps_.count, state.paths);
   }
-  if (ps_.policy == sim::Policy::replan && leader_index_ < 0) {
-    replanned_ = Eigen::MatrixXd::Zero(ps_.count, state.paths);
+  if (hp_.policy == Policy::replan && leader_index_ < 0) {
+    add_kind_state(own, std::string(kReplanned), ps_.count, state.paths);
   }
 }
 
@@ -139,17 +245,16 @@ void HerdPopulation::plan_with_leader(sim::PopulationState& own) {
     hp.alpha_leader = combos[c][1];
     hp.theta = combos[c][2];
     hp.x0 = combos[c][3];
-    hp.rho = ps_.rho;
+    hp.rho = hp_.rho;
     hp.horizon = spec_.run.horizon;
     hp.time = schedule_.time();
     const auto col = static_cast<Eigen::Index>(c);
-    if (ps_.herd == sim::HerdType::absolute) {
+    if (hp_.herd == HerdType::absolute) {
       const auto sol = theory::solve_absolute_herd(hp);
       for (int k = 0; k < n; ++k) table(k, col) = sol.amount(k * spec_.run.dt());
     } else {
       theory::RelativeHerdOptions opt;
-      opt.bc = ps_.bc == sim::Boundary::natural ? theory::BoundaryCondition::natural
-                                                : theory::BoundaryCondition::pinned;
+      opt.bc = hp_.bc;
       const auto sol = theory::solve_relative_herd(hp, opt);
       for (int k = 0; k < n; ++k) table(k, col) = sol.amount(k * spec_.run.dt());
     }
@@ -166,18 +271,17 @@ void HerdPopulation::plan_with_peers(sim::PopulationState& own) {
   game.market = theory_market(spec_);
   game.horizon = spec_.run.horizon;
   game.time = schedule_.time();
-  game.rho = ps_.rho;
+  game.rho = hp_.rho;
   game.alpha = alpha_;
   game.x0 = param(own, "wealth0");
   game.theta = weights_;
   const int n = spec_.run.steps();
   own.theory_amount.resize(ps_.count, n);
-  if (ps_.herd == sim::HerdType::relative) {
+  if (hp_.herd == HerdType::relative) {
     // The mutual relative game (continuous time, like P1), once per run; decision times are grid nodes.
     game.rho = 0.0;
     theory::RelativeMutualOptions opt;
-    opt.bc = ps_.bc == sim::Boundary::natural ? theory::BoundaryCondition::natural
-                                              : theory::BoundaryCondition::pinned;
+    opt.bc = hp_.bc;
     opt.node_spacing = spec_.run.dt();
     const auto sol = theory::solve_relative_mutual(game, opt);
     for (int k = 0; k < n; ++k) own.theory_amount.col(k) = sol.amounts(k * spec_.run.dt());
@@ -223,14 +327,13 @@ double HerdPopulation::replan(const sim::DecisionContext& ctx, int agent, double
   hp.alpha = alpha_[agent];
   hp.alpha_leader = leader_alpha_[agent];
   hp.theta = theta_[agent];
-  hp.rho = ps_.rho;
+  hp.rho = hp_.rho;
   hp.x0 = wealth;
   hp.horizon = spec_.run.horizon - ctx.time;
   hp.time = schedule_.time();
-  if (ps_.herd == sim::HerdType::absolute) return theory::solve_absolute_herd(hp).amount(0.0);
+  if (hp_.herd == HerdType::absolute) return theory::solve_absolute_herd(hp).amount(0.0);
   theory::RelativeHerdOptions opt;
-  opt.bc = ps_.bc == sim::Boundary::natural ? theory::BoundaryCondition::natural
-                                            : theory::BoundaryCondition::pinned;
+  opt.bc = hp_.bc;
   // The first decision keeps the plan's start condition (so replan starts where plan does); a restart's
   // start is free: pinned there, every decision would be the own Merton amount.
   opt.free_start = ctx.step > 0;
@@ -243,24 +346,24 @@ Eigen::VectorXd HerdPopulation::replan_game(const sim::DecisionContext& ctx,
   game.market = theory_market(spec_);
   game.horizon = spec_.run.horizon - ctx.time;
   game.time = schedule_.time();
-  game.rho = ps_.rho;
+  game.rho = hp_.rho;
   game.alpha = alpha_;
   game.x0 = wealth;
   game.theta = weights_;
-  if (ps_.herd == sim::HerdType::absolute) return theory::solve_mutual_game(game).amounts(0.0);
+  if (hp_.herd == HerdType::absolute) return theory::solve_mutual_game(game).amounts(0.0);
   game.rho = 0.0;
   theory::RelativeMutualOptions opt;
-  opt.bc = ps_.bc == sim::Boundary::natural ? theory::BoundaryCondition::natural
-                                            : theory::BoundaryCondition::pinned;
+  opt.bc = hp_.bc;
   opt.node_spacing = spec_.run.dt();
   opt.free_start = ctx.step > 0;  // as for a leader (replan above)
   return theory::solve_relative_mutual(game, opt).amounts(0.0);
 }
 
 void HerdPopulation::prepare_step(const sim::DecisionContext& ctx, sim::PopulationState& own) {
-  if (ps_.policy != sim::Policy::replan || leader_index_ >= 0) return;
+  if (hp_.policy != Policy::replan || leader_index_ >= 0) return;
   const Eigen::VectorXd& x0 = param(own, "wealth0");
   const int paths = static_cast<int>(own.wealth.cols());
+  Eigen::MatrixXd& replanned = kind_state(own, kReplanned);
   // One game per path; each task writes its own column, so any thread count gives the same bits. Errors
   // are kept per path and the first path's is thrown after the loop (never from inside it).
   std::vector<std::string> errors(static_cast<std::size_t>(paths));
@@ -270,11 +373,11 @@ void HerdPopulation::prepare_step(const sim::DecisionContext& ctx, sim::Populati
         for (int p = r.begin(); p != r.end(); ++p) {
           // Wealth still at its start (every path at t = 0): the plan solved this very game.
           if (ctx.step == 0 && own.wealth.col(p) == x0) {
-            replanned_.col(p) = own.theory_amount.col(0);
+            replanned.col(p) = own.theory_amount.col(0);
             continue;
           }
           try {
-            replanned_.col(p) = replan_game(ctx, own.wealth.col(p));
+            replanned.col(p) = replan_game(ctx, own.wealth.col(p));
           } catch (const std::exception& e) {
             errors[static_cast<std::size_t>(p)] = e.what();
           }
@@ -291,15 +394,16 @@ void HerdPopulation::prepare_step(const sim::DecisionContext& ctx, sim::Populati
 
 void HerdPopulation::decide(const sim::DecisionContext& ctx, int p0, int p1, int a0, int a1,
                             sim::PopulationState& own) const {
-  if (ps_.policy == sim::Policy::plan) {
+  if (hp_.policy == Policy::plan) {
     play_plan(ctx, p0, p1, a0, a1, own);
     return;
   }
   const int k = ctx.step;
-  if (ps_.policy == sim::Policy::replan) {
+  if (hp_.policy == Policy::replan) {
     if (leader_index_ < 0) {  // solved in prepare_step
+      const Eigen::MatrixXd& replanned = kind_state(own, kReplanned);
       for (int p = p0; p < p1; ++p)
-        own.amount.col(p).segment(a0, a1 - a0) = replanned_.col(p).segment(a0, a1 - a0);
+        own.amount.col(p).segment(a0, a1 - a0) = replanned.col(p).segment(a0, a1 - a0);
       return;
     }
     for (int p = p0; p < p1; ++p) {
@@ -314,7 +418,7 @@ void HerdPopulation::decide(const sim::DecisionContext& ctx, int p0, int p1, int
     }
     return;
   }
-  if (ps_.herd == sim::HerdType::absolute) {
+  if (hp_.herd == HerdType::absolute) {
     decide_adaptive_absolute(ctx, p0, p1, a0, a1, own);
     return;
   }
@@ -325,6 +429,7 @@ void HerdPopulation::decide(const sim::DecisionContext& ctx, int p0, int p1, int
   const double growth_left = std::exp(ln_growth_left_[k]);
   const double ln_q_shift = -v * v * (spec_.run.horizon - ctx.time) / (2.0 * s2) + 2.0 * ln_growth_[k] +
                             2.0 * std::log(spec_.run.dt());
+  Eigen::MatrixXd& seen_before = kind_state(own, kSeenBefore);
   alignas(64) double seen[kChunk];
   for (int p = p0; p < p1; ++p) {
     for (int c0 = a0; c0 < a1; c0 += kChunk) {
@@ -340,8 +445,8 @@ void HerdPopulation::decide(const sim::DecisionContext& ctx, int p0, int p1, int
         // Myopic discretised Euler-Lagrange: follow the reference's observed change from one's own
         // last decision, pulled to one's own Merton amount.
         const double change =
-            k == 1 ? seen[j] * (1.0 - 1.0 / projection_[k]) : seen[j] - seen_before_(i, p) * projection_[k];
-        seen_before_(i, p) = seen[j] / projection_[k];
+            k == 1 ? seen[j] * (1.0 - 1.0 / projection_[k]) : seen[j] - seen_before(i, p) * projection_[k];
+        seen_before(i, p) = seen[j] / projection_[k];
         const double ln_q_dt2 = -alpha_[i] * own.wealth(i, p) * growth_left - ln_vt_[i] + ln_q_shift;
         const double w = 1.0 / (1.0 + std::exp(-ln_q_dt2));
         own.amount(i, p) = w * own_merton + (1.0 - w) * (own.previous_amount(i, p) + change);
@@ -362,7 +467,7 @@ void HerdPopulation::decide_adaptive_absolute(const sim::DecisionContext& ctx, i
   const double s2 = spec_.market.sigma * spec_.market.sigma;
   const double v = spec_.market.mu - spec_.market.r;
   const double growth_left = std::exp(ln_growth_left_[k]);
-  const double shift = v * v * (spec_.run.horizon - ctx.time) / (2.0 * s2) - (2.0 - ps_.rho) * ln_growth_[k];
+  const double shift = v * v * (spec_.run.horizon - ctx.time) / (2.0 * s2) - (2.0 - hp_.rho) * ln_growth_[k];
   const double unit = merton_unit_[k];
   const double* alpha = alpha_.data();
   const double* ln_vt = ln_vt_.data();

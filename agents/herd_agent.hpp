@@ -5,12 +5,55 @@
 //   replan   - each step, the optimum over the remaining horizon from the realised wealth;
 //   adaptive - a myopic best response to the decisions the leader/peers actually took at the
 //              previous step (docs/scenarios.md, "adaptive rule"); nobody's plan is visible.
+// Keys: alpha, lottery, theta, herd, influence, leader, network, policy, optimum, bc, rho.
 // Parameters: alpha, theta, wealth0 (+ leader_alpha, or degree for peers).
+// Kind state (sim::PopulationState::kind_state): relative adaptive: `seen_before`, count x paths, the
+// reference decision each agent observed at the previous step (currency units, deflated one step); peers
+// replan: `replanned`, count x paths, this step's decisions solved in prepare_step (currency units).
+#include <array>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "agents/agent_support.hpp"
+#include "agents/kind.hpp"
 #include "agents/network.hpp"
 #include "sim/population.hpp"
+#include "sim/theory/relative_herd.hpp"
 #include "sim/theory/schedule.hpp"
 
 namespace herdsim::agents {
+
+/// Absolute herding penalises the gap to the reference's amount, relative herding the gap in its changes.
+enum class HerdType { absolute, relative };
+constexpr std::array<NamedValue<HerdType>, 2> enum_names(HerdType /*unused*/) {
+  return {{{HerdType::absolute, "absolute"}, {HerdType::relative, "relative"}}};
+}
+/// Whom the agents follow: a leader population, or their peers on a network.
+enum class Influence { leader, peers };
+constexpr std::array<NamedValue<Influence>, 2> enum_names(Influence /*unused*/) {
+  return {{{Influence::leader, "leader"}, {Influence::peers, "peers"}}};
+}
+
+/// The parameters of a herd population.
+struct HerdParams {
+  static constexpr std::string_view kind = "herd";
+  HerdType herd = HerdType::absolute;
+  Influence influence = Influence::leader;
+  std::string leader;   ///< influence = leader: a merton population; agent i follows its agent i mod count
+  NetworkSpec network;  ///< influence = peers
+  Policy policy = Policy::plan;
+  Optimum optimum = Optimum::discrete;
+  theory::BoundaryCondition bc = theory::BoundaryCondition::pinned;  ///< relative herding
+  double rho = 0.0;      ///< absolute herding: time-weight exponent
+  sim::ParamSpec alpha;  ///< CARA risk aversion, per currency unit
+  /// Maps alpha given as lottery probabilities to alpha: the `lottery` key.
+  theory::LotteryConvention lottery = theory::lottery_win10_sure3;
+  sim::ParamSpec theta;  ///< herding coefficient
+};
+
+/// The herd kind (registered by the registry).
+[[nodiscard]] std::unique_ptr<Kind> make_herd_kind();
 
 class HerdPopulation final : public sim::Population {
  public:
@@ -20,10 +63,8 @@ class HerdPopulation final : public sim::Population {
   void prepare_step(const sim::DecisionContext& ctx, sim::PopulationState& own) override;
   void decide(const sim::DecisionContext& ctx, int p0, int p1, int a0, int a1,
               sim::PopulationState& own) const override;
-  [[nodiscard]] bool path_independent() const override { return ps_.policy == sim::Policy::plan; }
-  [[nodiscard]] double decision_cost() const override {
-    return ps_.policy == sim::Policy::replan ? 1000.0 : 1.0;
-  }
+  [[nodiscard]] bool path_independent() const override { return hp_.policy == Policy::plan; }
+  [[nodiscard]] double decision_cost() const override { return hp_.policy == Policy::replan ? 1000.0 : 1.0; }
 
  private:
   void plan_with_leader(sim::PopulationState& own);
@@ -41,6 +82,7 @@ class HerdPopulation final : public sim::Population {
 
   const sim::ScenarioSpec& spec_;
   const sim::PopulationSpec& ps_;
+  const HerdParams& hp_;
   int index_;
   int leader_index_ = -1;
   int leader_count_ = 0;
@@ -52,10 +94,6 @@ class HerdPopulation final : public sim::Population {
   // Per-step constants of the adaptive rule: ln of the remaining horizon's deposit growth,
   // ln G(t_k), Merton's amount for alpha = 1, and the one-step growth of a Merton amount.
   Eigen::VectorXd ln_growth_left_, ln_growth_, merton_unit_, projection_;
-  // Relative adaptive: the reference decision seen at the previous step, per slot (agent x path).
-  mutable Eigen::MatrixXd seen_before_;
-  // Peers replan: this step's decisions, count x paths, solved in prepare_step.
-  Eigen::MatrixXd replanned_;
 };
 
 /// Most agents a relative-herding peers population with policy replan may have: every step solves the

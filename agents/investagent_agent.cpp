@@ -28,6 +28,13 @@ using investalign::TaskKind;
 /// expand_params uses path = population and the networks 2^32 + population).
 constexpr std::uint64_t peer_key = 2ULL << 32;
 
+/// Kind-state names (agents/investagent_agent.hpp).
+constexpr std::string_view kPlan = "plan";
+constexpr std::string_view kFirstYear = "first_year";
+constexpr std::string_view kStepAmount = "step_amount";
+constexpr std::string_view kLastProportion = "last_proportion";
+constexpr std::string_view kLeaderWealth = "leader_wealth";
+
 /// A fraction rounded to hundredths of a percent: the advisor's values as the prompt quotes them.
 double as_quoted(double fraction) {
   return static_cast<double>(std::llround(fraction * 10000.0)) / 10000.0;
@@ -35,28 +42,151 @@ double as_quoted(double fraction) {
 
 }  // namespace
 
-const char* protocol_name(sim::InvestProtocol protocol) {
-  switch (protocol) {
-    case sim::InvestProtocol::absolute:
-      return "absolute";
-    case sim::InvestProtocol::relative:
-      return "relative";
-    case sim::InvestProtocol::mutual:
-      return "mutual";
-    case sim::InvestProtocol::step:
-      return "step";
+namespace {
+
+/// The `inference` table (a sim::InferenceSpec: the backend seam's description).
+void read_inference(KeyReader& in, sim::InferenceSpec& s) {
+  if (!in.has("inference")) {
+    in.report("inference",
+              "is required for kind = \"investagent\": a table with backend and model (or replay)");
+    return;
   }
-  return "unknown";
+  const auto table = in.table("inference");
+  if (table == nullptr) return;
+  static constexpr std::array<std::string_view, 12> keys{
+      "backend", "model",          "lora",    "temperature", "max_tokens",   "batch",
+      "threads", "prefix_sharing", "grammar", "replay",      "replay_group", "replay_population"};
+  table->allow_only(keys);
+  table->require(
+      "backend",
+      ": a plugin name (\"llama\", \"llama_cuda\"), \"auto\" (CUDA when usable, else CPU), a plugin "
+      "path, or \"replay\"");
+  if (const auto backend = table->string("backend")) {
+    s.backend = *backend;
+    if (backend->empty()) table->report("backend", "must not be empty");
+  }
+  const bool replay = s.backend == "replay";
+  s.model = table->string("model").value_or("");
+  if (!replay && !s.backend.empty() && !table->has("model"))
+    table->report("model", fmt::format("is required with backend = \"{}\": the model file", s.backend));
+  s.lora = table->strings("lora", "an adapter file", "adapter files").value_or(s.lora);
+  s.temperature = table->number("temperature", non_negative).value_or(s.temperature);
+  s.max_tokens = static_cast<int>(table->integer("max_tokens", 1).value_or(s.max_tokens));
+  s.batch = static_cast<int>(table->integer("batch", 1).value_or(s.batch));
+  s.threads = static_cast<int>(table->integer("threads", 1).value_or(s.threads));
+  s.prefix_sharing = table->boolean("prefix_sharing").value_or(s.prefix_sharing);
+  s.grammar = table->boolean("grammar").value_or(s.grammar);
+  // model, lora and threads may stay when a scenario is switched to replay with --set: they are ignored.
+  for (const char* key : {"replay", "replay_group", "replay_population"}) {
+    if (table->has(key) && !replay && !s.backend.empty())
+      table->report(key, "applies only with backend = \"replay\"");
+  }
+  s.replay = table->string("replay").value_or("");
+  s.replay_group = table->string("replay_group").value_or("");
+  s.replay_population = table->string("replay_population").value_or("");
+  if (replay && !table->has("replay"))
+    table->report("replay", "is required with backend = \"replay\": the run file whose transcripts answer");
 }
 
-const char* scored_problem(sim::InvestProtocol protocol) {
+class InvestAgentKind final : public Kind {
+ public:
+  [[nodiscard]] std::string_view name() const override { return InvestAgentParams::kind; }
+  [[nodiscard]] std::span<const KeyInfo> keys() const override { return keys_; }
+
+  [[nodiscard]] std::any read(KeyReader& in, const sim::PopulationSpec& /*common*/) const override {
+    InvestAgentParams p;
+    read_alpha(in, name(), p.alpha, p.lottery, LotteryKey::always);
+    read_theta(in, name(), p.theta);
+    p.protocol = in.choice<InvestProtocol>("protocol").value_or(InvestProtocol::absolute);
+    in.require("leader", for_kind(name()) + ": the name of a merton population");
+    p.leader = in.string("leader").value_or("");
+    read_inference(in, p.inference);
+    return p;
+  }
+
+  // InvestAgents decide once a year over the reference budget list: steps_per_year = 1 and a horizon of
+  // 1..10 whole years (relative: >= 2); mutual needs a peer; the advisor is a merton population.
+  void check(const sim::ScenarioSpec& spec, int index, KeyReporter& out) const override {
+    const sim::PopulationSpec& ps = spec.populations[static_cast<std::size_t>(index)];
+    const InvestAgentParams& p = params_of<InvestAgentParams>(ps);
+    const double T = spec.run.horizon;
+    const auto max_years = investalign::static_budget_list.size();
+    if (spec.run.steps_per_year != 1 || T != std::round(T) || T < 1.0 || T > static_cast<double>(max_years)) {
+      out.report(
+          "kind",
+          fmt::format("kind = \"investagent\" needs run.steps_per_year = 1 and run.horizon a whole number "
+                      "of years in 1..{} (one answer per year over the reference budgets), got horizon {} "
+                      "with steps_per_year {}",
+                      max_years, T, spec.run.steps_per_year));
+    } else if (p.protocol == InvestProtocol::relative && T < 2.0) {
+      out.report("protocol", "protocol = \"relative\" needs run.horizon >= 2 years (T - 1 changes)", "kind");
+    }
+    if (p.protocol == InvestProtocol::mutual && out.valid("count") && ps.count < 2) {
+      out.report(
+          "count",
+          fmt::format("protocol = \"mutual\" needs count >= 2 (each agent's peer is another agent of the "
+                      "population), got {}",
+                      ps.count),
+          "protocol");
+    }
+    check_population_ref(spec, "leader", p.leader, MertonParams::kind, out);
+  }
+
+  [[nodiscard]] std::unique_ptr<sim::Population> make(
+      const sim::ScenarioSpec& spec, int index, const inference::BackendFactory& backends) const override {
+    const sim::PopulationSpec& ps = spec.populations[static_cast<std::size_t>(index)];
+    if (!backends) {
+      throw ScenarioError(fmt::format(
+          "population '{}': kind investagent needs an inference backend, and none can be created here",
+          ps.name));
+    }
+    std::unique_ptr<inference::Backend> backend;
+    try {
+      backend = backends(params_of<InvestAgentParams>(ps).inference);
+    } catch (const BackendError& e) {  // the factory's message names the file; this names the population
+      throw BackendError(fmt::format("population '{}': {}", ps.name, e.what()));
+    } catch (const IoError& e) {
+      throw IoError(fmt::format("population '{}': inference.replay: {}", ps.name, e.what()));
+    }
+    if (backend == nullptr)
+      throw ScenarioError(
+          fmt::format("population '{}': kind investagent needs an inference backend", ps.name));
+    return std::make_unique<InvestAgentPopulation>(spec, index, std::move(backend));
+  }
+
+  [[nodiscard]] std::vector<std::string> recorded_params(const sim::PopulationSpec& ps) const override {
+    std::vector<std::string> out{"alpha", "theta", "wealth0", "leader_alpha", "lottery_prob", "score"};
+    if (params_of<InvestAgentParams>(ps).protocol == InvestProtocol::mutual) out.emplace_back("peer");
+    return out;
+  }
+
+ private:
+  static constexpr std::array<KeyInfo, 6> keys_{{
+      {"alpha", "CARA risk aversion, per currency unit, usually {lottery_prob = ...}"},
+      {"lottery", "the questionnaire's lottery: win10_sure3 or win20_sure6"},
+      {"theta", "herding coefficient, usually {score = ...}"},
+      {"leader", "the advisor: the name of a merton population"},
+      {"protocol", "absolute, relative, mutual or step"},
+      {"inference",
+       "{backend, model, lora, temperature, max_tokens, batch, threads, prefix_sharing, grammar, "
+       "replay, replay_group, replay_population}"},
+  }};
+};
+
+}  // namespace
+
+std::unique_ptr<Kind> make_investagent_kind() {
+  return std::make_unique<InvestAgentKind>();
+}
+
+const char* scored_problem(InvestProtocol protocol) {
   switch (protocol) {
-    case sim::InvestProtocol::relative:
+    case InvestProtocol::relative:
       return "P1";
-    case sim::InvestProtocol::mutual:
+    case InvestProtocol::mutual:
       return "P2";
-    case sim::InvestProtocol::absolute:
-    case sim::InvestProtocol::step:
+    case InvestProtocol::absolute:
+    case InvestProtocol::step:
       return "P3";
   }
   return "unknown";
@@ -66,40 +196,15 @@ InvestAgentPopulation::InvestAgentPopulation(const sim::ScenarioSpec& spec, int 
                                              std::unique_ptr<inference::Backend> backend)
     : spec_(spec),
       ps_(spec.populations[static_cast<std::size_t>(index)]),
+      ip_(params_of<InvestAgentParams>(ps_)),
       index_(index),
       backend_(std::move(backend)) {
-  // The scenario validator reports these too; the runtime refuses them whatever built the spec.
-  const double T = spec_.run.horizon;
-  const auto max_years = static_cast<double>(investalign::static_budget_list.size());
-  if (spec_.run.steps_per_year != 1 || T != std::round(T) || T < 1.0 || T > max_years) {
-    throw ScenarioError(fmt::format(
-        "population '{}': kind investagent needs one decision per year (steps_per_year = 1) and a horizon of "
-        "1..{} whole years (the reference budget list); got horizon {} with steps_per_year {}",
-        ps_.name, investalign::static_budget_list.size(), T, spec_.run.steps_per_year));
-  }
-  horizon_years_ = static_cast<int>(T);
-  if (ps_.protocol == sim::InvestProtocol::relative && horizon_years_ < 2)
-    throw ScenarioError(
-        fmt::format("population '{}': protocol relative needs a horizon of >= 2 years", ps_.name));
-  if (ps_.protocol == sim::InvestProtocol::mutual && ps_.count < 2)
-    throw ScenarioError(fmt::format(
-        "population '{}': protocol mutual needs count >= 2 (each agent's peer is another agent of the "
-        "population)",
-        ps_.name));
-  for (std::size_t i = 0; i < spec_.populations.size(); ++i) {
-    if (spec_.populations[i].name == ps_.leader) leader_index_ = static_cast<int>(i);
-  }
-  if (leader_index_ < 0 ||
-      spec_.populations[static_cast<std::size_t>(leader_index_)].kind != sim::AgentKind::merton)
-    throw ScenarioError(
-        fmt::format("population '{}': leader '{}' is not a merton population", ps_.name, ps_.leader));
-  if (backend_ == nullptr)
-    throw ScenarioError(
-        fmt::format("population '{}': kind investagent needs an inference backend", ps_.name));
+  horizon_years_ = static_cast<int>(std::round(spec_.run.horizon));
+  leader_index_ = population_index(spec_, ip_.leader);
   plan_schema_ = investalign::proportion_sequence_schema(horizon_years_);
   step_schema_ = investalign::single_proportion_schema();
   if (horizon_years_ >= 2) change_schema_ = investalign::change_sequence_schema(horizon_years_);
-  if (ps_.inference.grammar) {
+  if (ip_.inference.grammar) {
     plan_grammar_ = investalign::answer_gbnf(plan_schema_);
     step_grammar_ = investalign::answer_gbnf(step_schema_);
     if (horizon_years_ >= 2) change_grammar_ = investalign::answer_gbnf(change_schema_);
@@ -124,38 +229,34 @@ std::uint64_t InvestAgentPopulation::request_seed(const sim::CounterRng& rng, in
 
 void InvestAgentPopulation::initialize(const sim::RunState& state, sim::PopulationState& own) {
   const sim::CounterRng rng(spec_.run.seed);
-  const std::vector<NamedParam> named{{"alpha", &ps_.alpha}, {"theta", &ps_.theta}, {"wealth0", &ps_.wealth}};
-  own.params = expand_params(named, ps_.count, index_, rng, ps_.lottery);
+  const std::vector<NamedParam> named{{"alpha", &ip_.alpha}, {"theta", &ip_.theta}, {"wealth0", &ps_.wealth}};
+  own.params = expand_params(named, ps_.count, index_, rng, ip_.lottery);
   set_initial_wealth(own);
   alpha_ = param(own, "alpha");
   theta_ = param(own, "theta");
   x0_ = param(own, "wealth0");
   // The questionnaire values the prompt quotes: the same expansion without the mapping (same grid
   // positions and draws), or the inverse maps when alpha and theta were given directly.
-  sim::ParamSpec raw_alpha = ps_.alpha;
-  sim::ParamSpec raw_theta = ps_.theta;
+  sim::ParamSpec raw_alpha = ip_.alpha;
+  sim::ParamSpec raw_theta = ip_.theta;
   raw_alpha.scale = raw_theta.scale = sim::ParamSpec::Scale::direct;
   const auto raw = expand_params({{"alpha", &raw_alpha}, {"theta", &raw_theta}, {"wealth0", &ps_.wealth}},
-                                 ps_.count, index_, rng, ps_.lottery);
+                                 ps_.count, index_, rng, ip_.lottery);
   lottery_prob_.resize(ps_.count);
   score_.resize(ps_.count);
   for (int i = 0; i < ps_.count; ++i) {
-    lottery_prob_[i] = ps_.alpha.scale == sim::ParamSpec::Scale::lottery_prob
+    lottery_prob_[i] = ip_.alpha.scale == sim::ParamSpec::Scale::lottery_prob
                            ? raw[0].second[i]
-                           : theory::lottery_prob_from_alpha(alpha_[i], ps_.lottery);
-    score_[i] = ps_.theta.scale == sim::ParamSpec::Scale::score ? raw[1].second[i]
+                           : theory::lottery_prob_from_alpha(alpha_[i], ip_.lottery);
+    score_[i] = ip_.theta.scale == sim::ParamSpec::Scale::score ? raw[1].second[i]
                                                                 : theory::score_from_theta(theta_[i]);
   }
-  const sim::PopulationSpec& leader = spec_.populations[static_cast<std::size_t>(leader_index_)];
-  leader_count_ = leader.count;
-  const auto leader_params =
-      expand_params(merton_params(leader), leader.count, leader_index_, rng, leader.lottery);
-  leader_alpha_.resize(ps_.count);
-  for (int i = 0; i < ps_.count; ++i) leader_alpha_[i] = leader_params[0].second[i % leader_count_];
+  leader_count_ = spec_.populations[static_cast<std::size_t>(leader_index_)].count;
+  leader_alpha_ = leader_alpha_of(spec_, leader_index_, ps_.count);
   own.params.emplace_back("leader_alpha", leader_alpha_);
   own.params.emplace_back("lottery_prob", lottery_prob_);
   own.params.emplace_back("score", score_);
-  if (ps_.protocol == sim::InvestProtocol::mutual) {
+  if (ip_.protocol == InvestProtocol::mutual) {
     peer_.resize(ps_.count);
     for (int i = 0; i < ps_.count; ++i) peer_[i] = peer_of(rng, index_, i, ps_.count);
     own.params.emplace_back("peer", peer_.cast<double>());
@@ -180,14 +281,14 @@ void InvestAgentPopulation::initialize(const sim::RunState& state, sim::Populati
              [&](double t) { return theory::merton_amount(schedule, leader_alpha_[i], t); }, budgets))
       advisor_[static_cast<std::size_t>(i)].push_back(as_quoted(a));
     std::array<double, 7> key{alpha_[i], leader_alpha_[i], theta_[i], x0_[i], 0.0, 0.0, 0.0};
-    if (ps_.protocol == sim::InvestProtocol::mutual) {
+    if (ip_.protocol == InvestProtocol::mutual) {
       const int j = peer_[i];
       key[4] = alpha_[j];
       key[5] = theta_[j];
       key[6] = x0_[j];
     }
     auto it = solved.find(key);
-    if (it == solved.end() && ps_.protocol == sim::InvestProtocol::mutual) {
+    if (it == solved.end() && ip_.protocol == InvestProtocol::mutual) {
       // P2 (section 3.4): the dataset's group of three, with this agent's peer as the peer.
       const auto sol = theory::solve_mutual_game(
           investalign::mutual_group_game(market, T, leader_alpha_[i], profile_of(i), profile_of(peer_[i])));
@@ -206,7 +307,7 @@ void InvestAgentPopulation::initialize(const sim::RunState& state, sim::Populati
       std::vector<double> amounts;
       // The relative task is scored against relative herding (P1, section 3.3), never the absolute
       // closed form (the released code's pitfall 5); pinned ends, as the dataset's relative targets.
-      if (ps_.protocol == sim::InvestProtocol::relative) {
+      if (ip_.protocol == InvestProtocol::relative) {
         const auto sol = theory::solve_relative_herd(hp);
         for (int k = 0; k < T; ++k) amounts.push_back(sol.amount(k + 1.0));
       } else {
@@ -221,32 +322,56 @@ void InvestAgentPopulation::initialize(const sim::RunState& state, sim::Populati
   sim::InferenceLog log;
   log.backend = backend_->name();
   log.backend_description = backend_->describe();
-  log.protocol = protocol_name(ps_.protocol);
-  log.width = ps_.protocol == sim::InvestProtocol::step ? 1 : T;
+  log.protocol = to_name(ip_.protocol);
+  log.width = ip_.protocol == InvestProtocol::step ? 1 : T;
   own.inference = std::move(log);
 
-  if (ps_.protocol == sim::InvestProtocol::step) {
-    step_amount_ = Eigen::MatrixXd::Zero(ps_.count, state.paths);
-    last_proportion_ = Eigen::MatrixXd::Zero(ps_.count, state.paths);
-    leader_wealth_ = Eigen::MatrixXd::Zero(leader_count_, state.paths);
+  if (ip_.protocol == InvestProtocol::step) {
+    add_kind_state(own, std::string(kStepAmount), ps_.count, state.paths);
+    add_kind_state(own, std::string(kLastProportion), ps_.count, state.paths);
+    add_kind_state(own, std::string(kLeaderWealth), leader_count_, state.paths);
   } else {
-    plan_ = Eigen::MatrixXd::Zero(ps_.count, T);
-    first_year_.assign(static_cast<std::size_t>(ps_.count), 0.0);
+    add_kind_state(own, std::string(kPlan), ps_.count, T);
+    if (ip_.protocol == InvestProtocol::relative) add_kind_state(own, std::string(kFirstYear), ps_.count, 1);
+  }
+
+  // The prompt templates of every task the protocol asks, once per distinct leader alpha.
+  std::vector<TaskKind> tasks;
+  switch (ip_.protocol) {
+    case InvestProtocol::absolute:
+      tasks = {TaskKind::absolute};
+      break;
+    case InvestProtocol::relative:
+      tasks = {TaskKind::absolute, TaskKind::relative};
+      break;
+    case InvestProtocol::mutual:
+      tasks = {TaskKind::mutual};
+      break;
+    case InvestProtocol::step:
+      tasks = {TaskKind::step};
+      break;
+  }
+  templates_.clear();
+  for (const TaskKind task : tasks) {
+    for (int i = 0; i < ps_.count; ++i) {
+      const auto key = std::make_pair(static_cast<int>(task), leader_alpha_[i]);
+      if (templates_.contains(key)) continue;
+      investalign::TaskSettings settings;
+      settings.market = market;
+      settings.alpha_leader = leader_alpha_[i];
+      settings.horizon_years = horizon_years_;
+      settings.lottery = ip_.lottery;
+      templates_.emplace(key, investalign::make_prompt_template(task, settings));
+    }
   }
 }
 
 const investalign::PromptTemplate& InvestAgentPopulation::prompt_template(TaskKind kind,
-                                                                          double alpha_leader) {
-  const auto key = std::make_pair(static_cast<int>(kind), alpha_leader);
-  auto it = templates_.find(key);
-  if (it == templates_.end()) {
-    investalign::TaskSettings settings;
-    settings.market = theory_market(spec_);
-    settings.alpha_leader = alpha_leader;
-    settings.horizon_years = horizon_years_;
-    settings.lottery = ps_.lottery;
-    it = templates_.emplace(key, investalign::make_prompt_template(kind, settings)).first;
-  }
+                                                                          double alpha_leader) const {
+  const auto it = templates_.find(std::make_pair(static_cast<int>(kind), alpha_leader));
+  if (it == templates_.end())
+    throw Error(fmt::format("population '{}': no prompt template for task {} and leader alpha {}", ps_.name,
+                            investalign::task_kind_name(kind), alpha_leader));
   return it->second;
 }
 
@@ -263,7 +388,7 @@ investalign::InvestorProfile InvestAgentPopulation::profile_of(int agent) const 
 investalign::PromptInputs InvestAgentPopulation::inputs_of(int agent) const {
   investalign::PromptInputs in;
   in.investor = profile_of(agent);
-  if (ps_.protocol == sim::InvestProtocol::mutual) in.peer = profile_of(peer_[agent]);
+  if (ip_.protocol == InvestProtocol::mutual) in.peer = profile_of(peer_[agent]);
   in.advisor = advisor_[static_cast<std::size_t>(agent)];
   return in;
 }
@@ -272,7 +397,7 @@ void InvestAgentPopulation::ask(int step, std::size_t n, const std::function<Que
                                 const std::function<void(std::size_t, const investalign::ParsedAnswer&)>& use,
                                 sim::PopulationState& own) {
   sim::InferenceLog& log = *own.inference;
-  const sim::InferenceSpec& is = ps_.inference;
+  const sim::InferenceSpec& is = ip_.inference;
   const auto batch = static_cast<std::size_t>(std::max(1, is.batch));
   std::vector<Query> queries;
   std::vector<inference::Request> requests;
@@ -338,14 +463,14 @@ void InvestAgentPopulation::ask(int step, std::size_t n, const std::function<Que
 }
 
 void InvestAgentPopulation::prepare_step(const sim::DecisionContext& ctx, sim::PopulationState& own) {
-  switch (ps_.protocol) {
-    case sim::InvestProtocol::absolute:
-    case sim::InvestProtocol::relative:
-    case sim::InvestProtocol::mutual:
+  switch (ip_.protocol) {
+    case InvestProtocol::absolute:
+    case InvestProtocol::relative:
+    case InvestProtocol::mutual:
       if (ctx.step == 0) ask_plan(ctx, own);
-      if (ctx.step == 1 && ps_.protocol == sim::InvestProtocol::relative) ask_changes(ctx, own);
+      if (ctx.step == 1 && ip_.protocol == InvestProtocol::relative) ask_changes(ctx, own);
       break;
-    case sim::InvestProtocol::step:
+    case InvestProtocol::step:
       ask_step(ctx, own);
       break;
   }
@@ -354,8 +479,8 @@ void InvestAgentPopulation::prepare_step(const sim::DecisionContext& ctx, sim::P
 // absolute, mutual and stage 0 of relative: T proportions per agent at t = 0, the same on every path
 // (mutual: the mutual prompt, which adds the agent's peer's profile).
 void InvestAgentPopulation::ask_plan(const sim::DecisionContext& ctx, sim::PopulationState& own) {
-  const bool relative = ps_.protocol == sim::InvestProtocol::relative;
-  const TaskKind kind = ps_.protocol == sim::InvestProtocol::mutual ? TaskKind::mutual : TaskKind::absolute;
+  const bool relative = ip_.protocol == InvestProtocol::relative;
+  const TaskKind kind = ip_.protocol == InvestProtocol::mutual ? TaskKind::mutual : TaskKind::absolute;
   const auto make = [&](std::size_t i) {
     const int agent = static_cast<int>(i);
     Query q;
@@ -363,19 +488,21 @@ void InvestAgentPopulation::ask_plan(const sim::DecisionContext& ctx, sim::Popul
     q.prompt = investalign::render_prompt(prompt_template(kind, leader_alpha_[agent]), inputs_of(agent));
     q.seed = request_seed(*ctx.rng, ctx.population_index, agent, ctx.step, -1, 0);
     q.schema = &plan_schema_;
-    q.grammar = ps_.inference.grammar ? &plan_grammar_ : nullptr;
+    q.grammar = ip_.inference.grammar ? &plan_grammar_ : nullptr;
     q.fallback = advisor_[i];
     return q;
   };
+  Eigen::MatrixXd& plan = kind_state(own, kPlan);
+  Eigen::MatrixXd* first_year = relative ? &kind_state(own, kFirstYear) : nullptr;
   const auto use = [&](std::size_t i, const investalign::ParsedAnswer& a) {
     const auto& b = budgets_[i];
     const auto agent = static_cast<Eigen::Index>(i);
     if (relative) {
-      first_year_[i] = a.values.front();  // only year 1 is kept; the rest comes from the changes
-      for (int k = 0; k < horizon_years_; ++k) plan_(agent, k) = a.values.front() * b.front();
+      (*first_year)(agent, 0) = a.values.front();  // only year 1 is kept; the rest comes from the changes
+      for (int k = 0; k < horizon_years_; ++k) plan(agent, k) = a.values.front() * b.front();
     } else {
       for (int k = 0; k < horizon_years_; ++k)
-        plan_(agent, k) = a.values[static_cast<std::size_t>(k)] * b[static_cast<std::size_t>(k)];
+        plan(agent, k) = a.values[static_cast<std::size_t>(k)] * b[static_cast<std::size_t>(k)];
     }
   };
   ask(ctx.step, static_cast<std::size_t>(ps_.count), make, use, own);
@@ -383,27 +510,29 @@ void InvestAgentPopulation::ask_plan(const sim::DecisionContext& ctx, sim::Popul
 
 // Stage 1 of relative (t = 1, after wealth moved once): T - 1 changes; pi_{j+1} = pi_j + c_j.
 void InvestAgentPopulation::ask_changes(const sim::DecisionContext& ctx, sim::PopulationState& own) {
+  Eigen::MatrixXd& plan = kind_state(own, kPlan);
+  const Eigen::MatrixXd& first_year = kind_state(own, kFirstYear);
   const auto make = [&](std::size_t i) {
     const int agent = static_cast<int>(i);
     Query q;
     q.agent = agent;
     q.stage = 1;
     investalign::PromptInputs in = inputs_of(agent);
-    in.first_year_proportion = first_year_[i];
+    in.first_year_proportion = first_year(static_cast<Eigen::Index>(i), 0);
     q.prompt = investalign::render_prompt(prompt_template(TaskKind::relative, leader_alpha_[agent]), in);
     q.seed = request_seed(*ctx.rng, ctx.population_index, agent, ctx.step, -1, 1);
     q.schema = &change_schema_;
-    q.grammar = ps_.inference.grammar ? &change_grammar_ : nullptr;
+    q.grammar = ip_.inference.grammar ? &change_grammar_ : nullptr;
     const auto& adv = advisor_[i];
     for (std::size_t j = 1; j < adv.size(); ++j) q.fallback.push_back(adv[j] - adv[j - 1]);
     return q;
   };
   const auto use = [&](std::size_t i, const investalign::ParsedAnswer& a) {
     const auto& b = budgets_[i];
-    double pi = first_year_[i];
+    double pi = first_year(static_cast<Eigen::Index>(i), 0);
     for (int k = 1; k < horizon_years_; ++k) {
       pi += a.values[static_cast<std::size_t>(k - 1)];
-      plan_(static_cast<Eigen::Index>(i), k) = pi * b[static_cast<std::size_t>(k)];
+      plan(static_cast<Eigen::Index>(i), k) = pi * b[static_cast<std::size_t>(k)];
     }
   };
   ask(ctx.step, static_cast<std::size_t>(ps_.count), make, use, own);
@@ -414,6 +543,9 @@ void InvestAgentPopulation::ask_step(const sim::DecisionContext& ctx, sim::Popul
   const sim::PopulationState& leader = ctx.state->populations[static_cast<std::size_t>(leader_index_)];
   const int k = ctx.step;
   const auto count = static_cast<std::size_t>(ps_.count);
+  Eigen::MatrixXd& step_amount = kind_state(own, kStepAmount);
+  Eigen::MatrixXd& last_proportion = kind_state(own, kLastProportion);
+  Eigen::MatrixXd& leader_wealth = kind_state(own, kLeaderWealth);
   const auto make = [&](std::size_t s) {
     const int agent = static_cast<int>(s % count);
     const int path = static_cast<int>(s / count);
@@ -426,37 +558,35 @@ void InvestAgentPopulation::ask_step(const sim::DecisionContext& ctx, sim::Popul
     st.year = k + 1;
     st.wealth = own.wealth(agent, path);
     if (k > 0) {
-      st.own_last = last_proportion_(agent, path);
+      st.own_last = last_proportion(agent, path);
       // Last year's leader decision over the leader's wealth when it took it.
-      st.leader_last = leader.previous_amount(l, path) / leader_wealth_(l, path);
+      st.leader_last = leader.previous_amount(l, path) / leader_wealth(l, path);
     }
     in.step = st;
     q.prompt = investalign::render_prompt(prompt_template(TaskKind::step, leader_alpha_[agent]), in);
     q.seed = request_seed(*ctx.rng, ctx.population_index, agent, k, path, 0);
     q.schema = &step_schema_;
-    q.grammar = ps_.inference.grammar ? &step_grammar_ : nullptr;
+    q.grammar = ip_.inference.grammar ? &step_grammar_ : nullptr;
     q.fallback = {advisor_[static_cast<std::size_t>(agent)][static_cast<std::size_t>(k)]};
     return q;
   };
   const auto use = [&](std::size_t s, const investalign::ParsedAnswer& a) {
     const auto agent = static_cast<Eigen::Index>(s % count);
     const auto path = static_cast<Eigen::Index>(s / count);
-    last_proportion_(agent, path) = a.values.front();
-    step_amount_(agent, path) = a.values.front() * own.wealth(agent, path);
+    last_proportion(agent, path) = a.values.front();
+    step_amount(agent, path) = a.values.front() * own.wealth(agent, path);
   };
   ask(k, count * static_cast<std::size_t>(ctx.state->paths), make, use, own);
-  leader_wealth_ = leader.wealth;  // X_k of the leaders, for next step's "last year" proportion
+  leader_wealth = leader.wealth;  // X_k of the leaders, for next step's "last year" proportion
 }
 
 void InvestAgentPopulation::decide(const sim::DecisionContext& ctx, int p0, int p1, int a0, int a1,
                                    sim::PopulationState& own) const {
   const int len = a1 - a0;
-  for (int p = p0; p < p1; ++p) {
-    if (ps_.protocol == sim::InvestProtocol::step)
-      own.amount.col(p).segment(a0, len) = step_amount_.col(p).segment(a0, len);
-    else
-      own.amount.col(p).segment(a0, len) = plan_.col(ctx.step).segment(a0, len);
-  }
+  const bool step = ip_.protocol == InvestProtocol::step;
+  const Eigen::MatrixXd& played = kind_state(own, step ? kStepAmount : kPlan);
+  for (int p = p0; p < p1; ++p)
+    own.amount.col(p).segment(a0, len) = played.col(step ? p : ctx.step).segment(a0, len);
 }
 
 }  // namespace herdsim::agents

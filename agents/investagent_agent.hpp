@@ -11,29 +11,66 @@
 //              of the advisor, the agent and its peer (investalign::mutual_group_game);
 //   step     - each step, one request per (agent, path) with the current state; P = pi X_k.
 // Requests go to the backend in batches from prepare_step (serial), never from the parallel decide().
+// Keys: alpha, lottery, theta, leader, protocol, inference.
 // Parameters: alpha, theta, wealth0, leader_alpha, lottery_prob, score (mutual: also peer, the peer's index).
+// Kind state (sim::PopulationState::kind_state): absolute, relative, mutual: `plan`, count x T, the amounts
+// the answers imply (column k = decision k, currency units); relative: `first_year`, count x 1, the stage-0
+// year-1 proportion; step: `step_amount`, count x paths, this step's amounts (currency units),
+// `last_proportion`, count x paths, each agent's last answer (fraction), and `leader_wealth`, leaders x
+// paths, the leaders' wealth at the last decision (currency units).
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
+#include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
+#include "agents/kind.hpp"
 #include "sim/inference/backend.hpp"
 #include "sim/investalign/prompt.hpp"
 #include "sim/population.hpp"
 
 namespace herdsim::agents {
 
-/// "absolute", "relative", "mutual", "step": the scenario's and the transcripts' spelling.
-[[nodiscard]] const char* protocol_name(sim::InvestProtocol protocol);
+/// How an investagent population asks its model (docs/investagents.md, "InvestAgent populations").
+enum class InvestProtocol {
+  absolute,  ///< P3: one request per agent at t = 0 for T proportions, played as a plan on every path
+  relative,  ///< P1, two stages: the absolute prompt's year 1 at t = 0, then T - 1 changes at t = 1
+  mutual,    ///< P2: one request per agent at t = 0 for T proportions, with a peer of the population
+  step,      ///< each step, one request per (agent, path) with the current state
+};
+constexpr std::array<NamedValue<InvestProtocol>, 4> enum_names(InvestProtocol /*unused*/) {
+  return {{{InvestProtocol::absolute, "absolute"},
+           {InvestProtocol::relative, "relative"},
+           {InvestProtocol::mutual, "mutual"},
+           {InvestProtocol::step, "step"}}};
+}
+
+/// The parameters of an investagent population.
+struct InvestAgentParams {
+  static constexpr std::string_view kind = "investagent";
+  sim::ParamSpec alpha;  ///< CARA risk aversion, per currency unit (usually {lottery_prob = ...})
+  /// The questionnaire's lottery: maps lottery probabilities to alpha, and is quoted by the prompt.
+  theory::LotteryConvention lottery = theory::lottery_win10_sure3;
+  sim::ParamSpec theta;  ///< herding coefficient (usually {score = ...})
+  std::string leader;    ///< the advisor: a merton population; agent i follows its agent i mod count
+  InvestProtocol protocol = InvestProtocol::absolute;
+  sim::InferenceSpec inference;  ///< which backend answers, and how
+};
+
+/// The investagent kind (registered by the registry).
+[[nodiscard]] std::unique_ptr<Kind> make_investagent_kind();
+
 /// The problem a protocol's answers are scored against (theory/amount): "P3", "P1" or "P2".
-[[nodiscard]] const char* scored_problem(sim::InvestProtocol protocol);
+[[nodiscard]] const char* scored_problem(InvestProtocol protocol);
 
 class InvestAgentPopulation final : public sim::Population {
  public:
-  /// Throws ScenarioError when the scenario does not fit the protocol (steps_per_year != 1, a horizon
-  /// that is not a whole number of years in 1..10, no merton leader) or backend is null.
+  /// For a checked spec (the kind's check: one decision a year, a horizon of 1..10 whole years, a merton
+  /// leader); backend: not null.
   InvestAgentPopulation(const sim::ScenarioSpec& spec, int index,
                         std::unique_ptr<inference::Backend> backend);
   void initialize(const sim::RunState& state, sim::PopulationState& own) override;
@@ -70,7 +107,7 @@ class InvestAgentPopulation final : public sim::Population {
            const std::function<void(std::size_t, const investalign::ParsedAnswer&)>& use,
            sim::PopulationState& own);
   [[nodiscard]] const investalign::PromptTemplate& prompt_template(investalign::TaskKind kind,
-                                                                   double alpha_leader);
+                                                                   double alpha_leader) const;
   [[nodiscard]] investalign::InvestorProfile profile_of(int agent) const;
   [[nodiscard]] investalign::PromptInputs inputs_of(int agent) const;
   void ask_plan(const sim::DecisionContext& ctx, sim::PopulationState& own);
@@ -79,23 +116,20 @@ class InvestAgentPopulation final : public sim::Population {
 
   const sim::ScenarioSpec& spec_;
   const sim::PopulationSpec& ps_;
+  const InvestAgentParams& ip_;
   int index_;
   int leader_index_ = -1;
   int leader_count_ = 0;
   int horizon_years_ = 0;  ///< T; one decision per year
   std::unique_ptr<inference::Backend> backend_;
-  std::map<std::pair<int, double>, investalign::PromptTemplate> templates_;  ///< by (task, leader alpha)
+  /// By (task, leader alpha): every template the protocol asks, built in initialize.
+  std::map<std::pair<int, double>, investalign::PromptTemplate> templates_;
   investalign::AnswerSchema plan_schema_, change_schema_, step_schema_;
   std::string plan_grammar_, change_grammar_, step_grammar_;  ///< empty without `grammar`
   Eigen::VectorXd alpha_, theta_, x0_, leader_alpha_, lottery_prob_, score_;
   std::vector<std::vector<double>> budgets_;  ///< per agent: B_1..B_T, currency units
   std::vector<std::vector<double>> advisor_;  ///< per agent: the advisor's proportions as quoted, fractions
   Eigen::VectorXi peer_;                      ///< mutual: each agent's peer (an index in the population)
-  Eigen::MatrixXd plan_;                      ///< absolute, relative, mutual: count x steps amounts
-  std::vector<double> first_year_;            ///< relative: the stage-0 year-1 proportion per agent
-  Eigen::MatrixXd step_amount_;               ///< step: count x paths, this step's amounts
-  Eigen::MatrixXd last_proportion_;           ///< step: own answer last step, count x paths
-  Eigen::MatrixXd leader_wealth_;             ///< step: leader wealth at the last decision, leaders x paths
 };
 
 }  // namespace herdsim::agents

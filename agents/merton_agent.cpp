@@ -1,31 +1,77 @@
 #include "agents/merton_agent.hpp"
 
+#include <array>
+
 #include "agents/agent_support.hpp"
 #include "agents/parameters.hpp"
 #include "sim/theory/merton.hpp"
 
 namespace herdsim::agents {
 
+namespace {
+
+class MertonKind final : public Kind {
+ public:
+  [[nodiscard]] std::string_view name() const override { return MertonParams::kind; }
+  [[nodiscard]] std::span<const KeyInfo> keys() const override { return keys_; }
+  [[nodiscard]] std::any read(KeyReader& in, const sim::PopulationSpec& /*common*/) const override {
+    MertonParams p;
+    read_alpha(in, name(), p.alpha, p.lottery, LotteryKey::with_lottery_prob_only);
+    p.optimum = in.choice<Optimum>("optimum").value_or(Optimum::discrete);
+    const auto policy = in.choice<Policy>("policy");
+    p.policy = policy.value_or(Policy::plan);
+    if (policy == Policy::adaptive)
+      in.report("policy", "policy = \"adaptive\" applies only to herd populations");
+    return p;
+  }
+  [[nodiscard]] std::unique_ptr<sim::Population> make(
+      const sim::ScenarioSpec& spec, int index,
+      const inference::BackendFactory& /*backends*/) const override {
+    return std::make_unique<MertonPopulation>(spec, index);
+  }
+  [[nodiscard]] std::vector<std::string> recorded_params(const sim::PopulationSpec& /*ps*/) const override {
+    return {"alpha", "wealth0"};
+  }
+
+ private:
+  static constexpr std::array<KeyInfo, 4> keys_{{
+      {"alpha", "CARA risk aversion, per currency unit (or {lottery_prob = ...})"},
+      {"lottery", "lottery convention of alpha = {lottery_prob = ...}: win10_sure3 or win20_sure6"},
+      {"policy", "plan or replan (the same for a Merton investor)"},
+      {"optimum", "discrete (the simulated steps) or continuous"},
+  }};
+};
+
+}  // namespace
+
+std::unique_ptr<Kind> make_merton_kind() {
+  return std::make_unique<MertonKind>();
+}
+
 std::vector<NamedParam> merton_params(const sim::PopulationSpec& ps) {
-  return {{"alpha", &ps.alpha}, {"wealth0", &ps.wealth}};
+  return {{"alpha", &params_of<MertonParams>(ps).alpha}, {"wealth0", &ps.wealth}};
+}
+
+Eigen::VectorXd leader_alpha_of(const sim::ScenarioSpec& spec, int leader, int followers) {
+  const sim::PopulationSpec& ps = spec.populations[static_cast<std::size_t>(leader)];
+  const auto params = expand_params(merton_params(ps), ps.count, leader, sim::CounterRng(spec.run.seed),
+                                    params_of<MertonParams>(ps).lottery);
+  Eigen::VectorXd out(followers);
+  for (int i = 0; i < followers; ++i) out[i] = params[0].second[i % ps.count];
+  return out;
 }
 
 MertonPopulation::MertonPopulation(const sim::ScenarioSpec& spec, int index) : spec_(spec), index_(index) {}
 
 void MertonPopulation::initialize(const sim::RunState& /*state*/, sim::PopulationState& own) {
   const sim::PopulationSpec& ps = spec_.populations[static_cast<std::size_t>(index_)];
+  const MertonParams& mp = params_of<MertonParams>(ps);
   const sim::CounterRng rng(spec_.run.seed);
-  own.params = expand_params(merton_params(ps), ps.count, index_, rng, ps.lottery);
+  own.params = expand_params(merton_params(ps), ps.count, index_, rng, mp.lottery);
   set_initial_wealth(own);
-  const theory::Schedule schedule(theory_market(spec_), spec_.run.horizon, theory_time(spec_, ps.optimum));
+  const theory::Schedule schedule(theory_market(spec_), spec_.run.horizon, theory_time(spec_, mp.optimum));
   const Eigen::VectorXd& alpha = param(own, "alpha");
-  const int n = spec_.run.steps();
-  own.theory_amount.resize(ps.count, n);
-  for (int k = 0; k < n; ++k) {
-    // Merton's amount is v / (alpha sigma^2 G(t)): one growth factor per step, one division per agent.
-    const double unit = theory::merton_amount(schedule, 1.0, k * spec_.run.dt());
-    own.theory_amount.col(k) = unit / alpha.array();
-  }
+  own.theory_amount = theory::merton_amounts(schedule, alpha, spec_.run.steps(), spec_.run.dt());
 }
 
 void MertonPopulation::decide(const sim::DecisionContext& ctx, int p0, int p1, int a0, int a1,

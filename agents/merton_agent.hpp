@@ -1,14 +1,37 @@
 #pragma once
 // The rational CARA investor: Merton's amount, which does not depend on wealth, so `plan` and
-// `replan` coincide. Parameters: alpha, wealth0.
-#include "sim/population.hpp"
+// `replan` coincide. Keys: alpha, lottery, policy, optimum. Parameters: alpha, wealth0.
+#include <memory>
+#include <string_view>
+#include <vector>
 
+#include "agents/agent_support.hpp"
+#include "agents/kind.hpp"
 #include "agents/parameters.hpp"
+#include "sim/population.hpp"
 
 namespace herdsim::agents {
 
+/// The parameters of a merton population.
+struct MertonParams {
+  static constexpr std::string_view kind = "merton";
+  sim::ParamSpec alpha;  ///< CARA risk aversion, per currency unit
+  /// Maps alpha given as lottery probabilities (Scale::lottery_prob) to alpha: the `lottery` key.
+  theory::LotteryConvention lottery = theory::lottery_win10_sure3;
+  Policy policy = Policy::plan;  ///< plan or replan (the same decisions)
+  Optimum optimum = Optimum::discrete;
+};
+
+/// The merton kind (registered by the registry).
+[[nodiscard]] std::unique_ptr<Kind> make_merton_kind();
+
 /// The per-agent parameters of a merton population, in grid order (a leader's followers use it too).
 [[nodiscard]] std::vector<NamedParam> merton_params(const sim::PopulationSpec& ps);
+
+/// The alpha of each follower's leader agent: follower i follows agent i mod count of merton population
+/// `leader` (recomputed from its spec, a pure function of it, rather than read from its state, so that
+/// nothing depends on the order populations are initialised in).
+[[nodiscard]] Eigen::VectorXd leader_alpha_of(const sim::ScenarioSpec& spec, int leader, int followers);
 
 class MertonPopulation final : public sim::Population {
  public:

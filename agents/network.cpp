@@ -33,7 +33,7 @@ Adjacency ring(int n, int k) {
 
 }  // namespace
 
-WeightMatrix build_network(const sim::NetworkSpec& spec, const Eigen::VectorXd& theta, int population_index,
+WeightMatrix build_network(const NetworkSpec& spec, const Eigen::VectorXd& theta, int population_index,
                            const sim::CounterRng& rng) {
   const int n = static_cast<int>(theta.size());
   const auto key = network_key + static_cast<std::uint64_t>(population_index);
@@ -42,12 +42,12 @@ WeightMatrix build_network(const sim::NetworkSpec& spec, const Eigen::VectorXd& 
   };
   Adjacency adj(static_cast<std::size_t>(n));
   switch (spec.kind) {
-    case sim::NetworkSpec::Kind::all_to_all:
+    case NetworkSpec::Kind::all_to_all:
       break;  // implicit, see below
-    case sim::NetworkSpec::Kind::ring:
+    case NetworkSpec::Kind::ring:
       adj = ring(n, spec.k);
       break;
-    case sim::NetworkSpec::Kind::erdos_renyi: {
+    case NetworkSpec::Kind::erdos_renyi: {
       // Walk the pairs (i < j) in row order, jumping geometric gaps: O(n + edges) draws, not O(n^2).
       if (spec.p <= 0.0 || n < 2) break;
       const double log_q = std::log1p(-std::min(spec.p, 1.0 - 1e-16));
@@ -63,7 +63,7 @@ WeightMatrix build_network(const sim::NetworkSpec& spec, const Eigen::VectorXd& 
       }
       break;
     }
-    case sim::NetworkSpec::Kind::small_world: {
+    case NetworkSpec::Kind::small_world: {
       adj = ring(n, spec.k);
       for (int i = 0; i < n; ++i) {
         for (int d = 1; d <= spec.k; ++d) {
@@ -89,7 +89,7 @@ WeightMatrix build_network(const sim::NetworkSpec& spec, const Eigen::VectorXd& 
   }
 
   WeightMatrix w(n, n);
-  if (spec.kind == sim::NetworkSpec::Kind::all_to_all) {
+  if (spec.kind == NetworkSpec::Kind::all_to_all) {
     w.reserve(Eigen::VectorXi::Constant(n, std::max(n - 1, 0)));
     for (int i = 0; i < n; ++i) {
       for (int j = 0; j < n; ++j) {

@@ -1,21 +1,58 @@
 #include "agents/noise_agent.hpp"
 
+#include <array>
+
 #include "agents/agent_support.hpp"
 #include "agents/parameters.hpp"
 
 namespace herdsim::agents {
 
+namespace {
+
+class NoiseKind final : public Kind {
+ public:
+  [[nodiscard]] std::string_view name() const override { return NoiseParams::kind; }
+  [[nodiscard]] std::span<const KeyInfo> keys() const override { return keys_; }
+  [[nodiscard]] std::any read(KeyReader& in, const sim::PopulationSpec& /*common*/) const override {
+    NoiseParams p;
+    if (in.require("proportion", for_kind(name())))
+      p.proportion = in.param("proportion", direct(any_number)).value_or(p.proportion);
+    return p;
+  }
+  [[nodiscard]] std::unique_ptr<sim::Population> make(
+      const sim::ScenarioSpec& spec, int index,
+      const inference::BackendFactory& /*backends*/) const override {
+    return std::make_unique<NoisePopulation>(spec, index);
+  }
+  [[nodiscard]] std::vector<std::string> recorded_params(const sim::PopulationSpec& ps) const override {
+    if (params_of<NoiseParams>(ps).proportion.form == sim::ParamSpec::Form::distribution) return {"wealth0"};
+    return {"wealth0", "proportion"};
+  }
+
+ private:
+  static constexpr std::array<KeyInfo, 1> keys_{{
+      {"proportion", "of wealth in the stock: fixed per agent, or a distribution drawn every step"},
+  }};
+};
+
+}  // namespace
+
+std::unique_ptr<Kind> make_noise_kind() {
+  return std::make_unique<NoiseKind>();
+}
+
 NoisePopulation::NoisePopulation(const sim::ScenarioSpec& spec, int index)
     : spec_(spec),
       ps_(spec.populations[static_cast<std::size_t>(index)]),
+      np_(params_of<NoiseParams>(ps_)),
       index_(index),
-      drawn_(ps_.proportion.form == sim::ParamSpec::Form::distribution) {}
+      drawn_(np_.proportion.form == sim::ParamSpec::Form::distribution) {}
 
 void NoisePopulation::initialize(const sim::RunState& /*state*/, sim::PopulationState& own) {
   const sim::CounterRng rng(spec_.run.seed);
   std::vector<NamedParam> params{{"wealth0", &ps_.wealth}};
-  if (!drawn_) params.push_back({"proportion", &ps_.proportion});  // grid order: wealth, proportion
-  own.params = expand_params(params, ps_.count, index_, rng, ps_.lottery);
+  if (!drawn_) params.push_back({"proportion", &np_.proportion});  // grid order: wealth, proportion
+  own.params = expand_params(params, ps_.count, index_, rng);
   set_initial_wealth(own);
 }
 
@@ -36,7 +73,7 @@ void NoisePopulation::decide(const sim::DecisionContext& ctx, int p0, int p1, in
       const double u =
           ctx.rng->uniform(sim::Stream::noise, static_cast<std::uint64_t>(p),
                            static_cast<std::uint64_t>(ctx.step), base + static_cast<std::uint64_t>(i));
-      own.amount(i, p) = sample_distribution(ps_.proportion.distribution, u) * own.wealth(i, p);
+      own.amount(i, p) = sample_distribution(np_.proportion.distribution, u) * own.wealth(i, p);
     }
   }
 }

@@ -2,10 +2,23 @@
 // Noise traders, the no-herding baseline: each step every agent puts a proportion of its wealth in
 // the stock, drawn independently (per path, step and agent) from the population's `proportion`
 // distribution; a constant or list `proportion` gives each agent a fixed proportion instead.
-// Parameters: wealth0 (+ proportion when fixed).
+// Keys: proportion. Parameters: wealth0 (+ proportion when fixed).
+#include <memory>
+#include <string_view>
+
+#include "agents/kind.hpp"
 #include "sim/population.hpp"
 
 namespace herdsim::agents {
+
+/// The parameters of a noise population.
+struct NoiseParams {
+  static constexpr std::string_view kind = "noise";
+  sim::ParamSpec proportion;  ///< of wealth in the stock (any real: < 0 short, > 1 leveraged)
+};
+
+/// The noise kind (registered by the registry).
+[[nodiscard]] std::unique_ptr<Kind> make_noise_kind();
 
 class NoisePopulation final : public sim::Population {
  public:
@@ -17,6 +30,7 @@ class NoisePopulation final : public sim::Population {
  private:
   const sim::ScenarioSpec& spec_;
   const sim::PopulationSpec& ps_;
+  const NoiseParams& np_;
   int index_;
   bool drawn_;  // proportion is a distribution, drawn every step
 };

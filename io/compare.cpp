@@ -4,52 +4,25 @@
 
 #include <algorithm>
 #include <cmath>
-#include <ctime>
 #include <filesystem>
-#include <fstream>
-#include <map>
 #include <nlohmann/json.hpp>
 
 #include "agents/agent_support.hpp"
+#include "agents/herd_agent.hpp"
 #include "agents/investagent_agent.hpp"
+#include "agents/merton_agent.hpp"
 #include "io/run_file.hpp"
 #include "io/scenario_toml.hpp"
+#include "io/timestamp.hpp"
+#include "sim/analysis/theory_references.hpp"
 #include "sim/error.hpp"
 #include "sim/theory/market.hpp"
-#include "sim/theory/merton.hpp"
 
 namespace herdsim::io {
 
 namespace {
 
 using analysis::kNaN;
-
-/// Bytes of per-(agent, path) state analyse_population holds: four rows and six accumulators.
-constexpr std::size_t kBytesPerAgentPath = 11 * sizeof(double);
-/// Distinct parameter values above which the table bins them.
-constexpr std::size_t kMaxTableLevels = 12;
-constexpr int kTableBins = 6;
-
-std::string utc_now() {
-  const std::time_t now = std::time(nullptr);
-  std::tm utc{};
-  gmtime_r(&now, &utc);
-  char text[32];
-  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &utc);
-  return text;
-}
-
-const char* policy_name(sim::Policy p) {
-  switch (p) {
-    case sim::Policy::plan:
-      return "plan";
-    case sim::Policy::replan:
-      return "replan";
-    case sim::Policy::adaptive:
-      return "adaptive";
-  }
-  return "?";
-}
 
 /// Rows of one population, read from the file for the first `agents` recorded agents.
 class FileRows final : public analysis::RowSource {
@@ -70,112 +43,6 @@ class FileRows final : public analysis::RowSource {
   int agents_;
 };
 
-/// Levels of a parameter for the table: the distinct values, or equal-count bins when there are many.
-struct Levels {
-  std::vector<double> labels;  ///< value (or bin mean) per level
-  std::vector<int> of_agent;   ///< level of each agent (-1: non-finite)
-};
-
-Levels make_levels(const Eigen::VectorXd& x) {
-  Levels lv;
-  std::vector<double> distinct;
-  for (double v : x)
-    if (std::isfinite(v)) distinct.push_back(v);
-  std::sort(distinct.begin(), distinct.end());
-  distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
-  lv.of_agent.assign(static_cast<std::size_t>(x.size()), -1);
-  if (distinct.size() <= kMaxTableLevels) {
-    lv.labels = distinct;
-    for (Eigen::Index i = 0; i < x.size(); ++i) {
-      const auto it = std::lower_bound(distinct.begin(), distinct.end(), x[i]);
-      if (std::isfinite(x[i]))
-        lv.of_agent[static_cast<std::size_t>(i)] = static_cast<int>(it - distinct.begin());
-    }
-    return lv;
-  }
-  // Equal-count bins over the sorted agents; each bin labelled by its mean value.
-  std::vector<std::pair<double, Eigen::Index>> order;
-  for (Eigen::Index i = 0; i < x.size(); ++i)
-    if (std::isfinite(x[i])) order.emplace_back(x[i], i);
-  std::sort(order.begin(), order.end());
-  std::vector<double> sum(kTableBins, 0.0);
-  std::vector<int> count(kTableBins, 0);
-  for (std::size_t j = 0; j < order.size(); ++j) {
-    const auto bin = static_cast<int>(j * kTableBins / order.size());
-    lv.of_agent[static_cast<std::size_t>(order[j].second)] = bin;
-    sum[static_cast<std::size_t>(bin)] += order[j].first;
-    ++count[static_cast<std::size_t>(bin)];
-  }
-  for (int b = 0; b < kTableBins; ++b)
-    lv.labels.push_back(count[static_cast<std::size_t>(b)] > 0
-                            ? sum[static_cast<std::size_t>(b)] / count[static_cast<std::size_t>(b)]
-                            : kNaN);
-  return lv;
-}
-
-ErrorTable make_table(const sim::PopulationSpec& ps, const Eigen::VectorXd& alpha,
-                      const Eigen::VectorXd& theta, const analysis::DecisionError& de) {
-  ErrorTable t;
-  const auto m = alpha.size();
-  Eigen::VectorXd row_x = alpha;
-  t.row_param = "alpha";
-  if (ps.alpha.scale == sim::ParamSpec::Scale::lottery_prob) {
-    t.row_param = "lottery_prob";
-    for (Eigen::Index i = 0; i < m; ++i) row_x[i] = theory::lottery_prob_from_alpha(alpha[i], ps.lottery);
-  }
-  Eigen::VectorXd col_x = theta.size() == m ? theta : Eigen::VectorXd::Zero(m);
-  t.col_param = "theta";
-  if ((ps.kind == sim::AgentKind::herd || ps.kind == sim::AgentKind::investagent) &&
-      ps.theta.scale == sim::ParamSpec::Scale::score) {
-    t.col_param = "theta_score";
-    col_x /= theory::defaults::theta_per_score;
-  }
-  // Grid values that went through a conversion carry rounding noise: group at 1e-9 relative.
-  const auto snap = [](Eigen::VectorXd& v) {
-    for (double& x : v)
-      if (std::isfinite(x) && x != 0.0) {
-        // Divide by an exact power of ten: the result is the double nearest the rounded decimal.
-        const double inv = std::pow(10.0, 9 - std::floor(std::log10(std::abs(x))));
-        x = std::round(x * inv) / inv;
-      }
-  };
-  snap(row_x);
-  snap(col_x);
-  const Levels rows = make_levels(row_x);
-  const Levels cols = make_levels(col_x);
-  t.row_values = rows.labels;
-  t.col_values = cols.labels;
-  const auto nr = static_cast<Eigen::Index>(rows.labels.size());
-  const auto nc = static_cast<Eigen::Index>(cols.labels.size());
-  Eigen::MatrixXd sa = Eigen::MatrixXd::Zero(nr, nc);
-  Eigen::MatrixXd sp = sa;
-  Eigen::MatrixXi np = Eigen::MatrixXi::Zero(nr, nc);
-  t.agents = Eigen::MatrixXi::Zero(nr, nc);
-  for (Eigen::Index i = 0; i < m; ++i) {
-    const int r = rows.of_agent[static_cast<std::size_t>(i)];
-    const int c = cols.of_agent[static_cast<std::size_t>(i)];
-    if (r < 0 || c < 0 || !std::isfinite(de.agent_mse_amount[i])) continue;
-    sa(r, c) += de.agent_mse_amount[i];
-    ++t.agents(r, c);
-    if (std::isfinite(de.agent_mse_pp[i])) sp(r, c) += de.agent_mse_pp[i], ++np(r, c);
-  }
-  t.mse_amount = (t.agents.array() > 0).select(sa.array() / t.agents.cast<double>().array(), kNaN);
-  t.mse_proportion_pp = (np.array() > 0).select(sp.array() / np.cast<double>().array(), kNaN);
-  return t;
-}
-
-/// Merton amounts M x n for the given alphas under a population's time model.
-Eigen::MatrixXd merton_amounts(const sim::ScenarioSpec& spec, sim::Optimum optimum,
-                               const Eigen::VectorXd& alpha) {
-  const theory::Schedule schedule(agents::theory_market(spec), spec.run.horizon,
-                                  agents::theory_time(spec, optimum));
-  const int n = spec.run.steps();
-  Eigen::MatrixXd out(alpha.size(), n);
-  for (int k = 0; k < n; ++k)
-    out.col(k) = theory::merton_amount(schedule, 1.0, k * spec.run.dt()) / alpha.array();
-  return out;
-}
-
 PopulationComparison compare_population(const RunFile& file, const RunGroupInfo& g,
                                         const PopulationInfo& info, const sim::ScenarioSpec& spec,
                                         const CompareOptions& opt) {
@@ -191,16 +58,17 @@ PopulationComparison compare_population(const RunFile& file, const RunGroupInfo&
   if (it == spec.populations.end())
     throw IoError(fmt::format("population '{}' of {} is not in the file's scenario", info.name, file.path()));
   const sim::PopulationSpec& ps = *it;
-  if (ps.kind == sim::AgentKind::herd) {
-    pc.policy = policy_name(ps.policy);
-    pc.herd = ps.herd == sim::HerdType::absolute ? "absolute" : "relative";
-    pc.influence = ps.influence == sim::Influence::leader ? "leader" : "peers";
-    if (ps.influence == sim::Influence::leader) pc.leader = ps.leader;
+  const auto* herd = agents::params_if<agents::HerdParams>(ps);
+  if (herd != nullptr) {
+    pc.policy = to_name(herd->policy);
+    pc.herd = to_name(herd->herd);
+    pc.influence = to_name(herd->influence);
+    if (herd->influence == agents::Influence::leader) pc.leader = herd->leader;
   }
-  if (ps.kind == sim::AgentKind::investagent) {
-    pc.leader = ps.leader;
-    pc.protocol = agents::protocol_name(ps.protocol);
-    pc.problem = agents::scored_problem(ps.protocol);
+  if (const auto* invest = agents::params_if<agents::InvestAgentParams>(ps)) {
+    pc.leader = invest->leader;
+    pc.protocol = to_name(invest->protocol);
+    pc.problem = agents::scored_problem(invest->protocol);
   }
   if (!info.has_trajectories || info.recorded_agents == 0) {
     pc.metrics.notes.emplace_back(
@@ -210,11 +78,7 @@ PopulationComparison compare_population(const RunFile& file, const RunGroupInfo&
     return pc;
   }
   const int paths = static_cast<int>(g.paths.size());
-  const std::size_t per_agent =
-      std::max<std::size_t>(1, static_cast<std::size_t>(paths) * kBytesPerAgentPath);
-  const int m =
-      static_cast<int>(std::min<std::size_t>(static_cast<std::size_t>(info.recorded_agents),
-                                             std::max<std::size_t>(2, opt.memory_budget / per_agent)));
+  const int m = analysis::agents_within_budget(info.recorded_agents, paths, opt.memory_budget);
   pc.analysed_agents = m;
   if (m < info.recorded_agents)
     pc.metrics.notes.push_back(
@@ -248,48 +112,52 @@ PopulationComparison compare_population(const RunFile& file, const RunGroupInfo&
   const Eigen::VectorXd theta = param("theta");
   if (info.has_theory) {
     in.theory = file.theory_amount(g.group, info.name).topRows(m);
-    if (in.alpha.size() == m && in.wealth0.size() == m) {
-      in.ce_theory.resize(m);
-      for (int i = 0; i < m; ++i)
-        in.ce_theory[i] =
-            analysis::plan_certainty_equivalent(in.theory.row(i).transpose(), in.wealth0[i], in.alpha[i],
-                                                spec.market.r, spec.market.mu, spec.market.sigma, g.dt);
-      in.ce_exact = spec.run.wealth_update == sim::WealthUpdate::arithmetic;
-    }
-    if (ps.kind == sim::AgentKind::herd && in.alpha.size() == m) {
-      in.merton = merton_amounts(spec, ps.optimum, in.alpha);
-      in.opinion = ps.herd == sim::HerdType::absolute;
-      if (ps.influence == sim::Influence::leader) {
-        const Eigen::VectorXd leader_alpha = param("leader_alpha");
+    const theory::Market market = agents::theory_market(spec);
+    analysis::PopulationTheory th(
+        theory::Schedule(market, spec.run.horizon, agents::theory_time(spec, agents::Optimum::discrete)));
+    th.ce_exact = spec.run.wealth_update == sim::WealthUpdate::arithmetic;
+    Eigen::VectorXd leader_alpha;
+    if (herd != nullptr) {
+      th.own_plan.emplace(market, spec.run.horizon, agents::theory_time(spec, herd->optimum));
+      th.absolute = herd->herd == agents::HerdType::absolute;
+      if (herd->influence == agents::Influence::leader) {
+        th.reference = analysis::HerdReference::leader;
+        leader_alpha = param("leader_alpha");
         const auto lit = std::find_if(spec.populations.begin(), spec.populations.end(),
-                                      [&](const sim::PopulationSpec& p) { return p.name == ps.leader; });
-        if (leader_alpha.size() == m && lit != spec.populations.end()) {
-          // A leader is a merton population playing its plan: its decisions are its Merton amounts.
-          in.reference = analysis::HerdReference::leader;
-          in.leader = merton_amounts(spec, lit->optimum, leader_alpha);
-        }
+                                      [&](const sim::PopulationSpec& p) { return p.name == herd->leader; });
+        // A leader is a merton population playing its plan: its decisions are its Merton amounts.
+        const auto* leader =
+            lit != spec.populations.end() ? agents::params_if<agents::MertonParams>(*lit) : nullptr;
+        if (leader != nullptr)
+          th.leader_plan.emplace(market, spec.run.horizon, agents::theory_time(spec, leader->optimum));
       } else {
-        in.reference = analysis::HerdReference::population_mean;
-        pc.metrics.notes.emplace_back(
-            "peers: h and w(t) use the mean decision of the population's recorded agents as Pbar (a "
-            "mean-field "
-            "stand-in for each agent's network neighbours)");
+        th.reference = analysis::HerdReference::population_mean;
       }
-      if (!in.opinion)
-        pc.metrics.notes.emplace_back("relative herding: w(t) is defined for absolute herding only");
     }
+    analysis::add_theory_references(in, th, leader_alpha, pc.metrics.notes);
   }
   FileRows rows(file, g.group, info.name, m);
   auto notes = std::move(pc.metrics.notes);
   pc.metrics = analysis::analyse_population(in, rows);
   notes.insert(notes.end(), pc.metrics.notes.begin(), pc.metrics.notes.end());
   pc.metrics.notes = std::move(notes);
-  if (ps.kind == sim::AgentKind::merton)
+  const auto* merton = agents::params_if<agents::MertonParams>(ps);
+  if (merton != nullptr)
     pc.metrics.notes.emplace_back("merton: rational, no herding reference (h = 0, w = 1 by definition)");
   if (pc.metrics.decision_error && in.alpha.size() == m) {
-    pc.table = make_table(ps, in.alpha, theta, *pc.metrics.decision_error);
-    if (pc.table->row_values.size() * pc.table->col_values.size() <= 1)
-      pc.table.reset();  // nothing to tabulate
+    // How the kind's parameters were given: alpha as lottery probabilities, theta as scores.
+    const auto* invest = agents::params_if<agents::InvestAgentParams>(ps);
+    const sim::ParamSpec* alpha_spec = merton   ? &merton->alpha
+                                       : herd   ? &herd->alpha
+                                       : invest ? &invest->alpha
+                                                : nullptr;
+    const sim::ParamSpec* theta_spec = herd ? &herd->theta : invest ? &invest->theta : nullptr;
+    analysis::ErrorTableAxes axes;
+    axes.alpha_as_lottery_prob =
+        alpha_spec != nullptr && alpha_spec->scale == sim::ParamSpec::Scale::lottery_prob;
+    axes.lottery = merton ? merton->lottery : herd ? herd->lottery : invest ? invest->lottery : axes.lottery;
+    axes.theta_as_score = theta_spec != nullptr && theta_spec->scale == sim::ParamSpec::Scale::score;
+    pc.table = analysis::make_error_table(in.alpha, theta, *pc.metrics.decision_error, axes);
   }
   return pc;
 }
@@ -422,7 +290,8 @@ json population_json(const PopulationComparison& pc, int limit) {
     json idx = json::array();
     for (int i = 0; i < n; ++i) idx.push_back(i);
     j["herding_distance"] = {
-        {"reference", pc.influence == "leader" ? "leader:" + pc.leader : std::string("population mean")},
+        {"reference", pc.influence == to_name(agents::Influence::leader) ? "leader:" + pc.leader
+                                                                         : std::string("population mean")},
         {"simulated", dist(h.simulated)},
         {"theory", dist(h.theory)},
         {"per_agent",
@@ -495,7 +364,8 @@ std::string fmt_num(double x) {
   return std::isfinite(x) ? fmt::format("{:.4g}", x) : std::string("—");
 }
 
-void markdown_table(std::string& md, const ErrorTable& t, const Eigen::MatrixXd& values, const char* what) {
+void markdown_table(std::string& md, const analysis::ErrorTable& t, const Eigen::MatrixXd& values,
+                    const char* what) {
   md += fmt::format("\n{} by {} (rows) and {} (columns):\n\n| {} |", what, t.row_param, t.col_param,
                     t.row_param);
   for (double c : t.col_values) md += fmt::format(" {} |", fmt_num(c));
@@ -528,8 +398,10 @@ void markdown_population(std::string& md, const PopulationComparison& pc) {
   const auto& mt = pc.metrics;
   md += fmt::format("\n### Population `{}` ({}", pc.name, pc.kind);
   if (!pc.policy.empty())
-    md += fmt::format(", {} herding on {}, policy {}", pc.herd,
-                      pc.influence == "leader" ? "leader " + pc.leader : std::string("peers"), pc.policy);
+    md += fmt::format(
+        ", {} herding on {}, policy {}", pc.herd,
+        pc.influence == to_name(agents::Influence::leader) ? "leader " + pc.leader : std::string("peers"),
+        pc.policy);
   if (!pc.protocol.empty())
     md += fmt::format(", protocol {} on leader {}, scored against {}", pc.protocol, pc.leader, pc.problem);
   md += fmt::format("; {} agents, {} analysed)\n\n", pc.count, pc.analysed_agents);
@@ -592,7 +464,7 @@ Comparison compare_run(const std::string& path, const CompareOptions& options,
   Comparison c;
   c.run_file = path;
   c.herdsim_version = herdsim_version;
-  c.created = utc_now();
+  c.created = utc_now_iso8601();
   c.options = options;
   const auto specs = parse_scenario(file.info().scenario, path + " (scenario attribute)");
   const auto& groups = file.info().groups;
@@ -609,7 +481,7 @@ Comparison compare_run(const std::string& path, const CompareOptions& options,
     rc.dt = g.dt;
     rc.every = g.every;
     rc.paths = static_cast<int>(g.paths.size());
-    rc.wealth_update = spec.run.wealth_update == sim::WealthUpdate::arithmetic ? "arithmetic" : "lognormal";
+    rc.wealth_update = to_name(spec.run.wealth_update);
     for (const auto& info : g.populations) {
       if (progress) progress(fmt::format("{} {}", g.group, info.name));
       rc.populations.push_back(compare_population(file, g, info, spec, options));
@@ -731,20 +603,6 @@ std::string comparisons_markdown(const std::vector<Comparison>& comparisons) {
           markdown_table(md, *pc.table, pc.table->mse_proportion_pp, "Decision MSE (proportion, pp²)");
         }
   return md;
-}
-
-void write_text_file(const std::string& path, const std::string& text) {
-  const std::string partial = path + ".partial";
-  {
-    std::ofstream out(partial, std::ios::binary | std::ios::trunc);
-    if (!out) throw IoError(fmt::format("cannot write {}", partial));
-    out << text;
-    out.flush();
-    if (!out) throw IoError(fmt::format("write to {} failed", partial));
-  }
-  std::error_code ec;
-  std::filesystem::rename(partial, path, ec);
-  if (ec) throw IoError(fmt::format("cannot rename {} to {}: {}", partial, path, ec.message()));
 }
 
 }  // namespace herdsim::io

@@ -1,8 +1,8 @@
 #pragma once
 // `herdsim compare`: every population of every run group of a run file against theory
-// (docs/analysis.md). Reads the file row by row (io::RunFile), computes with
-// analysis::analyse_population, and renders the result as JSON (stable, documented schema) or
-// Markdown.
+// (docs/analysis.md). Reads the file row by row (io::RunFile) and the scenario stored in it, has
+// sim/analysis compute (analyse_population, add_theory_references, make_error_table), and renders the
+// result as JSON (stable, documented schema) or Markdown.
 #include <Eigen/Core>
 #include <cstddef>
 #include <functional>
@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "sim/analysis/error_table.hpp"
 #include "sim/analysis/run_metrics.hpp"
 
 namespace herdsim::io {
@@ -23,17 +24,6 @@ struct CompareOptions {
   double confidence = 0.95;                                       ///< CE interval
   std::size_t memory_budget = std::size_t{2} << 30;               ///< bytes for per-(agent, path) state
   int per_agent_limit = 100000;  ///< per-agent arrays in the JSON are cut at this many agents
-};
-
-/// The paper's table: MSE per (alpha or lottery probability) x (theta or theta score) cell.
-struct ErrorTable {
-  std::string row_param;  ///< "lottery_prob" or "alpha" (bin means when the values are many)
-  std::vector<double> row_values;
-  std::string col_param;  ///< "theta_score" or "theta"
-  std::vector<double> col_values;
-  Eigen::MatrixXd mse_amount;         ///< rows x cols, mean over the cell's agents (NaN: empty cell)
-  Eigen::MatrixXd mse_proportion_pp;  ///< rows x cols
-  Eigen::MatrixXi agents;             ///< rows x cols
 };
 
 struct PopulationComparison {
@@ -51,7 +41,7 @@ struct PopulationComparison {
   std::vector<int> decision_steps;
   std::vector<double> decision_times;  ///< years
   analysis::PopulationMetrics metrics;
-  std::optional<ErrorTable> table;
+  std::optional<analysis::ErrorTable> table;
 };
 
 struct RunComparison {
@@ -89,8 +79,5 @@ struct Comparison {
 /// numbers, then each file's MSE table. JSON: {"schema": "herdsim-analysis-set", "analyses": [...]}.
 [[nodiscard]] std::string comparisons_json(const std::vector<Comparison>& comparisons);
 [[nodiscard]] std::string comparisons_markdown(const std::vector<Comparison>& comparisons);
-
-/// Writes text to path through path.partial and a rename (never a half-written file under path).
-void write_text_file(const std::string& path, const std::string& text);
 
 }  // namespace herdsim::io

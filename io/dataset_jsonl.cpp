@@ -9,6 +9,7 @@
 #include <system_error>
 #include <vector>
 
+#include "io/output_file.hpp"
 #include "sim/error.hpp"
 
 namespace herdsim::io {
@@ -52,17 +53,17 @@ Json sample_json(const ia::Sample& s, const ia::Cell& cell, std::int64_t line) {
   return j;
 }
 
-/// A file being written under PATH.partial; its content hash and size are tracked as lines go out.
-class PartialFile {
+/// One file of the dataset, written into the staging folder; its content hash and size are tracked as
+/// lines go out.
+class DatasetFile {
  public:
-  explicit PartialFile(fs::path path) : path_(std::move(path)), partial_(path_) {
-    partial_ += ".partial";
-    out_.open(partial_, std::ios::binary | std::ios::trunc);
-    if (!out_) throw IoError(fmt::format("cannot create '{}'", partial_.string()));
+  explicit DatasetFile(fs::path path) : path_(std::move(path)) {
+    out_.open(path_, std::ios::binary | std::ios::trunc);
+    if (!out_) throw IoError(fmt::format("cannot create '{}'", path_.string()));
   }
   void write(const std::string& text) {
     out_.write(text.data(), static_cast<std::streamsize>(text.size()));
-    if (!out_) throw IoError(fmt::format("cannot write '{}'", partial_.string()));
+    if (!out_) throw IoError(fmt::format("cannot write '{}'", path_.string()));
     hash_ = ia::fnv1a64(text, hash_);
     bytes_ += static_cast<std::int64_t>(text.size());
   }
@@ -73,19 +74,7 @@ class PartialFile {
   }
   void close() {
     out_.close();
-    if (!out_) throw IoError(fmt::format("cannot close '{}'", partial_.string()));
-  }
-  void commit() const {
-    std::error_code ec;
-    fs::rename(partial_, path_, ec);
-    if (ec)
-      throw IoError(
-          fmt::format("cannot rename '{}' to '{}': {}", partial_.string(), path_.string(), ec.message()));
-  }
-  void discard() {
-    if (out_.is_open()) out_.close();
-    std::error_code ec;
-    fs::remove(partial_, ec);  // best effort: the write has already failed
+    if (!out_) throw IoError(fmt::format("cannot close '{}'", path_.string()));
   }
   [[nodiscard]] Json summary() const {
     return Json{{"lines", lines_}, {"bytes", bytes_}, {"fnv1a64", ia::hash_hex(hash_)}};
@@ -94,7 +83,6 @@ class PartialFile {
 
  private:
   fs::path path_;
-  fs::path partial_;
   std::ofstream out_;
   std::uint64_t hash_ = ia::fnv1a64_offset;
   std::int64_t bytes_ = 0;
@@ -120,7 +108,7 @@ Json card_json(const ia::Dataset& ds, const DatasetProvenance& provenance, const
   parameters["budgets"] = c.budgets;
   parameters["mode"] = c.samples == 0 ? "grid" : "sampled";
   parameters["samples_per_problem"] = c.samples;
-  parameters["relative_bc"] = c.relative_bc == theory::BoundaryCondition::natural ? "natural" : "pinned";
+  parameters["relative_bc"] = std::string(to_name(c.relative_bc));
   parameters["training_prompts"] = c.training_prompts;
   parameters["static_budget_list"] = ia::static_budget_list;
   parameters["mutual_group"] =
@@ -228,53 +216,33 @@ std::string chat_line(const ia::Sample& sample) {
   return line.dump();
 }
 
-DatasetWriteSummary write_dataset(const ia::Dataset& dataset, const std::string& directory,
+DatasetWriteSummary write_dataset(const ia::Dataset& dataset, OutputDirectory& out,
                                   const DatasetProvenance& provenance) {
-  const fs::path dir(directory);
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec) throw IoError(fmt::format("cannot create the directory '{}': {}", directory, ec.message()));
-
-  PartialFile train(dir / "train.jsonl");
-  PartialFile test(dir / "test.jsonl");
-  PartialFile samples(dir / "samples.jsonl");
-  PartialFile card(dir / "dataset_card.json");
-  try {
-    // samples.jsonl lists train samples first, then test, each with its line in its chat file.
-    for (const auto which : {ia::Split::train, ia::Split::test}) {
-      PartialFile& chat = which == ia::Split::train ? train : test;
-      for (const auto& s : dataset.samples) {
-        if (s.split != which) continue;
-        samples.line(sample_json(s, dataset.cells.at(static_cast<std::size_t>(s.cell)), chat.lines()).dump());
-        chat.line(chat_line(s));
-      }
+  // Written into DIRECTORY.partial and moved in on success: a failed or concurrent run never leaves a
+  // mix of files, and the card, which vouches for the others, moves in last.
+  const fs::path& dir = out.staging();
+  DatasetFile train(dir / "train.jsonl");
+  DatasetFile test(dir / "test.jsonl");
+  DatasetFile samples(dir / "samples.jsonl");
+  // samples.jsonl lists train samples first, then test, each with its line in its chat file.
+  for (const auto which : {ia::Split::train, ia::Split::test}) {
+    DatasetFile& chat = which == ia::Split::train ? train : test;
+    for (const auto& s : dataset.samples) {
+      if (s.split != which) continue;
+      samples.line(sample_json(s, dataset.cells.at(static_cast<std::size_t>(s.cell)), chat.lines()).dump());
+      chat.line(chat_line(s));
     }
-    train.close();
-    test.close();
-    samples.close();
-    const Json files = {{"train.jsonl", train.summary()},
-                        {"test.jsonl", test.summary()},
-                        {"samples.jsonl", samples.summary()}};
-    card.write(card_json(dataset, provenance, files).dump(2));
-    card.write("\n");
-    card.close();
-
-    // An old card would vouch for a mix of old and new files while they are renamed: remove it first.
-    fs::remove(dir / "dataset_card.json", ec);
-    if (ec)
-      throw IoError(
-          fmt::format("cannot remove the old '{}': {}", (dir / "dataset_card.json").string(), ec.message()));
-    train.commit();
-    test.commit();
-    samples.commit();
-    card.commit();
-  } catch (...) {
-    train.discard();
-    test.discard();
-    samples.discard();
-    card.discard();
-    throw;
   }
+  train.close();
+  test.close();
+  samples.close();
+  const Json files = {
+      {"train.jsonl", train.summary()}, {"test.jsonl", test.summary()}, {"samples.jsonl", samples.summary()}};
+  DatasetFile card(dir / "dataset_card.json");
+  card.write(card_json(dataset, provenance, files).dump(2));
+  card.write("\n");
+  card.close();
+  out.commit({"dataset_card.json"});
   return {train.lines(), test.lines()};
 }
 

@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <string>
 
+#include "io/output_file.hpp"
+
 #include "sim/investalign/dataset.hpp"
 
 namespace herdsim::io {
@@ -28,9 +30,11 @@ inline constexpr int dataset_card_version = 1;
 /// One chat-format JSONL line (without the newline): {"messages": [system, user, assistant]}.
 [[nodiscard]] std::string chat_line(const investalign::Sample& sample);
 
-/// Writes the dataset into directory (created if needed; existing dataset files are replaced). The card
-/// is removed before the new files get their names and written last. Throws IoError naming the file.
-DatasetWriteSummary write_dataset(const investalign::Dataset& dataset, const std::string& directory,
+/// Writes the dataset into `out` (claimed by the caller before the dataset is built, so that a bad or busy
+/// folder is reported first): train.jsonl, test.jsonl, samples.jsonl and dataset_card.json, staged and
+/// moved in together, the card last (io::OutputDirectory). Existing dataset files are replaced; other
+/// files in the folder are left alone. Throws IoError naming the file.
+DatasetWriteSummary write_dataset(const investalign::Dataset& dataset, OutputDirectory& out,
                                   const DatasetProvenance& provenance);
 
 }  // namespace herdsim::io

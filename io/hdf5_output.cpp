@@ -8,8 +8,8 @@
 
 #include <algorithm>
 #include <cassert>
+#include <chrono>
 #include <cmath>
-#include <ctime>
 #include <filesystem>
 #include <limits>
 #include <mutex>
@@ -21,7 +21,9 @@
 #include <vector>
 
 #include "io/hdf5_support.hpp"
-#include "io/summary_stats.hpp"
+#include "io/output_file.hpp"
+#include "io/timestamp.hpp"
+#include "sim/analysis/summary_stats.hpp"
 #include "sim/error.hpp"
 
 namespace herdsim::io {
@@ -79,29 +81,6 @@ Handle make_string_type(const std::string& where) {
   check(H5Tset_size(type.get(), H5T_VARIABLE), "H5Tset_size", where);
   check(H5Tset_cset(type.get(), H5T_CSET_UTF8), "H5Tset_cset", where);
   return type;
-}
-
-std::string utc_now_iso8601() {
-  const std::time_t now = std::time(nullptr);
-  std::tm utc{};
-  gmtime_r(&now, &utc);
-  char text[32];
-  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &utc);
-  return text;
-}
-
-const char* kind_name(sim::AgentKind kind) {
-  switch (kind) {
-    case sim::AgentKind::merton:
-      return "merton";
-    case sim::AgentKind::herd:
-      return "herd";
-    case sim::AgentKind::noise:
-      return "noise";
-    case sim::AgentKind::investagent:
-      return "investagent";
-  }
-  return "unknown";
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -259,9 +238,22 @@ std::string stats_names(const std::vector<double>& quantiles) {
 // The file
 
 struct Hdf5Output::File {
+  std::unique_ptr<OutputFile> output;  ///< the claimed PATH.partial (lock held until commit or failure)
   std::string partial_path;
   Handle id;
   Handle complete_attr;  ///< the root attribute `complete`, set to 1 on commit
+  std::chrono::steady_clock::time_point last_flush = std::chrono::steady_clock::now();
+
+  /// Called between rows, when every dataset has the same recorded steps: every Hdf5Output::kFlushSeconds
+  /// the file is flushed, so that a run killed outright (SIGKILL, a crash, a power cut) leaves a
+  /// PATH.partial readable up to that point (the metadata cache never evicts between flushes: see the
+  /// constructor).
+  void flush_if_due(bool force = false) {
+    const auto now = std::chrono::steady_clock::now();
+    if (!force && now - last_flush < std::chrono::duration<double>(Hdf5Output::kFlushSeconds)) return;
+    check(H5Fflush(id.get(), H5F_SCOPE_GLOBAL), "H5Fflush", partial_path);
+    last_flush = now;
+  }
 };
 
 namespace {
@@ -305,7 +297,8 @@ class Recorder final : public sim::Observer {
     }
 
     write_wealth_row(0, state);
-    save_decision_wealth(state);  // X_0: step 0 is always a decision
+    save_decision_wealth(state);          // X_0: step 0 is always a decision
+    file_->flush_if_due(/*force=*/true);  // the group's layout is readable from the start
   }
 
   void on_step(int k, const sim::RunState& state) override {
@@ -318,6 +311,7 @@ class Recorder final : public sim::Observer {
     const int s = k + 1;
     if (s % record_.every == 0 || s == steps_) write_wealth_row(s, state);
     if (s < steps_ && s % record_.every == 0) save_decision_wealth(state);
+    file_->flush_if_due();
   }
 
   void on_finish(const sim::RunState& state) override {
@@ -329,6 +323,7 @@ class Recorder final : public sim::Observer {
     populations_.clear();
     market_space_.reset();
     group_.reset();
+    file_->flush_if_due(/*force=*/true);  // a finished sweep point survives a later kill whole
   }
 
  private:
@@ -416,7 +411,7 @@ class Recorder final : public sim::Observer {
     out.agents = max_agents;
     Handle group = make(H5Gcreate2(parent, pop.name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose,
                         "H5Gcreate2", out.where);
-    write_attribute(group.get(), out.where, "kind", std::string(kind_name(pop.kind)));
+    write_attribute(group.get(), out.where, "kind", pop.kind);
     write_attribute(group.get(), out.where, "count", pop.count);
     write_attribute(group.get(), out.where, "recorded_agents", record_.trajectories ? out.agents : 0);
 
@@ -613,8 +608,8 @@ class Recorder final : public sim::Observer {
         const Eigen::MatrixXd& m = *job.values;
         if (job.divide_by == nullptr && paths_.size() == static_cast<std::size_t>(m.cols())) {
           // Every path recorded: the matrix is the gathered sequence already; summarize it in place.
-          summarize(std::span<const double>(m.data(), static_cast<std::size_t>(m.size())), record_.quantiles,
-                    job.stats, job.scratch);
+          analysis::summarize(std::span<const double>(m.data(), static_cast<std::size_t>(m.size())),
+                              record_.quantiles, job.stats, job.scratch);
           return;
         }
         gather(m, job.scratch);
@@ -622,7 +617,7 @@ class Recorder final : public sim::Observer {
           assert(job.divide_by->size() == job.scratch.size());
           for (std::size_t v = 0; v < job.scratch.size(); ++v) job.scratch[v] /= (*job.divide_by)[v];
         }
-        summarize(job.scratch, record_.quantiles, job.stats);
+        analysis::summarize(job.scratch, record_.quantiles, job.stats);
       });
     });
     try {
@@ -705,13 +700,31 @@ class Recorder final : public sim::Observer {
 }  // namespace
 
 Hdf5Output::Hdf5Output(const std::string& path, const Provenance& provenance)
-    : path_(path), file_(std::make_shared<File>()) {
+    : Hdf5Output(std::make_unique<OutputFile>(path, OutputFile::OnFailure::keep), provenance) {}
+
+Hdf5Output::Hdf5Output(std::unique_ptr<OutputFile> output, const Provenance& provenance)
+    : path_(output->path()), file_(std::make_shared<File>()) {
   silence_hdf5_errors();
-  file_->partial_path = path + ".partial";
+  file_->partial_path = output->partial_path();
+  output->set_on_failure(OutputFile::OnFailure::keep);  // from now on an incomplete-marked HDF5 file
+  file_->output = std::move(output);
   const std::string& where = file_->partial_path;
-  // STRONG: closing the file also closes the datasets that recorders still hold.
   Handle fapl = make(H5Pcreate(H5P_FILE_ACCESS), H5Pclose, "H5Pcreate", where);
+  // STRONG: closing the file also closes the datasets that recorders still hold.
   check(H5Pset_fclose_degree(fapl.get(), H5F_CLOSE_STRONG), "H5Pset_fclose_degree", where);
+  // OutputFile holds the lock on PATH.partial; HDF5's own lock would conflict with it.
+  check(H5Pset_file_locking(fapl.get(), 0, 1), "H5Pset_file_locking", where);
+  // No metadata evictions between flushes: the file on disk stays the consistent state of the last flush
+  // (new metadata only reaches the disk in H5Fflush), so a killed run's file opens. Eviction can only be
+  // turned off with automatic cache resizing off.
+  H5AC_cache_config_t cache{};
+  cache.version = H5AC__CURR_CACHE_CONFIG_VERSION;
+  check(H5Pget_mdc_config(fapl.get(), &cache), "H5Pget_mdc_config", where);
+  cache.evictions_enabled = 0;
+  cache.incr_mode = H5C_incr__off;
+  cache.flash_incr_mode = H5C_flash_incr__off;
+  cache.decr_mode = H5C_decr__off;
+  check(H5Pset_mdc_config(fapl.get(), &cache), "H5Pset_mdc_config", where);
   file_->id =
       make(H5Fcreate(where.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()), H5Fclose, "H5Fcreate", where);
 
@@ -726,6 +739,7 @@ Hdf5Output::Hdf5Output(const std::string& path, const Provenance& provenance)
   write_attribute(r, where, "complete", 0);
   file_->complete_attr =
       make(H5Aopen(r, "complete", H5P_DEFAULT), H5Aclose, "H5Aopen", where + " attribute complete");
+  file_->flush_if_due(/*force=*/true);  // from here on, PATH.partial is a readable HDF5 file
 }
 
 Hdf5Output::~Hdf5Output() {
@@ -747,12 +761,8 @@ void Hdf5Output::commit() {
         where + " attribute complete");
   file_->complete_attr.reset();
   check(H5Fclose(file_->id.release()), "H5Fclose", where);
-
-  std::error_code error;
-  std::filesystem::rename(where, path_, error);
-  if (error) throw IoError(fmt::format("cannot rename '{}' to '{}': {}", where, path_, error.message()));
-  bytes_written_ = std::filesystem::file_size(path_, error);
-  if (error) throw IoError(fmt::format("cannot read the size of '{}': {}", path_, error.message()));
+  file_->output->commit();
+  bytes_written_ = file_->output->bytes_written();
 }
 
 }  // namespace herdsim::io

@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 
+#include "io/output_file.hpp"
 #include "sim/observer.hpp"
 #include "sim/scenario_spec.hpp"
 
@@ -25,8 +26,15 @@ class Hdf5Output {
     std::string command_line;     ///< the command as typed
   };
 
-  /// Creates PATH.partial (truncating a stale one) and writes the root attributes with complete = 0.
+  /// Seconds between flushes while recording: what a killed run can lose at most (docs/hdf5-schema.md).
+  static constexpr double kFlushSeconds = 2.0;
+
+  /// Claims PATH.partial (io::OutputFile: the path is checked, a second writer of the same output is
+  /// refused, a stale partial of a killed run is taken over) and writes the root attributes, complete = 0.
   Hdf5Output(const std::string& path, const Provenance& provenance);
+  /// As above, on an output already claimed (so that a command can claim it before long set-up work:
+  /// claimed with OnFailure::remove, a failed set-up leaves nothing; this constructor switches to keep).
+  Hdf5Output(std::unique_ptr<OutputFile> output, const Provenance& provenance);
   ~Hdf5Output();
   Hdf5Output(const Hdf5Output&) = delete;
   Hdf5Output& operator=(const Hdf5Output&) = delete;

@@ -4,13 +4,16 @@
 #include <hdf5.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <string_view>
 #include <system_error>
 
 #include "io/hdf5_support.hpp"
 #include "sim/error.hpp"
+#include "sim/memory.hpp"
 
 namespace herdsim::io {
 
@@ -111,6 +114,38 @@ std::vector<hsize_t> dims_of(hid_t dataset, const std::string& what) {
   return dims;
 }
 
+/// The number of elements of `dims`, or IoError when it overflows 64 bits.
+std::uint64_t checked_product(const std::vector<hsize_t>& dims, const std::string& path) {
+  std::uint64_t n = 1;
+  for (const hsize_t d : dims) {
+    if (d != 0 && n > std::numeric_limits<std::uint64_t>::max() / d)
+      throw IoError(fmt::format("{}: its extent overflows (is the file corrupt?)", path));
+    n *= d;
+  }
+  return n;
+}
+
+/// A tampered or corrupt file can declare any extent (unwritten chunks cost no disk): refuse to allocate
+/// for a whole dataset that could not fit in memory, before allocating.
+void check_read_size(const std::vector<hsize_t>& dims, std::size_t element_bytes, const std::string& path) {
+  const std::uint64_t elements = checked_product(dims, path);
+  const std::uint64_t limit = sim::available_memory_bytes() / 2;
+  if (elements > limit / element_bytes) {
+    throw IoError(fmt::format(
+        "{}: reading it whole would need {} but {} of memory is available (is the file "
+        "corrupt?)",
+        path, sim::format_bytes(static_cast<double>(elements) * static_cast<double>(element_bytes)),
+        sim::format_bytes(static_cast<double>(limit))));
+  }
+}
+
+/// "(2, 3, 4)", for messages.
+std::string shape_text(const std::vector<hsize_t>& dims) {
+  std::string out = "(";
+  for (std::size_t i = 0; i < dims.size(); ++i) out += fmt::format("{}{}", i ? ", " : "", dims[i]);
+  return out + (dims.size() == 1 ? ",)" : ")");
+}
+
 }  // namespace
 
 struct RunFile::Impl {
@@ -127,11 +162,18 @@ struct RunFile::Impl {
     return make(H5Gopen2(file.get(), path.c_str(), H5P_DEFAULT), H5Gclose, "H5Gopen2", path);
   }
 
+  /// Dimensions of the dataset at path.
+  [[nodiscard]] std::vector<hsize_t> dims(const std::string& path) const {
+    Handle ds = open_dataset(path);
+    return dims_of(ds.get(), path);
+  }
+
   /// A whole 1-D integer dataset.
   [[nodiscard]] std::vector<int> read_ints(const std::string& path) const {
     Handle ds = open_dataset(path);
     const auto dims = dims_of(ds.get(), path);
     if (dims.size() != 1) throw IoError(fmt::format("{} is not one-dimensional", path));
+    check_read_size(dims, sizeof(int), path);
     std::vector<int> values(dims[0]);
     if (!values.empty())
       check(H5Dread(ds.get(), H5T_NATIVE_INT, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()), "H5Dread", path);
@@ -144,6 +186,7 @@ struct RunFile::Impl {
     Handle ds = open_dataset(path);
     const auto dims = dims_of(ds.get(), path);
     if (dims.size() != 1) throw IoError(fmt::format("{} is not one-dimensional", path));
+    check_read_size(dims, sizeof(T), path);
     std::vector<T> values(dims[0]);
     if (!values.empty())
       check(H5Dread(ds.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()), "H5Dread", path);
@@ -155,6 +198,7 @@ struct RunFile::Impl {
     Handle ds = open_dataset(path);
     const auto dims = dims_of(ds.get(), path);
     if (dims.size() != 1) throw IoError(fmt::format("{} is not one-dimensional", path));
+    check_read_size(dims, sizeof(char*) + 64, path);
     Handle mem = make(H5Tcopy(H5T_C_S1), H5Tclose, "H5Tcopy", path);
     check(H5Tset_size(mem.get(), H5T_VARIABLE), "H5Tset_size", path);
     check(H5Tset_cset(mem.get(), H5T_CSET_UTF8), "H5Tset_cset", path);
@@ -174,6 +218,7 @@ struct RunFile::Impl {
     Handle ds = open_dataset(path);
     const auto dims = dims_of(ds.get(), path);
     if (dims.empty() || dims.size() > 2) throw IoError(fmt::format("{} is not a 1-D or 2-D dataset", path));
+    check_read_size(dims, sizeof(double), path);
     const auto rows = static_cast<Eigen::Index>(dims[0]);
     const auto cols = dims.size() == 2 ? static_cast<Eigen::Index>(dims[1]) : 1;
     Eigen::MatrixXd out(cols, rows);
@@ -287,7 +332,92 @@ RunGroupInfo RunFile::group(const std::string& group) const {
     }
     g.populations.push_back(std::move(p));
   }
+  check_consistency(g);
   return g;
+}
+
+void RunFile::check_consistency(const RunGroupInfo& g) const {
+  // Every size a reader allocates by comes from these attributes; a file whose attributes do not match
+  // its datasets (edited, truncated, written by something else) is refused here, with what differs.
+  const auto fail = [&](const std::string& what) {
+    throw IoError(fmt::format("{}: {}: {} (the file is inconsistent: edited, or not written by herdsim?)",
+                              path_, g.group, what));
+  };
+  if (g.steps < 1) fail(fmt::format("attribute steps = {} (must be >= 1)", g.steps));
+  if (!(g.dt > 0.0) || !std::isfinite(g.dt)) fail(fmt::format("attribute dt = {} (must be > 0)", g.dt));
+  if (g.every < 1) fail(fmt::format("attribute every = {} (must be >= 1)", g.every));
+  if (g.paths_total < 1) fail(fmt::format("attribute paths_total = {} (must be >= 1)", g.paths_total));
+  if (g.paths.empty() || g.paths.size() > static_cast<std::size_t>(g.paths_total))
+    fail(fmt::format("attribute paths lists {} paths of paths_total = {}", g.paths.size(), g.paths_total));
+  for (std::size_t i = 0; i < g.paths.size(); ++i) {
+    if (g.paths[i] < 0 || g.paths[i] >= g.paths_total || (i > 0 && g.paths[i] <= g.paths[i - 1]))
+      fail(fmt::format("attribute paths is not a sorted list of distinct paths in [0, {})", g.paths_total));
+  }
+
+  // The recorded rows: wealth rows 0, e, 2e, ... and n; decision rows 0, e, ... < n (a prefix of them in
+  // an incomplete file, with the decisions that precede the last wealth row).
+  const auto expect_prefix = [&](const std::vector<int>& got, const char* name, bool wealth) {
+    const std::size_t full = wealth
+                                 ? static_cast<std::size_t>(g.steps / g.every + 1 + (g.steps % g.every != 0))
+                                 : static_cast<std::size_t>((g.steps - 1) / g.every + 1);
+    if (got.size() > full || (info_.complete && got.size() != full))
+      fail(fmt::format("time/{} has {} rows; steps = {} and every = {} give {}", name, got.size(), g.steps,
+                       g.every, full));
+    for (std::size_t i = 0; i < got.size(); ++i) {
+      const long long want = std::min<long long>(static_cast<long long>(i) * g.every, g.steps);
+      if (got[i] != want) fail(fmt::format("time/{} row {} is step {}, expected {}", name, i, got[i], want));
+    }
+  };
+  expect_prefix(g.wealth_steps, "step", true);
+  expect_prefix(g.decision_steps, "decision_step", false);
+  if (g.wealth_steps.empty()) fail("time/step has no rows");
+  const std::size_t rows = g.wealth_steps.size();
+  std::size_t decisions_before = 0;  // decision rows that precede the last wealth row
+  for (const int k : g.decision_steps) decisions_before += k < g.wealth_steps.back() ? 1 : 0;
+  if (g.decision_steps.size() != decisions_before)
+    fail(fmt::format("time/decision_step has {} rows where {} precede the last recorded step {}",
+                     g.decision_steps.size(), decisions_before, g.wealth_steps.back()));
+  if (g.wealth_times.size() != rows)
+    fail(fmt::format("time/t has {} rows, time/step {}", g.wealth_times.size(), rows));
+  const auto paths = static_cast<hsize_t>(g.paths.size());
+  const auto decisions = static_cast<hsize_t>(g.decision_steps.size());
+  const auto expect_shape = [&](const std::string& dataset, const std::vector<hsize_t>& want) {
+    const std::vector<hsize_t> got = impl_->dims(child(g.group, dataset));
+    if (got != want)
+      fail(fmt::format("{} has shape {}, expected {}", dataset, shape_text(got), shape_text(want)));
+  };
+  expect_shape("market/price", {rows, paths});
+  expect_shape("market/return", {decisions, paths});
+  expect_shape("market/shock", {decisions, paths});
+
+  for (const PopulationInfo& p : g.populations) {
+    const std::string base = "populations/" + p.name + "/";
+    if (p.count < 1) fail(fmt::format("{}: attribute count = {} (must be >= 1)", base, p.count));
+    if (p.recorded_agents < 0 || p.recorded_agents > p.count)
+      fail(fmt::format("{}: attribute recorded_agents = {} outside [0, count = {}]", base, p.recorded_agents,
+                       p.count));
+    const auto m = static_cast<hsize_t>(p.recorded_agents);
+    const hid_t f = impl_->file.get();
+    if (exists(f, child(g.group, base + "wealth")) != exists(f, child(g.group, base + "amount")))
+      fail(fmt::format("{}: one of wealth and amount is missing", base));
+    if (p.has_trajectories) {
+      expect_shape(base + "wealth", {rows, paths, m});
+      expect_shape(base + "amount", {decisions, paths, m});
+    }
+    if (p.has_theory) expect_shape(base + "theory/amount", {static_cast<hsize_t>(g.steps), m});
+    for (const std::string& param : p.params) {
+      const std::vector<hsize_t> got = impl_->dims(child(g.group, base + "params/" + param));
+      if (got.size() != 1 || got[0] != m)
+        fail(fmt::format("{}params/{} has shape {}, expected ({},) (recorded_agents)", base, param,
+                         shape_text(got), m));
+    }
+    if (!p.summary_stats.empty()) {
+      const auto q = static_cast<hsize_t>(p.summary_stats.size());
+      expect_shape(base + "summary/wealth", {rows, q});
+      expect_shape(base + "summary/amount", {decisions, q});
+      expect_shape(base + "summary/proportion", {decisions, q});
+    }
+  }
 }
 
 Eigen::MatrixXd RunFile::market(const std::string& group, const std::string& name) const {

@@ -31,7 +31,7 @@ struct RunFileInfo {
 /// One recorded population.
 struct PopulationInfo {
   std::string name;
-  std::string kind;  ///< merton, herd, noise
+  std::string kind;  ///< the kind's name (merton, herd, noise, investagent, ...)
   int count = 0;     ///< agents in the population
   int recorded_agents = 0;
   bool has_trajectories = false;           ///< wealth and amount
@@ -82,7 +82,9 @@ class RunFile {
 
   [[nodiscard]] const std::string& path() const { return path_; }
   [[nodiscard]] const RunFileInfo& info() const { return info_; }
-  /// Attributes, time axes and population list of a group named in info().groups.
+  /// Attributes, time axes and population list of a group named in info().groups, checked against the
+  /// shapes of every dataset the readers use (IoError naming the mismatch: nothing downstream trusts an
+  /// attribute that its data contradict).
   [[nodiscard]] RunGroupInfo group(const std::string& group) const;
 
   /// market/price (P x S), market/return or market/shock (P x D).
@@ -107,6 +109,9 @@ class RunFile {
   struct Impl;
 
  private:
+  /// Throws IoError naming what differs when the group's attributes and its datasets' shapes disagree.
+  void check_consistency(const RunGroupInfo& g) const;
+
   std::string path_;
   std::unique_ptr<Impl> impl_;
   RunFileInfo info_;

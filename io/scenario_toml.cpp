@@ -8,42 +8,46 @@
 #include <fstream>
 #include <limits>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <sstream>
 #include <tuple>
 #include <utility>
 
-#include "agents/herd_agent.hpp"
-#include "sim/investalign/dataset.hpp"
+#include "agents/kind.hpp"
+#include "agents/registry.hpp"
 
 namespace herdsim::io {
 
 namespace {
 
+using agents::any_number;
+using agents::direct;
+using agents::Domain;
+using agents::ParamRule;
+using agents::positive;
+using agents::unit_interval;
 using sim::DistributionSpec;
 using sim::ParamSpec;
 using sim::PopulationSpec;
 using KeyList = std::vector<std::string_view>;
 
-constexpr double inf = std::numeric_limits<double>::infinity();
 constexpr double nan = std::numeric_limits<double>::quiet_NaN();
 constexpr std::int64_t int_max = std::numeric_limits<int>::max();
 constexpr std::size_t max_sweep_points = 10000;
-/// Years of the InvestAlign reference budget list (investalign::static_budget_list).
-constexpr int sim_budget_years = static_cast<int>(investalign::static_budget_list.size());
 
 std::string join_path(const std::string& prefix, std::string_view key) {
   return prefix.empty() ? std::string(key) : fmt::format("{}.{}", prefix, key);
 }
 
-std::string join_keys(const KeyList& keys) {
+std::string join_keys(std::span<const std::string_view> keys) {
   std::string out;
   for (const auto k : keys) out += (out.empty() ? "" : ", ") + std::string(k);
   return out;
 }
 
-bool contains(const KeyList& keys, std::string_view key) {
+bool contains(std::span<const std::string_view> keys, std::string_view key) {
   return std::find(keys.begin(), keys.end(), key) != keys.end();
 }
 
@@ -58,47 +62,13 @@ std::string describe(const toml::node& n) {
   return "a date or time";
 }
 
-/// An interval of allowed values; open or closed at each end.
-struct Domain {
-  double lo = -inf;
-  bool lo_open = true;
-  double hi = inf;
-  bool hi_open = true;
-
-  [[nodiscard]] bool contains(double v) const {
-    return std::isfinite(v) && (lo_open ? v > lo : v >= lo) && (hi_open ? v < hi : v <= hi);
-  }
-  [[nodiscard]] std::string describe() const {
-    if (std::isfinite(lo) && std::isfinite(hi))
-      return fmt::format("must lie in {}{}, {}{}", lo_open ? '(' : '[', lo, hi, hi_open ? ')' : ']');
-    if (std::isfinite(lo)) return fmt::format("must be {} {}", lo_open ? ">" : ">=", lo);
-    if (std::isfinite(hi)) return fmt::format("must be {} {}", hi_open ? "<" : "<=", hi);
-    return "must be a finite number";
-  }
-};
-
-constexpr Domain any_number{};
-constexpr Domain positive{0.0, true};
-constexpr Domain non_negative{0.0, false};
-constexpr Domain unit_interval{0.0, false, 1.0, false};
-
-/// A per-agent parameter's domain, and the mapped scale a table may give it (alpha: lottery_prob,
-/// theta: score).
-struct ParamRule {
-  Domain domain;
-  std::string_view scale_key;  // "" if none
-  ParamSpec::Scale scale = ParamSpec::Scale::direct;
-  Domain scale_domain;
-};
-
-ParamRule direct(Domain domain) {
-  return {domain, "", ParamSpec::Scale::direct, any_number};
-}
-
-/// Collects problems; the typed reads report a wrong type or value and then read as absent.
+/// Collects problems with their positions, and reads the values that are not keys of a table (array
+/// elements, per-agent parameters).
 class Checker {
  public:
   std::vector<ScenarioProblem> problems;
+  /// The first problem of the tree being validated (a sweep point): KeyReader::valid looks from here.
+  std::size_t pass_begin = 0;
 
   void report(const toml::node* at, std::string key_path, std::string message) {
     ScenarioProblem p{std::move(key_path), 0, 0, std::move(message), ""};
@@ -122,32 +92,15 @@ class Checker {
     problems.push_back(std::move(p));
   }
 
-  void check_keys(const toml::table& t, const std::string& prefix, const KeyList& allowed) {
-    for (auto&& [k, v] : t) {
-      if (!contains(allowed, k.str()))
-        report(&v, join_path(prefix, k.str()),
-               fmt::format("unknown key; allowed keys: {}", join_keys(allowed)));
-    }
-  }
-
-  std::optional<std::int64_t> integer(const toml::table& t, const std::string& prefix, std::string_view key,
-                                      std::int64_t min, std::int64_t max = int_max) {
-    const toml::node* n = t.get(key);
-    if (n == nullptr) return std::nullopt;
-    const std::string path = join_path(prefix, key);
-    const auto* v = n->as_integer();
-    if (v == nullptr) {
-      report(n, path, fmt::format("must be an integer, got {}", describe(*n)));
-      return std::nullopt;
-    }
-    if (v->get() < min || v->get() > max) {
-      const bool open_ended = max == int_max || max == std::numeric_limits<std::int64_t>::max();
-      report(n, path,
-             open_ended && v->get() < min ? fmt::format("must be >= {}, got {}", min, v->get())
-                                          : fmt::format("must lie in [{}, {}], got {}", min, max, v->get()));
-      return std::nullopt;
-    }
-    return v->get();
+  /// Whether a problem with key_path, or with a value inside it, was reported for the current tree.
+  [[nodiscard]] bool reported(const std::string& key_path) const {
+    return std::any_of(
+        problems.begin() + static_cast<std::ptrdiff_t>(pass_begin), problems.end(),
+        [&](const ScenarioProblem& p) {
+          const auto& k = p.key_path;
+          return k.rfind(key_path, 0) == 0 &&
+                 (k.size() == key_path.size() || k[key_path.size()] == '.' || k[key_path.size()] == '[');
+        });
   }
 
   std::optional<double> number(const toml::node& n, const std::string& path, const Domain& domain) {
@@ -163,161 +116,218 @@ class Checker {
     return x;
   }
 
-  std::optional<double> number(const toml::table& t, const std::string& prefix, std::string_view key,
-                               const Domain& domain) {
-    const toml::node* n = t.get(key);
-    return n == nullptr ? std::nullopt : number(*n, join_path(prefix, key), domain);
-  }
+  std::optional<ParamSpec> param(const toml::node& n, const std::string& path, const ParamRule& rule);
+  /// A number, a non-empty array of numbers, or a distribution table, all within domain.
+  std::optional<ParamSpec> param_values(const toml::node& n, const std::string& path, const Domain& domain,
+                                        std::string_view scale_key);
+  std::optional<DistributionSpec> distribution(const toml::table& t, const std::string& path,
+                                               const Domain& domain);
+};
 
-  std::optional<bool> boolean(const toml::table& t, const std::string& prefix, std::string_view key) {
-    const toml::node* n = t.get(key);
-    if (n == nullptr) return std::nullopt;
-    if (const auto* v = n->as_boolean()) return v->get();
-    report(n, join_path(prefix, key), fmt::format("must be true or false, got {}", describe(*n)));
-    return std::nullopt;
-  }
+/// One TOML table read through the kinds' KeyReader (agents/kind.hpp); key paths are prefix.key. Every
+/// table of a scenario is read through it, so each kind of value is read, and its problems worded, once.
+class TomlTable final : public agents::KeyReader {
+ public:
+  TomlTable(Checker& c, const toml::table& t, std::string prefix)
+      : c_(c), t_(t), prefix_(std::move(prefix)) {}
 
-  std::optional<std::string> string(const toml::table& t, const std::string& prefix, std::string_view key) {
-    const toml::node* n = t.get(key);
-    if (n == nullptr) return std::nullopt;
-    if (const auto* v = n->as_string()) return v->get();
-    report(n, join_path(prefix, key), fmt::format("must be a string, got {}", describe(*n)));
-    return std::nullopt;
-  }
+  [[nodiscard]] const toml::table& toml() const { return t_; }
+  [[nodiscard]] Checker& checker() const { return c_; }
+  [[nodiscard]] std::string path(std::string_view key) const { return join_path(prefix_, key); }
 
-  template <class E>
-  std::optional<E> choice(const toml::table& t, const std::string& prefix, std::string_view key,
-                          const std::vector<std::pair<std::string_view, E>>& options) {
-    const auto s = string(t, prefix, key);
-    if (!s) return std::nullopt;
-    for (const auto& [name, value] : options) {
-      if (*s == name) return value;
-    }
-    std::string names;
-    for (const auto& [name, value] : options)
-      names += fmt::format("{}\"{}\"", names.empty() ? "" : ", ", name);
-    report(t.get(key), join_path(prefix, key), fmt::format("must be one of {}, got \"{}\"", names, *s));
-    return std::nullopt;
-  }
-
-  /// A table-valued key (inline or not); reports another type.
-  const toml::table* table(const toml::table& t, const std::string& prefix, std::string_view key) {
-    const toml::node* n = t.get(key);
+  /// The table under key (nullptr if absent; reported if not a table).
+  std::unique_ptr<TomlTable> sub(std::string_view key) {
+    const toml::node* n = t_.get(key);
     if (n == nullptr) return nullptr;
-    if (n->is_table()) return n->as_table();
-    report(n, join_path(prefix, key), fmt::format("must be a table, got {}", describe(*n)));
+    if (const auto* t = n->as_table()) return std::make_unique<TomlTable>(c_, *t, path(key));
+    report(key, fmt::format("must be a table, got {}", describe(*n)));
     return nullptr;
   }
 
-  // ---- per-agent parameters -------------------------------------------------------------------
+  void report(std::string_view key, std::string message, std::string_view fallback = {}) override {
+    const toml::node* at = key.empty() ? nullptr : t_.get(key);
+    if (at == nullptr && !fallback.empty()) at = t_.get(fallback);
+    if (at == nullptr) at = &t_;
+    c_.report(at, key.empty() ? prefix_ : path(key), std::move(message));
+  }
+  [[nodiscard]] bool valid(std::string_view key) const override { return !c_.reported(path(key)); }
+  [[nodiscard]] bool has(std::string_view key) const override { return t_.contains(key); }
 
-  std::optional<ParamSpec> param(const toml::node& n, const std::string& path, const ParamRule& rule) {
-    const auto* t = n.as_table();
-    if (t != nullptr && !rule.scale_key.empty() && t->contains(rule.scale_key) && !t->contains("dist")) {
-      check_keys(*t, path, {rule.scale_key});
-      const std::string inner = join_path(path, rule.scale_key);
-      auto p = param_values(*t->get(rule.scale_key), inner, rule.scale_domain, "");
-      if (p) p->scale = rule.scale;
-      return p;
-    }
-    return param_values(n, path, rule.domain, rule.scale_key);
+  std::optional<double> number(std::string_view key, const Domain& domain) override {
+    const toml::node* n = t_.get(key);
+    return n == nullptr ? std::nullopt : c_.number(*n, path(key), domain);
   }
 
-  /// A number, a non-empty array of numbers, or a distribution table, all within domain.
-  std::optional<ParamSpec> param_values(const toml::node& n, const std::string& path, const Domain& domain,
-                                        std::string_view scale_key) {
-    ParamSpec p;
-    if (n.is_number()) {
-      const auto x = number(n, path, domain);
-      if (!x) return std::nullopt;
-      p.form = ParamSpec::Form::constant;
-      p.value = *x;
-      return p;
+  std::optional<std::int64_t> integer(std::string_view key, std::int64_t min,
+                                      std::int64_t max = std::numeric_limits<int>::max()) override {
+    const toml::node* n = t_.get(key);
+    if (n == nullptr) return std::nullopt;
+    const auto* v = n->as_integer();
+    if (v == nullptr) {
+      report(key, fmt::format("must be an integer, got {}", describe(*n)));
+      return std::nullopt;
     }
-    if (const auto* a = n.as_array()) {
-      if (a->empty()) {
-        report(&n, path, "a list of values must not be empty");
-        return std::nullopt;
-      }
-      p.form = ParamSpec::Form::list;
-      bool ok = true;
-      for (std::size_t i = 0; i < a->size(); ++i) {
-        const auto x = number((*a)[i], fmt::format("{}[{}]", path, i), domain);
-        ok = ok && x.has_value();
-        p.values.push_back(x.value_or(0.0));
-      }
-      return ok ? std::optional<ParamSpec>(p) : std::nullopt;
+    if (v->get() < min || v->get() > max) {
+      const bool open_ended = max == int_max || max == std::numeric_limits<std::int64_t>::max();
+      report(key, open_ended && v->get() < min
+                      ? fmt::format("must be >= {}, got {}", min, v->get())
+                      : fmt::format("must lie in [{}, {}], got {}", min, max, v->get()));
+      return std::nullopt;
     }
-    if (const auto* t = n.as_table(); t != nullptr && t->contains("dist")) {
-      const auto d = distribution(*t, path, domain);
-      if (!d) return std::nullopt;
-      p.form = ParamSpec::Form::distribution;
-      p.distribution = *d;
-      return p;
-    }
-    report(&n, path,
-           fmt::format("must be a number, an array of numbers, a distribution table {{dist = ...}}{}, got {}",
-                       scale_key.empty() ? "" : fmt::format(" or {{{} = ...}}", scale_key), describe(n)));
+    return v->get();
+  }
+
+  std::optional<bool> boolean(std::string_view key) override {
+    const toml::node* n = t_.get(key);
+    if (n == nullptr) return std::nullopt;
+    if (const auto* v = n->as_boolean()) return v->get();
+    report(key, fmt::format("must be true or false, got {}", describe(*n)));
     return std::nullopt;
   }
 
-  std::optional<DistributionSpec> distribution(const toml::table& t, const std::string& path,
-                                               const Domain& domain) {
-    using Kind = DistributionSpec::Kind;
-    const auto kind =
-        choice<Kind>(t, path, "dist",
-                     {{"uniform", Kind::uniform}, {"normal", Kind::normal}, {"lognormal", Kind::lognormal}});
-    if (!kind) return std::nullopt;
-    DistributionSpec d;
-    d.kind = *kind;
-    const std::size_t before = problems.size();
-    // Parameter names per law; a and b hold them in DistributionSpec's order.
-    const auto [a_key, b_key] = *kind == Kind::uniform  ? std::pair{"low", "high"}
-                                : *kind == Kind::normal ? std::pair{"mean", "std"}
-                                                        : std::pair{"mu", "sigma"};
-    const std::string_view law = *kind == Kind::uniform  ? "uniform"
-                                 : *kind == Kind::normal ? "normal"
-                                                         : "lognormal";
-    if (*kind == Kind::uniform)
-      check_keys(t, path, {"dist", "low", "high"});
-    else
-      check_keys(t, path, {"dist", a_key, b_key, "low", "high"});
-    for (const auto* key : {a_key, b_key}) {
-      if (!t.contains(key))
-        report(&t, join_path(path, key), fmt::format("is required for dist = \"{}\"", law));
-    }
+  std::optional<std::string> string(std::string_view key) override {
+    const toml::node* n = t_.get(key);
+    if (n == nullptr) return std::nullopt;
+    if (const auto* v = n->as_string()) return v->get();
+    report(key, fmt::format("must be a string, got {}", describe(*n)));
+    return std::nullopt;
+  }
 
-    if (*kind == Kind::uniform) {
-      // Its bounds are the support, so each must lie in the domain.
-      d.a = number(t, path, "low", domain).value_or(nan);
-      d.b = number(t, path, "high", domain).value_or(nan);
-      if (d.a >= d.b)
-        report(t.get("high"), join_path(path, "high"), fmt::format("must be > low = {}, got {}", d.a, d.b));
-      return problems.size() == before ? std::optional(d) : std::nullopt;
+  std::optional<std::vector<std::string>> strings(std::string_view key, std::string_view item,
+                                                  std::string_view items) override {
+    const toml::node* n = t_.get(key);
+    if (n == nullptr) return std::nullopt;
+    const auto* a = n->as_array();
+    if (a == nullptr) {
+      report(key, fmt::format("must be an array of {}, got {}", items, describe(*n)));
+      return std::nullopt;
     }
+    std::vector<std::string> out;
+    for (std::size_t i = 0; i < a->size(); ++i) {
+      if (const auto* v = (*a)[i].as_string())
+        out.push_back(v->get());
+      else
+        c_.report(&(*a)[i], fmt::format("{}[{}]", path(key), i),
+                  fmt::format("must be a string ({}), got {}", item, describe((*a)[i])));
+    }
+    return out;
+  }
 
-    d.a = number(t, path, a_key, any_number).value_or(nan);
-    d.b = number(t, path, b_key, positive).value_or(nan);
-    if (t.contains("low")) d.low = number(t, path, "low", domain);
-    if (t.contains("high")) d.high = number(t, path, "high", domain);
-    if (d.low && d.high && *d.low >= *d.high)
-      report(t.get("high"), join_path(path, "high"),
-             fmt::format("must be > low = {}, got {}", *d.low, *d.high));
-    // Without truncation a normal reaches every real and a lognormal every positive value.
-    const bool unbounded_below = *kind == Kind::normal ? std::isfinite(domain.lo) : domain.lo > 0.0;
-    if (!t.contains("low") && unbounded_below) {
-      report(&t, path,
-             fmt::format("a {} distribution can draw values out of range (values {}); truncate it with low",
-                         law, domain.describe()));
+  std::optional<ParamSpec> param(std::string_view key, const ParamRule& rule) override {
+    const toml::node* n = t_.get(key);
+    return n == nullptr ? std::nullopt : c_.param(*n, path(key), rule);
+  }
+
+  std::unique_ptr<agents::KeyReader> table(std::string_view key) override { return sub(key); }
+
+  void allow_only(std::span<const std::string_view> allowed) override {
+    for (auto&& [k, v] : t_) {
+      if (!contains(allowed, k.str()))
+        c_.report(&v, path(k.str()), fmt::format("unknown key; allowed keys: {}", join_keys(allowed)));
     }
-    if (!t.contains("high") && std::isfinite(domain.hi)) {
-      report(&t, path,
-             fmt::format("a {} distribution can draw values out of range (values {}); truncate it with high",
-                         law, domain.describe()));
+  }
+
+ private:
+  Checker& c_;
+  const toml::table& t_;
+  std::string prefix_;
+};
+
+std::optional<ParamSpec> Checker::param(const toml::node& n, const std::string& path, const ParamRule& rule) {
+  const auto* t = n.as_table();
+  if (t != nullptr && !rule.scale_key.empty() && t->contains(rule.scale_key) && !t->contains("dist")) {
+    TomlTable(*this, *t, path).allow_only(std::span(&rule.scale_key, 1));
+    const std::string inner = join_path(path, rule.scale_key);
+    auto p = param_values(*t->get(rule.scale_key), inner, rule.scale_domain, "");
+    if (p) p->scale = rule.scale;
+    return p;
+  }
+  return param_values(n, path, rule.domain, rule.scale_key);
+}
+
+std::optional<ParamSpec> Checker::param_values(const toml::node& n, const std::string& path,
+                                               const Domain& domain, std::string_view scale_key) {
+  ParamSpec p;
+  if (n.is_number()) {
+    const auto x = number(n, path, domain);
+    if (!x) return std::nullopt;
+    p.form = ParamSpec::Form::constant;
+    p.value = *x;
+    return p;
+  }
+  if (const auto* a = n.as_array()) {
+    if (a->empty()) {
+      report(&n, path, "a list of values must not be empty");
+      return std::nullopt;
     }
+    p.form = ParamSpec::Form::list;
+    bool ok = true;
+    for (std::size_t i = 0; i < a->size(); ++i) {
+      const auto x = number((*a)[i], fmt::format("{}[{}]", path, i), domain);
+      ok = ok && x.has_value();
+      p.values.push_back(x.value_or(0.0));
+    }
+    return ok ? std::optional<ParamSpec>(p) : std::nullopt;
+  }
+  if (const auto* t = n.as_table(); t != nullptr && t->contains("dist")) {
+    const auto d = distribution(*t, path, domain);
+    if (!d) return std::nullopt;
+    p.form = ParamSpec::Form::distribution;
+    p.distribution = *d;
+    return p;
+  }
+  report(&n, path,
+         fmt::format("must be a number, an array of numbers, a distribution table {{dist = ...}}{}, got {}",
+                     scale_key.empty() ? "" : fmt::format(" or {{{} = ...}}", scale_key), describe(n)));
+  return std::nullopt;
+}
+
+std::optional<DistributionSpec> Checker::distribution(const toml::table& t, const std::string& path,
+                                                      const Domain& domain) {
+  using Kind = DistributionSpec::Kind;
+  TomlTable in(*this, t, path);
+  const auto kind = in.choice<Kind>("dist");
+  if (!kind) return std::nullopt;
+  DistributionSpec d;
+  d.kind = *kind;
+  const std::size_t before = problems.size();
+  // Parameter names per law; a and b hold them in DistributionSpec's order.
+  const auto [a_key, b_key] = *kind == Kind::uniform  ? std::pair{"low", "high"}
+                              : *kind == Kind::normal ? std::pair{"mean", "std"}
+                                                      : std::pair{"mu", "sigma"};
+  const std::string_view law = to_name(*kind);
+  const std::array<std::string_view, 5> keys{"dist", a_key, b_key, "low", "high"};
+  in.allow_only(*kind == Kind::uniform ? std::span(keys).first(3) : std::span(keys));
+  for (const auto* key : {a_key, b_key}) in.require(key, fmt::format(" for dist = \"{}\"", law));
+
+  if (*kind == Kind::uniform) {
+    // Its bounds are the support, so each must lie in the domain.
+    d.a = in.number("low", domain).value_or(nan);
+    d.b = in.number("high", domain).value_or(nan);
+    if (d.a >= d.b) in.report("high", fmt::format("must be > low = {}, got {}", d.a, d.b));
     return problems.size() == before ? std::optional(d) : std::nullopt;
   }
-};
+
+  d.a = in.number(a_key, any_number).value_or(nan);
+  d.b = in.number(b_key, positive).value_or(nan);
+  if (in.has("low")) d.low = in.number("low", domain);
+  if (in.has("high")) d.high = in.number("high", domain);
+  if (d.low && d.high && *d.low >= *d.high)
+    in.report("high", fmt::format("must be > low = {}, got {}", *d.low, *d.high));
+  // Without truncation a normal reaches every real and a lognormal every positive value.
+  const bool unbounded_below = *kind == Kind::normal ? std::isfinite(domain.lo) : domain.lo > 0.0;
+  if (!in.has("low") && unbounded_below) {
+    in.report("",
+              fmt::format("a {} distribution can draw values out of range (values {}); truncate it with low",
+                          law, domain.describe()));
+  }
+  if (!in.has("high") && std::isfinite(domain.hi)) {
+    in.report("",
+              fmt::format("a {} distribution can draw values out of range (values {}); truncate it with high",
+                          law, domain.describe()));
+  }
+  return problems.size() == before ? std::optional(d) : std::nullopt;
+}
 
 /// Every problem once, file problems by position first, then those of --set #1, #2, ...
 void sort_problems(std::vector<ScenarioProblem>& problems) {
@@ -512,7 +522,7 @@ std::vector<SweepAxis> collect_sweep(toml::table& root, Checker& c) {
     const auto root_key = key.substr(0, key.find_first_of(".["));
     auto* arr = node->as_array();
     bool ok = true;
-    if (!contains({"run", "market", "population", "record"}, root_key) ||
+    if (!contains(KeyList{"run", "market", "population", "record"}, root_key) ||
         key.find('.') == std::string::npos) {
       c.report(node, path,
                "a sweep key is a key path under run, market, population or record, e.g. \"market.sigma\"");
@@ -536,323 +546,143 @@ std::vector<SweepAxis> collect_sweep(toml::table& root, Checker& c) {
 
 // ---- validation of the tree -----------------------------------------------------------------
 
-const KeyList population_keys = {"name",    "kind", "count",     "wealth",     "lottery",  "alpha",
-                                 "theta",   "herd", "influence", "leader",     "network",  "policy",
-                                 "optimum", "bc",   "rho",       "proportion", "protocol", "inference"};
+/// Keys of every [[population]], whatever its kind.
+constexpr std::array<std::string_view, 4> common_keys{"name", "kind", "count", "wealth"};
 
-const KeyList inference_keys = {"backend",    "model",  "lora",         "temperature",
-                                "max_tokens", "batch",  "threads",      "prefix_sharing",
-                                "grammar",    "replay", "replay_group", "replay_population"};
-
-/// Why key does not apply to this population ("" if it does).
-std::string inapplicable(std::string_view key, std::optional<sim::AgentKind> kind,
-                         std::optional<sim::HerdType> herd, std::optional<sim::Influence> influence) {
-  using sim::AgentKind;
-  if (!kind || key == "name" || key == "kind" || key == "count" || key == "wealth") return "";
-  const KeyList merton = {"alpha", "policy", "optimum", "lottery"};
-  const KeyList herd_keys = {"alpha",   "theta",  "lottery", "herd", "influence", "leader",
-                             "network", "policy", "optimum", "bc",   "rho"};
-  const KeyList investagent_keys = {"alpha", "theta", "lottery", "leader", "protocol", "inference"};
-  const char* kind_name = *kind == AgentKind::merton        ? "merton"
-                          : *kind == AgentKind::herd        ? "herd"
-                          : *kind == AgentKind::investagent ? "investagent"
-                                                            : "noise";
-  const bool applies = *kind == AgentKind::merton        ? contains(merton, key)
-                       : *kind == AgentKind::herd        ? contains(herd_keys, key)
-                       : *kind == AgentKind::investagent ? contains(investagent_keys, key)
-                                                         : key == "proportion";
-  if (!applies) return fmt::format("does not apply to kind = \"{}\"", kind_name);
-  if (key == "leader" && influence == sim::Influence::peers)
-    return "does not apply with influence = \"peers\" (peers follow their network)";
-  if (key == "network" && influence == sim::Influence::leader)
-    return "does not apply with influence = \"leader\"";
-  if (key == "bc" && herd == sim::HerdType::absolute) return "applies only to herd = \"relative\"";
-  if (key == "rho" && herd == sim::HerdType::relative) return "applies only to herd = \"absolute\"";
-  return "";
+/// The registered kinds' names, quoted, for messages.
+std::string kind_names() {
+  std::string out;
+  for (const agents::Kind* kind : agents::registered_kinds())
+    out += fmt::format("{}\"{}\"", out.empty() ? "" : ", ", kind->name());
+  return out;
 }
 
-void check_name(Checker& c, const toml::table& t, const std::string& prefix, PopulationSpec& pop) {
-  const auto name = c.string(t, prefix, "name");
-  if (!t.contains("name")) {
-    c.report(&t, prefix + ".name", "is required");
+bool declares(const agents::Kind& kind, std::string_view key) {
+  const auto keys = kind.keys();
+  return std::any_of(keys.begin(), keys.end(), [&](const agents::KeyInfo& k) { return k.name == key; });
+}
+
+void check_name(TomlTable& in, PopulationSpec& pop) {
+  const auto name = in.string("name");
+  if (!in.has("name")) {
+    in.report("name", "is required");
   } else if (name && !is_bare_key(*name)) {
-    c.report(t.get("name"), prefix + ".name",
-             fmt::format("must be made of letters, digits, '_' and '-', got \"{}\"", *name));
+    in.report("name", fmt::format("must be made of letters, digits, '_' and '-', got \"{}\"", *name));
   } else if (name) {
     pop.name = *name;
   }
 }
 
-void read_network(Checker& c, const toml::table& t, const std::string& prefix, PopulationSpec& pop,
-                  bool count_ok) {
-  using Kind = sim::NetworkSpec::Kind;
-  if (!t.contains("network")) {
-    c.report(&t, prefix + ".network", "is required with influence = \"peers\"");
-    return;
+/// The population's registered kind (nullptr, reported, if it has none).
+const agents::Kind* read_kind(TomlTable& in, PopulationSpec& pop) {
+  if (!in.has("kind")) in.report("kind", fmt::format("is required (one of {})", kind_names()));
+  const auto name = in.string("kind");
+  if (!name) return nullptr;
+  const agents::Kind* kind = agents::find_kind(*name);
+  if (kind == nullptr) {
+    in.report("kind", fmt::format("must be one of {}, got \"{}\"", kind_names(), *name));
+    return nullptr;
   }
-  const auto* net = c.table(t, prefix, "network");
-  if (net == nullptr) return;
-  const std::string path = prefix + ".network";
-  c.check_keys(*net, path, {"kind", "k", "p"});
-  if (!net->contains("kind")) c.report(net, path + ".kind", "is required");
-  const auto kind = c.choice<Kind>(*net, path, "kind",
-                                   {{"all_to_all", Kind::all_to_all},
-                                    {"ring", Kind::ring},
-                                    {"erdos_renyi", Kind::erdos_renyi},
-                                    {"small_world", Kind::small_world}});
-  if (!kind) return;
-  pop.network.kind = *kind;
-  const bool uses_k = *kind == Kind::ring || *kind == Kind::small_world;
-  const bool uses_p = *kind == Kind::erdos_renyi || *kind == Kind::small_world;
-  const auto* kind_name = net->get_as<std::string>("kind");
-  if (!uses_k && net->contains("k"))
-    c.report(net->get("k"), path + ".k", fmt::format("does not apply to kind = \"{}\"", kind_name->get()));
-  if (!uses_p && net->contains("p"))
-    c.report(net->get("p"), path + ".p", fmt::format("does not apply to kind = \"{}\"", kind_name->get()));
-  if (uses_p) pop.network.p = c.number(*net, path, "p", unit_interval).value_or(pop.network.p);
-  if (uses_k) {
-    const auto k = c.integer(*net, path, "k", 1);
-    if (k) pop.network.k = static_cast<int>(*k);
-    if ((k || !net->contains("k")) && count_ok && 2LL * pop.network.k >= pop.count) {
-      c.report(net->contains("k") ? net->get("k") : net, path + ".k",
-               fmt::format("needs 2k < count (k neighbours on each side), got k = {}{} with count = {}",
-                           pop.network.k, net->contains("k") ? "" : " (default)", pop.count));
-    }
-  }
-  if (count_ok && pop.count < 2)
-    c.report(t.get("count") != nullptr ? t.get("count") : &t, prefix + ".count",
-             fmt::format("influence = \"peers\" needs count >= 2, got {}", pop.count));
+  pop.kind = *name;
+  return kind;
 }
 
-/// The `inference` table of an investagent population.
-void read_inference(Checker& c, const toml::table& t, const std::string& prefix, PopulationSpec& pop) {
-  const std::string path = prefix + ".inference";
-  if (!t.contains("inference")) {
-    c.report(&t, path, "is required for kind = \"investagent\": a table with backend and model (or replay)");
-    return;
-  }
-  const auto* table = c.table(t, prefix, "inference");
-  if (table == nullptr) return;
-  c.check_keys(*table, path, inference_keys);
-  sim::InferenceSpec& s = pop.inference;
-  if (!table->contains("backend"))
-    c.report(table, path + ".backend",
-             "is required: a plugin name (\"llama\", \"llama_cuda\"), \"auto\" (CUDA when usable, else CPU), "
-             "a plugin path, or \"replay\"");
-  s.backend = c.string(*table, path, "backend").value_or("");
-  if (table->contains("backend") && table->get("backend")->is_string() && s.backend.empty())
-    c.report(table->get("backend"), path + ".backend", "must not be empty");
-  const bool replay = s.backend == "replay";
-  s.model = c.string(*table, path, "model").value_or("");
-  if (!replay && !s.backend.empty() && !table->contains("model"))
-    c.report(table, path + ".model",
-             fmt::format("is required with backend = \"{}\": the model file", s.backend));
-  if (const auto* n = table->get("lora")) {
-    if (const auto* a = n->as_array()) {
-      for (std::size_t i = 0; i < a->size(); ++i) {
-        if (const auto* v = (*a)[i].as_string())
-          s.lora.push_back(v->get());
-        else
-          c.report(&(*a)[i], fmt::format("{}.lora[{}]", path, i),
-                   fmt::format("must be a string (an adapter file), got {}", describe((*a)[i])));
-      }
-    } else {
-      c.report(n, path + ".lora", fmt::format("must be an array of adapter files, got {}", describe(*n)));
+/// Reports keys that no kind has, and keys of other kinds than the population's.
+void check_population_keys(TomlTable& in, const agents::Kind* kind) {
+  const auto kinds = agents::registered_kinds();
+  for (auto&& [k, v] : in.toml()) {
+    const std::string_view key = k.str();
+    if (contains(common_keys, key) || (kind != nullptr && declares(*kind, key))) continue;
+    const bool known =
+        std::any_of(kinds.begin(), kinds.end(), [&](const auto* other) { return declares(*other, key); });
+    std::vector<std::string_view> allowed(common_keys.begin(), common_keys.end());
+    for (const agents::Kind* other : kinds) {
+      if (kind != nullptr && other != kind) continue;
+      for (const auto& info : other->keys())
+        if (!contains(allowed, info.name)) allowed.push_back(info.name);
     }
+    if (kind != nullptr && known)
+      in.report(key, fmt::format("does not apply to kind = \"{}\"", kind->name()));
+    else if (kind != nullptr)
+      in.report(key, fmt::format("unknown key; allowed keys: {} (kind = \"{}\")", join_keys(allowed),
+                                 kind->name()));
+    else if (!known)
+      in.report(key, fmt::format("unknown key; allowed keys: {}", join_keys(allowed)));
   }
-  s.temperature = c.number(*table, path, "temperature", non_negative).value_or(s.temperature);
-  s.max_tokens = static_cast<int>(c.integer(*table, path, "max_tokens", 1).value_or(s.max_tokens));
-  s.batch = static_cast<int>(c.integer(*table, path, "batch", 1).value_or(s.batch));
-  s.threads = static_cast<int>(c.integer(*table, path, "threads", 1).value_or(s.threads));
-  s.prefix_sharing = c.boolean(*table, path, "prefix_sharing").value_or(s.prefix_sharing);
-  s.grammar = c.boolean(*table, path, "grammar").value_or(s.grammar);
-  // model, lora and threads may stay when a scenario is switched to replay with --set: they are ignored.
-  for (const char* key : {"replay", "replay_group", "replay_population"}) {
-    if (table->contains(key) && !replay && !s.backend.empty())
-      c.report(table->get(key), join_path(path, key), "applies only with backend = \"replay\"");
-  }
-  s.replay = c.string(*table, path, "replay").value_or("");
-  s.replay_group = c.string(*table, path, "replay_group").value_or("");
-  s.replay_population = c.string(*table, path, "replay_population").value_or("");
-  if (replay && !table->contains("replay"))
-    c.report(table, path + ".replay",
-             "is required with backend = \"replay\": the run file whose transcripts answer");
 }
 
-/// One [[population]]; leaders are checked once all populations are read.
+/// One [[population]]: the common keys, then its kind's (Kind::read); whole-scenario checks come later.
 PopulationSpec read_population(Checker& c, const toml::table& t, std::size_t index) {
-  using namespace sim;
-  const std::string prefix = fmt::format("population[{}]", index);
+  TomlTable in(c, t, fmt::format("population[{}]", index));
   PopulationSpec pop;
   pop.source_line = static_cast<int>(t.source().begin.line);
-  check_name(c, t, prefix, pop);
-  if (!t.contains("kind"))
-    c.report(&t, prefix + ".kind", "is required (\"merton\", \"herd\", \"noise\" or \"investagent\")");
-  const auto kind = c.choice<AgentKind>(t, prefix, "kind",
-                                        {{"merton", AgentKind::merton},
-                                         {"herd", AgentKind::herd},
-                                         {"noise", AgentKind::noise},
-                                         {"investagent", AgentKind::investagent}});
-  pop.kind = kind.value_or(AgentKind::merton);
-  const auto count = c.integer(t, prefix, "count", 1);
-  pop.count = static_cast<int>(count.value_or(1));
-  const bool count_ok = count || !t.contains("count");
-
-  std::optional<HerdType> herd;
-  std::optional<Influence> influence;
-  if (kind == AgentKind::herd) {
-    herd = c.choice<HerdType>(t, prefix, "herd",
-                              {{"absolute", HerdType::absolute}, {"relative", HerdType::relative}});
-    influence = c.choice<Influence>(t, prefix, "influence",
-                                    {{"leader", Influence::leader}, {"peers", Influence::peers}});
-    if (!t.contains("herd")) herd = HerdType::absolute;
-    if (!t.contains("influence")) influence = Influence::leader;
-  }
-  for (auto&& [k, v] : t) {
-    const std::string path = join_path(prefix, k.str());
-    if (!contains(population_keys, k.str())) {
-      c.report(&v, path, fmt::format("unknown key; allowed keys: {}", join_keys(population_keys)));
-    } else if (const auto why = inapplicable(k.str(), kind, herd, influence); !why.empty()) {
-      c.report(&v, path, why);
-    }
-  }
-
-  if (const auto* w = t.get("wealth")) {
-    pop.wealth = c.param(*w, prefix + ".wealth", direct(positive)).value_or(pop.wealth);
+  check_name(in, pop);
+  const agents::Kind* kind = read_kind(in, pop);
+  pop.count = static_cast<int>(in.integer("count", 1).value_or(1));
+  check_population_keys(in, kind);
+  if (in.has("wealth")) {
+    pop.wealth = in.param("wealth", direct(positive)).value_or(pop.wealth);
   } else {
     pop.wealth.value = theory::defaults::x0;
   }
-  if (!kind) return pop;
-
-  auto required_param = [&](std::string_view key, const ParamRule& rule, ParamSpec& out) {
-    if (const auto* n = t.get(key))
-      out = c.param(*n, join_path(prefix, key), rule).value_or(out);
-    else
-      c.report(&t, join_path(prefix, key),
-               fmt::format("is required for kind = \"{}\"", t.get_as<std::string>("kind")->get()));
-  };
-  if (*kind == AgentKind::noise) {
-    required_param("proportion", direct(any_number), pop.proportion);
-    return pop;
-  }
-
-  // merton and herd: alpha (possibly as lottery probabilities), policy, optimum.
-  const auto lottery = c.choice<theory::LotteryConvention>(
-      t, prefix, "lottery",
-      {{"win10_sure3", theory::lottery_win10_sure3}, {"win20_sure6", theory::lottery_win20_sure6}});
-  pop.lottery = lottery.value_or(theory::lottery_win10_sure3);
-  const Domain prob{pop.lottery.sure / pop.lottery.win, true, 1.0, true};
-  required_param("alpha", {positive, "lottery_prob", ParamSpec::Scale::lottery_prob, prob}, pop.alpha);
-  const auto* alpha_table = t.get_as<toml::table>("alpha");
-  if (t.contains("lottery") && !(alpha_table != nullptr && alpha_table->contains("lottery_prob")) &&
-      *kind != AgentKind::investagent)  // an investagent's prompt quotes the lottery either way
-    c.report(t.get("lottery"), prefix + ".lottery", "applies only with alpha = { lottery_prob = ... }");
-  if (*kind == AgentKind::investagent) {
-    required_param("theta", {non_negative, "score", ParamSpec::Scale::score, non_negative}, pop.theta);
-    pop.protocol = c.choice<InvestProtocol>(t, prefix, "protocol",
-                                            {{"absolute", InvestProtocol::absolute},
-                                             {"relative", InvestProtocol::relative},
-                                             {"mutual", InvestProtocol::mutual},
-                                             {"step", InvestProtocol::step}})
-                       .value_or(InvestProtocol::absolute);
-    if (pop.protocol == InvestProtocol::mutual && count_ok && pop.count < 2)
-      c.report(
-          t.contains("count") ? t.get("count") : t.get("protocol"), prefix + ".count",
-          fmt::format("protocol = \"mutual\" needs count >= 2 (each agent's peer is another agent of the "
-                      "population), got {}",
-                      pop.count));
-    if (!t.contains("leader"))
-      c.report(&t, prefix + ".leader",
-               "is required for kind = \"investagent\": the name of a merton population");
-    pop.leader = c.string(t, prefix, "leader").value_or("");
-    read_inference(c, t, prefix, pop);
-    return pop;
-  }
-  pop.optimum = c.choice<Optimum>(t, prefix, "optimum",
-                                  {{"discrete", Optimum::discrete}, {"continuous", Optimum::continuous}})
-                    .value_or(Optimum::discrete);
-  const auto policy =
-      c.choice<Policy>(t, prefix, "policy",
-                       {{"plan", Policy::plan}, {"replan", Policy::replan}, {"adaptive", Policy::adaptive}});
-  pop.policy = policy.value_or(Policy::plan);
-  if (*kind == AgentKind::merton) {
-    if (policy == Policy::adaptive)
-      c.report(t.get("policy"), prefix + ".policy", "policy = \"adaptive\" applies only to herd populations");
-    return pop;
-  }
-
-  // herd
-  required_param("theta", {non_negative, "score", ParamSpec::Scale::score, non_negative}, pop.theta);
-  pop.herd = herd.value_or(HerdType::absolute);
-  pop.influence = influence.value_or(Influence::leader);
-  if (pop.herd == HerdType::relative)
-    pop.bc =
-        c.choice<Boundary>(t, prefix, "bc", {{"pinned", Boundary::pinned}, {"natural", Boundary::natural}})
-            .value_or(Boundary::pinned);
-  if (pop.herd == HerdType::absolute) pop.rho = c.number(t, prefix, "rho", any_number).value_or(0.0);
-  if (pop.influence == Influence::leader) {
-    if (!t.contains("leader"))
-      c.report(&t, prefix + ".leader",
-               "is required with influence = \"leader\": the name of a merton population");
-    pop.leader = c.string(t, prefix, "leader").value_or("");
-  } else if (influence == Influence::peers) {
-    read_network(c, t, prefix, pop, count_ok);
-  }
+  if (kind != nullptr) pop.params = kind->read(in, pop);
   return pop;
 }
 
-void read_run(Checker& c, const toml::table& t, sim::RunSpec& run) {
-  c.check_keys(t, "run", {"seed", "paths", "horizon", "steps_per_year", "wealth_update"});
-  run.seed =
-      static_cast<std::uint64_t>(c.integer(t, "run", "seed", 0, std::numeric_limits<std::int64_t>::max())
-                                     .value_or(static_cast<std::int64_t>(run.seed)));
-  run.paths = static_cast<int>(c.integer(t, "run", "paths", 1).value_or(run.paths));
-  const auto horizon = c.number(t, "run", "horizon", positive);
-  const auto steps = c.integer(t, "run", "steps_per_year", 1);
+void read_run(TomlTable& in, sim::RunSpec& run) {
+  static constexpr std::array<std::string_view, 5> keys{"seed", "paths", "horizon", "steps_per_year",
+                                                        "wealth_update"};
+  in.allow_only(keys);
+  run.seed = static_cast<std::uint64_t>(in.integer("seed", 0, std::numeric_limits<std::int64_t>::max())
+                                            .value_or(static_cast<std::int64_t>(run.seed)));
+  run.paths = static_cast<int>(in.integer("paths", 1).value_or(run.paths));
+  const auto horizon = in.number("horizon", positive);
+  const auto steps = in.integer("steps_per_year", 1);
   run.horizon = horizon.value_or(run.horizon);
   run.steps_per_year = static_cast<int>(steps.value_or(run.steps_per_year));
   const double n = run.horizon * run.steps_per_year;
-  if ((horizon || !t.contains("horizon")) && (steps || !t.contains("steps_per_year")) &&
+  if ((horizon || !in.has("horizon")) && (steps || !in.has("steps_per_year")) &&
       (std::abs(n - std::round(n)) > 1e-9 * std::max(1.0, n) || std::round(n) < 1.0)) {
-    c.report(t.contains("horizon") ? t.get("horizon") : t.get("steps_per_year"), "run.horizon",
-             fmt::format("horizon * steps_per_year must be a whole number of steps, got {} * {} = {}",
-                         run.horizon, run.steps_per_year, n));
-  } else if ((horizon || !t.contains("horizon")) && (steps || !t.contains("steps_per_year")) &&
+    in.report("horizon",
+              fmt::format("horizon * steps_per_year must be a whole number of steps, got {} * {} = {}",
+                          run.horizon, run.steps_per_year, n),
+              "steps_per_year");
+  } else if ((horizon || !in.has("horizon")) && (steps || !in.has("steps_per_year")) &&
              !(std::round(n) <= static_cast<double>(int_max))) {
-    c.report(t.contains("horizon") ? t.get("horizon") : t.get("steps_per_year"), "run.horizon",
-             fmt::format("horizon * steps_per_year must be at most {} steps, got {} * {} = {}", int_max,
-                         run.horizon, run.steps_per_year, n));
+    in.report("horizon",
+              fmt::format("horizon * steps_per_year must be at most {} steps, got {} * {} = {}", int_max,
+                          run.horizon, run.steps_per_year, n),
+              "steps_per_year");
   }
-  run.wealth_update = c.choice<sim::WealthUpdate>(t, "run", "wealth_update",
-                                                  {{"arithmetic", sim::WealthUpdate::arithmetic},
-                                                   {"lognormal", sim::WealthUpdate::lognormal}})
-                          .value_or(run.wealth_update);
+  run.wealth_update = in.choice<sim::WealthUpdate>("wealth_update").value_or(run.wealth_update);
 }
 
-void read_market(Checker& c, const toml::table& t, sim::MarketSpec& m) {
-  c.check_keys(t, "market", {"mu", "r", "sigma", "price0"});
-  m.mu = c.number(t, "market", "mu", any_number).value_or(m.mu);
-  m.r = c.number(t, "market", "r", any_number).value_or(m.r);
-  m.sigma = c.number(t, "market", "sigma", positive).value_or(m.sigma);
-  m.price0 = c.number(t, "market", "price0", positive).value_or(m.price0);
+void read_market(TomlTable& in, sim::MarketSpec& m) {
+  static constexpr std::array<std::string_view, 4> keys{"mu", "r", "sigma", "price0"};
+  in.allow_only(keys);
+  m.mu = in.number("mu", any_number).value_or(m.mu);
+  m.r = in.number("r", any_number).value_or(m.r);
+  m.sigma = in.number("sigma", positive).value_or(m.sigma);
+  m.price0 = in.number("price0", positive).value_or(m.price0);
 }
 
-void read_record(Checker& c, const toml::table& t, sim::RecordSpec& rec, std::optional<int> run_paths) {
-  c.check_keys(
-      t, "record",
-      {"every", "trajectories", "summaries", "enabled", "paths", "max_agents", "compression", "quantiles"});
-  rec.every = static_cast<int>(c.integer(t, "record", "every", 1).value_or(rec.every));
-  rec.trajectories = c.boolean(t, "record", "trajectories").value_or(rec.trajectories);
-  rec.summaries = c.boolean(t, "record", "summaries").value_or(rec.summaries);
-  rec.enabled = c.boolean(t, "record", "enabled").value_or(rec.enabled);
+void read_record(TomlTable& in, sim::RecordSpec& rec, std::optional<int> run_paths) {
+  static constexpr std::array<std::string_view, 8> keys{"every", "trajectories", "summaries",   "enabled",
+                                                        "paths", "max_agents",   "compression", "quantiles"};
+  in.allow_only(keys);
+  Checker& c = in.checker();
+  rec.every = static_cast<int>(in.integer("every", 1).value_or(rec.every));
+  rec.trajectories = in.boolean("trajectories").value_or(rec.trajectories);
+  rec.summaries = in.boolean("summaries").value_or(rec.summaries);
+  rec.enabled = in.boolean("enabled").value_or(rec.enabled);
   if (rec.enabled && !rec.trajectories && !rec.summaries) {
-    c.report(
-        t.get("summaries"), "record.summaries",
+    in.report(
+        "summaries",
         "with trajectories = false nothing would be recorded; set record.enabled = false to record nothing");
   }
-  rec.max_agents = static_cast<int>(c.integer(t, "record", "max_agents", 1).value_or(rec.max_agents));
-  rec.compression = static_cast<int>(c.integer(t, "record", "compression", 0, 9).value_or(rec.compression));
-  if (const auto* n = t.get("paths")) {
+  rec.max_agents = static_cast<int>(in.integer("max_agents", 1).value_or(rec.max_agents));
+  rec.compression = static_cast<int>(in.integer("compression", 0, 9).value_or(rec.compression));
+  if (const auto* n = in.toml().get("paths")) {
     if (const auto* a = n->as_array()) {
       const std::int64_t max = run_paths ? *run_paths - 1 : int_max;
       for (std::size_t i = 0; i < a->size(); ++i) {
@@ -870,10 +700,10 @@ void read_record(Checker& c, const toml::table& t, sim::RecordSpec& rec, std::op
         }
       }
     } else {
-      c.report(n, "record.paths", fmt::format("must be an array of path indices, got {}", describe(*n)));
+      in.report("paths", fmt::format("must be an array of path indices, got {}", describe(*n)));
     }
   }
-  if (const auto* n = t.get("quantiles")) {
+  if (const auto* n = in.toml().get("quantiles")) {
     if (const auto* a = n->as_array()) {
       rec.quantiles.clear();
       for (std::size_t i = 0; i < a->size(); ++i) {
@@ -885,82 +715,37 @@ void read_record(Checker& c, const toml::table& t, sim::RecordSpec& rec, std::op
         if (q) rec.quantiles.push_back(*q);
       }
     } else {
-      c.report(n, "record.quantiles",
-               fmt::format("must be an array of numbers in [0, 1], got {}", describe(*n)));
+      in.report("quantiles", fmt::format("must be an array of numbers in [0, 1], got {}", describe(*n)));
     }
-  }
-}
-
-/// InvestAgents decide once a year over the reference budget list: steps_per_year = 1 and a horizon of
-/// 1..10 whole years (relative: >= 2). Reported at each investagent population.
-void check_investagent_time(Checker& c, const toml::table& root, const sim::ScenarioSpec& spec) {
-  const auto* pops = root.get_as<toml::array>("population");
-  if (pops == nullptr) return;
-  const double T = spec.run.horizon;
-  const auto max_years = static_cast<double>(sim_budget_years);
-  for (std::size_t i = 0; i < spec.populations.size() && i < pops->size(); ++i) {
-    const auto& pop = spec.populations[i];
-    if (pop.kind != sim::AgentKind::investagent) continue;
-    const auto* t = pops->get_as<toml::table>(i);
-    const std::string prefix = fmt::format("population[{}]", i);
-    if (spec.run.steps_per_year != 1 || T != std::round(T) || T < 1.0 || T > max_years) {
-      c.report(
-          t->get("kind"), prefix + ".kind",
-          fmt::format("kind = \"investagent\" needs run.steps_per_year = 1 and run.horizon a whole number of "
-                      "years in 1..{} (one answer per year over the reference budgets), got horizon {} with "
-                      "steps_per_year {}",
-                      sim_budget_years, T, spec.run.steps_per_year));
-    } else if (pop.protocol == sim::InvestProtocol::relative && T < 2.0) {
-      c.report(t->contains("protocol") ? t->get("protocol") : t->get("kind"), prefix + ".protocol",
-               "protocol = \"relative\" needs run.horizon >= 2 years (T - 1 changes)");
-    }
-  }
-}
-
-/// Peers with policy replan solve the whole network's game on every path and step: the population size and
-/// paths x steps are capped (agents/herd_agent.hpp). Reported at each such population's policy.
-void check_peers_replan(Checker& c, const toml::table& root, const sim::ScenarioSpec& spec) {
-  const auto* pops = root.get_as<toml::array>("population");
-  if (pops == nullptr) return;
-  for (std::size_t i = 0; i < spec.populations.size() && i < pops->size(); ++i) {
-    const auto& pop = spec.populations[i];
-    if (pop.kind != sim::AgentKind::herd || pop.influence != sim::Influence::peers ||
-        pop.policy != sim::Policy::replan || pop.herd != sim::HerdType::relative ||
-        pop.count <= agents::kPeersReplanMaxAgentsRelative)
-      continue;
-    c.report(
-        pops->get_as<toml::table>(i)->get("policy"), fmt::format("population[{}].policy", i),
-        fmt::format("policy = \"replan\" with influence = \"peers\" and herd = \"relative\" solves the "
-                    "whole network's game on every path and step: at most {} agents, got count = {}; use "
-                    "\"plan\" or \"adaptive\"",
-                    agents::kPeersReplanMaxAgentsRelative, pop.count));
   }
 }
 
 /// The spec of a tree whose overrides and sweep values are applied and whose [sweep] is removed.
 sim::ScenarioSpec validate(Checker& c, const toml::table& root) {
+  c.pass_begin = c.problems.size();
   sim::ScenarioSpec spec;
-  c.check_keys(root, "", {"run", "market", "population", "record", "sweep"});
+  TomlTable top(c, root, "");
+  static constexpr std::array<std::string_view, 5> keys{"run", "market", "population", "record", "sweep"};
+  top.allow_only(keys);
   bool run_paths_ok = true;
-  if (const auto* t = c.table(root, "", "run")) {
-    const auto before = c.problems.size();
-    read_run(c, *t, spec.run);
-    run_paths_ok = std::none_of(c.problems.begin() + static_cast<std::ptrdiff_t>(before), c.problems.end(),
-                                [](const auto& p) { return p.key_path == "run.paths"; });
+  if (const auto run = top.sub("run")) {
+    read_run(*run, spec.run);
+    run_paths_ok = run->valid("paths");
   }
-  if (const auto* t = c.table(root, "", "market")) read_market(c, *t, spec.market);
+  if (const auto market = top.sub("market")) read_market(*market, spec.market);
 
   const auto* pops = root.get("population");
+  const toml::array* tables = nullptr;
   if (pops == nullptr) {
     c.report(nullptr, "population", "at least one [[population]] is required");
   } else if (!pops->is_array_of_tables() || pops->as_array()->empty()) {
     c.report(pops, "population",
              fmt::format("must be an array of tables, one [[population]] each, got {}", describe(*pops)));
   } else {
+    tables = pops->as_array();
     std::map<std::string, std::size_t> index_of;
-    const auto& arr = *pops->as_array();
-    for (std::size_t i = 0; i < arr.size(); ++i) {
-      const auto& t = *arr.get_as<toml::table>(i);
+    for (std::size_t i = 0; i < tables->size(); ++i) {
+      const auto& t = *tables->get_as<toml::table>(i);
       spec.populations.push_back(read_population(c, t, i));
       const auto& name = spec.populations.back().name;
       if (name.empty()) continue;
@@ -968,25 +753,16 @@ sim::ScenarioSpec validate(Checker& c, const toml::table& root) {
         c.report(t.get("name"), fmt::format("population[{}].name", i),
                  fmt::format("duplicate name \"{}\" (also population[{}])", name, it->second));
     }
-    for (std::size_t i = 0; i < arr.size(); ++i) {
-      const auto& pop = spec.populations[i];
-      const auto* node = arr.get_as<toml::table>(i)->get("leader");
-      if (node == nullptr || pop.leader.empty() ||
-          (pop.kind != sim::AgentKind::herd && pop.kind != sim::AgentKind::investagent))
-        continue;
-      const auto it = index_of.find(pop.leader);
-      if (it == index_of.end())
-        c.report(node, fmt::format("population[{}].leader", i),
-                 fmt::format("there is no population named \"{}\"", pop.leader));
-      else if (spec.populations[it->second].kind != sim::AgentKind::merton)
-        c.report(node, fmt::format("population[{}].leader", i),
-                 fmt::format("\"{}\" is not a merton population; a leader must be one", pop.leader));
+  }
+  if (const auto record = top.sub("record"))
+    read_record(*record, spec.record, run_paths_ok ? std::optional(spec.run.paths) : std::nullopt);
+  // What needs the whole scenario (leaders, [run] settings): each kind's check, reported at its keys.
+  for (std::size_t i = 0; tables != nullptr && i < tables->size(); ++i) {
+    if (const agents::Kind* kind = agents::find_kind(spec.populations[i].kind)) {
+      TomlTable in(c, *tables->get_as<toml::table>(i), fmt::format("population[{}]", i));
+      kind->check(spec, static_cast<int>(i), in);
     }
   }
-  if (const auto* t = c.table(root, "", "record"))
-    read_record(c, *t, spec.record, run_paths_ok ? std::optional(spec.run.paths) : std::nullopt);
-  check_investagent_time(c, root, spec);
-  check_peers_replan(c, root, spec);
   return spec;
 }
 

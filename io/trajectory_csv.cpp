@@ -5,21 +5,18 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <iterator>
 #include <set>
 #include <string_view>
-#include <system_error>
 
+#include "io/output_file.hpp"
 #include "sim/error.hpp"
 
 namespace herdsim::io {
 
 namespace {
-
-namespace fs = std::filesystem;
 
 /// Output is built in memory and handed to the stream in blocks of about this size.
 constexpr std::size_t kFlushBytes = std::size_t{1} << 20;
@@ -340,26 +337,19 @@ CsvExportStats write_trajectory_csv(const RunFile& file, const TrajectoryCsvPlan
 CsvExportStats export_trajectory_csv(const RunFile& file, const TrajectoryCsvPlan& plan,
                                      const std::string& path) {
   if (path.empty() || path == "-") return write_trajectory_csv(file, plan, std::cout);
-  const std::string partial = path + ".partial";
+  // Claimed (checked, locked) before a row is read; removed again if the export fails.
+  OutputFile output(path, OutputFile::OnFailure::remove, "-o", {file.path()});
   std::vector<char> stream_buffer(kFlushBytes);
   std::ofstream out;
   out.rdbuf()->pubsetbuf(stream_buffer.data(), static_cast<std::streamsize>(stream_buffer.size()));
-  out.open(partial, std::ios::binary | std::ios::trunc);
-  if (!out) throw IoError(fmt::format("cannot create {}: {}", partial, std::strerror(errno)));
-  try {
-    const CsvExportStats stats = write_trajectory_csv(file, plan, out);
-    out.close();
-    if (out.fail()) throw IoError(fmt::format("closing {} failed: {}", partial, std::strerror(errno)));
-    std::error_code ec;
-    fs::rename(partial, path, ec);  // the commit point: a file named PATH is always complete
-    if (ec) throw IoError(fmt::format("cannot rename {} to {}: {}", partial, path, ec.message()));
-    return stats;
-  } catch (...) {
-    if (out.is_open()) out.close();
-    std::error_code ignored;
-    fs::remove(partial, ignored);
-    throw;
-  }
+  out.open(output.partial_path(), std::ios::binary);
+  if (!out) throw IoError(fmt::format("cannot open {}: {}", output.partial_path(), std::strerror(errno)));
+  const CsvExportStats stats = write_trajectory_csv(file, plan, out);
+  out.close();
+  if (out.fail())
+    throw IoError(fmt::format("closing {} failed: {}", output.partial_path(), std::strerror(errno)));
+  output.commit();  // the commit point: a file named PATH is always complete
+  return stats;
 }
 
 }  // namespace herdsim::io

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -35,7 +36,7 @@ struct Transcript {
 struct InferenceLog {
   std::string backend;              ///< Backend::name()
   std::string backend_description;  ///< Backend::describe() (JSON)
-  std::string protocol;             ///< "absolute", "relative", "step"
+  std::string protocol;             ///< the protocol's name (agents::InvestProtocol)
   int width = 1;                    ///< columns of Transcript::values in the file (shorter rows: NaN)
   std::vector<Transcript> pending;  ///< transcripts of the current step
   std::int64_t requests = 0;        ///< totals over the run so far
@@ -49,7 +50,7 @@ struct InferenceLog {
 /// One population: its per-agent parameters and its agents' state on every path.
 struct PopulationState {
   std::string name;
-  AgentKind kind = AgentKind::merton;
+  std::string kind;  ///< the kind's name (PopulationSpec::kind)
   int count = 0;
   /// Per-agent parameters, each a vector of `count` values (alpha, theta, wealth0, ...), in a fixed order.
   std::vector<std::pair<std::string, Eigen::VectorXd>> params;
@@ -63,8 +64,26 @@ struct PopulationState {
   /// The decision before that (P_{k-1} while step k is decided): what adaptive agents observe, so
   /// that no decision depends on the order in which populations decide.
   Eigen::MatrixXd previous_amount;
+  /// State a kind keeps between decisions (what its agents observed, answers not yet played, ...), by name,
+  /// as the kind documents it (agents/<kind>_agent.hpp): one matrix each, agents in rows unless documented
+  /// otherwise. Only the population's own hooks write it; observers may read it.
+  std::vector<std::pair<std::string, Eigen::MatrixXd>> kind_state;
   /// LLM-backed populations only: transcripts and accounting.
   std::optional<InferenceLog> inference;
+
+  /// The kind-state matrix called name, or nullptr.
+  [[nodiscard]] const Eigen::MatrixXd* find_kind_state(std::string_view state_name) const {
+    for (const auto& [key, values] : kind_state) {
+      if (key == state_name) return &values;
+    }
+    return nullptr;
+  }
+  [[nodiscard]] Eigen::MatrixXd* find_kind_state(std::string_view state_name) {
+    for (auto& [key, values] : kind_state) {
+      if (key == state_name) return &values;
+    }
+    return nullptr;
+  }
 };
 
 /// Market state on every path.

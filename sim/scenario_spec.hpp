@@ -2,12 +2,14 @@
 // The validated description of a scenario: plain structs, no behaviour. io/ builds them from a TOML
 // file (every problem reported at once); sim/ turns one into a Simulation. One spec can feed many
 // runs (sweep points are separate specs).
+#include <any>
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
 
-#include "sim/theory/market.hpp"
+#include "sim/enum_names.hpp"
 
 namespace herdsim::sim {
 
@@ -18,6 +20,9 @@ enum class WealthUpdate {
   lognormal,   ///< exact GBM: X <- (X - P) e^{r dt} + P S'/S, S' = S exp((mu - sigma^2/2) dt + sigma sqrt(dt)
                ///< eps)
 };
+constexpr std::array<NamedValue<WealthUpdate>, 2> enum_names(WealthUpdate /*unused*/) {
+  return {{{WealthUpdate::arithmetic, "arithmetic"}, {WealthUpdate::lognormal, "lognormal"}}};
+}
 
 /// [run]
 struct RunSpec {
@@ -48,6 +53,10 @@ struct DistributionSpec {
   std::optional<double> low;  ///< truncation (normal, lognormal)
   std::optional<double> high;
 };
+constexpr std::array<NamedValue<DistributionSpec::Kind>, 3> enum_names(DistributionSpec::Kind /*unused*/) {
+  using Kind = DistributionSpec::Kind;
+  return {{{Kind::uniform, "uniform"}, {Kind::normal, "normal"}, {Kind::lognormal, "lognormal"}}};
+}
 
 /// One per-agent parameter: a constant, a list (combined as a grid with the population's other
 /// lists, then cycled to count), or a distribution (drawn per agent from the `parameters` stream).
@@ -61,31 +70,6 @@ struct ParamSpec {
   double value = 0.0;             ///< constant
   std::vector<double> values;     ///< list
   DistributionSpec distribution;  ///< distribution
-};
-
-/// The network of a `peers` population. theta_ij = theta_i / degree_i over i's neighbours, so an
-/// agent's total herding weight is its theta whatever the degree.
-struct NetworkSpec {
-  enum class Kind { all_to_all, ring, erdos_renyi, small_world };
-  Kind kind = Kind::ring;
-  int k = 2;       ///< ring / small_world: neighbours on each side
-  double p = 0.1;  ///< erdos_renyi: edge probability; small_world: rewiring probability
-};
-
-enum class AgentKind { merton, herd, noise, investagent };
-enum class HerdType { absolute, relative };
-enum class Influence { leader, peers };
-enum class Policy { plan, replan, adaptive };
-/// Which optimum a plan follows: the exact optimum of the simulated discrete steps, or the
-/// continuous-time closed form sampled at the decision times (the released InvestAlign code).
-enum class Optimum { discrete, continuous };
-enum class Boundary { pinned, natural };
-/// How an investagent population asks its model (docs/investagents.md, "InvestAgent populations").
-enum class InvestProtocol {
-  absolute,  ///< P3: one request per agent at t = 0 for T proportions, played as a plan on every path
-  relative,  ///< P1, two stages: the absolute prompt's year 1 at t = 0, then T - 1 changes at t = 1
-  mutual,    ///< P2: one request per agent at t = 0 for T proportions, with a peer of the population
-  step,      ///< each step, one request per (agent, path) with the current state
 };
 
 /// The `inference` table of an investagent population: which backend answers and how. Plain data: the
@@ -105,31 +89,14 @@ struct InferenceSpec {
   std::string replay_population;  ///< replay: only this population; empty = any
 };
 
-/// [[population]]
+/// [[population]]: what every population has, and its kind's own parameters. The kind (agents/kind.hpp)
+/// defines, reads and checks those; agents::params_of<P>(spec) gives them typed.
 struct PopulationSpec {
   std::string name;
-  AgentKind kind = AgentKind::merton;
+  std::string kind;  ///< the registered kind's name ("merton", "herd", ...)
   int count = 1;
-  // herd
-  HerdType herd = HerdType::absolute;
-  Influence influence = Influence::leader;
-  std::string
-      leader;  ///< influence = leader: name of a merton population; agent i follows leader agent i mod count
-  NetworkSpec network;  ///< influence = peers
-  Policy policy = Policy::plan;
-  Optimum optimum = Optimum::discrete;
-  Boundary bc = Boundary::pinned;  ///< relative herding
-  double rho = 0.0;                ///< absolute herding time weight exponent
-  // per-agent parameters
-  ParamSpec alpha;  ///< CARA risk aversion (merton, herd)
-  /// Maps alpha given as lottery probabilities (Scale::lottery_prob) to alpha: `lottery` key.
-  theory::LotteryConvention lottery = theory::lottery_win10_sure3;
-  ParamSpec theta;       ///< herding coefficient (herd)
-  ParamSpec wealth;      ///< initial wealth, currency units
-  ParamSpec proportion;  ///< noise: the proportion of wealth in the stock, drawn every step
-  // investagent (leader, alpha, lottery, theta and wealth as above)
-  InvestProtocol protocol = InvestProtocol::absolute;
-  InferenceSpec inference;
+  ParamSpec wealth;  ///< initial wealth, currency units
+  std::any params;   ///< the kind's parameter type (e.g. agents::HerdParams)
   /// Source line of the [[population]] table, for messages raised after parsing (0 if unknown).
   int source_line = 0;
 };

@@ -25,7 +25,18 @@ CSV_COLUMNS = ("group", "step", "t", "path", "agent", "wealth", "amount", "theor
 
 
 class RunFileError(Exception):
-    """The file is not a complete herdsim run file this loader can read."""
+    """The file is not a complete, consistent herdsim run file this loader can read. The message is one
+    line naming the file and what is wrong."""
+
+
+def _shape(dataset):
+    return tuple(int(n) for n in dataset.shape)
+
+
+def _row_counts(steps, every):
+    """How many wealth rows (0, e, 2e, ... and n) and decision rows (0, e, ... < n) a complete group has;
+    row i is step min(i e, n)."""
+    return steps // every + 1 + (steps % every != 0), (steps - 1) // every + 1
 
 
 def _import(module, feature):
@@ -47,7 +58,11 @@ class Run:
 
     def __init__(self, path, group=None, allow_incomplete=False):
         self.path = str(path)
-        self.file = h5py.File(self.path, "r")
+        try:
+            self.file = h5py.File(self.path, "r")
+        except OSError as e:  # missing, not HDF5, locked by a live writer, ...
+            raise RunFileError(f"{self.path}: cannot open it as an HDF5 file: {e}") from None
+        self._checked = set()
         try:
             self.attrs = dict(self.file.attrs)
             version = self.attrs.get("schema_version")
@@ -82,7 +97,63 @@ class Run:
             raise ValueError(f"{self.path} is a sweep: name a group, one of {', '.join(self.groups)}")
         if group not in self.groups:
             raise KeyError(f"{self.path} has no run group {group}; its groups: {', '.join(self.groups)}")
+        if group not in self._checked:
+            self._check(group)
+            self._checked.add(group)
         return group
+
+    def _check(self, group):
+        """Refuses a group whose attributes and dataset shapes disagree (the rules of io::RunFile::group):
+        nothing is sized from an attribute that the data contradict."""
+        def fail(what):
+            raise RunFileError(f"{self.path}: {group}: {what} (the file is inconsistent: edited, or not "
+                               "written by herdsim?)")
+        try:
+            g = self.file[group]
+            a = g.attrs
+            steps, every, total = int(a["steps"]), int(a["every"]), int(a["paths_total"])
+            paths = np.asarray(a["paths"]).reshape(-1)
+            if steps < 1 or every < 1 or total < 1:
+                fail(f"attributes steps = {steps}, every = {every}, paths_total = {total} (each must be >= 1)")
+            if (len(paths) == 0 or len(paths) > total or np.any(paths < 0) or np.any(paths >= total)
+                    or np.any(np.diff(paths) <= 0)):
+                fail(f"attribute paths is not a sorted list of distinct paths in [0, {total})")
+            wealth_count, decision_count = _row_counts(steps, every)
+            step, decision = g["time/step"][()], g["time/decision_step"][()]
+            complete = int(self.attrs.get("complete", 0)) == 1
+            for got, full, name in ((step, wealth_count, "step"), (decision, decision_count, "decision_step")):
+                rows = np.minimum(np.arange(len(got), dtype=np.int64) * every, steps)
+                if len(got) > full or (complete and len(got) != full) or np.any(got != rows):
+                    fail(f"time/{name} does not list the rows that steps = {steps} and every = {every} give")
+            if len(step) == 0 or len(decision) != int(np.sum(decision < step[-1])) or \
+                    _shape(g["time/t"]) != (len(step),):
+                fail("the time axes differ in length")
+            s, d, p = len(step), len(decision), len(paths)
+            want = {"market/price": (s, p), "market/return": (d, p), "market/shock": (d, p)}
+            for name, pop in g.get("populations", {}).items():
+                count, m = int(pop.attrs["count"]), int(pop.attrs["recorded_agents"])
+                if count < 1 or not 0 <= m <= count:
+                    fail(f"populations/{name}: recorded_agents = {m} outside [0, count = {count}]")
+                base = f"populations/{name}/"
+                if ("wealth" in pop) != ("amount" in pop):
+                    fail(f"{base}: one of wealth and amount is missing")
+                if "wealth" in pop:
+                    want[base + "wealth"], want[base + "amount"] = (s, p, m), (d, p, m)
+                if "theory" in pop:
+                    want[base + "theory/amount"] = (steps, m)
+                for param in pop.get("params", {}):
+                    want[base + "params/" + param] = (m,)
+                if "summary" in pop:
+                    q = len(pop["summary"].attrs["stats"].split(","))
+                    want[base + "summary/wealth"] = (s, q)
+                    want[base + "summary/amount"] = want[base + "summary/proportion"] = (d, q)
+            for name, shape in want.items():
+                if name not in g:
+                    fail(f"{name} is missing")
+                if _shape(g[name]) != shape:
+                    fail(f"{name} has shape {_shape(g[name])}, expected {shape}")
+        except KeyError as e:
+            fail(f"missing {e}")
 
     def group_attrs(self, group=None):
         """Attributes of a run group: steps, dt, every, paths_total, paths, sweep_point."""
@@ -217,7 +288,15 @@ def main(argv):
     if len(argv) != 2:
         print(__doc__)
         return 2
-    with load_run(argv[1], allow_incomplete=True) as run:
+    try:
+        return describe(argv[1])
+    except (RunFileError, KeyError, ValueError) as e:
+        print(f"herdsim_load: error: {e.args[0] if e.args else e}", file=sys.stderr)
+        return 2
+
+
+def describe(path):
+    with load_run(path, allow_incomplete=True) as run:
         print(f"{run.path}: schema_version {run.attrs['schema_version']}, seed {run.attrs['seed']}, "
               f"complete {run.attrs['complete']}")
         for group in run.groups:

@@ -1,7 +1,8 @@
 // The openai inference backend: HTTP POST to an OpenAI-compatible /v1/chat/completions endpoint (a
 // llama.cpp llama-server, vLLM, or a hosted API), with a bounded number of requests in flight (curl
 // multi, one thread), retries with exponential backoff for 429/5xx/transport errors, and the GBNF
-// output constraint passed as llama.cpp's "grammar" extension when the server has it.
+// output constraint passed as llama.cpp's "grammar" extension when the server has it. The common shim
+// (backends/shim/plugin_shim.hpp) turns OpenAiEngine into the C ABI of herdsim_inference.h.
 //
 // The API key comes from an environment variable named in the configuration (api_key_env, default
 // OPENAI_API_KEY), read once at create(). It is never accepted in the configuration and never appears
@@ -28,17 +29,21 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <span>
 #include <string>
 #include <thread>
 #include <utility>
 #include <vector>
 
-#include "herdsim_inference.h"
+#include "plugin_shim.hpp"
 
 namespace {
 
+using herdsim::plugin::Answer;
+using herdsim::plugin::fail;
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
@@ -46,25 +51,6 @@ constexpr const char* kBackendName = "openai";
 constexpr double kMaxBackoffS = 30.0;
 constexpr long kProbeTimeoutMs = 10000;  // create() should fail fast on a dead server
 constexpr size_t kMinScrubbedKey = 8;
-
-/// Thrown inside the plugin only; every entry point turns it into a status + message.
-struct PluginError {
-  int32_t status;
-  std::string message;
-};
-
-void write_error(char* err, size_t err_size, const std::string& message) {
-  if (err == nullptr || err_size == 0) return;
-  const size_t n = std::min(message.size(), err_size - 1);
-  std::memcpy(err, message.data(), n);
-  err[n] = '\0';
-}
-
-char* copy_string(const std::string& s) {
-  auto* out = new char[s.size() + 1];
-  std::memcpy(out, s.c_str(), s.size() + 1);
-  return out;
-}
 
 /// Folds a 64-bit seed into [0, 2^31 - 1): servers take 32-bit or signed seeds, and llama-server
 /// reads 0xFFFFFFFF as "random".
@@ -117,10 +103,9 @@ Config parse_config(const char* config_json) {
   try {
     j = json::parse(config_json != nullptr ? config_json : "{}");
   } catch (const json::exception& e) {
-    throw PluginError{HERDSIM_ERR_INVALID_ARGUMENT,
-                      std::string("configuration is not valid JSON: ") + e.what()};
+    fail(HERDSIM_ERR_INVALID_ARGUMENT, std::string("configuration is not valid JSON: ") + e.what());
   }
-  if (!j.is_object()) throw PluginError{HERDSIM_ERR_INVALID_ARGUMENT, "configuration must be a JSON object"};
+  if (!j.is_object()) fail(HERDSIM_ERR_INVALID_ARGUMENT, "configuration must be a JSON object");
   Config c;
   std::string problems;
   const auto problem = [&problems](const std::string& p) { problems += (problems.empty() ? "" : "; ") + p; };
@@ -179,9 +164,16 @@ Config parse_config(const char* config_json) {
     while (!c.base_url.empty() && c.base_url.back() == '/') c.base_url.pop_back();
   }
   if (c.api_key_env.empty()) problem("api_key_env must not be empty");
-  if (!problems.empty()) throw PluginError{HERDSIM_ERR_INVALID_ARGUMENT, problems};
+  if (!problems.empty()) fail(HERDSIM_ERR_INVALID_ARGUMENT, problems);
   return c;
 }
+
+struct SlistFree {
+  void operator()(curl_slist* list) const { curl_slist_free_all(list); }
+};
+struct MultiFree {
+  void operator()(CURLM* multi) const { curl_multi_cleanup(multi); }
+};
 
 /// One request's transfer, kept across its retries.
 struct Transfer {
@@ -195,49 +187,64 @@ struct Transfer {
   Clock::time_point not_before;
 };
 
-class Engine {
+/// A batch's transfers. Frees every easy handle, detaching those still in the multi handle, however
+/// generate() ends (a throw mid-batch leaves no handle behind that points into freed transfers).
+class Transfers {
  public:
-  explicit Engine(Config config) : config_(std::move(config)) {
+  explicit Transfers(CURLM* multi, size_t n) : multi_(multi) { list_.reserve(n); }
+  Transfers(const Transfers&) = delete;
+  Transfers& operator=(const Transfers&) = delete;
+  ~Transfers() {
+    for (Transfer& t : list_) {
+      if (t.easy == nullptr) continue;
+      curl_multi_remove_handle(multi_, t.easy);  // a no-op for a handle that is not in it
+      curl_easy_cleanup(t.easy);
+    }
+  }
+  /// Adds a transfer; its address stays fixed (space for n was reserved).
+  void add(Transfer t) { list_.push_back(std::move(t)); }
+  std::vector<Transfer>& list() { return list_; }
+
+ private:
+  CURLM* multi_;
+  std::vector<Transfer> list_;
+};
+
+class OpenAiEngine final : public herdsim::plugin::Engine {
+ public:
+  explicit OpenAiEngine(Config config) : config_(std::move(config)) {
     if (const char* key = std::getenv(config_.api_key_env.c_str()); key != nullptr) key_ = key;
-    headers_ = curl_slist_append(headers_, "Content-Type: application/json");
-    headers_ = curl_slist_append(headers_, "Accept: application/json");
-    if (!key_.empty()) {
+    curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
+    headers_.reset(headers);
+    if (headers != nullptr) headers = curl_slist_append(headers, "Accept: application/json");
+    if (headers != nullptr && !key_.empty()) {
       std::string auth = "Authorization: Bearer ";
       auth += key_;
-      headers_ = curl_slist_append(headers_, auth.c_str());
+      headers = curl_slist_append(headers, auth.c_str());
       std::fill(auth.begin(), auth.end(), '\0');
     }
-    multi_ = curl_multi_init();
-    if (headers_ == nullptr || multi_ == nullptr)
-      throw PluginError{HERDSIM_ERR_INTERNAL, "libcurl initialisation failed"};
+    multi_.reset(curl_multi_init());
+    if (headers == nullptr || multi_ == nullptr) fail(HERDSIM_ERR_INTERNAL, "libcurl initialisation failed");
     if (config_.check_server) probe();
     if (config_.model.empty()) {
       if (server_models_.empty())
-        throw PluginError{HERDSIM_ERR_INVALID_ARGUMENT,
-                          "model is not set and the server at " + config_.base_url + " lists no models"};
+        fail(HERDSIM_ERR_INVALID_ARGUMENT,
+             "model is not set and the server at " + config_.base_url + " lists no models");
       config_.model = server_models_.front();
     }
     describe_ = make_description();
   }
 
-  ~Engine() {
-    curl_slist_free_all(headers_);
-    if (multi_ != nullptr) curl_multi_cleanup(multi_);
+  ~OpenAiEngine() override {
     std::fill(key_.begin(), key_.end(), '\0');  // best effort: no copy of the key outlives the engine
   }
 
-  Engine(const Engine&) = delete;
-  Engine& operator=(const Engine&) = delete;
+  const std::string& describe() override { return describe_; }
 
-  const char* describe() const { return describe_.c_str(); }
-
-  void generate(const herdsim_request* requests, size_t n, herdsim_response* out) {
+  void generate(std::span<const herdsim_request> requests, std::span<Answer> out) override {
     const std::lock_guard lock(mutex_);  // one batch at a time: the multi handle and its connections
-    for (size_t i = 0; i < n; ++i) out[i] = herdsim_response{HERDSIM_OK, nullptr, nullptr, 0, 0, 0, 0.0};
-
-    std::vector<Transfer> transfers;
-    transfers.reserve(n);
-    for (size_t i = 0; i < n; ++i) {
+    Transfers transfers(multi_.get(), requests.size());
+    for (size_t i = 0; i < requests.size(); ++i) {
       const herdsim_request& r = requests[i];
       if (r.user == nullptr || r.max_tokens <= 0) {
         finish(out[i], HERDSIM_ERR_INVALID_ARGUMENT, "", "request has no user message or max_tokens <= 0",
@@ -246,14 +253,20 @@ class Engine {
       }
       Transfer t;
       t.index = i;
-      t.body = request_body(r);
-      transfers.push_back(std::move(t));
+      try {
+        t.body = request_body(r);
+      } catch (const json::exception& e) {  // e.g. a message that is not valid UTF-8
+        finish(out[i], HERDSIM_ERR_INVALID_ARGUMENT, "",
+               std::string("request cannot be sent as JSON: ") + e.what(), 0.0);
+        continue;
+      }
+      transfers.add(std::move(t));
     }
 
     std::deque<Transfer*> waiting;
-    for (auto& t : transfers) waiting.push_back(&t);
+    for (auto& t : transfers.list()) waiting.push_back(&t);
     size_t active = 0;
-    size_t remaining = transfers.size();
+    size_t remaining = transfers.list().size();
     const auto max_active = static_cast<size_t>(config_.max_concurrency);
     while (remaining > 0) {
       const auto now = Clock::now();
@@ -268,14 +281,14 @@ class Engine {
         it = waiting.erase(it);
       }
       int running = 0;
-      curl_multi_perform(multi_, &running);
+      curl_multi_perform(multi_.get(), &running);
       int queued = 0;
-      while (CURLMsg* msg = curl_multi_info_read(multi_, &queued)) {
+      while (CURLMsg* msg = curl_multi_info_read(multi_.get(), &queued)) {
         if (msg->msg != CURLMSG_DONE) continue;
         Transfer* t = nullptr;
         curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &t);
         const CURLcode result = msg->data.result;
-        curl_multi_remove_handle(multi_, msg->easy_handle);
+        curl_multi_remove_handle(multi_.get(), msg->easy_handle);
         --active;
         if (complete(*t, result, out[t->index], waiting)) --remaining;
       }
@@ -288,10 +301,8 @@ class Engine {
         const auto until = std::chrono::duration_cast<std::chrono::milliseconds>(next - Clock::now()).count();
         wait_ms = static_cast<int>(std::clamp<long long>(until, 0, 1000));
       }
-      curl_multi_poll(multi_, nullptr, 0, wait_ms, nullptr);
+      curl_multi_poll(multi_.get(), nullptr, 0, wait_ms, nullptr);
     }
-    for (auto& t : transfers)
-      if (t.easy != nullptr) curl_easy_cleanup(t.easy);
   }
 
  private:
@@ -305,7 +316,7 @@ class Engine {
     double backoff = config_.retry_backoff_s;
     for (int attempt = 0;; ++attempt) {
       CURL* easy = curl_easy_init();
-      if (easy == nullptr) throw PluginError{HERDSIM_ERR_INTERNAL, "libcurl initialisation failed"};
+      if (easy == nullptr) fail(HERDSIM_ERR_INTERNAL, "libcurl initialisation failed");
       reply.clear();
       curl_error[0] = '\0';
       set_common_options(easy, url, reply, curl_error.data());
@@ -321,14 +332,13 @@ class Engine {
       backoff = std::min(backoff * 2.0, kMaxBackoffS);
     }
     if (result != CURLE_OK)
-      throw PluginError{HERDSIM_ERR_TRANSPORT,
-                        scrub("cannot reach the OpenAI-compatible server at " + url + ": " +
-                              transport_message(result, curl_error.data()) +
-                              " (is the server running, and does base_url end in /v1?)")};
+      fail(HERDSIM_ERR_TRANSPORT, scrub("cannot reach the OpenAI-compatible server at " + url + ": " +
+                                        transport_message(result, curl_error.data()) +
+                                        " (is the server running, and does base_url end in /v1?)"));
     if (code == 401 || code == 403)
-      throw PluginError{HERDSIM_ERR_TRANSPORT,
-                        scrub("the server at " + url + " refused the request (HTTP " + std::to_string(code) +
-                              ": " + server_message(reply) + "); " + key_hint())};
+      fail(HERDSIM_ERR_TRANSPORT,
+           scrub("the server at " + url + " refused the request (HTTP " + std::to_string(code) + ": " +
+                 server_message(reply) + "); " + key_hint()));
     if (code >= 200 && code < 300) {
       try {
         const json j = json::parse(reply);
@@ -340,9 +350,8 @@ class Engine {
         // a reachable server with an unusual /models answer is still usable
       }
     } else if (code >= 500 || code == 429) {
-      throw PluginError{HERDSIM_ERR_TRANSPORT,
-                        scrub("the server at " + url + " is not ready (HTTP " + std::to_string(code) + ": " +
-                              server_message(reply) + ")")};
+      fail(HERDSIM_ERR_TRANSPORT, scrub("the server at " + url + " is not ready (HTTP " +
+                                        std::to_string(code) + ": " + server_message(reply) + ")"));
     }
     // Other statuses (e.g. 404: no /models route): the server answered, so it is reachable.
   }
@@ -372,7 +381,7 @@ class Engine {
 
   void set_common_options(CURL* easy, const std::string& url, std::string& reply, char* error_buffer) const {
     curl_easy_setopt(easy, CURLOPT_URL, url.c_str());
-    curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers_);
+    curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers_.get());
     curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, append_body);
     curl_easy_setopt(easy, CURLOPT_WRITEDATA, &reply);
     curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, error_buffer);
@@ -399,6 +408,7 @@ class Engine {
   void start(Transfer& t) {
     if (t.easy == nullptr) {
       t.easy = curl_easy_init();
+      if (t.easy == nullptr) fail(HERDSIM_ERR_INTERNAL, "libcurl initialisation failed");
       set_common_options(t.easy, config_.base_url + "/chat/completions", t.reply, t.curl_error.data());
       curl_easy_setopt(t.easy, CURLOPT_POST, 1L);
       curl_easy_setopt(t.easy, CURLOPT_POSTFIELDS, t.body.c_str());
@@ -409,11 +419,12 @@ class Engine {
     ++t.attempt;
     t.reply.clear();
     t.curl_error[0] = '\0';
-    curl_multi_add_handle(multi_, t.easy);
+    if (const CURLMcode rc = curl_multi_add_handle(multi_.get(), t.easy); rc != CURLM_OK)
+      fail(HERDSIM_ERR_INTERNAL, std::string("libcurl cannot start a transfer: ") + curl_multi_strerror(rc));
   }
 
   /// Handles a finished attempt: fills the response, or schedules a retry (returns false).
-  bool complete(Transfer& t, CURLcode result, herdsim_response& out, std::deque<Transfer*>& waiting) {
+  bool complete(Transfer& t, CURLcode result, Answer& out, std::deque<Transfer*>& waiting) {
     long code = 0;
     curl_easy_getinfo(t.easy, CURLINFO_RESPONSE_CODE, &code);
     const bool ok = result == CURLE_OK && code >= 200 && code < 300;
@@ -467,11 +478,11 @@ class Engine {
     return true;
   }
 
-  static void finish(herdsim_response& out, int32_t status, const std::string& text, const std::string& error,
+  static void finish(Answer& out, int32_t status, const std::string& text, const std::string& error,
                      double ms) {
     out.status = status;
-    out.text = copy_string(text);
-    out.error = copy_string(error);
+    out.text = text;
+    out.error = error;
     out.time_ms = ms;
   }
 
@@ -493,72 +504,22 @@ class Engine {
 
   Config config_;
   std::string key_;
-  curl_slist* headers_ = nullptr;
-  CURLM* multi_ = nullptr;
+  std::unique_ptr<curl_slist, SlistFree> headers_;
+  std::unique_ptr<CURLM, MultiFree> multi_;
   std::vector<std::string> server_models_;
   std::string describe_;
   std::mutex mutex_;
 };
 
-int32_t plugin_create(const char* config_json, void** engine, char* err, size_t err_size) {
-  if (engine == nullptr) return HERDSIM_ERR_INVALID_ARGUMENT;
-  *engine = nullptr;
-  try {
-    static const CURLcode global = curl_global_init(CURL_GLOBAL_DEFAULT);  // once, thread-safe init
-    if (global != CURLE_OK) throw PluginError{HERDSIM_ERR_INTERNAL, "curl_global_init failed"};
-    *engine = new Engine(parse_config(config_json));
-    return HERDSIM_OK;
-  } catch (const PluginError& e) {
-    write_error(err, err_size, e.message);
-    return e.status;
-  } catch (const std::exception& e) {
-    write_error(err, err_size, e.what());
-    return HERDSIM_ERR_INTERNAL;
-  }
-}
-
-int32_t plugin_generate(void* engine, const herdsim_request* requests, size_t n, herdsim_response* out,
-                        char* err, size_t err_size) {
-  if (engine == nullptr || (n > 0 && (requests == nullptr || out == nullptr))) {
-    write_error(err, err_size, "generate: null engine, requests or responses");
-    return HERDSIM_ERR_INVALID_ARGUMENT;
-  }
-  try {
-    static_cast<Engine*>(engine)->generate(requests, n, out);
-    return HERDSIM_OK;
-  } catch (const PluginError& e) {
-    write_error(err, err_size, e.message);
-    return e.status;
-  } catch (const std::exception& e) {
-    write_error(err, err_size, e.what());
-    return HERDSIM_ERR_INTERNAL;
-  }
-}
-
-void plugin_release_responses(void* /*engine*/, herdsim_response* out, size_t n) {
-  for (size_t i = 0; i < n; ++i) {
-    delete[] out[i].text;
-    delete[] out[i].error;
-    out[i].text = nullptr;
-    out[i].error = nullptr;
-  }
-}
-
-const char* plugin_describe(void* engine) {
-  return engine != nullptr ? static_cast<Engine*>(engine)->describe() : "{}";
-}
-
-void plugin_destroy(void* engine) {
-  delete static_cast<Engine*>(engine);
-}
-
-const herdsim_inference_plugin kPlugin = {
-    HERDSIM_INFERENCE_ABI_VERSION, kBackendName,    plugin_create, plugin_generate,
-    plugin_release_responses,      plugin_describe, plugin_destroy};
-
 }  // namespace
 
-extern "C" HERDSIM_PLUGIN_EXPORT const herdsim_inference_plugin* herdsim_inference_plugin_entry(
-    uint32_t /*host_abi_version*/) {
-  return &kPlugin;
+const herdsim::plugin::Definition& herdsim::plugin::plugin_definition() {
+  static const Definition definition{kBackendName, [](const char* config_json) -> std::unique_ptr<Engine> {
+                                       static const CURLcode global =
+                                           curl_global_init(CURL_GLOBAL_DEFAULT);  // once, thread-safe init
+                                       if (global != CURLE_OK)
+                                         fail(HERDSIM_ERR_INTERNAL, "curl_global_init failed");
+                                       return std::make_unique<OpenAiEngine>(parse_config(config_json));
+                                     }};
+  return definition;
 }

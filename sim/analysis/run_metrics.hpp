@@ -2,15 +2,18 @@
 // Theory-versus-simulation metrics of one recorded population (docs/analysis.md): decision error
 // against the theoretical plan, certainty-equivalent gap, herding distance h and opinion w(t), LSV and
 // CSSD/CSAD herding tests across the agents, and investor metrics. Rows are pulled one at a time from
-// a RowSource, so memory is a few rows plus two numbers per (agent, path), whatever the run length.
+// a RowSource and handed to one accumulator per metric (metric_accumulators.hpp), so memory is a few
+// rows plus a few numbers per (agent, path) (agents_within_budget), whatever the run length.
 // No file access here: io/compare.cpp feeds rows read from a run file, tests feed matrices.
 #include <Eigen/Core>
+#include <cstddef>
 #include <limits>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "sim/analysis/herding_tests.hpp"
+#include "sim/theory/schedule.hpp"
 
 namespace herdsim::analysis {
 
@@ -163,13 +166,18 @@ struct PopulationMetrics {
   std::optional<InvestorMetrics> investor;
 };
 
-/// One pass over the rows of a population.
+/// One pass over the rows of a population: each row goes to the metrics' accumulators
+/// (metric_accumulators.hpp), which are then finished in a fixed order.
 [[nodiscard]] PopulationMetrics analyse_population(const PopulationInput& input, RowSource& rows);
 
-/// Certainty equivalent of terminal wealth under a deterministic plan in the arithmetic step market
-/// X <- X(1 + r dt) + P(v dt + sigma sqrt(dt) eps): X_T is normal with mean m and variance s^2, so
-/// CE = m - alpha s^2 / 2 exactly. plan: n amounts (currency units).
-[[nodiscard]] double plan_certainty_equivalent(const Eigen::VectorXd& plan, double x0, double alpha, double r,
-                                               double mu, double sigma, double dt);
+/// How many of a population's first recorded agents analyse_population can hold in
+/// memory_budget_bytes for its per-(agent, path) state over `paths` paths (at least 2, at most all).
+[[nodiscard]] int agents_within_budget(int recorded_agents, int paths, std::size_t memory_budget_bytes);
+
+/// Certainty equivalent of terminal wealth under a deterministic plan (n amounts, currency units) in
+/// the arithmetic step market of `steps` (a discrete schedule): X_n is normal with the mean m and
+/// variance s^2 of theory::wealth_moments, so CE = m - alpha s^2 / 2 exactly.
+[[nodiscard]] double plan_certainty_equivalent(const theory::Schedule& steps, const Eigen::VectorXd& plan,
+                                               double x0, double alpha);
 
 }  // namespace herdsim::analysis

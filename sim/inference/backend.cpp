@@ -52,9 +52,13 @@ class PluginBackend final : public Backend {
     std::array<char, kErrorBuffer> err{};
     const int32_t status =
         table_->generate(engine_, in.data(), in.size(), out.data(), err.data(), err.size());
+    // A failed call hands nothing over (herdsim_inference.h): there is nothing to release then.
     if (status != HERDSIM_OK)
       throw BackendError(
           fmt::format("{}: generate failed ({}): {}", table_->name, status_name(status), err.data()));
+    // Released once, also when copying the answers fails.
+    const auto release = [&](herdsim_response* p) { table_->release_responses(engine_, p, out.size()); };
+    const std::unique_ptr<herdsim_response, decltype(release)> handed_over(out.data(), release);
     std::vector<Response> result(requests.size());
     for (std::size_t i = 0; i < out.size(); ++i) {
       const herdsim_response& o = out[i];
@@ -62,7 +66,6 @@ class PluginBackend final : public Backend {
                    o.prompt_tokens, o.cached_tokens,      o.completion_tokens,
                    o.time_ms};
     }
-    table_->release_responses(engine_, out.data(), out.size());
     return result;
   }
 

@@ -8,6 +8,13 @@
  * One generate() call decides a whole batch: the plugin may evaluate a prompt prefix shared by many
  * requests once, and must make each answer depend only on its own request (prompt, seed, grammar),
  * never on which other requests share the batch.
+ *
+ * Ownership. Strings passed in (configuration, requests) belong to the host for the call. Strings
+ * passed out belong to the plugin: describe()'s until the next describe() or destroy(); a response's
+ * text and error from a successful generate() until the host hands them back with release_responses(),
+ * exactly once. A generate() that fails as a whole hands nothing over: see generate() below.
+ * No exception, abort or exit crosses this boundary: every failure is a status and a message.
+ * (The plugins in herdsim's tree get all this from one shim, backends/shim/plugin_shim.hpp.)
  */
 #ifndef HERDSIM_INFERENCE_H
 #define HERDSIM_INFERENCE_H
@@ -50,7 +57,8 @@ typedef struct herdsim_request {
   const char* grammar; /* GBNF grammar constraining the output (root rule "root"), or NULL */
 } herdsim_request;
 
-/* One result. Strings are owned by the plugin until release_responses(). */
+/* One result. After a successful generate(), text and error are non-NULL, NUL-terminated and owned by
+ * the plugin until release_responses(). */
 typedef struct herdsim_response {
   int32_t status;            /* herdsim_status of this request */
   const char* text;          /* generated text (not including the prompt) */
@@ -66,16 +74,21 @@ typedef struct herdsim_inference_plugin {
   const char* name;     /* short backend name, e.g. "llama-cpu" */
 
   /* Creates an engine from a JSON configuration (backend specific; e.g. {"model": PATH, "lora": [..],
-   * "n_ctx": 4096, "threads": 4}). On failure returns a status and writes a message into err. */
+   * "n_ctx": 4096, "threads": 4}). On failure returns a status, sets *engine to NULL and writes a
+   * message into err (truncated to err_size, always NUL-terminated). */
   int32_t (*create)(const char* config_json, void** engine, char* err, size_t err_size);
 
-  /* Generates for n requests; out has n elements. Returns HERDSIM_OK when the batch ran (individual
-   * requests may still carry their own error status), or a status + err for a failure of the whole
-   * call. */
+  /* Generates for n requests; out has n elements (the host's array). Returns HERDSIM_OK when the batch
+   * ran (individual requests may still carry their own error status): out[0..n) is filled, and the host
+   * must pass it to release_responses() once. Any other status (with a message in err) is a failure of
+   * the whole call: the plugin has already freed whatever it allocated for these responses, partial
+   * answers included, and every out[i].text and out[i].error is NULL. The host does not call
+   * release_responses() then (doing so frees nothing). */
   int32_t (*generate)(void* engine, const herdsim_request* requests, size_t n, herdsim_response* out,
                       char* err, size_t err_size);
 
-  /* Frees what generate() allocated for these responses. */
+  /* Frees what a successful generate() allocated for these responses and sets their strings to NULL;
+   * NULL strings are skipped. */
   void (*release_responses)(void* engine, herdsim_response* out, size_t n);
 
   /* JSON describing the engine (model, architecture, parameters, device, versions); owned by the engine. */

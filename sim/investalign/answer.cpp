@@ -231,25 +231,7 @@ AnswerSchema single_proportion_schema() {
 }
 
 const char* answer_status_name(AnswerStatus status) {
-  switch (status) {
-    case AnswerStatus::ok:
-      return "ok";
-    case AnswerStatus::no_json_object:
-      return "no_json_object";
-    case AnswerStatus::missing_key:
-      return "missing_key";
-    case AnswerStatus::wrong_type:
-      return "wrong_type";
-    case AnswerStatus::non_numeric_element:
-      return "non_numeric_element";
-    case AnswerStatus::out_of_range:
-      return "out_of_range";
-    case AnswerStatus::too_short:
-      return "too_short";
-    case AnswerStatus::too_long:
-      return "too_long";
-  }
-  return "unknown";
+  return to_name(status).data();  // the table's names are NUL-terminated literals
 }
 
 std::optional<std::string> extract_json_object(std::string_view text) {

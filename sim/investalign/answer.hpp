@@ -11,6 +11,8 @@
 #include <string_view>
 #include <vector>
 
+#include "sim/enum_names.hpp"
+
 namespace herdsim::investalign {
 
 /// JSON key of the free-text reasoning.
@@ -52,7 +54,17 @@ enum class AnswerStatus {
   too_short,            ///< fewer values than `length`: padded with the fallback values
   too_long,             ///< more values than `length`: truncated
 };
-/// Stable snake_case name of a status (as written to files).
+constexpr std::array<NamedValue<AnswerStatus>, 8> enum_names(AnswerStatus /*unused*/) {
+  return {{{AnswerStatus::ok, "ok"},
+           {AnswerStatus::no_json_object, "no_json_object"},
+           {AnswerStatus::missing_key, "missing_key"},
+           {AnswerStatus::wrong_type, "wrong_type"},
+           {AnswerStatus::non_numeric_element, "non_numeric_element"},
+           {AnswerStatus::out_of_range, "out_of_range"},
+           {AnswerStatus::too_short, "too_short"},
+           {AnswerStatus::too_long, "too_long"}}};
+}
+/// Stable snake_case name of a status (as written to files; the name table's spelling, as a C string).
 [[nodiscard]] const char* answer_status_name(AnswerStatus status);
 
 /// The parsed answer. `values` always has `length` entries; when `valid` is false they are the fallback.

@@ -203,15 +203,7 @@ void check_list(std::vector<ConfigProblem>& out, const char* field, const std::v
 }  // namespace
 
 const char* problem_name(Problem problem) {
-  switch (problem) {
-    case Problem::absolute:
-      return "absolute";
-    case Problem::relative:
-      return "relative";
-    case Problem::mutual:
-      return "mutual";
-  }
-  return "unknown";
+  return to_name(problem).data();  // the table's names are NUL-terminated literals
 }
 
 TaskKind task_of(Problem problem) {
@@ -227,7 +219,7 @@ TaskKind task_of(Problem problem) {
 }
 
 const char* split_name(Split split) {
-  return split == Split::train ? "train" : "test";
+  return to_name(split).data();  // the table's names are NUL-terminated literals
 }
 
 std::vector<double> reference_budgets(double budget) {

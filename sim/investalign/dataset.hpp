@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "sim/enum_names.hpp"
 #include "sim/investalign/prompt.hpp"
 #include "sim/theory/mutual_game.hpp"
 #include "sim/theory/relative_herd.hpp"
@@ -27,7 +28,10 @@ namespace herdsim::investalign {
 
 /// The problems of the dataset (spec §2 presets).
 enum class Problem { absolute, relative, mutual };
-/// "absolute", "relative", "mutual".
+constexpr std::array<NamedValue<Problem>, 3> enum_names(Problem /*unused*/) {
+  return {{{Problem::absolute, "absolute"}, {Problem::relative, "relative"}, {Problem::mutual, "mutual"}}};
+}
+/// "absolute", "relative", "mutual" (the name table's spelling, as a C string).
 [[nodiscard]] const char* problem_name(Problem problem);
 /// The task a problem's prompt asks (absolute -> absolute, relative -> relative, mutual -> mutual).
 [[nodiscard]] TaskKind task_of(Problem problem);
@@ -56,7 +60,10 @@ inline constexpr double static_budget_base = 10.0;
 
 /// Which file a sample goes to.
 enum class Split { train, test };
-/// "train", "test".
+constexpr std::array<NamedValue<Split>, 2> enum_names(Split /*unused*/) {
+  return {{{Split::train, "train"}, {Split::test, "test"}}};
+}
+/// "train", "test" (the name table's spelling, as a C string).
 [[nodiscard]] const char* split_name(Split split);
 
 /// What to generate. Lists are sorted by build_dataset; each (lottery probability, score) pair is a cell.

@@ -252,17 +252,7 @@ std::string step_part(const TaskSettings& s, const PromptInputs& in) {
 }  // namespace
 
 const char* task_kind_name(TaskKind kind) {
-  switch (kind) {
-    case TaskKind::absolute:
-      return "absolute";
-    case TaskKind::relative:
-      return "relative";
-    case TaskKind::mutual:
-      return "mutual";
-    case TaskKind::step:
-      return "step";
-  }
-  return "unknown";
+  return to_name(kind).data();  // the table's names are NUL-terminated literals
 }
 
 AnswerSchema answer_schema(TaskKind kind, int horizon_years) {

@@ -4,6 +4,7 @@
 // keeps the shared prefix (system message + task description, identical for every agent of a template)
 // apart from the agent's suffix, so an inference backend can evaluate the prefix once and reuse its KV
 // cache, and carries a stable 64-bit hash of its full text.
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -11,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "sim/enum_names.hpp"
 #include "sim/investalign/answer.hpp"
 #include "sim/theory/market.hpp"
 
@@ -19,7 +21,13 @@ namespace herdsim::investalign {
 /// The InvestAlign tasks. `absolute` (P3), `relative` (P1, second stage of the two-stage protocol) and
 /// `mutual` (P2) ask for a whole plan at t = 0; `step` asks for this year's proportion given the state.
 enum class TaskKind { absolute, relative, mutual, step };
-/// "absolute", "relative", "mutual", "step".
+constexpr std::array<NamedValue<TaskKind>, 4> enum_names(TaskKind /*unused*/) {
+  return {{{TaskKind::absolute, "absolute"},
+           {TaskKind::relative, "relative"},
+           {TaskKind::mutual, "mutual"},
+           {TaskKind::step, "step"}}};
+}
+/// "absolute", "relative", "mutual", "step" (the name table's spelling, as a C string).
 [[nodiscard]] const char* task_kind_name(TaskKind kind);
 
 /// The answer a task asks for: T proportions (absolute, mutual), T - 1 changes (relative), one (step).

@@ -1,6 +1,9 @@
 #pragma once
 // Market parameters, the paper's defaults, and the mappings from questionnaire answers to model
 // parameters (lottery probability <-> CARA alpha, dependence score <-> theta).
+#include <array>
+
+#include "sim/enum_names.hpp"
 
 namespace herdsim::theory {
 
@@ -26,11 +29,16 @@ inline constexpr double theta_per_score = 1e-8;  ///< theta = score * 1e-8
 struct LotteryConvention {
   double win = 10.0;  ///< currency units
   double sure = 3.0;  ///< currency units
+  friend constexpr bool operator==(const LotteryConvention&, const LotteryConvention&) = default;
 };
 /// W=10/S=3: used for prompts' alpha and all theoretical targets (project default).
 inline constexpr LotteryConvention lottery_win10_sure3{10.0, 3.0};
 /// W=20/S=6: the amounts written in the prompt text; alpha is exactly half of the W=10/S=3 value.
 inline constexpr LotteryConvention lottery_win20_sure6{20.0, 6.0};
+/// The scenario key `lottery`'s spellings of the two conventions.
+constexpr std::array<NamedValue<LotteryConvention>, 2> enum_names(LotteryConvention /*unused*/) {
+  return {{{lottery_win10_sure3, "win10_sure3"}, {lottery_win20_sure6, "win20_sure6"}}};
+}
 
 /// Indifference probability p(alpha) = (1 - e^{-alpha S}) / (1 - e^{-alpha W}); p(0) = S/W.
 [[nodiscard]] double lottery_prob_from_alpha(double alpha, LotteryConvention lottery = lottery_win10_sure3);

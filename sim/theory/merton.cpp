@@ -10,6 +10,17 @@ double merton_amount(const Schedule& schedule, double alpha, double t) {
   return m.excess_return() / (alpha * m.sigma * m.sigma) * std::exp(-schedule.ln_growth(t));
 }
 
+Eigen::MatrixXd merton_amounts(const Schedule& schedule, const Eigen::VectorXd& alpha, int steps,
+                               double dt_years) {
+  Eigen::MatrixXd out(alpha.size(), steps);
+  for (int k = 0; k < steps; ++k) {
+    // Merton's amount is v / (alpha sigma^2 G(t)): one growth factor per step, one division per agent.
+    const double unit = merton_amount(schedule, 1.0, k * dt_years);
+    out.col(k) = unit / alpha.array();
+  }
+  return out;
+}
+
 double ln_eta0(const Schedule& schedule, double alpha, double x0) {
   const Market& m = schedule.market();
   const double v = m.excess_return();
@@ -38,11 +49,15 @@ WealthMoments wealth_moments(const Schedule& schedule, double x0, const AmountPa
     const double dt = schedule.step_years();
     const int k_end = static_cast<int>(std::lround(t / dt));
     const double growth = 1.0 + m.r * dt;
-    out.mean = x0;
-    for (int k = 0; k < k_end; ++k) {
+    // X_t = x0 g^K + Sum_k P_k (v dt + sigma sqrt(dt) eps_k) g^{K-1-k}: summed from the last decision
+    // back, building g^{K-1-k} as it goes.
+    out.mean = x0 * std::pow(growth, static_cast<double>(k_end));
+    double grow = 1.0;
+    for (int k = k_end - 1; k >= 0; --k) {
       const double p = path(k * dt);
-      out.mean = out.mean * growth + p * v * dt;
-      out.variance = out.variance * growth * growth + p * p * s2 * dt;
+      out.mean += p * v * dt * grow;
+      out.variance += p * p * m.sigma * m.sigma * dt * grow * grow;
+      grow *= growth;
     }
     return out;
   }

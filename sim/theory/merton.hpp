@@ -1,5 +1,6 @@
 #pragma once
 // The rational (no-herding) CARA investor: Merton's amount and the value of the H functional.
+#include <Eigen/Core>
 #include <functional>
 
 #include "sim/theory/schedule.hpp"
@@ -9,6 +10,12 @@ namespace herdsim::theory {
 /// Merton's optimal AMOUNT in the stock at time t: v / (alpha sigma^2 G(t)), currency units.
 /// In continuous time G = e^{r(T-t)}; in discrete time this is the exact optimum of the step model.
 [[nodiscard]] double merton_amount(const Schedule& schedule, double alpha, double t);
+
+/// Merton's amounts of agents with CARA risk aversions `alpha` at the decisions t_k = k dt_years,
+/// k = 0..steps-1: alpha.size() x steps, currency units. The one table of own-Merton plans (the
+/// merton agents' plan, the analysis' reference).
+[[nodiscard]] Eigen::MatrixXd merton_amounts(const Schedule& schedule, const Eigen::VectorXd& alpha,
+                                             int steps, double dt_years);
 
 /// ln eta0 = ln H at the agent's own Merton path: -alpha x0 G(0)(1+...) - v^2 T / (2 sigma^2).
 [[nodiscard]] double ln_eta0(const Schedule& schedule, double alpha, double x0);

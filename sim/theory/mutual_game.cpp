@@ -13,8 +13,19 @@
 
 #include "sim/error.hpp"
 #include "sim/theory/merton.hpp"
+#include "sim/theory/newton_krylov.hpp"
+#include "sim/theory/root.hpp"
 
 namespace herdsim::theory {
+
+double normalise_theta_row(ThetaMatrix& theta, Eigen::Index i) {
+  double sum = 0.0;
+  for (ThetaMatrix::InnerIterator it(theta, i); it; ++it) sum += it.value();
+  if (sum > 0.0) {
+    for (ThetaMatrix::InnerIterator it(theta, i); it; ++it) it.valueRef() /= sum;
+  }
+  return sum;
+}
 
 namespace {
 
@@ -29,16 +40,6 @@ namespace {
 // 1 - omega for coupling exponent x = L - a - b (0 for an agent nobody influences).
 double pull(double x) {
   return 1.0 / (1.0 + std::exp(x));
-}
-
-// Divides row i of w by its sum (when positive); returns the sum.
-double normalise_row(ThetaMatrix& w, Eigen::Index i) {
-  double sum = 0.0;
-  for (ThetaMatrix::InnerIterator it(w, i); it; ++it) sum += it.value();
-  if (sum > 0.0) {
-    for (ThetaMatrix::InnerIterator it(w, i); it; ++it) it.valueRef() /= sum;
-  }
-  return sum;
 }
 
 // The game reduced to what the solver needs, evaluated on the integration nodes.
@@ -78,7 +79,7 @@ struct Setup {
     w.prune(0.0);
     for (int i = 0; i < n; ++i) {
       ln_eta0(i) = theory::ln_eta0(schedule, alpha(i), game.x0(i));
-      const double row_sum = normalise_row(w, i);
+      const double row_sum = normalise_theta_row(w, i);
       free_agent[static_cast<std::size_t>(i)] = !(row_sum > 0.0);
       a(i) = free_agent[static_cast<std::size_t>(i)] ? 0.0 : std::log(row_sum / (alpha(i) * s2));
     }
@@ -161,59 +162,6 @@ Eigen::SparseMatrix<double> sparse_weights(const ThetaMatrix& w) {
   return Eigen::SparseMatrix<double>(w) + identity;
 }
 
-// Restarted GMRES (modified Gram-Schmidt, Givens rotations) for a matrix-free operator.
-// Stops when ||b - A x|| <= rtol ||b|| or after max_iter products.
-template <class Op>
-Eigen::VectorXd gmres(const Op& apply, const Eigen::VectorXd& b, double rtol, int restart, int max_iter) {
-  const Eigen::Index n = b.size();
-  Eigen::VectorXd x = Eigen::VectorXd::Zero(n);
-  const double target = rtol * b.norm();
-  if (target == 0.0) return x;
-  Eigen::MatrixXd basis(n, restart + 1);
-  Eigen::MatrixXd hess(restart + 1, restart);
-  Eigen::VectorXd cs(restart), sn(restart), g(restart + 1);
-  int products = 0;
-  while (products < max_iter) {
-    const Eigen::VectorXd r = b - apply(x);
-    const double beta = r.norm();
-    if (beta <= target) break;
-    basis.col(0) = r / beta;
-    g.setZero();
-    g(0) = beta;
-    hess.setZero();
-    int k = 0;
-    while (k < restart && products < max_iter) {
-      Eigen::VectorXd v = apply(basis.col(k));
-      ++products;
-      for (int j = 0; j <= k; ++j) {
-        hess(j, k) = basis.col(j).dot(v);
-        v -= hess(j, k) * basis.col(j);
-      }
-      const double next = v.norm();
-      hess(k + 1, k) = next;
-      if (next > 0.0) basis.col(k + 1) = v / next;
-      for (int j = 0; j < k; ++j) {  // earlier rotations
-        const double top = cs(j) * hess(j, k) + sn(j) * hess(j + 1, k);
-        hess(j + 1, k) = -sn(j) * hess(j, k) + cs(j) * hess(j + 1, k);
-        hess(j, k) = top;
-      }
-      const double d = std::hypot(hess(k, k), hess(k + 1, k));
-      cs(k) = hess(k, k) / d;
-      sn(k) = hess(k + 1, k) / d;
-      hess(k, k) = d;
-      hess(k + 1, k) = 0.0;
-      g(k + 1) = -sn(k) * g(k);
-      g(k) = cs(k) * g(k);
-      ++k;
-      if (std::abs(g(k)) <= target || next == 0.0) break;
-    }
-    const Eigen::VectorXd y = hess.topLeftCorner(k, k).triangularView<Eigen::Upper>().solve(g.head(k));
-    x += basis.leftCols(k) * y;
-    if (std::abs(g(k)) <= target) break;
-  }
-  return x;
-}
-
 // The equilibrium conditions F(L) = L - ln H(P(L)) with P(L) from exact per-node solves, and the
 // Jacobian-vector product of F for Newton-Krylov.
 template <class Node>
@@ -271,25 +219,6 @@ class Residual {
   Eigen::MatrixXd u_;        // nodes x n deviations P - P_alpha
   Eigen::MatrixXd omega_u_;  // nodes x n: omega o u
 };
-
-// Root of an increasing f on [lo, hi] with f(lo) <= 0 <= f(hi) by Newton steps from `guess`, bisecting
-// whenever a step leaves the bracket; f returns {value, derivative}. NaN if it does not settle.
-template <class F>
-double newton_in_bracket(F&& f, double lo, double hi, double guess) {
-  double x = std::clamp(guess, lo, hi);
-  for (int iter = 0; iter < 200; ++iter) {
-    const auto [value, slope] = f(x);
-    if (value == 0.0) return x;
-    const double step = value / slope;
-    const double tol = 2.0 * std::numeric_limits<double>::epsilon() * std::max(1.0, std::abs(x));
-    if (std::abs(step) <= tol) return x - step;
-    (value < 0.0 ? lo : hi) = x;
-    x -= step;
-    if (!(x > lo && x < hi)) x = 0.5 * (lo + hi);
-    if (hi - lo <= tol) return x;
-  }
-  return std::numeric_limits<double>::quiet_NaN();
-}
 
 // One Gauss-Seidel sweep of exact best responses: agent i solves its unilateral problem against the
 // others' current paths (its "leader" is the weighted mean W_i P). Updates L and P; returns max |dL|.
@@ -365,58 +294,19 @@ Outcome solve_with(const Setup& s, const typename Node::Weights& w, const Mutual
     }
     return true;
   };
-  auto report = [&](const Eigen::VectorXd& f) { return f.size() == 0 ? 0.0 : f.cwiseAbs().maxCoeff(); };
-
   // After converged sweeps the check usually passes: evaluate without storing all factorizations.
   const bool swept_to_tolerance = last_change <= 0.1 * options.tolerance;
   Eigen::VectorXd f = residual.evaluate(L, !swept_to_tolerance);
   if (swept_to_tolerance && !converged(f)) f = residual.evaluate(L, true);
-  const int restart = std::min(s.n, 40);
-  int stalled = 0;
-  while (!converged(f)) {
-    if (out.sweeps + out.newton_steps >= options.max_iterations) {
-      throw SolverError(
-          fmt::format("mutual game: no convergence after {} sweeps and {} Newton steps; residual {:.3e}",
-                      out.sweeps, out.newton_steps, report(f)));
-    }
-    // Inexact Newton: the linear tolerance tightens with ||F|| (superlinear convergence).
-    const double norm = f.norm();
-    const double forcing = std::clamp(norm, 1e-10, 1e-3);
-    Eigen::VectorXd step = gmres([&](const Eigen::VectorXd& x) { return residual.jacobian_times(x); }, -f,
-                                 forcing, restart, 400);
-    for (int i = 0; i < s.n; ++i) {
-      if (s.is_free(i)) step(i) = 0.0;
-    }
-    // Backtracking on ||F||_2 guards against overshooting when an agent is pulled far from Merton.
-    double lambda = 1.0;
-    Eigen::VectorXd trial_f;
-    bool accepted = false;
-    for (int tries = 0; tries < 12; ++tries, lambda *= 0.5) {
-      trial_f = residual.evaluate(L + lambda * step, true);
-      if (trial_f.norm() <= (1.0 - 1e-4 * lambda) * norm) {
-        accepted = true;
-        break;
-      }
-    }
-    ++out.newton_steps;
-    if (!accepted) {
-      throw SolverError(fmt::format("mutual game: Newton line search failed after {} steps; residual {:.3e}",
-                                    out.newton_steps, report(f)));
-    }
-    // Close to the root Newton converges quadratically; steps that no longer halve the residual mean
-    // it sits on the rounding floor of an ill-conditioned game, which the tolerance cannot go below.
-    const double before = report(f);
-    L += lambda * step;
-    f = std::move(trial_f);
-    stalled = (before < 1e-6 && report(f) > 0.5 * before) ? stalled + 1 : 0;
-    if (stalled >= 3 && !converged(f)) {
-      throw SolverError(
-          fmt::format("mutual game: Newton stalled after {} steps at residual {:.3e} (tolerance {:.1e})",
-                      out.newton_steps, report(f), options.tolerance));
-    }
-  }
+  NewtonKrylovBudget budget{out.sweeps, out.newton_steps, options.max_iterations, options.tolerance,
+                            std::min(s.n, 40)};
+  solve_newton_krylov(
+      "mutual game", L, f, budget, [&](const Eigen::VectorXd& x) { return residual.evaluate(x, true); },
+      [&](const Eigen::VectorXd& x) { return residual.jacobian_times(x); }, converged,
+      [&](int i) { return s.is_free(i); }, [] {});
+  out.newton_steps = budget.newton_steps;
   out.ln_eta = L;
-  out.residual = report(f);
+  out.residual = max_abs(f);
   return out;
 }
 
@@ -520,7 +410,7 @@ Eigen::VectorXd MutualSolution::amounts(double t) const {
   std::vector<bool> free_agent(static_cast<std::size_t>(n));
   for (Eigen::Index i = 0; i < n; ++i) {
     merton(i) = merton_amount(schedule, game_.alpha(i), t);
-    const double row_sum = normalise_row(w, i);
+    const double row_sum = normalise_theta_row(w, i);
     free_agent[static_cast<std::size_t>(i)] = !(row_sum > 0.0);
     q(i) = row_sum > 0.0 ? pull(ln_eta_(i) - std::log(row_sum / (game_.alpha(i) * s2)) - b) : 0.0;
   }

@@ -92,6 +92,10 @@ class MutualSolution {
 /// residual does not reach the tolerance within max_iterations.
 [[nodiscard]] MutualSolution solve_mutual_game(const MutualGame& game, MutualOptions options = {});
 
+/// Divides row i of theta by its sum when that is positive (the row-normalised weights W of both
+/// games) and returns the sum theta_i (0 for an agent nobody influences).
+double normalise_theta_row(ThetaMatrix& theta, Eigen::Index i);
+
 /// The stationary weights pi of the influence graph: pi^T L = 0, Sum pi = 1, L = diag(rowsum) - Theta
 /// (dimensionless; uniform for symmetric Theta). InputError unless the graph of theta_ij > 0 is strongly
 /// connected.

@@ -26,13 +26,6 @@ constexpr double kShootingBelow = 8.0;
 /// Refuse grids beyond this many steps (~0.5 GB of work vectors) instead of exhausting memory.
 constexpr double kMaxSteps = 2e7;
 
-/// ln(e^a + e^b) without overflow.
-double log_add_exp(double a, double b) {
-  if (a < b) std::swap(a, b);
-  if (b == -std::numeric_limits<double>::infinity()) return a;
-  return a + std::log1p(std::exp(b - a));
-}
-
 /// The BVP u'' = q u + s (u = P - Pbar) on a fixed uniform grid for any ln eta. With g = e^{r(T-t)},
 /// q = eta q1 g^2 and s = eta s1 g: the grid and g are computed once and an evaluation only rescales (in
 /// logs, so nothing overflows even when eta is below the smallest double). Work vectors are allocated once;

@@ -6,9 +6,11 @@
 //                         s = (eta v e^{r(T-t)} / theta) (alpha / alpha_L - 1),
 // with eta = H[P*] found self-consistently by a bracketed root search on ln eta (continuous time only).
 #include <Eigen/Core>
+#include <array>
 #include <cmath>
 #include <utility>
 
+#include "sim/enum_names.hpp"
 #include "sim/theory/herd_problem.hpp"
 
 namespace herdsim::theory {
@@ -16,6 +18,9 @@ namespace herdsim::theory {
 /// End conditions of the BVP: `pinned` fixes P(0) = P_alpha(0) and P(T) = P_alpha(T) (the released code's
 /// convention, golden bc "merton"); `natural` leaves the ends free, i.e. P'(0) = Pbar'(0), P'(T) = Pbar'(T).
 enum class BoundaryCondition { pinned, natural };
+constexpr std::array<NamedValue<BoundaryCondition>, 2> enum_names(BoundaryCondition /*unused*/) {
+  return {{{BoundaryCondition::pinned, "pinned"}, {BoundaryCondition::natural, "natural"}}};
+}
 
 /// Numerical settings of the relative-herding solver (defaults are what the golden data used).
 struct RelativeHerdOptions {

@@ -11,6 +11,8 @@
 
 #include "sim/error.hpp"
 #include "sim/theory/merton.hpp"
+#include "sim/theory/newton_krylov.hpp"
+#include "sim/theory/root.hpp"
 
 namespace herdsim::theory {
 
@@ -33,22 +35,6 @@ using Eigen::VectorXd;
 // (pinned) or all nodes (natural: the end rows are the discrete transversality conditions).
 
 constexpr double kMaxExponent = 700.0;  // beta = e^{x}: beyond this the layers are unresolvable anyway
-
-double log_add_exp(double a, double b) {
-  if (a < b) std::swap(a, b);
-  if (b == -std::numeric_limits<double>::infinity()) return a;
-  return a + std::log1p(std::exp(b - a));
-}
-
-// Divides row i of w by its sum (when positive); returns the sum.
-double normalise_row(ThetaMatrix& w, Index i) {
-  double sum = 0.0;
-  for (ThetaMatrix::InnerIterator it(w, i); it; ++it) sum += it.value();
-  if (sum > 0.0) {
-    for (ThetaMatrix::InnerIterator it(w, i); it; ++it) it.valueRef() /= sum;
-  }
-  return sum;
-}
 
 // Symmetric positive definite tridiagonal system (Thomas' algorithm; diagonally dominant, so no pivots).
 class Tridiagonal {
@@ -187,7 +173,7 @@ struct Setup {
     w.prune(0.0);
     for (int i = 0; i < n; ++i) {
       ln_eta0(i) = theory::ln_eta0(schedule, alpha(i), game.x0(i));
-      theta_sum(i) = normalise_row(w, i);
+      theta_sum(i) = normalise_theta_row(w, i);
       const bool is_free = !(theta_sum(i) > 0.0);
       free_agent[static_cast<std::size_t>(i)] = is_free;
       if (!is_free) {
@@ -244,25 +230,6 @@ struct Setup {
     return std::max(tolerance, 64.0 * std::numeric_limits<double>::epsilon() * std::abs(ln_eta0(i)));
   }
 };
-
-// Root of an increasing f on [lo, hi] with f(lo) <= 0 <= f(hi) by Newton steps from `guess`, bisecting
-// whenever a step leaves the bracket; f returns {value, derivative}. NaN if it does not settle.
-template <class F>
-double newton_in_bracket(F&& f, double lo, double hi, double guess) {
-  double x = std::clamp(guess, lo, hi);
-  for (int iter = 0; iter < 200; ++iter) {
-    const auto [value, slope] = f(x);
-    if (value == 0.0) return x;
-    const double step = value / slope;
-    const double tol = 2.0 * std::numeric_limits<double>::epsilon() * std::max(1.0, std::abs(x));
-    if (std::abs(step) <= tol) return x - step;
-    (value < 0.0 ? lo : hi) = x;
-    x -= step;
-    if (!(x > lo && x < hi)) x = 0.5 * (lo + hi);
-    if (hi - lo <= tol) return x;
-  }
-  return std::numeric_limits<double>::quiet_NaN();
-}
 
 // One Gauss-Seidel sweep of exact best responses: agent i solves its own problem (a tridiagonal BVP per
 // ln eta_i, 1-D root in ln eta_i) against the others' current deviations U; KU = K U is kept current.
@@ -506,58 +473,6 @@ class Residual {
   MatrixXd u_;
 };
 
-// Restarted GMRES (modified Gram-Schmidt, Givens rotations) for the N x N Newton systems.
-template <class Op>
-VectorXd gmres(const Op& apply, const VectorXd& b, double rtol, int restart, int max_iter) {
-  const Index n = b.size();
-  VectorXd x = VectorXd::Zero(n);
-  const double target = rtol * b.norm();
-  if (target == 0.0) return x;
-  MatrixXd basis(n, restart + 1);
-  MatrixXd hess(restart + 1, restart);
-  VectorXd cs(restart), sn(restart), g(restart + 1);
-  int products = 0;
-  while (products < max_iter) {
-    const VectorXd r = b - apply(x);
-    const double beta = r.norm();
-    if (beta <= target) break;
-    basis.col(0) = r / beta;
-    g.setZero();
-    g(0) = beta;
-    hess.setZero();
-    int k = 0;
-    while (k < restart && products < max_iter) {
-      VectorXd v = apply(basis.col(k));
-      ++products;
-      for (int j = 0; j <= k; ++j) {
-        hess(j, k) = basis.col(j).dot(v);
-        v -= hess(j, k) * basis.col(j);
-      }
-      const double next = v.norm();
-      hess(k + 1, k) = next;
-      if (next > 0.0) basis.col(k + 1) = v / next;
-      for (int j = 0; j < k; ++j) {
-        const double top = cs(j) * hess(j, k) + sn(j) * hess(j + 1, k);
-        hess(j + 1, k) = -sn(j) * hess(j, k) + cs(j) * hess(j + 1, k);
-        hess(j, k) = top;
-      }
-      const double d = std::hypot(hess(k, k), hess(k + 1, k));
-      cs(k) = hess(k, k) / d;
-      sn(k) = hess(k + 1, k) / d;
-      hess(k, k) = d;
-      hess(k + 1, k) = 0.0;
-      g(k + 1) = -sn(k) * g(k);
-      g(k) = cs(k) * g(k);
-      ++k;
-      if (std::abs(g(k)) <= target || next == 0.0) break;
-    }
-    const VectorXd y = hess.topLeftCorner(k, k).triangularView<Eigen::Upper>().solve(g.head(k));
-    x += basis.leftCols(k) * y;
-    if (std::abs(g(k)) <= target) break;
-  }
-  return x;
-}
-
 struct Outcome {
   VectorXd ln_eta;
   MatrixXd u;  // count x n
@@ -591,54 +506,18 @@ Outcome solve_on_grid(const Setup& s, const VectorXd& start, RelativeMutualMetho
     }
     return true;
   };
-  auto report = [&](const VectorXd& f) { return f.size() == 0 ? 0.0 : f.cwiseAbs().maxCoeff(); };
   VectorXd f = residual.evaluate(L, U);
-  const int restart = std::min(std::max(1, static_cast<int>(s.influenced.size())), 40);
-  int stalled = 0;
-  while (!converged(f)) {
-    if (out.sweeps + out.newton_steps >= options.max_iterations) {
-      throw SolverError(fmt::format(
-          "relative mutual game: no convergence after {} sweeps and {} Newton steps; residual {:.3e}",
-          out.sweeps, out.newton_steps, report(f)));
-    }
-    const double norm = f.norm();
-    const double forcing = std::clamp(norm, 1e-10, 1e-3);
-    VectorXd step =
-        gmres([&](const VectorXd& x) { return residual.jacobian_times(x); }, -f, forcing, restart, 400);
-    for (int i = 0; i < s.n; ++i) {
-      if (s.is_free(i)) step(i) = 0.0;
-    }
-    double lambda = 1.0;
-    VectorXd trial_f;
-    MatrixXd trial_u = U;
-    bool accepted = false;
-    for (int tries = 0; tries < 12; ++tries, lambda *= 0.5) {
-      trial_f = residual.evaluate(L + lambda * step, trial_u);
-      if (trial_f.norm() <= (1.0 - 1e-4 * lambda) * norm) {
-        accepted = true;
-        break;
-      }
-    }
-    ++out.newton_steps;
-    if (!accepted) {
-      throw SolverError(
-          fmt::format("relative mutual game: Newton line search failed after {} steps; residual {:.3e}",
-                      out.newton_steps, report(f)));
-    }
-    const double before = report(f);
-    L += lambda * step;
-    f = std::move(trial_f);
-    U = trial_u;
-    stalled = (before < 1e-6 && report(f) > 0.5 * before) ? stalled + 1 : 0;
-    if (stalled >= 3 && !converged(f)) {
-      throw SolverError(fmt::format(
-          "relative mutual game: Newton stalled after {} steps at residual {:.3e} (tolerance {:.1e})",
-          out.newton_steps, report(f), options.tolerance));
-    }
-  }
+  NewtonKrylovBudget budget{out.sweeps, out.newton_steps, options.max_iterations, options.tolerance,
+                            std::min(std::max(1, static_cast<int>(s.influenced.size())), 40)};
+  MatrixXd trial_u = U;
+  solve_newton_krylov(
+      "relative mutual game", L, f, budget, [&](const VectorXd& x) { return residual.evaluate(x, trial_u); },
+      [&](const VectorXd& x) { return residual.jacobian_times(x); }, converged,
+      [&](int i) { return s.is_free(i); }, [&] { U = trial_u; });
+  out.newton_steps = budget.newton_steps;
   out.ln_eta = L;
   out.u = std::move(U);
-  out.residual = report(f);
+  out.residual = max_abs(f);
   return out;
 }
 

@@ -103,23 +103,19 @@ class Capture final : public sim::Observer {
   void on_finish(const sim::RunState& /*s*/) override {}
 };
 
-sim::ScenarioSpec invest_spec(sim::InvestProtocol protocol, int batch) {
+sim::ScenarioSpec invest_spec(agents::InvestProtocol protocol, int batch) {
   sim::ScenarioSpec s;
   s.run.seed = 11;
   s.run.paths = 2;
   s.populations.push_back(test::merton("advisor", 1, 0.2));
-  sim::PopulationSpec p;
-  p.name = "llm";
-  p.kind = sim::AgentKind::investagent;
-  p.count = 4;
+  agents::InvestAgentParams p;
   p.leader = "advisor";
   p.protocol = protocol;
   p.alpha = test::list({0.6, 0.9}, sim::ParamSpec::Scale::lottery_prob);
   p.theta = test::list({0, 10}, sim::ParamSpec::Scale::score);
-  p.wealth = test::constant(10.0);
   p.inference.backend = "fake";
   p.inference.batch = batch;
-  s.populations.push_back(p);
+  s.populations.push_back(agents::population_spec("llm", 4, p, test::constant(10.0)));
   return s;
 }
 
@@ -175,7 +171,7 @@ theory::HerdProblem agent3_problem() {
 
 TEST_SUITE("investagent") {
   TEST_CASE("absolute: one request per agent at t = 0, in batches, amounts pi_{k+1} B_{k+1} on every path") {
-    const auto r = run(invest_spec(sim::InvestProtocol::absolute, 3));
+    const auto r = run(invest_spec(agents::InvestProtocol::absolute, 3));
     CHECK(r->log.batch_sizes == std::vector<std::size_t>{3, 1});
     REQUIRE(r->capture.transcripts.size() == 4);
     CHECK(r->totals.requests == 4);
@@ -218,8 +214,8 @@ TEST_SUITE("investagent") {
   }
 
   TEST_CASE("the answers do not depend on the batch size") {
-    const auto a = run(invest_spec(sim::InvestProtocol::step, 1));
-    const auto b = run(invest_spec(sim::InvestProtocol::step, 64));
+    const auto a = run(invest_spec(agents::InvestProtocol::step, 1));
+    const auto b = run(invest_spec(agents::InvestProtocol::step, 64));
     CHECK(a->log.batch_sizes.size() == 80);  // 4 agents x 2 paths x 10 steps, one by one
     CHECK(b->log.batch_sizes == std::vector<std::size_t>(10, 8));
     REQUIRE(a->capture.transcripts.size() == b->capture.transcripts.size());
@@ -232,7 +228,7 @@ TEST_SUITE("investagent") {
   }
 
   TEST_CASE("an invalid answer plays the advisor's values and is recorded as invalid") {
-    const auto r = run(invest_spec(sim::InvestProtocol::absolute, 64), [](FakeLog& log) {
+    const auto r = run(invest_spec(agents::InvestProtocol::absolute, 64), [](FakeLog& log) {
       log.override_text[seed_of(1, 0, -1, 0)] = "I would rather not say.";
     });
     CHECK(r->totals.invalid == 1);
@@ -252,7 +248,7 @@ TEST_SUITE("investagent") {
   }
 
   TEST_CASE("relative: the absolute prompt's year 1 at t = 0, then T - 1 changes at t = 1") {
-    const auto r = run(invest_spec(sim::InvestProtocol::relative, 64));
+    const auto r = run(invest_spec(agents::InvestProtocol::relative, 64));
     REQUIRE(r->capture.transcripts.size() == 8);
     CHECK(r->totals.requests == 8);
     const auto& B = investalign::static_budget_list;
@@ -280,7 +276,7 @@ TEST_SUITE("investagent") {
   }
 
   TEST_CASE("step: one request per agent and path each step, P = pi X_k") {
-    const auto r = run(invest_spec(sim::InvestProtocol::step, 5));
+    const auto r = run(invest_spec(agents::InvestProtocol::step, 5));
     REQUIRE(r->capture.transcripts.size() == 80);
     CHECK(r->totals.width == 1);
     for (const auto& t : r->capture.transcripts) {
@@ -300,7 +296,7 @@ TEST_SUITE("investagent") {
   }
 
   TEST_CASE("theory_amount is the P3 optimum at t = k + 1 (the dataset targets' closed form)") {
-    const auto r = run(invest_spec(sim::InvestProtocol::absolute, 64));
+    const auto r = run(invest_spec(agents::InvestProtocol::absolute, 64));
     const theory::HerdProblem hp = agent3_problem();
     const auto sol = theory::solve_absolute_herd(hp);
     for (int k = 0; k < 10; ++k)
@@ -308,7 +304,7 @@ TEST_SUITE("investagent") {
   }
 
   TEST_CASE("the relative protocol is scored against relative herding (P1), not the P3 closed form") {
-    const auto r = run(invest_spec(sim::InvestProtocol::relative, 64));
+    const auto r = run(invest_spec(agents::InvestProtocol::relative, 64));
     const theory::HerdProblem hp = agent3_problem();
     const auto p1 = theory::solve_relative_herd(hp);
     const auto p3 = theory::solve_absolute_herd(hp);
@@ -317,7 +313,7 @@ TEST_SUITE("investagent") {
   }
 
   TEST_CASE("mutual: the mutual prompt with the peer's profile at t = 0, amounts pi_{k+1} B_{k+1}") {
-    const auto r = run(invest_spec(sim::InvestProtocol::mutual, 3));
+    const auto r = run(invest_spec(agents::InvestProtocol::mutual, 3));
     CHECK(r->log.batch_sizes == std::vector<std::size_t>{3, 1});
     REQUIRE(r->capture.transcripts.size() == 4);
     CHECK(r->totals.protocol == "mutual");
@@ -385,7 +381,7 @@ TEST_SUITE("investagent") {
   }
 
   TEST_CASE("the mutual protocol is scored against the P2 game of advisor, agent and peer") {
-    const auto r = run(invest_spec(sim::InvestProtocol::mutual, 64));
+    const auto r = run(invest_spec(agents::InvestProtocol::mutual, 64));
     const sim::CounterRng rng(11);
     const double p_of[4] = {0.6, 0.6, 0.9, 0.9};
     const double score_of[4] = {0, 10, 0, 10};
@@ -422,7 +418,7 @@ TEST_SUITE("investagent") {
   }
 
   TEST_CASE("a mutual population needs a peer: count >= 2") {
-    auto spec = invest_spec(sim::InvestProtocol::mutual, 64);
+    auto spec = invest_spec(agents::InvestProtocol::mutual, 64);
     spec.populations[1].count = 1;
     FakeLog log;
     const inference::BackendFactory factory = [&log](const sim::InferenceSpec&) {
@@ -433,13 +429,13 @@ TEST_SUITE("investagent") {
   }
 
   TEST_CASE("a failed request stops the run with a BackendError naming it") {
-    CHECK_THROWS_AS(run(invest_spec(sim::InvestProtocol::absolute, 64),
+    CHECK_THROWS_AS(run(invest_spec(agents::InvestProtocol::absolute, 64),
                         [](FakeLog& log) { log.failing_seed = seed_of(2, 0, -1, 0); }),
                     BackendError);
   }
 
   TEST_CASE("a scenario that does not fit is refused before anything runs") {
-    auto spec = invest_spec(sim::InvestProtocol::absolute, 64);
+    auto spec = invest_spec(agents::InvestProtocol::absolute, 64);
     CHECK_THROWS_AS((void)agents::make_simulation(spec), ScenarioError);  // no backend factory
     spec.run.steps_per_year = 2;
     FakeLog log;

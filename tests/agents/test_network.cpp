@@ -3,11 +3,11 @@
 #include "agents/network.hpp"
 
 using namespace herdsim;
-using Kind = sim::NetworkSpec::Kind;
+using Kind = agents::NetworkSpec::Kind;
 
 namespace {
 agents::WeightMatrix make(Kind kind, int n, int k, double p, double theta = 1e-8) {
-  sim::NetworkSpec spec;
+  agents::NetworkSpec spec;
   spec.kind = kind;
   spec.k = k;
   spec.p = p;

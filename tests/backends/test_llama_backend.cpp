@@ -22,8 +22,10 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "backends/backend_test_support.hpp"
 #include "sim/error.hpp"
 #include "sim/inference/backend.hpp"
 #include "sim/inference/herdsim_inference.h"
@@ -36,6 +38,7 @@ using herdsim::inference::Backend;
 using herdsim::inference::load_plugin;
 using herdsim::inference::Request;
 using herdsim::inference::Response;
+using herdsim::test::contains;
 using nlohmann::json;
 namespace ia = herdsim::investalign;
 
@@ -101,16 +104,7 @@ Backend& engine(const std::string& model_file, const json& extra = json::object(
 /// The message of the BackendError that fn throws ("" when it throws none).
 template <typename F>
 std::string backend_error(F&& fn) {
-  try {
-    fn();
-  } catch (const BackendError& e) {
-    return e.what();
-  }
-  return "";
-}
-
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
+  return herdsim::test::message_of<BackendError>(std::forward<F>(fn));
 }
 
 std::vector<double> advisor10() {

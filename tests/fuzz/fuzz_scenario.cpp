@@ -1,4 +1,5 @@
-// Fuzz harness: scenario files with --set overrides, through full validation (io/scenario_toml.hpp).
+// Fuzz harness: scenario files with --set overrides, through full validation: io::parse_scenario, the
+// entry point behind `herdsim run` and `herdsim validate` (io::load_scenario reads the file and calls it).
 //
 // Input: leading lines "--set KEY=VALUE" are overrides (as `herdsim run --set` passes them), the rest is the
 // TOML text. Every input must end in specs that keep the documented domains, or in a ScenarioFileError
@@ -11,11 +12,18 @@
 #include <string_view>
 #include <vector>
 
+#include "agents/herd_agent.hpp"
+#include "agents/investagent_agent.hpp"
+#include "agents/kind.hpp"
+#include "agents/merton_agent.hpp"
+#include "agents/noise_agent.hpp"
+#include "agents/registry.hpp"
 #include "fuzz_support.hpp"
 #include "io/scenario_toml.hpp"
 
 namespace {
 
+namespace agents = herdsim::agents;
 using herdsim::sim::ParamSpec;
 using herdsim::sim::ScenarioSpec;
 
@@ -74,30 +82,70 @@ void check_spec(const ScenarioSpec& s) {
     FUZZ_CHECK(is_bare_key(pop.name), pop.name);
     FUZZ_CHECK(names.insert(pop.name).second, "duplicate name " + pop.name);
     FUZZ_CHECK(pop.count >= 1, pop.name);
+    FUZZ_CHECK(agents::find_kind(pop.kind) != nullptr, pop.name + ".kind " + pop.kind);
     check_param(pop.wealth, pop.name + ".wealth");
-    using Kind = herdsim::sim::AgentKind;
-    if (pop.kind == Kind::noise) {
-      check_param(pop.proportion, pop.name + ".proportion");
-      continue;
-    }
-    check_param(pop.alpha, pop.name + ".alpha");
-    if (pop.kind == Kind::herd || pop.kind == Kind::investagent) check_param(pop.theta, pop.name + ".theta");
-    if (pop.kind == Kind::herd && pop.influence == herdsim::sim::Influence::peers) {
-      FUZZ_CHECK(pop.count >= 2, pop.name + ".count");
-      const auto net = pop.network.kind;
-      using Net = herdsim::sim::NetworkSpec::Kind;
-      if (net == Net::ring || net == Net::small_world)
-        FUZZ_CHECK(pop.network.k >= 1 && 2LL * pop.network.k < pop.count, pop.name + ".network.k");
-      FUZZ_CHECK(pop.network.p >= 0.0 && pop.network.p <= 1.0, pop.name + ".network.p");
-    }
-    if (pop.kind == Kind::investagent) {
+    if (const auto* noise = agents::params_if<agents::NoiseParams>(pop)) {
+      check_param(noise->proportion, pop.name + ".proportion");
+    } else if (const auto* merton = agents::params_if<agents::MertonParams>(pop)) {
+      check_param(merton->alpha, pop.name + ".alpha");
+    } else if (const auto* herd = agents::params_if<agents::HerdParams>(pop)) {
+      check_param(herd->alpha, pop.name + ".alpha");
+      check_param(herd->theta, pop.name + ".theta");
+      if (herd->influence == agents::Influence::peers) {
+        FUZZ_CHECK(pop.count >= 2, pop.name + ".count");
+        using Net = agents::NetworkSpec::Kind;
+        const auto& net = herd->network;
+        if (net.kind == Net::ring || net.kind == Net::small_world)
+          FUZZ_CHECK(net.k >= 1 && 2LL * net.k < pop.count, pop.name + ".network.k");
+        FUZZ_CHECK(net.p >= 0.0 && net.p <= 1.0, pop.name + ".network.p");
+      }
+    } else if (const auto* ia = agents::params_if<agents::InvestAgentParams>(pop)) {
+      check_param(ia->alpha, pop.name + ".alpha");
+      check_param(ia->theta, pop.name + ".theta");
       FUZZ_CHECK(s.run.steps_per_year == 1 && s.run.steps() >= 1 && s.run.steps() <= 10, pop.name);
-      FUZZ_CHECK(!pop.inference.backend.empty(), pop.name + ".inference.backend");
-      FUZZ_CHECK(pop.inference.max_tokens >= 1 && pop.inference.batch >= 1 && pop.inference.threads >= 1,
-                 pop.name + ".inference");
-      FUZZ_CHECK(pop.inference.temperature >= 0.0, pop.name + ".inference.temperature");
+      const auto& inf = ia->inference;
+      FUZZ_CHECK(!inf.backend.empty(), pop.name + ".inference.backend");
+      FUZZ_CHECK(inf.max_tokens >= 1 && inf.batch >= 1 && inf.threads >= 1, pop.name + ".inference");
+      FUZZ_CHECK(inf.temperature >= 0.0, pop.name + ".inference.temperature");
+    } else {
+      FUZZ_CHECK(false, pop.name + ": no parameters of its kind " + pop.kind);
     }
   }
+  // The checks run again before a simulation is built (specs made in code) agree with the loader's.
+  try {
+    agents::check_populations(s);
+  } catch (const herdsim::ScenarioError& e) {
+    FUZZ_CHECK(false, std::string("the loader accepted what the runtime check refuses: ") + e.what());
+  }
+}
+
+bool same_param(const ParamSpec& a, const ParamSpec& b) {
+  return a.form == b.form && a.value == b.value && a.values == b.values;
+}
+
+/// The kind's parameters a run reads, equal in a and b.
+bool same_params(const herdsim::sim::PopulationSpec& a, const herdsim::sim::PopulationSpec& b) {
+  if (const auto* p = agents::params_if<agents::NoiseParams>(a)) {
+    const auto& q = agents::params_of<agents::NoiseParams>(b);
+    return same_param(p->proportion, q.proportion);
+  }
+  if (const auto* p = agents::params_if<agents::MertonParams>(a)) {
+    const auto& q = agents::params_of<agents::MertonParams>(b);
+    return same_param(p->alpha, q.alpha) && p->policy == q.policy && p->optimum == q.optimum;
+  }
+  if (const auto* p = agents::params_if<agents::HerdParams>(a)) {
+    const auto& q = agents::params_of<agents::HerdParams>(b);
+    return same_param(p->alpha, q.alpha) && same_param(p->theta, q.theta) && p->herd == q.herd &&
+           p->influence == q.influence && p->leader == q.leader && p->network.kind == q.network.kind &&
+           p->network.k == q.network.k && p->network.p == q.network.p && p->rho == q.rho;
+  }
+  if (const auto* p = agents::params_if<agents::InvestAgentParams>(a)) {
+    const auto& q = agents::params_of<agents::InvestAgentParams>(b);
+    return same_param(p->alpha, q.alpha) && same_param(p->theta, q.theta) && p->leader == q.leader &&
+           p->protocol == q.protocol && p->inference.backend == q.inference.backend &&
+           p->inference.model == q.inference.model;
+  }
+  return false;
 }
 
 /// The fields a run and `herdsim compare` read, equal in a and b (doubles bit for bit, NaN never occurs).
@@ -115,10 +163,8 @@ bool same_spec(const ScenarioSpec& a, const ScenarioSpec& b) {
   for (std::size_t i = 0; i < a.populations.size(); ++i) {
     const auto& p = a.populations[i];
     const auto& q = b.populations[i];
-    if (p.name != q.name || p.kind != q.kind || p.count != q.count || p.leader != q.leader ||
-        p.alpha.form != q.alpha.form || p.alpha.value != q.alpha.value || p.alpha.values != q.alpha.values ||
-        p.theta.values != q.theta.values || p.inference.backend != q.inference.backend ||
-        p.inference.model != q.inference.model)
+    if (p.name != q.name || p.kind != q.kind || p.count != q.count || !same_param(p.wealth, q.wealth) ||
+        !same_params(p, q))
       return false;
   }
   return true;

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "agents/herd_agent.hpp"
+#include "agents/merton_agent.hpp"
 #include "io/hdf5_output.hpp"
 #include "sim/error.hpp"
 
@@ -56,7 +58,7 @@ Run make_run() {
   for (int i = 0; i < 2; ++i) {
     herdsim::sim::PopulationState pop;
     pop.name = names[i];
-    pop.kind = i == 0 ? herdsim::sim::AgentKind::merton : herdsim::sim::AgentKind::herd;
+    pop.kind = i == 0 ? herdsim::agents::MertonParams::kind : herdsim::agents::HerdParams::kind;
     pop.count = kCounts[i];
     Eigen::VectorXd alpha(pop.count);
     for (int a = 0; a < pop.count; ++a) alpha[a] = 0.1 * (a + 1) + i;
@@ -510,14 +512,14 @@ TEST_SUITE("io.hdf5_output") {
   }
 
   TEST_CASE("errors are typed and name the call and the object") {
-    SUBCASE("an unwritable location") {
+    SUBCASE("a missing folder: refused before HDF5 is called") {
       try {
         Hdf5Output out("/nonexistent-dir/x.h5", provenance());
-        FAIL("expected IoError");
-      } catch (const herdsim::IoError& e) {
+        FAIL("expected InputError");
+      } catch (const herdsim::InputError& e) {
         const std::string message = e.what();
-        CHECK(message.find("H5Fcreate") != std::string::npos);
-        CHECK(message.find("/nonexistent-dir/x.h5.partial") != std::string::npos);
+        CHECK(message.find("/nonexistent-dir/x.h5") != std::string::npos);
+        CHECK(message.find("does not exist") != std::string::npos);
       }
     }
     SUBCASE("a group recorded twice") {

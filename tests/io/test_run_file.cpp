@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "agents/herd_agent.hpp"
+#include "agents/merton_agent.hpp"
 #include "io/hdf5_output.hpp"
 #include "io/run_file.hpp"
 #include "sim/error.hpp"
@@ -57,7 +59,7 @@ Run make_run() {
   for (int i = 0; i < 2; ++i) {
     herdsim::sim::PopulationState pop;
     pop.name = names[i];
-    pop.kind = i == 0 ? herdsim::sim::AgentKind::merton : herdsim::sim::AgentKind::herd;
+    pop.kind = i == 0 ? herdsim::agents::MertonParams::kind : herdsim::agents::HerdParams::kind;
     pop.count = kCounts[i];
     Eigen::VectorXd alpha(pop.count);
     for (int a = 0; a < pop.count; ++a) alpha[a] = 0.1 * (a + 1) + i;

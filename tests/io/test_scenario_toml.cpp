@@ -5,6 +5,10 @@
 #include <string>
 #include <vector>
 
+#include "agents/herd_agent.hpp"
+#include "agents/investagent_agent.hpp"
+#include "agents/merton_agent.hpp"
+#include "agents/noise_agent.hpp"
 #include "io/scenario_toml.hpp"
 #include "sim/error.hpp"
 
@@ -12,6 +16,8 @@ using herdsim::io::parse_scenario;
 using herdsim::io::ScenarioFileError;
 using herdsim::io::ScenarioProblem;
 namespace sim = herdsim::sim;
+namespace theory = herdsim::theory;
+namespace agents = herdsim::agents;
 
 namespace {
 
@@ -100,6 +106,19 @@ bool has_problem(const std::vector<ScenarioProblem>& ps, const std::string& key,
     CHECK(ps_.empty());                                               \
   } while (false)
 
+const agents::MertonParams& merton_of(const sim::PopulationSpec& ps) {
+  return agents::params_of<agents::MertonParams>(ps);
+}
+const agents::HerdParams& herd_of(const sim::PopulationSpec& ps) {
+  return agents::params_of<agents::HerdParams>(ps);
+}
+const agents::NoiseParams& noise_of(const sim::PopulationSpec& ps) {
+  return agents::params_of<agents::NoiseParams>(ps);
+}
+const agents::InvestAgentParams& invest_of(const sim::PopulationSpec& ps) {
+  return agents::params_of<agents::InvestAgentParams>(ps);
+}
+
 sim::ScenarioSpec one(const std::string& text, const std::vector<std::string>& overrides = {}) {
   const auto specs = parse_scenario(text, "t.toml", overrides);
   REQUIRE(specs.size() == 1);
@@ -124,32 +143,32 @@ TEST_SUITE("io.scenario_toml") {
 
     const auto& a = s.populations[0];
     CHECK(a.name == "advisor");
-    CHECK(a.kind == sim::AgentKind::merton);
+    CHECK(a.kind == agents::MertonParams::kind);
     CHECK(a.count == 1);
-    CHECK(a.alpha.form == sim::ParamSpec::Form::constant);
-    CHECK(a.alpha.scale == sim::ParamSpec::Scale::direct);
-    CHECK(a.alpha.value == 0.2);
+    CHECK(merton_of(a).alpha.form == sim::ParamSpec::Form::constant);
+    CHECK(merton_of(a).alpha.scale == sim::ParamSpec::Scale::direct);
+    CHECK(merton_of(a).alpha.value == 0.2);
     CHECK(a.wealth.value == 10.0);
-    CHECK(a.policy == sim::Policy::plan);
+    CHECK(merton_of(a).policy == agents::Policy::plan);
     CHECK(a.source_line == 10);
 
     const auto& f = s.populations[1];
     CHECK(f.name == "followers");
-    CHECK(f.kind == sim::AgentKind::herd);
-    CHECK(f.herd == sim::HerdType::absolute);
-    CHECK(f.influence == sim::Influence::leader);
-    CHECK(f.leader == "advisor");
-    CHECK(f.policy == sim::Policy::plan);
+    CHECK(f.kind == agents::HerdParams::kind);
+    CHECK(herd_of(f).herd == agents::HerdType::absolute);
+    CHECK(herd_of(f).influence == agents::Influence::leader);
+    CHECK(herd_of(f).leader == "advisor");
+    CHECK(herd_of(f).policy == agents::Policy::plan);
     CHECK(f.count == 6600);
-    CHECK(f.alpha.form == sim::ParamSpec::Form::list);
-    CHECK(f.alpha.scale == sim::ParamSpec::Scale::lottery_prob);
-    CHECK(f.alpha.values == std::vector<double>{0.4, 0.5, 0.6, 0.7, 0.8, 0.9});
-    CHECK(f.lottery.win == 10.0);
-    CHECK(f.lottery.sure == 3.0);
-    CHECK(f.theta.form == sim::ParamSpec::Form::list);
-    CHECK(f.theta.scale == sim::ParamSpec::Scale::score);
-    CHECK(f.theta.values.size() == 11);
-    CHECK(f.theta.values.back() == 10.0);
+    CHECK(herd_of(f).alpha.form == sim::ParamSpec::Form::list);
+    CHECK(herd_of(f).alpha.scale == sim::ParamSpec::Scale::lottery_prob);
+    CHECK(herd_of(f).alpha.values == std::vector<double>{0.4, 0.5, 0.6, 0.7, 0.8, 0.9});
+    CHECK(herd_of(f).lottery.win == 10.0);
+    CHECK(herd_of(f).lottery.sure == 3.0);
+    CHECK(herd_of(f).theta.form == sim::ParamSpec::Form::list);
+    CHECK(herd_of(f).theta.scale == sim::ParamSpec::Scale::score);
+    CHECK(herd_of(f).theta.values.size() == 11);
+    CHECK(herd_of(f).theta.values.back() == 10.0);
     CHECK(f.source_line == 16);
     CHECK(s.record.every == 1);
     CHECK(s.sweep_point.empty());
@@ -164,7 +183,7 @@ TEST_SUITE("io.scenario_toml") {
     CHECK(s.populations[0].count == 1);
     CHECK(s.populations[0].wealth.form == sim::ParamSpec::Form::constant);
     CHECK(s.populations[0].wealth.value == 10.0);
-    CHECK(s.populations[0].optimum == sim::Optimum::discrete);
+    CHECK(merton_of(s.populations[0]).optimum == agents::Optimum::discrete);
     CHECK(s.record.enabled);
     CHECK(s.record.max_agents == -1);
     CHECK(s.record.quantiles == std::vector<double>{0.05, 0.25, 0.5, 0.75, 0.95});
@@ -228,34 +247,34 @@ quantiles = [0.1, 0.9]
     CHECK(s.market.r == -0.01);
     CHECK(s.market.price0 == 2.0);
     const auto& a = s.populations[0];
-    CHECK(a.lottery.win == 20.0);
-    CHECK(a.alpha.scale == sim::ParamSpec::Scale::lottery_prob);
-    CHECK(a.alpha.value == 0.9);
-    CHECK(a.policy == sim::Policy::replan);
-    CHECK(a.optimum == sim::Optimum::continuous);
+    CHECK(merton_of(a).lottery.win == 20.0);
+    CHECK(merton_of(a).alpha.scale == sim::ParamSpec::Scale::lottery_prob);
+    CHECK(merton_of(a).alpha.value == 0.9);
+    CHECK(merton_of(a).policy == agents::Policy::replan);
+    CHECK(merton_of(a).optimum == agents::Optimum::continuous);
     const auto& rel = s.populations[1];
-    CHECK(rel.herd == sim::HerdType::relative);
-    CHECK(rel.bc == sim::Boundary::natural);
-    CHECK(rel.policy == sim::Policy::adaptive);
-    CHECK(rel.alpha.form == sim::ParamSpec::Form::distribution);
-    CHECK(rel.alpha.distribution.kind == sim::DistributionSpec::Kind::lognormal);
-    CHECK(rel.alpha.distribution.a == -1.0);
-    CHECK(rel.alpha.distribution.b == 0.5);
-    CHECK_FALSE(rel.alpha.distribution.low.has_value());
-    CHECK(rel.theta.scale == sim::ParamSpec::Scale::score);
-    CHECK(rel.theta.distribution.kind == sim::DistributionSpec::Kind::uniform);
-    CHECK(rel.theta.distribution.b == 10.0);
+    CHECK(herd_of(rel).herd == agents::HerdType::relative);
+    CHECK(herd_of(rel).bc == theory::BoundaryCondition::natural);
+    CHECK(herd_of(rel).policy == agents::Policy::adaptive);
+    CHECK(herd_of(rel).alpha.form == sim::ParamSpec::Form::distribution);
+    CHECK(herd_of(rel).alpha.distribution.kind == sim::DistributionSpec::Kind::lognormal);
+    CHECK(herd_of(rel).alpha.distribution.a == -1.0);
+    CHECK(herd_of(rel).alpha.distribution.b == 0.5);
+    CHECK_FALSE(herd_of(rel).alpha.distribution.low.has_value());
+    CHECK(herd_of(rel).theta.scale == sim::ParamSpec::Scale::score);
+    CHECK(herd_of(rel).theta.distribution.kind == sim::DistributionSpec::Kind::uniform);
+    CHECK(herd_of(rel).theta.distribution.b == 10.0);
     CHECK(rel.wealth.distribution.kind == sim::DistributionSpec::Kind::normal);
     CHECK(rel.wealth.distribution.low == 1.0);
     CHECK(rel.wealth.distribution.high == 20.0);
     const auto& p = s.populations[2];
-    CHECK(p.influence == sim::Influence::peers);
-    CHECK(p.network.kind == sim::NetworkSpec::Kind::small_world);
-    CHECK(p.network.k == 2);
-    CHECK(p.network.p == 0.2);
-    CHECK(p.rho == 1.5);
-    CHECK(s.populations[3].kind == sim::AgentKind::noise);
-    CHECK(s.populations[3].proportion.distribution.a == 0.5);
+    CHECK(herd_of(p).influence == agents::Influence::peers);
+    CHECK(herd_of(p).network.kind == agents::NetworkSpec::Kind::small_world);
+    CHECK(herd_of(p).network.k == 2);
+    CHECK(herd_of(p).network.p == 0.2);
+    CHECK(herd_of(p).rho == 1.5);
+    CHECK(s.populations[3].kind == agents::NoiseParams::kind);
+    CHECK(noise_of(s.populations[3]).proportion.distribution.a == 0.5);
     CHECK(s.record.every == 2);
     CHECK_FALSE(s.record.trajectories);
     CHECK(s.record.paths == std::vector<int>{0, 7});
@@ -269,14 +288,14 @@ quantiles = [0.1, 0.9]
     // count; the spec keeps the lists exactly as written.
     const auto s = one(advisor + follower("count = 12\nwealth = [5, 10]\n") + "");
     const auto& f = s.populations[1];
-    CHECK(f.alpha.form == sim::ParamSpec::Form::constant);
+    CHECK(herd_of(f).alpha.form == sim::ParamSpec::Form::constant);
     CHECK(f.wealth.form == sim::ParamSpec::Form::list);
     CHECK(f.wealth.values == std::vector<double>{5.0, 10.0});
     const auto g = one(advisor +
                        "[[population]]\nname = \"g\"\nkind = \"herd\"\nleader = \"advisor\"\ncount = 7\n"
                        "alpha = [0.9, 0.1, 0.5]\ntheta = { score = [3, 0] }\n");
-    CHECK(g.populations[1].alpha.values == std::vector<double>{0.9, 0.1, 0.5});
-    CHECK(g.populations[1].theta.values == std::vector<double>{3.0, 0.0});
+    CHECK(herd_of(g.populations[1]).alpha.values == std::vector<double>{0.9, 0.1, 0.5});
+    CHECK(herd_of(g.populations[1]).theta.values == std::vector<double>{3.0, 0.0});
     CHECK(g.populations[1].count == 7);  // need not be a multiple of the grid's 6 points
   }
 
@@ -501,28 +520,28 @@ colour = "red"
             "temperature = 0.7\nmax_tokens = 100\nbatch = 8\nthreads = 2\nprefix_sharing = false\n"
             "grammar = false\n");
     const auto& p = spec.populations[1];
-    CHECK(p.kind == sim::AgentKind::investagent);
-    CHECK(p.protocol == sim::InvestProtocol::step);
-    CHECK(p.leader == "advisor");
-    CHECK(p.alpha.scale == sim::ParamSpec::Scale::lottery_prob);
-    CHECK(p.theta.scale == sim::ParamSpec::Scale::score);
-    CHECK(p.inference.backend == "llama");
-    CHECK(p.inference.model == "m.gguf");
-    CHECK(p.inference.lora == std::vector<std::string>{"a.gguf"});
-    CHECK(p.inference.temperature == 0.7);
-    CHECK(p.inference.max_tokens == 100);
-    CHECK(p.inference.batch == 8);
-    CHECK(p.inference.threads == 2);
-    CHECK_FALSE(p.inference.prefix_sharing);
-    CHECK_FALSE(p.inference.grammar);
+    CHECK(p.kind == agents::InvestAgentParams::kind);
+    CHECK(invest_of(p).protocol == agents::InvestProtocol::step);
+    CHECK(invest_of(p).leader == "advisor");
+    CHECK(invest_of(p).alpha.scale == sim::ParamSpec::Scale::lottery_prob);
+    CHECK(invest_of(p).theta.scale == sim::ParamSpec::Scale::score);
+    CHECK(invest_of(p).inference.backend == "llama");
+    CHECK(invest_of(p).inference.model == "m.gguf");
+    CHECK(invest_of(p).inference.lora == std::vector<std::string>{"a.gguf"});
+    CHECK(invest_of(p).inference.temperature == 0.7);
+    CHECK(invest_of(p).inference.max_tokens == 100);
+    CHECK(invest_of(p).inference.batch == 8);
+    CHECK(invest_of(p).inference.threads == 2);
+    CHECK_FALSE(invest_of(p).inference.prefix_sharing);
+    CHECK_FALSE(invest_of(p).inference.grammar);
     const auto defaults = one(advisor + llm + inference).populations[1];
-    CHECK(defaults.protocol == sim::InvestProtocol::absolute);
-    CHECK(defaults.inference.max_tokens == 384);
-    CHECK(defaults.inference.batch == 64);
-    CHECK(defaults.inference.threads == 1);
-    CHECK(defaults.inference.temperature == 0.0);
-    CHECK(defaults.inference.prefix_sharing);
-    CHECK(defaults.inference.grammar);
+    CHECK(invest_of(defaults).protocol == agents::InvestProtocol::absolute);
+    CHECK(invest_of(defaults).inference.max_tokens == 384);
+    CHECK(invest_of(defaults).inference.batch == 64);
+    CHECK(invest_of(defaults).inference.threads == 1);
+    CHECK(invest_of(defaults).inference.temperature == 0.0);
+    CHECK(invest_of(defaults).inference.prefix_sharing);
+    CHECK(invest_of(defaults).inference.grammar);
 
     CHECK_PROBLEM(advisor + llm, "population[1].inference", "is required for kind = \"investagent\"");
     CHECK_PROBLEM(advisor + llm + "inference = { model = \"m\" }\n", "population[1].inference.backend",
@@ -654,14 +673,14 @@ colour = "red"
     CHECK(s.run.paths == 10);
     CHECK(s.market.sigma == 0.2);
     CHECK(s.populations[1].count == 66);
-    CHECK(s.populations[0].alpha.value == 0.3);
+    CHECK(merton_of(s.populations[0]).alpha.value == 0.3);
     CHECK(s.run.wealth_update == sim::WealthUpdate::lognormal);  // a bare word is a string
-    CHECK(s.populations[1].theta.values == std::vector<double>{1.0, 2.0});
+    CHECK(herd_of(s.populations[1]).theta.values == std::vector<double>{1.0, 2.0});
     // Nested keys create the tables they need.
     const auto p =
         one(peers(), {"population.p.network.kind=ring", "population.p.network.k=1", "record.every=3"});
-    CHECK(p.populations[0].network.kind == sim::NetworkSpec::Kind::ring);
-    CHECK(p.populations[0].network.k == 1);
+    CHECK(herd_of(p.populations[0]).network.kind == agents::NetworkSpec::Kind::ring);
+    CHECK(herd_of(p.populations[0]).network.k == 1);
     CHECK(p.record.every == 3);
   }
 
@@ -700,8 +719,8 @@ colour = "red"
     CHECK(again.text == s.text);
     CHECK(again.market.sigma == 0.25);
     CHECK(again.populations[1].count == 66);
-    CHECK(again.populations[1].alpha.values == s.populations[1].alpha.values);
-    CHECK(again.populations[1].alpha.scale == sim::ParamSpec::Scale::lottery_prob);
+    CHECK(herd_of(again.populations[1]).alpha.values == herd_of(s.populations[1]).alpha.values);
+    CHECK(herd_of(again.populations[1]).alpha.scale == sim::ParamSpec::Scale::lottery_prob);
   }
 
   TEST_CASE("[sweep] expands a grid, first key slowest") {

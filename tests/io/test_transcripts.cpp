@@ -7,6 +7,8 @@
 #include <utility>
 #include <vector>
 
+#include "agents/investagent_agent.hpp"
+#include "agents/merton_agent.hpp"
 #include "agents/registry.hpp"
 #include "io/hdf5_output.hpp"
 #include "io/replay_backend.hpp"
@@ -57,28 +59,24 @@ class SeedBackend final : public inference::Backend {
   std::vector<std::pair<inference::Request, std::string>>* seen_;
 };
 
-sim::ScenarioSpec spec_of(sim::InvestProtocol protocol) {
+sim::ScenarioSpec spec_of(agents::InvestProtocol protocol) {
   sim::ScenarioSpec s;
   s.run.seed = 5;
   s.run.paths = 2;
   s.run.horizon = 3;
-  sim::PopulationSpec advisor;
-  advisor.name = "advisor";
+  agents::MertonParams advisor;
   advisor.alpha.value = 0.2;
-  advisor.wealth.value = 10.0;
-  s.populations.push_back(advisor);
-  sim::PopulationSpec p;
-  p.name = "llm";
-  p.kind = sim::AgentKind::investagent;
-  p.count = 3;
+  sim::ParamSpec wealth;
+  wealth.value = 10.0;
+  s.populations.push_back(agents::population_spec("advisor", 1, advisor, wealth));
+  agents::InvestAgentParams p;
   p.leader = "advisor";
   p.protocol = protocol;
   p.alpha.value = 0.5;
   p.theta.value = 1e-8;
-  p.wealth.value = 10.0;
   p.inference.backend = "seeded";
   p.inference.batch = 2;
-  s.populations.push_back(p);
+  s.populations.push_back(agents::population_spec("llm", 3, p, wealth));
   s.record.max_agents = 2;  // transcripts are written for every agent regardless
   return s;
 }
@@ -136,7 +134,7 @@ void check_same_run(const std::string& a_path, const std::string& b_path) {
 
 TEST_SUITE("transcripts") {
   TEST_CASE("step protocol: every request is written, read back, and replayed bit for bit") {
-    const auto spec = spec_of(sim::InvestProtocol::step);
+    const auto spec = spec_of(agents::InvestProtocol::step);
     const std::string original = tmp("transcripts_step.h5");
     run_to(
         spec, [](const sim::InferenceSpec&) { return std::make_unique<SeedBackend>(); }, original);
@@ -185,7 +183,7 @@ TEST_SUITE("transcripts") {
   }
 
   TEST_CASE("absolute protocol: path -1, NaN padding of width T, replay") {
-    const auto spec = spec_of(sim::InvestProtocol::absolute);
+    const auto spec = spec_of(agents::InvestProtocol::absolute);
     const std::string original = tmp("transcripts_absolute.h5");
     run_to(
         spec, [](const sim::InferenceSpec&) { return std::make_unique<SeedBackend>(); }, original);
@@ -206,7 +204,7 @@ TEST_SUITE("transcripts") {
   }
 
   TEST_CASE("replay: order independent; an unknown request or a bad filter is an error naming it") {
-    const auto spec = spec_of(sim::InvestProtocol::step);
+    const auto spec = spec_of(agents::InvestProtocol::step);
     const std::string original = tmp("transcripts_replay_errors.h5");
     std::vector<std::pair<inference::Request, std::string>> seen;
     run_to(

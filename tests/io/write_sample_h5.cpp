@@ -5,6 +5,8 @@
 #include <exception>
 #include <string>
 
+#include "agents/merton_agent.hpp"
+#include "agents/noise_agent.hpp"
 #include "io/hdf5_output.hpp"
 
 namespace {
@@ -72,7 +74,7 @@ int main(int argc, char** argv) {
     for (int i = 0; i < 2; ++i) {
       herdsim::sim::PopulationState pop;
       pop.name = i == 0 ? "rational" : "noisy";
-      pop.kind = i == 0 ? herdsim::sim::AgentKind::merton : herdsim::sim::AgentKind::noise;
+      pop.kind = i == 0 ? herdsim::agents::MertonParams::kind : herdsim::agents::NoiseParams::kind;
       pop.count = kCounts[i];
       Eigen::VectorXd alpha(pop.count);
       for (int a = 0; a < pop.count; ++a) alpha[a] = 0.5 + 0.1 * a + i;

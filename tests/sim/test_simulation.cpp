@@ -5,6 +5,7 @@
 
 #include "agents/agent_support.hpp"
 #include "agents/network.hpp"
+#include "agents/noise_agent.hpp"
 #include "agents/registry.hpp"
 #include "sim/simulation.hpp"
 #include "sim/theory/absolute_herd.hpp"
@@ -48,61 +49,58 @@ class CaptureObserver final : public sim::Observer {
 };
 
 sim::ScenarioSpec mixed_spec() {
-  sim::ScenarioSpec s = test::paper_spec(5, sim::Policy::adaptive);
+  sim::ScenarioSpec s = test::paper_spec(5, agents::Policy::adaptive);
   s.run.steps_per_year = 2;
-  auto replan = test::herd("replanners", 6, sim::Policy::replan);
+  auto replan = test::herd("replanners", 6, agents::Policy::replan);
   s.populations.push_back(replan);
-  auto peers = test::herd("peers", 40, sim::Policy::adaptive);
-  peers.influence = sim::Influence::peers;
-  peers.network.kind = sim::NetworkSpec::Kind::small_world;
-  peers.network.k = 3;
-  peers.network.p = 0.2;
+  auto peers = test::herd("peers", 40, agents::Policy::adaptive);
+  test::herd_params(peers).influence = agents::Influence::peers;
+  test::herd_params(peers).network.kind = agents::NetworkSpec::Kind::small_world;
+  test::herd_params(peers).network.k = 3;
+  test::herd_params(peers).network.p = 0.2;
   s.populations.push_back(peers);
-  auto relative = test::herd("relative", 9, sim::Policy::adaptive);
-  relative.herd = sim::HerdType::relative;
+  auto relative = test::herd("relative", 9, agents::Policy::adaptive);
+  test::herd_params(relative).herd = agents::HerdType::relative;
   s.populations.push_back(relative);
-  sim::PopulationSpec noise;
-  noise.name = "noise";
-  noise.kind = sim::AgentKind::noise;
-  noise.count = 25;
-  noise.wealth = test::constant(10.0);
+  agents::NoiseParams noise;
   noise.proportion.form = sim::ParamSpec::Form::distribution;
   noise.proportion.distribution = {sim::DistributionSpec::Kind::normal, 0.4, 0.2, 0.0, 1.0};
-  s.populations.push_back(noise);
+  s.populations.push_back(agents::population_spec("noise", 25, noise, test::constant(10.0)));
   return s;
 }
 
 /// The replan combinations that solve a problem per agent or a game per path and step: their own,
 /// shorter run (every decision after the first is a numerical solve).
 sim::ScenarioSpec replan_mixed_spec() {
-  sim::ScenarioSpec s = test::paper_spec(3, sim::Policy::replan);
+  sim::ScenarioSpec s = test::paper_spec(3, agents::Policy::replan);
   s.run.horizon = 4;
   s.run.steps_per_year = 2;
   s.populations.pop_back();
-  auto relative_replan = test::herd("relative_replan", 2, sim::Policy::replan);  // agent 1 herds
-  relative_replan.herd = sim::HerdType::relative;
+  auto relative_replan = test::herd("relative_replan", 2, agents::Policy::replan);  // agent 1 herds
+  test::herd_params(relative_replan).herd = agents::HerdType::relative;
   s.populations.push_back(relative_replan);
-  auto peers_replan = test::herd("peers_replan", 6, sim::Policy::replan);
-  peers_replan.influence = sim::Influence::peers;
-  peers_replan.network.k = 1;
+  auto peers_replan = test::herd("peers_replan", 6, agents::Policy::replan);
+  test::herd_params(peers_replan).influence = agents::Influence::peers;
+  test::herd_params(peers_replan).network.k = 1;
   s.populations.push_back(peers_replan);
   auto relative_peers_replan = peers_replan;
   relative_peers_replan.name = "relative_peers_replan";
   relative_peers_replan.count = 3;
-  relative_peers_replan.herd = sim::HerdType::relative;
-  relative_peers_replan.bc = sim::Boundary::natural;
+  test::herd_params(relative_peers_replan).herd = agents::HerdType::relative;
+  test::herd_params(relative_peers_replan).bc = theory::BoundaryCondition::natural;
   s.populations.push_back(relative_peers_replan);
   return s;
 }
 
 /// An advisor and one herd population with the given policy: `count` followers on a leader or on a ring.
-sim::ScenarioSpec replan_spec(sim::HerdType herd, sim::Influence influence, sim::Policy policy, int count) {
+sim::ScenarioSpec replan_spec(agents::HerdType herd, agents::Influence influence, agents::Policy policy,
+                              int count) {
   sim::ScenarioSpec s = test::paper_spec(3, policy);
   s.run.horizon = 4;
   s.populations[1].count = count;
-  s.populations[1].herd = herd;
-  s.populations[1].influence = influence;
-  s.populations[1].network.k = 1;
+  test::herd_params(s.populations[1]).herd = herd;
+  test::herd_params(s.populations[1]).influence = influence;
+  test::herd_params(s.populations[1]).network.k = 1;
   return s;
 }
 
@@ -154,13 +152,13 @@ TEST_SUITE("sim.simulation") {
     sim::ScenarioSpec spec;
     spec.run.paths = 3;
     spec.run.horizon = 5;
-    auto peers = test::herd("peers", 9001, sim::Policy::adaptive);
-    peers.influence = sim::Influence::peers;
-    peers.network.kind = sim::NetworkSpec::Kind::erdos_renyi;
-    peers.network.p = 0.001;
+    auto peers = test::herd("peers", 9001, agents::Policy::adaptive);
+    test::herd_params(peers).influence = agents::Influence::peers;
+    test::herd_params(peers).network.kind = agents::NetworkSpec::Kind::erdos_renyi;
+    test::herd_params(peers).network.p = 0.001;
     spec.populations.push_back(peers);
     spec.populations.push_back(test::merton("advisor", 1, 0.2));
-    spec.populations.push_back(test::herd("followers", 10007, sim::Policy::adaptive));
+    spec.populations.push_back(test::herd("followers", 10007, agents::Policy::adaptive));
     const auto one = run_with_threads(spec, 1);
     const auto two = run_with_threads(spec, 2);
     for (std::size_t k = 0; k < one.amount.size(); ++k) {
@@ -172,7 +170,7 @@ TEST_SUITE("sim.simulation") {
   }
 
   TEST_CASE("plan followers play the theory library's annual-step optimum exactly") {
-    const auto spec = test::paper_spec(3, sim::Policy::plan);
+    const auto spec = test::paper_spec(3, agents::Policy::plan);
     const auto run = run_with_threads(spec, 2);
     const auto simulation = agents::make_simulation(spec);
     const auto& followers = simulation->state().populations[1];
@@ -192,15 +190,16 @@ TEST_SUITE("sim.simulation") {
   }
 
   TEST_CASE("relative herding on peers: plan agents play the mutual relative game's path exactly") {
-    sim::ScenarioSpec spec = test::paper_spec(3, sim::Policy::plan);
+    sim::ScenarioSpec spec = test::paper_spec(3, agents::Policy::plan);
     spec.populations.pop_back();
-    auto ring = test::herd("ring", 12, sim::Policy::plan);
-    ring.herd = sim::HerdType::relative;
-    ring.leader.clear();
-    ring.influence = sim::Influence::peers;
-    ring.network.kind = sim::NetworkSpec::Kind::ring;
-    ring.network.k = 1;
-    ring.theta = test::list({1e4, 1e5}, sim::ParamSpec::Scale::score);  // 1e-4, 1e-3: coupled
+    auto ring = test::herd("ring", 12, agents::Policy::plan);
+    test::herd_params(ring).herd = agents::HerdType::relative;
+    test::herd_params(ring).leader.clear();
+    test::herd_params(ring).influence = agents::Influence::peers;
+    test::herd_params(ring).network.kind = agents::NetworkSpec::Kind::ring;
+    test::herd_params(ring).network.k = 1;
+    test::herd_params(ring).theta =
+        test::list({1e4, 1e5}, sim::ParamSpec::Scale::score);  // 1e-4, 1e-3: coupled
     spec.populations.push_back(ring);
     const auto one = run_with_threads(spec, 1);
     const auto two = run_with_threads(spec, 2);
@@ -210,7 +209,8 @@ TEST_SUITE("sim.simulation") {
     game.horizon = spec.run.horizon;
     game.alpha = pop.params[0].second;
     game.x0 = pop.params[2].second;
-    game.theta = agents::build_network(ring.network, pop.params[1].second, 1, sim::CounterRng(spec.run.seed));
+    game.theta = agents::build_network(test::herd_params(ring).network, pop.params[1].second, 1,
+                                       sim::CounterRng(spec.run.seed));
     theory::RelativeMutualOptions opt;
     opt.node_spacing = spec.run.dt();
     const auto sol = theory::solve_relative_mutual(game, opt);
@@ -232,7 +232,7 @@ TEST_SUITE("sim.simulation") {
   }
 
   TEST_CASE("the fused kernel (no observers) ends in exactly the step loop's state") {
-    auto spec = test::paper_spec(7, sim::Policy::plan);
+    auto spec = test::paper_spec(7, agents::Policy::plan);
     spec.run.steps_per_year = 4;
     const auto looped = run_with_threads(spec, 2);
     auto fused = agents::make_simulation(spec);
@@ -246,20 +246,21 @@ TEST_SUITE("sim.simulation") {
   TEST_CASE("the fused kernel matches the step loop across tiles, tasks, compact and full plans") {
     // Followers on a grid (a compact plan: 9 distinct rows, period 9), Merton investors with a distribution
     // of alpha (every row distinct: the full plan), counts that leave partial chunks, tiles and tasks.
-    auto spec = test::paper_spec(37, sim::Policy::plan);
+    auto spec = test::paper_spec(37, agents::Policy::plan);
     spec.run.steps_per_year = 3;
     spec.populations[1].count = 9001;
     auto spread = test::merton("spread", 4099, 0.3);
-    spread.alpha.form = sim::ParamSpec::Form::distribution;
-    spread.alpha.distribution = {sim::DistributionSpec::Kind::uniform, 0.1, 0.9, 0.1, 0.9};
+    agents::params_of<agents::MertonParams>(spread).alpha.form = sim::ParamSpec::Form::distribution;
+    agents::params_of<agents::MertonParams>(spread).alpha.distribution = {
+        sim::DistributionSpec::Kind::uniform, 0.1, 0.9, 0.1, 0.9};
     spec.populations.push_back(spread);
     // A grid of 40 x 30 (a compact plan whose period, 1200, is too long for one table: gathered).
-    auto wide = test::herd("wide", 9001, sim::Policy::plan);
+    auto wide = test::herd("wide", 9001, agents::Policy::plan);
     std::vector<double> probs, scores;
     for (int i = 0; i < 40; ++i) probs.push_back(0.4 + 0.0125 * i);
     for (int i = 0; i < 30; ++i) scores.push_back(i / 3.0);
-    wide.alpha = test::list(probs, sim::ParamSpec::Scale::lottery_prob);
-    wide.theta = test::list(scores, sim::ParamSpec::Scale::score);
+    test::herd_params(wide).alpha = test::list(probs, sim::ParamSpec::Scale::lottery_prob);
+    test::herd_params(wide).theta = test::list(scores, sim::ParamSpec::Scale::score);
     spec.populations.push_back(wide);
     const auto looped = run_with_threads(spec, 1);
     const std::size_t n = looped.amount.size();
@@ -311,7 +312,7 @@ TEST_SUITE("sim.simulation") {
   }
 
   TEST_CASE("all agents on a path see the same shock; paths differ") {
-    const auto run = run_with_threads(test::paper_spec(4, sim::Policy::plan), 1);
+    const auto run = run_with_threads(test::paper_spec(4, agents::Policy::plan), 1);
     // Two populations with identical amounts would have identical wealth; instead check the price
     // is common: one price per path, different across paths.
     CHECK(run.price[1][0] != run.price[1][1]);
@@ -339,8 +340,8 @@ TEST_SUITE("sim.simulation") {
   }
 
   TEST_CASE("replan at the first step equals the plan; later it responds to realised wealth") {
-    const auto plan = run_with_threads(test::paper_spec(3, sim::Policy::plan), 1);
-    const auto replan = run_with_threads(test::paper_spec(3, sim::Policy::replan), 1);
+    const auto plan = run_with_threads(test::paper_spec(3, agents::Policy::plan), 1);
+    const auto replan = run_with_threads(test::paper_spec(3, agents::Policy::replan), 1);
     CHECK((plan.amount[0][1] - replan.amount[0][1]).cwiseAbs().maxCoeff() < 1e-12);
     // Followers with theta > 0 and alpha != alpha_L re-solve from their wealth: amounts differ by path.
     CHECK(replan.amount[5][1](4, 0) != replan.amount[5][1](4, 1));
@@ -348,12 +349,13 @@ TEST_SUITE("sim.simulation") {
 
   TEST_CASE(
       "relative replan on a leader: the first decision is the plan's, later ones re-solve from wealth") {
-    for (const auto bc : {sim::Boundary::pinned, sim::Boundary::natural}) {
-      CAPTURE(bc == sim::Boundary::natural);
-      auto plan_spec = replan_spec(sim::HerdType::relative, sim::Influence::leader, sim::Policy::plan, 6);
-      plan_spec.populations[1].bc = bc;
+    for (const auto bc : {theory::BoundaryCondition::pinned, theory::BoundaryCondition::natural}) {
+      CAPTURE(bc == theory::BoundaryCondition::natural);
+      auto plan_spec =
+          replan_spec(agents::HerdType::relative, agents::Influence::leader, agents::Policy::plan, 6);
+      test::herd_params(plan_spec.populations[1]).bc = bc;
       auto spec = plan_spec;
-      spec.populations[1].policy = sim::Policy::replan;
+      test::herd_params(spec.populations[1]).policy = agents::Policy::replan;
       const auto plan = run_with_threads(plan_spec, 1);
       const auto replan = run_with_threads(spec, 1);
       CHECK(plan.amount[0][1] == replan.amount[0][1]);  // the same solve: bitwise
@@ -369,8 +371,7 @@ TEST_SUITE("sim.simulation") {
       hp.x0 = replan.wealth[2][1](4, 1);
       hp.horizon = 2.0;
       theory::RelativeHerdOptions o;
-      o.bc = bc == sim::Boundary::natural ? theory::BoundaryCondition::natural
-                                          : theory::BoundaryCondition::pinned;
+      o.bc = bc;
       o.free_start = true;
       const auto sol = theory::solve_relative_herd(hp, o);
       CHECK(replan.amount[2][1](4, 1) == doctest::Approx(sol.amount(0.0)).epsilon(1e-14));
@@ -378,20 +379,20 @@ TEST_SUITE("sim.simulation") {
       CHECK(replan.amount[2][1](4, 1) != doctest::Approx(sol.own_merton(0.0)).epsilon(1e-6));
     }
     // One step: replan is the plan.
-    auto one = replan_spec(sim::HerdType::relative, sim::Influence::leader, sim::Policy::plan, 6);
+    auto one = replan_spec(agents::HerdType::relative, agents::Influence::leader, agents::Policy::plan, 6);
     one.run.horizon = 1;
     auto one_replan = one;
-    one_replan.populations[1].policy = sim::Policy::replan;
+    test::herd_params(one_replan.populations[1]).policy = agents::Policy::replan;
     CHECK(run_with_threads(one, 1).amount[0][1] == run_with_threads(one_replan, 1).amount[0][1]);
   }
 
   TEST_CASE(
       "peers replan: every path re-solves the whole game from its wealths; the first step is the plan") {
-    for (const auto herd : {sim::HerdType::absolute, sim::HerdType::relative}) {
-      CAPTURE(herd == sim::HerdType::relative);
+    for (const auto herd : {agents::HerdType::absolute, agents::HerdType::relative}) {
+      CAPTURE(herd == agents::HerdType::relative);
       const int count = 5;
-      const auto plan_spec = replan_spec(herd, sim::Influence::peers, sim::Policy::plan, count);
-      const auto spec = replan_spec(herd, sim::Influence::peers, sim::Policy::replan, count);
+      const auto plan_spec = replan_spec(herd, agents::Influence::peers, agents::Policy::plan, count);
+      const auto spec = replan_spec(herd, agents::Influence::peers, agents::Policy::replan, count);
       const auto plan = run_with_threads(plan_spec, 1);
       const auto replan = run_with_threads(spec, 2);
       CHECK(plan.amount[0][1] == replan.amount[0][1]);
@@ -404,10 +405,10 @@ TEST_SUITE("sim.simulation") {
       game.horizon = 1.0;
       game.alpha = own.params[0].second;
       game.x0 = replan.wealth[3][1].col(2);
-      game.theta = agents::build_network(spec.populations[1].network, own.params[1].second, 1,
-                                         sim::CounterRng(spec.run.seed));
+      game.theta = agents::build_network(test::herd_params(spec.populations[1]).network, own.params[1].second,
+                                         1, sim::CounterRng(spec.run.seed));
       Eigen::VectorXd expected;
-      if (herd == sim::HerdType::absolute) {
+      if (herd == agents::HerdType::absolute) {
         game.time = theory::TimeModel::discrete(1);
         expected = theory::solve_mutual_game(game).amounts(0.0);
       } else {
@@ -421,8 +422,8 @@ TEST_SUITE("sim.simulation") {
   }
 
   TEST_CASE("adaptive followers of a Merton leader stay between their own Merton amount and the leader's") {
-    const auto run = run_with_threads(test::paper_spec(4, sim::Policy::adaptive), 1);
-    const auto simulation = agents::make_simulation(test::paper_spec(4, sim::Policy::adaptive));
+    const auto run = run_with_threads(test::paper_spec(4, agents::Policy::adaptive), 1);
+    const auto simulation = agents::make_simulation(test::paper_spec(4, agents::Policy::adaptive));
     const auto& followers = simulation->state().populations[1];
     const Eigen::VectorXd& alpha = followers.params[0].second;
     const theory::Schedule s(theory::Market{}, 10.0, theory::TimeModel::annual());
@@ -442,15 +443,16 @@ TEST_SUITE("sim.simulation") {
     // ln eta = -α X_k G(t_k -> T) - v²(T - t_k) / (2σ²), g = G(t_k)^(2 - rho), m the leader's or the
     // θ-weighted mean of the peers' last decisions times G(t_{k-1}) / G(t_k); recomputed here from the
     // recorded state with std::exp, for a leader and for peers on a small world.
-    sim::ScenarioSpec spec = test::paper_spec(3, sim::Policy::adaptive);
-    spec.populations[1].rho = 0.5;
-    auto peers = test::herd("peers", 40, sim::Policy::adaptive);
-    peers.leader.clear();
-    peers.influence = sim::Influence::peers;
-    peers.network.kind = sim::NetworkSpec::Kind::small_world;
-    peers.network.k = 3;
-    peers.network.p = 0.2;
-    peers.theta = test::list({0, 3e4, 1e5, 1e6}, sim::ParamSpec::Scale::score);  // w across (0, 1)
+    sim::ScenarioSpec spec = test::paper_spec(3, agents::Policy::adaptive);
+    test::herd_params(spec.populations[1]).rho = 0.5;
+    auto peers = test::herd("peers", 40, agents::Policy::adaptive);
+    test::herd_params(peers).leader.clear();
+    test::herd_params(peers).influence = agents::Influence::peers;
+    test::herd_params(peers).network.kind = agents::NetworkSpec::Kind::small_world;
+    test::herd_params(peers).network.k = 3;
+    test::herd_params(peers).network.p = 0.2;
+    test::herd_params(peers).theta =
+        test::list({0, 3e4, 1e5, 1e6}, sim::ParamSpec::Scale::score);  // w across (0, 1)
     spec.populations.push_back(peers);
     const auto run = run_with_threads(spec, 2);
     const auto simulation = agents::make_simulation(spec);
@@ -464,9 +466,10 @@ TEST_SUITE("sim.simulation") {
       const sim::PopulationSpec& ps = spec.populations[static_cast<std::size_t>(pop)];
       const Eigen::VectorXd& alpha = state.params[0].second;
       const Eigen::VectorXd& theta = state.params[1].second;
-      const agents::WeightMatrix weights =
-          pop == 2 ? agents::build_network(ps.network, theta, pop, sim::CounterRng(spec.run.seed))
-                   : agents::WeightMatrix();
+      const agents::WeightMatrix weights = pop == 2
+                                               ? agents::build_network(test::herd_params(ps).network, theta,
+                                                                       pop, sim::CounterRng(spec.run.seed))
+                                               : agents::WeightMatrix();
       int herding = 0;  // decisions with w strictly inside (0.01, 0.99)
       for (int k = 1; k < 10; ++k) {
         const auto step = static_cast<std::size_t>(k);
@@ -485,7 +488,7 @@ TEST_SUITE("sim.simulation") {
             }
             const double x = run.wealth[step][static_cast<std::size_t>(pop)](i, p);
             const double eta = std::exp(-alpha[i] * x * growth_left - v * v * (T - k) / (2.0 * s2));
-            const double g = std::pow(growth, 2.0 - ps.rho);
+            const double g = std::pow(growth, 2.0 - test::herd_params(ps).rho);
             const double w =
                 theta[i] == 0.0 ? 1.0 : eta * alpha[i] * s2 * g / (eta * alpha[i] * s2 * g + theta[i]);
             herding += w > 0.01 && w < 0.99 ? 1 : 0;
@@ -506,11 +509,11 @@ TEST_SUITE("sim.simulation") {
   TEST_CASE(
       "relative adaptive rule: theta = 0 plays Merton, overwhelming theta copies the leader's changes") {
     for (const double theta : {0.0, 1e6}) {
-      sim::ScenarioSpec spec = test::paper_spec(2, sim::Policy::adaptive);
+      sim::ScenarioSpec spec = test::paper_spec(2, agents::Policy::adaptive);
       auto& f = spec.populations[1];
-      f.herd = sim::HerdType::relative;
+      test::herd_params(f).herd = agents::HerdType::relative;
       f.count = 3;
-      f.theta = test::constant(theta);
+      test::herd_params(f).theta = test::constant(theta);
       const auto run = run_with_threads(spec, 1);
       const auto simulation = agents::make_simulation(spec);
       const Eigen::VectorXd& alpha = simulation->state().populations[1].params[0].second;
@@ -529,8 +532,46 @@ TEST_SUITE("sim.simulation") {
     }
   }
 
+  TEST_CASE("a kind's run state lives in RunState, where observers read it") {
+    // The relative adaptive rule keeps what each agent saw last step (the leader's decision) as kind
+    // state `seen_before`, count x paths; nothing of it is left in the population object.
+    sim::ScenarioSpec spec = test::paper_spec(2, agents::Policy::adaptive);
+    auto& f = spec.populations[1];
+    test::herd_params(f).herd = agents::HerdType::relative;
+    f.count = 3;
+    test::herd_params(f).theta = test::constant(1e-8);
+    struct SeenObserver final : sim::Observer {
+      std::vector<Eigen::MatrixXd> seen, leader;  // [step]
+      void on_start(const sim::RunState& s) override {
+        REQUIRE(s.populations[0].kind_state.empty());  // a merton plan keeps no state
+        REQUIRE(s.populations[1].find_kind_state("seen_before") != nullptr);
+      }
+      void on_step(int /*k*/, const sim::RunState& s) override {
+        seen.push_back(*s.populations[1].find_kind_state("seen_before"));
+        leader.push_back(s.populations[0].amount);
+      }
+      void on_finish(const sim::RunState& /*s*/) override {}
+    } observer;
+    auto simulation = agents::make_simulation(spec);
+    simulation->add_observer(&observer);
+    (void)simulation->run(sim::RunOptions{});
+    REQUIRE(observer.seen.size() == 10);
+    CHECK(observer.seen[0].rows() == 3);
+    CHECK(observer.seen[0].cols() == 2);
+    CHECK(observer.seen[0].isZero());  // the first decision sees nobody's
+    for (std::size_t k = 1; k < observer.seen.size(); ++k) {
+      for (int p = 0; p < 2; ++p) {
+        for (int i = 0; i < 3; ++i) {
+          CAPTURE(k);
+          // What agent i saw at decision k: the leader's decision k - 1 on its path.
+          CHECK(observer.seen[k](i, p) == doctest::Approx(observer.leader[k - 1](0, p)).epsilon(1e-14));
+        }
+      }
+    }
+  }
+
   TEST_CASE("cancellation stops the run between steps with Interrupted") {
-    auto simulation = agents::make_simulation(test::paper_spec(2, sim::Policy::adaptive));
+    auto simulation = agents::make_simulation(test::paper_spec(2, agents::Policy::adaptive));
     std::atomic<bool> cancel{true};
     sim::RunOptions opt;
     opt.cancel = &cancel;

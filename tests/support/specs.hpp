@@ -1,5 +1,7 @@
 #pragma once
 // Scenario specs built in code for engine tests (the TOML layer has its own tests).
+#include "agents/herd_agent.hpp"
+#include "agents/merton_agent.hpp"
 #include "sim/scenario_spec.hpp"
 
 namespace herdsim::test {
@@ -20,30 +22,30 @@ inline sim::ParamSpec list(std::vector<double> values,
 }
 
 inline sim::PopulationSpec merton(const std::string& name, int count, double alpha) {
-  sim::PopulationSpec p;
-  p.name = name;
-  p.kind = sim::AgentKind::merton;
-  p.count = count;
+  agents::MertonParams p;
   p.alpha = constant(alpha);
-  p.wealth = constant(10.0);
-  return p;
+  return agents::population_spec(name, count, p, constant(10.0));
 }
 
-inline sim::PopulationSpec herd(const std::string& name, int count, sim::Policy policy) {
-  sim::PopulationSpec p;
-  p.name = name;
-  p.kind = sim::AgentKind::herd;
-  p.count = count;
+inline sim::PopulationSpec herd(const std::string& name, int count, agents::Policy policy) {
+  agents::HerdParams p;
   p.policy = policy;
   p.leader = "advisor";
   p.alpha = list({0.4, 0.6, 0.9}, sim::ParamSpec::Scale::lottery_prob);
   p.theta = list({0, 3, 10}, sim::ParamSpec::Scale::score);
-  p.wealth = constant(10.0);
-  return p;
+  return agents::population_spec(name, count, p, constant(10.0));
+}
+
+/// The herd parameters of a population (to change a test spec's settings).
+inline agents::HerdParams& herd_params(sim::PopulationSpec& ps) {
+  return agents::params_of<agents::HerdParams>(ps);
+}
+inline const agents::HerdParams& herd_params(const sim::PopulationSpec& ps) {
+  return agents::params_of<agents::HerdParams>(ps);
 }
 
 /// The paper's setting: an advisor and followers; 10 annual steps.
-inline sim::ScenarioSpec paper_spec(int paths, sim::Policy policy) {
+inline sim::ScenarioSpec paper_spec(int paths, agents::Policy policy) {
   sim::ScenarioSpec s;
   s.run.paths = paths;
   s.run.seed = 7;

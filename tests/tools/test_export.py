@@ -277,17 +277,17 @@ class Failures(ExportBase):
         self.assert_error(self.export(partial, "--population", "followers", ok=False), "incomplete")
 
     def test_no_file_that_looks_complete_after_a_failure(self):
-        # An output directory that cannot exist (below a regular file): not even FILE.partial.
+        # An output directory that cannot exist (below a regular file): refused up front, not even FILE.partial.
         blocker = os.path.join(self.dir, "blocker")
         open(blocker, "w").close()
         out = os.path.join(blocker, "out.csv")
         self.assert_error(self.export(self.quick, "--population", "followers", "-o", out, ok=False),
-                          "out.csv.partial")
-        # Failing at the rename, after every row was written (FILE is a non-empty directory): the
-        # partial file is removed, FILE untouched.
+                          "out.csv", "is not a folder")
+        # FILE is a (non-empty) directory: refused before a row is read, FILE untouched, no partial.
         target = os.path.join(self.dir, "target.csv")
         os.makedirs(os.path.join(target, "inside"), exist_ok=True)
-        self.assert_error(self.export(self.quick, "--population", "adaptive", "-o", target, ok=False), "rename")
+        self.assert_error(self.export(self.quick, "--population", "adaptive", "-o", target, ok=False),
+                          "is a directory")
         self.assertFalse(os.path.exists(target + ".partial"))
         self.assertEqual(os.listdir(target), ["inside"])
         # A failed export leaves an existing FILE as it was; a successful one replaces it.

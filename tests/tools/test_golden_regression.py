@@ -9,6 +9,12 @@ axes dropped (so a later axis of length 1, e.g. one asset, keeps today's digests
 (`transcripts/time_ms`, `inference_seconds`) and provenance that names the machine, the time or the build
 (`created`, `herdsim_version`, `command_line`, `backend_description`) are left out.
 
+Each run is then analysed by the real `herdsim compare RUN.h5 --format json`, stored under
+"compare/<scenario>": the JSON parsed and dumped again with sorted keys and every float as its exact hex
+form, less `created`, `herdsim_version` and `run_file` (the clock, the build and this machine's path).
+One digest per population and section (e.g. `run_0/followers/lsv`) says where a change is; one of the
+whole JSON catches the rest.
+
 The digests are regenerated only on purpose, in a commit that says why:
     test_golden_regression.py HERDSIM SCENARIO_DIR DIGESTS [PLUGIN_DIR MODELS_DIR] --update
 LLM-backed scenarios (scenarios/investalign) run only when PLUGIN_DIR and MODELS_DIR are given (the
@@ -47,6 +53,7 @@ LLM_REDUCE = ["sweep.run.seed=[37]", f"population.investors.count={LLM_COUNT}",
 
 SKIP_ATTRS = {"created", "herdsim_version", "command_line", "backend_description", "inference_seconds"}
 SKIP_DATASETS = {"time_ms"}
+SKIP_COMPARE = {"created", "herdsim_version", "run_file"}
 
 
 def digest_dataset(ds):
@@ -107,6 +114,34 @@ def digest_file(path):
     return out
 
 
+def canonical_json(value):
+    """The compare JSON as exact, comparable values: floats as hex, this machine's paths replaced."""
+    if isinstance(value, dict):
+        return {k: canonical_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [canonical_json(v) for v in value]
+    if isinstance(value, float):
+        return {"float": value.hex()}  # exact, and never equal to an int or a string
+    if isinstance(value, str):
+        return attr_value(value)
+    return value
+
+
+def sha256_json(value):
+    return hashlib.sha256(json.dumps(value, sort_keys=True, ensure_ascii=True).encode("utf-8")).hexdigest()
+
+
+def digest_compare(text):
+    """{part: sha256} of compare's JSON: one per (run group, population, section), one of the whole."""
+    doc = canonical_json({k: v for k, v in json.loads(text).items() if k not in SKIP_COMPARE})
+    out = {"/": sha256_json(doc)}
+    for run in doc.get("runs", []):
+        for pop in run.get("populations", []):
+            for section, value in pop.items():
+                out[f"{run['group']}/{pop['name']}/{section}"] = sha256_json(value)
+    return out
+
+
 def same_shape(a, b):
     return [n for n in a if n != 1] == [n for n in b if n != 1]
 
@@ -141,8 +176,11 @@ class GoldenRegression(unittest.TestCase):
         self.assertEqual(res.returncode, 0, f"{' '.join(args)}\n{res.stderr}")
         got = digest_file(out)
         self.computed[key] = got
-        if UPDATE:
-            return
+        if not UPDATE:
+            self.check_run(key, got)
+        self.compare_run(key, out, env)
+
+    def check_run(self, key, got):
         self.assertIn(key, self.stored, f"no stored digests for {key}: regenerate on purpose with --update")
         want = self.stored[key]
         self.assertEqual(sorted(set(want) - set(got)), [], f"{key}: objects missing from the new file")
@@ -154,6 +192,21 @@ class GoldenRegression(unittest.TestCase):
                 self.assertTrue(same_shape(g["shape"], w["shape"]), f"{key}: shape of {obj} changed")
                 self.assertEqual(g["dtype"], w["dtype"], f"{key}: dtype of {obj} changed")
                 self.assertEqual(g["sha256"], w["sha256"], f"{key}: values of {obj} changed")
+
+    def compare_run(self, key, out, env):
+        """`herdsim compare` of the run: its JSON against the digests under "compare/<key>"."""
+        args = [HERDSIM, "compare", out, "--format", "json", "--no-sidecar", "-q"]
+        res = subprocess.run(args, capture_output=True, text=True, timeout=600, env=env)
+        self.assertEqual(res.returncode, 0, f"{' '.join(args)}\n{res.stderr}")
+        ckey = "compare/" + key
+        got = digest_compare(res.stdout)
+        self.computed[ckey] = got
+        if UPDATE:
+            return
+        self.assertIn(ckey, self.stored, f"no stored digests for {ckey}: regenerate on purpose with --update")
+        want = self.stored[ckey]
+        changed = sorted(p for p in set(want) | set(got) if want.get(p) != got.get(p))
+        self.assertEqual(changed, [], f"{ckey}: compare's JSON changed in these parts")
 
     def test_every_bundled_scenario_is_covered(self):
         names = sorted(os.path.basename(p) for p in glob.glob(os.path.join(SCENARIOS, "*.toml")))

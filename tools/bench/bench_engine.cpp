@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "agents/herd_agent.hpp"
+#include "agents/merton_agent.hpp"
 #include "agents/registry.hpp"
 #include "io/hdf5_output.hpp"
 #include "sim/simulation.hpp"
@@ -45,20 +47,14 @@ sim::ParamSpec list(std::vector<double> values, sim::ParamSpec::Scale scale) {
 sim::ScenarioSpec plan_spec(int agents, int paths) {
   sim::ScenarioSpec s;
   s.run.paths = paths;
-  sim::PopulationSpec advisor;
-  advisor.name = "advisor";
+  agents::MertonParams advisor;
   advisor.alpha = constant(0.2);
-  advisor.wealth = constant(10.0);
-  s.populations.push_back(advisor);
-  sim::PopulationSpec f;
-  f.name = "followers";
-  f.kind = sim::AgentKind::herd;
-  f.count = agents;
+  s.populations.push_back(agents::population_spec("advisor", 1, advisor, constant(10.0)));
+  agents::HerdParams f;
   f.leader = "advisor";
   f.alpha = list({0.4, 0.5, 0.6, 0.7, 0.8, 0.9}, sim::ParamSpec::Scale::lottery_prob);
   f.theta = list({0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, sim::ParamSpec::Scale::score);
-  f.wealth = constant(10.0);
-  s.populations.push_back(f);
+  s.populations.push_back(agents::population_spec("followers", agents, f, constant(10.0)));
   return s;
 }
 
@@ -78,18 +74,14 @@ sim::ScenarioSpec distinct_plan_spec(int agents, int paths) {
 sim::ScenarioSpec peers_spec(int agents, int paths) {
   sim::ScenarioSpec s;
   s.run.paths = paths;
-  sim::PopulationSpec f;
-  f.name = "peers";
-  f.kind = sim::AgentKind::herd;
-  f.count = agents;
-  f.influence = sim::Influence::peers;
-  f.policy = sim::Policy::adaptive;
-  f.network.kind = sim::NetworkSpec::Kind::ring;
+  agents::HerdParams f;
+  f.influence = agents::Influence::peers;
+  f.policy = agents::Policy::adaptive;
+  f.network.kind = agents::NetworkSpec::Kind::ring;
   f.network.k = 2;
   f.alpha = list({0.4, 0.5, 0.6, 0.7, 0.8, 0.9}, sim::ParamSpec::Scale::lottery_prob);
   f.theta = constant(1e-7);
-  f.wealth = constant(10.0);
-  s.populations.push_back(f);
+  s.populations.push_back(agents::population_spec("peers", agents, f, constant(10.0)));
   return s;
 }
 

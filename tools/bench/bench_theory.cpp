@@ -90,8 +90,7 @@ void bench_relative(double min_seconds) {
     const double per = seconds_since(start) / runs;
     fmt::print(
         "  {:<8} {:8.3f} ms/solve  (grid {} steps, zeta {:.0f}, {} eta evaluations)   [target < 5 ms]\n",
-        bc == BoundaryCondition::pinned ? "pinned" : "natural", per * 1e3, last.steps(), last.zeta(),
-        last.evaluations());
+        herdsim::to_name(bc), per * 1e3, last.steps(), last.zeta(), last.evaluations());
   }
 }
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "io/compare.hpp"
+#include "io/output_file.hpp"
 #include "io/run_file.hpp"
 #include "sim/error.hpp"
 
@@ -37,6 +38,16 @@ int run_compare(const CompareFlags& f) {
     opt.memory_budget = static_cast<std::size_t>(f.memory_mib * 1024.0 * 1024.0);
     opt.lsv_trade = f.lsv_trade == "shares" ? analysis::LsvTrade::shares : analysis::LsvTrade::proportion;
     const bool show = !f.quiet && isatty(STDERR_FILENO) != 0;
+    // Every output is checked (and -o claimed) before any analysis: a bad path fails now, not after it.
+    const bool to_stdout = f.output.empty() || f.output == "-";
+    std::unique_ptr<io::OutputFile> out;
+    if (!to_stdout)
+      out = std::make_unique<io::OutputFile>(f.output, io::OutputFile::OnFailure::remove, "-o", f.files);
+    if (f.sidecar) {
+      for (const auto& file : f.files) {
+        io::check_output_path(io::analysis_sidecar_path(file), "side file (--no-sidecar skips it)", {file});
+      }
+    }
     std::vector<io::Comparison> all;
     for (const auto& file : f.files) {
       all.push_back(io::compare_run(file, opt, HERDSIM_VERSION, [&](const std::string& what) {
@@ -44,17 +55,21 @@ int run_compare(const CompareFlags& f) {
           std::cerr << fmt::format("\rherdsim compare: {}: analysing {}\x1b[K", file, what) << std::flush;
       }));
       if (show) std::cerr << "\r\x1b[K" << std::flush;
-      if (f.sidecar) io::write_text_file(io::analysis_sidecar_path(file), io::comparison_json(all.back()));
+      if (f.sidecar) {
+        io::write_output_text(io::analysis_sidecar_path(file), io::comparison_json(all.back()),
+                              "side file (--no-sidecar skips it)", {file});
+      }
     }
     std::string text;
     if (all.size() == 1)
       text = f.format == "json" ? io::comparison_json(all.front()) : io::comparison_markdown(all.front());
     else
       text = f.format == "json" ? io::comparisons_json(all) : io::comparisons_markdown(all);
-    if (f.output.empty() || f.output == "-") {
+    if (to_stdout) {
       std::cout << text;
     } else {
-      io::write_text_file(f.output, text);
+      out->write(text.data(), text.size());
+      out->commit();
       if (!f.quiet) std::cerr << fmt::format("herdsim compare: wrote {}\n", f.output);
     }
     return 0;

@@ -58,12 +58,8 @@ ia::DatasetConfig config_of(const DatasetFlags& f, std::vector<std::string>& err
       for (const auto p : {ia::Problem::absolute, ia::Problem::relative, ia::Problem::mutual}) {
         if (std::find(c.problems.begin(), c.problems.end(), p) == c.problems.end()) c.problems.push_back(p);
       }
-    } else if (name == "absolute") {
-      c.problems.push_back(ia::Problem::absolute);
-    } else if (name == "relative") {
-      c.problems.push_back(ia::Problem::relative);
-    } else if (name == "mutual") {
-      c.problems.push_back(ia::Problem::mutual);
+    } else if (const auto problem = from_name<ia::Problem>(name)) {
+      c.problems.push_back(*problem);
     } else {
       errors.push_back(fmt::format("--problem must be absolute, relative, mutual or all, got '{}'", name));
     }
@@ -78,7 +74,7 @@ ia::DatasetConfig config_of(const DatasetFlags& f, std::vector<std::string>& err
   c.lottery_name = f.lottery_convention;
   c.training_prompts = f.training_prompts;
   c.relative_bc =
-      f.relative_bc == "natural" ? theory::BoundaryCondition::natural : theory::BoundaryCondition::pinned;
+      from_name<theory::BoundaryCondition>(f.relative_bc).value_or(theory::BoundaryCondition::pinned);
   return c;
 }
 
@@ -95,8 +91,9 @@ int run_dataset(const DatasetFlags& f) {
     return 2;
   }
   try {
+    io::OutputDirectory out(f.output, "-o");  // checked and claimed before any work
     const ia::Dataset dataset = ia::build_dataset(config);
-    const auto written = io::write_dataset(dataset, f.output, {HERDSIM_VERSION});
+    const auto written = io::write_dataset(dataset, out, {HERDSIM_VERSION});
     std::string problems;
     for (const auto p : config.problems) {
       if (!problems.empty()) problems += ", ";
@@ -150,7 +147,7 @@ void add_dataset_command(CLI::App& app) {
   cmd->add_flag("--training-prompts", flags->training_prompts,
                 "prompts also carry eta and the optimal values (the paper's training variant)");
   cmd->add_option("--relative-bc", flags->relative_bc, "boundary conditions of the relative problem (P1)")
-      ->check(CLI::IsMember({"pinned", "natural"}))
+      ->check(CLI::IsMember(names_of<theory::BoundaryCondition>()))
       ->capture_default_str();
   cmd->callback([flags]() {
     const int code = run_dataset(*flags);

@@ -15,6 +15,10 @@
 #include <system_error>
 #include <vector>
 
+#include "io/output_file.hpp"
+#include "io/run_file.hpp"
+#include "sim/error.hpp"
+
 extern char** environ;  // POSIX: the environment, passed on to the child processes unchanged
 
 // Set by tools/CMakeLists.txt to the script in the source tree.
@@ -35,6 +39,7 @@ struct ReportFlags {
   std::string run_file;
   std::string output_dir;
   std::string python;
+  bool sidecar = true;
 };
 
 /// How a child process ended: spawn_error is the errno of a failed launch (0 when it ran).
@@ -107,14 +112,23 @@ int run_report(const ReportFlags& f, const std::string& argv0) {
                             partial ? " (a .partial file is there: that run did not finish)" : ""),
                 kExitBadInput);
   }
-  const fs::path dir = f.output_dir.empty() ? fs::path(fs::path(f.run_file).stem().string() + "_report")
-                                            : fs::path(f.output_dir);
-  fs::create_directories(dir, ec);
-  if (ec || !fs::is_directory(dir)) {
-    return fail(fmt::format("cannot create the output directory '{}': {}", dir.string(),
-                            ec ? ec.message() : "a file of that name exists"),
-                kExitBadInput);
+  const std::string dir_name =
+      f.output_dir.empty() ? fs::path(f.run_file).stem().string() + "_report" : f.output_dir;
+  // Staged in DIR.partial and moved in when everything is drawn (io::OutputDirectory): a failed report
+  // leaves neither an empty folder nor a mix of old and new figures; a concurrent one is refused.
+  std::unique_ptr<io::OutputDirectory> out;
+  try {
+    out = std::make_unique<io::OutputDirectory>(dir_name, "-o");
+    if (f.sidecar) {
+      io::check_output_path(io::analysis_sidecar_path(f.run_file), "side file (--no-sidecar skips it)",
+                            {f.run_file});
+    }
+  } catch (const InputError& e) {
+    return fail(e.what(), kExitBadInput);
+  } catch (const Error& e) {
+    return fail(e.what(), 1);
   }
+  const fs::path& dir = out->staging();
   const std::string script = find_script();
   if (script.empty() || !fs::is_regular_file(script, ec)) {
     return fail(fmt::format("cannot find the report script '{}'; set HERDSIM_REPORT_SCRIPT to the path of "
@@ -125,8 +139,9 @@ int run_report(const ReportFlags& f, const std::string& argv0) {
 
   // 1. The analysis, by this same executable, so the report always matches the build.
   const std::string analysis = (dir / "analysis.json").string();
-  const std::vector<std::string> compare = {
+  std::vector<std::string> compare = {
       self_executable(argv0), "compare", f.run_file, "--format", "json", "-o", analysis};
+  if (!f.sidecar) compare.emplace_back("--no-sidecar");
   const ChildResult analysed = run_child(compare);
   if (analysed.spawn_error != 0) {
     return fail(
@@ -140,8 +155,9 @@ int run_report(const ReportFlags& f, const std::string& argv0) {
 
   // 2. The figures and index.html.
   const std::string python = find_python(f.python);
-  const std::vector<std::string> draw = {python,       script,       f.run_file, "-o",
-                                         dir.string(), "--analysis", analysis};
+  const std::vector<std::string> draw = {python,   script,          f.run_file,
+                                         "-o",     dir.string(),    "--analysis",
+                                         analysis, "--publish-dir", out->path().string()};
   const ChildResult drawn = run_child(draw);
   if (drawn.spawn_error != 0) {
     return fail(fmt::format("cannot run the Python interpreter '{}': {}; install Debian's python3 with "
@@ -155,7 +171,13 @@ int run_report(const ReportFlags& f, const std::string& argv0) {
         drawn.exit_code);
   }
   // The script has already printed its message (exit 3: the missing packages; 2: bad input).
-  return drawn.exit_code;
+  if (drawn.exit_code != 0) return drawn.exit_code;
+  try {
+    out->commit({"index.html"});
+  } catch (const Error& e) {
+    return fail(e.what(), 1);
+  }
+  return 0;
 }
 
 }  // namespace
@@ -167,6 +189,8 @@ void add_report_command(CLI::App& app, const char* argv0) {
   cmd->add_option("RUN", flags->run_file, "run file written by herdsim run (HDF5)")->required();
   cmd->add_option("-o,--output", flags->output_dir,
                   "output directory, created if needed (default: the run file's name with _report, here)");
+  cmd->add_flag("!--no-sidecar", flags->sidecar,
+                "do not write RUN.analysis.json next to the run file (e.g. a read-only run folder)");
   cmd->add_option("--python", flags->python,
                   "Python interpreter with h5py, numpy and matplotlib (default: $HERDSIM_PYTHON, else "
                   "/usr/bin/python3, else python3 on PATH)");

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <atomic>
 #include <csignal>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
 #include <memory>
@@ -11,10 +12,12 @@
 
 #include "agents/registry.hpp"
 #include "io/hdf5_output.hpp"
+#include "io/output_file.hpp"
 #include "io/replay_backend.hpp"
 #include "io/scenario_toml.hpp"
 #include "sim/error.hpp"
 #include "sim/inference/backend.hpp"
+#include "sim/memory.hpp"
 #include "sim/simulation.hpp"
 #include "tools/cli/progress.hpp"
 
@@ -27,10 +30,42 @@ namespace herdsim::cli {
 namespace {
 
 std::atomic<bool> g_cancel{false};
+std::atomic<int> g_signal{0};
 
-extern "C" void on_interrupt(int /*signal*/) {
+/// SIGINT, SIGTERM and SIGHUP (Ctrl-C, `timeout`, Slurm time limits, `docker stop`, a closed terminal)
+/// stop the run between steps: the .partial file is flushed and closed with complete = 0 and the exit
+/// status is 128 + the signal. A second signal takes the default action (the handler resets itself);
+/// the file is then readable up to its last periodic flush.
+extern "C" void on_stop_signal(int signal) {
+  g_signal.store(signal);
   g_cancel.store(true);
 }
+
+constexpr int kStopSignals[] = {SIGINT, SIGTERM, SIGHUP};
+
+/// Installs on_stop_signal for the stop signals while alive; restores the previous handlers after.
+class StopSignals {
+ public:
+  StopSignals() {
+    g_cancel.store(false);
+    g_signal.store(0);
+    struct sigaction action {};
+    action.sa_handler = on_stop_signal;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = SA_RESETHAND;
+    for (std::size_t i = 0; i < std::size(kStopSignals); ++i)
+      sigaction(kStopSignals[i], &action, &previous_[i]);
+  }
+  ~StopSignals() {
+    for (std::size_t i = 0; i < std::size(kStopSignals); ++i)
+      sigaction(kStopSignals[i], &previous_[i], nullptr);
+  }
+  StopSignals(const StopSignals&) = delete;
+  StopSignals& operator=(const StopSignals&) = delete;
+
+ private:
+  struct sigaction previous_[std::size(kStopSignals)]{};
+};
 
 struct RunFlags {
   std::string scenario;
@@ -39,16 +74,6 @@ struct RunFlags {
   std::vector<std::string> sets;
   bool quiet = false;
 };
-
-std::string human_bytes(double bytes) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int u = 0;
-  while (bytes >= 1024.0 && u < 4) {
-    bytes /= 1024.0;
-    ++u;
-  }
-  return fmt::format("{:.1f} {}", bytes, units[u]);
-}
 
 std::string sweep_label(const sim::ScenarioSpec& spec) {
   std::string out;
@@ -91,13 +116,16 @@ int run_scenario(const RunFlags& f, const std::string& command_line) {
   }
   const std::string output =
       f.output.empty() ? std::filesystem::path(f.scenario).stem().string() + ".h5" : f.output;
-
-  g_cancel.store(false);
-  const auto previous = std::signal(SIGINT, on_interrupt);
-  struct RestoreSignal {
-    void (*handler)(int);
-    ~RestoreSignal() { std::signal(SIGINT, handler); }
-  } restore{previous};
+  // The output is checked and claimed before any work: a bad path or a second writer of the same output
+  // is reported now, not after the run.
+  std::unique_ptr<io::OutputFile> claimed;
+  try {
+    claimed = std::make_unique<io::OutputFile>(output, io::OutputFile::OnFailure::remove, "output",
+                                               std::vector{f.scenario});
+  } catch (const InputError& e) {
+    std::cerr << "herdsim run: " << e.what() << "\nherdsim run: nothing was run\n";
+    return 2;
+  }
 
   const inference::BackendFactory backends = io::default_backend_factory();
   // Populations (and their inference backends) are built before the file exists: a missing model, plugin
@@ -111,7 +139,8 @@ int run_scenario(const RunFlags& f, const std::string& command_line) {
     std::cerr << "herdsim run: " << e.what() << "\nherdsim run: nothing was run\n";
     return 2;
   }
-  io::Hdf5Output file(output, {HERDSIM_VERSION, specs.front().run.seed, specs.front().text, command_line});
+  io::Hdf5Output file(std::move(claimed),
+                      {HERDSIM_VERSION, specs.front().run.seed, specs.front().text, command_line});
   double agent_steps = 0.0;
   double seconds = 0.0;
   Accounting accounting;
@@ -156,7 +185,7 @@ int run_scenario(const RunFlags& f, const std::string& command_line) {
   fmt::print("{}: {} run(s), {:.3g} agent-steps in {:.2f} s ({:.3g} agent-steps/s){}; wrote {} ({})\n",
              f.scenario, specs.size(), agent_steps, seconds, agent_steps / std::max(seconds, 1e-9),
              accounting.any ? fmt::format("; {}", accounting_text(accounting.total)) : std::string(),
-             file.path(), human_bytes(static_cast<double>(file.bytes_written())));
+             file.path(), sim::format_bytes(static_cast<double>(file.bytes_written())));
   return 0;
 }
 
@@ -179,12 +208,14 @@ void add_run_command(CLI::App& app, int argc, char** argv) {
   cmd->add_flag("-q,--quiet", flags->quiet, "no progress or per-run lines");
   cmd->callback([flags, command_line]() {
     int code = 0;
+    const StopSignals stop_signals;
     try {
       code = run_scenario(*flags, command_line);
     } catch (const sim::Interrupted& e) {
-      std::cerr << "\nherdsim run: " << e.what()
-                << "; the output was left as a .partial file (complete = 0)\n";
-      code = 130;
+      const int signal = g_signal.load() != 0 ? g_signal.load() : SIGINT;
+      std::cerr << "\nherdsim run: " << e.what() << " (" << strsignal(signal)
+                << "); the output was left as a .partial file (complete = 0)\n";
+      code = 128 + signal;
     } catch (const Error& e) {
       std::cerr << "herdsim run: failed: " << e.what() << "\n";
       code = 1;

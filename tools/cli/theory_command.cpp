@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "agents/herd_agent.hpp"
 #include "io/agents_csv.hpp"
 #include "io/theory_report.hpp"
 #include "sim/error.hpp"
@@ -35,7 +36,7 @@ struct TheoryFlags {
   std::optional<double> theta_score;
   double rho = 0.0;
   std::string bc = "pinned";
-  std::string herd = "absolute";  // mutual game: absolute (P2) or relative (spec 3.5)
+  std::string herd{to_name(agents::HerdType::absolute)};  // mutual game: absolute (P2) or relative (spec 3.5)
   double mu = Market{}.mu;
   double r = Market{}.r;
   double sigma = Market{}.sigma;
@@ -48,6 +49,11 @@ struct TheoryFlags {
   std::string agents;
   std::string eta_formula = "correct";
 };
+
+/// --herd as its enum (a name of its table: CLI11 checked it).
+agents::HerdType herd_of(const TheoryFlags& f) {
+  return from_name<agents::HerdType>(f.herd).value_or(agents::HerdType::absolute);
+}
 
 // The paper's worked example (spec 3.2): lottery probability 0.9, dependence score 10.
 constexpr double default_lottery_prob = 0.9;
@@ -106,10 +112,10 @@ std::vector<std::string> check_flags(const TheoryFlags& f) {
   if (f.problem == "mutual" && f.agents.empty()) {
     errors.emplace_back("--problem mutual needs --agents FILE (CSV of alpha, x0 and a theta row per agent)");
   }
-  if (f.problem != "mutual" && f.herd != "absolute") {
+  if (f.problem != "mutual" && herd_of(f) != agents::HerdType::absolute) {
     errors.push_back(fmt::format("--herd is only used with --problem mutual, got --problem {}", f.problem));
   }
-  if (f.problem == "mutual" && f.herd == "relative" && f.rho != 0.0) {
+  if (f.problem == "mutual" && herd_of(f) == agents::HerdType::relative && f.rho != 0.0) {
     errors.push_back(fmt::format("--rho applies only to --herd absolute, got {}", f.rho));
   }
   if (f.problem != "mutual" && !f.agents.empty()) {
@@ -216,7 +222,7 @@ TheoryReport report_absolute(const TheoryFlags& f) {
 TheoryReport report_relative(const TheoryFlags& f) {
   const HerdProblem p = problem_of(f);
   RelativeHerdOptions opt;
-  opt.bc = f.bc == "natural" ? BoundaryCondition::natural : BoundaryCondition::pinned;
+  opt.bc = from_name<BoundaryCondition>(f.bc).value_or(BoundaryCondition::pinned);
   const auto sol = solve_relative_herd(p, opt);
   const Schedule s = p.schedule();
   TheoryReport rep;
@@ -242,12 +248,12 @@ TheoryReport report_relative(const TheoryFlags& f) {
 // The mutual relative game (spec 3.5) on the same agents file; same columns as the absolute game.
 TheoryReport report_relative_mutual(const TheoryFlags& f, const MutualGame& game) {
   RelativeMutualOptions opt;
-  opt.bc = f.bc == "natural" ? BoundaryCondition::natural : BoundaryCondition::pinned;
+  opt.bc = from_name<BoundaryCondition>(f.bc).value_or(BoundaryCondition::pinned);
   const auto sol = solve_relative_mutual(game, opt);
   const Schedule s(game.market, game.horizon, game.time);
   TheoryReport rep;
   rep.settings = {{"problem", "mutual"},
-                  {"herd", "relative"},
+                  {"herd", std::string(to_name(agents::HerdType::relative))},
                   {"bc", f.bc},
                   {"time", describe_time(game.time)},
                   {"agents_file", f.agents}};
@@ -281,7 +287,7 @@ TheoryReport report_mutual(const TheoryFlags& f) {
   game.horizon = f.horizon;
   game.time = time_of(f);
   game.rho = f.rho;
-  if (f.herd == "relative") return report_relative_mutual(f, game);
+  if (herd_of(f) == agents::HerdType::relative) return report_relative_mutual(f, game);
   const auto sol = solve_mutual_game(game);
   const Schedule s(game.market, game.horizon, game.time);
   TheoryReport rep;
@@ -369,7 +375,7 @@ void add_theory_command(CLI::App& app) {
   cmd->add_option("--rho", flags->rho, "exponent of the absolute penalty's time weight e^{rho r (T-t)}")
       ->capture_default_str();
   cmd->add_option("--bc", flags->bc, "relative herding boundary conditions")
-      ->check(CLI::IsMember({"pinned", "natural"}))
+      ->check(CLI::IsMember(names_of<BoundaryCondition>()))
       ->capture_default_str();
   cmd->add_option("--mu", flags->mu, "stock drift, per year")->capture_default_str();
   cmd->add_option("--r", flags->r, "risk-free rate, per year")->capture_default_str();
@@ -389,7 +395,7 @@ void add_theory_command(CLI::App& app) {
   cmd->add_option("--agents", flags->agents, "agents CSV of the mutual game (docs/theory.md)");
   cmd->add_option("--herd", flags->herd,
                   "mutual game: absolute (P2) or relative herding (rate gaps, spec 3.5; uses --bc)")
-      ->check(CLI::IsMember({"absolute", "relative"}))
+      ->check(CLI::IsMember(names_of<agents::HerdType>()))
       ->capture_default_str();
   cmd->add_option("--eta-formula", flags->eta_formula,
                   "'repo' reproduces the released code's precedence bug (compatibility only)")

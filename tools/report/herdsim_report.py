@@ -945,6 +945,9 @@ def main(argv=None):
     parser.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory")
     parser.add_argument("--analysis", metavar="ANALYSIS.json",
                         help="analysis written by `herdsim compare RUN.h5 --format json`")
+    parser.add_argument("--publish-dir", metavar="DIR",
+                        help="where the files are moved after drawing (herdsim report stages them in "
+                             "DIR.partial); only named in the final message")
     args = parser.parse_args(argv)
     try:
         index, count = write_report(args.run, args.output, args.analysis)
@@ -954,6 +957,8 @@ def main(argv=None):
     except OSError as e:
         print(f"herdsim report: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    if args.publish_dir:
+        index = os.path.join(args.publish_dir, os.path.basename(index))
     print(f"herdsim report: wrote {index} ({count} figure{'s' if count != 1 else ''})")
     return 0
 

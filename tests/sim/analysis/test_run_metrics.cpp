@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "sim/analysis/run_metrics.hpp"
+#include "sim/analysis/summary_stats.hpp"
 #include "sim/error.hpp"
 #include "sim/theory/merton.hpp"
 #include "sim/theory/schedule.hpp"
@@ -73,6 +74,23 @@ TEST_CASE("describe: mean, sample sd and numpy-linear quantiles of the finite va
   CHECK(std::isnan(describe({}).mean));
 }
 
+TEST_CASE("describe reads its quantiles where summarize does: the same bits, and no NaN from a whole rank") {
+  std::mt19937_64 gen(5);
+  std::lognormal_distribution<double> draw(0.0, 2.0);
+  std::vector<double> values(1001);
+  for (double& v : values) v = draw(gen) - 3.0;
+  std::vector<double> copy = values, stats;
+  herdsim::analysis::summarize(copy, {0.05, 0.5, 0.95}, stats);
+  const Distribution d = describe(values);
+  CHECK(d.q05 == stats[4]);
+  CHECK(d.median == stats[5]);
+  CHECK(d.q95 == stats[6]);
+  // 21 values: q = 0.05 falls exactly on rank 1, and the gap to rank 2 overflows; only rank 1 is read.
+  std::vector<double> wide(21, 1.5e308);
+  wide[0] = wide[1] = -1.5e308;
+  CHECK(describe(wide).q05 == -1.5e308);
+}
+
 TEST_CASE("plan_certainty_equivalent equals m - alpha s^2 / 2 from the theory library's wealth moments") {
   const herdsim::theory::Market market{0.07, 0.04, 0.17};
   const herdsim::theory::Schedule schedule(market, 10.0, herdsim::theory::TimeModel::discrete(4));
@@ -82,8 +100,20 @@ TEST_CASE("plan_certainty_equivalent equals m - alpha s^2 / 2 from the theory li
     plan[k] = herdsim::theory::merton_amount(schedule, alpha, k * 0.25) * (1.0 + 0.01 * k);
   const auto path = [&](double t) { return plan[static_cast<int>(std::lround(t / 0.25))]; };
   const auto mom = herdsim::theory::wealth_moments(schedule, 12.0, path, 10.0);
-  const double ce = plan_certainty_equivalent(plan, 12.0, alpha, 0.04, 0.07, 0.17, 0.25);
-  CHECK(ce == doctest::Approx(mom.mean - 0.5 * alpha * mom.variance).epsilon(1e-12));
+  const double ce = plan_certainty_equivalent(schedule, plan, 12.0, alpha);
+  CHECK(ce == mom.mean - 0.5 * alpha * mom.variance);
+  // The same moments by the forward recursion X <- X (1 + r dt) + P v dt, Var <- Var (1 + r dt)^2 + P^2 s^2
+  // dt.
+  double mean = 12.0, var = 0.0;
+  for (int k = 0; k < 40; ++k) {
+    mean = mean * (1.0 + 0.04 * 0.25) + plan[k] * 0.03 * 0.25;
+    var = var * (1.0 + 0.04 * 0.25) * (1.0 + 0.04 * 0.25) + plan[k] * plan[k] * 0.17 * 0.17 * 0.25;
+  }
+  CHECK(ce == doctest::Approx(mean - 0.5 * alpha * var).epsilon(1e-12));
+  CHECK_THROWS_AS((void)plan_certainty_equivalent(
+                      herdsim::theory::Schedule(market, 10.0, herdsim::theory::TimeModel::continuous()), plan,
+                      12.0, alpha),
+                  herdsim::InputError);
 }
 
 TEST_CASE("decision error: zero for agents playing the plan, exact MSE for a known deviation") {
@@ -124,8 +154,7 @@ TEST_CASE("CE gap of agents playing their plan: the interval covers zero, and a 
     for (int k = 0; k < n; ++k) in.theory(i, k) = herdsim::theory::merton_amount(schedule, in.alpha[i], k);
   in.ce_theory.resize(m);
   for (int i = 0; i < m; ++i)
-    in.ce_theory[i] =
-        plan_certainty_equivalent(in.theory.row(i).transpose(), 10.0, in.alpha[i], 0.04, 0.07, 0.17, 1.0);
+    in.ce_theory[i] = plan_certainty_equivalent(schedule, in.theory.row(i).transpose(), 10.0, in.alpha[i]);
   SUBCASE("plan") {
     MatrixRows rows = simulate(in, in.theory, 0.07, 0.17, 7);
     const auto out = analyse_population(in, rows);

@@ -310,7 +310,9 @@ TEST_SUITE("investalign.dataset") {
     const std::filesystem::path dir = std::filesystem::path(HERDSIM_TEST_TMP) / "investalign_dataset";
     std::filesystem::remove_all(dir);
     const auto ds = build_dataset(small_config());
-    const auto written = herdsim::io::write_dataset(ds, dir.string(), {"test"});
+    herdsim::io::OutputDirectory out(dir.string());
+    const auto written = herdsim::io::write_dataset(ds, out, {"test"});
+    CHECK_FALSE(std::filesystem::exists(dir.string() + ".partial"));
     CHECK(written.train_lines + written.test_lines == static_cast<std::int64_t>(ds.samples.size()));
     for (const char* name : {"train.jsonl", "test.jsonl", "samples.jsonl", "dataset_card.json"}) {
       CHECK(std::filesystem::exists(dir / name));
@@ -338,13 +340,15 @@ TEST_SUITE("investalign.dataset") {
 
     // Writing again gives the same bytes.
     const std::string before = read_file(dir / "samples.jsonl");
-    herdsim::io::write_dataset(ds, dir.string(), {"test"});
+    herdsim::io::OutputDirectory again(dir.string());
+    herdsim::io::write_dataset(ds, again, {"test"});
     CHECK(read_file(dir / "samples.jsonl") == before);
 
-    // A path that cannot be a directory fails with IoError and leaves no card.
+    // A path under a file, or a file itself, is refused before anything is written.
     const std::filesystem::path blocker = std::filesystem::path(HERDSIM_TEST_TMP) / "investalign_blocker";
     std::filesystem::remove_all(blocker);
     std::ofstream(blocker) << "x";
-    CHECK_THROWS_AS(herdsim::io::write_dataset(ds, (blocker / "sub").string(), {"test"}), herdsim::IoError);
+    CHECK_THROWS_AS(herdsim::io::OutputDirectory((blocker / "sub").string()), herdsim::InputError);
+    CHECK_THROWS_AS(herdsim::io::OutputDirectory(blocker.string()), herdsim::InputError);
   }
 }

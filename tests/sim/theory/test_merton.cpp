@@ -35,6 +35,20 @@ TEST_SUITE("theory.merton") {
     CHECK(merton_amount(a, 0.2, 0.0) == doctest::Approx(3.64664).epsilon(2e-6));
   }
 
+  TEST_CASE("merton_amounts: the agents x decisions table of merton_amount, in both time models") {
+    Eigen::VectorXd alpha(3);
+    alpha << 0.05, 0.2, 1.3;
+    for (const TimeModel tm : {TimeModel::continuous(), TimeModel::discrete(4)}) {
+      const Schedule s(Market{}, 10.0, tm);
+      const Eigen::MatrixXd table = merton_amounts(s, alpha, 40, 0.25);
+      REQUIRE(table.rows() == 3);
+      REQUIRE(table.cols() == 40);
+      for (int i = 0; i < 3; ++i)
+        for (int k = 0; k < 40; ++k)
+          CHECK(close_rel(table(i, k), merton_amount(s, alpha[i], k * 0.25), 1e-15));
+    }
+  }
+
   TEST_CASE("ln H is minimal at the Merton path and equals ln eta0 there") {
     for (const TimeModel tm : {TimeModel::continuous(), TimeModel::annual(), TimeModel::discrete(12)}) {
       const Schedule s(Market{}, 10.0, tm);

@@ -9,13 +9,13 @@
 #include <span>
 #include <vector>
 
-#include "io/summary_stats.hpp"
+#include "sim/analysis/summary_stats.hpp"
 
 namespace {
 
-using herdsim::io::QuantileMethod;
-using herdsim::io::summarize;
-using herdsim::io::SummaryOptions;
+using herdsim::analysis::QuantileMethod;
+using herdsim::analysis::summarize;
+using herdsim::analysis::SummaryOptions;
 
 constexpr double kNan = std::numeric_limits<double>::quiet_NaN();
 constexpr double kInf = std::numeric_limits<double>::infinity();
@@ -108,7 +108,7 @@ SummaryOptions tiny() {
 
 }  // namespace
 
-TEST_SUITE("io.summary_stats") {
+TEST_SUITE("analysis.summary_stats") {
   TEST_CASE("random data of many sizes, with NaN and inf, matches the sorted reference") {
     for (const std::size_t n : {0, 1, 2, 7, 1000, 1000000}) {
       CAPTURE(n);

@@ -1,4 +1,4 @@
-#include "io/summary_stats.hpp"
+#include "sim/analysis/summary_stats.hpp"
 
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
@@ -12,7 +12,7 @@
 #include <limits>
 #include <memory>
 
-namespace herdsim::io {
+namespace herdsim::analysis {
 
 namespace {
 
@@ -225,10 +225,9 @@ QuantileMethod summarize_values(std::span<const double> values, const std::vecto
   // The order statistics the quantiles need: ranks floor(h) and, when h is not whole, floor(h) + 1.
   std::vector<std::size_t> ranks;
   for (const double q : quantiles) {
-    const double h = std::clamp(q, 0.0, 1.0) * static_cast<double>(count - 1);
-    const auto below = static_cast<std::size_t>(std::floor(h));
-    ranks.push_back(below);
-    if (h > static_cast<double>(below)) ranks.push_back(below + 1);
+    const QuantilePosition at = quantile_position(q, count);
+    ranks.push_back(at.below);
+    if (at.fraction > 0.0) ranks.push_back(at.below + 1);
   }
   std::sort(ranks.begin(), ranks.end());
   ranks.erase(std::unique(ranks.begin(), ranks.end()), ranks.end());
@@ -348,18 +347,12 @@ QuantileMethod summarize_values(std::span<const double> values, const std::vecto
     select_ranks(finite_values.data(), finite_values.data() + finite_values.size(), ranks, rank_values);
   }
 
-  for (std::size_t i = 0; i < quantiles.size(); ++i) {
-    const double h = std::clamp(quantiles[i], 0.0, 1.0) * static_cast<double>(count - 1);
-    const auto below = static_cast<std::size_t>(std::floor(h));
-    const double fraction = h - static_cast<double>(below);
-    const auto rank_value = [&](std::size_t r) {
-      return rank_values[static_cast<std::size_t>(std::lower_bound(ranks.begin(), ranks.end(), r) -
-                                                  ranks.begin())];
-    };
-    const double a = rank_value(below);
-    const double b = fraction > 0.0 ? rank_value(below + 1) : a;
-    out[4 + i] = a + fraction * (b - a);
-  }
+  const auto rank_value = [&](std::size_t r) {
+    return rank_values[static_cast<std::size_t>(std::lower_bound(ranks.begin(), ranks.end(), r) -
+                                                ranks.begin())];
+  };
+  for (std::size_t i = 0; i < quantiles.size(); ++i)
+    out[4 + i] = interpolated_quantile(quantiles[i], count, rank_value);
   return method;
 }
 
@@ -379,4 +372,4 @@ QuantileMethod summarize(std::span<const double> values, const std::vector<doubl
   });
 }
 
-}  // namespace herdsim::io
+}  // namespace herdsim::analysis

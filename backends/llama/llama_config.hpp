@@ -1,0 +1,29 @@
+#pragma once
+// The llama.cpp plugin's configuration: the JSON of create() parsed and checked (unknown keys, types
+// and ranges are errors naming the key).
+#include <string>
+#include <vector>
+
+namespace herdsim::llama {
+
+/// A LoRA adapter applied to the model.
+struct LoraSpec {
+  std::string path;    ///< GGUF adapter file
+  float scale = 1.0F;  ///< strength
+};
+
+/// The engine's configuration (docs/investagents.md, "The llama.cpp backend").
+struct Config {
+  std::string model;  ///< GGUF model file
+  std::vector<LoraSpec> lora;
+  int n_ctx = 2048;  ///< context per sequence, in tokens
+  int batch = 64;    ///< sequences decoded together
+  int threads = 1;
+  bool prefix_sharing = true;
+  int prefix_min_tokens = 16;  ///< shorter common prefixes are not worth a separate decode
+};
+
+/// Parses create()'s JSON; throws plugin::Error (HERDSIM_ERR_INVALID_ARGUMENT) naming the key.
+Config parse_config(const char* text);
+
+}  // namespace herdsim::llama

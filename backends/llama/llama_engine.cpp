@@ -1,0 +1,551 @@
+// The llama.cpp engine: batched decoding with a shared prefix (llama_engine.hpp).
+#include "llama_engine.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <new>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <random>
+#include <utility>
+
+#include "build_flags.hpp"
+#include "llama_log.hpp"
+
+namespace herdsim::llama {
+
+using plugin::fail;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using nlohmann::json;
+
+/// Replaces invalid UTF-8 (a generation cut inside a character, stray bytes) by U+FFFD.
+std::string valid_utf8(const std::string& s) {
+  std::string out;
+  out.reserve(s.size());
+  std::size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    std::size_t len = 0;
+    std::uint32_t cp = 0;
+    if (c < 0x80) {
+      len = 1;
+      cp = c;
+    } else if ((c & 0xE0U) == 0xC0U) {
+      len = 2;
+      cp = c & 0x1FU;
+    } else if ((c & 0xF0U) == 0xE0U) {
+      len = 3;
+      cp = c & 0x0FU;
+    } else if ((c & 0xF8U) == 0xF0U) {
+      len = 4;
+      cp = c & 0x07U;
+    }
+    bool ok = len > 0 && i + len <= s.size();
+    for (std::size_t k = 1; ok && k < len; ++k) {
+      const auto cc = static_cast<unsigned char>(s[i + k]);
+      ok = (cc & 0xC0U) == 0x80U;
+      cp = (cp << 6U) | (cc & 0x3FU);
+    }
+    // Overlong forms, surrogates and values past U+10FFFF are invalid too.
+    static constexpr std::uint32_t min_cp[5] = {0, 0, 0x80, 0x800, 0x10000};
+    ok = ok && cp >= min_cp[len] && cp <= 0x10FFFF && (cp < 0xD800 || cp > 0xDFFF);
+    if (ok) {
+      out.append(s, i, len);
+      i += len;
+    } else {
+      out += "\xEF\xBF\xBD";
+      ++i;
+    }
+  }
+  return out;
+}
+
+/// The GGUF check of a model or adapter file; its errors are model errors.
+gguf::Info check_gguf(const std::string& path, const char* what) {
+  try {
+    return gguf::check_file(path, what);
+  } catch (const gguf::Error& e) {
+    fail(HERDSIM_ERR_MODEL, e.what());
+  }
+}
+
+}  // namespace
+
+/// One request on its way through generate().
+struct Job {
+  std::size_t index = 0;  ///< position in the caller's arrays
+  std::vector<llama_token> prompt;
+  SamplerPtr grammar;        ///< nullptr: unconstrained
+  float temperature = 0.0F;  ///< 0: greedy
+  std::mt19937_64 rng;       ///< this request's own stream, seeded with its seed
+  int max_tokens = 0;
+  std::vector<llama_token> generated;
+  int cached = 0;
+  llama_pos pos = 0;        ///< position of the next token to decode
+  llama_token pending = 0;  ///< sampled, still to be decoded
+  bool done = false;
+  int32_t status = HERDSIM_OK;
+  std::string error;
+  double own_ms = 0.0;  ///< formatting, tokenising, sampler set-up
+  double share_ms = 0.0;
+};
+
+LlamaEngine::LlamaEngine(Config config) : config_(std::move(config)) {
+  try {
+    init();
+  } catch (...) {
+    free_all();  // what a failed create() had loaded
+    throw;
+  }
+}
+
+LlamaEngine::~LlamaEngine() {
+  free_all();
+}
+
+const std::string& LlamaEngine::describe() {
+  if (!check_masks_ && gpu_ == nullptr) return description_;
+  const std::lock_guard lock(mutex_);
+  json d = json::parse(description_);
+  if (check_masks_) d["grammar_masks_checked"] = masks_->checked();
+  if (gpu_ != nullptr) {
+    std::size_t free_bytes = 0;
+    std::size_t total_bytes = 0;
+    ggml_backend_dev_memory(gpu_, &free_bytes, &total_bytes);
+    d["device_memory_used_bytes"] = total_bytes - free_bytes;
+  }
+  description_checked_ = d.dump();
+  return description_checked_;
+}
+
+/// Checks the files, loads the model and the adapters, creates the context.
+void LlamaEngine::init() {
+  init_llama_once();
+  take_log_errors();
+  const gguf::Info info = check_gguf(config_.model, "model");
+  if (info.type == "adapter")
+    fail(HERDSIM_ERR_MODEL,
+         "model " + config_.model + " is a LoRA adapter, not a model (put it under 'lora')");
+  for (const LoraSpec& l : config_.lora) check_gguf(l.path, "LoRA adapter");
+
+  llama_model_params mp = llama_model_default_params();
+  mp.n_gpu_layers = 0;
+  if (cuda_build) {
+    gpu_ = find_gpu();
+    // Every layer (and the output) on the one GPU: no split across devices, no CPU layers.
+    mp.n_gpu_layers = std::numeric_limits<int32_t>::max();
+    mp.split_mode = LLAMA_SPLIT_MODE_NONE;
+    mp.devices = gpu_devices_.data();
+  }
+  // Repacked weight layouts (quantised types) have separate one-token and many-token kernels: off,
+  // so that a sequence's logits do not depend on how many tokens share its decode.
+  mp.use_extra_bufts = false;
+  model_ = llama_model_load_from_file(config_.model.c_str(), mp);
+  if (model_ == nullptr)
+    fail(HERDSIM_ERR_MODEL, "llama.cpp cannot load the model " + config_.model + llama_said());
+  vocab_ = llama_model_get_vocab(model_);
+  n_vocab_ = llama_vocab_n_tokens(vocab_);
+  if (llama_model_has_encoder(model_) || !llama_model_has_decoder(model_) ||
+      llama_model_is_recurrent(model_) || llama_model_is_hybrid(model_) || llama_model_is_diffusion(model_))
+    fail(HERDSIM_ERR_MODEL, "model " + config_.model + " (" + info.architecture +
+                                ") is not a decoder-only transformer, which this backend needs");
+  eog_ = llama_vocab_eot(vocab_);
+  if (eog_ == LLAMA_TOKEN_NULL) eog_ = llama_vocab_eos(vocab_);
+  if (const char* t = llama_model_chat_template(model_, nullptr); t != nullptr) chat_template_ = t;
+
+  for (const LoraSpec& l : config_.lora) {
+    llama_adapter_lora* a = llama_adapter_lora_init(model_, l.path.c_str());
+    if (a == nullptr)
+      fail(HERDSIM_ERR_MODEL,
+           "llama.cpp cannot load the LoRA adapter " + l.path + " for model " + config_.model + llama_said());
+    adapters_.push_back(a);
+    scales_.push_back(l.scale);
+  }
+
+  llama_context_params cp = llama_context_default_params();
+  const auto n_seq = static_cast<std::uint32_t>(config_.batch);
+  // One KV stream per sequence (kv_unified = false): a sequence attends over its own cells only, so
+  // its logits do not depend on the others; the context is split evenly, n_ctx per sequence.
+  cp.kv_unified = false;
+  cp.n_seq_max = n_seq;
+  cp.n_ctx = static_cast<std::uint32_t>(config_.n_ctx) * n_seq;
+  n_batch_ = std::max(512, config_.batch);
+  cp.n_batch = static_cast<std::uint32_t>(n_batch_);
+  cp.n_ubatch = static_cast<std::uint32_t>(n_batch_);
+  cp.n_threads = config_.threads;
+  cp.n_threads_batch = config_.threads;
+  cp.no_perf = true;
+  // ggml's CPU flash attention has three kernels (one query per stream; queries in tiles; the KV split
+  // across threads for a lone sequence), chosen by the shape of each decode: a sequence's attention
+  // would round differently with different company. The plain path (Q.K, soft_max, V.softmax, one
+  // dot product per element over the KV cells, padded to 256) is the same for any batch.
+  cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
+  ctx_ = llama_init_from_model(model_, cp);
+  if (ctx_ == nullptr)
+    fail(HERDSIM_ERR_OUT_OF_MEMORY, "llama.cpp cannot create a context of " + std::to_string(config_.batch) +
+                                        " x " + std::to_string(config_.n_ctx) + " tokens" + llama_said());
+  n_ctx_seq_ = static_cast<int>(llama_n_ctx_seq(ctx_));
+  if (!adapters_.empty() &&
+      llama_set_adapters_lora(ctx_, adapters_.data(), adapters_.size(), scales_.data()) != 0)
+    fail(HERDSIM_ERR_MODEL, "llama.cpp cannot apply the LoRA adapters" + llama_said());
+  batch_ = llama_batch_init(n_batch_, 0, 1);
+  const char* check = std::getenv("HERDSIM_LLAMA_CHECK_MASKS");
+  check_masks_ = check != nullptr && check[0] != '\0' && std::strcmp(check, "0") != 0;
+  masks_ = std::make_unique<GrammarMasks>(vocab_, eog_, check_masks_);
+  sampler_ = std::make_unique<Sampler>(n_vocab_, *masks_);
+  description_ = describe_json(info);
+}
+
+/// The first GPU ggml registered (the CUDA plugin); HERDSIM_ERR_DEVICE when there is none, with
+/// what ggml-cuda logged (e.g. "failed to initialize CUDA: no CUDA-capable device is detected").
+ggml_backend_dev_t LlamaEngine::find_gpu() {
+  for (std::size_t i = 0; i < ggml_backend_dev_count(); ++i) {
+    ggml_backend_dev_t dev = ggml_backend_dev_get(i);
+    if (ggml_backend_dev_type(dev) == GGML_BACKEND_DEVICE_TYPE_GPU) {
+      gpu_devices_ = {dev, nullptr};
+      return dev;
+    }
+  }
+  fail(HERDSIM_ERR_DEVICE, "no usable CUDA device" + llama_said());
+}
+
+void LlamaEngine::free_all() noexcept {
+  if (batch_.token != nullptr) llama_batch_free(batch_);
+  batch_ = {};
+  if (ctx_ != nullptr) llama_free(ctx_);
+  ctx_ = nullptr;
+  for (auto* a : adapters_) llama_adapter_lora_free(a);
+  adapters_.clear();
+  if (model_ != nullptr) llama_model_free(model_);
+  model_ = nullptr;
+}
+
+void LlamaEngine::generate(std::span<const herdsim_request> requests, std::span<plugin::Answer> answers) {
+  const std::lock_guard lock(mutex_);  // one llama_context: one call at a time
+  take_log_errors();
+  const std::size_t n = requests.size();
+  std::vector<Job> jobs(n);
+  std::map<std::string, SamplerPtr> grammars;  // parsed once per call, cloned per request
+  for (std::size_t i = 0; i < n; ++i) {
+    jobs[i].index = i;
+    prepare(requests[i], jobs[i], grammars);
+  }
+  std::vector<Job*> ready;
+  for (Job& j : jobs)
+    if (j.status == HERDSIM_OK) ready.push_back(&j);
+  const auto chunk = static_cast<std::size_t>(config_.batch);
+  for (std::size_t b = 0; b < ready.size(); b += chunk) {
+    const std::vector<Job*> part(
+        ready.begin() + static_cast<std::ptrdiff_t>(b),
+        ready.begin() + static_cast<std::ptrdiff_t>(std::min(ready.size(), b + chunk)));
+    run_chunk(part);
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    Job& j = jobs[i];
+    plugin::Answer& a = answers[i];
+    a.status = j.status;
+    if (j.status == HERDSIM_OK) a.text = detokenize(j.generated);
+    a.error = std::move(j.error);
+    a.prompt_tokens = static_cast<int32_t>(j.prompt.size());
+    a.cached_tokens = j.cached;
+    a.completion_tokens = static_cast<int32_t>(j.generated.size());
+    a.time_ms = j.own_ms + j.share_ms;
+  }
+}
+
+void LlamaEngine::prepare(const herdsim_request& r, Job& j, std::map<std::string, SamplerPtr>& grammars) {
+  try {
+    prepare_or_throw(r, j, grammars);
+  } catch (const plugin::Error& e) {
+    j.status = e.status();
+    j.error = e.what();
+    j.grammar.reset();
+  }
+}
+
+/// Validates a request, formats and tokenises its prompt, builds its samplers; a problem becomes the
+/// request's own status.
+void LlamaEngine::prepare_or_throw(const herdsim_request& r, Job& j,
+                                   std::map<std::string, SamplerPtr>& grammars) {
+  const auto t0 = Clock::now();
+  if (r.user == nullptr) fail(HERDSIM_ERR_INVALID_ARGUMENT, "request has no user message (NULL)");
+  if (r.max_tokens < 1)
+    fail(HERDSIM_ERR_INVALID_ARGUMENT, "max_tokens must be at least 1, got " + std::to_string(r.max_tokens));
+  if (!std::isfinite(r.temperature) || r.temperature < 0.0F)
+    fail(HERDSIM_ERR_INVALID_ARGUMENT,
+         "temperature must be finite and >= 0, got " + std::to_string(r.temperature));
+  j.max_tokens = r.max_tokens;
+  j.prompt = tokenize(format_prompt(r.system != nullptr ? r.system : "", r.user));
+  if (j.prompt.empty()) fail(HERDSIM_ERR_INVALID_ARGUMENT, "the prompt has no tokens");
+  const auto need = static_cast<std::int64_t>(j.prompt.size()) + r.max_tokens;
+  if (need > n_ctx_seq_)
+    fail(HERDSIM_ERR_CONTEXT, "prompt of " + std::to_string(j.prompt.size()) + " tokens + max_tokens " +
+                                  std::to_string(r.max_tokens) + " exceed the context of " +
+                                  std::to_string(n_ctx_seq_) + " tokens per sequence (config n_ctx)");
+  if (r.grammar != nullptr && r.grammar[0] != '\0') {
+    auto it = grammars.find(r.grammar);
+    if (it == grammars.end()) {
+      take_log_errors();
+      SamplerPtr g(llama_sampler_init_grammar(vocab_, r.grammar, "root"));
+      it = grammars.emplace(r.grammar, std::move(g)).first;
+    }
+    if (it->second == nullptr) fail(HERDSIM_ERR_GRAMMAR, "the GBNF grammar does not compile" + llama_said());
+    j.grammar.reset(llama_sampler_clone(it->second.get()));
+  }
+  j.temperature = r.temperature;
+  j.rng.seed(r.seed);
+  j.own_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+}
+
+std::string LlamaEngine::format_prompt(const char* system, const char* user) const {
+  std::vector<llama_chat_message> msgs;
+  if (system[0] != '\0') msgs.push_back({"system", system});
+  msgs.push_back({"user", user});
+  if (chat_template_.empty()) {  // no template in the model: plain text
+    return system[0] != '\0' ? std::string(system) + "\n\n" + user : std::string(user);
+  }
+  std::vector<char> buf(2 * (std::strlen(system) + std::strlen(user)) + 256);
+  int32_t len = llama_chat_apply_template(chat_template_.c_str(), msgs.data(), msgs.size(), true, buf.data(),
+                                          static_cast<int32_t>(buf.size()));
+  if (len > static_cast<int32_t>(buf.size())) {
+    buf.resize(static_cast<std::size_t>(len));
+    len = llama_chat_apply_template(chat_template_.c_str(), msgs.data(), msgs.size(), true, buf.data(), len);
+  }
+  if (len < 0) fail(HERDSIM_ERR_MODEL, "llama.cpp does not know the model's chat template");
+  return {buf.data(), static_cast<std::size_t>(len)};
+}
+
+std::vector<llama_token> LlamaEngine::tokenize(const std::string& text) const {
+  if (text.size() > static_cast<std::size_t>(std::numeric_limits<int32_t>::max() / 2))
+    fail(HERDSIM_ERR_CONTEXT, "the prompt is too long");
+  const auto len = static_cast<int32_t>(text.size());
+  std::vector<llama_token> tokens(text.size() + 8);
+  int32_t n = llama_tokenize(vocab_, text.data(), len, tokens.data(), static_cast<int32_t>(tokens.size()),
+                             true, true);
+  if (n < 0) {
+    tokens.resize(static_cast<std::size_t>(-n));
+    n = llama_tokenize(vocab_, text.data(), len, tokens.data(), -n, true, true);
+  }
+  if (n < 0) fail(HERDSIM_ERR_INTERNAL, "llama_tokenize failed");
+  tokens.resize(static_cast<std::size_t>(n));
+  return tokens;
+}
+
+std::string LlamaEngine::detokenize(const std::vector<llama_token>& tokens) const {
+  if (tokens.empty()) return {};
+  std::string text(tokens.size() * 8 + 16, '\0');
+  const auto n_tok = static_cast<int32_t>(tokens.size());
+  int32_t n = llama_detokenize(vocab_, tokens.data(), n_tok, text.data(), static_cast<int32_t>(text.size()),
+                               false, false);
+  if (n < 0) {
+    text.resize(static_cast<std::size_t>(-n));
+    n = llama_detokenize(vocab_, tokens.data(), n_tok, text.data(), -n, false, false);
+  }
+  if (n < 0) fail(HERDSIM_ERR_INTERNAL, "llama_detokenize failed");
+  text.resize(static_cast<std::size_t>(n));
+  return valid_utf8(text);
+}
+
+void LlamaEngine::batch_add(llama_token token, llama_pos pos, llama_seq_id seq, bool logits) {
+  const auto i = static_cast<std::size_t>(batch_.n_tokens);
+  batch_.token[i] = token;
+  batch_.pos[i] = pos;
+  batch_.n_seq_id[i] = 1;
+  batch_.seq_id[i][0] = seq;
+  batch_.logits[i] = logits ? 1 : 0;
+  ++batch_.n_tokens;
+}
+
+/// Decodes batch_ (and empties it); on failure throws plugin::Error for the chunk.
+void LlamaEngine::decode() {
+  const int32_t rc = llama_decode(ctx_, batch_);
+  const int32_t n_tokens = batch_.n_tokens;
+  batch_.n_tokens = 0;
+  if (rc == 0) return;
+  const std::string what =
+      "llama_decode failed (code " + std::to_string(rc) + ") on " + std::to_string(n_tokens) + " tokens";
+  if (rc == 1) fail(HERDSIM_ERR_OUT_OF_MEMORY, what + ": no room in the KV cache" + llama_said());
+  fail(HERDSIM_ERR_INTERNAL, what + llama_said());
+}
+
+/// Samples job j's next token from the logits of batch row `row` and advances its state.
+void LlamaEngine::sample(Job& j, int32_t row) {
+  const float* logits = llama_get_logits_ith(ctx_, row);
+  if (logits == nullptr) fail(HERDSIM_ERR_INTERNAL, "llama.cpp returned no logits" + llama_said());
+  const std::optional<llama_token> next = j.temperature > 0.0F
+                                              ? sampler_->draw(j.grammar.get(), j.temperature, j.rng, logits)
+                                              : sampler_->greedy(j.grammar.get(), logits);
+  if (!next) {
+    j.done = true;
+    j.status = HERDSIM_ERR_GRAMMAR;
+    j.error = "the grammar admits no further token after " + std::to_string(j.generated.size()) +
+              " generated tokens (it cannot be completed with this vocabulary)";
+    return;
+  }
+  const llama_token token = *next;
+  if (llama_vocab_is_eog(vocab_, token)) {
+    j.done = true;
+    return;
+  }
+  if (j.grammar != nullptr) llama_sampler_accept(j.grammar.get(), token);
+  j.generated.push_back(token);
+  if (static_cast<int>(j.generated.size()) >= j.max_tokens ||
+      (j.grammar != nullptr && masks_->finished(j.grammar.get()))) {
+    j.done = true;
+    return;
+  }
+  j.pending = token;
+}
+
+/// Decodes the prompts of up to `batch` jobs and generates until every one is done.
+void LlamaEngine::run_chunk(const std::vector<Job*>& jobs) {
+  const auto t0 = Clock::now();
+  auto fail_chunk = [&](int32_t status, const std::string& message) {
+    for (Job* j : jobs) {
+      if (j->status == HERDSIM_OK) {
+        j->status = status;
+        j->error = message;
+        j->generated.clear();
+      }
+    }
+  };
+  try {
+    generate_chunk(jobs);
+  } catch (const plugin::Error& e) {
+    fail_chunk(e.status(), e.what());
+  } catch (const std::bad_alloc&) {
+    fail_chunk(HERDSIM_ERR_OUT_OF_MEMORY, "out of memory while generating");
+  } catch (const std::exception& e) {  // llama.cpp reports some failures by exception
+    fail_chunk(HERDSIM_ERR_INTERNAL, std::string("llama.cpp failed while generating: ") + e.what());
+  }
+  // Wall time shared in proportion to the tokens each job had evaluated and generated.
+  const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+  double work = 0.0;
+  for (const Job* j : jobs)
+    work += static_cast<double>(j->prompt.size()) - j->cached + static_cast<double>(j->generated.size());
+  for (Job* j : jobs) {
+    const double w =
+        static_cast<double>(j->prompt.size()) - j->cached + static_cast<double>(j->generated.size());
+    j->share_ms = work > 0.0 ? ms * w / work : ms / static_cast<double>(jobs.size());
+  }
+}
+
+void LlamaEngine::generate_chunk(const std::vector<Job*>& jobs) {
+  llama_memory_t mem = llama_get_memory(ctx_);
+  // Metadata only: stale cells hold finite values that attention masks out exactly.
+  llama_memory_clear(mem, false);
+  batch_.n_tokens = 0;
+  const std::size_t n = jobs.size();
+
+  // The prefix common to all prompts, leaving each prompt at least one token of its own (its logits
+  // start the generation).
+  std::size_t prefix = 0;
+  if (config_.prefix_sharing && n > 1) {
+    const auto& first = jobs[0]->prompt;
+    prefix = first.size() - 1;
+    for (const Job* j : jobs) {
+      const auto& p = j->prompt;
+      std::size_t m = 0;
+      const std::size_t cap = std::min(prefix, p.size() - 1);
+      while (m < cap && p[m] == first[m]) ++m;
+      prefix = m;
+    }
+    if (prefix < static_cast<std::size_t>(config_.prefix_min_tokens)) prefix = 0;
+  }
+  if (prefix > 0) {  // decoded once, in sequence 0, then copied to the others' KV streams
+    for (std::size_t t = 0; t < prefix; ++t) {
+      batch_add(jobs[0]->prompt[t], static_cast<llama_pos>(t), 0, false);
+      if (batch_.n_tokens == n_batch_) decode();
+    }
+    if (batch_.n_tokens > 0) decode();
+    for (std::size_t k = 1; k < n; ++k) {
+      llama_memory_seq_cp(mem, 0, static_cast<llama_seq_id>(k), -1, -1);
+      jobs[k]->cached = static_cast<int>(prefix);
+    }
+  }
+
+  // The rest of every prompt; logits for its last token only, sampled right after its decode.
+  std::vector<std::pair<std::size_t, int32_t>> last_rows;  // (job, row in batch_)
+  for (std::size_t k = 0; k < n; ++k) {
+    Job& j = *jobs[k];
+    for (std::size_t t = prefix; t < j.prompt.size(); ++t) {
+      const bool last = t + 1 == j.prompt.size();
+      if (last) last_rows.emplace_back(k, batch_.n_tokens);
+      batch_add(j.prompt[t], static_cast<llama_pos>(t), static_cast<llama_seq_id>(k), last);
+      if (batch_.n_tokens == n_batch_) {
+        decode();
+        for (const auto& [kk, row] : last_rows) sample(*jobs[kk], row);
+        last_rows.clear();
+      }
+    }
+    j.pos = static_cast<llama_pos>(j.prompt.size());
+  }
+  if (batch_.n_tokens > 0) {
+    decode();
+    for (const auto& [kk, row] : last_rows) sample(*jobs[kk], row);
+  }
+
+  // Generation: one decode per step for every unfinished sequence.
+  std::vector<std::pair<std::size_t, int32_t>> rows;
+  while (true) {
+    rows.clear();
+    for (std::size_t k = 0; k < n; ++k) {
+      Job& j = *jobs[k];
+      if (j.done) continue;
+      rows.emplace_back(k, batch_.n_tokens);
+      batch_add(j.pending, j.pos++, static_cast<llama_seq_id>(k), true);
+    }
+    if (rows.empty()) break;
+    decode();
+    for (const auto& [k, row] : rows) sample(*jobs[k], row);
+  }
+}
+
+std::string LlamaEngine::describe_json(const gguf::Info& info) const {
+  char buf[256];
+  json d;
+  d["backend"] = cuda_build ? "llama-cuda" : "llama-cpu";
+  d["device"] = cuda_build ? "cuda" : "cpu";
+  if (gpu_ != nullptr) {
+    std::size_t free_bytes = 0;
+    std::size_t total_bytes = 0;
+    ggml_backend_dev_memory(gpu_, &free_bytes, &total_bytes);
+    d["device_name"] = ggml_backend_dev_description(gpu_);
+    d["device_id"] = ggml_backend_dev_name(gpu_);
+    d["device_memory_total_bytes"] = total_bytes;
+    d["device_memory_used_bytes"] = total_bytes - free_bytes;  // by every process, after loading
+  }
+  d["model"] = config_.model;
+  d["architecture"] = info.architecture;
+  d["gguf_version"] = info.version;
+  if (llama_model_desc(model_, buf, sizeof buf) >= 0) d["model_desc"] = buf;
+  if (llama_model_meta_val_str(model_, "general.name", buf, sizeof buf) >= 0) d["model_name"] = buf;
+  d["n_params"] = llama_model_n_params(model_);
+  d["size_bytes"] = llama_model_size(model_);
+  d["n_vocab"] = n_vocab_;
+  d["n_layer"] = llama_model_n_layer(model_);
+  d["n_embd"] = llama_model_n_embd(model_);
+  d["n_ctx_train"] = llama_model_n_ctx_train(model_);
+  d["n_ctx"] = n_ctx_seq_;
+  d["batch"] = config_.batch;
+  d["threads"] = config_.threads;
+  d["prefix_sharing"] = config_.prefix_sharing;
+  d["prefix_min_tokens"] = config_.prefix_min_tokens;
+  d["chat_template"] = chat_template_.empty() ? "none (plain text)" : "model";
+  json lora = json::array();
+  for (const LoraSpec& l : config_.lora) lora.push_back({{"path", l.path}, {"scale", l.scale}});
+  d["lora"] = lora;
+  d["batch_invariant"] = batch_invariant_build;
+  d["llama_cpp"] = {
+      {"version", llama_version()}, {"origin", llama_origin}, {"system_info", llama_print_system_info()}};
+  return d.dump();
+}
+
+}  // namespace herdsim::llama
