@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer harnesses (the `fuzz` preset: clang-14, ASan + UBSan; docs/fuzzing.md) and runs each
+# Builds the libFuzzer harnesses (the `fuzz` preset: clang-14, ASan + UBSan; docs/fuzzing.md; the build
+# preset's target herdsim_fuzzers: the harnesses and the libraries they link, nothing else) and runs each
 # for SECONDS (default 30), from its seed corpus (tests/fuzz/corpus/NAME) and regression inputs
 # (tests/fuzz/regressions/NAME), as many at once as there are cores. Fails when any harness finds a crash,
 # a sanitizer report, a leak, a slow input (-timeout) or an input that needs too much memory (-rss_limit_mb);
