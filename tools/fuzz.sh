@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer harnesses (the `fuzz` preset: clang-14, ASan + UBSan; docs/fuzzing.md; the build
 # preset's target herdsim_fuzzers: the harnesses and the libraries they link, nothing else) and runs each
-# for SECONDS (default 30), from its seed corpus (tests/fuzz/corpus/NAME) and regression inputs
-# (tests/fuzz/regressions/NAME), as many at once as there are cores. Fails when any harness finds a crash,
+# for SECONDS (default 30), from its seed corpus (tests/fuzz/corpus/<name>) and regression inputs
+# (tests/fuzz/regressions/<name>), as many at once as there are cores. Fails when any harness finds a crash,
 # a sanitizer report, a leak, a slow input (-timeout) or an input that needs too much memory (-rss_limit_mb);
 # the input is left in build/fuzz/fuzz-runs/NAME/ (crash-*, timeout-*, oom-*, leak-*).
 #
@@ -60,7 +60,7 @@ for name in "${names[@]}"; do
   fi
 done
 if [ ${#failed[@]} -gt 0 ]; then
-  echo "fuzz: ${#failed[@]} harness(es) failed: ${failed[*]}; keep each input in tests/fuzz/regressions/NAME/ with its fix"
+  echo "fuzz: ${#failed[@]} harness(es) failed: ${failed[*]}; keep each input in tests/fuzz/regressions/<name>/ with its fix"
   exit 1
 fi
 echo "fuzz: ${#names[@]} harnesses ran ${seconds} s each without a finding"

@@ -37,8 +37,8 @@ ia::AnswerSchema schema_of(std::uint8_t b) {
   }
 }
 
-/// The answer object as spec §4 states the rule, one full scan per '{' (the parser's algorithm before it
-/// learnt to skip rescans): the oracle extract_json_object must agree with.
+/// The answer object as docs/investagents.md states the rule, one full scan per '{' (the parser's
+/// algorithm before it learnt to skip rescans): the oracle extract_json_object must agree with.
 std::optional<std::string> reference_object(std::string_view text) {
   for (std::size_t start = text.find('{'); start != std::string_view::npos;
        start = text.find('{', start + 1)) {
