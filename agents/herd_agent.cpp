@@ -62,7 +62,7 @@ void read_network(KeyReader& in, NetworkSpec& network, int count) {
   if (uses_k) {
     const auto k = net->integer("k", 1);
     if (k) network.k = static_cast<int>(*k);
-    if ((k || !net->has("k")) && in.valid("count") && 2 * network.k >= count) {
+    if ((k || !net->has("k")) && in.valid("count") && 2LL * network.k >= count) {
       net->report("k",
                   fmt::format("needs 2k < count (k neighbours on each side), got k = {}{} with count = {}",
                               network.k, net->has("k") ? "" : " (default)", count));

@@ -48,9 +48,17 @@ bool parse_number(const std::string& text, double& out) {
 }  // namespace
 
 theory::MutualGame read_agents_csv(const std::string& path, theory::LotteryConvention lottery) {
-  std::ifstream in(path);
-  if (!in) throw IoError(fmt::format("cannot open agents file '{}'", path));
+  std::ifstream file(path, std::ios::binary);
+  if (!file) throw IoError(fmt::format("cannot open agents file '{}'", path));
+  std::ostringstream text;
+  text << file.rdbuf();
+  if (file.bad()) throw IoError(fmt::format("cannot read agents file '{}'", path));
+  return parse_agents_csv(text.str(), path, lottery);
+}
 
+theory::MutualGame parse_agents_csv(std::string_view csv, const std::string& path,
+                                    theory::LotteryConvention lottery) {
+  std::istringstream in{std::string(csv)};
   std::vector<std::string> problems;
   std::vector<std::string> header;
   std::vector<std::pair<int, std::vector<std::string>>> rows;  // line number, cells

@@ -7,6 +7,7 @@
 // columns may replace `theta_j` (theta = score * 1e-8). theta_ij is the weight of agent j in agent
 // i's penalty; the diagonal must be 0. Blank lines and lines starting with '#' are ignored.
 #include <string>
+#include <string_view>
 
 #include "sim/theory/market.hpp"
 #include "sim/theory/mutual_game.hpp"
@@ -17,5 +18,10 @@ namespace herdsim::io {
 /// Throws IoError if the file cannot be read, InputError listing every problem (with line numbers).
 [[nodiscard]] theory::MutualGame read_agents_csv(
     const std::string& path, theory::LotteryConvention lottery = theory::lottery_win10_sure3);
+
+/// As read_agents_csv, from text; source_name names the text in messages. Throws InputError.
+[[nodiscard]] theory::MutualGame parse_agents_csv(
+    std::string_view text, const std::string& source_name,
+    theory::LotteryConvention lottery = theory::lottery_win10_sure3);
 
 }  // namespace herdsim::io

@@ -25,21 +25,30 @@ ReplayBackend::ReplayBackend(const std::string& path, const std::string& group, 
       if (std::find(recorded_backends_.begin(), recorded_backends_.end(), pop.backend) ==
           recorded_backends_.end())
         recorded_backends_.push_back(pop.backend);
-      const Transcripts t = file.transcripts(g, pop.name);
-      for (std::size_t i = 0; i < t.size(); ++i) {
-        Answer a{t.output[i], t.prompt_tokens[i], t.cached_tokens[i], t.completion_tokens[i], t.time_ms[i],
-                 false};
-        const auto [it, fresh] = answers_.emplace(std::make_pair(t.prompt_hash[i], t.seed[i]), a);
-        // The same request recorded twice (two populations or sweep points asking alike) is fine when the
-        // answers agree; otherwise which one to replay is undecidable.
-        if (!fresh && it->second.text != a.text) it->second.ambiguous = true;
-      }
+      add(file.transcripts(g, pop.name));
     }
   }
   if (populations == 0) {
     throw BackendError(fmt::format("replay: {} holds no transcripts{}{}", path,
                                    group_.empty() ? "" : fmt::format(" in run group {}", group_),
                                    population_.empty() ? "" : fmt::format(" of population {}", population_)));
+  }
+}
+
+ReplayBackend::ReplayBackend(const std::string& source, const std::vector<Transcripts>& transcripts)
+    : path_(source) {
+  if (transcripts.empty()) throw BackendError(fmt::format("replay: {} holds no transcripts", source));
+  for (const auto& t : transcripts) add(t);
+}
+
+void ReplayBackend::add(const Transcripts& t) {
+  for (std::size_t i = 0; i < t.size(); ++i) {
+    Answer a{t.output[i], t.prompt_tokens[i], t.cached_tokens[i], t.completion_tokens[i], t.time_ms[i],
+             false};
+    const auto [it, fresh] = answers_.emplace(std::make_pair(t.prompt_hash[i], t.seed[i]), a);
+    // The same request recorded twice (two populations or sweep points asking alike) is fine when the
+    // answers agree; otherwise which one to replay is undecidable.
+    if (!fresh && it->second.text != a.text) it->second.ambiguous = true;
   }
 }
 

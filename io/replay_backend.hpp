@@ -13,6 +13,8 @@
 
 namespace herdsim::io {
 
+struct Transcripts;
+
 class ReplayBackend final : public inference::Backend {
  public:
   /// Reads every transcript of the run file at `path` (complete files only), or only those of run group
@@ -20,6 +22,9 @@ class ReplayBackend final : public inference::Backend {
   /// file and BackendError when nothing matches the filter.
   explicit ReplayBackend(const std::string& path, const std::string& group = "",
                          const std::string& population = "");
+  /// Answers from transcripts already read (what the file constructor does once it has read them); `source`
+  /// names them in messages. Throws BackendError when there are none.
+  ReplayBackend(const std::string& source, const std::vector<Transcripts>& transcripts);
 
   /// The recorded answers; throws BackendError naming the first request (prompt hash, seed) that the file
   /// does not hold, or holds with two different outputs.
@@ -44,6 +49,7 @@ class ReplayBackend final : public inference::Backend {
     double time_ms = 0.0;
     bool ambiguous = false;  ///< recorded twice with different outputs
   };
+  void add(const Transcripts& t);
   struct KeyHash {
     std::size_t operator()(const std::pair<std::uint64_t, std::uint64_t>& k) const {
       return static_cast<std::size_t>(k.first ^ (k.second * 0x9E3779B97F4A7C15ULL));

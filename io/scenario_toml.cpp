@@ -432,7 +432,7 @@ toml::table parse_override_value(const std::string& value, const std::string& or
   for (const char c : value) {
     if (c == '"' || c == '\\')
       quoted += fmt::format("\\{}", c);
-    else if (static_cast<unsigned char>(c) < 0x20)
+    else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7F)  // control characters TOML refuses raw
       quoted += fmt::format("\\u{:04x}", static_cast<int>(c));
     else
       quoted += c;
@@ -455,7 +455,14 @@ void apply_overrides(toml::table& root, const std::vector<std::string>& override
       c.problems.push_back(p);
       continue;
     }
-    auto value = parse_override_value(arg.substr(eq + 1), origin);
+    toml::table value;
+    try {
+      value = parse_override_value(arg.substr(eq + 1), origin);
+    } catch (const toml::parse_error& e) {  // not even a string: invalid UTF-8
+      p.message = fmt::format("cannot read the value: {}", e.description());
+      c.problems.push_back(p);
+      continue;
+    }
     // `--set sweep.run.seed=[37]` on a file that says `"run.seed" = [...]`: replace that axis's values
     // in place (it keeps its place in the axis order) instead of adding a second axis for the path.
     if (key.rfind("sweep.", 0) == 0 && value.get("v")->is_array()) {

@@ -18,6 +18,7 @@ packages=(
   nlohmann-json3-dev    # JSON output and parsing
   libcurl4-openssl-dev  # libcurl: the openai inference backend (HTTP to OpenAI-compatible servers)
   clang-format          # style check
+  clang-14 libclang-rt-14-dev llvm-14   # libFuzzer harnesses: compiler, fuzzer/sanitizer runtimes, symbolizer (tools/fuzz.sh)
   python3-numpy python3-scipy python3-h5py python3-matplotlib   # round-trip tests, NumPy/SciPy baselines, plots
   python3-pandas        # tools/herdsim_load.py's to_pandas() and the export tests (xarray stays optional)
   npm                   # npm client: downloads the pinned llama.cpp source (tools/fetch_llama_cpp.sh)

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 #include <system_error>
+#include <unordered_map>
+#include <vector>
 
 #include "sim/error.hpp"
 
@@ -15,40 +17,114 @@ namespace {
 using nlohmann::json;
 
 /// The first brace-balanced block that is valid JSON, parsed; a discarded value when there is none.
-/// Every '{' is a candidate start, in order, so an invalid block does not hide a valid one after it.
+/// Every '{' is a candidate start, in order, so an invalid block does not hide a valid one after it. A scan
+/// from one start notes where each '{' it meets outside a string balances, or that it never does: a scan
+/// from that '{' would be in the same state from there on and end at the same place, so it is not redone
+/// (a text of many unbalanced braces costs one pass, not one pass per brace).
 json first_json_object(std::string_view text, std::string_view* block) {
+  constexpr std::size_t never = std::string_view::npos;
+  std::unordered_map<std::size_t, std::size_t> balance;  // '{' position -> its '}' position, or never
+  std::vector<std::size_t> open;
   for (std::size_t start = text.find('{'); start != std::string_view::npos;
        start = text.find('{', start + 1)) {
-    int depth = 0;
-    bool in_string = false;
-    bool escaped = false;
-    for (std::size_t i = start; i < text.size(); ++i) {
-      const char c = text[i];
-      if (in_string) {
-        if (escaped)
-          escaped = false;
-        else if (c == '\\')
-          escaped = true;
-        else if (c == '"')
-          in_string = false;
-        continue;
-      }
-      if (c == '"') {
-        in_string = true;
-      } else if (c == '{') {
-        ++depth;
-      } else if (c == '}' && --depth == 0) {
-        const std::string_view candidate = text.substr(start, i - start + 1);
-        json value = json::parse(candidate, nullptr, /*allow_exceptions=*/false);
-        if (!value.is_discarded() && value.is_object()) {
-          if (block != nullptr) *block = candidate;
-          return value;
+    if (balance.count(start) == 0U) {
+      open.assign(1, start);
+      bool in_string = false;
+      bool escaped = false;
+      for (std::size_t i = start + 1; i < text.size() && !open.empty(); ++i) {
+        const char c = text[i];
+        if (in_string) {
+          if (escaped)
+            escaped = false;
+          else if (c == '\\')
+            escaped = true;
+          else if (c == '"')
+            in_string = false;
+          continue;
         }
-        break;  // balanced but not JSON: try the next '{'
+        if (c == '"') {
+          in_string = true;
+        } else if (c == '{') {
+          open.push_back(i);
+        } else if (c == '}') {
+          balance[open.back()] = i;
+          open.pop_back();
+        }
       }
+      for (const std::size_t j : open) balance[j] = never;  // the text ended first
     }
+    const std::size_t end = balance.at(start);
+    if (end == never) continue;
+    const std::string_view candidate = text.substr(start, end - start + 1);
+    json value = json::parse(candidate, nullptr, /*allow_exceptions=*/false);
+    if (!value.is_discarded() && value.is_object()) {
+      if (block != nullptr) *block = candidate;
+      return value;
+    }
+    // balanced but not JSON: try the next '{'
   }
   return json(json::value_t::discarded);
+}
+
+/// Length of the UTF-8 sequence starting at s[i] (RFC 3629: no overlong form, surrogate or value past
+/// U+10FFFF), or 0 when no valid sequence starts there.
+std::size_t utf8_length_at(std::string_view s, std::size_t i) {
+  const auto c = static_cast<unsigned char>(s[i]);
+  if (c < 0x80U) return 1;
+  std::size_t len = 0;
+  std::uint32_t cp = 0;
+  if ((c & 0xE0U) == 0xC0U) {
+    len = 2;
+    cp = c & 0x1FU;
+  } else if ((c & 0xF0U) == 0xE0U) {
+    len = 3;
+    cp = c & 0x0FU;
+  } else if ((c & 0xF8U) == 0xF0U) {
+    len = 4;
+    cp = c & 0x07U;
+  } else {
+    return 0;
+  }
+  if (i + len > s.size()) return 0;
+  for (std::size_t k = 1; k < len; ++k) {
+    const auto cc = static_cast<unsigned char>(s[i + k]);
+    if ((cc & 0xC0U) != 0x80U) return 0;
+    cp = (cp << 6U) | (cc & 0x3FU);
+  }
+  static constexpr std::uint32_t min_cp[5] = {0, 0, 0x80, 0x800, 0x10000};
+  const bool ok = cp >= min_cp[len] && cp <= 0x10FFFF && (cp < 0xD800 || cp > 0xDFFF);
+  return ok ? len : 0;
+}
+
+bool is_valid_utf8(std::string_view s) {
+  for (std::size_t i = 0; i < s.size();) {
+    const std::size_t len = utf8_length_at(s, i);
+    if (len == 0) return false;
+    i += len;
+  }
+  return true;
+}
+
+/// The text with every byte that starts no valid UTF-8 sequence replaced by U+FFFD (in storage), or the text
+/// itself when it is valid. Model output is bytes: a JSON parser refuses invalid UTF-8, and llama.cpp's
+/// grammar admits overlong forms and surrogates wherever a negated class admits a character, so an answer
+/// the grammar admits could otherwise fail to parse. ASCII bytes are never replaced: braces, quotes and
+/// backslashes stay where they were.
+std::string_view as_valid_utf8(std::string_view text, std::string& storage) {
+  if (is_valid_utf8(text)) return text;
+  storage.clear();
+  storage.reserve(text.size() + 8);
+  for (std::size_t i = 0; i < text.size();) {
+    const std::size_t len = utf8_length_at(text, i);
+    if (len == 0) {
+      storage += "\xEF\xBF\xBD";
+      ++i;
+    } else {
+      storage.append(text.substr(i, len));
+      i += len;
+    }
+  }
+  return storage;
 }
 
 bool is_space(char c) {
@@ -159,6 +235,8 @@ const char* answer_status_name(AnswerStatus status) {
 }
 
 std::optional<std::string> extract_json_object(std::string_view text) {
+  std::string storage;
+  text = as_valid_utf8(text, storage);
   std::string_view block;
   const json value = first_json_object(text, &block);
   if (value.is_discarded()) return std::nullopt;
@@ -171,7 +249,8 @@ ParsedAnswer parse_answer(std::string_view text, const AnswerSchema& schema,
     throw InputError(fmt::format("parse_answer: {} fallback values for an answer of {} values",
                                  fallback.size(), schema.length));
   }
-  const json object = first_json_object(text, nullptr);
+  std::string storage;
+  const json object = first_json_object(as_valid_utf8(text, storage), nullptr);
   if (object.is_discarded()) {
     return fallback_answer(fallback, AnswerStatus::no_json_object,
                            "no brace-balanced JSON object in the answer");
@@ -282,6 +361,7 @@ std::string format_answer(const AnswerSchema& schema, std::string_view explanati
       throw InputError("format_answer: the explanation contains a control character");
     }
   }
+  if (!is_valid_utf8(explanation)) throw InputError("format_answer: the explanation is not valid UTF-8");
   std::string out = "{";
   out += json(std::string(key_explanation)).dump();
   out += ": ";

@@ -79,7 +79,8 @@ struct ParsedAnswer {
 };
 
 /// The first brace-balanced `{...}` block of text that is valid JSON (braces inside JSON strings and
-/// escaped quotes are respected while balancing); nullopt when there is none.
+/// escaped quotes are respected while balancing), read as parse_answer reads it (invalid UTF-8 as U+FFFD);
+/// nullopt when there is none.
 [[nodiscard]] std::optional<std::string> extract_json_object(std::string_view text);
 
 /// Parses an LLM answer (docs/theory.md §4.6). Elements: a string is stripped of whitespace and one
@@ -87,7 +88,8 @@ struct ParsedAnswer {
 /// both are percent and divided by 100. Missing or unusable values (no object, missing key, wrong type,
 /// non-numeric or out-of-range element) give the fallback values with valid = false; a short sequence is
 /// padded from the fallback and a long one truncated (valid, counted). fallback: `length` fractions
-/// (the advisor's values); throws InputError when its size differs.
+/// (the advisor's values); throws InputError when its size differs. Bytes that are not valid UTF-8 are read
+/// as U+FFFD: a JSON parser refuses them, and llama.cpp's grammar admits overlong forms and surrogates.
 [[nodiscard]] ParsedAnswer parse_answer(std::string_view text, const AnswerSchema& schema,
                                         std::span<const double> fallback);
 
@@ -109,7 +111,8 @@ struct AnswerTally {
 
 /// The answer text as the dataset writes it: `{"Decision Explanation": "...", "<key>": [v, ...]}` with
 /// every value in percent with exactly two decimals (an InputError when a value or the explanation does
-/// not fit the schema, so that targets always satisfy the grammar). values: fractions.
+/// not fit the schema or the explanation is not valid UTF-8, so that targets always satisfy the grammar).
+/// values: fractions.
 [[nodiscard]] std::string format_answer(const AnswerSchema& schema, std::string_view explanation,
                                         std::span<const double> values);
 

@@ -362,6 +362,8 @@ std::uint64_t fnv1a64(std::string_view bytes, std::uint64_t state) {
 std::string format_exp_of_ln(double ln_value, int decimals) {
   if (!std::isfinite(ln_value)) return ln_value < 0 ? "0" : "inf";
   const double log10_value = ln_value / std::log(10.0);
+  // A decimal exponent beyond any long long (|ln| > 4e18) prints as the infinite limits do.
+  if (!(std::abs(log10_value) < 1e18)) return ln_value < 0 ? "0" : "inf";
   auto exponent = static_cast<long long>(std::floor(log10_value));
   double mantissa = std::pow(10.0, log10_value - static_cast<double>(exponent));
   // Rounding to `decimals` digits can carry the mantissa to 10.

@@ -113,7 +113,8 @@ struct Prompt {
 [[nodiscard]] Prompt render_prompt(const PromptTemplate& tpl, const PromptInputs& inputs);
 
 /// exp(ln_value) in scientific notation with `decimals` digits after the point ("9.991e-06"), computed from
-/// the logarithm so that values below the double range (eta of wealthy agents) still print.
+/// the logarithm so that values below the double range (eta of wealthy agents) still print; "0" and "inf"
+/// where the decimal exponent would exceed a long long (as for ln_value = -inf and +inf).
 [[nodiscard]] std::string format_exp_of_ln(double ln_value, int decimals);
 
 /// FNV-1a offset basis (64-bit).

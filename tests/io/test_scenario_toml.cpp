@@ -831,4 +831,30 @@ colour = "red"
     CHECK_THROWS_WITH_AS((void)herdsim::io::load_scenario(bad),
                          doctest::Contains("scenario_bad.toml:2:9: run.paths"), ScenarioFileError);
   }
+
+  // Inputs found by fuzzing (tests/fuzz/regressions/scenario): each escaped as another exception or as UB.
+  TEST_CASE("fuzzed inputs end in a ScenarioFileError naming the key") {
+    // A --set value that is not UTF-8 (was toml::parse_error); DEL in a bare word is a string.
+    const auto bytes = problems_of(advisor, {"run.wealth_update=\xFF"});
+    INFO(listing(bytes));
+    CHECK(has_problem(bytes, "run.wealth_update", "cannot read the value"));
+    CHECK(bytes.at(0).origin == "--set #1");
+    const auto del = problems_of(advisor, {"run.wealth_update=a\x7F"
+                                           "b"});
+    INFO(listing(del));
+    CHECK(has_problem(del, "run.wealth_update", "must be one of"));
+    // population[<index too large for stoul>] (was std::out_of_range).
+    const auto index = problems_of(advisor, {"population[99999999999999999999999].count=1"});
+    INFO(listing(index));
+    CHECK(has_problem(index, "population[99999999999999999999999].count",
+                      "there is no population[99999999999999999999999] (the scenario has 1)"));
+    // network.k near INT_MAX (2k overflowed int).
+    CHECK_PROBLEM(peers("network = { kind = \"ring\", k = 2147483647 }\n"), "population[0].network.k",
+                  "needs 2k < count");
+    // More steps than an int holds (RunSpec::steps() overflowed).
+    CHECK_PROBLEM(advisor + "[run]\nhorizon = 1e300\n", "run.horizon", "must be at most 2147483647 steps");
+    CHECK_PROBLEM(advisor + "[run]\nhorizon = 1e300\nsteps_per_year = 2147483647\n", "run.horizon",
+                  "must be at most 2147483647 steps");
+    CHECK_VALID(advisor + "[run]\nhorizon = 2147483647\n");
+  }
 }

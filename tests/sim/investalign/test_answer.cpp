@@ -13,356 +13,24 @@
 #include "sim/error.hpp"
 #include "sim/investalign/answer.hpp"
 #include "sim/investalign/dataset.hpp"
+#include "support/gbnf.hpp"
 
 using namespace herdsim::investalign;
 
 namespace {
 
-// ---------------------------------------------------------------------------------------------------
-// A small GBNF interpreter (the subset answer_gbnf writes: literals, character classes with ranges,
-// negation and \x escapes, rule references, groups, alternation, ?, *, + and {m}, {m,}, {m,n}). It
-// checks that the grammar is well formed, decides whether a text is in the language, and draws random
-// texts from the language, so the parser can be tested on what a grammar-constrained model may emit.
-// ---------------------------------------------------------------------------------------------------
+using herdsim::test::Gbnf;
 
-struct Node {
-  enum class Kind { seq, alt, literal, cls, ref, rep } kind = Kind::seq;
-  std::vector<Node> kids;
-  std::u32string text;
-  bool negated = false;
-  std::vector<std::pair<char32_t, char32_t>> ranges;
-  std::string name;
-  int min = 0;
-  int max = -1;  // -1: unbounded
-};
-
-class Gbnf {
- public:
-  explicit Gbnf(const std::string& grammar) {
-    std::size_t start = 0;
-    while (start < grammar.size()) {
-      std::size_t end = grammar.find('\n', start);
-      if (end == std::string::npos) end = grammar.size();
-      const std::string line = grammar.substr(start, end - start);
-      start = end + 1;
-      if (line.empty() || line[0] == '#') continue;
-      const auto def = line.find("::=");
-      if (def == std::string::npos) throw std::runtime_error("no ::= in line: " + line);
-      std::string name = line.substr(0, def);
-      while (!name.empty() && name.back() == ' ') name.pop_back();
-      src_ = line.substr(def + 3);
-      pos_ = 0;
-      Node body = parse_alt();
-      skip_space();
-      if (pos_ != src_.size()) throw std::runtime_error("trailing text in rule " + name);
-      if (rules_.count(name) != 0U) throw std::runtime_error("rule defined twice: " + name);
-      rules_[name] = std::move(body);
-    }
-    for (const auto& [name, node] : rules_) check_refs(node);
+/// Random choices for Gbnf::generate: uniform picks; class candidates from printable ASCII, tab, newline,
+/// DEL and some multi-byte code points.
+struct RandomChooser {
+  std::mt19937_64& rng;
+  std::size_t pick(std::size_t n) { return std::uniform_int_distribution<std::size_t>(0, n - 1)(rng); }
+  char32_t code_point() {
+    static constexpr std::u32string_view extra = U"\t\n\x7F\xE9\x4E2D\x1F600";
+    const std::size_t k = pick(0x7F - 0x20 + extra.size());
+    return k < 0x7F - 0x20 ? static_cast<char32_t>(0x20 + k) : extra[k - (0x7F - 0x20)];
   }
-
-  [[nodiscard]] bool has_rule(const std::string& name) const { return rules_.count(name) != 0U; }
-
-  [[nodiscard]] bool accepts(const std::string& utf8) const {
-    input_ = decode(utf8);
-    memo_.clear();
-    const auto ends = match(rules_.at("root"), 0);
-    return ends.count(input_.size()) != 0U;
-  }
-
-  [[nodiscard]] std::string generate(std::mt19937_64& rng) const {
-    std::u32string out;
-    gen(rules_.at("root"), rng, out);
-    return encode(out);
-  }
-
-  static std::u32string decode(const std::string& s) {
-    std::u32string out;
-    for (std::size_t i = 0; i < s.size();) {
-      const auto c = static_cast<unsigned char>(s[i]);
-      int extra = 0;
-      char32_t cp = c;
-      if (c >= 0xF0) {
-        extra = 3;
-        cp = c & 0x07U;
-      } else if (c >= 0xE0) {
-        extra = 2;
-        cp = c & 0x0FU;
-      } else if (c >= 0xC0) {
-        extra = 1;
-        cp = c & 0x1FU;
-      }
-      for (int k = 1; k <= extra; ++k) cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3FU);
-      out += cp;
-      i += 1 + extra;
-    }
-    return out;
-  }
-
-  static std::string encode(const std::u32string& s) {
-    std::string out;
-    for (const char32_t cp : s) {
-      if (cp < 0x80) {
-        out += static_cast<char>(cp);
-      } else if (cp < 0x800) {
-        out += static_cast<char>(0xC0 | (cp >> 6));
-        out += static_cast<char>(0x80 | (cp & 0x3F));
-      } else if (cp < 0x10000) {
-        out += static_cast<char>(0xE0 | (cp >> 12));
-        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-        out += static_cast<char>(0x80 | (cp & 0x3F));
-      } else {
-        out += static_cast<char>(0xF0 | (cp >> 18));
-        out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-        out += static_cast<char>(0x80 | (cp & 0x3F));
-      }
-    }
-    return out;
-  }
-
- private:
-  void skip_space() {
-    while (pos_ < src_.size() && (src_[pos_] == ' ' || src_[pos_] == '\t')) ++pos_;
-  }
-  [[nodiscard]] bool at_end() const { return pos_ >= src_.size(); }
-
-  Node parse_alt() {
-    Node alt;
-    alt.kind = Node::Kind::alt;
-    alt.kids.push_back(parse_seq());
-    skip_space();
-    while (!at_end() && src_[pos_] == '|') {
-      ++pos_;
-      alt.kids.push_back(parse_seq());
-      skip_space();
-    }
-    return alt.kids.size() == 1 ? alt.kids.front() : alt;
-  }
-
-  Node parse_seq() {
-    Node seq;
-    seq.kind = Node::Kind::seq;
-    for (;;) {
-      skip_space();
-      if (at_end() || src_[pos_] == '|' || src_[pos_] == ')') break;
-      seq.kids.push_back(parse_item());
-    }
-    return seq;
-  }
-
-  char32_t parse_escape() {
-    const char c = src_.at(pos_++);
-    switch (c) {
-      case 'n':
-        return U'\n';
-      case 't':
-        return U'\t';
-      case 'r':
-        return U'\r';
-      case 'x': {
-        const std::string hex = src_.substr(pos_, 2);
-        pos_ += 2;
-        return static_cast<char32_t>(std::stoul(hex, nullptr, 16));
-      }
-      default:
-        return static_cast<char32_t>(static_cast<unsigned char>(c));
-    }
-  }
-
-  char32_t parse_char() {
-    const char c = src_.at(pos_++);
-    if (c == '\\') return parse_escape();
-    if (static_cast<unsigned char>(c) >= 0x80) throw std::runtime_error("non-ASCII grammar text");
-    return static_cast<char32_t>(c);
-  }
-
-  Node parse_item() {
-    Node node;
-    const char c = src_.at(pos_);
-    if (c == '"') {
-      ++pos_;
-      node.kind = Node::Kind::literal;
-      while (src_.at(pos_) != '"') node.text += parse_char();
-      ++pos_;
-    } else if (c == '[') {
-      ++pos_;
-      node.kind = Node::Kind::cls;
-      if (src_.at(pos_) == '^') {
-        node.negated = true;
-        ++pos_;
-      }
-      while (src_.at(pos_) != ']') {
-        const char32_t lo = parse_char();
-        char32_t hi = lo;
-        if (src_.at(pos_) == '-' && src_.at(pos_ + 1) != ']') {
-          ++pos_;
-          hi = parse_char();
-        }
-        node.ranges.emplace_back(lo, hi);
-      }
-      ++pos_;
-    } else if (c == '(') {
-      ++pos_;
-      node = parse_alt();
-      skip_space();
-      if (src_.at(pos_) != ')') throw std::runtime_error("unclosed group");
-      ++pos_;
-    } else if (std::isalpha(static_cast<unsigned char>(c)) != 0) {
-      node.kind = Node::Kind::ref;
-      while (!at_end() && (std::isalnum(static_cast<unsigned char>(src_[pos_])) != 0 || src_[pos_] == '-' ||
-                           src_[pos_] == '_')) {
-        node.name += src_[pos_++];
-      }
-    } else {
-      throw std::runtime_error(std::string("unexpected grammar character: ") + c);
-    }
-    // Postfix operators.
-    while (!at_end()) {
-      const char op = src_[pos_];
-      int lo = 0;
-      int hi = -1;
-      if (op == '?') {
-        hi = 1;
-        ++pos_;
-      } else if (op == '*') {
-        ++pos_;
-      } else if (op == '+') {
-        lo = 1;
-        ++pos_;
-      } else if (op == '{') {
-        const auto close = src_.find('}', pos_);
-        const std::string body = src_.substr(pos_ + 1, close - pos_ - 1);
-        pos_ = close + 1;
-        const auto comma = body.find(',');
-        lo = std::stoi(body.substr(0, comma));
-        if (comma == std::string::npos)
-          hi = lo;
-        else if (comma + 1 < body.size())
-          hi = std::stoi(body.substr(comma + 1));
-      } else {
-        break;
-      }
-      Node rep;
-      rep.kind = Node::Kind::rep;
-      rep.min = lo;
-      rep.max = hi;
-      rep.kids.push_back(std::move(node));
-      node = std::move(rep);
-    }
-    return node;
-  }
-
-  void check_refs(const Node& n) const {
-    if (n.kind == Node::Kind::ref && rules_.count(n.name) == 0U)
-      throw std::runtime_error("undefined rule: " + n.name);
-    for (const auto& k : n.kids) check_refs(k);
-  }
-
-  [[nodiscard]] static bool in_class(const Node& n, char32_t c) {
-    bool in = false;
-    for (const auto& [lo, hi] : n.ranges) in = in || (c >= lo && c <= hi);
-    return in != n.negated;
-  }
-
-  std::set<std::size_t> match(const Node& n, std::size_t pos) const {
-    switch (n.kind) {
-      case Node::Kind::literal:
-        if (input_.compare(pos, n.text.size(), n.text) == 0) return {pos + n.text.size()};
-        return {};
-      case Node::Kind::cls:
-        if (pos < input_.size() && in_class(n, input_[pos])) return {pos + 1};
-        return {};
-      case Node::Kind::ref: {
-        const auto key = std::make_pair(n.name, pos);
-        if (const auto it = memo_.find(key); it != memo_.end()) return it->second;
-        auto result = match(rules_.at(n.name), pos);
-        memo_[key] = result;
-        return result;
-      }
-      case Node::Kind::seq: {
-        std::set<std::size_t> cur{pos};
-        for (const auto& k : n.kids) {
-          std::set<std::size_t> next;
-          for (const auto p : cur) {
-            const auto e = match(k, p);
-            next.insert(e.begin(), e.end());
-          }
-          cur = std::move(next);
-          if (cur.empty()) break;
-        }
-        return cur;
-      }
-      case Node::Kind::alt: {
-        std::set<std::size_t> out;
-        for (const auto& k : n.kids) {
-          const auto e = match(k, pos);
-          out.insert(e.begin(), e.end());
-        }
-        return out;
-      }
-      case Node::Kind::rep: {
-        std::set<std::size_t> out;
-        if (n.min == 0) out.insert(pos);
-        std::set<std::size_t> cur{pos};
-        const int limit = n.max < 0 ? static_cast<int>(input_.size()) + 1 : n.max;
-        for (int i = 1; i <= limit && !cur.empty(); ++i) {
-          std::set<std::size_t> next;
-          for (const auto p : cur) {
-            const auto e = match(n.kids.front(), p);
-            next.insert(e.begin(), e.end());
-          }
-          cur = std::move(next);
-          if (i >= n.min) out.insert(cur.begin(), cur.end());
-        }
-        return out;
-      }
-    }
-    return {};
-  }
-
-  void gen(const Node& n, std::mt19937_64& rng, std::u32string& out) const {
-    switch (n.kind) {
-      case Node::Kind::literal:
-        out += n.text;
-        break;
-      case Node::Kind::cls: {
-        // Candidates: printable ASCII, tab, newline, DEL, and some multi-byte code points.
-        std::vector<char32_t> pool;
-        for (char32_t c = 0x20; c < 0x7F; ++c) pool.push_back(c);
-        for (const char32_t c :
-             {U'\t', U'\n', char32_t{0x7F}, char32_t{0xE9}, char32_t{0x4E2D}, char32_t{0x1F600}})
-          pool.push_back(c);
-        std::vector<char32_t> ok;
-        for (const char32_t c : pool) {
-          if (in_class(n, c)) ok.push_back(c);
-        }
-        out += ok.at(std::uniform_int_distribution<std::size_t>(0, ok.size() - 1)(rng));
-        break;
-      }
-      case Node::Kind::ref:
-        gen(rules_.at(n.name), rng, out);
-        break;
-      case Node::Kind::seq:
-        for (const auto& k : n.kids) gen(k, rng, out);
-        break;
-      case Node::Kind::alt:
-        gen(n.kids.at(std::uniform_int_distribution<std::size_t>(0, n.kids.size() - 1)(rng)), rng, out);
-        break;
-      case Node::Kind::rep: {
-        const int hi = n.max < 0 ? n.min + 3 : n.max;
-        const int count = std::uniform_int_distribution<int>(n.min, hi)(rng);
-        for (int i = 0; i < count; ++i) gen(n.kids.front(), rng, out);
-        break;
-      }
-    }
-  }
-
-  std::map<std::string, Node> rules_;
-  std::string src_;
-  std::size_t pos_ = 0;
-  mutable std::u32string input_;
-  mutable std::map<std::pair<std::string, std::size_t>, std::set<std::size_t>> memo_;
 };
 
 std::vector<double> advisor10() {
@@ -575,6 +243,44 @@ TEST_SUITE("investalign.answer") {
                     herdsim::InputError);
     CHECK_THROWS_AS((void)format_answer(seq10, "line\nbreak", std::vector<double>(10, 0.1)),
                     herdsim::InputError);
+    // Invalid UTF-8 is refused as the other misfits are (found by fuzzing: it escaped as a JSON type_error).
+    CHECK_THROWS_AS((void)format_answer(seq10, "caf\xC3", std::vector<double>(10, 0.1)), herdsim::InputError);
+    CHECK_THROWS_AS((void)format_answer(seq10, "\xED\xA0\x80", std::vector<double>(10, 0.1)),
+                    herdsim::InputError);
+  }
+
+  TEST_CASE("a flood of unbalanced braces costs one pass, not one per brace") {
+    // Every '{' is a candidate; rescanning from each made this quadratic (minutes for 300000 braces).
+    const std::string text = std::string(300000, '{') + answer_with("[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]") +
+                             std::string(1000, '{') + "\"" + std::string(1000, '{');
+    const auto a = parse_answer(text, seq10, advisor10());
+    CHECK(a.status == AnswerStatus::ok);
+    CHECK(a.values[9] == doctest::Approx(0.1));
+  }
+
+  TEST_CASE("invalid UTF-8 in an answer is read as U+FFFD, so what the grammar admits still parses") {
+    // llama.cpp's grammar reads a lead byte's length and admits overlong forms (C1 81 is 'A'), surrogates
+    // (ED A0 80) and values past U+10FFFF wherever a negated class does; a JSON parser refuses them all
+    // (found by fuzzing the grammar).
+    const Gbnf g(answer_gbnf(seq10));
+    const std::string ten = "[10.00, 20.00, 30.00, 40.00, 50.00, 60.00, 70.00, 80.00, 90.00, 100.00]";
+    for (const std::string bad : {"\xC1\x81", "\xED\xA0\x80", "\xF4\x90\x80\x80", "\xE0\x81\x81"}) {
+      const std::string text =
+          R"({"Decision Explanation": "a)" + bad + R"(b", "Investment Proportion Sequence": )" + ten + "}";
+      CAPTURE(text);
+      CHECK(g.accepts(text));
+      const auto a = parse_answer(text, seq10, advisor10());
+      REQUIRE(a.status == AnswerStatus::ok);
+      CHECK(a.values[9] == 1.0);
+      REQUIRE(a.explanation);
+      CHECK(a.explanation->front() == 'a');
+      CHECK(a.explanation->find("\xEF\xBF\xBD") != std::string::npos);
+      CHECK(extract_json_object(text).has_value());
+    }
+    // A stray byte outside the object is replaced too and changes nothing.
+    const auto a =
+        parse_answer("\xFF\xFE{\"Investment Proportion Sequence\": " + ten + "}\x80", seq10, advisor10());
+    CHECK(a.status == AnswerStatus::ok);
   }
 
   TEST_CASE("the JSON Schema document names the keys, the length and the range") {
@@ -651,7 +357,8 @@ TEST_SUITE("investalign.answer") {
       const Gbnf g(answer_gbnf(schema));
       const std::vector<double> fallback(static_cast<std::size_t>(schema.length), 0.0);
       for (int i = 0; i < 150; ++i) {
-        const std::string text = g.generate(rng);
+        RandomChooser choose{rng};
+        const std::string text = g.generate(choose);
         CAPTURE(text);
         REQUIRE(g.accepts(text));
         const auto a = parse_answer(text, schema, fallback);

@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -215,6 +216,10 @@ TEST_SUITE("investalign.prompt") {
     CHECK(format_exp_of_ln(std::log(9.99996), 3) == "1.000e+01");
     CHECK(format_exp_of_ln(0.0, 2) == "1.00e+00");
     CHECK(format_exp_of_ln(-2000.0 * std::log(10.0), 2) == "1.00e-2000");
+    // Exponents beyond a long long (found by fuzzing: the cast overflowed) print as the limits.
+    CHECK(format_exp_of_ln(-1e300, 3) == "0");
+    CHECK(format_exp_of_ln(1e300, 3) == "inf");
+    CHECK(format_exp_of_ln(-std::numeric_limits<double>::infinity(), 3) == "0");
   }
 
   TEST_CASE("bad inputs are refused with InputError") {
