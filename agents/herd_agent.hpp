@@ -97,7 +97,7 @@ class HerdPopulation final : public sim::Population {
 };
 
 /// Most agents a relative-herding peers population with policy replan may have: every step solves the
-/// mutual relative game (spec §3.5, ~1.35 s at 100 agents, ~17 s at 1000) on every path
+/// mutual relative game (docs/theory.md §3.5, ~1.35 s at 100 agents, ~17 s at 1000) on every path
 /// (docs/scenarios.md). Absolute herding's mutual game has no such limit (milliseconds per solve).
 inline constexpr int kPeersReplanMaxAgentsRelative = 100;
 

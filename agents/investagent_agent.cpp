@@ -306,7 +306,7 @@ void InvestAgentPopulation::initialize(const sim::RunState& state, sim::Populati
       hp.time = theory::TimeModel::continuous();
       std::vector<double> amounts;
       // The relative task is scored against relative herding (P1, section 3.3), never the absolute
-      // closed form (the released code's pitfall 5); pinned ends, as the dataset's relative targets.
+      // closed form (docs/theory.md §6.2, pitfall 5); pinned ends, as the dataset's relative targets.
       if (ip_.protocol == InvestProtocol::relative) {
         const auto sol = theory::solve_relative_herd(hp);
         for (int k = 0; k < T; ++k) amounts.push_back(sol.amount(k + 1.0));

@@ -1,7 +1,7 @@
 #pragma once
 // The agents file of the mutual-influence game (`herdsim theory --problem mutual --agents FILE`).
 //
-// Format (docs/theory.md): a header row, then one row per agent i = 0..N-1.
+// Format (docs/theory.md §8.1): a header row, then one row per agent i = 0..N-1.
 //   alpha,x0,theta_0,theta_1,...,theta_{N-1}
 // `lottery_prob` may replace `alpha` (mapped with the chosen lottery convention), and `score_j`
 // columns may replace `theta_j` (theta = score * 1e-8). theta_ij is the weight of agent j in agent

@@ -11,6 +11,7 @@
 #include "agents/herd_agent.hpp"
 #include "agents/investagent_agent.hpp"
 #include "agents/merton_agent.hpp"
+#include "io/hdf5_schema.hpp"
 #include "io/run_file.hpp"
 #include "io/scenario_toml.hpp"
 #include "io/timestamp.hpp"
@@ -30,10 +31,10 @@ class FileRows final : public analysis::RowSource {
   FileRows(const RunFile& file, std::string group, std::string population, int agents)
       : file_(file), group_(std::move(group)), population_(std::move(population)), agents_(agents) {}
   void wealth_row(int s, Eigen::MatrixXd& out) override {
-    file_.read_row(group_, population_, "wealth", s, out, 0, agents_);
+    file_.read_row(group_, population_, std::string(schema::kWealth), s, out, 0, agents_);
   }
   void amount_row(int d, Eigen::MatrixXd& out) override {
-    file_.read_row(group_, population_, "amount", d, out, 0, agents_);
+    file_.read_row(group_, population_, std::string(schema::kAmount), d, out, 0, agents_);
   }
 
  private:
@@ -108,7 +109,7 @@ PopulationComparison compare_population(const RunFile& file, const RunGroupInfo&
   in.herding.newey_west_lag = opt.newey_west_lag;
   in.herding.alpha = opt.significance;
   in.confidence = opt.confidence;
-  in.market_return = file.market(g.group, "return");
+  in.market_return = file.market(g.group, std::string(schema::kReturn));
   const Eigen::VectorXd theta = param("theta");
   if (info.has_theory) {
     in.theory = file.theory_amount(g.group, info.name).topRows(m);

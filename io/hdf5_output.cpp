@@ -15,16 +15,19 @@
 #include <mutex>
 #include <numeric>
 #include <span>
+#include <string_view>
 #include <system_error>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
+#include "io/hdf5_schema.hpp"
 #include "io/hdf5_support.hpp"
 #include "io/output_file.hpp"
 #include "io/timestamp.hpp"
 #include "sim/analysis/summary_stats.hpp"
 #include "sim/error.hpp"
+#include "sim/recording_plan.hpp"
 
 namespace herdsim::io {
 
@@ -32,7 +35,6 @@ namespace {
 
 using namespace hdf5;  // NOLINT: handles and checks shared with the reader
 
-constexpr int kSchemaVersion = 1;
 /// About 1 MiB of doubles: the cap on one chunk.
 constexpr hsize_t kChunkElements = (hsize_t{1} << 20) / sizeof(double);
 /// Row-appended small datasets (time, market, summaries) take several rows per chunk but stay well
@@ -44,17 +46,19 @@ constexpr hsize_t kSmallChunkRowsMax = 1024;
 // Attributes. Strings are variable-length UTF-8: h5py reads them as str, and the text lives on the
 // global heap so a long scenario does not hit the 64 KiB object-header limit.
 
-void write_attribute(hid_t object, const std::string& where, const char* name, hid_t file_type,
+void write_attribute(hid_t object, const std::string& where, std::string_view name, hid_t file_type,
                      hid_t mem_type, const std::vector<hsize_t>& dims, const void* data) {
   const std::string what = fmt::format("attribute '{}' of {}", name, where);
+  const std::string name_text(name);
   Handle space =
       dims.empty() ? make(H5Screate(H5S_SCALAR), H5Sclose, "H5Screate", what) : make_space(dims, {}, what);
-  Handle attr = make(H5Acreate2(object, name, file_type, space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose,
-                     "H5Acreate2", what);
+  Handle attr = make(H5Acreate2(object, name_text.c_str(), file_type, space.get(), H5P_DEFAULT, H5P_DEFAULT),
+                     H5Aclose, "H5Acreate2", what);
   check(H5Awrite(attr.get(), mem_type, data), "H5Awrite", what);
 }
 
-void write_attribute(hid_t object, const std::string& where, const char* name, const std::string& value) {
+void write_attribute(hid_t object, const std::string& where, std::string_view name,
+                     const std::string& value) {
   const std::string what = fmt::format("attribute '{}' of {}", name, where);
   Handle type = make(H5Tcopy(H5T_C_S1), H5Tclose, "H5Tcopy", what);
   check(H5Tset_size(type.get(), H5T_VARIABLE), "H5Tset_size", what);
@@ -63,15 +67,15 @@ void write_attribute(hid_t object, const std::string& where, const char* name, c
   write_attribute(object, where, name, type.get(), type.get(), {}, &text);
 }
 
-void write_attribute(hid_t object, const std::string& where, const char* name, int value) {
+void write_attribute(hid_t object, const std::string& where, std::string_view name, int value) {
   write_attribute(object, where, name, H5T_STD_I32LE, H5T_NATIVE_INT, {}, &value);
 }
 
-void write_attribute(hid_t object, const std::string& where, const char* name, double value) {
+void write_attribute(hid_t object, const std::string& where, std::string_view name, double value) {
   write_attribute(object, where, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, {}, &value);
 }
 
-void write_attribute(hid_t object, const std::string& where, const char* name, std::int64_t value) {
+void write_attribute(hid_t object, const std::string& where, std::string_view name, std::int64_t value) {
   write_attribute(object, where, name, H5T_STD_I64LE, H5T_NATIVE_INT64, {}, &value);
 }
 
@@ -109,10 +113,11 @@ struct DatasetSpec {
 };
 
 /// Creates a chunked dataset whose first axis is `rows` long (H5S_UNLIMITED max when `extendible`).
-Handle create_dataset(hid_t parent, const std::string& parent_where, const std::string& name, hid_t file_type,
+Handle create_dataset(hid_t parent, const std::string& parent_where, std::string_view name, hid_t file_type,
                       hsize_t rows, const std::vector<hsize_t>& row_dims, bool extendible,
                       const DatasetSpec& spec, std::string& where) {
-  where = parent_where == "/" ? "/" + name : parent_where + "/" + name;
+  const std::string name_text(name);
+  where = parent_where == "/" ? "/" + name_text : parent_where + "/" + name_text;
   std::vector<hsize_t> dims{rows};
   dims.insert(dims.end(), row_dims.begin(), row_dims.end());
   std::vector<hsize_t> maxdims = dims;
@@ -132,11 +137,11 @@ Handle create_dataset(hid_t parent, const std::string& parent_where, const std::
     check(H5Pset_deflate(dcpl.get(), static_cast<unsigned>(spec.gzip)), "H5Pset_deflate", where);
   }
   Handle space = make_space(dims, maxdims, where);
-  Handle dset =
-      make(H5Dcreate2(parent, name.c_str(), file_type, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
-           H5Dclose, "H5Dcreate2", where);
-  write_attribute(dset.get(), where, "dims", spec.dims);
-  if (!spec.units.empty()) write_attribute(dset.get(), where, "units", spec.units);
+  Handle dset = make(
+      H5Dcreate2(parent, name_text.c_str(), file_type, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
+      H5Dclose, "H5Dcreate2", where);
+  write_attribute(dset.get(), where, schema::kDims, spec.dims);
+  if (!spec.units.empty()) write_attribute(dset.get(), where, schema::kUnits, spec.units);
   return dset;
 }
 
@@ -144,7 +149,7 @@ Handle create_dataset(hid_t parent, const std::string& parent_where, const std::
 class Series {
  public:
   Series() = default;
-  Series(hid_t parent, const std::string& parent_where, const std::string& name, hid_t file_type,
+  Series(hid_t parent, const std::string& parent_where, std::string_view name, hid_t file_type,
          hid_t mem_type, std::vector<hsize_t> row_dims, const DatasetSpec& spec)
       : row_dims_(std::move(row_dims)), mem_type_(mem_type) {
     dset_ = create_dataset(parent, parent_where, name, file_type, 0, row_dims_, true, spec, where_);
@@ -261,12 +266,11 @@ namespace {
 /// Writes one run into one group (see docs/hdf5-schema.md).
 class Recorder final : public sim::Observer {
  public:
-  Recorder(std::shared_ptr<Hdf5Output::File> file, const std::string& group, const sim::RecordSpec& record,
+  Recorder(std::shared_ptr<Hdf5Output::File> file, const std::string& group, sim::RecordingPlan plan,
            const std::string& sweep_point)
-      : file_(std::move(file)), record_(record), where_(group) {
-    if (record_.every < 1) throw InputError(fmt::format("record.every must be >= 1, got {}", record_.every));
-    if (record_.compression < 0 || record_.compression > 9) {
-      throw InputError(fmt::format("record.compression must be in 0..9, got {}", record_.compression));
+      : file_(std::move(file)), plan_(std::move(plan)), where_(group) {
+    if (!plan_.enabled()) {
+      throw InputError(fmt::format("HDF5 recorder for {}: the recording plan records nothing", where()));
     }
     const hid_t fid = require_open();
     if (group == "/") {
@@ -277,32 +281,34 @@ class Recorder final : public sim::Observer {
       group_ = make(H5Gcreate2(fid, group.c_str(), lcpl.get(), H5P_DEFAULT, H5P_DEFAULT), H5Gclose,
                     "H5Gcreate2", where());
     }
-    if (!sweep_point.empty()) write_attribute(group_.get(), where(), "sweep_point", sweep_point);
+    if (!sweep_point.empty()) write_attribute(group_.get(), where(), schema::kSweepPoint, sweep_point);
   }
 
   void on_start(const sim::RunState& state) override {
     require_open();
     if (state.spec == nullptr) throw InputError("HDF5 recorder: the RunState has no scenario spec");
+    check_shape(state);
     if (state.market.assets() != 1) {
       throw InputError(
           fmt::format("HDF5 recorder: schema {} records one risky asset; this run's market has {}",
-                      kSchemaVersion, state.market.assets()));
+                      schema::kSchemaVersion, state.market.assets()));
     }
     steps_ = state.steps;
     dt_ = state.spec->run.dt();
-    select_paths(state.paths);
     write_group_attributes(state);
     create_time_and_market(state);
     populations_.clear();
     populations_.reserve(state.populations.size());
-    Handle pops_group = make(H5Gcreate2(group_.get(), "populations", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
-                             H5Gclose, "H5Gcreate2", child("populations"));
-    for (const auto& pop : state.populations) {
-      populations_.push_back(create_population(pops_group.get(), child("populations"), pop, state.paths));
+    Handle pops_group =
+        make(H5Gcreate2(group_.get(), schema::kPopulations.data(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+             H5Gclose, "H5Gcreate2", child(schema::kPopulations));
+    for (std::size_t i = 0; i < state.populations.size(); ++i) {
+      populations_.push_back(create_population(pops_group.get(), child(schema::kPopulations),
+                                               state.populations[i], plan_.populations()[i], state.paths));
     }
 
     write_wealth_row(0, state);
-    save_decision_wealth(state);          // X_0: step 0 is always a decision
+    if (plan_.keeps_decision_wealth(0)) save_decision_wealth(state);
     file_->flush_if_due(/*force=*/true);  // the group's layout is readable from the start
   }
 
@@ -312,10 +318,10 @@ class Recorder final : public sim::Observer {
     for (std::size_t i = 0; i < populations_.size(); ++i) {
       if (state.populations[i].inference) write_transcripts(populations_[i], *state.populations[i].inference);
     }
-    if (k % record_.every == 0) write_decision_row(k, state);
+    if (plan_.records_decision(k)) write_decision_row(k, state);
     const int s = k + 1;
-    if (s % record_.every == 0 || s == steps_) write_wealth_row(s, state);
-    if (s < steps_ && s % record_.every == 0) save_decision_wealth(state);
+    if (plan_.records_state(s)) write_wealth_row(s, state);
+    if (plan_.keeps_decision_wealth(s)) save_decision_wealth(state);
     file_->flush_if_due();
   }
 
@@ -330,6 +336,8 @@ class Recorder final : public sim::Observer {
     group_.reset();
     file_->flush_if_due(/*force=*/true);  // a finished sweep point survives a later kill whole
   }
+
+  [[nodiscard]] const sim::RecordingPlan* recording_plan() const override { return &plan_; }
 
  private:
   struct Population {
@@ -354,98 +362,96 @@ class Recorder final : public sim::Observer {
   }
 
   [[nodiscard]] std::string where() const { return fmt::format("{}:{}", file_->partial_path, where_); }
-  [[nodiscard]] std::string child(const std::string& name) const {
-    return where_ == "/" ? "/" + name : where_ + "/" + name;
+  [[nodiscard]] std::string child(std::string_view name) const {
+    return where_ == "/" ? "/" + std::string(name) : where_ + "/" + std::string(name);
   }
 
-  void select_paths(int all_paths) {
-    paths_ = record_.paths;
-    if (paths_.empty()) {
-      paths_.resize(static_cast<std::size_t>(all_paths));
-      std::iota(paths_.begin(), paths_.end(), 0);
+  /// The plan was made for a run of this shape (a writer never decides sizes of its own).
+  void check_shape(const sim::RunState& state) const {
+    bool same = state.steps == plan_.steps() && state.paths == plan_.paths_total() &&
+                state.populations.size() == plan_.populations().size();
+    for (std::size_t i = 0; same && i < state.populations.size(); ++i) {
+      same = state.populations[i].name == plan_.populations()[i].name &&
+             state.populations[i].count == plan_.populations()[i].count;
     }
-    // Sorted: HDF5 walks a memory selection in increasing order.
-    std::sort(paths_.begin(), paths_.end());
-    paths_.erase(std::unique(paths_.begin(), paths_.end()), paths_.end());
-    for (const int p : paths_) {
-      if (p < 0 || p >= all_paths) {
-        throw InputError(
-            fmt::format("record.paths: path {} is out of range (the run has {} paths)", p, all_paths));
-      }
-    }
+    if (!same)
+      throw Error(fmt::format("HDF5 recorder for {}: the recording plan is for another run", where()));
   }
 
   void write_group_attributes(const sim::RunState& state) {
     const hid_t g = group_.get();
-    write_attribute(g, where(), "steps", state.steps);
-    write_attribute(g, where(), "dt", dt_);
-    write_attribute(g, where(), "every", record_.every);
-    write_attribute(g, where(), "paths_total", state.paths);
-    write_attribute(g, where(), "paths", H5T_STD_I32LE, H5T_NATIVE_INT, {paths_.size()}, paths_.data());
+    write_attribute(g, where(), schema::kSteps, state.steps);
+    write_attribute(g, where(), schema::kDt, dt_);
+    write_attribute(g, where(), schema::kEvery, plan_.every());
+    write_attribute(g, where(), schema::kPathsTotal, state.paths);
+    write_attribute(g, where(), schema::kPaths, H5T_STD_I32LE, H5T_NATIVE_INT, {plan_.paths().size()},
+                    plan_.paths().data());
   }
 
   void create_time_and_market(const sim::RunState& state) {
-    const std::string time_where = child("time");
-    Handle time = make(H5Gcreate2(group_.get(), "time", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose,
-                       "H5Gcreate2", time_where);
-    step_ = Series(time.get(), time_where, "step", H5T_STD_I32LE, H5T_NATIVE_INT, {}, {"step", "", false, 0});
-    t_ = Series(time.get(), time_where, "t", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, {},
+    const std::string time_where = child(schema::kTime);
+    Handle time = make(H5Gcreate2(group_.get(), schema::kTime.data(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+                       H5Gclose, "H5Gcreate2", time_where);
+    step_ = Series(time.get(), time_where, schema::kStep, H5T_STD_I32LE, H5T_NATIVE_INT, {},
+                   {"step", "", false, 0});
+    t_ = Series(time.get(), time_where, schema::kT, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, {},
                 {"step", "years", false, 0});
-    decision_step_ = Series(time.get(), time_where, "decision_step", H5T_STD_I32LE, H5T_NATIVE_INT, {},
+    decision_step_ = Series(time.get(), time_where, schema::kDecisionStep, H5T_STD_I32LE, H5T_NATIVE_INT, {},
                             {"decision_step", "", false, 0});
 
-    const std::string market_where = child("market");
-    Handle market = make(H5Gcreate2(group_.get(), "market", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose,
-                         "H5Gcreate2", market_where);
-    const std::vector<hsize_t> row{paths_.size()};
-    price_ = Series(market.get(), market_where, "price", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, row,
+    const std::string market_where = child(schema::kMarket);
+    Handle market =
+        make(H5Gcreate2(group_.get(), schema::kMarket.data(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+             H5Gclose, "H5Gcreate2", market_where);
+    const std::vector<hsize_t> row{plan_.paths().size()};
+    price_ = Series(market.get(), market_where, schema::kPrice, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, row,
                     {"step,path", "currency units", false, 0});
-    return_ = Series(market.get(), market_where, "return", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, row,
+    return_ = Series(market.get(), market_where, schema::kReturn, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, row,
                      {"decision_step,path", "1", false, 0});
-    shock_ = Series(market.get(), market_where, "shock", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, row,
+    shock_ = Series(market.get(), market_where, schema::kShock, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, row,
                     {"decision_step,path", "1", false, 0});
     // A per-path vector is an (all paths x 1 agent) matrix.
-    market_space_ = select_paths_agents(paths_, static_cast<hsize_t>(state.paths), 1, 1, market_where);
+    market_space_ = select_paths_agents(plan_.paths(), static_cast<hsize_t>(state.paths), 1, 1, market_where);
   }
 
   Population create_population(hid_t parent, const std::string& parent_where, const sim::PopulationState& pop,
-                               int all_paths) {
+                               const sim::RecordedPopulation& recorded, int all_paths) {
     Population out;
     out.where = parent_where + "/" + pop.name;
-    const int max_agents = record_.max_agents < 0 ? pop.count : std::min(record_.max_agents, pop.count);
-    out.agents = max_agents;
+    out.agents = recorded.agents;
     Handle group = make(H5Gcreate2(parent, pop.name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose,
                         "H5Gcreate2", out.where);
-    write_attribute(group.get(), out.where, "kind", pop.kind);
-    write_attribute(group.get(), out.where, "count", pop.count);
-    write_attribute(group.get(), out.where, "recorded_agents", record_.trajectories ? out.agents : 0);
+    write_attribute(group.get(), out.where, schema::kKind, pop.kind);
+    write_attribute(group.get(), out.where, schema::kCount, pop.count);
+    write_attribute(group.get(), out.where, schema::kRecordedAgents, out.agents);
 
     const auto agents = static_cast<hsize_t>(out.agents);
-    const bool trajectories = record_.trajectories && agents > 0;
-    if (trajectories) {
-      const std::vector<hsize_t> row{paths_.size(), agents};
-      const int gzip = record_.compression;
-      out.wealth = Series(group.get(), out.where, "wealth", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, row,
+    if (recorded.trajectories()) {
+      const std::vector<hsize_t> row{plan_.paths().size(), agents};
+      const int gzip = plan_.compression();
+      out.wealth = Series(group.get(), out.where, schema::kWealth, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, row,
                           {"step,path,agent", "currency units", true, gzip});
-      out.amount = Series(group.get(), out.where, "amount", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, row,
+      out.amount = Series(group.get(), out.where, schema::kAmount, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, row,
                           {"decision_step,path,agent", "currency units", true, gzip});
-      out.space = select_paths_agents(paths_, static_cast<hsize_t>(all_paths),
+      out.space = select_paths_agents(plan_.paths(), static_cast<hsize_t>(all_paths),
                                       static_cast<hsize_t>(pop.count), agents, out.where);
       write_params(group.get(), out.where, pop, agents);
       if (pop.theory_amount.size() > 0) write_theory(group.get(), out.where, pop, agents);
     }
 
-    if (record_.summaries) {
-      const std::string summary_where = out.where + "/summary";
-      Handle summary = make(H5Gcreate2(group.get(), "summary", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
-                            H5Gclose, "H5Gcreate2", summary_where);
-      write_attribute(summary.get(), summary_where, "stats", stats_names(record_.quantiles));
-      const std::vector<hsize_t> stats_row{4 + record_.quantiles.size()};
-      out.summary_wealth = Series(summary.get(), summary_where, "wealth", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE,
-                                  stats_row, {"step,stat", "currency units", false, 0});
-      out.summary_amount = Series(summary.get(), summary_where, "amount", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE,
-                                  stats_row, {"decision_step,stat", "currency units", false, 0});
-      out.summary_proportion = Series(summary.get(), summary_where, "proportion", H5T_IEEE_F64LE,
+    if (plan_.summaries()) {
+      const std::string summary_where = out.where + "/" + std::string(schema::kSummary);
+      Handle summary =
+          make(H5Gcreate2(group.get(), schema::kSummary.data(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+               H5Gclose, "H5Gcreate2", summary_where);
+      write_attribute(summary.get(), summary_where, schema::kStats, stats_names(plan_.quantiles()));
+      const std::vector<hsize_t> stats_row{static_cast<hsize_t>(plan_.stats_per_row())};
+      out.summary_wealth = Series(summary.get(), summary_where, schema::kWealth, H5T_IEEE_F64LE,
+                                  H5T_NATIVE_DOUBLE, stats_row, {"step,stat", "currency units", false, 0});
+      out.summary_amount =
+          Series(summary.get(), summary_where, schema::kAmount, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, stats_row,
+                 {"decision_step,stat", "currency units", false, 0});
+      out.summary_proportion = Series(summary.get(), summary_where, schema::kProportion, H5T_IEEE_F64LE,
                                       H5T_NATIVE_DOUBLE, stats_row, {"decision_step,stat", "1", false, 0});
     }
     if (pop.inference) create_transcripts(group.get(), out, *pop.inference);
@@ -456,33 +462,34 @@ class Recorder final : public sim::Observer {
   /// The backend's provenance and the transcripts/ series (written whatever `trajectories`, `paths`,
   /// `every` and `max_agents` say: a replay needs every request).
   void create_transcripts(hid_t group, Population& out, const sim::InferenceLog& log) {
-    write_attribute(group, out.where, "backend", log.backend);
-    write_attribute(group, out.where, "backend_description", log.backend_description);
-    write_attribute(group, out.where, "protocol", log.protocol);
-    const std::string where = out.where + "/transcripts";
-    Handle tg = make(H5Gcreate2(group, "transcripts", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose,
-                     "H5Gcreate2", where);
+    write_attribute(group, out.where, schema::kBackend, log.backend);
+    write_attribute(group, out.where, schema::kBackendDescription, log.backend_description);
+    write_attribute(group, out.where, schema::kProtocol, log.protocol);
+    const std::string where = out.where + "/" + std::string(schema::kTranscripts);
+    Handle tg = make(H5Gcreate2(group, schema::kTranscripts.data(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+                     H5Gclose, "H5Gcreate2", where);
     if (!string_type_.valid()) string_type_ = make_string_type(where);
     const hid_t str = string_type_.get();
     const DatasetSpec plain{"request", "", false, 0};
     const hid_t g = tg.get();
-    out.t_step = Series(g, where, "step", H5T_STD_I32LE, H5T_NATIVE_INT, {}, plain);
-    out.t_path = Series(g, where, "path", H5T_STD_I32LE, H5T_NATIVE_INT, {}, plain);
-    out.t_agent = Series(g, where, "agent", H5T_STD_I32LE, H5T_NATIVE_INT, {}, plain);
-    out.t_stage = Series(g, where, "stage", H5T_STD_I32LE, H5T_NATIVE_INT, {}, plain);
-    out.t_prompt_hash = Series(g, where, "prompt_hash", H5T_STD_U64LE, H5T_NATIVE_UINT64, {}, plain);
-    out.t_seed = Series(g, where, "seed", H5T_STD_U64LE, H5T_NATIVE_UINT64, {}, plain);
-    out.t_output = Series(g, where, "output", str, str, {}, plain);
+    out.t_step = Series(g, where, schema::kStep, H5T_STD_I32LE, H5T_NATIVE_INT, {}, plain);
+    out.t_path = Series(g, where, schema::kPath, H5T_STD_I32LE, H5T_NATIVE_INT, {}, plain);
+    out.t_agent = Series(g, where, schema::kAgent, H5T_STD_I32LE, H5T_NATIVE_INT, {}, plain);
+    out.t_stage = Series(g, where, schema::kStage, H5T_STD_I32LE, H5T_NATIVE_INT, {}, plain);
+    out.t_prompt_hash = Series(g, where, schema::kPromptHash, H5T_STD_U64LE, H5T_NATIVE_UINT64, {}, plain);
+    out.t_seed = Series(g, where, schema::kRequestSeed, H5T_STD_U64LE, H5T_NATIVE_UINT64, {}, plain);
+    out.t_output = Series(g, where, schema::kOutput, str, str, {}, plain);
     out.t_width = std::max(1, log.width);
-    out.t_values = Series(g, where, "values", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE,
+    out.t_values = Series(g, where, schema::kValues, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE,
                           {static_cast<hsize_t>(out.t_width)}, {"request,value", "1", false, 0});
-    out.t_valid = Series(g, where, "valid", H5T_STD_U8LE, H5T_NATIVE_UINT8, {}, plain);
-    out.t_status = Series(g, where, "status", str, str, {}, plain);
-    out.t_prompt_tokens = Series(g, where, "prompt_tokens", H5T_STD_I32LE, H5T_NATIVE_INT, {}, plain);
-    out.t_cached_tokens = Series(g, where, "cached_tokens", H5T_STD_I32LE, H5T_NATIVE_INT, {}, plain);
-    out.t_completion_tokens = Series(g, where, "completion_tokens", H5T_STD_I32LE, H5T_NATIVE_INT, {}, plain);
+    out.t_valid = Series(g, where, schema::kValid, H5T_STD_U8LE, H5T_NATIVE_UINT8, {}, plain);
+    out.t_status = Series(g, where, schema::kStatus, str, str, {}, plain);
+    out.t_prompt_tokens = Series(g, where, schema::kPromptTokens, H5T_STD_I32LE, H5T_NATIVE_INT, {}, plain);
+    out.t_cached_tokens = Series(g, where, schema::kCachedTokens, H5T_STD_I32LE, H5T_NATIVE_INT, {}, plain);
+    out.t_completion_tokens =
+        Series(g, where, schema::kCompletionTokens, H5T_STD_I32LE, H5T_NATIVE_INT, {}, plain);
     out.t_time_ms =
-        Series(g, where, "time_ms", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, {}, {"request", "ms", false, 0});
+        Series(g, where, schema::kTimeMs, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, {}, {"request", "ms", false, 0});
   }
 
   /// Appends the transcripts made since the last callback, one block per dataset.
@@ -529,19 +536,19 @@ class Recorder final : public sim::Observer {
   static void write_accounting(const Population& out, const sim::InferenceLog& log) {
     if (!out.group.valid()) return;
     const hid_t g = out.group.get();
-    write_attribute(g, out.where, "inference_requests", log.requests);
-    write_attribute(g, out.where, "inference_invalid", log.invalid);
-    write_attribute(g, out.where, "prompt_tokens", log.prompt_tokens);
-    write_attribute(g, out.where, "cached_tokens", log.cached_tokens);
-    write_attribute(g, out.where, "completion_tokens", log.completion_tokens);
-    write_attribute(g, out.where, "inference_seconds", log.seconds);
+    write_attribute(g, out.where, schema::kInferenceRequests, log.requests);
+    write_attribute(g, out.where, schema::kInferenceInvalid, log.invalid);
+    write_attribute(g, out.where, schema::kPromptTokens, log.prompt_tokens);
+    write_attribute(g, out.where, schema::kCachedTokens, log.cached_tokens);
+    write_attribute(g, out.where, schema::kCompletionTokens, log.completion_tokens);
+    write_attribute(g, out.where, schema::kInferenceSeconds, log.seconds);
   }
 
   void write_params(hid_t group, const std::string& group_where, const sim::PopulationState& pop,
                     hsize_t agents) {
-    const std::string params_where = group_where + "/params";
-    Handle params = make(H5Gcreate2(group, "params", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose,
-                         "H5Gcreate2", params_where);
+    const std::string params_where = group_where + "/" + std::string(schema::kParams);
+    Handle params = make(H5Gcreate2(group, schema::kParams.data(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+                         H5Gclose, "H5Gcreate2", params_where);
     for (const auto& [name, values] : pop.params) {
       assert(values.size() == pop.count);
       std::string where_text;
@@ -560,14 +567,14 @@ class Recorder final : public sim::Observer {
   void write_theory(hid_t group, const std::string& group_where, const sim::PopulationState& pop,
                     hsize_t agents) {
     assert(pop.theory_amount.rows() == pop.count && pop.theory_amount.cols() == steps_);
-    const std::string theory_where = group_where + "/theory";
-    Handle theory = make(H5Gcreate2(group, "theory", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose,
-                         "H5Gcreate2", theory_where);
+    const std::string theory_where = group_where + "/" + std::string(schema::kTheory);
+    Handle theory = make(H5Gcreate2(group, schema::kTheory.data(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+                         H5Gclose, "H5Gcreate2", theory_where);
     std::string where_text;
     const auto steps = static_cast<hsize_t>(steps_);
     Handle dset =
-        create_dataset(theory.get(), theory_where, "amount", H5T_IEEE_F64LE, steps, {agents}, false,
-                       {"decision_step,agent", "currency units", true, record_.compression}, where_text);
+        create_dataset(theory.get(), theory_where, schema::kAmount, H5T_IEEE_F64LE, steps, {agents}, false,
+                       {"decision_step,agent", "currency units", true, plan_.compression()}, where_text);
     Handle mem = make_space({static_cast<hsize_t>(pop.theory_amount.size())}, {}, where_text);
     Handle file_space = make(H5Dget_space(dset.get()), H5Sclose, "H5Dget_space", where_text);
     for (hsize_t s = 0; s < steps; ++s) {
@@ -596,7 +603,7 @@ class Recorder final : public sim::Observer {
   /// Values of an (agents x paths) matrix on the recorded paths, all agents, into out.
   void gather(const Eigen::MatrixXd& matrix, std::vector<double>& out) const {
     out.clear();
-    for (const int p : paths_) {
+    for (const int p : plan_.paths()) {
       const double* column = matrix.col(p).data();
       out.insert(out.end(), column, column + matrix.rows());
     }
@@ -611,10 +618,10 @@ class Recorder final : public sim::Observer {
       tbb::parallel_for(std::size_t{0}, jobs.size(), [&](std::size_t j) {
         SummaryJob& job = jobs[j];
         const Eigen::MatrixXd& m = *job.values;
-        if (job.divide_by == nullptr && paths_.size() == static_cast<std::size_t>(m.cols())) {
+        if (job.divide_by == nullptr && plan_.all_paths()) {
           // Every path recorded: the matrix is the gathered sequence already; summarize it in place.
           analysis::summarize(std::span<const double>(m.data(), static_cast<std::size_t>(m.size())),
-                              record_.quantiles, job.stats, job.scratch);
+                              plan_.quantiles(), job.stats, job.scratch);
           return;
         }
         gather(m, job.scratch);
@@ -622,7 +629,7 @@ class Recorder final : public sim::Observer {
           assert(job.divide_by->size() == job.scratch.size());
           for (std::size_t v = 0; v < job.scratch.size(); ++v) job.scratch[v] /= (*job.divide_by)[v];
         }
-        analysis::summarize(job.scratch, record_.quantiles, job.stats);
+        analysis::summarize(job.scratch, plan_.quantiles(), job.stats);
       });
     });
     try {
@@ -639,8 +646,8 @@ class Recorder final : public sim::Observer {
     step_.append(&s);
     const double t = s * dt_;
     t_.append(&t);
-    price_.append(state.market.price.col(0).data(), market_space_.get());  // asset 0: the schema's one stock
-    jobs_.resize(record_.summaries ? populations_.size() : 0);
+    price_.append(state.market.price.col(0).data(), market_space_.get());
+    jobs_.resize(plan_.summaries() ? populations_.size() : 0);
     for (std::size_t i = 0; i < jobs_.size(); ++i) {
       jobs_[i].values = &state.populations[i].wealth;
       jobs_[i].divide_by = nullptr;
@@ -660,7 +667,7 @@ class Recorder final : public sim::Observer {
     decision_step_.append(&k);
     return_.append(state.market.simple_return.col(0).data(), market_space_.get());
     shock_.append(state.market.shock.col(0).data(), market_space_.get());
-    jobs_.resize(record_.summaries ? 2 * populations_.size() : 0);
+    jobs_.resize(plan_.summaries() ? 2 * populations_.size() : 0);
     for (std::size_t i = 0; 2 * i < jobs_.size(); ++i) {
       // Amount P_k, and proportion P_k / X_k with X_k kept from the callback before this decision.
       jobs_[2 * i].values = &state.populations[i].amount;
@@ -680,18 +687,17 @@ class Recorder final : public sim::Observer {
     });
   }
 
+  /// X_k for the proportion summary of the decision about to be taken (plan_.keeps_decision_wealth).
   void save_decision_wealth(const sim::RunState& state) {
-    if (!record_.summaries) return;  // X_k is only needed for the proportion summary
     for (std::size_t i = 0; i < populations_.size(); ++i) {
       gather(state.populations[i].wealth, populations_[i].decision_wealth);
     }
   }
 
   std::shared_ptr<Hdf5Output::File> file_;
-  sim::RecordSpec record_;
+  sim::RecordingPlan plan_;
   std::string where_;  ///< the group's path in the file
   Handle group_;
-  std::vector<int> paths_;  ///< recorded paths, sorted
   int steps_ = 0;
   double dt_ = 0.0;
   Series step_, t_, decision_step_;
@@ -735,15 +741,15 @@ Hdf5Output::Hdf5Output(std::unique_ptr<OutputFile> output, const Provenance& pro
 
   Handle root = make(H5Gopen2(file_->id.get(), "/", H5P_DEFAULT), H5Gclose, "H5Gopen2", where);
   const hid_t r = root.get();
-  write_attribute(r, where, "schema_version", kSchemaVersion);
-  write_attribute(r, where, "herdsim_version", provenance.herdsim_version);
-  write_attribute(r, where, "seed", H5T_STD_U64LE, H5T_NATIVE_UINT64, {}, &provenance.seed);
-  write_attribute(r, where, "scenario", provenance.scenario_text);
-  write_attribute(r, where, "command_line", provenance.command_line);
-  write_attribute(r, where, "created", utc_now_iso8601());
-  write_attribute(r, where, "complete", 0);
-  file_->complete_attr =
-      make(H5Aopen(r, "complete", H5P_DEFAULT), H5Aclose, "H5Aopen", where + " attribute complete");
+  write_attribute(r, where, schema::kSchemaVersionAttr, schema::kSchemaVersion);
+  write_attribute(r, where, schema::kHerdsimVersion, provenance.herdsim_version);
+  write_attribute(r, where, schema::kSeed, H5T_STD_U64LE, H5T_NATIVE_UINT64, {}, &provenance.seed);
+  write_attribute(r, where, schema::kScenario, provenance.scenario_text);
+  write_attribute(r, where, schema::kCommandLine, provenance.command_line);
+  write_attribute(r, where, schema::kCreated, utc_now_iso8601());
+  write_attribute(r, where, schema::kComplete, 0);
+  file_->complete_attr = make(H5Aopen(r, schema::kComplete.data(), H5P_DEFAULT), H5Aclose, "H5Aopen",
+                              where + " attribute complete");
   file_->flush_if_due(/*force=*/true);  // from here on, PATH.partial is a readable HDF5 file
 }
 
@@ -753,9 +759,9 @@ Hdf5Output::~Hdf5Output() {
   file_->id.reset();
 }
 
-std::unique_ptr<sim::Observer> Hdf5Output::recorder(const std::string& group, const sim::RecordSpec& record,
+std::unique_ptr<sim::Observer> Hdf5Output::recorder(const std::string& group, const sim::RecordingPlan& plan,
                                                     const std::string& sweep_point) {
-  return std::make_unique<Recorder>(file_, group, record, sweep_point);
+  return std::make_unique<Recorder>(file_, group, plan, sweep_point);
 }
 
 void Hdf5Output::commit() {

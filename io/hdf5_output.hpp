@@ -8,6 +8,7 @@
 
 #include "io/output_file.hpp"
 #include "sim/observer.hpp"
+#include "sim/recording_plan.hpp"
 #include "sim/scenario_spec.hpp"
 
 namespace herdsim::io {
@@ -40,10 +41,12 @@ class Hdf5Output {
   Hdf5Output& operator=(const Hdf5Output&) = delete;
 
   /// An observer writing one run into `group` ("/" for a single run, "/sweep_000" etc. for sweep
-  /// points); the group gets the attribute `sweep_point` (text "key=value;...") when it is given.
-  /// Throws InputError for an invalid RecordSpec (every < 1).
+  /// points) exactly what `plan` says (steps, paths, agents, summaries; the plan decides, the recorder
+  /// only writes); the group gets the attribute `sweep_point` (text "key=value;...") when it is given.
+  /// Throws InputError for a plan that records nothing, and Error at on_start when the run is not the
+  /// one the plan was made for.
   [[nodiscard]] std::unique_ptr<sim::Observer> recorder(const std::string& group,
-                                                        const sim::RecordSpec& record,
+                                                        const sim::RecordingPlan& plan,
                                                         const std::string& sweep_point = "");
 
   /// Marks the file complete, closes it (and every recorder's datasets) and renames it to path().

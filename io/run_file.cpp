@@ -11,9 +11,11 @@
 #include <string_view>
 #include <system_error>
 
+#include "io/hdf5_schema.hpp"
 #include "io/hdf5_support.hpp"
 #include "sim/error.hpp"
 #include "sim/memory.hpp"
+#include "sim/recording_plan.hpp"
 
 namespace herdsim::io {
 
@@ -21,9 +23,7 @@ using namespace hdf5;  // NOLINT: handles and checks shared with the writer
 
 namespace {
 
-constexpr int kSupportedSchema = 1;
-
-std::string child(const std::string& group, const std::string& name) {
+std::string child(const std::string& group, std::string_view name) {
   std::string path = group;
   if (path.empty() || path.back() != '/') path += '/';
   path += name;
@@ -44,13 +44,13 @@ bool exists(hid_t file, const std::string& path) {
   return true;
 }
 
-bool has_attribute(hid_t object, const char* name) {
-  return H5Aexists(object, name) > 0;
+bool has_attribute(hid_t object, std::string_view name) {
+  return H5Aexists(object, std::string(name).c_str()) > 0;
 }
 
-std::string read_string_attribute(hid_t object, const std::string& where, const char* name) {
+std::string read_string_attribute(hid_t object, const std::string& where, std::string_view name) {
   const std::string what = fmt::format("attribute '{}' of {}", name, where);
-  Handle attr = make(H5Aopen(object, name, H5P_DEFAULT), H5Aclose, "H5Aopen", what);
+  Handle attr = make(H5Aopen(object, std::string(name).c_str(), H5P_DEFAULT), H5Aclose, "H5Aopen", what);
   Handle type = make(H5Aget_type(attr.get()), H5Tclose, "H5Aget_type", what);
   if (H5Tget_class(type.get()) != H5T_STRING) throw IoError(fmt::format("{} is not a string", what));
   if (H5Tis_variable_str(type.get()) > 0) {
@@ -72,10 +72,10 @@ std::string read_string_attribute(hid_t object, const std::string& where, const 
 }
 
 template <class T>
-std::vector<T> read_numeric_attribute(hid_t object, const std::string& where, const char* name,
+std::vector<T> read_numeric_attribute(hid_t object, const std::string& where, std::string_view name,
                                       hid_t mem_type) {
   const std::string what = fmt::format("attribute '{}' of {}", name, where);
-  Handle attr = make(H5Aopen(object, name, H5P_DEFAULT), H5Aclose, "H5Aopen", what);
+  Handle attr = make(H5Aopen(object, std::string(name).c_str(), H5P_DEFAULT), H5Aclose, "H5Aopen", what);
   Handle space = make(H5Aget_space(attr.get()), H5Sclose, "H5Aget_space", what);
   const hssize_t n = H5Sget_simple_extent_npoints(space.get());
   if (n < 0) raise("H5Sget_simple_extent_npoints", what);
@@ -85,7 +85,7 @@ std::vector<T> read_numeric_attribute(hid_t object, const std::string& where, co
 }
 
 template <class T>
-T read_scalar_attribute(hid_t object, const std::string& where, const char* name, hid_t mem_type) {
+T read_scalar_attribute(hid_t object, const std::string& where, std::string_view name, hid_t mem_type) {
   const auto values = read_numeric_attribute<T>(object, where, name, mem_type);
   if (values.size() != 1) throw IoError(fmt::format("attribute '{}' of {} is not a scalar", name, where));
   return values.front();
@@ -254,25 +254,26 @@ RunFile::RunFile(const std::string& path, bool allow_incomplete)
   impl_->file = make(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose, "H5Fopen", path);
   Handle root = impl_->open_group("/");
   const hid_t r = root.get();
-  if (!has_attribute(r, "schema_version"))
+  if (!has_attribute(r, schema::kSchemaVersionAttr))
     throw IoError(fmt::format("{} is not a herdsim run file (no schema_version attribute)", path));
-  info_.schema_version = read_scalar_attribute<int>(r, path, "schema_version", H5T_NATIVE_INT);
-  if (info_.schema_version < 1 || info_.schema_version > kSupportedSchema)
+  info_.schema_version = read_scalar_attribute<int>(r, path, schema::kSchemaVersionAttr, H5T_NATIVE_INT);
+  if (info_.schema_version < 1 || info_.schema_version > schema::kSchemaVersion)
     throw IoError(fmt::format("{} has schema_version {}; this herdsim reads schema_version {}", path,
-                              info_.schema_version, kSupportedSchema));
-  info_.complete = read_scalar_attribute<int>(r, path, "complete", H5T_NATIVE_INT) == 1;
+                              info_.schema_version, schema::kSchemaVersion));
+  info_.complete = read_scalar_attribute<int>(r, path, schema::kComplete, H5T_NATIVE_INT) == 1;
   if (!info_.complete && !allow_incomplete)
     throw IoError(fmt::format("{} is incomplete (complete = 0): the run that wrote it did not finish", path));
-  info_.herdsim_version = read_string_attribute(r, path, "herdsim_version");
-  info_.seed = read_scalar_attribute<std::uint64_t>(r, path, "seed", H5T_NATIVE_UINT64);
-  info_.scenario = read_string_attribute(r, path, "scenario");
-  if (has_attribute(r, "command_line")) info_.command_line = read_string_attribute(r, path, "command_line");
-  if (has_attribute(r, "created")) info_.created = read_string_attribute(r, path, "created");
+  info_.herdsim_version = read_string_attribute(r, path, schema::kHerdsimVersion);
+  info_.seed = read_scalar_attribute<std::uint64_t>(r, path, schema::kSeed, H5T_NATIVE_UINT64);
+  info_.scenario = read_string_attribute(r, path, schema::kScenario);
+  if (has_attribute(r, schema::kCommandLine))
+    info_.command_line = read_string_attribute(r, path, schema::kCommandLine);
+  if (has_attribute(r, schema::kCreated)) info_.created = read_string_attribute(r, path, schema::kCreated);
   if (exists(r, "/time")) {
     info_.groups.emplace_back("/");
   } else {
     for (const auto& name : member_names(r, path))
-      if (name.rfind("sweep_", 0) == 0) info_.groups.push_back("/" + name);
+      if (name.rfind(schema::kSweepPrefix, 0) == 0) info_.groups.push_back("/" + name);
     std::sort(info_.groups.begin(), info_.groups.end());
   }
 }
@@ -285,19 +286,19 @@ RunGroupInfo RunFile::group(const std::string& group) const {
   RunGroupInfo g;
   g.group = group;
   Handle h = impl_->open_group(group);
-  g.steps = read_scalar_attribute<int>(h.get(), group, "steps", H5T_NATIVE_INT);
-  g.dt = read_scalar_attribute<double>(h.get(), group, "dt", H5T_NATIVE_DOUBLE);
-  g.every = read_scalar_attribute<int>(h.get(), group, "every", H5T_NATIVE_INT);
-  g.paths_total = read_scalar_attribute<int>(h.get(), group, "paths_total", H5T_NATIVE_INT);
-  g.paths = read_numeric_attribute<int>(h.get(), group, "paths", H5T_NATIVE_INT);
-  if (has_attribute(h.get(), "sweep_point"))
-    g.sweep_point = read_string_attribute(h.get(), group, "sweep_point");
-  g.wealth_steps = impl_->read_ints(child(group, "time/step"));
-  const Eigen::MatrixXd t = impl_->read_matrix(child(group, "time/t"));
+  g.steps = read_scalar_attribute<int>(h.get(), group, schema::kSteps, H5T_NATIVE_INT);
+  g.dt = read_scalar_attribute<double>(h.get(), group, schema::kDt, H5T_NATIVE_DOUBLE);
+  g.every = read_scalar_attribute<int>(h.get(), group, schema::kEvery, H5T_NATIVE_INT);
+  g.paths_total = read_scalar_attribute<int>(h.get(), group, schema::kPathsTotal, H5T_NATIVE_INT);
+  g.paths = read_numeric_attribute<int>(h.get(), group, schema::kPaths, H5T_NATIVE_INT);
+  if (has_attribute(h.get(), schema::kSweepPoint))
+    g.sweep_point = read_string_attribute(h.get(), group, schema::kSweepPoint);
+  g.wealth_steps = impl_->read_ints(child(group, schema::path(schema::kTime, schema::kStep)));
+  const Eigen::MatrixXd t = impl_->read_matrix(child(group, schema::path(schema::kTime, schema::kT)));
   g.wealth_times.assign(t.data(), t.data() + t.size());
-  g.decision_steps = impl_->read_ints(child(group, "time/decision_step"));
+  g.decision_steps = impl_->read_ints(child(group, schema::path(schema::kTime, schema::kDecisionStep)));
 
-  const std::string pops = child(group, "populations");
+  const std::string pops = child(group, schema::kPopulations);
   if (!exists(impl_->file.get(), pops)) return g;
   Handle ph = impl_->open_group(pops);
   for (const auto& name : member_names(ph.get(), pops)) {
@@ -305,22 +306,25 @@ RunGroupInfo RunFile::group(const std::string& group) const {
     p.name = name;
     const std::string where = child(pops, name);
     Handle pg = impl_->open_group(where);
-    p.kind = read_string_attribute(pg.get(), where, "kind");
-    p.count = read_scalar_attribute<int>(pg.get(), where, "count", H5T_NATIVE_INT);
-    p.recorded_agents = read_scalar_attribute<int>(pg.get(), where, "recorded_agents", H5T_NATIVE_INT);
+    p.kind = read_string_attribute(pg.get(), where, schema::kKind);
+    p.count = read_scalar_attribute<int>(pg.get(), where, schema::kCount, H5T_NATIVE_INT);
+    p.recorded_agents = read_scalar_attribute<int>(pg.get(), where, schema::kRecordedAgents, H5T_NATIVE_INT);
     const hid_t f = impl_->file.get();
-    p.has_trajectories = exists(f, child(where, "wealth")) && exists(f, child(where, "amount"));
-    p.has_theory = exists(f, child(where, "theory/amount"));
-    p.has_transcripts = exists(f, child(where, "transcripts/step"));
-    if (has_attribute(pg.get(), "backend")) p.backend = read_string_attribute(pg.get(), where, "backend");
-    if (has_attribute(pg.get(), "protocol")) p.protocol = read_string_attribute(pg.get(), where, "protocol");
-    if (exists(f, child(where, "params"))) {
-      Handle params = impl_->open_group(child(where, "params"));
-      p.params = member_names(params.get(), child(where, "params"));
+    p.has_trajectories = exists(f, child(where, schema::kWealth)) && exists(f, child(where, schema::kAmount));
+    p.has_theory = exists(f, child(where, schema::path(schema::kTheory, schema::kAmount)));
+    p.has_transcripts = exists(f, child(where, schema::path(schema::kTranscripts, schema::kStep)));
+    if (has_attribute(pg.get(), schema::kBackend))
+      p.backend = read_string_attribute(pg.get(), where, schema::kBackend);
+    if (has_attribute(pg.get(), schema::kProtocol))
+      p.protocol = read_string_attribute(pg.get(), where, schema::kProtocol);
+    if (exists(f, child(where, schema::kParams))) {
+      Handle params = impl_->open_group(child(where, schema::kParams));
+      p.params = member_names(params.get(), child(where, schema::kParams));
     }
-    if (exists(f, child(where, "summary"))) {
-      Handle summary = impl_->open_group(child(where, "summary"));
-      const std::string stats = read_string_attribute(summary.get(), child(where, "summary"), "stats");
+    if (exists(f, child(where, schema::kSummary))) {
+      Handle summary = impl_->open_group(child(where, schema::kSummary));
+      const std::string stats =
+          read_string_attribute(summary.get(), child(where, schema::kSummary), schema::kStats);
       std::size_t start = 0;
       while (start <= stats.size()) {
         const auto comma = stats.find(',', start);
@@ -356,10 +360,9 @@ void RunFile::check_consistency(const RunGroupInfo& g) const {
 
   // The recorded rows: wealth rows 0, e, 2e, ... and n; decision rows 0, e, ... < n (a prefix of them in
   // an incomplete file, with the decisions that precede the last wealth row).
-  const auto expect_prefix = [&](const std::vector<int>& got, const char* name, bool wealth) {
-    const std::size_t full = wealth
-                                 ? static_cast<std::size_t>(g.steps / g.every + 1 + (g.steps % g.every != 0))
-                                 : static_cast<std::size_t>((g.steps - 1) / g.every + 1);
+  const auto expect_prefix = [&](const std::vector<int>& got, std::string_view name, bool wealth) {
+    const auto full = static_cast<std::size_t>(wealth ? sim::recorded_state_rows(g.steps, g.every)
+                                                      : sim::recorded_decision_rows(g.steps, g.every));
     if (got.size() > full || (info_.complete && got.size() != full))
       fail(fmt::format("time/{} has {} rows; steps = {} and every = {} give {}", name, got.size(), g.steps,
                        g.every, full));
@@ -368,8 +371,8 @@ void RunFile::check_consistency(const RunGroupInfo& g) const {
       if (got[i] != want) fail(fmt::format("time/{} row {} is step {}, expected {}", name, i, got[i], want));
     }
   };
-  expect_prefix(g.wealth_steps, "step", true);
-  expect_prefix(g.decision_steps, "decision_step", false);
+  expect_prefix(g.wealth_steps, schema::kStep, true);
+  expect_prefix(g.decision_steps, schema::kDecisionStep, false);
   if (g.wealth_steps.empty()) fail("time/step has no rows");
   const std::size_t rows = g.wealth_steps.size();
   std::size_t decisions_before = 0;  // decision rows that precede the last wealth row
@@ -386,47 +389,50 @@ void RunFile::check_consistency(const RunGroupInfo& g) const {
     if (got != want)
       fail(fmt::format("{} has shape {}, expected {}", dataset, shape_text(got), shape_text(want)));
   };
-  expect_shape("market/price", {rows, paths});
-  expect_shape("market/return", {decisions, paths});
-  expect_shape("market/shock", {decisions, paths});
+  expect_shape(schema::path(schema::kMarket, schema::kPrice), {rows, paths});
+  expect_shape(schema::path(schema::kMarket, schema::kReturn), {decisions, paths});
+  expect_shape(schema::path(schema::kMarket, schema::kShock), {decisions, paths});
 
   for (const PopulationInfo& p : g.populations) {
-    const std::string base = "populations/" + p.name + "/";
+    const std::string dir = schema::path(schema::kPopulations, p.name);
+    const std::string base = dir + "/";  // in messages
     if (p.count < 1) fail(fmt::format("{}: attribute count = {} (must be >= 1)", base, p.count));
     if (p.recorded_agents < 0 || p.recorded_agents > p.count)
       fail(fmt::format("{}: attribute recorded_agents = {} outside [0, count = {}]", base, p.recorded_agents,
                        p.count));
     const auto m = static_cast<hsize_t>(p.recorded_agents);
     const hid_t f = impl_->file.get();
-    if (exists(f, child(g.group, base + "wealth")) != exists(f, child(g.group, base + "amount")))
+    if (exists(f, child(g.group, schema::path(dir, schema::kWealth))) !=
+        exists(f, child(g.group, schema::path(dir, schema::kAmount))))
       fail(fmt::format("{}: one of wealth and amount is missing", base));
     if (p.has_trajectories) {
-      expect_shape(base + "wealth", {rows, paths, m});
-      expect_shape(base + "amount", {decisions, paths, m});
+      expect_shape(schema::path(dir, schema::kWealth), {rows, paths, m});
+      expect_shape(schema::path(dir, schema::kAmount), {decisions, paths, m});
     }
-    if (p.has_theory) expect_shape(base + "theory/amount", {static_cast<hsize_t>(g.steps), m});
+    if (p.has_theory)
+      expect_shape(schema::path(dir, schema::kTheory, schema::kAmount), {static_cast<hsize_t>(g.steps), m});
     for (const std::string& param : p.params) {
-      const std::vector<hsize_t> got = impl_->dims(child(g.group, base + "params/" + param));
+      const std::vector<hsize_t> got = impl_->dims(child(g.group, schema::path(dir, schema::kParams, param)));
       if (got.size() != 1 || got[0] != m)
-        fail(fmt::format("{}params/{} has shape {}, expected ({},) (recorded_agents)", base, param,
-                         shape_text(got), m));
+        fail(fmt::format("{}{}/{} has shape {}, expected ({},) (recorded_agents)", base, schema::kParams,
+                         param, shape_text(got), m));
     }
     if (!p.summary_stats.empty()) {
       const auto q = static_cast<hsize_t>(p.summary_stats.size());
-      expect_shape(base + "summary/wealth", {rows, q});
-      expect_shape(base + "summary/amount", {decisions, q});
-      expect_shape(base + "summary/proportion", {decisions, q});
+      expect_shape(schema::path(dir, schema::kSummary, schema::kWealth), {rows, q});
+      expect_shape(schema::path(dir, schema::kSummary, schema::kAmount), {decisions, q});
+      expect_shape(schema::path(dir, schema::kSummary, schema::kProportion), {decisions, q});
     }
   }
 }
 
 Eigen::MatrixXd RunFile::market(const std::string& group, const std::string& name) const {
-  return impl_->read_matrix(child(group, "market/" + name));
+  return impl_->read_matrix(child(group, schema::path(schema::kMarket, name)));
 }
 
 void RunFile::read_row(const std::string& group, const std::string& population, const std::string& dataset,
                        int row, Eigen::MatrixXd& out, int agent_begin, int agents) const {
-  const std::string path = child(group, fmt::format("populations/{}/{}", population, dataset));
+  const std::string path = child(group, schema::path(schema::kPopulations, population, dataset));
   Handle ds = impl_->open_dataset(path);
   const auto dims = dims_of(ds.get(), path);
   if (dims.size() != 3) throw IoError(fmt::format("{} is not a (row, path, agent) dataset", path));
@@ -451,34 +457,35 @@ void RunFile::read_row(const std::string& group, const std::string& population, 
 Eigen::VectorXd RunFile::param(const std::string& group, const std::string& population,
                                const std::string& name) const {
   const Eigen::MatrixXd m =
-      impl_->read_matrix(child(group, fmt::format("populations/{}/params/{}", population, name)));
+      impl_->read_matrix(child(group, schema::path(schema::kPopulations, population, schema::kParams, name)));
   return m.reshaped();
 }
 
 Eigen::MatrixXd RunFile::theory_amount(const std::string& group, const std::string& population) const {
-  return impl_->read_matrix(child(group, fmt::format("populations/{}/theory/amount", population)));
+  return impl_->read_matrix(
+      child(group, schema::path(schema::kPopulations, population, schema::kTheory, schema::kAmount)));
 }
 
 Transcripts RunFile::transcripts(const std::string& group, const std::string& population) const {
-  const std::string base = child(group, fmt::format("populations/{}/transcripts", population));
+  const std::string base = child(group, schema::path(schema::kPopulations, population, schema::kTranscripts));
   if (!exists(impl_->file.get(), base))
     throw IoError(fmt::format("{}: population {} of {} has no transcripts", path_, population, group));
-  const auto at = [&](const char* name) { return child(base, name); };
+  const auto at = [&](std::string_view name) { return child(base, name); };
   Transcripts t;
-  t.step = impl_->read_vector<int>(at("step"), H5T_NATIVE_INT);
-  t.path = impl_->read_vector<int>(at("path"), H5T_NATIVE_INT);
-  t.agent = impl_->read_vector<int>(at("agent"), H5T_NATIVE_INT);
-  t.stage = impl_->read_vector<int>(at("stage"), H5T_NATIVE_INT);
-  t.prompt_hash = impl_->read_vector<std::uint64_t>(at("prompt_hash"), H5T_NATIVE_UINT64);
-  t.seed = impl_->read_vector<std::uint64_t>(at("seed"), H5T_NATIVE_UINT64);
-  t.output = impl_->read_strings(at("output"));
-  t.status = impl_->read_strings(at("status"));
-  t.values = impl_->read_matrix(at("values"));
-  t.valid = impl_->read_vector<std::uint8_t>(at("valid"), H5T_NATIVE_UINT8);
-  t.prompt_tokens = impl_->read_vector<int>(at("prompt_tokens"), H5T_NATIVE_INT);
-  t.cached_tokens = impl_->read_vector<int>(at("cached_tokens"), H5T_NATIVE_INT);
-  t.completion_tokens = impl_->read_vector<int>(at("completion_tokens"), H5T_NATIVE_INT);
-  t.time_ms = impl_->read_vector<double>(at("time_ms"), H5T_NATIVE_DOUBLE);
+  t.step = impl_->read_vector<int>(at(schema::kStep), H5T_NATIVE_INT);
+  t.path = impl_->read_vector<int>(at(schema::kPath), H5T_NATIVE_INT);
+  t.agent = impl_->read_vector<int>(at(schema::kAgent), H5T_NATIVE_INT);
+  t.stage = impl_->read_vector<int>(at(schema::kStage), H5T_NATIVE_INT);
+  t.prompt_hash = impl_->read_vector<std::uint64_t>(at(schema::kPromptHash), H5T_NATIVE_UINT64);
+  t.seed = impl_->read_vector<std::uint64_t>(at(schema::kRequestSeed), H5T_NATIVE_UINT64);
+  t.output = impl_->read_strings(at(schema::kOutput));
+  t.status = impl_->read_strings(at(schema::kStatus));
+  t.values = impl_->read_matrix(at(schema::kValues));
+  t.valid = impl_->read_vector<std::uint8_t>(at(schema::kValid), H5T_NATIVE_UINT8);
+  t.prompt_tokens = impl_->read_vector<int>(at(schema::kPromptTokens), H5T_NATIVE_INT);
+  t.cached_tokens = impl_->read_vector<int>(at(schema::kCachedTokens), H5T_NATIVE_INT);
+  t.completion_tokens = impl_->read_vector<int>(at(schema::kCompletionTokens), H5T_NATIVE_INT);
+  t.time_ms = impl_->read_vector<double>(at(schema::kTimeMs), H5T_NATIVE_DOUBLE);
   const std::size_t n = t.step.size();
   for (const std::size_t m :
        {t.path.size(), t.agent.size(), t.stage.size(), t.prompt_hash.size(), t.seed.size(), t.output.size(),
@@ -491,7 +498,8 @@ Transcripts RunFile::transcripts(const std::string& group, const std::string& po
 
 Eigen::MatrixXd RunFile::summary(const std::string& group, const std::string& population,
                                  const std::string& quantity) const {
-  return impl_->read_matrix(child(group, fmt::format("populations/{}/summary/{}", population, quantity)));
+  return impl_->read_matrix(
+      child(group, schema::path(schema::kPopulations, population, schema::kSummary, quantity)));
 }
 
 std::string analysis_sidecar_path(const std::string& run_path) {

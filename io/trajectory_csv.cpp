@@ -11,6 +11,7 @@
 #include <set>
 #include <string_view>
 
+#include "io/hdf5_schema.hpp"
 #include "io/output_file.hpp"
 #include "sim/error.hpp"
 
@@ -60,13 +61,13 @@ bool has_decision_columns(CsvQuantity q) {
 std::vector<std::string> summary_quantities(CsvQuantity q) {
   switch (q) {
     case CsvQuantity::wealth:
-      return {"wealth"};
+      return {std::string(schema::kWealth)};
     case CsvQuantity::amount:
-      return {"amount", "proportion"};
+      return {std::string(schema::kAmount), std::string(schema::kProportion)};
     case CsvQuantity::all:
       break;
   }
-  return {"wealth", "amount", "proportion"};
+  return {std::string(schema::kWealth), std::string(schema::kAmount), std::string(schema::kProportion)};
 }
 
 /// Buffers formatted text and hands it to the stream in large blocks.
@@ -135,9 +136,10 @@ void write_trajectory_group(const RunFile& file, const TrajectoryCsvPlan& plan,
     const auto ru = static_cast<std::size_t>(r);
     const int step = wealth_rows ? info.wealth_steps[ru] : info.decision_steps[ru];
     const bool has_decision = decisions && r < rows_d;
-    if (wealth_rows) file.read_row(group, plan.population, "wealth", r, wealth, a0, agents);
+    if (wealth_rows)
+      file.read_row(group, plan.population, std::string(schema::kWealth), r, wealth, a0, agents);
     if (has_decision) {
-      file.read_row(group, plan.population, "amount", r, amount, a0, agents);
+      file.read_row(group, plan.population, std::string(schema::kAmount), r, amount, a0, agents);
       for (int a = 0; a < agents; ++a) {
         auto& text = theory_text[static_cast<std::size_t>(a)];
         text.clear();
@@ -179,7 +181,7 @@ void write_summary_group(const RunFile& file, const TrajectoryCsvPlan& plan,
   auto& buf = writer.buffer();
   for (const auto& quantity : summary_quantities(plan.quantity)) {
     const Eigen::MatrixXd table = file.summary(info.group, plan.population, quantity);  // Q x rows
-    const bool wealth = quantity == "wealth";
+    const bool wealth = quantity == schema::kWealth;
     const std::vector<int>& steps = wealth ? info.wealth_steps : info.decision_steps;
     if (table.cols() != static_cast<Eigen::Index>(steps.size()) ||
         table.rows() != static_cast<Eigen::Index>(plan.stats.size()))

@@ -24,7 +24,7 @@ class SolverError : public Error {
   using Error::Error;
 };
 
-/// A scenario file is invalid (issue 3).
+/// A scenario file is invalid.
 class ScenarioError : public Error {
  public:
   using Error::Error;
@@ -36,7 +36,7 @@ class IoError : public Error {
   using Error::Error;
 };
 
-/// An inference backend failed (issue 5).
+/// An inference backend failed.
 class BackendError : public Error {
  public:
   using Error::Error;

@@ -1,9 +1,12 @@
 #pragma once
-// Observers hang off the step loop: what to record is decided by them, how the step loop runs is not
-// their business. Callbacks run on the calling thread, between steps, in a fixed order.
+// Observers hang off the step loop: what they do with the state is theirs, how the step loop runs is not
+// their business. A recording observer follows a RecordingPlan (sim/recording_plan.hpp), which decides what
+// is recorded. Callbacks run on the calling thread, between steps, in a fixed order.
 #include "sim/run_state.hpp"
 
 namespace herdsim::sim {
+
+class RecordingPlan;
 
 class Observer {
  public:
@@ -18,6 +21,9 @@ class Observer {
   virtual void on_step(int k, const RunState& state) = 0;
   /// The run completed. Not called when the run fails or is interrupted.
   virtual void on_finish(const RunState& state) = 0;
+  /// The plan a recording observer follows (the steps whose state it needs: records_after_step), or
+  /// nullptr for an observer that reads every step.
+  [[nodiscard]] virtual const RecordingPlan* recording_plan() const { return nullptr; }
 };
 
 }  // namespace herdsim::sim

@@ -191,9 +191,16 @@ class Population:
         self.count = int(self._h5.attrs["count"])
         self.recorded_agents = int(self._h5.attrs["recorded_agents"])
         self.has_trajectories = "wealth" in self._h5
+        self.has_theory = "theory" in self._h5
+        self.has_summary = "summary" in self._h5
         time = run.time(group)
         self.step, self.t, self.decision_step = time["step"], time["t"], time["decision_step"]
         self.paths = np.asarray(run.file[group].attrs["paths"])  # the path axis: recorded path indices
+
+    def dataset(self, name):
+        """The h5py dataset wealth, amount or theory/amount, read only as far as it is sliced (a few agents
+        of a large run: ``pop.dataset("amount")[:, 0, agents]``), or None when it was not recorded."""
+        return self._h5[name] if name in self._h5 else None
 
     def _read(self, name):
         if name not in self._h5:

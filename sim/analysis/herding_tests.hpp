@@ -1,5 +1,5 @@
 #pragma once
-// Empirical herding statistics (theory.md §5): the LSV measure on buy/sell counts, and the
+// Empirical herding statistics (docs/theory.md §5): the LSV measure on buy/sell counts, and the
 // Christie–Huang (CSSD) and Chang–Cheng–Khorana (CSAD) dispersion regressions on a returns panel,
 // with classical and Newey–West standard errors. Library part of `herdsim compare`.
 //

@@ -77,7 +77,7 @@ std::optional<double> parse_percent_string(std::string_view s) {
 
 /// An element's value in percent, or nullopt when it is neither a JSON number nor a numeric string.
 std::optional<double> element_percent(const json& element) {
-  if (element.is_number()) return element.get<double>();  // integers are percent too (spec pitfall 1)
+  if (element.is_number()) return element.get<double>();  // integers are percent too (docs/theory.md §6.2)
   if (element.is_string()) return parse_percent_string(element.get_ref<const std::string&>());
   return std::nullopt;
 }

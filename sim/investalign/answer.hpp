@@ -1,5 +1,5 @@
 #pragma once
-// The InvestAlign answer (spec §4): a JSON object with "Decision Explanation" and a sequence (or one
+// InvestAlign answer (docs/theory.md §4.5): a JSON object with "Decision Explanation" and a sequence (or one
 // value) of percentages. This file holds the schema, the parser with its fallback rules, and the two
 // machine-readable forms of the schema (JSON Schema, llama.cpp GBNF grammar) built from the same
 // constants, so that every text the grammar admits parses as a valid answer.
@@ -82,7 +82,7 @@ struct ParsedAnswer {
 /// escaped quotes are respected while balancing); nullopt when there is none.
 [[nodiscard]] std::optional<std::string> extract_json_object(std::string_view text);
 
-/// Parses an LLM answer (spec §4 parsing rules). Elements: a string is stripped of whitespace and one
+/// Parses an LLM answer (docs/theory.md §4.6). Elements: a string is stripped of whitespace and one
 /// trailing '%' and parsed as a decimal number; a JSON number (integer or float alike) is taken as is;
 /// both are percent and divided by 100. Missing or unusable values (no object, missing key, wrong type,
 /// non-numeric or out-of-range element) give the fallback values with valid = false; a short sequence is
@@ -91,7 +91,7 @@ struct ParsedAnswer {
 [[nodiscard]] ParsedAnswer parse_answer(std::string_view text, const AnswerSchema& schema,
                                         std::span<const double> fallback);
 
-/// Counts of parse outcomes over many answers (spec §4: report the invalid and padded counts).
+/// Counts of parse outcomes over many answers (docs/theory.md §4.6: report the invalid and padded counts).
 struct AnswerTally {
   std::int64_t total = 0;                   ///< answers seen
   std::int64_t valid = 0;                   ///< valid answers (ok, too_short, too_long)

@@ -1,5 +1,5 @@
 #pragma once
-// InvestAlign dataset construction (spec §4): questionnaire attributes (lottery probability -> alpha,
+// InvestAlign dataset (docs/theory.md §4): questionnaire attributes (lottery probability -> alpha,
 // dependence score -> theta, initial budget) on a grid or sampled within grid cells, targets from the
 // theory library (P3 absolute with the correct eta, P1 relative, P2 mutual), prompts and target answers,
 // and a train/test split that holds out whole (lottery probability, score) cells. Deterministic for a
@@ -8,7 +8,7 @@
 // Proportion convention (advisor and targets alike): the proportion for year j = 1..T is
 //   pi_j = P(t = j) / B_j,
 // the continuous-time AMOUNT at t = j over the reference budget B_j = (x0 / 10) * static_budget_list[j-1].
-// For the advisor (P = its own Merton path) this is exactly the ratio the spec quotes (golden
+// For the advisor (P = its own Merton path) this is exactly the ratio docs/theory.md §4.2 quotes (golden
 // advisor_reference.csv); using the same denominator for the targets makes theta -> inf reproduce the
 // advisor's numbers and keeps the conversion back to amounts (P = pi_j B_j) deterministic.
 #include <array>
@@ -26,7 +26,7 @@
 
 namespace herdsim::investalign {
 
-/// The problems of the dataset (spec §2 presets).
+/// The problems of the dataset (docs/theory.md §2).
 enum class Problem { absolute, relative, mutual };
 constexpr std::array<NamedValue<Problem>, 3> enum_names(Problem /*unused*/) {
   return {{{Problem::absolute, "absolute"}, {Problem::relative, "relative"}, {Problem::mutual, "mutual"}}};
@@ -38,7 +38,7 @@ constexpr std::array<NamedValue<Problem>, 3> enum_names(Problem /*unused*/) {
 
 /// T of the InvestAlign dataset, years (the static budget list has one entry per year).
 inline constexpr int dataset_horizon_years = 10;
-/// The static reference budget list B_1..B_10 for an initial budget of 10 million dollars (spec §4; origin
+/// Static reference budgets B_1..B_10 for a budget of 10 million dollars (docs/theory.md §4.2; origin
 /// unknown, shipped as constants).
 inline constexpr std::array<double, 10> static_budget_list{10.00, 10.59, 11.22, 11.89, 12.60,
                                                            13.35, 14.15, 15.01, 15.91, 16.88};
@@ -54,7 +54,7 @@ inline constexpr double static_budget_base = 10.0;
                                                  std::span<const double> budgets);
 
 /// The advisor's recommended proportions for years 1..T (fractions): its continuous-time Merton amount at
-/// t = j over B_j. With the defaults this is spec §4's 36.21, 35.59, ..., 30.75 % (to +-0.01 pp).
+/// t = j over B_j. With the defaults this is docs/theory.md §4.2's 36.21, 35.59, ..., 30.75 % (to +-0.01 pp).
 [[nodiscard]] std::vector<double> advisor_proportions(const theory::Market& market, double alpha_leader,
                                                       double budget);
 
@@ -77,7 +77,7 @@ struct DatasetConfig {
   double test_fraction = 0.2;  ///< share of cells held out for test, in [0, 1]
   theory::LotteryConvention lottery = theory::lottery_win10_sure3;  ///< p -> alpha (and the prompt's amounts)
   std::string lottery_name = "w10s3";                               ///< how the card names the convention
-  bool training_prompts = false;  ///< prompts also carry eta and the optimal values (spec §4)
+  bool training_prompts = false;  ///< prompts also carry eta and the optimal values (docs/theory.md §4.3)
   theory::Market market{};        ///< market of every problem
   double alpha_leader = theory::defaults::alpha_leader;                       ///< the advisor's risk aversion
   theory::BoundaryCondition relative_bc = theory::BoundaryCondition::pinned;  ///< P1 end conditions

@@ -9,7 +9,7 @@ namespace herdsim::investalign {
 
 namespace {
 
-// The texts are herdsim's own wording of the content spec §4 describes. Everything that differs between
+// The texts are herdsim's own wording of the content of docs/theory.md §4.4. Everything that differs between
 // agents goes into the agent part; the system message and the task description depend only on
 // TaskSettings, so they form a prefix shared by every agent of a population.
 

@@ -1,5 +1,5 @@
 #pragma once
-// InvestAlign prompt templates (spec §4) in herdsim's own wording. A template is data: a system message,
+// Prompt templates (docs/theory.md §4.4) in herdsim's own wording. A template is data: a system message,
 // a task description, and a builder of the agent-specific rest of the user message. A rendered prompt
 // keeps the shared prefix (system message + task description, identical for every agent of a template)
 // apart from the agent's suffix, so an inference backend can evaluate the prefix once and reuse its KV
@@ -51,7 +51,7 @@ struct InvestorProfile {
   double budget = 10.0;       ///< initial wealth x0, million dollars
 };
 
-/// The reference solution a training prompt carries (spec §4: eta and the optimal proportions).
+/// The reference solution a training prompt carries (docs/theory.md §4.3: eta and the optimal proportions).
 struct TrainingHint {
   double ln_eta = 0.0;  ///< ln eta, eta = H at the optimum (dimensionless; eta may be below 1e-300)
   std::vector<double>

@@ -38,7 +38,7 @@ void validate(const MutualGame& game);
 enum class MutualMethod {
   automatic,  ///< dense for small or dense Theta, sparse otherwise
   dense,      ///< Eigen::PartialPivLU per node; memory nodes * N^2 doubles
-  sparse,     ///< Eigen::SparseLU per node; memory ~ nodes * nnz(LU)
+  sparse,     ///< Jacobi-preconditioned BiCGSTAB per node (residual checked); memory ~ nodes * nnz(Theta)
 };
 
 /// Solver settings.

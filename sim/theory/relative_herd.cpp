@@ -162,7 +162,7 @@ class RelativeBvp {
     rhs_scale_ = fs_ * (inv_power_[1] + 10.0 + power_[1]);
   }
   /// Numerov's a_k = 1 - h^2 q_k / 12; row k reads a_{k-1} u_{k-1} + (10 a_k - 12) u_k + a_{k+1} u_{k+1}
-  /// = rhs_k, the spec's recurrence with both sides negated.
+  /// = rhs_k, the recurrence of docs/theory.md §3.3 with both sides negated.
   [[nodiscard]] double a(Index k) const { return 1.0 - fq_ * growth(k) * growth(k); }
   /// (h^2/12) u''_k = (h^2/12)(q_k w_k + source s_k).
   [[nodiscard]] double curvature(const VectorXd& w, Index k, double source) const {
@@ -254,7 +254,7 @@ class RelativeBvp {
     u[n_] = un;
   }
 
-  /// One-sided end slopes of the spec, u'(0) ~ (u_1 - u_0)/h - h (2 u''_0 + u''_1)/6 and its mirror.
+  /// One-sided end slopes (docs/theory.md §3.3): u'(0) ~ (u_1 - u_0)/h - h (2 u''_0 + u''_1)/6, mirrored.
   [[nodiscard]] double slope_left(const VectorXd& w, double source) const {
     return (w[1] - w[0] - 2.0 * (2.0 * curvature(w, 0, source) + curvature(w, 1, source))) / h_;
   }

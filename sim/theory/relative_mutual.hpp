@@ -1,5 +1,5 @@
 #pragma once
-// Mutual relative herding (spec §3.5, no paper counterpart): N agents, agent i maximises
+// Mutual relative herding (docs/theory.md §3.5, no paper counterpart): N agents, agent i maximises
 //   J_i = -H_i[P_i]/alpha_i - (1/2) Sum_j theta_ij Int_0^T (P_i' - P_j')^2 dt,
 // an open-loop Nash game whose first-order conditions form a coupled linear BVP
 //   Sum_j theta_ij (P_i'' - P_j'') = eta_i (alpha_i sigma^2 G^2 P_i - v G),   ln eta_i = ln H_i[P_i].

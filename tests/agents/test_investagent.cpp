@@ -393,7 +393,7 @@ TEST_SUITE("investagent") {
     const auto p3 = theory::solve_absolute_herd(hp);
     for (int i = 0; i < 4; ++i) {
       const int j = agents::InvestAgentPopulation::peer_of(rng, 1, i, 4);
-      // The game built by hand, as the dataset's mutual problem defines it (spec section 3.4).
+      // The game built by hand, as the dataset's mutual problem defines it (docs/theory.md §3.4).
       theory::MutualGame game;
       game.horizon = 10;
       game.alpha = Eigen::Vector3d(0.2, profile(i).alpha, profile(j).alpha);

@@ -144,7 +144,7 @@ TEST_SUITE("io.custom_kind") {
     fs::remove(path);
     io::Hdf5Output file(path, {"test", spec.run.seed, spec.text, "test"});
     auto simulation = agents::make_simulation(spec);
-    auto recorder = file.recorder("/", spec.record);
+    auto recorder = file.recorder("/", sim::RecordingPlan(spec.record, simulation->state()));
     simulation->add_observer(recorder.get());
     (void)simulation->run(sim::RunOptions{});
     file.commit();

@@ -124,7 +124,10 @@ std::string write_run(const std::string& name, const herdsim::sim::RecordSpec& r
   const std::string path = temp_path(name);
   Hdf5Output out(path, provenance());
   Run run = make_run();
-  auto recorder = out.recorder("/", record);
+  auto recorder = out.recorder("/", herdsim::sim::RecordingPlan(record, run.state));
+  // The runtime can ask the recorder which steps it needs: its plan.
+  REQUIRE(recorder->recording_plan() != nullptr);
+  CHECK(recorder->recording_plan()->every() == record.every);
   drive(*recorder, run);
   out.commit();
   CHECK(out.bytes_written() == fs::file_size(path));
@@ -476,7 +479,8 @@ TEST_SUITE("io.hdf5_output") {
     for (int point = 0; point < 2; ++point) {
       Run run = make_run();
       auto recorder =
-          out.recorder(point == 0 ? "/sweep_000" : "/sweep_001", {}, point == 0 ? "theta=1" : "theta=2");
+          out.recorder(point == 0 ? "/sweep_000" : "/sweep_001", herdsim::sim::RecordingPlan({}, run.state),
+                       point == 0 ? "theta=1" : "theta=2");
       drive(*recorder, run);
     }
     out.commit();
@@ -493,7 +497,7 @@ TEST_SUITE("io.hdf5_output") {
     {
       Hdf5Output out(path, provenance());
       Run run = make_run();
-      auto recorder = out.recorder("/", {});
+      auto recorder = out.recorder("/", herdsim::sim::RecordingPlan({}, run.state));
       run.state.spec = &run.spec;
       set_step(run.state, 0);
       recorder->on_start(run.state);
@@ -524,18 +528,27 @@ TEST_SUITE("io.hdf5_output") {
     }
     SUBCASE("a group recorded twice") {
       Hdf5Output out(temp_path("twice.h5"), provenance());
-      auto first = out.recorder("/run", {});
-      CHECK_THROWS_AS(out.recorder("/run", {}), herdsim::IoError);
+      const Run run = make_run();
+      const herdsim::sim::RecordingPlan plan({}, run.state);
+      auto first = out.recorder("/run", plan);
+      CHECK_THROWS_AS(out.recorder("/run", plan), herdsim::IoError);
     }
-    SUBCASE("a recorded path out of range") {
-      Hdf5Output out(temp_path("badpath.h5"), provenance());
+    SUBCASE("a plan that records nothing") {
+      Hdf5Output out(temp_path("disabled.h5"), provenance());
       herdsim::sim::RecordSpec record;
-      record.paths = {3};
+      record.enabled = false;
+      const Run run = make_run();
+      CHECK_THROWS_AS((void)out.recorder("/", herdsim::sim::RecordingPlan(record, run.state)),
+                      herdsim::InputError);
+    }
+    SUBCASE("a plan made for another run") {
+      Hdf5Output out(temp_path("otherrun.h5"), provenance());
       Run run = make_run();
+      const herdsim::sim::RecordingPlan plan({}, run.state);
+      run.state.populations[1].count += 1;
       run.state.spec = &run.spec;
-      set_step(run.state, 0);
-      auto recorder = out.recorder("/", record);
-      CHECK_THROWS_AS(recorder->on_start(run.state), herdsim::InputError);
+      auto recorder = out.recorder("/", plan);
+      CHECK_THROWS_AS(recorder->on_start(run.state), herdsim::Error);
     }
     SUBCASE("a market with two assets: schema 1 holds one") {
       Hdf5Output out(temp_path("assets.h5"), provenance());
@@ -544,7 +557,7 @@ TEST_SUITE("io.hdf5_output") {
       for (Eigen::MatrixXd* m :
            {&run.state.market.price, &run.state.market.simple_return, &run.state.market.shock})
         m->setZero(kPaths, 2);
-      auto recorder = out.recorder("/", {});
+      auto recorder = out.recorder("/", herdsim::sim::RecordingPlan({}, run.state));
       try {
         recorder->on_start(run.state);
         FAIL("expected InputError");
@@ -552,17 +565,11 @@ TEST_SUITE("io.hdf5_output") {
         CHECK(std::string(e.what()).find("one risky asset; this run's market has 2") != std::string::npos);
       }
     }
-    SUBCASE("every < 1") {
-      Hdf5Output out(temp_path("every.h5"), provenance());
-      herdsim::sim::RecordSpec record;
-      record.every = 0;
-      CHECK_THROWS_AS((void)out.recorder("/", record), herdsim::InputError);
-    }
     SUBCASE("a recorder used after commit") {
       Hdf5Output out(temp_path("late.h5"), provenance());
-      auto recorder = out.recorder("/", {});
-      out.commit();
       Run run = make_run();
+      auto recorder = out.recorder("/", herdsim::sim::RecordingPlan({}, run.state));
+      out.commit();
       run.state.spec = &run.spec;
       set_step(run.state, 0);
       CHECK_THROWS_AS(recorder->on_start(run.state), herdsim::IoError);

@@ -124,7 +124,7 @@ std::string write_run(const std::string& name, const herdsim::sim::RecordSpec& r
   const std::string path = temp_path(name);
   Hdf5Output out(path, provenance());
   Run run = make_run();
-  auto recorder = out.recorder("/", record);
+  auto recorder = out.recorder("/", herdsim::sim::RecordingPlan(record, run.state));
   drive(*recorder, run);
   out.commit();
   return path;
@@ -356,7 +356,7 @@ TEST_SUITE("io.run_file") {
       for (const int point : {1, 0}) {  // written out of order: groups() still comes back sorted
         Run run = make_run();
         auto recorder =
-            out.recorder(point == 0 ? "/sweep_000" : "/sweep_001", {},
+            out.recorder(point == 0 ? "/sweep_000" : "/sweep_001", herdsim::sim::RecordingPlan({}, run.state),
                          point == 0 ? "population.leaders.alpha=1" : "population.leaders.alpha=2");
         drive(*recorder, run);
       }
@@ -402,7 +402,7 @@ TEST_SUITE("io.run_file") {
       {
         Hdf5Output out(path, provenance());
         Run run = make_run();
-        auto recorder = out.recorder("/", {});
+        auto recorder = out.recorder("/", herdsim::sim::RecordingPlan({}, run.state));
         run.state.spec = &run.spec;
         set_step(run.state, 0);
         recorder->on_start(run.state);

@@ -90,7 +90,7 @@ void run_to(const sim::ScenarioSpec& spec, const inference::BackendFactory& back
   fs::remove(path);
   io::Hdf5Output file(path, {"test", spec.run.seed, "scenario", "test"});
   auto simulation = agents::make_simulation(spec, backends);
-  auto recorder = file.recorder("/", spec.record);
+  auto recorder = file.recorder("/", sim::RecordingPlan(spec.record, simulation->state()));
   simulation->add_observer(recorder.get());
   sim::RunOptions options;
   options.threads = 1;

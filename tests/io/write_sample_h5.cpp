@@ -91,7 +91,8 @@ int main(int argc, char** argv) {
     }
 
     herdsim::io::Hdf5Output out(argv[1], {"0.1.0-sample", 7, spec.text, "write_sample_h5 OUTPUT.h5"});
-    auto recorder = out.recorder("/sweep_000", spec.record, "market.sigma=0.2");
+    auto recorder =
+        out.recorder("/sweep_000", herdsim::sim::RecordingPlan(spec.record, state), "market.sigma=0.2");
     set_step(state, 0);
     recorder->on_start(state);
     for (int k = 0; k < state.steps; ++k) {

@@ -1,5 +1,5 @@
 #pragma once
-// Reads the golden CSV files copied from shared/golden into tests/golden (see its README for columns
+// Reads the golden CSV files in tests/golden (see its README for columns
 // and tolerances). Numbers parse with strtod, so `nan` and `inf` work.
 #include <cmath>
 #include <cstdlib>

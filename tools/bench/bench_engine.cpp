@@ -18,6 +18,7 @@
 #include "agents/merton_agent.hpp"
 #include "agents/registry.hpp"
 #include "io/hdf5_output.hpp"
+#include "sim/recording_plan.hpp"
 #include "sim/simulation.hpp"
 
 using namespace herdsim;
@@ -113,7 +114,7 @@ Timed time_run(const sim::ScenarioSpec& spec, int threads, Recording rec, const 
     sim::RecordSpec r;
     r.trajectories = rec != Recording::summaries;
     r.summaries = rec != Recording::full_no_summaries;
-    recorder = out->recorder("/", r);
+    recorder = out->recorder("/", sim::RecordingPlan(r, simulation->state()));
     simulation->add_observer(recorder.get());
   }
   sim::RunOptions opt;

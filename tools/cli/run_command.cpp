@@ -18,6 +18,7 @@
 #include "sim/error.hpp"
 #include "sim/inference/backend.hpp"
 #include "sim/memory.hpp"
+#include "sim/recording_plan.hpp"
 #include "sim/simulation.hpp"
 #include "tools/cli/progress.hpp"
 
@@ -150,9 +151,10 @@ int run_scenario(const RunFlags& f, const std::string& command_line) {
     const std::string label =
         specs.size() == 1 ? std::string("run") : fmt::format("run {}/{}", i + 1, specs.size());
     auto simulation = i == 0 ? std::move(first) : agents::make_simulation(spec, backends);
+    const sim::RecordingPlan plan(spec.record, simulation->state());
     std::unique_ptr<sim::Observer> recorder;
-    if (spec.record.enabled) {
-      recorder = file.recorder(group, spec.record, sweep_label(spec));
+    if (plan.enabled()) {
+      recorder = file.recorder(group, plan, sweep_label(spec));
       simulation->add_observer(recorder.get());
     }
     Progress progress(label, f.quiet);

@@ -36,7 +36,7 @@ struct TheoryFlags {
   std::optional<double> theta_score;
   double rho = 0.0;
   std::string bc = "pinned";
-  std::string herd{to_name(agents::HerdType::absolute)};  // mutual game: absolute (P2) or relative (spec 3.5)
+  std::string herd{to_name(agents::HerdType::absolute)};  // mutual: P2 or relative (docs/theory.md §3.5)
   double mu = Market{}.mu;
   double r = Market{}.r;
   double sigma = Market{}.sigma;
@@ -55,7 +55,7 @@ agents::HerdType herd_of(const TheoryFlags& f) {
   return from_name<agents::HerdType>(f.herd).value_or(agents::HerdType::absolute);
 }
 
-// The paper's worked example (spec 3.2): lottery probability 0.9, dependence score 10.
+// The paper's worked example (docs/theory.md §3.2): lottery probability 0.9, dependence score 10.
 constexpr double default_lottery_prob = 0.9;
 constexpr double default_theta_score = 10.0;
 
@@ -245,7 +245,7 @@ TheoryReport report_relative(const TheoryFlags& f) {
   return rep;
 }
 
-// The mutual relative game (spec 3.5) on the same agents file; same columns as the absolute game.
+// The mutual relative game (docs/theory.md §3.5) on the same agents file; same columns as the absolute game.
 TheoryReport report_relative_mutual(const TheoryFlags& f, const MutualGame& game) {
   RelativeMutualOptions opt;
   opt.bc = from_name<BoundaryCondition>(f.bc).value_or(BoundaryCondition::pinned);
@@ -392,9 +392,9 @@ void add_theory_command(CLI::App& app) {
   cmd->add_option("--format", flags->format, "output format")
       ->check(CLI::IsMember({"table", "csv", "json"}))
       ->capture_default_str();
-  cmd->add_option("--agents", flags->agents, "agents CSV of the mutual game (docs/theory.md)");
+  cmd->add_option("--agents", flags->agents, "agents CSV of the mutual game (docs/theory.md §8.1)");
   cmd->add_option("--herd", flags->herd,
-                  "mutual game: absolute (P2) or relative herding (rate gaps, spec 3.5; uses --bc)")
+                  "mutual game: absolute (P2) or relative herding (docs/theory.md §3.5; uses --bc)")
       ->check(CLI::IsMember(names_of<agents::HerdType>()))
       ->capture_default_str();
   cmd->add_option("--eta-formula", flags->eta_formula,

@@ -3,13 +3,15 @@
 
 Usage: herdsim_report.py RUN.h5 -o DIR [--analysis ANALYSIS.json]
 
-Reads the run file (docs/hdf5-schema.md) with h5py and the analysis written by
+Reads the run file (docs/hdf5-schema.md) through tools/herdsim_load.py, the one Python reader of the
+layout (found next to this script or in its parent folder), and the analysis written by
 `herdsim compare RUN.h5 --format json` (docs/analysis.md), and writes into DIR one set of figures
 per run group ("/" or each "/sweep_NNN") and population, plus a self-contained index.html that
 links them. A figure whose data are missing is skipped and the page says why. Usually run through
 `herdsim report`, which runs the analysis first.
 
-Exit codes: 0 done, 2 bad input (unreadable run or analysis file), 3 a Python package is missing.
+Exit codes: 0 done, 2 bad input (unreadable or inconsistent run file, unreadable analysis file), 3 a Python
+package or herdsim_load.py is missing.
 """
 import argparse
 import html
@@ -60,7 +62,24 @@ def check_required_modules():
 
 check_required_modules()
 
-import h5py  # noqa: E402  (imported once the check above has passed)
+
+def import_loader():
+    """tools/herdsim_load.py: next to this script (a copied report) or in its parent folder (the source tree,
+    where `herdsim report` runs it); exits 3 naming where it looked when it is in neither."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    places = [here, os.path.dirname(here)]
+    for place in places:
+        if os.path.isfile(os.path.join(place, "herdsim_load.py")):
+            if place not in sys.path:
+                sys.path.insert(0, place)
+            return importlib.import_module("herdsim_load")
+    print(f"herdsim report: error: cannot find herdsim_load.py (looked in {' and '.join(places)}); keep "
+          "tools/report/herdsim_report.py inside tools/ or copy tools/herdsim_load.py next to it", file=sys.stderr)
+    sys.exit(EXIT_MISSING_PACKAGE)
+
+
+herdsim_load = import_loader()
+
 import numpy as np  # noqa: E402
 import matplotlib  # noqa: E402
 
@@ -131,11 +150,12 @@ def esc(text):
 
 
 class Population:
-    """One population of one run group: its HDF5 group (or None) and its analysis entry (or None)."""
+    """One population of one run group: its recorded data (a herdsim_load.Population, or None) and its
+    analysis entry (or None)."""
 
-    def __init__(self, name, h5, info, missing_reason=""):
+    def __init__(self, name, data, info, missing_reason=""):
         self.name = name
-        self.h5 = h5
+        self.data = data
         self.info = info or {}
         self.has_analysis = info is not None
         self.anchor = ""  # id of its HTML section, set when drawn
@@ -145,49 +165,51 @@ class Population:
     def kind(self):
         if self.info.get("kind"):
             return self.info["kind"]
-        return attr_str(self.h5.attrs.get("kind", "?")) if self.h5 is not None else "?"
+        return attr_str(self.data.kind) if self.data is not None else "?"
 
     def section(self, key):
         """The analysis section key (a dict) or None."""
         return self.info.get(key) if self.has_analysis else None
 
     def recorded_agents(self):
-        if self.h5 is not None and "recorded_agents" in self.h5.attrs:
-            return int(self.h5.attrs["recorded_agents"])
+        if self.data is not None:
+            return self.data.recorded_agents
         return int(self.info.get("recorded_agents") or 0)
 
     def count(self):
-        if self.h5 is not None and "count" in self.h5.attrs:
-            return int(self.h5.attrs["count"])
+        if self.data is not None:
+            return self.data.count
         return int(self.info.get("count") or 0)
 
 
 class RunGroup:
     """One run group ("/" or "/sweep_NNN") of the run file with its analysis entry."""
 
-    def __init__(self, index, h5, info, have_analysis):
+    def __init__(self, index, run, name, info, have_analysis):
         self.index = index
-        self.h5 = h5
-        self.name = h5.name
+        self.run = run
+        self.name = name
         self.info = info
-        self.steps = int(h5.attrs.get("steps", 0))
-        self.dt = float(h5.attrs.get("dt", 1.0))
-        self.every = int(h5.attrs.get("every", 1))
-        self.paths = [int(p) for p in np.atleast_1d(h5.attrs.get("paths", []))]
-        self.paths_total = int(h5.attrs.get("paths_total", len(self.paths)))
-        self.sweep_point = attr_str(h5.attrs.get("sweep_point", ""))
-        self.t = h5["time/t"][()] if "time/t" in h5 else np.array([])
-        self.decision_steps = h5["time/decision_step"][()] if "time/decision_step" in h5 else np.array([])
+        attrs = run.group_attrs(name)  # checked by the loader: attributes and shapes agree
+        self.steps = int(attrs["steps"])
+        self.dt = float(attrs["dt"])
+        self.every = int(attrs["every"])
+        self.paths = [int(p) for p in np.atleast_1d(attrs["paths"])]
+        self.paths_total = int(attrs["paths_total"])
+        self.sweep_point = attr_str(attrs.get("sweep_point", ""))
+        time = run.time(name)
+        self.t = time["t"]
+        self.decision_steps = time["decision_step"]
         self.populations = self._populations(have_analysis)
 
     def _populations(self, have_analysis):
-        pops_h5 = self.h5["populations"] if "populations" in self.h5 else {}
+        names = self.run.populations(self.name)  # alphabetical, as HDF5 lists them
         pops_json = (self.info or {}).get("populations") or []
         out, seen = [], set()
-        # The analysis's order first; then any population it lacks (h5py lists them alphabetically).
+        # The analysis's order first; then any population it lacks.
         for p in pops_json:
             name = p.get("name", "")
-            out.append(Population(name, pops_h5[name] if name in pops_h5 else None, p))
+            out.append(Population(name, self.run.population(name, self.name) if name in names else None, p))
             seen.add(name)
         if not have_analysis:
             missing = "no analysis file was given"
@@ -195,9 +217,9 @@ class RunGroup:
             missing = f"the analysis has no entry for run group {self.name}"
         else:
             missing = "the analysis has no entry for this population"
-        for name in pops_h5:
+        for name in names:
             if name not in seen:
-                out.append(Population(name, pops_h5[name], None, missing))
+                out.append(Population(name, self.run.population(name, self.name), None, missing))
         return out
 
     def title(self):
@@ -227,29 +249,25 @@ def load_analysis(path):
 
 
 def open_run_file(path):
-    """The run file opened read-only; InputError if it is not a herdsim run file."""
+    """The run file opened read-only by herdsim_load (incomplete files too: the report shows the rows written
+    so far); InputError if it is not a herdsim run file this loader reads."""
     if not os.path.isfile(path):
         raise InputError(f"run file {path} does not exist")
     try:
-        f = h5py.File(path, "r")
-    except OSError as e:
-        raise InputError(f"cannot open {path} as HDF5: {e}") from e
-    version = f.attrs.get("schema_version")
-    if version is None:
-        f.close()
-        raise InputError(f"{path} is not a herdsim run file (no schema_version attribute)")
-    if int(version) != 1:
-        f.close()
-        raise InputError(f"{path} has run-file schema_version {int(version)}, this report reads version 1")
-    return f
+        return herdsim_load.load_run(path, allow_incomplete=True)
+    except herdsim_load.RunFileError as e:
+        raise InputError(str(e)) from e
 
 
-def run_groups(f, analysis):
-    """The run groups of the file, each paired with its analysis entry (or None)."""
+def run_groups(run, analysis):
+    """The run groups of the file, each paired with its analysis entry (or None); InputError for a group
+    whose attributes and datasets disagree."""
     by_group = {r.get("group"): r for r in (analysis or {}).get("runs", [])}
-    names = sorted(k for k in f.keys() if re.fullmatch(r"sweep_\d+", k))
-    groups = [f[n] for n in names] if names else ([f["/"]] if "populations" in f else [])
-    return [RunGroup(i, g, by_group.get(g.name), analysis is not None) for i, g in enumerate(groups)]
+    try:
+        return [RunGroup(i, run, name, by_group.get(name), analysis is not None)
+                for i, name in enumerate(run.groups)]
+    except herdsim_load.RunFileError as e:
+        raise InputError(str(e)) from e
 
 
 # ----------------------------------------------------------------------------------------------
@@ -270,7 +288,7 @@ def no_analysis_reason(pop, key):
 
 
 def trajectory_reason(pop, dataset):
-    if pop.h5 is None:
+    if pop.data is None:
         return "the population is not in the run file"
     if pop.recorded_agents() == 0:
         return "trajectories were not recorded ([record] trajectories = false)"
@@ -280,7 +298,7 @@ def trajectory_reason(pop, dataset):
 def agent_label(pop, agent):
     """'agent 12 (α=0.5, θ=1e-05)' from the recorded per-agent parameters."""
     parts = []
-    params = pop.h5["params"] if "params" in pop.h5 else {}
+    params = pop.data.params
     for key, symbol in (("alpha", "α"), ("theta", "θ")):
         if key in params:
             parts.append(f"{symbol}={params[key][agent]:.3g}")
@@ -299,8 +317,8 @@ def sample_agents(pop, m):
     combinations sorted by value), so a grid population does not show six copies of one cell;
     the rest is filled evenly over the agent axis.
     """
-    params = pop.h5["params"] if "params" in pop.h5 else {}
-    columns = [params[k][()] for k in sorted(params) if params[k].shape == (m,)]
+    params = pop.data.params
+    columns = [params[k] for k in sorted(params) if params[k].shape == (m,)]
     first_of = {}
     for a in range(m):
         first_of.setdefault(tuple(float(c[a]) for c in columns), a)
@@ -316,16 +334,17 @@ def sample_agents(pop, m):
 
 def plot_decisions(run, pop, fig_path):
     """Decisions P_k of a few agents on the first recorded path against their theoretical plans."""
-    if pop.h5 is None or "amount" not in pop.h5 or pop.recorded_agents() == 0:
+    amount = pop.data.dataset("amount") if pop.data is not None else None
+    if amount is None or pop.recorded_agents() == 0:
         raise Skip(trajectory_reason(pop, "amount"))
-    amount = pop.h5["amount"]
     m = amount.shape[2]
     if amount.shape[0] == 0 or amount.shape[1] == 0 or m == 0:
         raise Skip("no decision rows were recorded")
     agents = sample_agents(pop, m)
     simulated = amount[:, 0, agents]
     t_sim = run.decision_steps * run.dt
-    theory = pop.h5["theory/amount"][:, agents] if "theory/amount" in pop.h5 else None
+    theory = pop.data.dataset("theory/amount")
+    theory = theory[:, agents] if theory is not None else None
     if finite(simulated).size == 0:
         raise Skip("the recorded decisions are all NaN")
     fig, (ax,) = new_figure(width=10)
@@ -354,13 +373,11 @@ def plot_decisions(run, pop, fig_path):
 
 def wealth_quantiles(pop):
     """(columns dict name -> (S,) array, source text) of the wealth statistics of a population."""
-    h5 = pop.h5
-    if "summary/wealth" in h5 and "stats" in h5["summary"].attrs:
-        stats = attr_str(h5["summary"].attrs["stats"]).split(",")
-        data = h5["summary/wealth"][()]
-        return {s: data[:, i] for i, s in enumerate(stats)}, "summary/wealth (all agents, recorded paths)"
-    if "wealth" in h5 and pop.recorded_agents() > 0:
-        wealth = h5["wealth"]
+    data = pop.data
+    if data.has_summary:
+        return data.summary("wealth"), "summary/wealth (all agents, recorded paths)"
+    wealth = data.dataset("wealth")
+    if wealth is not None and pop.recorded_agents() > 0:
         # At most ~5e6 values a row (40 MB): the first agents of a very large recording suffice.
         agents = min(wealth.shape[2], max(1, 5_000_000 // max(1, wealth.shape[1])))
         qs = (0.05, 0.25, 0.5, 0.75, 0.95)
@@ -378,7 +395,7 @@ def wealth_quantiles(pop):
 
 def plot_wealth_fan(run, pop, fig_path):
     """Fan chart of wealth X_s over time: nested quantile bands, median and mean."""
-    if pop.h5 is None:
+    if pop.data is None:
         raise Skip("the population is not in the run file")
     cols, source = wealth_quantiles(pop)
     quantiles = sorted((float(k[1:]), k) for k in cols if re.fullmatch(r"q[0-9.eE+-]+", k))
@@ -808,8 +825,8 @@ def headline_rows(groups):
     return theory, herding
 
 
-def provenance_html(f, run_path, analysis, analysis_path):
-    attrs = f.attrs
+def provenance_html(run, run_path, analysis, analysis_path):
+    attrs = run.attrs
     rows = [
         ["run file", os.path.abspath(run_path)],
         ["herdsim version (writer)", attr_str(attrs.get("herdsim_version", "?"))],
@@ -899,10 +916,10 @@ def write_report(run_path, out_dir, analysis_path):
     """Writes the figures and index.html; returns (index path, figures written)."""
     analysis = load_analysis(analysis_path)
     os.makedirs(out_dir, exist_ok=True)
-    with open_run_file(run_path) as f:
-        groups = run_groups(f, analysis)
+    with open_run_file(run_path) as run:
+        groups = run_groups(run, analysis)
         body = [f"<h1>herdsim report: {esc(os.path.basename(run_path))}</h1>"]
-        if int(f.attrs.get("complete", 0)) != 1:
+        if int(run.attrs.get("complete", 0)) != 1:
             body.append("<p class=\"warn\">This run file is not complete (the run failed or was "
                         "interrupted): the figures show the rows written so far.</p>")
             print(f"herdsim report: warning: {run_path} is not complete; reporting the rows written so far",
@@ -918,7 +935,7 @@ def write_report(run_path, out_dir, analysis_path):
                  "<p>Herding statistics and investor outcomes (over agents; returns and drawdowns as "
                  "fractions, 0.1 = 10 %).</p>",
                  herding_table,
-                 "<h2>Provenance</h2>", provenance_html(f, run_path, analysis, analysis_path)]
+                 "<h2>Provenance</h2>", provenance_html(run, run_path, analysis, analysis_path)]
         toc_at = len(body)
         used_names, total = set(), 0
         for g in groups:

@@ -211,7 +211,7 @@ TEST_SUITE("analysis.herding_tests") {
     CHECK_FALSE(fit.has_hac());
     CHECK(fit.se_hac.size() == 0);
     const Eigen::MatrixXd bread = (x.transpose() * x).inverse();
-    auto direct = [&](int lag) {  // the spec's double sum, term by term
+    auto direct = [&](int lag) {  // the double sum of docs/theory.md §5.4, term by term
       Eigen::MatrixXd s = Eigen::MatrixXd::Zero(3, 3);
       const Eigen::VectorXd& e = fit.residuals;
       for (int t = 0; t < n; ++t) s += e(t) * e(t) * x.row(t).transpose() * x.row(t);

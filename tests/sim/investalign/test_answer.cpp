@@ -378,7 +378,7 @@ const AnswerSchema seq10 = proportion_sequence_schema(10);
 }  // namespace
 
 TEST_SUITE("investalign.answer") {
-  TEST_CASE("schemas carry the spec's keys, lengths and ranges") {
+  TEST_CASE("schemas carry the keys, lengths and ranges of docs/theory.md §4.5") {
     CHECK(seq10.key == "Investment Proportion Sequence");
     CHECK(seq10.length == 10);
     CHECK(seq10.min_percent == 0.0);

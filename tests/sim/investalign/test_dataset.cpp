@@ -92,7 +92,7 @@ TEST_SUITE("investalign.dataset") {
   TEST_CASE("absolute targets are the P3 closed form with the correct eta, over the reference budgets") {
     const auto ds = build_dataset(small_config());
     const Sample& s = find_sample(ds, Problem::absolute, 0.9, 10);
-    // Spec §3.2 worked example: eta = 9.99124e-6, P*(10) = 2.54898.
+    // docs/theory.md §3.2 worked example: eta = 9.99124e-6, P*(10) = 2.54898.
     CHECK(std::exp(s.ln_eta) == doctest::Approx(9.99124e-6).epsilon(1e-5));
     CHECK(s.amounts.back() == doctest::Approx(2.54898).epsilon(1e-5));
     th::HerdProblem p;

@@ -78,7 +78,7 @@ TEST_SUITE("theory.absolute_herd") {
     }
   }
 
-  TEST_CASE("the spec's worked value: p = 0.9, theta = 1e-7") {
+  TEST_CASE("the worked value of docs/theory.md §3.2: p = 0.9, theta = 1e-7") {
     HerdProblem p;
     p.alpha = alpha_from_lottery_prob(0.9);
     p.theta = 1e-7;
