@@ -300,8 +300,15 @@ void advance_plan(const Eigen::MatrixXd& plan, const CompactPlan& compact, const
   // a tile's plan is then read once per path instead of once per task). Blocks depend only on the shape,
   // never on the thread count (and the arithmetic is element-wise, so not even on the blocks).
   const double slots = static_cast<double>(pop.count) * paths;
-  const int agent_grain = static_cast<int>(std::clamp(slots / 64.0, 4096.0, 262144.0));
-  const int path_grain = std::max(1, 65536 / std::min(std::max(pop.count, 1), agent_grain));
+  int agent_grain = static_cast<int>(std::clamp(slots / 64.0, 4096.0, 262144.0));
+  int path_grain = std::max(1, 65536 / std::min(std::max(pop.count, 1), agent_grain));
+  // A full plan over many steps is far larger than the state it moves (10^5 agents x 100 steps: 80 MB,
+  // read again for every path): then tasks take a block of agents on every path instead, and each tile
+  // replays its plan (tile x steps, in L1) over all the paths.
+  if (!is_compact && m > 16 && static_cast<double>(pop.count) * m * sizeof(double) > (1 << 20)) {
+    agent_grain = 2048;
+    path_grain = paths;
+  }
   tbb::parallel_for(
       tbb::blocked_range2d<int>(0, paths, path_grain, 0, pop.count, agent_grain),
       [&](const tbb::blocked_range2d<int>& r) {

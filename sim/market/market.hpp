@@ -50,7 +50,7 @@ class Market {
 
   /// True when prices never depend on the agents' decisions, so that the whole market path may be moved
   /// before any decision (the fused kernel does), and the deposit growth G is the same every step (the
-  /// fused kernel holds one G). An endogenous market (theory.md §7.2) returns false.
+  /// fused kernel holds one G). An endogenous market (theory.md §7) returns false.
   [[nodiscard]] virtual bool exogenous() const = 0;
 
   /// Sizes `state` (paths x assets) and sets the initial prices; return and shock 0. Called once, first.
@@ -61,7 +61,7 @@ class Market {
   ///
   /// `populations` is every population after deciding (amount = P_k, previous_amount = P_{k-1},
   /// wealth = X_k), read-only. It is the seam of an endogenous market: the agents' net dollar flow per
-  /// asset and path (theory.md §7.2) is reduced from it here, in a fixed order over populations and agents
+  /// asset and path (theory.md §7) is reduced from it here, in a fixed order over populations and agents
   /// so that the result does not depend on the thread count. An exogenous market ignores it (the fused
   /// kernel moves such a market before anyone has decided).
   virtual void move(int k, std::span<const PopulationState> populations, MarketState& state) = 0;
