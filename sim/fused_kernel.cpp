@@ -81,13 +81,14 @@ CompactPlan compact_plan(const Eigen::MatrixXd& plan) {
 }
 
 void advance_plan(FusedKernel kernel, const Eigen::MatrixXd& plan, const CompactPlan& compact,
-                  const Eigen::MatrixXd& excess, double deposit_growth, PopulationState& pop) {
+                  const Eigen::MatrixXd& excess, double deposit_growth, StepRange steps,
+                  PopulationState& pop) {
 #ifdef HERDSIM_FUSED_X86
   if (kernel == FusedKernel::fastest)
-    return fused_x86::advance_plan(plan, compact, excess, deposit_growth, pop);
+    return fused_x86::advance_plan(plan, compact, excess, deposit_growth, steps, pop);
 #endif
   (void)kernel;
-  fused_portable::advance_plan(plan, compact, excess, deposit_growth, pop);
+  fused_portable::advance_plan(plan, compact, excess, deposit_growth, steps, pop);
 }
 
 #endif  // HERDSIM_FUSED_PORTABLE_COPY
@@ -252,38 +253,45 @@ void stream_fence() {}
 
 }  // namespace
 
-// Each task takes a rectangle of agents x paths; tiles of agents advance through all steps on one path
-// after another while their plan (a tile x steps buffer, gathered from the compact plan) stays in L2.
+// Each task takes a rectangle of agents x paths; tiles of agents advance through the range's steps on one
+// path after another while their plan (a tile x steps buffer, gathered from the compact plan) stays in L2.
 void advance_plan(const Eigen::MatrixXd& plan, const CompactPlan& compact, const Eigen::MatrixXd& excess,
-                  double deposit_growth, PopulationState& pop) {
-  const int n = static_cast<int>(plan.cols());  // plan: count x steps, agents contiguous per step
+                  double deposit_growth, StepRange steps, PopulationState& pop) {
+  const int total = static_cast<int>(plan.cols());  // plan: count x steps, agents contiguous per step
   const int paths = static_cast<int>(excess.cols());
+  assert(0 <= steps.first && steps.first <= steps.last && steps.last <= total);
+  assert(plan.rows() == pop.count && excess.rows() == total && pop.wealth.cols() == paths);
+  const int n = steps.last - steps.first;  // steps advanced
   if (n == 0 || pop.count == 0) return;
-  assert(plan.rows() == pop.count && excess.rows() == n && pop.wealth.cols() == paths);
+  // Decisions held per tile: steps lo..last-1, the range's and the one before it (the previous_amount
+  // the step loop leaves after a range of one step); the advance skips the first `skip` of them.
+  const int lo = std::max(steps.first - 1, 0);
+  const int m = steps.last - lo;
+  const int skip = steps.first - lo;
   const double growth = deposit_growth;
   const AdvanceFn advance = pick_advance();
   const FillFn fill = pick_fill();
   // Agents per tile: a tile's plan (tile x steps) in about 16 KiB, so that it stays in L1 between
   // the gather that writes it and the steps that read it; a multiple of the chunk.
-  const int tile = std::clamp((2048 / std::max(n, 1)) / 32 * 32, 32, 2048);
-  // The buffer's row stride: one cache line more than the tile, so that the n rows (a power-of-two
+  const int tile = std::clamp((2048 / std::max(m, 1)) / 32 * 32, 32, 2048);
+  // The buffer's row stride: one cache line more than the tile, so that the m rows (a power-of-two
   // distance apart otherwise) fall in different cache sets instead of evicting each other.
   const int stride = tile + 8;
   const bool is_compact = !compact.row_of.empty();
   // The distinct rows step-major (decision k of every row contiguous), for the tiles' gathers.
-  const std::ptrdiff_t distinct = is_compact ? static_cast<std::ptrdiff_t>(compact.rows.size()) / n : 0;
-  std::vector<double> by_step(compact.rows.size());
+  const std::ptrdiff_t distinct = is_compact ? static_cast<std::ptrdiff_t>(compact.rows.size()) / total : 0;
+  std::vector<double> by_step(static_cast<std::size_t>(distinct) * m);
   for (std::ptrdiff_t d = 0; d < distinct; ++d) {
-    for (int k = 0; k < n; ++k) by_step[k * distinct + d] = compact.rows[d * n + k];
+    for (int k = 0; k < m; ++k) by_step[k * distinct + d] = compact.rows[d * total + lo + k];
   }
   // A periodic plan: one table of period + tile agents (row stride padded as the buffer's) holds
   // every tile's plan, the window starting at a0 % period: nothing to gather per tile.
   const int period = is_compact ? compact.period : 0;
   const std::ptrdiff_t window_stride = period + tile + 8;
-  std::vector<double> window(period > 0 ? static_cast<std::size_t>(window_stride) * n : 0);
+  std::vector<double> window(period > 0 ? static_cast<std::size_t>(window_stride) * m : 0);
   for (int j = 0; period > 0 && j < period + tile; ++j) {
-    const double* row = compact.rows.data() + std::size_t{compact.row_of[j % period]} * n;
-    for (int k = 0; k < n; ++k) window[k * window_stride + j] = row[k];
+    const double* row = compact.rows.data() + std::size_t{compact.row_of[j % period]} * total + lo;
+    for (int k = 0; k < m; ++k) window[k * window_stride + j] = row[k];
   }
   // About 64 tasks (at least 64 K agent-paths each), each as long a contiguous run of every state
   // array as the shape allows: a whole path's agents where a path has up to 256 K of them, so that
@@ -292,8 +300,15 @@ void advance_plan(const Eigen::MatrixXd& plan, const CompactPlan& compact, const
   // a tile's plan is then read once per path instead of once per task). Blocks depend only on the shape,
   // never on the thread count (and the arithmetic is element-wise, so not even on the blocks).
   const double slots = static_cast<double>(pop.count) * paths;
-  const int agent_grain = static_cast<int>(std::clamp(slots / 64.0, 4096.0, 262144.0));
-  const int path_grain = std::max(1, 65536 / std::min(std::max(pop.count, 1), agent_grain));
+  int agent_grain = static_cast<int>(std::clamp(slots / 64.0, 4096.0, 262144.0));
+  int path_grain = std::max(1, 65536 / std::min(std::max(pop.count, 1), agent_grain));
+  // A full plan over many steps is far larger than the state it moves (10^5 agents x 100 steps: 80 MB,
+  // read again for every path): then tasks take a block of agents on every path instead, and each tile
+  // replays its plan (tile x steps, in L1) over all the paths.
+  if (!is_compact && m > 16 && static_cast<double>(pop.count) * m * sizeof(double) > (1 << 20)) {
+    agent_grain = 2048;
+    path_grain = paths;
+  }
   tbb::parallel_for(
       tbb::blocked_range2d<int>(0, paths, path_grain, 0, pop.count, agent_grain),
       [&](const tbb::blocked_range2d<int>& r) {
@@ -301,13 +316,15 @@ void advance_plan(const Eigen::MatrixXd& plan, const CompactPlan& compact, const
         // an mmap and page faults per task).
         thread_local std::vector<double> buffer;
         if (is_compact && period == 0)
-          buffer.resize(std::max(buffer.size(), static_cast<std::size_t>(stride) * n));
-        // One tile on one path: all steps, then the state the step loop would leave, the last two
-        // decisions (after one step, the previous one is the initial amount, untouched).
+          buffer.resize(std::max(buffer.size(), static_cast<std::size_t>(stride) * m));
+        // One tile on one path (t: its decisions lo..last-1): the range's steps, then the state the step
+        // loop would leave, the last two decisions (after step 0, the previous one is the initial
+        // amount, untouched).
         const auto advance_tile = [&](int p, int a0, int len, const double* t, std::ptrdiff_t ld) {
-          advance(pop.wealth.col(p).data() + a0, t, ld, excess.col(p).data(), n, len, growth);
-          stream_copy(pop.amount.col(p).data() + a0, t + (n - 1) * ld, len);
-          if (n > 1) stream_copy(pop.previous_amount.col(p).data() + a0, t + (n - 2) * ld, len);
+          advance(pop.wealth.col(p).data() + a0, t + skip * ld, ld, excess.col(p).data() + steps.first, n,
+                  len, growth);
+          stream_copy(pop.amount.col(p).data() + a0, t + (m - 1) * ld, len);
+          if (steps.last > 1) stream_copy(pop.previous_amount.col(p).data() + a0, t + (m - 2) * ld, len);
         };
         if (period > 0) {
           // Nothing to prepare per tile: path after path, each sweeping the task's agents in one
@@ -322,10 +339,10 @@ void advance_plan(const Eigen::MatrixXd& plan, const CompactPlan& compact, const
           // Tile after tile, its plan read or gathered once and then replayed on every path.
           for (int a0 = r.cols().begin(); a0 < r.cols().end(); a0 += tile) {
             const int len = std::min(tile, r.cols().end() - a0);
-            const double* t = plan.data() + a0;  // step k of agent a0 + j at t[k * ld + j]
             std::ptrdiff_t ld = pop.count;
+            const double* t = plan.data() + lo * ld + a0;  // step lo + k of agent a0 + j at t[k * ld + j]
             if (is_compact) {
-              fill(buffer.data(), stride, by_step.data(), distinct, compact.row_of.data() + a0, n, len);
+              fill(buffer.data(), stride, by_step.data(), distinct, compact.row_of.data() + a0, m, len);
               t = buffer.data();
               ld = stride;
             }

@@ -21,8 +21,8 @@ class Observer {
   virtual void on_step(int k, const RunState& state) = 0;
   /// The run completed. Not called when the run fails or is interrupted.
   virtual void on_finish(const RunState& state) = 0;
-  /// The plan a recording observer follows (the steps whose state it needs: records_after_step), or
-  /// nullptr for an observer that reads every step.
+  /// The plan a recording observer follows: on_step may then be called only after the steps it needs
+  /// (records_after_step; the fused kernel runs between them). nullptr: the observer reads every step.
   [[nodiscard]] virtual const RecordingPlan* recording_plan() const { return nullptr; }
 };
 

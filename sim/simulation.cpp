@@ -15,6 +15,8 @@
 
 #include "sim/memory.hpp"
 
+#include "sim/recording_plan.hpp"
+
 namespace herdsim::sim {
 
 namespace {
@@ -140,13 +142,13 @@ void Simulation::throw_non_finite(std::size_t i, int k, int p, bool by_end) cons
   throw Error(fmt::format(
       "population '{}': wealth became {} {} step {} on path {} (agent {}: amount {}; market price {}, excess "
       "return {}); the parameters leave the range where the model keeps double precision",
-      pop.name, std::isnan(pop.wealth(agent, p)) ? "NaN" : "infinite", by_end ? "by the last" : "at", k, p,
-      agent, pop.amount(agent, p), state_.market.price(p, 0), market_->settlement().excess(p, 0)));
+      pop.name, std::isnan(pop.wealth(agent, p)) ? "NaN" : "infinite", by_end ? "by" : "at", k, p, agent,
+      pop.amount(agent, p), state_.market.price(p, 0), market_->settlement().excess(p, 0)));
 }
 
-void Simulation::check_finite_after_fused(const Eigen::MatrixXd& excess) const {
+void Simulation::check_finite_after_fused(const Eigen::MatrixXd& excess, int first, int last) const {
   for (Eigen::Index p = 0; p < excess.cols(); ++p) {
-    for (Eigen::Index k = 0; k < excess.rows(); ++k) {
+    for (int k = first; k < last; ++k) {
       if (!std::isfinite(excess(k, p))) {
         throw Error(
             fmt::format("the market's excess return became {} at step {} on path {}; the market's "
@@ -157,17 +159,18 @@ void Simulation::check_finite_after_fused(const Eigen::MatrixXd& excess) const {
   }
   for (std::size_t i = 0; i < state_.populations.size(); ++i) {
     const PopulationState& pop = state_.populations[i];
-    if (!pop.theory_amount.allFinite()) {
-      for (Eigen::Index k = 0; k < pop.theory_amount.cols(); ++k) {
-        for (Eigen::Index a = 0; a < pop.theory_amount.rows(); ++a) {
-          if (!std::isfinite(pop.theory_amount(a, k)))
+    const auto plan = pop.theory_amount.middleCols(first, last - first);
+    if (!plan.allFinite()) {
+      for (Eigen::Index k = 0; k < plan.cols(); ++k) {
+        for (Eigen::Index a = 0; a < plan.rows(); ++a) {
+          if (!std::isfinite(plan(a, k)))
             throw Error(fmt::format("population '{}': agent {}'s planned amount is {} at step {}", pop.name,
-                                    a, pop.theory_amount(a, k), k));
+                                    a, plan(a, k), first + k));
         }
       }
     }
     for (Eigen::Index p = 0; p < pop.wealth.cols(); ++p) {
-      if (!pop.wealth.col(p).allFinite()) throw_non_finite(i, state_.steps - 1, static_cast<int>(p), true);
+      if (!pop.wealth.col(p).allFinite()) throw_non_finite(i, last - 1, static_cast<int>(p), true);
     }
   }
 }
@@ -183,9 +186,11 @@ RunSummary Simulation::run(const RunOptions& options) {
   summary.agent_steps = agents * state_.paths * state_.steps;
 
   const auto t0 = Clock::now();
-  // Plans (one asset) and nobody watching, in a market no decision moves: the fused kernel.
-  bool fusable = observers_.empty() && market_->exogenous() && market_->assets() == 1;
+  // Plans (one asset) in a market no decision moves, watched (if at all) only at the steps the observers'
+  // recording plans name: the fused kernel, between those steps.
+  bool fusable = options.allow_fused && market_->exogenous() && market_->assets() == 1;
   for (const auto& p : populations_) fusable = fusable && p->path_independent();
+  for (const auto* o : observers_) fusable = fusable && o->recording_plan() != nullptr;
   arena.execute([&] {
     if (fusable) {
       run_fused(options, summary);
@@ -213,31 +218,52 @@ RunSummary Simulation::run(const RunOptions& options) {
   return summary;
 }
 
-// Path-independent decisions (plans), an exogenous market and nobody watching: the market's whole path
-// first (cheap, O(paths x steps)), then each population through all steps at once (sim/fused_kernel.hpp),
-// with the step loop's arithmetic in the same order: the final state is the step loop's, bit for bit.
+// Path-independent decisions (plans), an exogenous market and observers that read only the steps their
+// recording plans name. The run is cut after each such step: per segment, the market moves through its
+// steps (cheap, O(paths x steps)), then each population goes through them at once (sim/fused_kernel.hpp)
+// with the step loop's arithmetic in the same order, and the observers see the state the step loop
+// would show them at that step, bit for bit. Nobody watching: one segment, the whole run.
 void Simulation::run_fused(const RunOptions& options, RunSummary& summary) {
   summary.fused = true;
   const int n = state_.steps;
-  if (n == 0) return;
-  Eigen::MatrixXd excess(n, state_.paths);  // e of asset 0, step k on path p
+  const auto observed = [&](int k) {
+    return std::any_of(observers_.begin(), observers_.end(),
+                       [&](const Observer* o) { return o->recording_plan()->records_after_step(k); });
+  };
+  for (auto* o : observers_) o->on_start(state_);
+  Eigen::MatrixXd excess(n, state_.paths);  // e of asset 0, step k on path p (rows of past segments kept)
   double growth = 0.0;                      // G, one for the whole run (Market::exogenous)
-  for (int k = 0; k < n; ++k) {
-    move_market(k);
-    const Settlement& settlement = market_->settlement();
-    excess.row(k) = settlement.excess.col(0).transpose();
-    if (k == 0) growth = settlement.deposit_growth;
-    if (settlement.deposit_growth != growth) {
-      throw Error(fmt::format("simulation: an exogenous market changed its deposit growth at step {}", k));
+  int first = 0;                            // the segment's first step
+  for (int last = 1; last <= n; ++last) {
+    const bool watched = observed(last - 1);
+    if (!watched && last < n) continue;
+    if (options.cancel != nullptr && options.cancel->load()) {
+      throw Interrupted(fmt::format("interrupted at step {} of {}", first, n));
     }
+    for (int k = first; k < last; ++k) {
+      move_market(k);
+      const Settlement& settlement = market_->settlement();
+      excess.row(k) = settlement.excess.col(0).transpose();
+      if (k == 0) growth = settlement.deposit_growth;
+      if (settlement.deposit_growth != growth) {
+        throw Error(fmt::format("simulation: an exogenous market changed its deposit growth at step {}", k));
+      }
+    }
+    for (std::size_t i = 0; i < populations_.size(); ++i) {
+      PopulationState& pop = state_.populations[i];
+      advance_plan(options.fused_kernel, pop.theory_amount, compact_plans_[i], excess, growth, {first, last},
+                   pop);
+      if (options.progress)
+        options.progress(
+            first + (last - first) * static_cast<int>(i + 1) / static_cast<int>(populations_.size()), n);
+    }
+    check_finite_after_fused(excess, first, last);  // O(state) per segment: the step loop checks in settle()
+    if (watched) {
+      for (auto* o : observers_) o->on_step(last - 1, state_);
+    }
+    first = last;
   }
-  for (std::size_t i = 0; i < populations_.size(); ++i) {
-    PopulationState& pop = state_.populations[i];
-    advance_plan(options.fused_kernel, pop.theory_amount, compact_plans_[i], excess, growth, pop);
-    if (options.progress)
-      options.progress(static_cast<int>(i + 1) * n / static_cast<int>(populations_.size()), n);
-  }
-  check_finite_after_fused(excess);  // once, O(state): the step loop checks in settle()
+  for (auto* o : observers_) o->on_finish(state_);
 }
 
 }  // namespace herdsim::sim

@@ -1,8 +1,8 @@
 #pragma once
 // The runtime: owns the state of one run and advances it through a declared sequence of phases,
-// notifying observers after every step. Parallel with oneTBB; every result is a pure function of
-// the spec and the seed (counter-based RNG, each task writes only its own slots), so it is bitwise
-// identical for any thread count.
+// notifying observers after every step (or, on the fused path, after the steps their plans name). Parallel
+// with oneTBB; every result is a pure function of the spec and the seed (counter-based RNG, each task writes
+// only its own slots), so it is bitwise identical for any thread count.
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -34,6 +34,8 @@ struct RunOptions {
   const std::atomic<bool>* cancel = nullptr;  ///< checked between steps
   /// Which build of the fused kernel advances plans (both give the same bits; tests and benchmarks choose).
   FusedKernel fused_kernel = FusedKernel::fastest;
+  /// False: the step loop even where the fused kernel could run (same bits; tests compare the two).
+  bool allow_fused = true;
 };
 
 /// Wall-clock time spent in one phase of the step loop.
@@ -46,7 +48,9 @@ struct PhaseTiming {
 struct RunSummary {
   double seconds = 0.0;
   double agent_steps = 0.0;  ///< agents x paths x steps
-  bool fused = false;        ///< advanced by the fused kernel (no observers, plans only, an exogenous market)
+  /// Advanced by the fused kernel (plans only, an exogenous market with one asset, and observers, if any,
+  /// that declare the steps they read: the kernel runs between those steps).
+  bool fused = false;
   std::vector<PhaseTiming> phases;
 };
 
@@ -76,10 +80,11 @@ class Simulation {
   void settle(int k);
   void run_fused(const RunOptions& options, RunSummary& summary);
   /// Throws Error naming population i, step k and path p, whose wealth became inf or NaN (by_end: some
-  /// time up to step k, for the fused kernel, which checks once).
+  /// time up to step k, for the fused kernel, which checks once per segment).
   [[noreturn]] void throw_non_finite(std::size_t i, int k, int p, bool by_end) const;
-  /// After the fused kernel: the market's excess returns (steps x paths), the plans and the final wealth.
-  void check_finite_after_fused(const Eigen::MatrixXd& excess) const;
+  /// After the fused kernel's segment [first, last): the market's excess returns (steps x paths) and the
+  /// plans of those steps, and the wealth it left.
+  void check_finite_after_fused(const Eigen::MatrixXd& excess, int first, int last) const;
 
   /// The step loop, as data: adding a phase edits this list.
   struct Phase {

@@ -5,13 +5,17 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <string>
 #include <vector>
 
 #include "agents/herd_agent.hpp"
 #include "agents/merton_agent.hpp"
+#include "agents/registry.hpp"
 #include "io/hdf5_output.hpp"
 #include "sim/error.hpp"
+#include "sim/simulation.hpp"
+#include "support/specs.hpp"
 
 namespace {
 
@@ -575,5 +579,107 @@ TEST_SUITE("io.hdf5_output") {
       CHECK_THROWS_AS(recorder->on_start(run.state), herdsim::IoError);
       CHECK_THROWS_AS(out.commit(), herdsim::IoError);
     }
+  }
+}
+
+// ---- a real engine run recorded on the fused path and by the step loop --------------------------
+
+namespace {
+
+/// Every dataset of a file by path, as raw bytes in its file type (variable-length strings by value).
+std::map<std::string, std::string> dataset_bytes(const std::string& path) {
+  std::map<std::string, std::string> out;
+  const hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  REQUIRE(file >= 0);
+  const auto visit = [](hid_t root, const char* name, const H5O_info_t* info, void* data) -> herr_t {
+    if (info->type != H5O_TYPE_DATASET) return 0;
+    auto& map = *static_cast<std::map<std::string, std::string>*>(data);
+    const hid_t dset = H5Dopen2(root, name, H5P_DEFAULT);
+    const hid_t type = H5Dget_type(dset);
+    const hid_t space = H5Dget_space(dset);
+    const auto elements = static_cast<std::size_t>(H5Sget_simple_extent_npoints(space));
+    std::string bytes;
+    if (H5Tis_variable_str(type) > 0) {
+      std::vector<char*> strings(elements, nullptr);
+      if (elements > 0) H5Dread(dset, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, strings.data());
+      for (char* s : strings) bytes += std::string(s == nullptr ? "" : s) + '\0';
+      if (elements > 0) H5Dvlen_reclaim(type, space, H5P_DEFAULT, strings.data());
+    } else {
+      bytes.resize(elements * H5Tget_size(type));
+      if (elements > 0) H5Dread(dset, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, bytes.data());
+    }
+    map[name] = std::move(bytes);
+    H5Sclose(space);
+    H5Tclose(type);
+    H5Dclose(dset);
+    return 0;
+  };
+  REQUIRE(H5Ovisit2(file, H5_INDEX_NAME, H5_ITER_INC, visit, &out, H5O_INFO_BASIC) >= 0);
+  H5Fclose(file);
+  return out;
+}
+
+/// Runs `spec` recorded into a fresh file, on the fused path or the step loop; returns the file's path.
+std::string record_engine_run(const herdsim::sim::ScenarioSpec& spec, bool allow_fused,
+                              const std::string& name) {
+  const std::string path = temp_path(name);
+  Hdf5Output out(path, provenance());
+  auto simulation = herdsim::agents::make_simulation(spec);
+  auto recorder = out.recorder("/", herdsim::sim::RecordingPlan(spec.record, simulation->state()));
+  simulation->add_observer(recorder.get());
+  herdsim::sim::RunOptions options;
+  options.threads = 2;
+  options.allow_fused = allow_fused;
+  const herdsim::sim::RunSummary summary = simulation->run(options);
+  CHECK(summary.fused == allow_fused);  // recorded plans in an exogenous market: fusable
+  out.commit();
+  return path;
+}
+
+}  // namespace
+
+TEST_SUITE("io.hdf5_output") {
+  TEST_CASE("a recorded run on the fused path writes the step loop's datasets bit for bit") {
+    namespace test = herdsim::test;
+    // An advisor, followers on a grid (a periodic plan), Merton investors with a distribution of alpha
+    // (every row distinct: the full plan); 100 steps, so that every = 3 leaves an unaligned last row.
+    auto spec = test::paper_spec(7, herdsim::agents::Policy::plan);
+    spec.run.steps_per_year = 10;
+    spec.populations[1].count = 301;
+    auto spread = test::merton("spread", 97, 0.3);
+    auto& alpha = herdsim::agents::params_of<herdsim::agents::MertonParams>(spread).alpha;
+    alpha.form = herdsim::sim::ParamSpec::Form::distribution;
+    alpha.distribution = {herdsim::sim::DistributionSpec::Kind::uniform, 0.1, 0.9, 0.1, 0.9};
+    spec.populations.push_back(spread);
+    int files = 0;
+    for (const int every : {1, 3, 100}) {
+      for (const bool summaries : {true, false}) {
+        for (const bool subset : {false, true}) {
+          CAPTURE(every);
+          CAPTURE(summaries);
+          CAPTURE(subset);
+          spec.record = {};
+          spec.record.every = every;
+          spec.record.summaries = summaries;
+          if (subset) {  // some paths and the first agents only
+            spec.record.paths = {1, 4, 6};
+            spec.record.max_agents = 5;
+          }
+          const std::string tag = std::to_string(every) + (summaries ? "s" : "") + (subset ? "p" : "");
+          const auto looped = dataset_bytes(record_engine_run(spec, false, "loop_" + tag + ".h5"));
+          const auto fused = dataset_bytes(record_engine_run(spec, true, "fused_" + tag + ".h5"));
+          REQUIRE(looped.size() == fused.size());
+          CHECK(looped.count("populations/spread/wealth") == 1);
+          CHECK(looped.count("populations/spread/summary/wealth") == (summaries ? 1U : 0U));
+          for (const auto& [name, bytes] : looped) {
+            CAPTURE(name);
+            REQUIRE(fused.count(name) == 1);
+            CHECK(fused.at(name) == bytes);
+          }
+          ++files;
+        }
+      }
+    }
+    CHECK(files == 12);
   }
 }

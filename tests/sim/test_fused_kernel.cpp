@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 #include <tbb/task_arena.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -50,19 +51,34 @@ Eigen::MatrixXd make_plan(PlanForm form, int count, int n, int rows, const sim::
   return plan;
 }
 
-/// The step loop's arithmetic, one slot at a time (settle_wealth), and the decisions it leaves.
+/// The step loop's arithmetic, one slot at a time (settle_wealth), through steps 0..last-1 (all of
+/// them: last < 0), and the decisions it leaves.
 void advance_by_steps(const Eigen::MatrixXd& plan, const Eigen::MatrixXd& excess, double growth,
-                      sim::PopulationState& pop) {
-  const auto n = plan.cols();
+                      sim::PopulationState& pop, Eigen::Index last = -1) {
+  const auto n = last < 0 ? plan.cols() : last;
   for (Eigen::Index p = 0; p < excess.cols(); ++p) {
     for (int i = 0; i < pop.count; ++i) {
       double x = pop.wealth(i, p);
       for (Eigen::Index k = 0; k < n; ++k) x = sim::settle_wealth(x, plan(i, k), growth, excess(k, p));
       pop.wealth(i, p) = x;
-      pop.amount(i, p) = plan(i, n - 1);
+      if (n > 0) pop.amount(i, p) = plan(i, n - 1);
       if (n > 1) pop.previous_amount(i, p) = plan(i, n - 2);
     }
   }
+}
+
+/// The segments a run of n steps is cut into at `cuts` (steps after which someone looks), in order.
+std::vector<sim::StepRange> segments(int n, std::vector<int> cuts) {
+  cuts.push_back(n);
+  std::sort(cuts.begin(), cuts.end());
+  std::vector<sim::StepRange> out;
+  int first = 0;
+  for (const int last : cuts) {
+    if (last <= first || last > n) continue;
+    out.push_back({first, last});
+    first = last;
+  }
+  return out;
 }
 
 sim::PopulationState initial_state(int count, int paths, const sim::CounterRng& rng) {
@@ -81,7 +97,7 @@ sim::PopulationState initial_state(int count, int paths, const sim::CounterRng& 
 struct Build {
   std::string name;
   void (*advance)(const Eigen::MatrixXd&, const sim::CompactPlan&, const Eigen::MatrixXd&, double,
-                  sim::PopulationState&);
+                  sim::StepRange, sim::PopulationState&);
 };
 
 /// Every build of the kernel this binary holds.
@@ -98,7 +114,8 @@ std::vector<Build> builds() {
 
 TEST_SUITE("sim.fused_kernel") {
   TEST_CASE(
-      "every build ends in the step loop's state bit for bit: plan forms, odd shapes, 1 and 2 threads") {
+      "every build ends in the step loop's state bit for bit: plan forms, odd shapes, 1 and 2 threads, "
+      "ranges") {
 #ifdef HERDSIM_FUSED_X86
     MESSAGE("comparing the x86 build (", sim::simd::has_avx2() ? "AVX2" : "SSE2", ") and the portable build");
 #else
@@ -107,6 +124,7 @@ TEST_SUITE("sim.fused_kernel") {
     const sim::CounterRng rng(2027);
     const std::vector<Build> kernels = builds();
     int cases = 0;
+    int ranges = 0;
     int forms_seen[3] = {0, 0, 0};
     // Counts that leave partial 16- and 32-agent chunks, partial tiles and partial tasks; step counts
     // from one (no previous decision to leave) to 30 (64-agent tiles); paths cut into tasks unevenly.
@@ -143,11 +161,42 @@ TEST_SUITE("sim.fused_kernel") {
                 const char* form_label = form_name(form);
                 CAPTURE(form_label);
                 sim::PopulationState pop = initial_state(count, paths, rng);
-                tbb::task_arena(threads).execute([&] { build.advance(plan, compact, excess, growth, pop); });
+                tbb::task_arena(threads).execute([&] {
+                  build.advance(plan, compact, excess, growth, {0, n}, pop);
+                });
                 CHECK(same_bits(pop.wealth, expected.wealth));
                 CHECK(same_bits(pop.amount, expected.amount));
                 CHECK(same_bits(pop.previous_amount, expected.previous_amount));
                 ++cases;
+              }
+              // Ranges: the run cut after steps an observer reads (every step, a few, single steps at
+              // either end, an empty range); after each range the state is the step loop's at that step.
+              for (const std::vector<int>& cuts :
+                   {std::vector<int>{1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15,
+                                     16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29},
+                    std::vector<int>{1, n / 2, n - 1}, std::vector<int>{n / 3, 2 * n / 3}}) {
+                CAPTURE(build.name);
+                CAPTURE(count);
+                CAPTURE(n);
+                CAPTURE(paths);
+                CAPTURE(cuts.size());
+                const char* form_label = form_name(form);
+                CAPTURE(form_label);
+                sim::PopulationState pop = initial_state(count, paths, rng);
+                for (const sim::StepRange range : segments(n, cuts)) {
+                  CAPTURE(range.first);
+                  CAPTURE(range.last);
+                  tbb::task_arena(2).execute(
+                      [&] { build.advance(plan, compact, excess, growth, range, pop); });
+                  build.advance(plan, compact, excess, growth, {range.last, range.last}, pop);  // nothing
+                  sim::PopulationState at = initial_state(count, paths, rng);
+                  if (range.last < n) advance_by_steps(plan, excess, growth, at, range.last);
+                  const sim::PopulationState& want = range.last < n ? at : expected;
+                  CHECK(same_bits(pop.wealth, want.wealth));
+                  CHECK(same_bits(pop.amount, want.amount));
+                  CHECK(same_bits(pop.previous_amount, want.previous_amount));
+                  ++ranges;
+                }
               }
             }
           }
@@ -158,6 +207,7 @@ TEST_SUITE("sim.fused_kernel") {
     CHECK(forms_seen[1] > 0);
     CHECK(forms_seen[2] > 0);
     CHECK(cases > 100);
+    CHECK(ranges > 1000);
   }
 
   TEST_CASE("every build gives the same bits on extreme values: overflow, underflow, infinities, NaN") {
@@ -210,7 +260,7 @@ TEST_SUITE("sim.fused_kernel") {
             CAPTURE(n);
             CAPTURE(growth);
             sim::PopulationState pop = initial;
-            build.advance(plan, compact, excess, growth, pop);
+            build.advance(plan, compact, excess, growth, {0, n}, pop);
             CHECK(same_bits(pop.wealth, expected.wealth));
             CHECK(same_bits(pop.amount, expected.amount));
             CHECK(same_bits(pop.previous_amount, expected.previous_amount));
@@ -266,7 +316,7 @@ TEST_SUITE("sim.fused_kernel") {
     advance_by_steps(plan, excess, 1.04, expected);
     for (const auto kernel : {sim::FusedKernel::fastest, sim::FusedKernel::portable}) {
       sim::PopulationState pop = initial_state(1000, 2, rng);
-      sim::advance_plan(kernel, plan, compact, excess, 1.04, pop);
+      sim::advance_plan(kernel, plan, compact, excess, 1.04, {0, 5}, pop);
       CHECK(same_bits(pop.wealth, expected.wealth));
       CHECK(same_bits(pop.amount, expected.amount));
     }

@@ -1,12 +1,15 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstring>
+#include <memory>
 #include <vector>
 
 #include "agents/agent_support.hpp"
 #include "agents/network.hpp"
 #include "agents/noise_agent.hpp"
 #include "agents/registry.hpp"
+#include "sim/recording_plan.hpp"
 #include "sim/simulation.hpp"
 #include "sim/theory/absolute_herd.hpp"
 #include "sim/theory/merton.hpp"
@@ -47,6 +50,48 @@ class CaptureObserver final : public sim::Observer {
   }
   Captured& out_;
 };
+
+/// An observer with a recording plan: keeps, at each step it is called after, the state it would
+/// record (wealth, both amounts, the market), as bits. Optionally plan-less (it then reads every step).
+class PlannedCapture final : public sim::Observer {
+ public:
+  PlannedCapture(const sim::RecordingPlan& plan, bool declare) : plan_(plan), declare_(declare) {}
+  void on_start(const sim::RunState& s) override { keep(-1, s); }
+  void on_step(int k, const sim::RunState& s) override {
+    if (plan_.records_after_step(k)) keep(k, s);
+  }
+  void on_finish(const sim::RunState& s) override { keep(s.steps, s); }
+  [[nodiscard]] const sim::RecordingPlan* recording_plan() const override {
+    return declare_ ? &plan_ : nullptr;
+  }
+  std::vector<int> steps;
+  std::vector<std::vector<Eigen::MatrixXd>> kept;
+
+ private:
+  void keep(int k, const sim::RunState& s) {
+    std::vector<Eigen::MatrixXd> m{s.market.price, s.market.simple_return, s.market.shock};
+    for (const auto& p : s.populations) {
+      m.push_back(p.wealth);
+      m.push_back(p.amount);
+      m.push_back(p.previous_amount);
+    }
+    steps.push_back(k);
+    kept.push_back(std::move(m));
+  }
+  sim::RecordingPlan plan_;
+  bool declare_;
+};
+
+/// Same shapes and bits, matrix by matrix.
+bool same_bits(const std::vector<Eigen::MatrixXd>& a, const std::vector<Eigen::MatrixXd>& b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (a[i].rows() != b[i].rows() || a[i].cols() != b[i].cols() ||
+        std::memcmp(a[i].data(), b[i].data(), static_cast<std::size_t>(a[i].size()) * sizeof(double)) != 0)
+      return false;
+  }
+  return true;
+}
 
 sim::ScenarioSpec mixed_spec() {
   sim::ScenarioSpec s = test::paper_spec(5, agents::Policy::adaptive);
@@ -248,6 +293,44 @@ TEST_SUITE("sim.simulation") {
         for (std::size_t p = 0; p < 2; ++p)
           CHECK(fused->state().populations[p].wealth == looped.wealth.back()[p]);
         CHECK(fused->state().market.price == looped.price.back());
+      }
+    }
+  }
+
+  TEST_CASE("observers with recording plans: the fused kernel runs between their steps, same bits") {
+    auto spec = test::paper_spec(5, agents::Policy::plan);
+    spec.run.steps_per_year = 4;  // 40 steps
+    spec.populations[1].count = 1001;
+    for (const int every : {1, 3, 7, 100}) {
+      CAPTURE(every);
+      spec.record.every = every;
+      std::vector<std::unique_ptr<PlannedCapture>> captures;
+      for (const auto& [declare, allow] : {std::pair{true, false}, {true, true}, {false, true}}) {
+        auto simulation = agents::make_simulation(spec);
+        captures.push_back(
+            std::make_unique<PlannedCapture>(sim::RecordingPlan(spec.record, simulation->state()), declare));
+        simulation->add_observer(captures.back().get());
+        sim::RunOptions opt;
+        opt.threads = 2;
+        opt.allow_fused = allow;
+        // Fused only when allowed and every observer declares its steps.
+        CHECK(simulation->run(opt).fused == (declare && allow));
+      }
+      const PlannedCapture& looped = *captures[0];
+      // Kept: the start, each step the plan reads after, the finish.
+      const sim::RecordingPlan plan(spec.record, agents::make_simulation(spec)->state());
+      std::size_t watched = 2;
+      for (int k = 0; k < 40; ++k) watched += plan.records_after_step(k) ? 1 : 0;
+      CHECK(looped.steps.size() == watched);
+      CHECK((every == 1 ? watched == 42U : watched < 42U));
+      for (std::size_t c = 1; c < captures.size(); ++c) {
+        CAPTURE(c);
+        CHECK(captures[c]->steps == looped.steps);
+        REQUIRE(captures[c]->kept.size() == looped.kept.size());
+        for (std::size_t i = 0; i < looped.kept.size(); ++i) {
+          CAPTURE(looped.steps[i]);
+          CHECK(same_bits(captures[c]->kept[i], looped.kept[i]));
+        }
       }
     }
   }

@@ -12,6 +12,7 @@
 #include <fstream>
 #include <functional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "agents/herd_agent.hpp"
@@ -68,6 +69,20 @@ sim::ScenarioSpec distinct_plan_spec(int agents, int paths) {
   wealth.distribution.a = 5.0;
   wealth.distribution.b = 50.0;
   s.populations[1].wealth = wealth;
+  return s;
+}
+
+/// `agents` Merton investors with alpha uniform on [0.1, 0.9] (every plan row distinct), `steps` steps of
+/// 1 / 10 year: the recorded-run target (10^5 x 200 paths x 100 steps).
+sim::ScenarioSpec merton_spec(int agents, int paths, int steps) {
+  sim::ScenarioSpec s;
+  s.run.paths = paths;
+  s.run.steps_per_year = 10;
+  s.run.horizon = steps / 10.0;
+  agents::MertonParams m;
+  m.alpha.form = sim::ParamSpec::Form::distribution;
+  m.alpha.distribution = {sim::DistributionSpec::Kind::uniform, 0.1, 0.9, 0.1, 0.9};
+  s.populations.push_back(agents::population_spec("investors", agents, m, constant(10.0)));
   return s;
 }
 
@@ -131,6 +146,29 @@ Timed time_run(const sim::ScenarioSpec& spec, int threads, Recording rec, const 
     t.bytes = out->bytes_written();
     std::filesystem::remove(file);
   }
+  return t;
+}
+
+/// A run recorded as `r` says: on the fused path between recorded steps, or by the step loop
+/// (allow_fused = false).
+Timed time_recorded(const sim::ScenarioSpec& spec, int threads, const sim::RecordSpec& r, bool allow_fused,
+                    const std::string& file) {
+  auto simulation = agents::make_simulation(spec);
+  io::Hdf5Output out(file, io::Hdf5Output::Provenance{"bench", spec.run.seed, "", "bench"});
+  auto recorder = out.recorder("/", sim::RecordingPlan(r, simulation->state()));
+  simulation->add_observer(recorder.get());
+  sim::RunOptions opt;
+  opt.threads = threads;
+  opt.fused_kernel = fused_kernel;
+  opt.allow_fused = allow_fused;
+  const auto t0 = Clock::now();
+  const auto summary = simulation->run(opt);
+  out.commit();
+  Timed t;
+  t.seconds = seconds_since(t0);
+  t.rate = summary.agent_steps / t.seconds;
+  t.bytes = out.bytes_written();
+  std::filesystem::remove(file);
   return t;
 }
 
@@ -204,8 +242,9 @@ int main(int argc, char** argv) {
   if (argc == 4 && std::string(argv[1]) == "--memory")
     return report_memory(std::stoi(argv[2]), std::stoi(argv[3]));
   // --quick: a smoke run (CI); --only SECTIONS: a comma-separated subset of
-  // plan,paths,recording,peers,memory.
-  // --shape AGENTS:PATHS (repeatable): the plan and peers sections run only these shapes.
+  // plan,paths,recording,peers,memory,recorded.
+  // --shape AGENTS:PATHS (repeatable): the plan and peers sections run only these shapes; the recorded
+  // section runs the first.
   // --portable: the fused kernel's portable build instead of the x86 one.
   bool quick = false;
   std::string only;
@@ -323,6 +362,51 @@ int main(int argc, char** argv) {
       for (const auto& phase : two.phases)
         split += fmt::format(" {} {:.0f}%", phase.name, 100.0 * phase.seconds / two.seconds);
       fmt::print("      time by phase ({} threads):{}\n", max_threads, split);
+    }
+  }
+  if (wanted("recorded")) {
+    // The target: 10^5 Merton investors with distinct plans x 200 paths x 100 steps, recorded.
+    int agents = quick ? 10000 : 100000;
+    int paths = quick ? 20 : 200;
+    if (!shapes.empty()) std::tie(agents, paths) = shapes.front();
+    const int steps = 100;
+    const auto spec = merton_spec(agents, paths, steps);
+    const int runs = quick ? 1 : 2;
+    fmt::print(
+        "\n6. recorded runs, {} Merton investors (distinct plans) x {} paths x {} steps, {} threads, best "
+        "of {}: agent-steps/s, seconds, MiB written, ratio to NumPy:\n",
+        agents, paths, steps, max_threads, runs);
+    const Timed off = best_of(runs, [&] { return time_run(spec, max_threads, Recording::off); });
+    const double np = numpy_rate("plan", agents, paths, steps);
+    fmt::print("   {:<58} {:>10.3g} {:>8.3f} s\n", "off (fused kernel)", off.rate, off.seconds);
+    if (np > 0) {
+      fmt::print("   {:<58} {:>10.3g} {:>8.3f} s\n", "NumPy loop, recording nothing", np,
+                 spec.run.steps() * static_cast<double>(agents) * paths / np);
+    }
+    const auto print = [&](const std::string& what, const Timed& t) {
+      fmt::print("   {:<58} {:>10.3g} {:>8.3f} s {:>8.0f} MiB {:>7.1f}x NumPy\n", what, t.rate, t.seconds,
+                 static_cast<double>(t.bytes) / (1 << 20), np > 0 ? t.rate / np : 0.0);
+    };
+    // The target: every 100th step, trajectories of every agent, no summaries; then the step loop.
+    sim::RecordSpec target;
+    target.every = 100;
+    target.summaries = false;
+    print("every 100, all trajectories, summaries off (fused)",
+          best_of(runs, [&] { return time_recorded(spec, max_threads, target, true, tmp); }));
+    print("every 100, all trajectories, summaries off (step loop)",
+          best_of(1, [&] { return time_recorded(spec, max_threads, target, false, tmp); }));
+    // Every 1, 10, 100 with summaries on and off: trajectories of the first 1,000 agents (all of them
+    // every step would be 16 B x agents x paths per step).
+    for (const bool summaries : {false, true}) {
+      for (const int every : {100, 10, 1}) {
+        sim::RecordSpec r;
+        r.every = every;
+        r.summaries = summaries;
+        r.max_agents = 1000;
+        print(fmt::format("every {:>3}, 1,000 agents' trajectories, summaries {:<3} (fused)", every,
+                          summaries ? "on" : "off"),
+              best_of(runs, [&] { return time_recorded(spec, max_threads, r, true, tmp); }));
+      }
     }
   }
   if (wanted("memory")) {
