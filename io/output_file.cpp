@@ -23,6 +23,22 @@ std::string errno_text(int error) {
   return std::strerror(error);
 }
 
+/// Takes the exclusive lock on `fd` without waiting, or closes it and throws: another process holding it
+/// is the user's to resolve (InputError naming `shown`, the output being written, and suggesting another
+/// `kind` of output); any other failure to lock `lock_path` is an IoError.
+void lock_or_refuse(int fd, const std::string& what, const std::string& path, const std::string& shown,
+                    const std::string& lock_path, const char* kind) {
+  if (::flock(fd, LOCK_EX | LOCK_NB) == 0) return;
+  const int error = errno;
+  ::close(fd);
+  if (error == EWOULDBLOCK) {
+    throw InputError(fmt::format(
+        "{} '{}' is being written by another process ('{}' is locked); wait for it or choose another {}",
+        what, path, shown, kind));
+  }
+  throw IoError(fmt::format("{} '{}': cannot lock '{}': {}", what, path, lock_path, errno_text(error)));
+}
+
 const char* file_type_name(const struct stat& st) {
   if (S_ISDIR(st.st_mode)) return "a directory";
   if (S_ISFIFO(st.st_mode)) return "a FIFO";
@@ -107,17 +123,7 @@ OutputFile::OutputFile(const std::string& path, OnFailure on_failure, const std:
       throw InputError(
           fmt::format("{} '{}': cannot create '{}': {}", what, path, partial_, errno_text(errno)));
     }
-    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-      const int error = errno;
-      ::close(fd);
-      if (error == EWOULDBLOCK) {
-        throw InputError(fmt::format(
-            "{} '{}' is being written by another process ('{}' is locked); wait for it or choose another "
-            "output",
-            what, path, partial_));
-      }
-      throw IoError(fmt::format("{} '{}': cannot lock '{}': {}", what, path, partial_, errno_text(error)));
-    }
+    lock_or_refuse(fd, what, path, partial_, partial_, "output");
     struct stat held {};
     struct stat named {};
     if (::fstat(fd, &held) == 0 && ::stat(partial_.c_str(), &named) == 0 && held.st_dev == named.st_dev &&
@@ -231,18 +237,7 @@ OutputDirectory::OutputDirectory(const std::string& path, const std::string& wha
       throw IoError(
           fmt::format("{} '{}': cannot create '{}': {}", what, path, lock.string(), errno_text(errno)));
     }
-    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-      const int error = errno;
-      ::close(fd);
-      if (error == EWOULDBLOCK) {
-        throw InputError(fmt::format(
-            "{} '{}' is being written by another process ('{}' is locked); wait for it or choose another "
-            "folder",
-            what, path, staging_.string()));
-      }
-      throw IoError(
-          fmt::format("{} '{}': cannot lock '{}': {}", what, path, lock.string(), errno_text(error)));
-    }
+    lock_or_refuse(fd, what, path, staging_.string(), lock.string(), "folder");
     struct stat held {};
     struct stat named {};
     if (::fstat(fd, &held) == 0 && ::stat(lock.c_str(), &named) == 0 && held.st_dev == named.st_dev &&
