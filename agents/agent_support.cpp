@@ -18,6 +18,16 @@ void play_plan(const sim::DecisionContext& ctx, int p0, int p1, int a0, int a1, 
   for (int p = p0; p < p1; ++p) {
     own.amount.col(p).segment(a0, len) = own.theory_amount.col(ctx.step).segment(a0, len);
   }
+  // Several assets: asset a's plan is columns [a steps, (a + 1) steps), its amounts [a paths, (a + 1) paths).
+  const Eigen::Index paths = own.wealth.cols();
+  const Eigen::Index assets = own.amount.cols() / paths;
+  const Eigen::Index steps = own.theory_amount.cols() / assets;
+  for (Eigen::Index a = 1; a < assets; ++a) {
+    for (int p = p0; p < p1; ++p) {
+      own.amount.col(a * paths + p).segment(a0, len) =
+          own.theory_amount.col(a * steps + ctx.step).segment(a0, len);
+    }
+  }
 }
 
 void set_initial_wealth(sim::PopulationState& own) {

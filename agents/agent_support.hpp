@@ -38,7 +38,8 @@ constexpr std::array<NamedValue<Optimum>, 2> enum_names(Optimum /*unused*/) {
 /// The parameter vector called `name` (throws if the kind did not define it: a programmer error).
 [[nodiscard]] const Eigen::VectorXd& param(const sim::PopulationState& pop, const std::string& name);
 
-/// Writes the plan of step k (theory_amount column k) into the slots [p0, p1) x [a0, a1).
+/// Writes the plan of step k (theory_amount column k; asset a: column a steps + k) into the slots
+/// [p0, p1) x [a0, a1) of every asset.
 void play_plan(const sim::DecisionContext& ctx, int p0, int p1, int a0, int a1, sim::PopulationState& own);
 
 /// Sets every path's initial wealth to the per-agent `wealth0` parameter.

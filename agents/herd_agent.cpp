@@ -112,6 +112,8 @@ class HerdKind final : public Kind {
   void check(const sim::ScenarioSpec& spec, int index, KeyReporter& out) const override {
     const sim::PopulationSpec& ps = spec.populations[static_cast<std::size_t>(index)];
     const HerdParams& p = params_of<HerdParams>(ps);
+    check_one_asset(spec, name(),
+                    "the N-asset herding solvers of docs/theory.md §7.1 are not implemented yet", out);
     if (p.influence == Influence::leader)
       check_population_ref(spec, "leader", p.leader, MertonParams::kind, out);
     if (p.influence == Influence::peers && p.policy == Policy::replan && p.herd == HerdType::relative &&

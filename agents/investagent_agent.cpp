@@ -109,6 +109,7 @@ class InvestAgentKind final : public Kind {
   void check(const sim::ScenarioSpec& spec, int index, KeyReporter& out) const override {
     const sim::PopulationSpec& ps = spec.populations[static_cast<std::size_t>(index)];
     const InvestAgentParams& p = params_of<InvestAgentParams>(ps);
+    check_one_asset(spec, name(), "its prompts are about a single stock", out);
     const double T = spec.run.horizon;
     const auto max_years = investalign::static_budget_list.size();
     if (spec.run.steps_per_year != 1 || T != std::round(T) || T < 1.0 || T > static_cast<double>(max_years)) {

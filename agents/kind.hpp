@@ -216,5 +216,9 @@ template <class P>
 /// required", "there is no population named ...", "... is not a merton population".
 void check_population_ref(const sim::ScenarioSpec& spec, std::string_view key, const std::string& name,
                           std::string_view required_kind, KeyReporter& out);
+/// For kinds that decide in a one-asset market only: reports `kind` ("kind = \"herd\" trades one risky
+/// asset (why); this market has N") when spec.market has several assets.
+void check_one_asset(const sim::ScenarioSpec& spec, std::string_view kind, std::string_view why,
+                     KeyReporter& out);
 
 }  // namespace herdsim::agents

@@ -4,6 +4,7 @@
 
 #include "agents/agent_support.hpp"
 #include "agents/parameters.hpp"
+#include "sim/market/asset_covariance.hpp"
 #include "sim/theory/merton.hpp"
 
 namespace herdsim::agents {
@@ -71,7 +72,13 @@ void MertonPopulation::initialize(const sim::RunState& /*state*/, sim::Populatio
   set_initial_wealth(own);
   const theory::Schedule schedule(theory_market(spec_), spec_.run.horizon, theory_time(spec_, mp.optimum));
   const Eigen::VectorXd& alpha = param(own, "alpha");
-  own.theory_amount = theory::merton_amounts(schedule, alpha, spec_.run.steps(), spec_.run.dt());
+  if (spec_.market.asset_count() == 1) {
+    own.theory_amount = theory::merton_amounts(schedule, alpha, spec_.run.steps(), spec_.run.dt());
+  } else {
+    own.theory_amount = theory::merton_amounts(schedule, sim::asset_covariance(spec_.market),
+                                               sim::asset_excess_returns(spec_.market), alpha,
+                                               spec_.run.steps(), spec_.run.dt());
+  }
 }
 
 void MertonPopulation::decide(const sim::DecisionContext& ctx, int p0, int p1, int a0, int a1,

@@ -1,6 +1,7 @@
 #pragma once
 // The rational CARA investor: Merton's amount, which does not depend on wealth, so `plan` and
-// `replan` coincide. Keys: alpha, lottery, policy, optimum. Parameters: alpha, wealth0.
+// `replan` coincide. With several assets, the vector form Sigma^{-1} v / (alpha G(t)) (docs/theory.md §7.1).
+// Keys: alpha, lottery, policy, optimum. Parameters: alpha, wealth0.
 #include <memory>
 #include <string_view>
 #include <vector>

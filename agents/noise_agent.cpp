@@ -58,6 +58,10 @@ void NoisePopulation::initialize(const sim::RunState& /*state*/, sim::Population
 
 void NoisePopulation::decide(const sim::DecisionContext& ctx, int p0, int p1, int a0, int a1,
                              sim::PopulationState& own) const {
+  if (own.amount.cols() != own.wealth.cols()) {
+    decide_assets(ctx, p0, p1, a0, a1, own);
+    return;
+  }
   if (!drawn_) {
     const Eigen::VectorXd& proportion = param(own, "proportion");
     for (int p = p0; p < p1; ++p) {
@@ -74,6 +78,32 @@ void NoisePopulation::decide(const sim::DecisionContext& ctx, int p0, int p1, in
           ctx.rng->uniform(sim::Stream::noise, static_cast<std::uint64_t>(p),
                            static_cast<std::uint64_t>(ctx.step), base + static_cast<std::uint64_t>(i));
       own.amount(i, p) = sample_distribution(np_.proportion.distribution, u) * own.wealth(i, p);
+    }
+  }
+}
+
+void NoisePopulation::decide_assets(const sim::DecisionContext& ctx, int p0, int p1, int a0, int a1,
+                                    sim::PopulationState& own) const {
+  const Eigen::Index paths = own.wealth.cols();
+  const Eigen::Index assets = own.amount.cols() / paths;
+  const double share = 1.0 / static_cast<double>(assets);
+  const auto base = static_cast<std::uint64_t>(index_) << 32;
+  const Eigen::VectorXd* fixed = drawn_ ? nullptr : &param(own, "proportion");
+  for (Eigen::Index a = 0; a < assets; ++a) {
+    for (int p = p0; p < p1; ++p) {
+      for (int i = a0; i < a1; ++i) {
+        double q = 0.0;
+        if (drawn_) {
+          // Lane a: asset a's draw, independent of the other assets' (asset 0's is the one-asset draw).
+          const double u = ctx.rng->uniform(
+              sim::Stream::noise, static_cast<std::uint64_t>(p), static_cast<std::uint64_t>(ctx.step),
+              base + static_cast<std::uint64_t>(i), static_cast<std::uint64_t>(a));
+          q = sample_distribution(np_.proportion.distribution, u);
+        } else {
+          q = (*fixed)[i];
+        }
+        own.amount(i, a * paths + p) = q * share * own.wealth(i, p);
+      }
     }
   }
 }

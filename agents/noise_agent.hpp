@@ -2,6 +2,8 @@
 // Noise traders, the no-herding baseline: each step every agent puts a proportion of its wealth in
 // the stock, drawn independently (per path, step and agent) from the population's `proportion`
 // distribution; a constant or list `proportion` gives each agent a fixed proportion instead.
+// With N > 1 assets the proportion is of wealth in the risky assets together, spread equally: asset a
+// gets q_a / N of wealth, q_a the fixed proportion or an independent draw per asset (lane a of the key).
 // Keys: proportion. Parameters: wealth0 (+ proportion when fixed).
 #include <memory>
 #include <string_view>
@@ -33,6 +35,10 @@ class NoisePopulation final : public sim::Population {
   const NoiseParams& np_;
   int index_;
   bool drawn_;  // proportion is a distribution, drawn every step
+
+  /// decide() in a market with several assets (the rule in the file comment).
+  void decide_assets(const sim::DecisionContext& ctx, int p0, int p1, int a0, int a1,
+                     sim::PopulationState& own) const;
 };
 
 }  // namespace herdsim::agents

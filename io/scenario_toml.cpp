@@ -19,6 +19,7 @@
 #include "agents/kind.hpp"
 #include "agents/registry.hpp"
 #include "sim/error.hpp"
+#include "sim/market/asset_covariance.hpp"
 #include "sim/memory.hpp"
 
 namespace herdsim::io {
@@ -655,16 +656,153 @@ void read_run(TomlTable& in, sim::RunSpec& run) {
   run.wealth_update = in.choice<sim::WealthUpdate>("wealth_update").value_or(run.wealth_update);
 }
 
+/// A [market] key that is a number (every asset) or an array of numbers (one per asset): the values, and
+/// whether it was an array. Nothing when absent or invalid (reported).
+std::optional<std::pair<std::vector<double>, bool>> asset_numbers(TomlTable& in, std::string_view key,
+                                                                  const Domain& domain) {
+  const toml::node* n = in.toml().get(key);
+  if (n == nullptr) return std::nullopt;
+  Checker& c = in.checker();
+  if (const auto* a = n->as_array()) {
+    if (a->empty()) {
+      in.report(key, "must be a number or a non-empty array of numbers, one per asset");
+      return std::nullopt;
+    }
+    std::vector<double> out;
+    for (std::size_t i = 0; i < a->size(); ++i) {
+      const auto x = c.number((*a)[i], fmt::format("{}[{}]", in.path(key), i), domain);
+      if (!x) return std::nullopt;
+      out.push_back(*x);
+    }
+    return std::pair{out, true};
+  }
+  const auto x = in.number(key, domain);
+  if (!x) return std::nullopt;
+  return std::pair{std::vector<double>{*x}, false};
+}
+
+/// market.correlation = [[...], ...] (N x N) or market.factor = {loading = [...]}: row-major, or nothing.
+std::optional<std::vector<double>> read_correlation(TomlTable& in, std::size_t n) {
+  Checker& c = in.checker();
+  if (in.has("correlation") && in.has("factor")) {
+    in.report("factor", "give either correlation or factor, not both");
+    return std::nullopt;
+  }
+  if (const auto factor = in.sub("factor")) {
+    static constexpr std::array<std::string_view, 1> keys{"loading"};
+    factor->allow_only(keys);
+    if (!factor->require("loading", " (the assets' loadings on the common factor, one per asset)"))
+      return std::nullopt;
+    const auto loading = asset_numbers(*factor, "loading", agents::Domain{-1.0, false, 1.0, false});
+    if (!loading) return std::nullopt;
+    if (loading->first.size() != n) {
+      factor->report("loading",
+                     fmt::format("must have one loading per asset ({}), got {}", n, loading->first.size()));
+      return std::nullopt;
+    }
+    return sim::one_factor_correlation(loading->first);
+  }
+  const toml::node* node = in.toml().get("correlation");
+  if (node == nullptr) return std::nullopt;
+  const auto* rows = node->as_array();
+  if (rows == nullptr) {
+    in.report("correlation",
+              fmt::format("must be an array of rows (arrays of numbers), got {}", describe(*node)));
+    return std::nullopt;
+  }
+  std::vector<double> out;
+  bool ok = true;
+  for (std::size_t i = 0; i < rows->size(); ++i) {
+    const std::string row_path = fmt::format("market.correlation[{}]", i);
+    const auto* row = (*rows)[i].as_array();
+    if (row == nullptr) {
+      c.report(&(*rows)[i], row_path,
+               fmt::format("must be a row (an array of numbers), got {}", describe((*rows)[i])));
+      ok = false;
+      continue;
+    }
+    if (row->size() != n || rows->size() != n) {
+      c.report(
+          row, row_path,
+          fmt::format("the correlation matrix must be {} x {} (one row and column per asset), got {} rows, "
+                      "this one with {} entries",
+                      n, n, rows->size(), row->size()));
+      return std::nullopt;
+    }
+    for (std::size_t j = 0; j < row->size(); ++j) {
+      const auto x = c.number((*row)[j], fmt::format("{}[{}]", row_path, j), any_number);
+      ok = ok && x.has_value();
+      out.push_back(x.value_or(nan));
+    }
+  }
+  return ok ? std::optional(out) : std::nullopt;
+}
+
+/// [market]: one asset (mu, sigma, price0 numbers: today's syntax) or several (any of mu, sigma, price0 and
+/// names an array, one entry per asset; a number applies to every asset; correlation or factor). Checked
+/// through the market's own checks (sim/market/asset_covariance.hpp).
 void read_market(TomlTable& in, sim::MarketSpec& m, double horizon) {
-  static constexpr std::array<std::string_view, 4> keys{"mu", "r", "sigma", "price0"};
+  static constexpr std::array<std::string_view, 7> keys{"mu",    "r",           "sigma", "price0",
+                                                        "names", "correlation", "factor"};
   in.allow_only(keys);
-  m.mu = in.number("mu", any_number).value_or(m.mu);
   m.r = in.number("r", any_number).value_or(m.r);
-  m.sigma = in.number("sigma", positive).value_or(m.sigma);
-  m.price0 = in.number("price0", positive).value_or(m.price0);
-  // The model's limits (sim/theory/market.hpp), past which solvers fail and prices overflow.
-  for (const auto& problem : theory::market_problems({m.mu, m.r, m.sigma}, horizon)) {
-    if (in.valid(problem.key)) in.report(problem.key, problem.message);
+  const auto mu = asset_numbers(in, "mu", any_number);
+  const auto sigma = asset_numbers(in, "sigma", positive);
+  const auto price0 = asset_numbers(in, "price0", positive);
+  const auto names = in.strings("names", "an asset name", "asset names");
+  // N: the length of the arrays given, which must agree.
+  std::size_t n = 1;
+  std::string n_from;
+  bool lengths_ok = true;
+  auto take_length = [&](std::string_view key, std::size_t len) {
+    if (n_from.empty()) {
+      n = len;
+      n_from = key;
+    } else if (len != n) {
+      in.report(key, fmt::format("has {} entries but {} has {}: give one entry per asset", len, n_from, n));
+      lengths_ok = false;
+    }
+  };
+  for (const auto& [key, values] :
+       {std::pair{"mu", &mu}, std::pair{"sigma", &sigma}, std::pair{"price0", &price0}})
+    if (*values && (*values)->second) take_length(key, (*values)->first.size());
+  if (names) take_length("names", names->size());
+  const bool all_read = (mu || !in.has("mu")) && (sigma || !in.has("sigma")) &&
+                        (price0 || !in.has("price0")) && (names || !in.has("names")) && lengths_ok;
+  auto value = [](const auto& given, std::size_t a, double fallback) {
+    if (!given) return fallback;
+    return given->first.size() == 1 ? given->first.front() : given->first[a];
+  };
+  m.mu = value(mu, 0, m.mu);
+  m.sigma = value(sigma, 0, m.sigma);
+  m.price0 = value(price0, 0, m.price0);
+  if (n == 1) {
+    // One asset: today's keys; a correlation is [[1]] at most.
+    if (in.has("factor")) in.report("factor", "a one-factor correlation needs several assets");
+    if (const auto corr = read_correlation(in, 1); corr && (*corr)[0] != 1.0)
+      in.report("correlation",
+                fmt::format("a market with one asset has the correlation [[1]], got [[{}]]", (*corr)[0]));
+  } else if (all_read) {
+    for (std::size_t a = 0; a < n; ++a) {
+      m.assets.push_back({names ? (*names)[a] : fmt::format("asset{}", a), value(mu, a, 0.07),
+                          value(sigma, a, 0.17), value(price0, a, 1.0)});
+    }
+    if (!in.has("correlation") && !in.has("factor")) {
+      in.report("",
+                fmt::format("a market with {} assets needs their correlation: correlation = [[1, ...], ...] "
+                            "({} x {}) or factor = {{loading = [...]}}",
+                            n, n, n));
+    } else if (const auto corr = read_correlation(in, n)) {
+      m.correlation = *corr;
+    } else {
+      m.correlation.assign(n * n, 0.0);  // reported; keep the spec's shape consistent
+      for (std::size_t a = 0; a < n; ++a) m.correlation[a * n + a] = 1.0;
+    }
+  }
+  // The market's own checks: the model's limits per asset, names, the correlation (every problem).
+  for (const auto& problem : sim::market_problems(m, horizon)) {
+    const std::string base = problem.key.substr(0, problem.key.find('['));
+    if (in.valid(problem.key) && in.valid(base)) in.report(problem.key, problem.message, base);
   }
 }
 

@@ -119,13 +119,18 @@ int whole_steps(double horizon, std::int64_t steps_per_year) {
 double run_memory_bytes(const ScenarioSpec& spec) {
   const std::int64_t steps = whole_steps(spec.run.horizon, spec.run.steps_per_year);
   const std::int64_t paths = spec.run.paths;
-  double bytes = 8.0 * static_cast<double>(checked_multiply(paths, 4, "run.paths * market columns"));
+  const std::int64_t assets = spec.market.asset_count();
+  double bytes = 8.0 * static_cast<double>(checked_multiply(paths, checked_multiply(assets, 4, "assets * 4"),
+                                                            "run.paths * market columns"));
   for (const PopulationSpec& ps : spec.populations) {
     const std::string who = fmt::format("population '{}'", ps.name);
     const std::int64_t slots = checked_multiply(ps.count, paths, who + ": count * run.paths");
-    const std::int64_t plan = checked_multiply(ps.count, steps, who + ": count * steps");
-    // wealth, amount, previous amount; a plan; a few per-agent parameters.
-    bytes += 8.0 * (3.0 * static_cast<double>(slots) + static_cast<double>(plan) + 8.0 * ps.count);
+    const std::int64_t plan = checked_multiply(checked_multiply(ps.count, steps, who + ": count * steps"),
+                                               assets, who + ": plan * assets");
+    // wealth, an amount and a previous amount per asset; a plan per asset; a few per-agent parameters.
+    (void)checked_multiply(slots, 2 * assets + 1, who + ": count * run.paths * (2 assets + 1)");
+    bytes += 8.0 * ((2.0 * static_cast<double>(assets) + 1.0) * static_cast<double>(slots) +
+                    static_cast<double>(plan) + 8.0 * ps.count);
   }
   return bytes;
 }

@@ -36,8 +36,9 @@ void check_memory(double estimate_bytes, const std::string& what, const std::str
 /// horizon * steps_per_year is a whole number in [1, 2^31 - 1].
 [[nodiscard]] int whole_steps(double horizon, std::int64_t steps_per_year);
 
-/// About the bytes a run of spec holds: per population and path its wealth and amount columns (three
-/// doubles per agent), per agent its plan (a double per step) and parameters, per path the market. Counts are
+/// About the bytes a run of spec holds: per population and path its wealth and amount columns (1 + 2N
+/// doubles per agent with N assets), per agent its plan (a double per step and asset) and parameters, per
+/// path the market (4 per asset). Counts are
 /// multiplied with checked_multiply (InputError when they overflow).
 [[nodiscard]] double run_memory_bytes(const ScenarioSpec& spec);
 

@@ -54,8 +54,9 @@ struct PopulationState {
   int count = 0;
   /// Per-agent parameters, each a vector of `count` values (alpha, theta, wealth0, ...), in a fixed order.
   std::vector<std::pair<std::string, Eigen::VectorXd>> params;
-  /// Theoretical open-loop optimum: count x steps amounts, column k = decision k (agents contiguous,
-  /// like wealth and amount; the HDF5 (step, agent) layout). Empty where the theory defines none.
+  /// Theoretical open-loop optimum: count x (assets x steps) amounts, column a steps + k = asset a at
+  /// decision k (agents contiguous, like wealth and amount; one asset: count x steps, the HDF5 (step,
+  /// agent) layout). Empty where the theory defines none.
   Eigen::MatrixXd theory_amount;
   /// Current wealth X, count x paths (column p = path p, agents contiguous), currency units.
   Eigen::MatrixXd wealth;

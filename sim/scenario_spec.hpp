@@ -40,13 +40,33 @@ enum class MarketModel {
   exogenous_gbm,  ///< one stock, a geometric Brownian motion that no agent moves (docs/theory.md §1)
 };
 
+/// One risky asset of a market with several (MarketSpec::assets).
+struct AssetSpec {
+  std::string name;     ///< the asset's name in messages and on the output's asset axis
+  double mu = 0.07;     ///< drift, per year
+  double sigma = 0.17;  ///< volatility, per sqrt(year)
+  double price0 = 1.0;  ///< initial price, currency units per share
+};
+
 /// [market] (per year)
 struct MarketSpec {
   MarketModel model = MarketModel::exogenous_gbm;
-  double mu = 0.07;
-  double r = 0.04;
-  double sigma = 0.17;
-  double price0 = 1.0;  ///< initial stock price
+  double mu = 0.07;     ///< asset 0's drift (the only asset's when there is one)
+  double r = 0.04;      ///< deposit rate
+  double sigma = 0.17;  ///< asset 0's volatility, per sqrt(year)
+  double price0 = 1.0;  ///< asset 0's initial price
+  /// Several risky assets: every asset in order, N >= 2 (assets[0] repeats mu, sigma and price0, so code
+  /// written for one asset reads asset 0). Empty: one asset, described by mu, sigma and price0.
+  std::vector<AssetSpec> assets;
+  /// The correlation matrix of the assets' shocks, N x N row-major; empty with one asset.
+  std::vector<double> correlation;
+
+  /// N, the number of risky assets.
+  [[nodiscard]] int asset_count() const { return assets.empty() ? 1 : static_cast<int>(assets.size()); }
+  /// Asset a (a < asset_count()); with one asset, the one that mu, sigma and price0 describe.
+  [[nodiscard]] AssetSpec asset(int a) const {
+    return assets.empty() ? AssetSpec{"asset0", mu, sigma, price0} : assets[static_cast<std::size_t>(a)];
+  }
 };
 
 /// A distribution of a per-agent parameter; optional truncation to [low, high] (rejection-free,

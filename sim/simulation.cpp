@@ -64,7 +64,8 @@ Simulation::Simulation(ScenarioSpec spec, const PopulationFactory& make)
   }
   compact_plans_.resize(populations_.size());
   for (std::size_t i = 0; i < populations_.size(); ++i) {
-    if (populations_[i]->path_independent())
+    // The fused kernel runs one asset's plans only (Simulation::run).
+    if (populations_[i]->path_independent() && assets == 1)
       compact_plans_[i] = compact_plan(state_.populations[i].theory_amount);
   }
 }

@@ -15,12 +15,16 @@ struct StepCoefficients {
   double price_drift = 0.0;     ///< arithmetic: mu dt
   WealthUpdate update = WealthUpdate::arithmetic;
 
-  StepCoefficients(const MarketSpec& m, double dt, WealthUpdate u)
-      : deposit_growth(u == WealthUpdate::arithmetic ? 1.0 + m.r * dt : std::exp(m.r * dt)),
-        drift(u == WealthUpdate::arithmetic ? (m.mu - m.r) * dt : (m.mu - 0.5 * m.sigma * m.sigma) * dt),
-        diffusion(m.sigma * std::sqrt(dt)),
-        price_drift(m.mu * dt),
+  /// An asset with drift mu and volatility sigma next to a deposit at rate r (all per year).
+  StepCoefficients(double mu, double r, double sigma, double dt, WealthUpdate u)
+      : deposit_growth(u == WealthUpdate::arithmetic ? 1.0 + r * dt : std::exp(r * dt)),
+        drift(u == WealthUpdate::arithmetic ? (mu - r) * dt : (mu - 0.5 * sigma * sigma) * dt),
+        diffusion(sigma * std::sqrt(dt)),
+        price_drift(mu * dt),
         update(u) {}
+  /// Asset 0 of m (the only one with one asset).
+  StepCoefficients(const MarketSpec& m, double dt, WealthUpdate u)
+      : StepCoefficients(m.mu, m.r, m.sigma, dt, u) {}
 
   /// Simple return of the stock over the step for shock eps.
   [[nodiscard]] double stock_return(double eps) const {

@@ -37,17 +37,18 @@ class CounterRng {
     return raw(stream, path, step, index)[3];
   }
 
-  /// A uniform in the open interval (0, 1) for (stream, path, step, index).
-  [[nodiscard]] double uniform(Stream stream, std::uint64_t path, std::uint64_t step,
-                               std::uint64_t index) const {
-    return r123::u01<double>(raw(stream, path, step, index)[2]);
+  /// A uniform in the open interval (0, 1) for (stream, path, step, index, lane); lane 0 is the draw of
+  /// the four-part key (a further lane: the same agent's draw for another asset).
+  [[nodiscard]] double uniform(Stream stream, std::uint64_t path, std::uint64_t step, std::uint64_t index,
+                               std::uint64_t lane = 0) const {
+    return r123::u01<double>(raw(stream, path, step, index, lane)[2]);
   }
 
  private:
   using Philox = r123::Philox4x64;
   [[nodiscard]] Philox::ctr_type raw(Stream stream, std::uint64_t path, std::uint64_t step,
-                                     std::uint64_t index) const {
-    const Philox::ctr_type counter = {{path, step, index, 0}};
+                                     std::uint64_t index, std::uint64_t lane = 0) const {
+    const Philox::ctr_type counter = {{path, step, index, lane}};
     const Philox::key_type key = {{seed_, static_cast<std::uint64_t>(stream)}};
     return Philox{}(counter, key);
   }

@@ -1,5 +1,6 @@
 #include "sim/theory/merton.hpp"
 
+#include <Eigen/Cholesky>
 #include <boost/math/quadrature/gauss_kronrod.hpp>
 #include <cmath>
 
@@ -17,6 +18,21 @@ Eigen::MatrixXd merton_amounts(const Schedule& schedule, const Eigen::VectorXd& 
     // Merton's amount is v / (alpha sigma^2 G(t)): one growth factor per step, one division per agent.
     const double unit = merton_amount(schedule, 1.0, k * dt_years);
     out.col(k) = unit / alpha.array();
+  }
+  return out;
+}
+
+Eigen::MatrixXd merton_amounts(const Schedule& schedule, const Eigen::MatrixXd& covariance,
+                               const Eigen::VectorXd& excess, const Eigen::VectorXd& alpha, int steps,
+                               double dt_years) {
+  // Sigma^{-1} v, the amounts per unit of 1 / (alpha G): one solve, shared by every agent and step.
+  const Eigen::VectorXd direction = covariance.llt().solve(excess);
+  const Eigen::Index assets = excess.size();
+  Eigen::MatrixXd out(alpha.size(), assets * steps);
+  for (int k = 0; k < steps; ++k) {
+    const double discount = std::exp(-schedule.ln_growth(k * dt_years));
+    for (Eigen::Index a = 0; a < assets; ++a)
+      out.col(a * steps + k) = direction[a] * discount / alpha.array();
   }
   return out;
 }

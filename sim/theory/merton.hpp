@@ -17,6 +17,15 @@ namespace herdsim::theory {
 [[nodiscard]] Eigen::MatrixXd merton_amounts(const Schedule& schedule, const Eigen::VectorXd& alpha,
                                              int steps, double dt_years);
 
+/// Merton's amounts in N correlated assets (docs/theory.md §7.1) of agents with CARA risk aversions
+/// `alpha` at the decisions t_k = k dt_years, k = 0..steps-1: Sigma^{-1} v / (alpha G(t)), the vector form
+/// of merton_amount (G(t) = e^{r(T-t)} in continuous time, the exact optimum of the arithmetic steps in
+/// discrete time). `covariance` Sigma (N x N, per year, positive definite), `excess` v = mu - r (per
+/// year). alpha.size() x (N steps), currency units: column a steps + k = asset a at decision k.
+[[nodiscard]] Eigen::MatrixXd merton_amounts(const Schedule& schedule, const Eigen::MatrixXd& covariance,
+                                             const Eigen::VectorXd& excess, const Eigen::VectorXd& alpha,
+                                             int steps, double dt_years);
+
 /// ln eta0 = ln H at the agent's own Merton path: -alpha x0 G(0)(1+...) - v^2 T / (2 sigma^2).
 [[nodiscard]] double ln_eta0(const Schedule& schedule, double alpha, double x0);
 

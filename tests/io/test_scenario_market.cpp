@@ -1,0 +1,130 @@
+// The [market] table with several assets (io/scenario_toml.cpp read_market, checked through
+// sim/market/asset_covariance.hpp): syntax, messages with their key paths, and today's one-asset syntax.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "io/scenario_toml.hpp"
+
+using herdsim::io::parse_scenario;
+using herdsim::io::ScenarioFileError;
+using herdsim::io::ScenarioProblem;
+
+namespace {
+
+const std::string merton = "[[population]]\nname = \"m\"\nkind = \"merton\"\nalpha = 0.2\n";
+
+std::vector<ScenarioProblem> problems_of(const std::string& text) {
+  try {
+    (void)parse_scenario(text, "t.toml");
+  } catch (const ScenarioFileError& e) {
+    return e.problems();
+  }
+  return {};
+}
+
+std::string listing(const std::vector<ScenarioProblem>& ps) {
+  std::string out;
+  for (const auto& p : ps) out += herdsim::io::format_scenario_problem("t.toml", p) + "\n";
+  return out;
+}
+
+bool has_problem(const std::vector<ScenarioProblem>& ps, const std::string& key,
+                 const std::string& fragment) {
+  return std::any_of(ps.begin(), ps.end(), [&](const ScenarioProblem& p) {
+    return p.key_path == key && p.message.find(fragment) != std::string::npos;
+  });
+}
+
+#define CHECK_MARKET_PROBLEM(market_lines, key, fragment)                        \
+  do {                                                                           \
+    const std::string text_ = "[market]\n" + std::string(market_lines) + merton; \
+    const auto ps_ = problems_of(text_);                                         \
+    INFO("scenario:\n" << text_ << "\nproblems:\n" << listing(ps_));             \
+    CHECK(has_problem(ps_, key, fragment));                                      \
+  } while (false)
+
+}  // namespace
+
+TEST_SUITE("io.scenario_market") {
+  TEST_CASE("several assets: arrays, a number for every asset, names, a correlation matrix") {
+    const auto specs = parse_scenario(
+        "[market]\nr = 0.03\nmu = [0.07, 0.05, 0.06]\nsigma = [0.17, 0.06, 0.2]\nprice0 = 2\n"
+        "names = [\"stock\", \"bond\", \"gold\"]\n"
+        "correlation = [[1, 0.3, -0.2], [0.3, 1, 0.1], [-0.2, 0.1, 1]]\n" +
+            merton,
+        "t.toml");
+    REQUIRE(specs.size() == 1);
+    const auto& m = specs[0].market;
+    REQUIRE(m.asset_count() == 3);
+    CHECK(m.assets[1].name == "bond");
+    CHECK(m.assets[1].mu == 0.05);
+    CHECK(m.assets[2].sigma == 0.2);
+    CHECK(m.assets[2].price0 == 2.0);
+    CHECK(m.mu == 0.07);  // asset 0 is also the one-asset fields
+    CHECK(m.sigma == 0.17);
+    CHECK(m.correlation[2] == -0.2);
+    CHECK(m.r == 0.03);
+  }
+
+  TEST_CASE("a one-factor correlation; default names") {
+    const auto specs = parse_scenario(
+        "[market]\nmu = [0.07, 0.05]\nsigma = 0.2\nfactor = { loading = [0.5, 0.8] }\n" + merton, "t.toml");
+    const auto& m = specs[0].market;
+    REQUIRE(m.asset_count() == 2);
+    CHECK(m.assets[1].name == "asset1");
+    CHECK(m.assets[1].sigma == 0.2);
+    CHECK(m.correlation == std::vector<double>{1.0, 0.4, 0.4, 1.0});
+  }
+
+  TEST_CASE("today's one-asset syntax reads as before") {
+    const auto specs = parse_scenario("[market]\nmu = 0.08\nsigma = 0.2\n" + merton, "t.toml");
+    const auto& m = specs[0].market;
+    CHECK(m.asset_count() == 1);
+    CHECK(m.assets.empty());
+    CHECK(m.correlation.empty());
+    CHECK(m.mu == 0.08);
+    CHECK(problems_of("[market]\nmu = [0.08]\ncorrelation = [[1]]\n" + merton).empty());
+  }
+
+  TEST_CASE("messages: lengths, correlation shape, symmetry, diagonal, range, positive definiteness") {
+    CHECK_MARKET_PROBLEM("mu = [0.07, 0.05]\nsigma = [0.1, 0.2, 0.3]\ncorrelation = [[1, 0], [0, 1]]\n",
+                         "market.sigma", "has 3 entries but mu has 2");
+    CHECK_MARKET_PROBLEM("mu = [0.07, 0.05]\n", "market", "needs their correlation");
+    CHECK_MARKET_PROBLEM("mu = [0.07, 0.05]\ncorrelation = [[1, 0.2]]\n", "market.correlation[0]",
+                         "must be 2 x 2");
+    CHECK_MARKET_PROBLEM("mu = [0.07, 0.05]\ncorrelation = [[1, 0.2], [0.3, 1]]\n",
+                         "market.correlation[0][1]", "must be symmetric");
+    CHECK_MARKET_PROBLEM("mu = [0.07, 0.05]\ncorrelation = [[1, 0.2], [0.2, 0.5]]\n",
+                         "market.correlation[1][1]", "diagonal");
+    CHECK_MARKET_PROBLEM("mu = [0.07, 0.05]\ncorrelation = [[1, 2], [2, 1]]\n", "market.correlation[0][1]",
+                         "must lie in [-1, 1]");
+    CHECK_MARKET_PROBLEM(
+        "mu = [0.07, 0.05, 0.06]\ncorrelation = [[1, 0.9, 0.9], [0.9, 1, -0.9], [0.9, -0.9, 1]]\n",
+        "market.correlation", "smallest eigenvalue is -0.8");
+    CHECK_MARKET_PROBLEM("mu = [0.07, 0.05]\nsigma = [0.1, -0.2]\ncorrelation = [[1, 0], [0, 1]]\n",
+                         "market.sigma[1]", "must be > 0");
+    CHECK_MARKET_PROBLEM("mu = [0.07, 0.05]\nfactor = { loading = [0.5] }\n", "market.factor.loading",
+                         "one loading per asset (2)");
+    CHECK_MARKET_PROBLEM("mu = [0.07, 0.05]\nfactor = { loading = [0.5, 1.5] }\n", "market.factor.loading[1]",
+                         "[-1, 1]");
+    CHECK_MARKET_PROBLEM("mu = [0.07, 0.05]\nfactor = { loading = [1, 1] }\ncorrelation = [[1, 0], [0, 1]]\n",
+                         "market.factor", "not both");
+    CHECK_MARKET_PROBLEM("mu = [0.07, 0.05]\nnames = [\"a\", \"a\"]\ncorrelation = [[1, 0], [0, 1]]\n",
+                         "market.names[1]", "used twice");
+    CHECK_MARKET_PROBLEM("correlation = [[0.5]]\n", "market.correlation",
+                         "one asset has the correlation [[1]]");
+  }
+
+  TEST_CASE("herd and investagent populations refuse several assets with one line naming the reason") {
+    const std::string text =
+        "[market]\nmu = [0.07, 0.05]\ncorrelation = [[1, 0], [0, 1]]\n" + merton +
+        "[[population]]\nname = \"f\"\nkind = \"herd\"\nleader = \"m\"\nalpha = 0.5\ntheta = 1e-8\n";
+    const auto ps = problems_of(text);
+    INFO(listing(ps));
+    CHECK(has_problem(ps, "population[1].kind", "kind = \"herd\" trades one risky asset"));
+    CHECK(ps.size() == 1);
+  }
+}
