@@ -494,6 +494,11 @@ Comparison compare_run(const std::string& path, const CompareOptions& options,
                               specs.size(), groups.size()));
   for (std::size_t gi = 0; gi < groups.size(); ++gi) {
     const RunGroupInfo g = file.group(groups[gi]);
+    if (g.assets > 1)
+      throw InputError(
+          fmt::format("{}: run group {} has {} risky assets (schema 2); compare analyses one-asset "
+                      "runs only (the analysis across assets is not implemented yet)",
+                      path, g.group, g.assets));
     const sim::ScenarioSpec& spec = specs[gi];
     RunComparison rc;
     rc.group = g.group;

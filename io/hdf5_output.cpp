@@ -228,6 +228,17 @@ Handle select_paths_agents(const std::vector<int>& paths, hsize_t all_paths, hsi
   return space;
 }
 
+/// Several assets (schema 2): the recorded paths of every asset as rows of an (assets x all_paths) block,
+/// asset a's path p at a all_paths + p (sorted when paths is): the selection of an asset axis outside the
+/// paths, the layout of MarketState and PopulationState::amount.
+std::vector<int> asset_paths(const std::vector<int>& paths, int all_paths, int assets) {
+  std::vector<int> out;
+  out.reserve(paths.size() * static_cast<std::size_t>(assets));
+  for (int a = 0; a < assets; ++a)
+    for (const int p : paths) out.push_back(a * all_paths + p);
+  return out;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Summaries
 
@@ -288,11 +299,9 @@ class Recorder final : public sim::Observer {
     require_open();
     if (state.spec == nullptr) throw InputError("HDF5 recorder: the RunState has no scenario spec");
     check_shape(state);
-    if (state.market.assets() != 1) {
-      throw InputError(
-          fmt::format("HDF5 recorder: schema {} records one risky asset; this run's market has {}",
-                      schema::kSchemaVersion, state.market.assets()));
-    }
+    assets_ = state.market.assets();
+    // One asset: schema 1, exactly as before; several: schema 2, an asset axis (docs/hdf5-schema.md).
+    if (assets_ > 1) mark_schema_2(state.spec->market);
     steps_ = state.steps;
     dt_ = state.spec->run.dt();
     write_group_attributes(state);
@@ -330,7 +339,8 @@ class Recorder final : public sim::Observer {
       if (state.populations[i].inference) write_accounting(populations_[i], *state.populations[i].inference);
     }
     // Everything is on disk already: release handles and buffers now rather than at destruction.
-    for (Series* series : {&step_, &t_, &decision_step_, &price_, &return_, &shock_}) series->close();
+    for (Series* series : {&step_, &t_, &decision_step_, &price_, &fundamental_, &return_, &shock_})
+      series->close();
     populations_.clear();
     market_space_.reset();
     group_.reset();
@@ -344,8 +354,10 @@ class Recorder final : public sim::Observer {
     std::string where;
     int agents = 0;         ///< recorded agents (first max_agents)
     Handle space;           ///< selection of recorded paths x agents in an (agents x paths) matrix
+    Handle amount_space;    ///< several assets: the same in an (agents x (assets x paths)) matrix
     Series wealth, amount;  ///< trajectories (invalid when not recorded)
     Series summary_wealth, summary_amount, summary_proportion;
+    Eigen::MatrixXd total_amount;  ///< several assets: sum_a P_a, what summary/amount and proportion describe
     std::vector<double> decision_wealth;  ///< X_k of the next decision, recorded paths x all agents
     Handle group;                         ///< kept open for the accounting attributes at on_finish
     /// transcripts/ (LLM-backed populations): one row per request, appended per step.
@@ -378,6 +390,22 @@ class Recorder final : public sim::Observer {
       throw Error(fmt::format("HDF5 recorder for {}: the recording plan is for another run", where()));
   }
 
+  /// Schema 2: the root's schema_version becomes 2 and the run group names its assets.
+  void mark_schema_2(const sim::MarketSpec& market) {
+    const hid_t fid = require_open();
+    Handle root = make(H5Gopen2(fid, "/", H5P_DEFAULT), H5Gclose, "H5Gopen2", where());
+    if (H5Aexists(root.get(), schema::kSchemaVersionAttr.data()) > 0)
+      check(H5Adelete(root.get(), schema::kSchemaVersionAttr.data()), "H5Adelete", where());
+    write_attribute(root.get(), where(), schema::kSchemaVersionAttr, schema::kSchemaVersionAssets);
+    std::string names;
+    for (int a = 0; a < assets_; ++a) {
+      if (a > 0) names += ',';
+      names += market.asset(a).name;
+    }
+    write_attribute(group_.get(), where(), schema::kAssets, assets_);
+    write_attribute(group_.get(), where(), schema::kAssetNames, names);
+  }
+
   void write_group_attributes(const sim::RunState& state) {
     const hid_t g = group_.get();
     write_attribute(g, where(), schema::kSteps, state.steps);
@@ -403,6 +431,22 @@ class Recorder final : public sim::Observer {
     Handle market =
         make(H5Gcreate2(group_.get(), schema::kMarket.data(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
              H5Gclose, "H5Gcreate2", market_where);
+    if (assets_ > 1) {
+      // Schema 2: (row, asset, path); the fundamental is the exogenous GBM price (the price itself here).
+      const std::vector<hsize_t> row{static_cast<hsize_t>(assets_), plan_.paths().size()};
+      price_ = Series(market.get(), market_where, schema::kPrice, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, row,
+                      {"step,asset,path", "currency units", false, 0});
+      fundamental_ = Series(market.get(), market_where, schema::kFundamental, H5T_IEEE_F64LE,
+                            H5T_NATIVE_DOUBLE, row, {"step,asset,path", "currency units", false, 0});
+      return_ = Series(market.get(), market_where, schema::kReturn, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, row,
+                       {"decision_step,asset,path", "1", false, 0});
+      shock_ = Series(market.get(), market_where, schema::kShock, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, row,
+                      {"decision_step,asset,path", "1", false, 0});
+      market_space_ = select_paths_agents(asset_paths(plan_.paths(), state.paths, assets_),
+                                          static_cast<hsize_t>(assets_) * static_cast<hsize_t>(state.paths),
+                                          1, 1, market_where);
+      return;
+    }
     const std::vector<hsize_t> row{plan_.paths().size()};
     price_ = Series(market.get(), market_where, schema::kPrice, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, row,
                     {"step,path", "currency units", false, 0});
@@ -431,10 +475,21 @@ class Recorder final : public sim::Observer {
       const int gzip = plan_.compression();
       out.wealth = Series(group.get(), out.where, schema::kWealth, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, row,
                           {"step,path,agent", "currency units", true, gzip});
-      out.amount = Series(group.get(), out.where, schema::kAmount, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, row,
-                          {"decision_step,path,agent", "currency units", true, gzip});
       out.space = select_paths_agents(plan_.paths(), static_cast<hsize_t>(all_paths),
                                       static_cast<hsize_t>(pop.count), agents, out.where);
+      if (assets_ > 1) {
+        // Schema 2: (decision_step, asset, path, agent), read through its own selection of every asset.
+        const std::vector<hsize_t> asset_row{static_cast<hsize_t>(assets_), plan_.paths().size(), agents};
+        out.amount = Series(group.get(), out.where, schema::kAmount, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE,
+                            asset_row, {"decision_step,asset,path,agent", "currency units", true, gzip});
+        out.amount_space =
+            select_paths_agents(asset_paths(plan_.paths(), all_paths, assets_),
+                                static_cast<hsize_t>(assets_) * static_cast<hsize_t>(all_paths),
+                                static_cast<hsize_t>(pop.count), agents, out.where);
+      } else {
+        out.amount = Series(group.get(), out.where, schema::kAmount, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, row,
+                            {"decision_step,path,agent", "currency units", true, gzip});
+      }
       write_params(group.get(), out.where, pop, agents);
       if (pop.theory_amount.size() > 0) write_theory(group.get(), out.where, pop, agents);
     }
@@ -566,21 +621,32 @@ class Recorder final : public sim::Observer {
   /// selection, without a transposed copy.
   void write_theory(hid_t group, const std::string& group_where, const sim::PopulationState& pop,
                     hsize_t agents) {
-    assert(pop.theory_amount.rows() == pop.count && pop.theory_amount.cols() == steps_);
+    assert(pop.theory_amount.rows() == pop.count && pop.theory_amount.cols() == steps_ * assets_);
     const std::string theory_where = group_where + "/" + std::string(schema::kTheory);
     Handle theory = make(H5Gcreate2(group, schema::kTheory.data(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
                          H5Gclose, "H5Gcreate2", theory_where);
     std::string where_text;
-    const auto steps = static_cast<hsize_t>(steps_);
+    // Several assets (schema 2): (asset, decision_step, agent), asset a's steps after asset a - 1's.
+    const auto steps = static_cast<hsize_t>(steps_) * static_cast<hsize_t>(assets_);
     Handle dset =
-        create_dataset(theory.get(), theory_where, schema::kAmount, H5T_IEEE_F64LE, steps, {agents}, false,
-                       {"decision_step,agent", "currency units", true, plan_.compression()}, where_text);
+        assets_ > 1
+            ? create_dataset(theory.get(), theory_where, schema::kAmount, H5T_IEEE_F64LE,
+                             static_cast<hsize_t>(assets_), {static_cast<hsize_t>(steps_), agents}, false,
+                             {"asset,decision_step,agent", "currency units", true, plan_.compression()},
+                             where_text)
+            : create_dataset(theory.get(), theory_where, schema::kAmount, H5T_IEEE_F64LE, steps, {agents},
+                             false, {"decision_step,agent", "currency units", true, plan_.compression()},
+                             where_text);
     Handle mem = make_space({static_cast<hsize_t>(pop.theory_amount.size())}, {}, where_text);
     Handle file_space = make(H5Dget_space(dset.get()), H5Sclose, "H5Dget_space", where_text);
     for (hsize_t s = 0; s < steps; ++s) {
-      const hsize_t file_start[2] = {s, 0};
-      const hsize_t file_count[2] = {1, agents};
-      check(H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, file_start, nullptr, file_count, nullptr),
+      const hsize_t per_asset = static_cast<hsize_t>(steps_);
+      const hsize_t file_start[3] = {s / per_asset, s % per_asset, 0};
+      const hsize_t file_count[3] = {1, 1, agents};
+      const int skip = assets_ > 1 ? 0 : 1;  // one asset: (decision_step, agent)
+      const hsize_t one_start[2] = {s, 0};
+      check(H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, skip == 0 ? file_start : one_start, nullptr,
+                                file_count + skip, nullptr),
             "H5Sselect_hyperslab", where_text);
       // Column s of the (count x steps) matrix: the first `agents` of its contiguous values.
       const hsize_t mem_start = s * static_cast<hsize_t>(pop.count);
@@ -646,7 +712,8 @@ class Recorder final : public sim::Observer {
     step_.append(&s);
     const double t = s * dt_;
     t_.append(&t);
-    price_.append(state.market.price.col(0).data(), market_space_.get());
+    price_.append(state.market.price.data(), market_space_.get());
+    if (fundamental_.valid()) fundamental_.append(state.market.price.data(), market_space_.get());
     jobs_.resize(plan_.summaries() ? populations_.size() : 0);
     for (std::size_t i = 0; i < jobs_.size(); ++i) {
       jobs_[i].values = &state.populations[i].wealth;
@@ -665,15 +732,24 @@ class Recorder final : public sim::Observer {
 
   void write_decision_row(int k, const sim::RunState& state) {
     decision_step_.append(&k);
-    return_.append(state.market.simple_return.col(0).data(), market_space_.get());
-    shock_.append(state.market.shock.col(0).data(), market_space_.get());
+    return_.append(state.market.simple_return.data(), market_space_.get());
+    shock_.append(state.market.shock.data(), market_space_.get());
     jobs_.resize(plan_.summaries() ? 2 * populations_.size() : 0);
     for (std::size_t i = 0; 2 * i < jobs_.size(); ++i) {
-      // Amount P_k, and proportion P_k / X_k with X_k kept from the callback before this decision.
-      jobs_[2 * i].values = &state.populations[i].amount;
+      // Amount P_k, and proportion P_k / X_k with X_k kept from the callback before this decision. Several
+      // assets: of the total amount in the risky assets, sum_a P_a (summed in asset order).
+      const Eigen::MatrixXd* amount = &state.populations[i].amount;
+      if (assets_ > 1) {
+        Eigen::MatrixXd& total = populations_[i].total_amount;
+        const Eigen::Index paths = state.paths;
+        total = amount->leftCols(paths);
+        for (int a = 1; a < assets_; ++a) total += amount->middleCols(a * paths, paths);
+        amount = &total;
+      }
+      jobs_[2 * i].values = amount;
       jobs_[2 * i].divide_by = nullptr;
       jobs_[2 * i].target = &populations_[i].summary_amount;
-      jobs_[2 * i + 1].values = &state.populations[i].amount;
+      jobs_[2 * i + 1].values = amount;
       jobs_[2 * i + 1].divide_by = &populations_[i].decision_wealth;
       jobs_[2 * i + 1].target = &populations_[i].summary_proportion;
     }
@@ -681,8 +757,9 @@ class Recorder final : public sim::Observer {
       for (std::size_t i = 0; i < populations_.size(); ++i) {
         Population& pop = populations_[i];
         const auto& amount = state.populations[i].amount;
-        assert(amount.rows() == state.populations[i].count && amount.cols() == state.paths);
-        if (pop.amount.valid()) pop.amount.append(amount.data(), pop.space.get());
+        assert(amount.rows() == state.populations[i].count && amount.cols() == state.paths * assets_);
+        if (pop.amount.valid())
+          pop.amount.append(amount.data(), assets_ > 1 ? pop.amount_space.get() : pop.space.get());
       }
     });
   }
@@ -701,7 +778,8 @@ class Recorder final : public sim::Observer {
   int steps_ = 0;
   double dt_ = 0.0;
   Series step_, t_, decision_step_;
-  Series price_, return_, shock_;
+  Series price_, fundamental_, return_, shock_;  // fundamental_: schema 2 only
+  int assets_ = 1;
   Handle market_space_;
   std::vector<Population> populations_;
   std::vector<SummaryJob> jobs_;  ///< summary rows of one callback (buffers reused across steps)

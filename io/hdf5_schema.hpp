@@ -8,7 +8,10 @@
 
 namespace herdsim::io::schema {
 
+/// One risky asset: schema 1 (every file before several assets, bit for bit).
 inline constexpr int kSchemaVersion = 1;
+/// Several risky assets: schema 2, an asset axis in market/, amount and theory/amount.
+inline constexpr int kSchemaVersionAssets = 2;
 
 // Root attributes (provenance).
 inline constexpr std::string_view kSchemaVersionAttr = "schema_version";
@@ -28,6 +31,8 @@ inline constexpr std::string_view kEvery = "every";
 inline constexpr std::string_view kPathsTotal = "paths_total";
 inline constexpr std::string_view kPaths = "paths";
 inline constexpr std::string_view kSweepPoint = "sweep_point";
+inline constexpr std::string_view kAssets = "assets";           ///< schema 2: N
+inline constexpr std::string_view kAssetNames = "asset_names";  ///< schema 2: "name0,name1,..."
 
 // Groups of a run group.
 inline constexpr std::string_view kTime = "time";
@@ -39,6 +44,7 @@ inline constexpr std::string_view kStep = "step";
 inline constexpr std::string_view kT = "t";
 inline constexpr std::string_view kDecisionStep = "decision_step";
 inline constexpr std::string_view kPrice = "price";
+inline constexpr std::string_view kFundamental = "fundamental";  ///< schema 2: the exogenous GBM price
 inline constexpr std::string_view kReturn = "return";
 inline constexpr std::string_view kShock = "shock";
 

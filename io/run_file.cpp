@@ -257,9 +257,9 @@ RunFile::RunFile(const std::string& path, bool allow_incomplete)
   if (!has_attribute(r, schema::kSchemaVersionAttr))
     throw IoError(fmt::format("{} is not a herdsim run file (no schema_version attribute)", path));
   info_.schema_version = read_scalar_attribute<int>(r, path, schema::kSchemaVersionAttr, H5T_NATIVE_INT);
-  if (info_.schema_version < 1 || info_.schema_version > schema::kSchemaVersion)
-    throw IoError(fmt::format("{} has schema_version {}; this herdsim reads schema_version {}", path,
-                              info_.schema_version, schema::kSchemaVersion));
+  if (info_.schema_version < 1 || info_.schema_version > schema::kSchemaVersionAssets)
+    throw IoError(fmt::format("{} has schema_version {}; this herdsim reads schema_version {} and {}", path,
+                              info_.schema_version, schema::kSchemaVersion, schema::kSchemaVersionAssets));
   info_.complete = read_scalar_attribute<int>(r, path, schema::kComplete, H5T_NATIVE_INT) == 1;
   if (!info_.complete && !allow_incomplete)
     throw IoError(fmt::format("{} is incomplete (complete = 0): the run that wrote it did not finish", path));
@@ -293,6 +293,20 @@ RunGroupInfo RunFile::group(const std::string& group) const {
   g.paths = read_numeric_attribute<int>(h.get(), group, schema::kPaths, H5T_NATIVE_INT);
   if (has_attribute(h.get(), schema::kSweepPoint))
     g.sweep_point = read_string_attribute(h.get(), group, schema::kSweepPoint);
+  if (has_attribute(h.get(), schema::kAssets)) {
+    g.assets = read_scalar_attribute<int>(h.get(), group, schema::kAssets, H5T_NATIVE_INT);
+    const std::string names = read_string_attribute(h.get(), group, schema::kAssetNames);
+    for (std::size_t start = 0; start <= names.size();) {
+      const auto comma = std::min(names.find(',', start), names.size());
+      g.asset_names.push_back(names.substr(start, comma - start));
+      start = comma + 1;
+    }
+    if (g.assets < 2 || static_cast<int>(g.asset_names.size()) != g.assets)
+      throw IoError(fmt::format("{}:{}: attribute assets = {} with {} asset names", path_, group, g.assets,
+                                g.asset_names.size()));
+  } else {
+    g.asset_names = {"asset0"};
+  }
   g.wealth_steps = impl_->read_ints(child(group, schema::path(schema::kTime, schema::kStep)));
   const Eigen::MatrixXd t = impl_->read_matrix(child(group, schema::path(schema::kTime, schema::kT)));
   g.wealth_times.assign(t.data(), t.data() + t.size());
@@ -389,9 +403,16 @@ void RunFile::check_consistency(const RunGroupInfo& g) const {
     if (got != want)
       fail(fmt::format("{} has shape {}, expected {}", dataset, shape_text(got), shape_text(want)));
   };
-  expect_shape(schema::path(schema::kMarket, schema::kPrice), {rows, paths});
-  expect_shape(schema::path(schema::kMarket, schema::kReturn), {decisions, paths});
-  expect_shape(schema::path(schema::kMarket, schema::kShock), {decisions, paths});
+  // Schema 2 (several assets): an asset axis after the row axis of market/ and amount, first in theory/.
+  const auto assets = static_cast<hsize_t>(g.assets);
+  const auto per_path = [&](hsize_t row_count) {
+    return g.assets > 1 ? std::vector<hsize_t>{row_count, assets, paths}
+                        : std::vector<hsize_t>{row_count, paths};
+  };
+  expect_shape(schema::path(schema::kMarket, schema::kPrice), per_path(rows));
+  if (g.assets > 1) expect_shape(schema::path(schema::kMarket, schema::kFundamental), per_path(rows));
+  expect_shape(schema::path(schema::kMarket, schema::kReturn), per_path(decisions));
+  expect_shape(schema::path(schema::kMarket, schema::kShock), per_path(decisions));
 
   for (const PopulationInfo& p : g.populations) {
     const std::string dir = schema::path(schema::kPopulations, p.name);
@@ -407,10 +428,15 @@ void RunFile::check_consistency(const RunGroupInfo& g) const {
       fail(fmt::format("{}: one of wealth and amount is missing", base));
     if (p.has_trajectories) {
       expect_shape(schema::path(dir, schema::kWealth), {rows, paths, m});
-      expect_shape(schema::path(dir, schema::kAmount), {decisions, paths, m});
+      expect_shape(schema::path(dir, schema::kAmount), g.assets > 1
+                                                           ? std::vector<hsize_t>{decisions, assets, paths, m}
+                                                           : std::vector<hsize_t>{decisions, paths, m});
     }
-    if (p.has_theory)
-      expect_shape(schema::path(dir, schema::kTheory, schema::kAmount), {static_cast<hsize_t>(g.steps), m});
+    if (p.has_theory) {
+      const auto n = static_cast<hsize_t>(g.steps);
+      expect_shape(schema::path(dir, schema::kTheory, schema::kAmount),
+                   g.assets > 1 ? std::vector<hsize_t>{assets, n, m} : std::vector<hsize_t>{n, m});
+    }
     for (const std::string& param : p.params) {
       const std::vector<hsize_t> got = impl_->dims(child(g.group, schema::path(dir, schema::kParams, param)));
       if (got.size() != 1 || got[0] != m)

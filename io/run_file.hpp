@@ -1,7 +1,8 @@
 #pragma once
-// Reading a run file back (docs/hdf5-schema.md, schema_version 1): what compare, export and report
-// need. Trajectories are read one row at a time (optionally a range of agents), never whole, so
-// analysing or exporting a file needs memory for one row, not for the run.
+// Reading a run file back (docs/hdf5-schema.md, schema_version 1 and 2): what compare, export and report
+// need. A schema-2 group (several assets) is described and checked here; compare and export refuse it.
+// Trajectories are read one row at a time (optionally a range of agents), never whole, so analysing or
+// exporting a file needs memory for one row, not for the run.
 //
 // Layout rule: a dataset with rows r and a last axis of length C comes back as an Eigen matrix with
 // C rows and one column per dataset row (column-major), i.e. column r is dataset row r. So
@@ -62,11 +63,13 @@ struct RunGroupInfo {
   double dt = 0.0;
   int every = 1;
   int paths_total = 0;
-  std::vector<int> paths;            ///< recorded paths (the path axis)
-  std::string sweep_point;           ///< "key=value;..." (sweep points only)
-  std::vector<int> wealth_steps;     ///< step index of each wealth row
-  std::vector<double> wealth_times;  ///< time/t: t of each wealth row, in years
-  std::vector<int> decision_steps;   ///< step index of each decision row
+  std::vector<int> paths;   ///< recorded paths (the path axis)
+  std::string sweep_point;  ///< "key=value;..." (sweep points only)
+  int assets = 1;           ///< risky assets (schema 2: > 1, an asset axis in market/ and amount)
+  std::vector<std::string> asset_names;  ///< one per asset
+  std::vector<int> wealth_steps;         ///< step index of each wealth row
+  std::vector<double> wealth_times;      ///< time/t: t of each wealth row, in years
+  std::vector<int> decision_steps;       ///< step index of each decision row
   std::vector<PopulationInfo> populations;
   [[nodiscard]] const PopulationInfo* population(const std::string& name) const;
 };

@@ -232,6 +232,11 @@ TrajectoryCsvPlan plan_trajectory_csv(const RunFile& file, const TrajectoryCsvRe
   for (const auto& name : groups) {
     TrajectoryCsvPlan::Group g;
     g.info = file.group(name);
+    if (g.info.assets > 1)
+      throw InputError(
+          fmt::format("{}: run group {} has {} risky assets (schema 2); export writes one-asset "
+                      "runs only (read the asset axis with h5py or tools/herdsim_load.py)",
+                      file.path(), name, g.info.assets));
     const PopulationInfo* pop = g.info.population(request.population);
     if (pop == nullptr) {
       std::vector<std::string> names;

@@ -20,7 +20,7 @@ from functools import cached_property
 import h5py
 import numpy as np
 
-SCHEMA_VERSION = 1  # the newest layout this loader reads
+SCHEMA_VERSION = 2  # the newest layout this loader reads (2: several assets, an asset axis)
 CSV_COLUMNS = ("group", "step", "t", "path", "agent", "wealth", "amount", "theory_amount")
 
 
@@ -129,7 +129,14 @@ class Run:
                     _shape(g["time/t"]) != (len(step),):
                 fail("the time axes differ in length")
             s, d, p = len(step), len(decision), len(paths)
-            want = {"market/price": (s, p), "market/return": (d, p), "market/shock": (d, p)}
+            # Schema 2 (several assets): an asset axis after the row axis (first in theory/amount).
+            n = int(a.get("assets", 1))
+            if n > 1 and len(str(a.get("asset_names", "")).split(",")) != n:
+                fail(f"attribute assets = {n} does not match asset_names")
+            ax = (n,) if n > 1 else ()
+            want = {"market/price": (s, *ax, p), "market/return": (d, *ax, p), "market/shock": (d, *ax, p)}
+            if n > 1:
+                want["market/fundamental"] = (s, n, p)
             for name, pop in g.get("populations", {}).items():
                 count, m = int(pop.attrs["count"]), int(pop.attrs["recorded_agents"])
                 if count < 1 or not 0 <= m <= count:
@@ -138,9 +145,9 @@ class Run:
                 if ("wealth" in pop) != ("amount" in pop):
                     fail(f"{base}: one of wealth and amount is missing")
                 if "wealth" in pop:
-                    want[base + "wealth"], want[base + "amount"] = (s, p, m), (d, p, m)
+                    want[base + "wealth"], want[base + "amount"] = (s, p, m), (d, *ax, p, m)
                 if "theory" in pop:
-                    want[base + "theory/amount"] = (steps, m)
+                    want[base + "theory/amount"] = (*ax, steps, m)
                 for param in pop.get("params", {}):
                     want[base + "params/" + param] = (m,)
                 if "summary" in pop:
@@ -164,10 +171,18 @@ class Run:
         g = self.file[self._group(group)]
         return {name: g["time"][name][()] for name in ("step", "t", "decision_step")}
 
+    def assets(self, group=None):
+        """The names of the risky assets, in the order of the asset axis (schema 1: one, "asset0")."""
+        a = self.file[self._group(group)].attrs
+        return str(a["asset_names"]).split(",") if "assets" in a else ["asset0"]
+
     def market(self, group=None):
-        """{"price": (S, P), "return": (D, P), "shock": (D, P)}."""
+        """{"price": (S, P), "return": (D, P), "shock": (D, P)}; schema 2 (several assets): (S, N, P) and
+        (D, N, P), and "fundamental" (S, N, P)."""
         g = self.file[self._group(group)]
-        return {name: g["market"][name][()] for name in ("price", "return", "shock")}
+        names = ("price", "fundamental", "return", "shock") if "fundamental" in g["market"] else (
+            "price", "return", "shock")
+        return {name: g["market"][name][()] for name in names}
 
     def populations(self, group=None):
         """Names of the populations of a group."""
@@ -214,12 +229,14 @@ class Population:
 
     @cached_property
     def amount(self):
-        """(D, P, M) amount in the stock P_k at the decision rows, in currency units."""
+        """(D, P, M) amount in the stock P_k at the decision rows, in currency units; schema 2 (several
+        assets): (D, N, P, M), the amount in each asset."""
         return self._read("amount")
 
     @cached_property
     def theory_amount(self):
-        """(n, M) the theoretical optimum at every step 0..n-1, or None where theory defines none."""
+        """(n, M) the theoretical optimum at every step 0..n-1, or None where theory defines none; schema 2
+        (several assets): (N, n, M)."""
         return self._h5["theory/amount"][()] if "theory" in self._h5 else None
 
     @cached_property
@@ -237,6 +254,9 @@ class Population:
         """A long DataFrame with the rows and columns of `herdsim export --quantity QUANTITY`: one row per
         (step, path, agent); a population without trajectories gives its summary table."""
         pd = _import("pandas", "to_pandas()")
+        if len(self.run.assets(self.group)) > 1:
+            raise RunFileError(f"{self.run.path}: {self.group} has several assets (schema 2): to_pandas() "
+                               "builds one-asset tables only; read amount (D, N, P, M) directly")
         if not self.has_trajectories:
             return self._summary_frame(pd, quantity)
         rows = self.step if quantity != "amount" else self.decision_step

@@ -1,0 +1,189 @@
+#!/usr/bin/env python3
+"""Several assets end to end: `herdsim run` writes HDF5 schema 2 (an asset axis), read back with h5py and
+with tools/herdsim_load.py; the values are checked against formulas written here (Merton's vector amount
+Sigma^{-1} v / (alpha g^{n-1-k}), the noise traders' equal split, prices from returns), not against
+herdsim's code. compare, export and report refuse the file with one line; a one-asset run stays schema 1.
+
+Usage: test_assets.py PATH_TO_HERDSIM TOOLS_DIR
+"""
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+import h5py
+import numpy as np
+
+HERDSIM = None
+TOOLS = None
+
+SCENARIO = """
+[run]
+seed = 9
+paths = 5
+horizon = 3
+steps_per_year = 2
+
+[market]
+r = 0.04
+names = ["stock", "bond", "gold"]
+mu = [0.07, 0.05, 0.06]
+sigma = [0.17, 0.06, 0.2]
+price0 = [1.0, 2.0, 3.0]
+correlation = [[1, 0.3, -0.2], [0.3, 1, 0.1], [-0.2, 0.1, 1]]
+
+[[population]]
+name = "m"
+kind = "merton"
+count = 2
+alpha = [0.2, 0.4]
+wealth = 10.0
+
+[[population]]
+name = "n"
+kind = "noise"
+count = 3
+proportion = 0.6
+wealth = 10.0
+
+[record]
+paths = [1, 3, 4]
+max_agents = 2
+"""
+
+
+def run(*args):
+    return subprocess.run([HERDSIM, *args], capture_output=True, text=True, timeout=300)
+
+
+class SeveralAssets(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.scenario = os.path.join(cls.tmp.name, "assets.toml")
+        with open(cls.scenario, "w") as f:
+            f.write(SCENARIO)
+        cls.out = os.path.join(cls.tmp.name, "assets.h5")
+        res = run("run", cls.scenario, "-o", cls.out, "-q")
+        assert res.returncode == 0, res.stderr
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def test_schema_2_layout(self):
+        with h5py.File(self.out, "r") as f:
+            self.assertEqual(int(f.attrs["schema_version"]), 2)
+            self.assertEqual(int(f.attrs["complete"]), 1)
+            g = f["/"]
+            self.assertEqual(int(g.attrs["assets"]), 3)
+            self.assertEqual(g.attrs["asset_names"], "stock,bond,gold")
+            s, d, p = 7, 6, 3
+            for name, shape, dims in (("price", (s, 3, p), "step,asset,path"),
+                                      ("fundamental", (s, 3, p), "step,asset,path"),
+                                      ("return", (d, 3, p), "decision_step,asset,path"),
+                                      ("shock", (d, 3, p), "decision_step,asset,path")):
+                self.assertEqual(g["market/" + name].shape, shape, name)
+                self.assertEqual(g["market/" + name].attrs["dims"], dims)
+            self.assertEqual(g["populations/m/amount"].shape, (d, 3, p, 2))
+            self.assertEqual(g["populations/m/amount"].attrs["dims"], "decision_step,asset,path,agent")
+            self.assertEqual(g["populations/m/theory/amount"].shape, (3, 6, 2))
+            self.assertEqual(g["populations/m/wealth"].shape, (s, p, 2))
+
+    def test_market_prices_follow_returns_and_start_at_price0(self):
+        with h5py.File(self.out, "r") as f:
+            price, ret = f["market/price"][()], f["market/return"][()]
+            np.testing.assert_array_equal(price[0], np.array([[1.0] * 3, [2.0] * 3, [3.0] * 3]))
+            np.testing.assert_allclose(price[1:], price[:-1] * (1.0 + ret), rtol=1e-14)
+            np.testing.assert_array_equal(f["market/fundamental"][()], price)
+
+    def test_merton_amounts_are_the_vector_closed_form(self):
+        sigma = np.array([0.17, 0.06, 0.2])
+        corr = np.array([[1, 0.3, -0.2], [0.3, 1, 0.1], [-0.2, 0.1, 1]])
+        cov = np.outer(sigma, sigma) * corr
+        v = np.array([0.07, 0.05, 0.06]) - 0.04
+        direction = np.linalg.solve(cov, v)
+        n, dt, g = 6, 0.5, 1.0 + 0.04 * 0.5
+        with h5py.File(self.out, "r") as f:
+            theory = f["populations/m/theory/amount"][()]      # (N, n, M)
+            amount = f["populations/m/amount"][()]             # (D, N, P, M)
+        for k in range(n):
+            for i, alpha in enumerate((0.2, 0.4)):
+                want = direction / (alpha * g ** (n - 1 - k))
+                np.testing.assert_allclose(theory[:, k, i], want, rtol=1e-12)
+                for p in range(3):
+                    np.testing.assert_array_equal(amount[k, :, p, i], theory[:, k, i])
+
+    def test_wealth_settles_over_every_asset(self):
+        # X_{k+1} = X_k (1 + r dt) + sum_a P_a (R_a - r dt), R_a the asset's simple return.
+        with h5py.File(self.out, "r") as f:
+            ret = f["market/return"][()]                        # (D, N, P)
+            for name in ("m", "n"):
+                x = f[f"populations/{name}/wealth"][()]          # (S, P, M)
+                amount = f[f"populations/{name}/amount"][()]     # (D, N, P, M)
+                excess = ret - 0.04 * 0.5
+                want = x[:-1] * 1.02 + np.einsum("dnpm,dnp->dpm", amount, excess)
+                np.testing.assert_allclose(x[1:], want, rtol=1e-12)
+
+    def test_noise_traders_split_their_proportion_equally(self):
+        with h5py.File(self.out, "r") as f:
+            x = f["populations/n/wealth"][()]
+            amount = f["populations/n/amount"][()]
+        for a in range(3):
+            np.testing.assert_allclose(amount[:, a], 0.2 * x[:-1], rtol=1e-14)
+
+    def test_loader_reads_schema_2(self):
+        sys.path.insert(0, TOOLS)
+        from herdsim_load import RunFileError, load_run  # noqa: E402
+        with load_run(self.out) as r:
+            self.assertEqual(r.assets(), ["stock", "bond", "gold"])
+            market = r.market()
+            self.assertEqual(market["price"].shape, (7, 3, 3))
+            self.assertIn("fundamental", market)
+            pop = r.population("m")
+            self.assertEqual(pop.amount.shape, (6, 3, 3, 2))
+            self.assertEqual(pop.theory_amount.shape, (3, 6, 2))
+            with self.assertRaises(RunFileError):
+                pop.to_pandas()
+
+    def test_compare_export_report_refuse_with_one_line(self):
+        for args in (["compare", self.out], ["export", self.out, "--population", "m", "-o",
+                                             os.path.join(self.tmp.name, "x.csv")]):
+            res = run(*args)
+            self.assertEqual(res.returncode, 2, res.stderr)
+            self.assertIn("has 3 risky assets (schema 2)", res.stderr)
+            self.assertEqual(len(res.stderr.strip().splitlines()), 1, res.stderr)
+        # report runs compare, which says why; report adds that nothing was written.
+        res = run("report", self.out, "-o", os.path.join(self.tmp.name, "report"))
+        self.assertEqual(res.returncode, 2, res.stderr)
+        self.assertIn("has 3 risky assets (schema 2)", res.stderr)
+        self.assertFalse(os.path.exists(os.path.join(self.tmp.name, "report")))
+
+    def test_one_asset_is_still_schema_1(self):
+        one = os.path.join(self.tmp.name, "one.toml")
+        with open(one, "w") as f:
+            f.write(SCENARIO.split("[market]")[0] + "[market]\nmu = [0.07]\ncorrelation = [[1]]\n"
+                    + "[[population]]" + SCENARIO.split("[[population]]", 1)[1])
+        out = os.path.join(self.tmp.name, "one.h5")
+        res = run("run", one, "-o", out, "-q")
+        self.assertEqual(res.returncode, 0, res.stderr)
+        with h5py.File(out, "r") as f:
+            self.assertEqual(int(f.attrs["schema_version"]), 1)
+            self.assertNotIn("assets", f["/"].attrs)
+            self.assertEqual(f["market/price"].shape, (7, 3))
+            self.assertEqual(f["populations/m/amount"].shape, (6, 3, 2))
+
+    def test_herd_followers_refuse_several_assets(self):
+        bad = os.path.join(self.tmp.name, "herd.toml")
+        with open(bad, "w") as f:
+            f.write(SCENARIO + '[[population]]\nname = "f"\nkind = "herd"\nleader = "m"\nalpha = 0.5\n'
+                    'theta = 1e-8\n')
+        res = run("validate", bad)
+        self.assertEqual(res.returncode, 2)
+        self.assertIn('kind = "herd" trades one risky asset', res.stderr)
+
+
+if __name__ == "__main__":
+    HERDSIM, TOOLS = sys.argv[1], sys.argv[2]
+    unittest.main(argv=sys.argv[:1], verbosity=1)
