@@ -128,7 +128,6 @@ double run_memory_bytes(const ScenarioSpec& spec) {
     const std::int64_t plan = checked_multiply(checked_multiply(ps.count, steps, who + ": count * steps"),
                                                assets, who + ": plan * assets");
     // wealth, an amount and a previous amount per asset; a plan per asset; a few per-agent parameters.
-    (void)checked_multiply(slots, 2 * assets + 1, who + ": count * run.paths * (2 assets + 1)");
     bytes += 8.0 * ((2.0 * static_cast<double>(assets) + 1.0) * static_cast<double>(slots) +
                     static_cast<double>(plan) + 8.0 * ps.count);
   }

@@ -7,43 +7,19 @@
 #include <vector>
 
 #include "io/scenario_toml.hpp"
+#include "support/scenario_problems.hpp"
 
 using herdsim::io::parse_scenario;
-using herdsim::io::ScenarioFileError;
-using herdsim::io::ScenarioProblem;
 
 namespace {
 
 const std::string merton = "[[population]]\nname = \"m\"\nkind = \"merton\"\nalpha = 0.2\n";
 
-std::vector<ScenarioProblem> problems_of(const std::string& text) {
-  try {
-    (void)parse_scenario(text, "t.toml");
-  } catch (const ScenarioFileError& e) {
-    return e.problems();
-  }
-  return {};
-}
-
-std::string listing(const std::vector<ScenarioProblem>& ps) {
-  std::string out;
-  for (const auto& p : ps) out += herdsim::io::format_scenario_problem("t.toml", p) + "\n";
-  return out;
-}
-
-bool has_problem(const std::vector<ScenarioProblem>& ps, const std::string& key,
-                 const std::string& fragment) {
-  return std::any_of(ps.begin(), ps.end(), [&](const ScenarioProblem& p) {
-    return p.key_path == key && p.message.find(fragment) != std::string::npos;
-  });
-}
-
+/// CHECK_PROBLEM on a scenario of `market_lines` under [market] and one merton population.
 #define CHECK_MARKET_PROBLEM(market_lines, key, fragment)                        \
   do {                                                                           \
     const std::string text_ = "[market]\n" + std::string(market_lines) + merton; \
-    const auto ps_ = problems_of(text_);                                         \
-    INFO("scenario:\n" << text_ << "\nproblems:\n" << listing(ps_));             \
-    CHECK(has_problem(ps_, key, fragment));                                      \
+    CHECK_PROBLEM(text_, key, fragment);                                         \
   } while (false)
 
 }  // namespace
@@ -86,7 +62,7 @@ TEST_SUITE("io.scenario_market") {
     CHECK(m.assets.empty());
     CHECK(m.correlation.empty());
     CHECK(m.mu == 0.08);
-    CHECK(problems_of("[market]\nmu = [0.08]\ncorrelation = [[1]]\n" + merton).empty());
+    CHECK(herdsim::test::problems_of("[market]\nmu = [0.08]\ncorrelation = [[1]]\n" + merton).empty());
   }
 
   TEST_CASE("messages: lengths, correlation shape, symmetry, diagonal, range, positive definiteness") {
@@ -122,9 +98,9 @@ TEST_SUITE("io.scenario_market") {
     const std::string text =
         "[market]\nmu = [0.07, 0.05]\ncorrelation = [[1, 0], [0, 1]]\n" + merton +
         "[[population]]\nname = \"f\"\nkind = \"herd\"\nleader = \"m\"\nalpha = 0.5\ntheta = 1e-8\n";
-    const auto ps = problems_of(text);
-    INFO(listing(ps));
-    CHECK(has_problem(ps, "population[1].kind", "kind = \"herd\" trades one risky asset"));
+    const auto ps = herdsim::test::problems_of(text);
+    INFO(herdsim::test::listing(ps));
+    CHECK(herdsim::test::has_problem(ps, "population[1].kind", "kind = \"herd\" trades one risky asset"));
     CHECK(ps.size() == 1);
   }
 }

@@ -11,6 +11,7 @@
 #include "agents/noise_agent.hpp"
 #include "io/scenario_toml.hpp"
 #include "sim/error.hpp"
+#include "support/scenario_problems.hpp"
 
 using herdsim::io::parse_scenario;
 using herdsim::io::ScenarioFileError;
@@ -68,43 +69,9 @@ std::string merton_with(const std::string& extra) {
   return advisor + extra;
 }
 
-std::vector<ScenarioProblem> problems_of(const std::string& text,
-                                         const std::vector<std::string>& overrides = {}) {
-  try {
-    (void)parse_scenario(text, "t.toml", overrides);
-  } catch (const ScenarioFileError& e) {
-    return e.problems();
-  }
-  return {};
-}
-
-std::string listing(const std::vector<ScenarioProblem>& ps) {
-  std::string out;
-  for (const auto& p : ps) out += herdsim::io::format_scenario_problem("t.toml", p) + "\n";
-  return out;
-}
-
-/// True if some problem has this key path and a message containing fragment.
-bool has_problem(const std::vector<ScenarioProblem>& ps, const std::string& key,
-                 const std::string& fragment) {
-  return std::any_of(ps.begin(), ps.end(), [&](const ScenarioProblem& p) {
-    return p.key_path == key && p.message.find(fragment) != std::string::npos;
-  });
-}
-
-#define CHECK_PROBLEM(text, key, fragment)                            \
-  do {                                                                \
-    const auto ps_ = problems_of(text);                               \
-    INFO("scenario:\n" << (text) << "\nproblems:\n" << listing(ps_)); \
-    CHECK(has_problem(ps_, key, fragment));                           \
-  } while (false)
-
-#define CHECK_VALID(text)                                             \
-  do {                                                                \
-    const auto ps_ = problems_of(text);                               \
-    INFO("scenario:\n" << (text) << "\nproblems:\n" << listing(ps_)); \
-    CHECK(ps_.empty());                                               \
-  } while (false)
+using herdsim::test::has_problem;
+using herdsim::test::listing;
+using herdsim::test::problems_of;
 
 const agents::MertonParams& merton_of(const sim::PopulationSpec& ps) {
   return agents::params_of<agents::MertonParams>(ps);

@@ -395,8 +395,8 @@ class Loader(ExportBase):
         with load_run(partial, allow_incomplete=True) as run:
             self.assertEqual(run.population("advisor").wealth.shape[1], 3)
         with h5py.File(partial, "r+") as f:
-            f.attrs["schema_version"] = np.int32(2)
-        with self.assertRaisesRegex(RunFileError, "schema_version 2"):
+            f.attrs["schema_version"] = np.int32(3)
+        with self.assertRaisesRegex(RunFileError, "schema_version 3"):
             load_run(partial, allow_incomplete=True)
         with h5py.File(partial, "r+") as f:
             del f.attrs["schema_version"]

@@ -31,6 +31,31 @@ sim::MarketSpec three_assets() {
   return m;
 }
 
+/// three_assets()' Sigma = diag(sigma) R diag(sigma), from its numbers written out here (not sim's).
+Eigen::Matrix3d written_covariance() {
+  const Eigen::Vector3d sigma(0.17, 0.06, 0.20);
+  Eigen::Matrix3d r;
+  r << 1.0, 0.3, -0.2, 0.3, 1.0, 0.1, -0.2, 0.1, 1.0;
+  return sigma.asDiagonal() * r * sigma.asDiagonal();
+}
+
+/// three_assets()' v = mu - r, per year.
+Eigen::Vector3d written_excess() {
+  return {0.07 - 0.04, 0.05 - 0.04, 0.06 - 0.04};
+}
+
+/// One Merton investor (alpha, wealth 10) in three_assets(), seed 321.
+sim::ScenarioSpec merton_spec(int paths, double horizon, int steps_per_year, double alpha) {
+  sim::ScenarioSpec spec;
+  spec.run.paths = paths;
+  spec.run.seed = 321;
+  spec.run.horizon = horizon;
+  spec.run.steps_per_year = steps_per_year;
+  spec.market = three_assets();
+  spec.populations.push_back(test::merton("m", 1, alpha));
+  return spec;
+}
+
 bool has(const std::vector<sim::MarketProblem>& ps, const std::string& key, const std::string& fragment) {
   return std::any_of(ps.begin(), ps.end(), [&](const sim::MarketProblem& p) {
     return p.key == key && p.message.find(fragment) != std::string::npos;
@@ -169,24 +194,14 @@ TEST_SUITE("sim.asset_market") {
   }
 
   TEST_CASE("N-asset Merton amounts equal a brute-force maximisation of the CARA certainty equivalent") {
-    sim::ScenarioSpec spec;
-    spec.run.paths = 2;
-    spec.run.horizon = 3.0;
-    spec.run.steps_per_year = 2;
-    spec.market = three_assets();
     const double alpha = 0.4;
-    spec.populations.push_back(test::merton("m", 1, alpha));
-    auto simulation = agents::make_simulation(spec);
+    auto simulation = agents::make_simulation(merton_spec(2, 3.0, 2, alpha));
     const auto summary = simulation->run();
     CHECK_FALSE(summary.fused);  // several assets: the step loop
     const Eigen::MatrixXd& plan = simulation->state().populations[0].theory_amount;
     REQUIRE(plan.cols() == 3 * 6);
-    // Sigma and v from the scenario's numbers, written out here.
-    const Eigen::Vector3d sigma(0.17, 0.06, 0.20);
-    Eigen::Matrix3d r;
-    r << 1.0, 0.3, -0.2, 0.3, 1.0, 0.1, -0.2, 0.1, 1.0;
-    const Eigen::Matrix3d cov = sigma.asDiagonal() * r * sigma.asDiagonal();
-    const Eigen::Vector3d v(0.07 - 0.04, 0.05 - 0.04, 0.06 - 0.04);
+    const Eigen::Matrix3d cov = written_covariance();
+    const Eigen::Vector3d v = written_excess();
     const double dt = 0.5;
     const double g = 1.0 + 0.04 * dt;
     for (int k = 0; k < 6; ++k) {
@@ -209,21 +224,12 @@ TEST_SUITE("sim.asset_market") {
     // mean x0 g^n + sum_k g^{n-1-k} P_k.v dt and variance sum_k g^{2(n-1-k)} P_k' Sigma P_k dt, P_k the
     // Merton amounts Sigma^{-1} v / (alpha g^{n-1-k}) (Sigma^{-1} by Eigen's inverse here). Tolerances: 5
     // standard errors (false alarms ~1e-6 per run).
-    sim::ScenarioSpec spec;
-    spec.run.paths = 20000;
-    spec.run.seed = 321;
-    spec.run.horizon = 10.0;
-    spec.market = three_assets();
     const double alpha = 0.3;
-    spec.populations.push_back(test::merton("m", 1, alpha));
-    auto simulation = agents::make_simulation(spec);
+    auto simulation = agents::make_simulation(merton_spec(20000, 10.0, 1, alpha));
     (void)simulation->run();
     const Eigen::VectorXd x = simulation->state().populations[0].wealth.row(0).transpose();
-    const Eigen::Vector3d sigma(0.17, 0.06, 0.20);
-    Eigen::Matrix3d r;
-    r << 1.0, 0.3, -0.2, 0.3, 1.0, 0.1, -0.2, 0.1, 1.0;
-    const Eigen::Matrix3d cov = sigma.asDiagonal() * r * sigma.asDiagonal();
-    const Eigen::Vector3d v(0.03, 0.01, 0.02);
+    const Eigen::Matrix3d cov = written_covariance();
+    const Eigen::Vector3d v = written_excess();
     const Eigen::Vector3d direction = cov.inverse() * v;
     const double g = 1.04;
     double mean = 10.0 * std::pow(g, 10);
