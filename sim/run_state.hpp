@@ -89,7 +89,7 @@ struct PopulationState {
 };
 
 /// Market state on every path, written only by the market (sim/market/market.hpp). Each matrix is
-/// paths x assets: column a = asset a on every path (one asset today).
+/// paths x assets: column a = asset a on every path.
 struct MarketState {
   Eigen::MatrixXd price;          ///< asset price after the last step, currency units per share
   Eigen::MatrixXd simple_return;  ///< S_{k+1}/S_k - 1 of the last step

@@ -37,7 +37,8 @@ struct RunSpec {
 
 /// Which market moves prices (sim/market/market.hpp; make_market builds it).
 enum class MarketModel {
-  exogenous_gbm,  ///< one stock, a geometric Brownian motion that no agent moves (docs/theory.md §1)
+  exogenous_gbm,  ///< stocks following geometric Brownian motions that no agent moves (docs/theory.md §1,
+                  ///< §7.1)
 };
 
 /// One risky asset of a market with several (MarketSpec::assets).

@@ -1,8 +1,9 @@
 #pragma once
 // The market seam: one interface owns the market phase of the step loop (moving prices) and the per-step
 // coefficients that settlement reads, so that the runtime never knows which market it drives. Today's
-// implementation is the exogenous GBM of docs/theory.md §1 (ExogenousGbm); several correlated assets and
-// prices moved by the agents' flow (price impact) are further implementations behind the same interface.
+// implementation is the exogenous GBM of docs/theory.md §1, with one or several correlated assets (§7.1;
+// ExogenousGbm); prices moved by the agents' flow (price impact) are a further implementation behind the
+// same interface.
 //
 // The asset axis is the outer one everywhere: asset a's values form one block laid out as a single
 // asset's, so one asset is exactly the single-asset layout. MarketState and Settlement::excess are

@@ -272,6 +272,30 @@ TEST_SUITE("sim.asset_market") {
     }
   }
 
+  TEST_CASE("several assets: bitwise identical for 1 and 2 threads (merton, drawn noise)") {
+    sim::ScenarioSpec spec = merton_spec(300, 3.0, 4, 0.3);
+    agents::NoiseParams drawn;
+    drawn.proportion.form = sim::ParamSpec::Form::distribution;
+    drawn.proportion.distribution = {sim::DistributionSpec::Kind::uniform, 0.0, 1.0, {}, {}};
+    spec.populations.push_back(agents::population_spec("drawn", 700, drawn, test::constant(10.0)));
+    std::vector<Eigen::MatrixXd> results[2];
+    for (const int threads : {1, 2}) {
+      auto simulation = agents::make_simulation(spec);
+      sim::RunOptions options;
+      options.threads = threads;
+      (void)simulation->run(options);
+      const sim::RunState& state = simulation->state();
+      auto& out = results[threads - 1];
+      out.push_back(state.market.price);
+      for (const auto& pop : state.populations) {
+        out.push_back(pop.wealth);
+        out.push_back(pop.amount);
+      }
+    }
+    REQUIRE(results[0].size() == results[1].size());
+    for (std::size_t i = 0; i < results[0].size(); ++i) CHECK(results[0][i] == results[1][i]);
+  }
+
   TEST_CASE("herd followers refuse a market with several assets at validation, naming the kind") {
     sim::ScenarioSpec spec = test::paper_spec(2, agents::Policy::plan);
     spec.market = three_assets();
