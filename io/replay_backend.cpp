@@ -9,6 +9,7 @@
 #include "io/run_file.hpp"
 #include "sim/error.hpp"
 #include "sim/investalign/prompt.hpp"
+#include "sim/investalign/reference.hpp"
 
 namespace herdsim::io {
 
@@ -111,6 +112,13 @@ inference::BackendFactory default_backend_factory() {
   return [](const sim::InferenceSpec& spec) -> std::unique_ptr<inference::Backend> {
     if (spec.backend == "replay")
       return std::make_unique<ReplayBackend>(spec.replay, spec.replay_group, spec.replay_population);
+    if (spec.backend == "reference") {
+      const auto answerer = from_name<investalign::Answerer>(spec.answerer);
+      if (!answerer)
+        throw BackendError(fmt::format("reference: unknown answerer '{}'; one of {}", spec.answerer,
+                                       quoted_names<investalign::Answerer>()));
+      return std::make_unique<investalign::ReferenceBackend>(*answerer);
+    }
     // A clear message before the plugin sees a path at all.
     std::error_code ec;
     if (!std::filesystem::is_regular_file(spec.model, ec))
