@@ -95,8 +95,14 @@ def expected_mse(answerer, problem, wealth, theory=None, x0=10.0):
     wealth: (T, agents) realised wealth at the decisions (the run file's wealth rows 0..T-1 of path 0);
     theory: (T, agents) the recorded theory/amount, used for the problems not re-solved here (P1, P2) and
     for own_theory there. For P3 the theory is this module's closed form."""
-    sq_amount, sq_pp = [], []
-    for i, (p, score) in enumerate(grid()):
+    per_agent = expected_per_agent(answerer, problem, wealth, theory, x0)
+    return float(np.mean([a for a, _ in per_agent])), float(np.mean([pp for _, pp in per_agent]))
+
+
+def expected_per_agent(answerer, problem, wealth, theory=None, x0=10.0):
+    """Per agent of the run (the first wealth.shape[1] of the grid): (MSE in amounts, in pp) over its decisions."""
+    out = []
+    for i, (p, score) in enumerate(grid()[: wealth.shape[1]]):
         alpha = alpha_of_lottery(p)
         theta = score * 1e-8
         if problem == "P3":
@@ -105,6 +111,5 @@ def expected_mse(answerer, problem, wealth, theory=None, x0=10.0):
             target = np.asarray(theory[:, i])
         path = answerer_path(answerer, alpha, theta, x0, target)
         got = played(path, x0)
-        sq_amount.append((got - target) ** 2)
-        sq_pp.append((100.0 * (got - target) / wealth[:, i]) ** 2)
-    return float(np.mean(sq_amount)), float(np.mean(sq_pp))
+        out.append((float(np.mean((got - target) ** 2)), float(np.mean((100.0 * (got - target) / wealth[:, i]) ** 2))))
+    return out

@@ -74,22 +74,6 @@ class StopSignals {
   struct sigaction previous_[std::size(kStopSignals)]{};
 };
 
-struct RunFlags {
-  std::string scenario;
-  std::string output;
-  int threads = 0;
-  double memory_limit_gib = 0.0;
-  std::vector<std::string> sets;
-  bool quiet = false;
-};
-
-std::string sweep_label(const sim::ScenarioSpec& spec) {
-  std::string out;
-  for (const auto& [key, value] : spec.sweep_point)
-    out += fmt::format("{}{}={:g}", out.empty() ? "" : ";", key, value);
-  return out;
-}
-
 /// "N requests (M invalid), P prompt tokens (C cached), G completion tokens, S s inference".
 std::string accounting_text(const sim::InferenceLog& log) {
   return fmt::format(
@@ -113,7 +97,7 @@ struct Accounting {
   }
 };
 
-int run_scenario(const RunFlags& f, const std::string& command_line) {
+int run_scenario_unguarded(const RunFlags& f, const std::string& command_line) {
   std::vector<sim::ScenarioSpec> specs;
   try {
     specs = io::load_scenario(f.scenario, f.sets);
@@ -180,7 +164,7 @@ int run_scenario(const RunFlags& f, const std::string& command_line) {
     const sim::ScenarioSpec& spec = specs[i];
     const std::string group = specs.size() == 1 ? "/" : fmt::format("/sweep_{:03d}", i);
     const std::string label =
-        specs.size() == 1 ? std::string("run") : fmt::format("run {}/{}", i + 1, specs.size());
+        f.label + (specs.size() == 1 ? std::string("run") : fmt::format("run {}/{}", i + 1, specs.size()));
     double setup_seconds = first_setup_seconds;
     auto simulation = i == 0 ? std::move(first) : set_up(spec, setup_seconds);
     total_setup_seconds += setup_seconds;
@@ -199,7 +183,7 @@ int run_scenario(const RunFlags& f, const std::string& command_line) {
     progress.finish();
     agent_steps += summary.agent_steps;
     seconds += summary.seconds;
-    if (!f.quiet) {
+    if (!f.quiet && f.run_lines) {
       std::string phases;
       for (const auto& ph : summary.phases) phases += fmt::format(" {} {:.2f}s", ph.name, ph.seconds);
       fmt::print(stderr, "{}{}: set-up {:.2f} s; {:.3g} agent-steps in {:.2f} s = {:.3g} agent-steps/s{}{}\n",
@@ -217,7 +201,9 @@ int run_scenario(const RunFlags& f, const std::string& command_line) {
     }
   }
   file.commit();
+  if (!f.run_lines && f.quiet) return 0;
   fmt::print(
+      f.run_lines ? stdout : stderr,
       "{}: {} run(s), set-up {:.2f} s, {:.3g} agent-steps in {:.2f} s ({:.3g} agent-steps/s){}; wrote {} "
       "({})\n",
       f.scenario, specs.size(), total_setup_seconds, agent_steps, seconds,
@@ -228,6 +214,33 @@ int run_scenario(const RunFlags& f, const std::string& command_line) {
 }
 
 }  // namespace
+
+std::string sweep_label(const sim::ScenarioSpec& spec) {
+  std::string out;
+  for (const auto& [key, value] : spec.sweep_point)
+    out += fmt::format("{}{}={:g}", out.empty() ? "" : ";", key, value);
+  return out;
+}
+
+int run_scenario(const RunFlags& flags, const std::string& command_line) {
+  int code = 0;
+  const StopSignals stop_signals;
+  try {
+    code = run_scenario_unguarded(flags, command_line);
+  } catch (const sim::Interrupted& e) {
+    const int signal = g_signal.load() != 0 ? g_signal.load() : SIGINT;
+    std::cerr << "\nherdsim run: " << e.what() << " (" << strsignal(signal)
+              << "); the output was left as a .partial file (complete = 0)\n";
+    code = 128 + signal;
+  } catch (const InputError& e) {
+    std::cerr << "herdsim run: " << e.what() << "\n";
+    code = 2;
+  } catch (const Error& e) {
+    std::cerr << "herdsim run: failed: " << e.what() << "\n";
+    code = 1;
+  }
+  return code;
+}
 
 void add_run_command(CLI::App& app, int argc, char** argv) {
   auto flags = std::make_shared<RunFlags>();
@@ -249,22 +262,7 @@ void add_run_command(CLI::App& app, int argc, char** argv) {
   cmd->add_option("--set", flags->sets, "override a key: --set market.sigma=0.2 (repeatable)");
   cmd->add_flag("-q,--quiet", flags->quiet, "no progress or per-run lines");
   cmd->callback([flags, command_line]() {
-    int code = 0;
-    const StopSignals stop_signals;
-    try {
-      code = run_scenario(*flags, command_line);
-    } catch (const sim::Interrupted& e) {
-      const int signal = g_signal.load() != 0 ? g_signal.load() : SIGINT;
-      std::cerr << "\nherdsim run: " << e.what() << " (" << strsignal(signal)
-                << "); the output was left as a .partial file (complete = 0)\n";
-      code = 128 + signal;
-    } catch (const InputError& e) {
-      std::cerr << "herdsim run: " << e.what() << "\n";
-      code = 2;
-    } catch (const Error& e) {
-      std::cerr << "herdsim run: failed: " << e.what() << "\n";
-      code = 1;
-    }
+    const int code = run_scenario(*flags, command_line);
     if (code != 0) throw CLI::RuntimeError(code);
   });
 }
