@@ -337,6 +337,7 @@ void InvestAgentPopulation::initialize(const sim::RunState& state, sim::Populati
   log.backend = backend_->name();
   log.backend_description = backend_->describe();
   log.protocol = to_name(ip_.protocol);
+  log.decision_cache = backend_->caches();
   log.width = ip_.protocol == InvestProtocol::step ? 1 : T;
   own.inference = std::move(log);
 
@@ -468,6 +469,8 @@ void InvestAgentPopulation::ask(int step, std::size_t n, const std::function<Que
       t.cached_tokens = r.cached_tokens;
       t.completion_tokens = r.completion_tokens;
       t.time_ms = r.time_ms;
+      t.cache_hit = r.cache_hit;
+      if (r.cache_hit) ++log.cache_hits;
       log.pending.push_back(std::move(t));
       ++log.requests;
       if (!answer.valid) ++log.invalid;

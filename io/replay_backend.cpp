@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <string_view>
 
+#include "io/decision_cache.hpp"
 #include "io/run_file.hpp"
 #include "sim/error.hpp"
 #include "sim/investalign/prompt.hpp"
@@ -108,8 +109,8 @@ std::string plugin_config_json(const sim::InferenceSpec& spec) {
   return j.dump();
 }
 
-inference::BackendFactory default_backend_factory() {
-  return [](const sim::InferenceSpec& spec) -> std::unique_ptr<inference::Backend> {
+inference::BackendFactory default_backend_factory(const std::string& decision_cache) {
+  return [decision_cache](const sim::InferenceSpec& spec) -> std::unique_ptr<inference::Backend> {
     if (spec.backend == "replay")
       return std::make_unique<ReplayBackend>(spec.replay, spec.replay_group, spec.replay_population);
     if (spec.backend == "reference") {
@@ -129,7 +130,9 @@ inference::BackendFactory default_backend_factory() {
         throw BackendError(
             fmt::format("{}: LoRA adapter '{}' does not exist or is not a file", spec.backend, lora));
     }
-    return inference::load_plugin(spec.backend, plugin_config_json(spec));
+    auto plugin = inference::load_plugin(spec.backend, plugin_config_json(spec));
+    if (decision_cache.empty()) return plugin;
+    return std::make_unique<CachedBackend>(std::move(plugin), spec, decision_cache);
   };
 }
 

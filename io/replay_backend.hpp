@@ -64,7 +64,8 @@ class ReplayBackend final : public inference::Backend {
 /// reference answerer (investalign::ReferenceBackend, spec.answerer); anything else is a
 /// plugin name or path loaded with inference::load_plugin and configured from the spec (model, lora,
 /// threads, batch, prefix_sharing as JSON).
-[[nodiscard]] inference::BackendFactory default_backend_factory();
+/// With `decision_cache` (a folder), plugin backends answer through a CachedBackend (io/decision_cache.hpp).
+[[nodiscard]] inference::BackendFactory default_backend_factory(const std::string& decision_cache = {});
 
 /// The JSON configuration a plugin receives for an inference spec.
 [[nodiscard]] std::string plugin_config_json(const sim::InferenceSpec& spec);

@@ -36,6 +36,7 @@ struct Response {
   int cached_tokens = 0;
   int completion_tokens = 0;
   double time_ms = 0.0;
+  bool cache_hit = false;  ///< answered from the decision cache (io/decision_cache.hpp), not by the engine
   [[nodiscard]] bool ok() const { return status == 0; }
 };
 
@@ -52,6 +53,8 @@ class Backend {
   [[nodiscard]] virtual std::string name() const = 0;
   /// JSON describing the engine (model, parameters, device), stored in run files' provenance.
   [[nodiscard]] virtual std::string describe() const = 0;
+  /// Whether answers may come from a decision cache (Response::cache_hit; transcripts then record it).
+  [[nodiscard]] virtual bool caches() const { return false; }
 };
 
 /// Creates the backend of an LLM-backed population from its scenario description. Agents never open

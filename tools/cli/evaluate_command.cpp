@@ -55,6 +55,8 @@ struct EvaluateFlags {
   std::string scenarios = HERDSIM_INVESTALIGN_SCENARIOS;
   std::string population = "investors";
   int threads = 0;
+  std::string cache;  ///< decision cache folder (default: DIR/cache)
+  bool no_cache = false;
   bool redo = false;
   bool quiet = false;
 };
@@ -248,6 +250,8 @@ int run_evaluation(const EvaluateFlags& f, const std::string& command_line) {
       // The step bar on a terminal; logs get one line per problem (below).
       run.quiet = f.quiet || isatty(STDERR_FILENO) == 0;
       run.run_lines = false;
+      if (!f.no_cache)
+        run.decision_cache = f.cache.empty() ? (fs::path(f.output) / "cache").string() : f.cache;
       run.label = fmt::format("[{}/{}] {} {}: ", job, jobs, c.label, p->name);
       run.sets = f.sets;
       if (!f.seeds.empty()) {
@@ -331,6 +335,10 @@ void add_evaluate_command(CLI::App& app, int argc, char** argv) {
       ->capture_default_str();
   cmd->add_option("--threads", flags->threads, "worker threads (0: all; results do not depend on it)")
       ->check(CLI::Range(0, sim::kMaxThreads));
+  cmd->add_option(
+      "--cache", flags->cache,
+      "decision cache folder of the model sources (default: DIR/cache; share one across studies)");
+  cmd->add_flag("--no-cache", flags->no_cache, "decide every model request again (no decision cache)");
   cmd->add_flag("--redo", flags->redo, "run every problem again (default: a finished problem is skipped)");
   cmd->add_flag("-q,--quiet", flags->quiet, "no progress or per-problem lines");
   cmd->callback([flags, command_line]() {

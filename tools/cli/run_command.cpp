@@ -77,9 +77,11 @@ class StopSignals {
 /// "N requests (M invalid), P prompt tokens (C cached), G completion tokens, S s inference".
 std::string accounting_text(const sim::InferenceLog& log) {
   return fmt::format(
-      "inference: {} requests ({} invalid), {} prompt tokens ({} cached), {} completion tokens, "
+      "inference: {} requests ({} invalid{}), {} prompt tokens ({} cached), {} completion tokens, "
       "{:.2f} s",
-      log.requests, log.invalid, log.prompt_tokens, log.cached_tokens, log.completion_tokens, log.seconds);
+      log.requests, log.invalid,
+      log.cache_hits > 0 ? fmt::format(", {} from the decision cache", log.cache_hits) : std::string(),
+      log.prompt_tokens, log.cached_tokens, log.completion_tokens, log.seconds);
 }
 
 /// Inference totals over every LLM-backed population of every run.
@@ -93,6 +95,7 @@ struct Accounting {
     total.prompt_tokens += log.prompt_tokens;
     total.cached_tokens += log.cached_tokens;
     total.completion_tokens += log.completion_tokens;
+    total.cache_hits += log.cache_hits;
     total.seconds += log.seconds;
   }
 };
@@ -124,7 +127,7 @@ int run_scenario_unguarded(const RunFlags& f, const std::string& command_line) {
     return 2;
   }
 
-  const inference::BackendFactory backends = io::default_backend_factory();
+  const inference::BackendFactory backends = io::default_backend_factory(f.decision_cache);
   // Populations (and their inference backends) are built before the file exists: a missing model, plugin
   // or replay file is reported before anything runs or is written.
   // Set-up (plan solves, network games) shows progress on a terminal and stops on Ctrl-C like the steps.
@@ -260,6 +263,9 @@ void add_run_command(CLI::App& app, int argc, char** argv) {
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   cmd->add_option("--set", flags->sets, "override a key: --set market.sigma=0.2 (repeatable)");
+  cmd->add_option("--cache", flags->decision_cache,
+                  "decision cache folder: model answers seen before (same model, adapters, prompt, sampling, "
+                  "seed) are read from it, new ones added (default: none)");
   cmd->add_flag("-q,--quiet", flags->quiet, "no progress or per-run lines");
   cmd->callback([flags, command_line]() {
     const int code = run_scenario(*flags, command_line);

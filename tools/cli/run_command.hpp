@@ -16,9 +16,12 @@ struct RunFlags {
   double memory_limit_gib = 0.0;
   std::vector<std::string> sets;
   bool quiet = false;
-  std::string label;  ///< put before the progress bar's "run i/N" (herdsim evaluate: the column and problem)
-  bool run_lines =
-      true;  ///< per-run lines on stderr and the summary on stdout (false: the summary on stderr)
+  /// Put before the progress bar's "run i/N" (herdsim evaluate: the column and problem).
+  std::string label;
+  /// Per-run lines on stderr and the summary on stdout (false: the summary on stderr).
+  bool run_lines = true;
+  /// A folder: model answers go through the decision cache there (io/decision_cache.hpp); empty: none.
+  std::string decision_cache;
 };
 
 /// A sweep point as run files record it (`sweep_point`: "key=value;..."); empty without a sweep.
