@@ -12,7 +12,10 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <mutex>
 #include <nlohmann/json.hpp>
+#include <tuple>
 
 #include "sim/error.hpp"
 #include "sim/investalign/prompt.hpp"
@@ -49,6 +52,16 @@ std::string field(const std::string& s) {
 }  // namespace
 
 std::string file_fnv1a64(const std::string& path) {
+  // A sweep makes a backend per run: a file unchanged since it was hashed (same size and modification
+  // time) is not read again.
+  static std::mutex mutex;
+  static std::map<std::tuple<std::string, std::uintmax_t, std::int64_t>, std::string> known;
+  std::error_code ec;
+  const auto size = fs::file_size(path, ec);
+  const auto mtime = fs::last_write_time(path, ec).time_since_epoch().count();
+  const auto key = std::make_tuple(fs::absolute(path, ec).string(), size, static_cast<std::int64_t>(mtime));
+  const std::lock_guard<std::mutex> lock(mutex);
+  if (const auto it = known.find(key); it != known.end()) return it->second;
   std::ifstream in(path, std::ios::binary);
   if (!in) throw IoError(fmt::format("decision cache: cannot read {} to hash it", path));
   std::uint64_t h = investalign::fnv1a64_offset;
@@ -58,7 +71,7 @@ std::string file_fnv1a64(const std::string& path) {
     h = fnv1a64(std::string_view(buffer.data(), static_cast<std::size_t>(in.gcount())), h);
   }
   if (in.bad()) throw IoError(fmt::format("decision cache: cannot read {} to hash it", path));
-  return hash_hex(h);
+  return known.emplace(key, hash_hex(h)).first->second;
 }
 
 CachedBackend::CachedBackend(std::unique_ptr<inference::Backend> inner, const sim::InferenceSpec& spec,

@@ -131,7 +131,7 @@ def main():
         if MODELS:
             # A replay of the base model's column (its folder) scores exactly as the base model.
             out2 = os.path.join(tmp, "replayed")
-            evaluate(["-o", out2, "--answerers", "none", "replay:" + os.path.join(out, "base")] + REDUCE)
+            evaluate(["-o", out2, "--answerers", "none", "replay:" + os.path.join(out, "base") + "/"] + REDUCE)
             replayed = json.load(open(os.path.join(out2, "report.json")))["columns"]
             assert [c["label"] for c in replayed] == ["replay-base"]
             base = next(c for c in json.load(open(os.path.join(out, "report.json")))["columns"] if c["label"] == "base")

@@ -123,7 +123,9 @@ Column parse_source(const std::string& text, const EvaluateFlags& f) {
       throw InputError(fmt::format("source '{}': replay '{}' does not exist", text, c.replay));
     c.description = fmt::format("the answers recorded in {}", c.replay);
     c.sets = {inference + "backend=replay"};
-    if (c.label.empty()) c.label = "replay-" + fs::path(c.replay).filename().stem().string();
+    std::string name = c.replay;
+    while (name.size() > 1 && name.back() == '/') name.pop_back();
+    if (c.label.empty()) c.label = "replay-" + fs::path(name).filename().stem().string();
   } else if (spec.rfind("reference:", 0) == 0) {
     const auto answerer = from_name<investalign::Answerer>(spec.substr(10));
     if (!answerer)
