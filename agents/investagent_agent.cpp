@@ -13,6 +13,7 @@
 #include "sim/error.hpp"
 #include "sim/investalign/answer.hpp"
 #include "sim/investalign/dataset.hpp"
+#include "sim/investalign/reference.hpp"
 #include "sim/theory/absolute_herd.hpp"
 #include "sim/theory/merton.hpp"
 #include "sim/theory/mutual_game.hpp"
@@ -35,6 +36,20 @@ constexpr std::string_view kStepAmount = "step_amount";
 constexpr std::string_view kLastProportion = "last_proportion";
 constexpr std::string_view kLeaderWealth = "leader_wealth";
 
+/// The problem a protocol's answers are scored against (step: P3, the closed form at t = k + 1).
+investalign::Problem scored_problem_of(InvestProtocol protocol) {
+  switch (protocol) {
+    case InvestProtocol::relative:
+      return investalign::Problem::relative;
+    case InvestProtocol::mutual:
+      return investalign::Problem::mutual;
+    case InvestProtocol::absolute:
+    case InvestProtocol::step:
+      break;
+  }
+  return investalign::Problem::absolute;
+}
+
 /// A fraction rounded to hundredths of a percent: the advisor's values as the prompt quotes them.
 double as_quoted(double fraction) {
   return static_cast<double>(std::llround(fraction * 10000.0)) / 10000.0;
@@ -53,21 +68,33 @@ void read_inference(KeyReader& in, sim::InferenceSpec& s) {
   }
   const auto table = in.table("inference");
   if (table == nullptr) return;
-  static constexpr std::array<std::string_view, 12> keys{
-      "backend", "model",          "lora",    "temperature", "max_tokens",   "batch",
-      "threads", "prefix_sharing", "grammar", "replay",      "replay_group", "replay_population"};
+  static constexpr std::array<std::string_view, 13> keys{
+      "backend",        "model",   "lora",   "temperature",  "max_tokens",        "batch",   "threads",
+      "prefix_sharing", "grammar", "replay", "replay_group", "replay_population", "answerer"};
   table->allow_only(keys);
   table->require(
       "backend",
       ": a plugin name (\"llama\", \"llama_cuda\"), \"auto\" (CUDA when usable, else CPU), a plugin "
-      "path, or \"replay\"");
+      "path, \"replay\" or \"reference\"");
   if (const auto backend = table->string("backend")) {
     s.backend = *backend;
     if (backend->empty()) table->report("backend", "must not be empty");
   }
   const bool replay = s.backend == "replay";
+  const bool reference = s.backend == "reference";
   s.model = table->string("model").value_or("");
-  if (!replay && !s.backend.empty() && !table->has("model"))
+  // A reference answerer computes its answers (sim/investalign/reference.hpp): no model.
+  if (reference) {
+    if (!table->has("answerer")) {
+      table->report("answerer", fmt::format("is required with backend = \"reference\": one of {}",
+                                            quoted_names<investalign::Answerer>()));
+    } else if (const auto answerer = table->choice<investalign::Answerer>("answerer")) {
+      s.answerer = std::string(to_name(*answerer));
+    }
+  } else if (table->has("answerer") && !s.backend.empty()) {
+    table->report("answerer", "applies only with backend = \"reference\"");
+  }
+  if (!replay && !reference && !s.backend.empty() && !table->has("model"))
     table->report("model", fmt::format("is required with backend = \"{}\": the model file", s.backend));
   s.lora = table->strings("lora", "an adapter file", "adapter files").value_or(s.lora);
   s.temperature = table->number("temperature", non_negative).value_or(s.temperature);
@@ -170,7 +197,7 @@ class InvestAgentKind final : public Kind {
       {"protocol", "absolute, relative, mutual or step"},
       {"inference",
        "{backend, model, lora, temperature, max_tokens, batch, threads, prefix_sharing, grammar, "
-       "replay, replay_group, replay_population}"},
+       "replay, replay_group, replay_population, answerer}"},
   }};
 };
 
@@ -289,33 +316,20 @@ void InvestAgentPopulation::initialize(const sim::RunState& state, sim::Populati
       key[6] = x0_[j];
     }
     auto it = solved.find(key);
-    if (it == solved.end() && ip_.protocol == InvestProtocol::mutual) {
-      // P2 (section 3.4): the dataset's group of three, with this agent's peer as the peer.
-      const auto sol = theory::solve_mutual_game(
-          investalign::mutual_group_game(market, T, leader_alpha_[i], profile_of(i), profile_of(peer_[i])));
-      std::vector<double> amounts;
-      for (int k = 0; k < T; ++k) amounts.push_back(sol.amounts(k + 1.0)(1));
-      it = solved.emplace(key, std::move(amounts)).first;
-    } else if (it == solved.end()) {
-      theory::HerdProblem hp;
-      hp.market = market;
-      hp.alpha = alpha_[i];
-      hp.alpha_leader = leader_alpha_[i];
-      hp.theta = theta_[i];
-      hp.x0 = x0_[i];
-      hp.horizon = T;
-      hp.time = theory::TimeModel::continuous();
-      std::vector<double> amounts;
+    if (it == solved.end()) {
       // The relative task is scored against relative herding (P1, section 3.3), never the absolute
       // closed form (docs/theory.md §6.2, pitfall 5); pinned ends, as the dataset's relative targets.
-      if (ip_.protocol == InvestProtocol::relative) {
-        const auto sol = theory::solve_relative_herd(hp);
-        for (int k = 0; k < T; ++k) amounts.push_back(sol.amount(k + 1.0));
-      } else {
-        const auto sol = theory::solve_absolute_herd(hp, theory::EtaFormula::correct);
-        for (int k = 0; k < T; ++k) amounts.push_back(sol.amount(k + 1.0));
-      }
-      it = solved.emplace(key, std::move(amounts)).first;
+      // Mutual: P2 (section 3.4), the dataset's group of three with this agent's peer as the peer.
+      investalign::TaskSettings settings;
+      settings.market = market;
+      settings.alpha_leader = leader_alpha_[i];
+      settings.horizon_years = T;
+      const bool mutual = ip_.protocol == InvestProtocol::mutual;
+      it = solved
+               .emplace(key, investalign::problem_amounts(
+                                 scored_problem_of(ip_.protocol), settings, profile_of(i),
+                                 mutual ? std::optional(profile_of(peer_[i])) : std::nullopt))
+               .first;
     }
     for (int k = 0; k < T; ++k) own.theory_amount(i, k) = it->second[static_cast<std::size_t>(k)];
   }
@@ -324,6 +338,7 @@ void InvestAgentPopulation::initialize(const sim::RunState& state, sim::Populati
   log.backend = backend_->name();
   log.backend_description = backend_->describe();
   log.protocol = to_name(ip_.protocol);
+  log.decision_cache = backend_->caches();
   log.width = ip_.protocol == InvestProtocol::step ? 1 : T;
   own.inference = std::move(log);
 
@@ -416,6 +431,9 @@ void InvestAgentPopulation::ask(int step, std::size_t n, const std::function<Que
       r.temperature = is.temperature;
       r.seed = q.seed;
       if (q.grammar != nullptr) r.grammar = *q.grammar;
+      // The structured question, for answer sources that compute their answers (reference answerers).
+      r.question = investalign::Question{scored_problem_of(ip_.protocol), q.prompt_template->kind,
+                                         q.prompt_template->settings, std::move(queries.back().inputs)};
       requests.push_back(std::move(r));
     }
     const auto t0 = std::chrono::steady_clock::now();
@@ -452,6 +470,8 @@ void InvestAgentPopulation::ask(int step, std::size_t n, const std::function<Que
       t.cached_tokens = r.cached_tokens;
       t.completion_tokens = r.completion_tokens;
       t.time_ms = r.time_ms;
+      t.cache_hit = r.cache_hit;
+      if (r.cache_hit) ++log.cache_hits;
       log.pending.push_back(std::move(t));
       ++log.requests;
       if (!answer.valid) ++log.invalid;
@@ -486,7 +506,9 @@ void InvestAgentPopulation::ask_plan(const sim::DecisionContext& ctx, sim::Popul
     const int agent = static_cast<int>(i);
     Query q;
     q.agent = agent;
-    q.prompt = investalign::render_prompt(prompt_template(kind, leader_alpha_[agent]), inputs_of(agent));
+    q.prompt_template = &prompt_template(kind, leader_alpha_[agent]);
+    q.inputs = inputs_of(agent);
+    q.prompt = investalign::render_prompt(*q.prompt_template, q.inputs);
     q.seed = request_seed(*ctx.rng, ctx.population_index, agent, ctx.step, -1, 0);
     q.schema = &plan_schema_;
     q.grammar = ip_.inference.grammar ? &plan_grammar_ : nullptr;
@@ -518,9 +540,10 @@ void InvestAgentPopulation::ask_changes(const sim::DecisionContext& ctx, sim::Po
     Query q;
     q.agent = agent;
     q.stage = 1;
-    investalign::PromptInputs in = inputs_of(agent);
-    in.first_year_proportion = first_year(static_cast<Eigen::Index>(i), 0);
-    q.prompt = investalign::render_prompt(prompt_template(TaskKind::relative, leader_alpha_[agent]), in);
+    q.inputs = inputs_of(agent);
+    q.inputs.first_year_proportion = first_year(static_cast<Eigen::Index>(i), 0);
+    q.prompt_template = &prompt_template(TaskKind::relative, leader_alpha_[agent]);
+    q.prompt = investalign::render_prompt(*q.prompt_template, q.inputs);
     q.seed = request_seed(*ctx.rng, ctx.population_index, agent, ctx.step, -1, 1);
     q.schema = &change_schema_;
     q.grammar = ip_.inference.grammar ? &change_grammar_ : nullptr;
@@ -564,7 +587,9 @@ void InvestAgentPopulation::ask_step(const sim::DecisionContext& ctx, sim::Popul
       st.leader_last = leader.previous_amount(l, path) / leader_wealth(l, path);
     }
     in.step = st;
-    q.prompt = investalign::render_prompt(prompt_template(TaskKind::step, leader_alpha_[agent]), in);
+    q.prompt_template = &prompt_template(TaskKind::step, leader_alpha_[agent]);
+    q.prompt = investalign::render_prompt(*q.prompt_template, in);
+    q.inputs = std::move(in);
     q.seed = request_seed(*ctx.rng, ctx.population_index, agent, k, path, 0);
     q.schema = &step_schema_;
     q.grammar = ip_.inference.grammar ? &step_grammar_ : nullptr;

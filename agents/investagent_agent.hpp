@@ -95,6 +95,8 @@ class InvestAgentPopulation final : public sim::Population {
     int agent = 0;
     int path = -1;
     int stage = 0;
+    const investalign::PromptTemplate* prompt_template = nullptr;
+    investalign::PromptInputs inputs;  ///< what the prompt was rendered from
     investalign::Prompt prompt;
     std::uint64_t seed = 0;
     const investalign::AnswerSchema* schema = nullptr;

@@ -363,6 +363,7 @@ class Recorder final : public sim::Observer {
     /// transcripts/ (LLM-backed populations): one row per request, appended per step.
     Series t_step, t_path, t_agent, t_stage, t_prompt_hash, t_seed, t_output, t_values, t_valid, t_status,
         t_prompt_tokens, t_cached_tokens, t_completion_tokens, t_time_ms;
+    Series t_cache_hit;  ///< only with a decision cache (files without one are unchanged)
     int t_width = 0;
   };
 
@@ -545,6 +546,8 @@ class Recorder final : public sim::Observer {
         Series(g, where, schema::kCompletionTokens, H5T_STD_I32LE, H5T_NATIVE_INT, {}, plain);
     out.t_time_ms =
         Series(g, where, schema::kTimeMs, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, {}, {"request", "ms", false, 0});
+    if (log.decision_cache)
+      out.t_cache_hit = Series(g, where, schema::kCacheHit, H5T_STD_U8LE, H5T_NATIVE_UINT8, {}, plain);
   }
 
   /// Appends the transcripts made since the last callback, one block per dataset.
@@ -585,6 +588,12 @@ class Recorder final : public sim::Observer {
     out.t_completion_tokens.append_rows(
         column([](const sim::Transcript& t) { return t.completion_tokens; }).data(), hn);
     out.t_time_ms.append_rows(column([](const sim::Transcript& t) { return t.time_ms; }).data(), hn);
+    if (out.t_cache_hit.valid()) {
+      out.t_cache_hit.append_rows(column([](const sim::Transcript& t) {
+                                    return static_cast<std::uint8_t>(t.cache_hit ? 1 : 0);
+                                  }).data(),
+                                  hn);
+    }
   }
 
   /// Run accounting of an LLM-backed population, as attributes of its group.

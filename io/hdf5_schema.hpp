@@ -84,6 +84,7 @@ inline constexpr std::string_view kPromptTokens = "prompt_tokens";
 inline constexpr std::string_view kCachedTokens = "cached_tokens";
 inline constexpr std::string_view kCompletionTokens = "completion_tokens";
 inline constexpr std::string_view kTimeMs = "time_ms";
+inline constexpr std::string_view kCacheHit = "cache_hit";  ///< only with a decision cache
 
 /// "a/b/...": a path below a run group, e.g. path(kTime, kStep) = "time/step".
 template <class... Names>

@@ -6,9 +6,11 @@
 #include <nlohmann/json.hpp>
 #include <string_view>
 
+#include "io/decision_cache.hpp"
 #include "io/run_file.hpp"
 #include "sim/error.hpp"
 #include "sim/investalign/prompt.hpp"
+#include "sim/investalign/reference.hpp"
 
 namespace herdsim::io {
 
@@ -107,10 +109,17 @@ std::string plugin_config_json(const sim::InferenceSpec& spec) {
   return j.dump();
 }
 
-inference::BackendFactory default_backend_factory() {
-  return [](const sim::InferenceSpec& spec) -> std::unique_ptr<inference::Backend> {
+inference::BackendFactory default_backend_factory(const std::string& decision_cache) {
+  return [decision_cache](const sim::InferenceSpec& spec) -> std::unique_ptr<inference::Backend> {
     if (spec.backend == "replay")
       return std::make_unique<ReplayBackend>(spec.replay, spec.replay_group, spec.replay_population);
+    if (spec.backend == "reference") {
+      const auto answerer = from_name<investalign::Answerer>(spec.answerer);
+      if (!answerer)
+        throw BackendError(fmt::format("reference: unknown answerer '{}'; one of {}", spec.answerer,
+                                       quoted_names<investalign::Answerer>()));
+      return std::make_unique<investalign::ReferenceBackend>(*answerer);
+    }
     // A clear message before the plugin sees a path at all.
     std::error_code ec;
     if (!std::filesystem::is_regular_file(spec.model, ec))
@@ -121,7 +130,9 @@ inference::BackendFactory default_backend_factory() {
         throw BackendError(
             fmt::format("{}: LoRA adapter '{}' does not exist or is not a file", spec.backend, lora));
     }
-    return inference::load_plugin(spec.backend, plugin_config_json(spec));
+    auto plugin = inference::load_plugin(spec.backend, plugin_config_json(spec));
+    if (decision_cache.empty()) return plugin;
+    return std::make_unique<CachedBackend>(std::move(plugin), spec, decision_cache);
   };
 }
 

@@ -60,10 +60,12 @@ class ReplayBackend final : public inference::Backend {
   std::unordered_map<std::pair<std::uint64_t, std::uint64_t>, Answer, KeyHash> answers_;
 };
 
-/// The backend factory of `herdsim run`: "replay" reads a run file (ReplayBackend); anything else is a
+/// The backend factory of `herdsim run`: "replay" reads a run file (ReplayBackend); "reference" is a
+/// reference answerer (investalign::ReferenceBackend, spec.answerer); anything else is a
 /// plugin name or path loaded with inference::load_plugin and configured from the spec (model, lora,
 /// threads, batch, prefix_sharing as JSON).
-[[nodiscard]] inference::BackendFactory default_backend_factory();
+/// With `decision_cache` (a folder), plugin backends answer through a CachedBackend (io/decision_cache.hpp).
+[[nodiscard]] inference::BackendFactory default_backend_factory(const std::string& decision_cache = {});
 
 /// The JSON configuration a plugin receives for an inference spec.
 [[nodiscard]] std::string plugin_config_json(const sim::InferenceSpec& spec);

@@ -512,7 +512,11 @@ Transcripts RunFile::transcripts(const std::string& group, const std::string& po
   t.cached_tokens = impl_->read_vector<int>(at(schema::kCachedTokens), H5T_NATIVE_INT);
   t.completion_tokens = impl_->read_vector<int>(at(schema::kCompletionTokens), H5T_NATIVE_INT);
   t.time_ms = impl_->read_vector<double>(at(schema::kTimeMs), H5T_NATIVE_DOUBLE);
+  if (exists(impl_->file.get(), at(schema::kCacheHit)))
+    t.cache_hit = impl_->read_vector<std::uint8_t>(at(schema::kCacheHit), H5T_NATIVE_UINT8);
   const std::size_t n = t.step.size();
+  if (!t.cache_hit.empty() && t.cache_hit.size() != n)
+    throw IoError(fmt::format("{}: the datasets under {} differ in length", path_, base));
   for (const std::size_t m :
        {t.path.size(), t.agent.size(), t.stage.size(), t.prompt_hash.size(), t.seed.size(), t.output.size(),
         t.status.size(), static_cast<std::size_t>(t.values.cols()), t.valid.size(), t.prompt_tokens.size(),

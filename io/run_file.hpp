@@ -53,6 +53,7 @@ struct Transcripts {
   std::vector<std::uint8_t> valid;
   std::vector<int> prompt_tokens, cached_tokens, completion_tokens;
   std::vector<double> time_ms;
+  std::vector<std::uint8_t> cache_hit;  ///< empty when the run had no decision cache
   [[nodiscard]] std::size_t size() const { return step.size(); }
 };
 

@@ -29,6 +29,7 @@ struct Transcript {
   int cached_tokens = 0;          ///< of those, reused from a shared prefix
   int completion_tokens = 0;      ///< generated tokens
   double time_ms = 0.0;           ///< backend wall time attributed to the request
+  bool cache_hit = false;         ///< answered from the decision cache
 };
 
 /// The inference record of an LLM-backed population: provenance, totals, and the transcripts of the
@@ -38,13 +39,15 @@ struct InferenceLog {
   std::string backend_description;  ///< Backend::describe() (JSON)
   std::string protocol;             ///< the protocol's name (agents::InvestProtocol)
   int width = 1;                    ///< columns of Transcript::values in the file (shorter rows: NaN)
+  bool decision_cache = false;      ///< the backend may answer from a decision cache (Backend::caches)
   std::vector<Transcript> pending;  ///< transcripts of the current step
   std::int64_t requests = 0;        ///< totals over the run so far
   std::int64_t invalid = 0;
   std::int64_t prompt_tokens = 0;
   std::int64_t cached_tokens = 0;
   std::int64_t completion_tokens = 0;
-  double seconds = 0.0;  ///< wall time inside Backend::generate
+  std::int64_t cache_hits = 0;  ///< answers from the decision cache
+  double seconds = 0.0;         ///< wall time inside Backend::generate
 };
 
 /// One population: its per-agent parameters and its agents' state on every path.

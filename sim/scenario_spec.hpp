@@ -102,8 +102,8 @@ struct ParamSpec {
 /// The `inference` table of an investagent population: which backend answers and how. Plain data: the
 /// backend itself is created outside the agents by a factory (inference::BackendFactory).
 struct InferenceSpec {
-  std::string backend;            ///< plugin name ("llama"), a plugin path (contains '/'), or "replay"
-  std::string model;              ///< model file (plugins); empty for replay
+  std::string backend;  ///< plugin name ("llama"), a plugin path (contains '/'), "replay" or "reference"
+  std::string model;    ///< model file (plugins); empty for replay
   std::vector<std::string> lora;  ///< LoRA adapter files, applied in order
   double temperature = 0.0;       ///< 0 = greedy
   int max_tokens = 384;           ///< upper bound on generated tokens per request
@@ -114,6 +114,7 @@ struct InferenceSpec {
   std::string replay;             ///< backend = "replay": the run file whose transcripts answer
   std::string replay_group;       ///< replay: only this run group ("/", "/sweep_001"); empty = any
   std::string replay_population;  ///< replay: only this population; empty = any
+  std::string answerer;           ///< backend = "reference": p3_closed_form, advisor, merton or own_theory
 };
 
 /// [[population]]: what every population has, and its kind's own parameters. The kind (agents/kind.hpp)

@@ -2,6 +2,7 @@
 // The inference seam below the agents: a C++ interface (Backend) that LLM-backed populations call with
 // whole batches, and the loader of plugins that implement the C ABI of herdsim_inference.h. C status
 // codes become BackendError here, in one place.
+#include <any>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -20,6 +21,10 @@ struct Request {
   double temperature = 0.0;  ///< 0 = greedy
   std::uint64_t seed = 0;    ///< sampling seed of this request alone
   std::string grammar;       ///< GBNF output constraint; empty = none
+  /// What the prompt asks, in the structured form it was rendered from (investagents:
+  /// investalign::Question), for answer sources that compute answers (the reference answerers,
+  /// sim/investalign/reference.hpp); engines answer from the text and ignore it.
+  std::any question;
 };
 
 /// One result (see herdsim_response); status 0 = ok.
@@ -31,6 +36,7 @@ struct Response {
   int cached_tokens = 0;
   int completion_tokens = 0;
   double time_ms = 0.0;
+  bool cache_hit = false;  ///< answered from the decision cache (io/decision_cache.hpp), not by the engine
   [[nodiscard]] bool ok() const { return status == 0; }
 };
 
@@ -47,6 +53,8 @@ class Backend {
   [[nodiscard]] virtual std::string name() const = 0;
   /// JSON describing the engine (model, parameters, device), stored in run files' provenance.
   [[nodiscard]] virtual std::string describe() const = 0;
+  /// Whether answers may come from a decision cache (Response::cache_hit; transcripts then record it).
+  [[nodiscard]] virtual bool caches() const { return false; }
 };
 
 /// Creates the backend of an LLM-backed population from its scenario description. Agents never open

@@ -9,6 +9,7 @@
 
 #include "tools/cli/compare_command.hpp"
 #include "tools/cli/dataset_command.hpp"
+#include "tools/cli/evaluate_command.hpp"
 #include "tools/cli/export_command.hpp"
 #include "tools/cli/report_command.hpp"
 #include "tools/cli/run_command.hpp"
@@ -60,6 +61,7 @@ int main(int argc, char** argv) {
   herdsim::cli::add_export_command(app);
   herdsim::cli::add_dataset_command(app);
   herdsim::cli::add_report_command(app, argv[0]);
+  herdsim::cli::add_evaluate_command(app, argc, argv);
   try {
     app.parse(argc, argv);
   } catch (const CLI::RuntimeError& e) {

@@ -74,28 +74,14 @@ class StopSignals {
   struct sigaction previous_[std::size(kStopSignals)]{};
 };
 
-struct RunFlags {
-  std::string scenario;
-  std::string output;
-  int threads = 0;
-  double memory_limit_gib = 0.0;
-  std::vector<std::string> sets;
-  bool quiet = false;
-};
-
-std::string sweep_label(const sim::ScenarioSpec& spec) {
-  std::string out;
-  for (const auto& [key, value] : spec.sweep_point)
-    out += fmt::format("{}{}={:g}", out.empty() ? "" : ";", key, value);
-  return out;
-}
-
 /// "N requests (M invalid), P prompt tokens (C cached), G completion tokens, S s inference".
 std::string accounting_text(const sim::InferenceLog& log) {
   return fmt::format(
-      "inference: {} requests ({} invalid), {} prompt tokens ({} cached), {} completion tokens, "
+      "inference: {} requests ({} invalid{}), {} prompt tokens ({} cached), {} completion tokens, "
       "{:.2f} s",
-      log.requests, log.invalid, log.prompt_tokens, log.cached_tokens, log.completion_tokens, log.seconds);
+      log.requests, log.invalid,
+      log.cache_hits > 0 ? fmt::format(", {} from the decision cache", log.cache_hits) : std::string(),
+      log.prompt_tokens, log.cached_tokens, log.completion_tokens, log.seconds);
 }
 
 /// Inference totals over every LLM-backed population of every run.
@@ -109,11 +95,12 @@ struct Accounting {
     total.prompt_tokens += log.prompt_tokens;
     total.cached_tokens += log.cached_tokens;
     total.completion_tokens += log.completion_tokens;
+    total.cache_hits += log.cache_hits;
     total.seconds += log.seconds;
   }
 };
 
-int run_scenario(const RunFlags& f, const std::string& command_line) {
+int run_scenario_unguarded(const RunFlags& f, const std::string& command_line) {
   std::vector<sim::ScenarioSpec> specs;
   try {
     specs = io::load_scenario(f.scenario, f.sets);
@@ -140,7 +127,7 @@ int run_scenario(const RunFlags& f, const std::string& command_line) {
     return 2;
   }
 
-  const inference::BackendFactory backends = io::default_backend_factory();
+  const inference::BackendFactory backends = io::default_backend_factory(f.decision_cache);
   // Populations (and their inference backends) are built before the file exists: a missing model, plugin
   // or replay file is reported before anything runs or is written.
   // Set-up (plan solves, network games) shows progress on a terminal and stops on Ctrl-C like the steps.
@@ -180,7 +167,7 @@ int run_scenario(const RunFlags& f, const std::string& command_line) {
     const sim::ScenarioSpec& spec = specs[i];
     const std::string group = specs.size() == 1 ? "/" : fmt::format("/sweep_{:03d}", i);
     const std::string label =
-        specs.size() == 1 ? std::string("run") : fmt::format("run {}/{}", i + 1, specs.size());
+        f.label + (specs.size() == 1 ? std::string("run") : fmt::format("run {}/{}", i + 1, specs.size()));
     double setup_seconds = first_setup_seconds;
     auto simulation = i == 0 ? std::move(first) : set_up(spec, setup_seconds);
     total_setup_seconds += setup_seconds;
@@ -199,7 +186,7 @@ int run_scenario(const RunFlags& f, const std::string& command_line) {
     progress.finish();
     agent_steps += summary.agent_steps;
     seconds += summary.seconds;
-    if (!f.quiet) {
+    if (!f.quiet && f.run_lines) {
       std::string phases;
       for (const auto& ph : summary.phases) phases += fmt::format(" {} {:.2f}s", ph.name, ph.seconds);
       fmt::print(stderr, "{}{}: set-up {:.2f} s; {:.3g} agent-steps in {:.2f} s = {:.3g} agent-steps/s{}{}\n",
@@ -217,7 +204,9 @@ int run_scenario(const RunFlags& f, const std::string& command_line) {
     }
   }
   file.commit();
+  if (!f.run_lines && f.quiet) return 0;
   fmt::print(
+      f.run_lines ? stdout : stderr,
       "{}: {} run(s), set-up {:.2f} s, {:.3g} agent-steps in {:.2f} s ({:.3g} agent-steps/s){}; wrote {} "
       "({})\n",
       f.scenario, specs.size(), total_setup_seconds, agent_steps, seconds,
@@ -228,6 +217,33 @@ int run_scenario(const RunFlags& f, const std::string& command_line) {
 }
 
 }  // namespace
+
+std::string sweep_label(const sim::ScenarioSpec& spec) {
+  std::string out;
+  for (const auto& [key, value] : spec.sweep_point)
+    out += fmt::format("{}{}={:g}", out.empty() ? "" : ";", key, value);
+  return out;
+}
+
+int run_scenario(const RunFlags& flags, const std::string& command_line) {
+  int code = 0;
+  const StopSignals stop_signals;
+  try {
+    code = run_scenario_unguarded(flags, command_line);
+  } catch (const sim::Interrupted& e) {
+    const int signal = g_signal.load() != 0 ? g_signal.load() : SIGINT;
+    std::cerr << "\nherdsim run: " << e.what() << " (" << strsignal(signal)
+              << "); the output was left as a .partial file (complete = 0)\n";
+    code = 128 + signal;
+  } catch (const InputError& e) {
+    std::cerr << "herdsim run: " << e.what() << "\n";
+    code = 2;
+  } catch (const Error& e) {
+    std::cerr << "herdsim run: failed: " << e.what() << "\n";
+    code = 1;
+  }
+  return code;
+}
 
 void add_run_command(CLI::App& app, int argc, char** argv) {
   auto flags = std::make_shared<RunFlags>();
@@ -247,24 +263,12 @@ void add_run_command(CLI::App& app, int argc, char** argv) {
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   cmd->add_option("--set", flags->sets, "override a key: --set market.sigma=0.2 (repeatable)");
+  cmd->add_option("--cache", flags->decision_cache,
+                  "decision cache folder: model answers seen before (same model, adapters, prompt, sampling, "
+                  "seed) are read from it, new ones added (default: none)");
   cmd->add_flag("-q,--quiet", flags->quiet, "no progress or per-run lines");
   cmd->callback([flags, command_line]() {
-    int code = 0;
-    const StopSignals stop_signals;
-    try {
-      code = run_scenario(*flags, command_line);
-    } catch (const sim::Interrupted& e) {
-      const int signal = g_signal.load() != 0 ? g_signal.load() : SIGINT;
-      std::cerr << "\nherdsim run: " << e.what() << " (" << strsignal(signal)
-                << "); the output was left as a .partial file (complete = 0)\n";
-      code = 128 + signal;
-    } catch (const InputError& e) {
-      std::cerr << "herdsim run: " << e.what() << "\n";
-      code = 2;
-    } catch (const Error& e) {
-      std::cerr << "herdsim run: failed: " << e.what() << "\n";
-      code = 1;
-    }
+    const int code = run_scenario(*flags, command_line);
     if (code != 0) throw CLI::RuntimeError(code);
   });
 }
