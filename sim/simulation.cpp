@@ -13,6 +13,7 @@
 #include <cmath>
 #include <limits>
 
+#include "sim/large_matrix.hpp"
 #include "sim/memory.hpp"
 
 #include "sim/recording_plan.hpp"
@@ -57,9 +58,9 @@ Simulation::Simulation(ScenarioSpec spec, const PopulationFactory& make)
     pop.name = ps.name;
     pop.kind = ps.kind;
     pop.count = ps.count;
-    pop.wealth = Eigen::MatrixXd::Zero(ps.count, state_.paths);
-    pop.amount = Eigen::MatrixXd::Zero(ps.count, assets * state_.paths);
-    pop.previous_amount = Eigen::MatrixXd::Zero(ps.count, assets * state_.paths);
+    pop.wealth = filled_matrix(ps.count, state_.paths, 0.0);
+    pop.amount = filled_matrix(ps.count, assets * state_.paths, 0.0);
+    pop.previous_amount = filled_matrix(ps.count, assets * state_.paths, 0.0);
     populations_[i]->initialize(state_, pop);
   }
   compact_plans_.resize(populations_.size());
