@@ -338,6 +338,7 @@ class Recorder final : public sim::Observer {
   }
 
   [[nodiscard]] const sim::RecordingPlan* recording_plan() const override { return &plan_; }
+  [[nodiscard]] bool reads_amounts() const override { return plan_.records_amounts(); }
 
  private:
   struct Population {
@@ -680,9 +681,10 @@ class Recorder final : public sim::Observer {
     summarize_while(jobs_, [&] {
       for (std::size_t i = 0; i < populations_.size(); ++i) {
         Population& pop = populations_[i];
+        if (!pop.amount.valid()) continue;  // not recorded: the amounts may be empty (reads_amounts)
         const auto& amount = state.populations[i].amount;
         assert(amount.rows() == state.populations[i].count && amount.cols() == state.paths);
-        if (pop.amount.valid()) pop.amount.append(amount.data(), pop.space.get());
+        pop.amount.append(amount.data(), pop.space.get());
       }
     });
   }
