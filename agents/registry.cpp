@@ -119,7 +119,7 @@ std::unique_ptr<sim::Simulation> make_simulation(const sim::ScenarioSpec& spec,
   auto simulation = std::make_unique<sim::Simulation>(
       spec, [&backends](const sim::ScenarioSpec& own) { return make_populations(own, backends); });
   // What each kind records is what it declares (a programmer error otherwise).
-  const sim::RunState& state = simulation->state();
+  const sim::RunState& state = simulation->state_without_amounts();
   for (std::size_t i = 0; i < state.populations.size(); ++i) {
     std::vector<std::string> recorded;
     for (const auto& [name, values] : state.populations[i].params) recorded.push_back(name);

@@ -91,6 +91,12 @@ PopulationComparison compare_population(const RunFile& file, const RunGroupInfo&
     pc.protocol = to_name(invest->protocol);
     pc.problem = agents::scored_problem(invest->protocol);
   }
+  if ((!info.has_trajectories || info.recorded_agents == 0) && info.summary_stats.empty()) {
+    pc.metrics.notes.emplace_back(
+        "neither trajectories nor summaries recorded (record.trajectories = false, record.summaries = "
+        "false): the file holds the market only; run again with trajectories to analyse this population");
+    return pc;
+  }
   if (!info.has_trajectories || info.recorded_agents == 0) {
     pc.metrics.notes.emplace_back(
         "trajectories not recorded (record.trajectories = false or max_agents = 0): per-agent analysis needs "
@@ -426,7 +432,10 @@ void markdown_population(std::string& md, const PopulationComparison& pc) {
   if (!pc.protocol.empty())
     md += fmt::format(", protocol {} on leader {}, scored against {}", pc.protocol, pc.leader, pc.problem);
   md += fmt::format("; {} agents, {} analysed)\n\n", pc.count, pc.analysed_agents);
+  // The measures table, left out when no measure applies (e.g. a population recorded without trajectories).
+  const std::size_t table_start = md.size();
   md += "| measure | value |\n|---|---|\n";
+  const std::size_t rows_start = md.size();
   if (mt.decision_error) {
     const auto& de = *mt.decision_error;
     md += fmt::format("| decision MSE, amount (currency²) | {} |\n", fmt_num(de.amount.mse));
@@ -458,6 +467,7 @@ void markdown_population(std::string& md, const PopulationComparison& pc) {
     md += fmt::format("| volatility, annualised (median) | {} |\n", fmt_num(im.volatility.median));
     md += fmt::format("| maximum drawdown (median) | {} |\n", fmt_num(im.max_drawdown.median));
   }
+  if (md.size() == rows_start) md.resize(table_start);
   if (pc.table) {
     markdown_table(md, *pc.table, pc.table->mse_amount, "Decision MSE (amount, currency²)");
     markdown_table(md, *pc.table, pc.table->mse_proportion_pp, "Decision MSE (proportion, pp²)");

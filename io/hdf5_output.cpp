@@ -348,6 +348,7 @@ class Recorder final : public sim::Observer {
   }
 
   [[nodiscard]] const sim::RecordingPlan* recording_plan() const override { return &plan_; }
+  [[nodiscard]] bool reads_amounts() const override { return plan_.records_amounts(); }
 
  private:
   struct Population {
@@ -765,10 +766,10 @@ class Recorder final : public sim::Observer {
     summarize_while(jobs_, [&] {
       for (std::size_t i = 0; i < populations_.size(); ++i) {
         Population& pop = populations_[i];
+        if (!pop.amount.valid()) continue;  // not recorded: the amounts may be empty (reads_amounts)
         const auto& amount = state.populations[i].amount;
         assert(amount.rows() == state.populations[i].count && amount.cols() == state.paths * assets_);
-        if (pop.amount.valid())
-          pop.amount.append(amount.data(), assets_ > 1 ? pop.amount_space.get() : pop.space.get());
+        pop.amount.append(amount.data(), assets_ > 1 ? pop.amount_space.get() : pop.space.get());
       }
     });
   }

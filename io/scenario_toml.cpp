@@ -815,13 +815,18 @@ void read_record(TomlTable& in, sim::RecordSpec& rec, std::optional<int> run_pat
   rec.trajectories = in.boolean("trajectories").value_or(rec.trajectories);
   rec.summaries = in.boolean("summaries").value_or(rec.summaries);
   rec.enabled = in.boolean("enabled").value_or(rec.enabled);
-  if (rec.enabled && !rec.trajectories && !rec.summaries) {
-    in.report(
-        "summaries",
-        "with trajectories = false nothing would be recorded; set record.enabled = false to record nothing");
-  }
   rec.max_agents = static_cast<int>(in.integer("max_agents", 1).value_or(rec.max_agents));
   rec.compression = static_cast<int>(in.integer("compression", 0, 9).value_or(rec.compression));
+  // Trajectories and summaries off: the market (time/, market/) and the populations' attributes only, a
+  // market-only run. The keys that shape what is no longer recorded would be silently ignored: refused.
+  if (rec.enabled && !rec.trajectories && !rec.summaries) {
+    for (const std::string_view key : {"max_agents", "compression", "quantiles"}) {
+      if (in.has(key))
+        in.report(key,
+                  "has no effect with trajectories = false and summaries = false (only the market is "
+                  "recorded)");
+    }
+  }
   if (const auto* n = in.toml().get("paths")) {
     if (const auto* a = n->as_array()) {
       const std::int64_t max = run_paths ? *run_paths - 1 : int_max;

@@ -269,6 +269,7 @@ void advance_plan(const Eigen::MatrixXd& plan, const CompactPlan& compact, const
   const int m = steps.last - lo;
   const int skip = steps.first - lo;
   const double growth = deposit_growth;
+  const bool write_amounts = pop.amount.size() != 0;  // empty: nobody reads them (Simulation)
   const AdvanceFn advance = pick_advance();
   const FillFn fill = pick_fill();
   // Agents per tile: a tile's plan (tile x steps) in about 16 KiB, so that it stays in L1 between
@@ -323,6 +324,7 @@ void advance_plan(const Eigen::MatrixXd& plan, const CompactPlan& compact, const
         const auto advance_tile = [&](int p, int a0, int len, const double* t, std::ptrdiff_t ld) {
           advance(pop.wealth.col(p).data() + a0, t + skip * ld, ld, excess.col(p).data() + steps.first, n,
                   len, growth);
+          if (!write_amounts) return;
           stream_copy(pop.amount.col(p).data() + a0, t + (m - 1) * ld, len);
           if (steps.last > 1) stream_copy(pop.previous_amount.col(p).data() + a0, t + (m - 2) * ld, len);
         };

@@ -52,7 +52,8 @@ enum class FusedKernel {
 namespace fused_x86 {
 /// Advances `pop` through steps a..b-1 (`steps`) on every path: wealth X_a -> X_b by x <- x G + P_k e_k
 /// with P_k the plan's column k, then the state the step loop leaves after step b-1 (amount = P_{b-1},
-/// previous_amount = P_{b-2} when b > 1; nothing changes when a == b). `plan` is count x n
+/// previous_amount = P_{b-2} when b > 1, unless pop.amount is empty: then amounts are left alone; nothing
+/// changes when a == b). `plan` is count x n
 /// (theory_amount, the whole run), `compact` its compact_plan (or empty), `excess` n x paths (e of step
 /// k on path p; only rows a..b-1 are read), `deposit_growth` G; currency units. Advancing 0..b in
 /// several ranges gives the bits of one range. Parallel over the current task arena, the same bits for

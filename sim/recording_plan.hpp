@@ -4,6 +4,7 @@
 // an observer needs; writers (io/hdf5_output.cpp, a per-rank or other-format writer) only write what the
 // plan names, in the shapes it gives. Step numbering follows Observer: state rows s = 0..steps (X_s, S_s),
 // decision rows k = 0..steps-1 (P_k and the market move of step k).
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -47,6 +48,11 @@ class RecordingPlan {
   [[nodiscard]] bool summaries() const { return enabled() && record_.summaries; }
   [[nodiscard]] const std::vector<double>& quantiles() const { return record_.quantiles; }
   [[nodiscard]] int stats_per_row() const { return 4 + static_cast<int>(record_.quantiles.size()); }
+  /// Whether anything recorded reads amounts (summaries, or some population's trajectories).
+  [[nodiscard]] bool records_amounts() const {
+    return summaries() || std::any_of(populations_.begin(), populations_.end(),
+                                      [](const RecordedPopulation& p) { return p.trajectories(); });
+  }
   /// gzip level 0..9 for trajectory datasets.
   [[nodiscard]] int compression() const { return record_.compression; }
 

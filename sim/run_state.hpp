@@ -65,6 +65,10 @@ struct PopulationState {
   Eigen::MatrixXd wealth;
   /// AMOUNT in each asset chosen at the last decision, currency units: count x (assets x paths), columns
   /// [a paths, (a + 1) paths) = asset a (count x paths like wealth; one asset: count x paths).
+  /// A plan's amounts (a path-independent population: every column its decision) are allocated at their
+  /// first reader: the step loop, an observer that reads amounts (Observer::reads_amounts) or
+  /// Simulation::state(); until then (a fused run watched by such observers only) amount and
+  /// previous_amount are empty (0 x 0).
   Eigen::MatrixXd amount;
   /// The decision before that (P_{k-1} while step k is decided): what adaptive agents observe, so
   /// that no decision depends on the order in which populations decide.

@@ -1,5 +1,6 @@
 #include "sim/simulation.hpp"
 
+#include <tbb/blocked_range.h>
 #include <tbb/blocked_range2d.h>
 #include <tbb/parallel_for.h>
 #include <tbb/partitioner.h>
@@ -9,10 +10,12 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cassert>
 #include <chrono>
 #include <cmath>
 #include <limits>
 
+#include "sim/large_matrix.hpp"
 #include "sim/memory.hpp"
 
 #include "sim/recording_plan.hpp"
@@ -36,6 +39,19 @@ int agent_grain(const Population& p) {
   return p.decision_cost() > 10.0 ? 16 : 4096;
 }
 
+/// count x cols, every column the plan's decision k (the amounts the step loop holds: its copy, bit for
+/// bit), zero for k < 0 (before the first decision); written in parallel.
+Eigen::MatrixXd repeated_decision(const PopulationState& pop, int k, Eigen::Index cols) {
+  if (k < 0 || pop.count == 0) return filled_matrix(pop.count, cols, 0.0);
+  Eigen::MatrixXd out = large_matrix(pop.count, cols);
+  tbb::parallel_for(tbb::blocked_range<Eigen::Index>(0, cols, 1),
+                    [&](const tbb::blocked_range<Eigen::Index>& r) {
+                      for (Eigen::Index c = r.begin(); c != r.end(); ++c)
+                        out.col(c) = pop.theory_amount.col(k);
+                    });
+  return out;
+}
+
 }  // namespace
 
 Simulation::Simulation(ScenarioSpec spec, const PopulationFactory& make)
@@ -57,9 +73,13 @@ Simulation::Simulation(ScenarioSpec spec, const PopulationFactory& make)
     pop.name = ps.name;
     pop.kind = ps.kind;
     pop.count = ps.count;
-    pop.wealth = Eigen::MatrixXd::Zero(ps.count, state_.paths);
-    pop.amount = Eigen::MatrixXd::Zero(ps.count, assets * state_.paths);
-    pop.previous_amount = Eigen::MatrixXd::Zero(ps.count, assets * state_.paths);
+    pop.wealth = filled_matrix(ps.count, state_.paths, 0.0);
+    // A plan's amounts wait for their first reader (fill_deferred_amounts): a fused run nobody watches
+    // the amounts of never writes them (2 x 160 MB at 10^5 agents x 200 paths).
+    if (!populations_[i]->path_independent()) {
+      pop.amount = filled_matrix(ps.count, assets * state_.paths, 0.0);
+      pop.previous_amount = filled_matrix(ps.count, assets * state_.paths, 0.0);
+    }
     populations_[i]->initialize(state_, pop);
   }
   compact_plans_.resize(populations_.size());
@@ -67,6 +87,22 @@ Simulation::Simulation(ScenarioSpec spec, const PopulationFactory& make)
     // The fused kernel runs one asset's plans only (Simulation::run).
     if (populations_[i]->path_independent() && assets == 1)
       compact_plans_[i] = compact_plan(state_.populations[i].theory_amount);
+  }
+}
+
+const RunState& Simulation::state() {
+  fill_deferred_amounts();
+  return state_;
+}
+
+void Simulation::fill_deferred_amounts() {
+  const Eigen::Index cols = static_cast<Eigen::Index>(market_->assets()) * state_.paths;
+  for (auto& pop : state_.populations) {
+    if (pop.amount.cols() == cols) continue;
+    // Only the fused kernel (one asset) advances a plan without writing its amounts.
+    assert(steps_done_ == 0 || cols == state_.paths);
+    pop.amount = repeated_decision(pop, steps_done_ - 1, cols);
+    pop.previous_amount = repeated_decision(pop, steps_done_ - 2, cols);
   }
 }
 
@@ -144,7 +180,8 @@ void Simulation::throw_non_finite(std::size_t i, int k, int p, bool by_end) cons
       "population '{}': wealth became {} {} step {} on path {} (agent {}: amount {}; market price {}, excess "
       "return {}); the parameters leave the range where the model keeps double precision",
       pop.name, std::isnan(pop.wealth(agent, p)) ? "NaN" : "infinite", by_end ? "by" : "at", k, p, agent,
-      pop.amount(agent, p), state_.market.price(p, 0), market_->settlement().excess(p, 0)));
+      pop.amount.size() != 0 ? pop.amount(agent, p) : pop.theory_amount(agent, k), state_.market.price(p, 0),
+      market_->settlement().excess(p, 0)));
 }
 
 void Simulation::check_finite_after_fused(const Eigen::MatrixXd& excess, int first, int last) const {
@@ -192,7 +229,10 @@ RunSummary Simulation::run(const RunOptions& options) {
   bool fusable = options.allow_fused && market_->exogenous() && market_->assets() == 1;
   for (const auto& p : populations_) fusable = fusable && p->path_independent();
   for (const auto* o : observers_) fusable = fusable && o->recording_plan() != nullptr;
+  const bool amounts_read = !fusable || std::any_of(observers_.begin(), observers_.end(),
+                                                    [](const Observer* o) { return o->reads_amounts(); });
   arena.execute([&] {
+    if (amounts_read) fill_deferred_amounts();  // then the fused kernel writes them as the step loop does
     if (fusable) {
       run_fused(options, summary);
       return;
@@ -207,6 +247,7 @@ RunSummary Simulation::run(const RunOptions& options) {
         (this->*phases_[ph].run)(k);
         summary.phases[ph].seconds += seconds_since(tp);
       }
+      steps_done_ = k + 1;
       for (auto* o : observers_) o->on_step(k, state_);
       for (auto& pop : state_.populations) {
         if (pop.inference) pop.inference->pending.clear();  // written by the observers; bounded memory
@@ -258,6 +299,7 @@ void Simulation::run_fused(const RunOptions& options, RunSummary& summary) {
         options.progress(
             first + (last - first) * static_cast<int>(i + 1) / static_cast<int>(populations_.size()), n);
     }
+    steps_done_ = last;
     check_finite_after_fused(excess, first, last);  // O(state) per segment: the step loop checks in settle()
     if (watched) {
       for (auto* o : observers_) o->on_step(last - 1, state_);

@@ -70,7 +70,14 @@ class Simulation {
   /// Runs all steps; throws Interrupted when cancelled. Call once.
   RunSummary run(const RunOptions& options = {});
 
-  [[nodiscard]] const RunState& state() const { return state_; }
+  /// The whole state: what the step loop holds after the steps run so far (before the run: X_0, amounts
+  /// zero). The amounts of plans a fused run did not write (no observer reads amounts) are filled in
+  /// here, once, from the plans: the first call after such a run writes 2 x count x paths doubles each.
+  [[nodiscard]] const RunState& state();
+  /// state() as it stands, without filling anything in: the amount and previous_amount of a
+  /// path-independent population may be empty (0 x 0) until the step loop, an observer that reads amounts
+  /// or state() needs them. For readers of anything else (shapes, wealth, accounting).
+  [[nodiscard]] const RunState& state_without_amounts() const { return state_; }
 
  private:
   [[nodiscard]] DecisionContext context(int k) const;
@@ -79,6 +86,9 @@ class Simulation {
   void move_market(int k);
   void settle(int k);
   void run_fused(const RunOptions& options, RunSummary& summary);
+  /// Allocates the amounts left empty (path-independent populations) with the values the step loop holds
+  /// after steps_done_ steps: amount P_{k-1}, previous_amount P_{k-2}, zero before the first decision.
+  void fill_deferred_amounts();
   /// Throws Error naming population i, step k and path p, whose wealth became inf or NaN (by_end: some
   /// time up to step k, for the fused kernel, which checks once per segment).
   [[noreturn]] void throw_non_finite(std::size_t i, int k, int p, bool by_end) const;
@@ -106,6 +116,7 @@ class Simulation {
   std::unique_ptr<Market> market_;  ///< moves state_.market; settlement's coefficients
   /// Per population: its plan in compact form (built once, for path-independent populations).
   std::vector<CompactPlan> compact_plans_;
+  int steps_done_ = 0;  ///< steps advanced so far (the step loop or the fused kernel)
 };
 
 }  // namespace herdsim::sim

@@ -217,7 +217,16 @@ class Population:
         of a large run: ``pop.dataset("amount")[:, 0, agents]``), or None when it was not recorded."""
         return self._h5[name] if name in self._h5 else None
 
+    def _require_some_record(self):
+        """KeyError when the population was recorded with neither trajectories nor summaries (a market-only
+        run: the file holds time/, market/ and the population's attributes)."""
+        if not self.has_trajectories and not self.has_summary:
+            raise KeyError(f"population '{self.name}' in {self.group} was recorded with neither trajectories nor "
+                           "summaries (record.trajectories = false, record.summaries = false): only the market "
+                           "is in the file")
+
     def _read(self, name):
+        self._require_some_record()
         if name not in self._h5:
             raise KeyError(f"population '{self.name}' in {self.group} has no {name} (see [record] in the scenario)")
         return self._h5[name][()]
@@ -258,6 +267,7 @@ class Population:
             raise RunFileError(f"{self.run.path}: {self.group} has several assets (schema 2): to_pandas() "
                                "builds one-asset tables only; read amount (D, N, P, M) directly")
         if not self.has_trajectories:
+            self._require_some_record()
             return self._summary_frame(pd, quantity)
         rows = self.step if quantity != "amount" else self.decision_step
         s, p, m = len(rows), len(self.paths), self.recorded_agents
@@ -298,6 +308,7 @@ class Population:
         """An xarray.Dataset: wealth (step, path, agent); amount and theory_amount (decision_step, path,
         agent) / (decision_step, agent), theory taken at the recorded decision steps; coords t (on step),
         path, agent, and every parameter as an agent coordinate."""
+        self._require_some_record()
         xr = _import("xarray", "to_xarray()")
         m = self.recorded_agents
         coords = {"step": self.step, "t": ("step", self.t), "decision_step": self.decision_step,

@@ -15,6 +15,7 @@
 
 #include "build_flags.hpp"
 #include "llama_log.hpp"
+#include "utf8.hpp"
 
 namespace herdsim::llama {
 
@@ -24,48 +25,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using nlohmann::json;
-
-/// Replaces invalid UTF-8 (a generation cut inside a character, stray bytes) by U+FFFD.
-std::string valid_utf8(const std::string& s) {
-  std::string out;
-  out.reserve(s.size());
-  std::size_t i = 0;
-  while (i < s.size()) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    std::size_t len = 0;
-    std::uint32_t cp = 0;
-    if (c < 0x80) {
-      len = 1;
-      cp = c;
-    } else if ((c & 0xE0U) == 0xC0U) {
-      len = 2;
-      cp = c & 0x1FU;
-    } else if ((c & 0xF0U) == 0xE0U) {
-      len = 3;
-      cp = c & 0x0FU;
-    } else if ((c & 0xF8U) == 0xF0U) {
-      len = 4;
-      cp = c & 0x07U;
-    }
-    bool ok = len > 0 && i + len <= s.size();
-    for (std::size_t k = 1; ok && k < len; ++k) {
-      const auto cc = static_cast<unsigned char>(s[i + k]);
-      ok = (cc & 0xC0U) == 0x80U;
-      cp = (cp << 6U) | (cc & 0x3FU);
-    }
-    // Overlong forms, surrogates and values past U+10FFFF are invalid too.
-    static constexpr std::uint32_t min_cp[5] = {0, 0, 0x80, 0x800, 0x10000};
-    ok = ok && cp >= min_cp[len] && cp <= 0x10FFFF && (cp < 0xD800 || cp > 0xDFFF);
-    if (ok) {
-      out.append(s, i, len);
-      i += len;
-    } else {
-      out += "\xEF\xBF\xBD";
-      ++i;
-    }
-  }
-  return out;
-}
 
 /// The GGUF check of a model or adapter file; its errors are model errors.
 gguf::Info check_gguf(const std::string& path, const char* what) {
@@ -350,7 +309,10 @@ std::string LlamaEngine::detokenize(const std::vector<llama_token>& tokens) cons
   }
   if (n < 0) fail(HERDSIM_ERR_INTERNAL, "llama_detokenize failed");
   text.resize(static_cast<std::size_t>(n));
-  return valid_utf8(text);
+  // Invalid UTF-8 (a generation cut inside a character, stray bytes) becomes U+FFFD.
+  std::string valid;
+  utf8::append_valid(text, valid);
+  return valid;
 }
 
 void LlamaEngine::batch_add(llama_token token, llama_pos pos, llama_seq_id seq, bool logits) {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "sim/error.hpp"
+#include "sim/inference/utf8.hpp"
 
 namespace herdsim::investalign {
 
@@ -66,64 +67,15 @@ json first_json_object(std::string_view text, std::string_view* block) {
   return json(json::value_t::discarded);
 }
 
-/// Length of the UTF-8 sequence starting at s[i] (RFC 3629: no overlong form, surrogate or value past
-/// U+10FFFF), or 0 when no valid sequence starts there.
-std::size_t utf8_length_at(std::string_view s, std::size_t i) {
-  const auto c = static_cast<unsigned char>(s[i]);
-  if (c < 0x80U) return 1;
-  std::size_t len = 0;
-  std::uint32_t cp = 0;
-  if ((c & 0xE0U) == 0xC0U) {
-    len = 2;
-    cp = c & 0x1FU;
-  } else if ((c & 0xF0U) == 0xE0U) {
-    len = 3;
-    cp = c & 0x0FU;
-  } else if ((c & 0xF8U) == 0xF0U) {
-    len = 4;
-    cp = c & 0x07U;
-  } else {
-    return 0;
-  }
-  if (i + len > s.size()) return 0;
-  for (std::size_t k = 1; k < len; ++k) {
-    const auto cc = static_cast<unsigned char>(s[i + k]);
-    if ((cc & 0xC0U) != 0x80U) return 0;
-    cp = (cp << 6U) | (cc & 0x3FU);
-  }
-  static constexpr std::uint32_t min_cp[5] = {0, 0, 0x80, 0x800, 0x10000};
-  const bool ok = cp >= min_cp[len] && cp <= 0x10FFFF && (cp < 0xD800 || cp > 0xDFFF);
-  return ok ? len : 0;
-}
-
-bool is_valid_utf8(std::string_view s) {
-  for (std::size_t i = 0; i < s.size();) {
-    const std::size_t len = utf8_length_at(s, i);
-    if (len == 0) return false;
-    i += len;
-  }
-  return true;
-}
-
 /// The text with every byte that starts no valid UTF-8 sequence replaced by U+FFFD (in storage), or the text
 /// itself when it is valid. Model output is bytes: a JSON parser refuses invalid UTF-8, and llama.cpp's
 /// grammar admits overlong forms and surrogates wherever a negated class admits a character, so an answer
 /// the grammar admits could otherwise fail to parse. ASCII bytes are never replaced: braces, quotes and
 /// backslashes stay where they were.
 std::string_view as_valid_utf8(std::string_view text, std::string& storage) {
-  if (is_valid_utf8(text)) return text;
+  if (utf8::is_valid(text)) return text;
   storage.clear();
-  storage.reserve(text.size() + 8);
-  for (std::size_t i = 0; i < text.size();) {
-    const std::size_t len = utf8_length_at(text, i);
-    if (len == 0) {
-      storage += "\xEF\xBF\xBD";
-      ++i;
-    } else {
-      storage.append(text.substr(i, len));
-      i += len;
-    }
-  }
+  utf8::append_valid(text, storage);
   return storage;
 }
 
@@ -361,7 +313,7 @@ std::string format_answer(const AnswerSchema& schema, std::string_view explanati
       throw InputError("format_answer: the explanation contains a control character");
     }
   }
-  if (!is_valid_utf8(explanation)) throw InputError("format_answer: the explanation is not valid UTF-8");
+  if (!utf8::is_valid(explanation)) throw InputError("format_answer: the explanation is not valid UTF-8");
   std::string out = "{";
   out += json(std::string(key_explanation)).dump();
   out += ": ";

@@ -621,8 +621,20 @@ colour = "red"
     CHECK_PROBLEM(advisor + "[record]\ntrajectories = 1\n", "record.trajectories", "must be true or false");
     CHECK_PROBLEM(advisor + "[record]\nenabled = \"yes\"\n", "record.enabled", "must be true or false");
     CHECK_PROBLEM(advisor + "[record]\nsummaries = 0\n", "record.summaries", "must be true or false");
-    CHECK_PROBLEM(advisor + "[record]\ntrajectories = false\nsummaries = false\n", "record.summaries",
-                  "nothing would be recorded");
+    // Neither trajectories nor summaries: a market-only run, valid; the keys that shape only what is then
+    // not recorded are refused rather than ignored.
+    const std::string market_only = advisor + "[record]\ntrajectories = false\nsummaries = false\n";
+    CHECK_VALID(market_only);
+    const auto only_market = parse_scenario(market_only, "t.toml");
+    REQUIRE(only_market.size() == 1);
+    CHECK_FALSE(only_market[0].record.trajectories);
+    CHECK_FALSE(only_market[0].record.summaries);
+    CHECK(only_market[0].record.enabled);
+    CHECK_PROBLEM(market_only + "max_agents = 10\n", "record.max_agents",
+                  "has no effect with trajectories = false");
+    CHECK_PROBLEM(market_only + "compression = 4\n", "record.compression", "only the market is recorded");
+    CHECK_PROBLEM(market_only + "quantiles = [0.5]\n", "record.quantiles", "has no effect");
+    CHECK_VALID(market_only + "enabled = false\nmax_agents = 10\n");
     const auto specs = parse_scenario(advisor + "[record]\nsummaries = false\n", "t.toml");
     REQUIRE(specs.size() == 1);
     CHECK_FALSE(specs[0].record.summaries);

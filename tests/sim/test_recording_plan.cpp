@@ -143,6 +143,30 @@ TEST_SUITE("recording plan") {
     CHECK(plan.populations()[0].agents == 4);
   }
 
+  TEST_CASE("trajectories and summaries off: the market's rows only") {
+    RecordSpec record;
+    record.every = 100;
+    record.trajectories = false;
+    record.summaries = false;
+    const RecordingPlan plan(record, shape(100, 200, {100000}));
+    CHECK(plan.enabled());
+    CHECK_FALSE(plan.summaries());
+    REQUIRE(plan.populations().size() == 1);
+    CHECK_FALSE(plan.populations()[0].trajectories());
+    CHECK(plan.populations()[0].count == 100000);
+    // time/ and market/ rows: states 0 and 100, decision 0; the observer sees steps 0 and 99 only.
+    CHECK(state_steps(plan) == std::vector<int>{0, 100});
+    CHECK(decision_steps(plan) == std::vector<int>{0});
+    CHECK(plan.state_rows() == 2);
+    CHECK(plan.decision_rows() == 1);
+    std::vector<int> seen;
+    for (int k = 0; k < 100; ++k) {
+      if (plan.records_after_step(k)) seen.push_back(k);
+    }
+    CHECK(seen == std::vector<int>{0, 99});
+    CHECK_FALSE(plan.keeps_decision_wealth(0));
+  }
+
   TEST_CASE("disabled: nothing at any step, and the paths are not checked") {
     RecordSpec record;
     record.enabled = false;

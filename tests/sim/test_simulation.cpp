@@ -335,6 +335,54 @@ TEST_SUITE("sim.simulation") {
     }
   }
 
+  TEST_CASE(
+      "a fused run whose observers read no amounts leaves them unwritten; state() then holds the loop's") {
+    // Reads wealth after the steps its plan names, never an amount.
+    struct WealthOnly final : sim::Observer {
+      explicit WealthOnly(const sim::RecordingPlan& p) : plan(p) {}
+      void on_start(const sim::RunState&) override {}
+      void on_step(int /*k*/, const sim::RunState& s) override {
+        ++calls;
+        for (const auto& p : s.populations)
+          unwritten = unwritten && p.amount.size() == 0 && p.previous_amount.size() == 0;
+      }
+      void on_finish(const sim::RunState&) override {}
+      [[nodiscard]] const sim::RecordingPlan* recording_plan() const override { return &plan; }
+      [[nodiscard]] bool reads_amounts() const override { return false; }
+      sim::RecordingPlan plan;
+      bool unwritten = true;
+      int calls = 0;
+    };
+    for (const double horizon : {10.0, 0.25}) {  // 40 steps; one step (previous_amount stays zero)
+      CAPTURE(horizon);
+      auto spec = test::paper_spec(5, agents::Policy::plan);
+      spec.run.horizon = horizon;
+      spec.run.steps_per_year = 4;
+      spec.record.every = 7;
+      auto looped = agents::make_simulation(spec);
+      sim::RunOptions loop_opt;
+      loop_opt.allow_fused = false;
+      CHECK_FALSE(looped->run(loop_opt).fused);
+      auto fused = agents::make_simulation(spec);
+      WealthOnly observer(sim::RecordingPlan(spec.record, fused->state_without_amounts()));
+      fused->add_observer(&observer);
+      CHECK(fused->run().fused);
+      CHECK(observer.calls > 0);
+      CHECK(observer.unwritten);
+      for (const auto& pop : fused->state_without_amounts().populations) CHECK(pop.amount.size() == 0);
+      const auto& a = fused->state();
+      const auto& b = looped->state();
+      REQUIRE(a.populations.size() == b.populations.size());
+      for (std::size_t p = 0; p < a.populations.size(); ++p) {
+        CAPTURE(p);
+        const auto& x = a.populations[p];
+        const auto& y = b.populations[p];
+        CHECK(y.amount.size() > 0);
+        CHECK(same_bits({x.wealth, x.amount, x.previous_amount}, {y.wealth, y.amount, y.previous_amount}));
+      }
+    }
+  }
+
   TEST_CASE("the fused kernel matches the step loop across tiles, tasks, compact and full plans") {
     // Followers on a grid (a compact plan: 9 distinct rows, period 9), Merton investors with a distribution
     // of alpha (every row distinct: the full plan), counts that leave partial chunks, tiles and tasks.

@@ -8,15 +8,13 @@ Usage: test_compare.py PATH_TO_HERDSIM SCENARIO_DIR
 import glob
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import unittest
 
 import h5py
 
-HERDSIM = None
-SCENARIOS = None
+import support
+from support import herdsim
 
 TOP_KEYS = {"schema", "schema_version", "herdsim_version", "run_file", "created", "options", "runs"}
 RUN_KEYS = {"group", "sweep_point", "steps", "dt", "every", "paths", "wealth_update", "populations"}
@@ -59,10 +57,6 @@ wealth = 10.0
 """
 
 
-def run(args, **kw):
-    return subprocess.run([HERDSIM] + args, capture_output=True, text=True, timeout=600, **kw)
-
-
 def population(doc, name, run_index=0):
     for p in doc["runs"][run_index]["populations"]:
         if p["name"] == name:
@@ -72,16 +66,16 @@ def population(doc, name, run_index=0):
 
 class CompareLibrary(unittest.TestCase):
     def test_every_library_scenario(self):
-        for path in sorted(glob.glob(os.path.join(SCENARIOS, "*.toml"))):
+        for path in sorted(glob.glob(os.path.join(support.SCENARIOS, "*.toml"))):
             name = os.path.basename(path)
             with self.subTest(scenario=name), tempfile.TemporaryDirectory() as d:
                 out = os.path.join(d, "run.h5")
                 args = ["run", path, "-o", out, "-q", "--set", "run.paths=3"]
                 if name == "large.toml":
                     args += ["--set", "population.followers.count=2000"]
-                res = run(args)
+                res = herdsim(*args)
                 self.assertEqual(res.returncode, 0, res.stderr)
-                res = run(["compare", out, "--format", "json", "-q"])
+                res = herdsim("compare", out, "--format", "json", "-q")
                 self.assertEqual(res.returncode, 0, res.stderr)
                 doc = json.loads(res.stdout)
                 self.assertEqual(set(doc), TOP_KEYS)
@@ -101,7 +95,7 @@ class CompareLibrary(unittest.TestCase):
                 sidecar = os.path.join(d, "run.analysis.json")
                 with open(sidecar) as f:
                     self.assertEqual(json.load(f)["runs"], doc["runs"])
-                res = run(["compare", out, "-q", "--no-sidecar"])
+                res = herdsim("compare", out, "-q", "--no-sidecar")
                 self.assertEqual(res.returncode, 0, res.stderr)
                 self.assertIn("# herdsim compare", res.stdout)
 
@@ -110,15 +104,13 @@ class CompareValidation(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.TemporaryDirectory()
-        cls.scenario = os.path.join(cls.tmp.name, "validation.toml")
-        with open(cls.scenario, "w") as f:
-            f.write(VALIDATION_SCENARIO)
+        cls.scenario = support.write_scenario(cls.tmp.name, "validation.toml", VALIDATION_SCENARIO)
         cls.docs = []
         for seed in range(1, 11):
             out = os.path.join(cls.tmp.name, f"run{seed}.h5")
-            res = run(["run", cls.scenario, "-o", out, "-q", "--set", f"run.seed={seed}"])
+            res = herdsim("run", cls.scenario, "-o", out, "-q", "--set", f"run.seed={seed}")
             assert res.returncode == 0, res.stderr
-            res = run(["compare", out, "--format", "json", "-q", "--no-sidecar"])
+            res = herdsim("compare", out, "--format", "json", "-q", "--no-sidecar")
             assert res.returncode == 0, res.stderr
             cls.docs.append(json.loads(res.stdout))
 
@@ -175,67 +167,66 @@ class CompareValidation(unittest.TestCase):
         self.assertEqual(herd_lsv, 10)
 
 
-class CompareSideBySide(unittest.TestCase):
+class CompareSideBySide(support.TempDirTest):
     def test_two_runs_side_by_side(self):
-        with tempfile.TemporaryDirectory() as d:
-            files = []
-            for seed in (1, 2):
-                out = os.path.join(d, f"run{seed}.h5")
-                res = run(["run", os.path.join(SCENARIOS, "quickstart.toml"), "-o", out, "-q",
-                           "--set", "run.paths=4", "--set", f"run.seed={seed}"])
-                self.assertEqual(res.returncode, 0, res.stderr)
-                files.append(out)
-            res = run(["compare"] + files + ["--format", "json", "-q"])
+        d = self.dir
+        files = []
+        for seed in (1, 2):
+            out = os.path.join(d, f"run{seed}.h5")
+            res = herdsim("run", os.path.join(support.SCENARIOS, "quickstart.toml"), "-o", out, "-q",
+                          "--set", "run.paths=4", "--set", f"run.seed={seed}")
             self.assertEqual(res.returncode, 0, res.stderr)
-            doc = json.loads(res.stdout)
-            self.assertEqual(doc["schema"], "herdsim-analysis-set")
-            self.assertEqual([a["run_file"] for a in doc["analyses"]], files)
-            for f in files:  # each file still gets its own sidecar
-                self.assertTrue(os.path.exists(f.replace(".h5", ".analysis.json")))
-            res = run(["compare"] + files + ["-q"])
-            self.assertEqual(res.returncode, 0, res.stderr)
-            self.assertIn("side by side", res.stdout)
-            self.assertIn("| / | adaptive | decision MSE, amount |", res.stdout)
+            files.append(out)
+        res = herdsim("compare", *files, "--format", "json", "-q")
+        self.assertEqual(res.returncode, 0, res.stderr)
+        doc = json.loads(res.stdout)
+        self.assertEqual(doc["schema"], "herdsim-analysis-set")
+        self.assertEqual([a["run_file"] for a in doc["analyses"]], files)
+        for f in files:  # each file still gets its own sidecar
+            self.assertTrue(os.path.exists(f.replace(".h5", ".analysis.json")))
+        res = herdsim("compare", *files, "-q")
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertIn("side by side", res.stdout)
+        self.assertIn("| / | adaptive | decision MSE, amount |", res.stdout)
 
 
-class CompareErrors(unittest.TestCase):
+class CompareErrors(support.TempDirTest):
     def test_missing_incomplete_and_foreign_files(self):
-        with tempfile.TemporaryDirectory() as d:
-            res = run(["compare", os.path.join(d, "none.h5")])
-            self.assertEqual(res.returncode, 2)
-            self.assertIn("no such file", res.stderr)
-            foreign = os.path.join(d, "foreign.h5")
-            with h5py.File(foreign, "w") as f:
-                f["x"] = [1, 2, 3]
-            res = run(["compare", foreign])
-            self.assertEqual(res.returncode, 2)
-            self.assertIn("not a herdsim run file", res.stderr)
-            partial = os.path.join(d, "partial.h5")
-            res = run(["run", os.path.join(SCENARIOS, "quickstart.toml"), "-o", partial, "-q",
-                       "--set", "run.paths=2"])
-            self.assertEqual(res.returncode, 0, res.stderr)
-            with h5py.File(partial, "r+") as f:
-                f.attrs["complete"] = 0
-            res = run(["compare", partial])
-            self.assertEqual(res.returncode, 2)
-            self.assertIn("incomplete", res.stderr)
-            self.assertFalse(os.path.exists(os.path.join(d, "partial.analysis.json")))
+        d = self.dir
+        res = herdsim("compare", os.path.join(d, "none.h5"))
+        self.assertEqual(res.returncode, 2)
+        self.assertIn("no such file", res.stderr)
+        foreign = os.path.join(d, "foreign.h5")
+        with h5py.File(foreign, "w") as f:
+            f["x"] = [1, 2, 3]
+        res = herdsim("compare", foreign)
+        self.assertEqual(res.returncode, 2)
+        self.assertIn("not a herdsim run file", res.stderr)
+        partial = os.path.join(d, "partial.h5")
+        res = herdsim("run", os.path.join(support.SCENARIOS, "quickstart.toml"), "-o", partial, "-q",
+                      "--set", "run.paths=2")
+        self.assertEqual(res.returncode, 0, res.stderr)
+        with h5py.File(partial, "r+") as f:
+            f.attrs["complete"] = 0
+        res = herdsim("compare", partial)
+        self.assertEqual(res.returncode, 2)
+        self.assertIn("incomplete", res.stderr)
+        self.assertFalse(os.path.exists(os.path.join(d, "partial.analysis.json")))
 
     def test_output_file_is_written_whole(self):
-        with tempfile.TemporaryDirectory() as d:
-            out = os.path.join(d, "run.h5")
-            res = run(["run", os.path.join(SCENARIOS, "quickstart.toml"), "-o", out, "-q", "--set", "run.paths=4"])
-            self.assertEqual(res.returncode, 0, res.stderr)
-            md = os.path.join(d, "report.md")
-            res = run(["compare", out, "-o", md, "-q"])
-            self.assertEqual(res.returncode, 0, res.stderr)
-            with open(md) as f:
-                text = f.read()
-            self.assertIn("Decision MSE (amount", text)
-            self.assertIn("| lottery_prob |", text)
-            self.assertEqual(sorted(os.listdir(d)), ["report.md", "run.analysis.json", "run.h5"])
+        d = self.dir
+        out = os.path.join(d, "run.h5")
+        res = herdsim("run", os.path.join(support.SCENARIOS, "quickstart.toml"), "-o", out, "-q", "--set", "run.paths=4")
+        self.assertEqual(res.returncode, 0, res.stderr)
+        md = os.path.join(d, "report.md")
+        res = herdsim("compare", out, "-o", md, "-q")
+        self.assertEqual(res.returncode, 0, res.stderr)
+        with open(md) as f:
+            text = f.read()
+        self.assertIn("Decision MSE (amount", text)
+        self.assertIn("| lottery_prob |", text)
+        self.assertEqual(sorted(os.listdir(d)), ["report.md", "run.analysis.json", "run.h5"])
 
 
 if __name__ == "__main__":
-    HERDSIM, SCENARIOS = sys.argv[1], sys.argv[2]
-    unittest.main(argv=sys.argv[:1], verbosity=1)
+    support.main(scenarios=True)

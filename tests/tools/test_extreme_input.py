@@ -8,17 +8,13 @@ Usage: test_extreme_input.py PATH_TO_HERDSIM SCENARIO_DIR
 """
 import os
 import signal
-import subprocess
-import sys
-import tempfile
 import time
-import unittest
 
 import h5py
 import numpy as np
 
-HERDSIM = None
-SCENARIOS = None
+import support
+from support import herdsim
 
 SMALL = """
 [run]
@@ -54,27 +50,7 @@ wealth = 10.0
 """
 
 
-def herdsim(*args, timeout=120):
-    return subprocess.run([HERDSIM, *args], capture_output=True, text=True, errors="replace", timeout=timeout)
-
-
-class ExtremeInput(unittest.TestCase):
-    def setUp(self):
-        self.tmp = tempfile.TemporaryDirectory()
-        self.dir = self.tmp.name
-
-    def tearDown(self):
-        self.tmp.cleanup()
-
-    def path(self, name):
-        return os.path.join(self.dir, name)
-
-    def scenario(self, text, name="s.toml"):
-        path = self.path(name)
-        with open(path, "w") as f:
-            f.write(text)
-        return path
-
+class ExtremeInput(support.TempDirTest):
     def assert_clean_failure(self, res, code, *needles):
         """Exit `code`, no escaped exception, no crash, and the message says what is wrong."""
         self.assertEqual(res.returncode, code, f"stdout: {res.stdout}\nstderr: {res.stderr}")
@@ -94,7 +70,7 @@ class ExtremeInput(unittest.TestCase):
                 self.assert_clean_failure(herdsim("theory", *args), 2, flag, "CARA alpha")
 
     def test_scenario_extreme_alphas_are_rejected_by_validate_and_run(self):
-        quickstart = os.path.join(SCENARIOS, "quickstart.toml")
+        quickstart = os.path.join(support.SCENARIOS, "quickstart.toml")
         for override, key in (("population[1].alpha=1e300", "population[1].alpha"),
                               ("population[0].alpha=1e-300", "population[0].alpha"),
                               ("population.followers.alpha={lottery_prob=0.30000000000000004}",
@@ -118,7 +94,7 @@ class ExtremeInput(unittest.TestCase):
         self.assertFalse(os.path.exists(self.path("s.h5.partial")))
 
     def test_set_population_index_out_of_any_range(self):
-        quickstart = os.path.join(SCENARIOS, "quickstart.toml")
+        quickstart = os.path.join(support.SCENARIOS, "quickstart.toml")
         for index in ("99999999999999999999", "18446744073709551616", "4", "x", "-1"):
             with self.subTest(index=index):
                 for command in ("validate", "run"):
@@ -205,8 +181,7 @@ class ExtremeInput(unittest.TestCase):
             "count = 6", "count = 40000").replace('herd = "absolute"', 'herd = "relative"')
         path = self.scenario(text)
         out = self.path("slow.h5")
-        proc = subprocess.Popen([HERDSIM, "run", path, "-o", out], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+        proc = support.start("run", path, "-o", out)
         time.sleep(1.5)
         self.assertIsNone(proc.poll(), "set-up finished too fast to test Ctrl-C")
         sent = time.monotonic()
@@ -226,7 +201,7 @@ class ExtremeInput(unittest.TestCase):
     # --- 7. Non-finite results never pass silently ---------------------------------------------------------
 
     def test_market_sigma_overflow_is_rejected(self):
-        quickstart = os.path.join(SCENARIOS, "quickstart.toml")
+        quickstart = os.path.join(support.SCENARIOS, "quickstart.toml")
         for command in (["validate"], ["run", "-q", "-o", self.path("q.h5")]):
             res = herdsim(*command, quickstart, "--set", "market.sigma=1e308")
             self.assert_clean_failure(res, 2, "market.sigma")
@@ -259,6 +234,4 @@ class ExtremeInput(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    HERDSIM = os.path.abspath(sys.argv.pop(1))
-    SCENARIOS = os.path.abspath(sys.argv.pop(1))
-    unittest.main(verbosity=2)
+    support.main(scenarios=True)

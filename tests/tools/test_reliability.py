@@ -13,15 +13,13 @@ import signal
 import stat
 import subprocess
 import sys
-import tempfile
 import time
-import unittest
 
 import h5py
 import numpy as np
 
-HERDSIM = None
-SCENARIOS = None
+import support
+from support import herdsim, start
 
 # 5 * 10^8 agent-steps recorded for 100 agents (summaries over all): seconds of work and little output,
 # long enough to be signalled, killed or raced while it records.
@@ -52,14 +50,6 @@ wealth = 10.0
 SHORT = LONG.replace("horizon = 50", "horizon = 2").replace("count = 100000", "count = 50")
 
 
-def herdsim(*args, timeout=300):
-    return subprocess.run([HERDSIM, *args], capture_output=True, text=True, timeout=timeout)
-
-
-def start(*args):
-    return subprocess.Popen([HERDSIM, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
 def wait_until_recording(partial, seconds, timeout=120.0):
     """Waits until the run has been recording for `seconds` (a live writer holds PATH.partial's lock, so
     HDF5 readers cannot open it until the run ends: its first flushed bytes say that it records)."""
@@ -86,21 +76,11 @@ def datasets(path):
     return out
 
 
-class Base(unittest.TestCase):
+class Base(support.TempDirTest):
     def setUp(self):
-        self.tmp = tempfile.TemporaryDirectory()
-        self.long = self.path("long.toml")
-        self.short = self.path("short.toml")
-        with open(self.long, "w") as f:
-            f.write(LONG)
-        with open(self.short, "w") as f:
-            f.write(SHORT)
-
-    def tearDown(self):
-        self.tmp.cleanup()
-
-    def path(self, name):
-        return os.path.join(self.tmp.name, name)
+        super().setUp()
+        self.long = self.scenario(LONG, "long.toml")
+        self.short = self.scenario(SHORT, "short.toml")
 
     def check_readable_incomplete(self, partial):
         """A .partial that h5py opens, marked complete = 0, with every series at the same recorded step."""
@@ -410,6 +390,4 @@ class TamperedFiles(Base):
 
 
 if __name__ == "__main__":
-    HERDSIM = os.path.abspath(sys.argv.pop(1))
-    SCENARIOS = os.path.abspath(sys.argv.pop(1))
-    unittest.main(verbosity=2)
+    support.main(scenarios=True)

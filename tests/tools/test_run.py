@@ -4,6 +4,7 @@
 Usage: test_run.py PATH_TO_HERDSIM
 """
 import os
+import json
 import signal
 import subprocess
 import sys
@@ -14,7 +15,10 @@ import unittest
 import h5py
 import numpy as np
 
-HERDSIM = None
+import support
+from support import herdsim
+
+LOADER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools", "herdsim_load.py")
 
 SCENARIO = """
 [run]
@@ -64,17 +68,11 @@ wealth = 10.0
 """
 
 
-def herdsim(*args, timeout=300):
-    return subprocess.run([HERDSIM, *args], capture_output=True, text=True, timeout=timeout)
-
-
 class RunOutput(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.TemporaryDirectory()
-        cls.scenario = os.path.join(cls.tmp.name, "small.toml")
-        with open(cls.scenario, "w") as f:
-            f.write(SCENARIO)
+        cls.scenario = support.write_scenario(cls.tmp.name, "small.toml", SCENARIO)
         cls.out1 = os.path.join(cls.tmp.name, "one.h5")
         cls.out2 = os.path.join(cls.tmp.name, "two.h5")
         for out, threads in ((cls.out1, "1"), (cls.out2, "2")):
@@ -167,57 +165,140 @@ class RunOutput(unittest.TestCase):
             self.assertGreater(prop.std(), 0.2)  # uniform(0, 1): std 0.29
 
 
-class RunFailures(unittest.TestCase):
+class RunFailures(support.TempDirTest):
     def test_invalid_scenario_lists_every_problem_and_writes_nothing(self):
-        with tempfile.TemporaryDirectory() as d:
-            path = os.path.join(d, "bad.toml")
-            with open(path, "w") as f:
-                f.write(SCENARIO.replace("paths = 6", "paths = -6").replace("alpha = 0.2", "alpha = -0.2"))
-            out = os.path.join(d, "bad.h5")
-            res = herdsim("run", path, "-o", out)
-            self.assertEqual(res.returncode, 2)
-            # Every problem at once, each with file:line:column and its key path.
-            self.assertIn("bad.toml:4:9: run.paths", res.stderr)
-            self.assertIn("bad.toml:16:9: population[0].alpha", res.stderr)
-            self.assertFalse(os.path.exists(out))
-            self.assertFalse(os.path.exists(out + ".partial"))
+        path = self.scenario(SCENARIO.replace("paths = 6", "paths = -6").replace("alpha = 0.2", "alpha = -0.2"),
+                             "bad.toml")
+        out = self.path("bad.h5")
+        res = herdsim("run", path, "-o", out)
+        self.assertEqual(res.returncode, 2)
+        # Every problem at once, each with file:line:column and its key path.
+        self.assertIn("bad.toml:4:9: run.paths", res.stderr)
+        self.assertIn("bad.toml:16:9: population[0].alpha", res.stderr)
+        self.assertFalse(os.path.exists(out))
+        self.assertFalse(os.path.exists(out + ".partial"))
 
     def test_interrupted_run_leaves_only_a_partial_file_marked_incomplete(self):
-        with tempfile.TemporaryDirectory() as d:
-            path = os.path.join(d, "long.toml")
-            with open(path, "w") as f:
-                f.write(SCENARIO.replace("paths = 6", "paths = 400").replace("steps_per_year = 2", "steps_per_year = 250")
-                        .replace('policy = "plan"', 'policy = "replan"'))
-            out = os.path.join(d, "long.h5")
-            proc = subprocess.Popen([HERDSIM, "run", path, "-o", out, "--threads", "1"], stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, text=True)
-            deadline = time.time() + 60
-            while not os.path.exists(out + ".partial") and time.time() < deadline:
-                time.sleep(0.05)
-            time.sleep(0.5)
-            proc.send_signal(signal.SIGINT)
-            _, err = proc.communicate(timeout=120)
-            self.assertEqual(proc.returncode, 130, err)
-            self.assertFalse(os.path.exists(out))
-            with h5py.File(out + ".partial", "r") as f:
-                self.assertEqual(int(f.attrs["complete"]), 0)
+        path = self.scenario(SCENARIO.replace("paths = 6", "paths = 400").replace("steps_per_year = 2", "steps_per_year = 250")
+                             .replace('policy = "plan"', 'policy = "replan"'), "long.toml")
+        out = self.path("long.h5")
+        proc = support.start("run", path, "-o", out, "--threads", "1")
+        deadline = time.time() + 60
+        while not os.path.exists(out + ".partial") and time.time() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+        self.assertEqual(proc.returncode, 130, err)
+        self.assertFalse(os.path.exists(out))
+        with h5py.File(out + ".partial", "r") as f:
+            self.assertEqual(int(f.attrs["complete"]), 0)
 
     def test_set_overrides_and_sweep_groups(self):
-        with tempfile.TemporaryDirectory() as d:
-            path = os.path.join(d, "sweep.toml")
-            with open(path, "w") as f:
-                f.write(SCENARIO + '\n[sweep]\n"market.sigma" = [0.1, 0.2]\n')
-            out = os.path.join(d, "sweep.h5")
-            res = herdsim("run", path, "-o", out, "--set", "run.paths=3")
-            self.assertEqual(res.returncode, 0, res.stderr)
-            with h5py.File(out, "r") as f:
-                self.assertIn("sweep_000", f)
-                self.assertIn("sweep_001", f)
-                self.assertEqual(f["sweep_001/market/price"].shape, (9, 3))
-                self.assertIn("0.2", str(f["sweep_001"].attrs["sweep_point"]))
-                self.assertIn("paths = 3", str(f.attrs["scenario"]))
+        path = self.scenario(SCENARIO + '\n[sweep]\n"market.sigma" = [0.1, 0.2]\n', "sweep.toml")
+        out = self.path("sweep.h5")
+        res = herdsim("run", path, "-o", out, "--set", "run.paths=3")
+        self.assertEqual(res.returncode, 0, res.stderr)
+        with h5py.File(out, "r") as f:
+            self.assertIn("sweep_000", f)
+            self.assertIn("sweep_001", f)
+            self.assertEqual(f["sweep_001/market/price"].shape, (9, 3))
+            self.assertIn("0.2", str(f["sweep_001"].attrs["sweep_point"]))
+            self.assertIn("paths = 3", str(f.attrs["scenario"]))
+
+
+# Plans in an exogenous market: the fused kernel runs between the recorded steps.
+PLANS = """
+[run]
+seed = 7
+paths = 5
+horizon = 3
+steps_per_year = 4
+
+[[population]]
+name = "investors"
+kind = "merton"
+count = 40
+alpha = { dist = "uniform", low = 0.1, high = 0.9 }
+wealth = 10.0
+"""
+
+MARKET_ONLY = ["--set", "record.trajectories=false", "--set", "record.summaries=false", "--set", "record.every=5"]
+
+
+class MarketOnly(support.TempDirTest):
+    """record.trajectories = false and record.summaries = false: the market at the recorded rows and the
+    populations' attributes (docs/hdf5-schema.md), on the fused path and on the step loop; every reader
+    says what is missing instead of failing."""
+
+    def run_pair(self, text):
+        """The market-only file and the same run with every trajectory, both recorded every 5th step."""
+        path = self.scenario(text)
+        only, full = self.path("only.h5"), self.path("full.h5")
+        res = herdsim("run", path, "-o", only, "-q", *MARKET_ONLY)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        res = herdsim("run", path, "-o", full, "-q", "--set", "record.every=5")
+        self.assertEqual(res.returncode, 0, res.stderr)
+        return only, full
+
+    def check_file(self, only, full):
+        with h5py.File(only, "r") as f, h5py.File(full, "r") as g:
+            self.assertEqual(int(f.attrs["complete"]), 1)
+            for name in ("time/step", "time/t", "time/decision_step", "market/price", "market/return",
+                         "market/shock"):
+                self.assertTrue(np.array_equal(f[name][()], g[name][()]), name)  # the same run, bit for bit
+            self.assertEqual(list(f["time/step"][()]), [0, 5, 10, 12])
+            for name, pop in f["populations"].items():
+                self.assertEqual(int(pop.attrs["recorded_agents"]), 0, name)
+                self.assertEqual(int(pop.attrs["count"]), int(g["populations"][name].attrs["count"]))
+                self.assertEqual(sorted(pop.keys()), [], name)  # no wealth, amount, params, theory, summary
+
+    def check_readers(self, only, population):
+        res = herdsim("compare", only, "--format", "json", "-q", "--no-sidecar")
+        self.assertEqual(res.returncode, 0, res.stderr)
+        doc = json.loads(res.stdout)
+        pop = next(p for p in doc["runs"][0]["populations"] if p["name"] == population)
+        self.assertEqual(pop["analysed_agents"], 0)
+        self.assertTrue(any("neither trajectories nor summaries" in n for n in pop["notes"]), pop["notes"])
+        res = herdsim("compare", only, "-q", "--no-sidecar")
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertIn("the file holds the market only", res.stdout)
+        self.assertNotIn("| measure | value |", res.stdout)  # no empty table
+        res = herdsim("export", only, "--population", population, "-o", self.path("x.csv"))
+        self.assertEqual(res.returncode, 2, res.stderr)
+        self.assertIn("neither trajectories nor summaries", res.stderr)
+        self.assertEqual(res.stderr.count("\n"), 1, res.stderr)  # one line, no trace
+        self.assertFalse(os.path.exists(self.path("x.csv")))
+        res = herdsim("report", only, "-o", self.path("report"), "--no-sidecar")
+        self.assertEqual(res.returncode, 0, res.stderr)
+        with open(os.path.join(self.path("report"), "index.html")) as f:
+            self.assertIn("neither summaries nor trajectories of wealth were recorded", f.read())
+        res = subprocess.run([sys.executable, LOADER, only], capture_output=True, text=True, timeout=60)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertIn(f"{population}", res.stdout)
+        sys.path.insert(0, os.path.dirname(LOADER))
+        try:
+            import herdsim_load
+        finally:
+            sys.path.pop(0)
+        with herdsim_load.load_run(only) as run:
+            pop = run.population(population)
+            self.assertFalse(pop.has_trajectories or pop.has_summary)
+            self.assertEqual(run.market()["price"].shape[0], 4)
+            for read in (lambda: pop.wealth, lambda: pop.summary("wealth"), lambda: pop.to_pandas()):
+                with self.assertRaisesRegex(KeyError, "neither trajectories nor summaries"):
+                    read()
+
+    def test_fused_path(self):
+        only, full = self.run_pair(PLANS)
+        self.check_file(only, full)
+        self.check_readers(only, "investors")
+
+    def test_step_loop(self):
+        only, full = self.run_pair(SCENARIO.replace("horizon = 4", "horizon = 6"))
+        self.check_file(only, full)
+        self.check_readers(only, "adaptive")
 
 
 if __name__ == "__main__":
-    HERDSIM = sys.argv[1]
-    unittest.main(argv=sys.argv[:1], verbosity=1)
+    support.main()

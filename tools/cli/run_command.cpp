@@ -171,7 +171,7 @@ int run_scenario_unguarded(const RunFlags& f, const std::string& command_line) {
     double setup_seconds = first_setup_seconds;
     auto simulation = i == 0 ? std::move(first) : set_up(spec, setup_seconds);
     total_setup_seconds += setup_seconds;
-    const sim::RecordingPlan plan(spec.record, simulation->state());
+    const sim::RecordingPlan plan(spec.record, simulation->state_without_amounts());
     std::unique_ptr<sim::Observer> recorder;
     if (plan.enabled()) {
       recorder = file.recorder(group, plan, sweep_label(spec));
@@ -193,13 +193,13 @@ int run_scenario_unguarded(const RunFlags& f, const std::string& command_line) {
                  label, sweep_label(spec).empty() ? "" : " (" + sweep_label(spec) + ")", setup_seconds,
                  summary.agent_steps, summary.seconds, summary.agent_steps / std::max(summary.seconds, 1e-9),
                  summary.fused ? " [fused kernel]" : "", summary.fused ? "" : " [" + phases.substr(1) + "]");
-      for (const auto& pop : simulation->state().populations) {
+      for (const auto& pop : simulation->state_without_amounts().populations) {
         fmt::print(stderr, "  {:<16} {:>9} agents  final wealth mean {:.4f}\n", pop.name, pop.count,
                    pop.wealth.mean());
         if (pop.inference) fmt::print(stderr, "  {:<16} {}\n", "", accounting_text(*pop.inference));
       }
     }
-    for (const auto& pop : simulation->state().populations) {
+    for (const auto& pop : simulation->state_without_amounts().populations) {
       if (pop.inference) accounting.add(*pop.inference);
     }
   }

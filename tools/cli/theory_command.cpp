@@ -257,12 +257,31 @@ TheoryReport report_relative(const TheoryFlags& f) {
   return rep;
 }
 
+// The per-agent part of a mutual game's report, the same for the absolute and the relative game: alpha,
+// x0, eta and ln_eta, and each agent's amount beside its own Merton amount at the output times.
+template <class Solution>
+void add_mutual_agents(const MutualGame& game, const Solution& sol, TheoryReport& rep) {
+  const Schedule s(game.market, game.horizon, game.time);
+  const auto n = static_cast<int>(game.alpha.size());
+  std::vector<double> eta(static_cast<std::size_t>(n));
+  for (int i = 0; i < n; ++i) eta[static_cast<std::size_t>(i)] = sol.eta(i);
+  rep.vectors = {{"alpha", {game.alpha.data(), game.alpha.data() + n}},
+                 {"x0", {game.x0.data(), game.x0.data() + n}},
+                 {"eta", eta},
+                 {"ln_eta", {sol.ln_eta().data(), sol.ln_eta().data() + n}}};
+  rep.columns = {"agent", "t", "amount", "own_merton"};
+  for (int i = 0; i < n; ++i) {
+    for (double t : output_times(s)) {
+      rep.rows.push_back({static_cast<double>(i), t_column(s, t), sol.amount(i, t), sol.own_merton(i, t)});
+    }
+  }
+}
+
 // The mutual relative game (docs/theory.md §3.5) on the same agents file; same columns as the absolute game.
 TheoryReport report_relative_mutual(const TheoryFlags& f, const MutualGame& game) {
   RelativeMutualOptions opt;
   opt.bc = from_name<BoundaryCondition>(f.bc).value_or(BoundaryCondition::pinned);
   const auto sol = solve_relative_mutual(game, opt);
-  const Schedule s(game.market, game.horizon, game.time);
   TheoryReport rep;
   rep.settings = {{"problem", "mutual"},
                   {"herd", std::string(to_name(agents::HerdType::relative))},
@@ -278,18 +297,7 @@ TheoryReport report_relative_mutual(const TheoryFlags& f, const MutualGame& game
                  {"r", game.market.r},
                  {"sigma", game.market.sigma},
                  {"horizon", game.horizon}};
-  std::vector<double> eta(static_cast<std::size_t>(n));
-  for (int i = 0; i < n; ++i) eta[static_cast<std::size_t>(i)] = sol.eta(i);
-  rep.vectors = {{"alpha", {game.alpha.data(), game.alpha.data() + n}},
-                 {"x0", {game.x0.data(), game.x0.data() + n}},
-                 {"eta", eta},
-                 {"ln_eta", {sol.ln_eta().data(), sol.ln_eta().data() + n}}};
-  rep.columns = {"agent", "t", "amount", "own_merton"};
-  for (int i = 0; i < n; ++i) {
-    for (double t : output_times(s)) {
-      rep.rows.push_back({static_cast<double>(i), t_column(s, t), sol.amount(i, t), sol.own_merton(i, t)});
-    }
-  }
+  add_mutual_agents(game, sol, rep);
   return rep;
 }
 
@@ -301,7 +309,6 @@ TheoryReport report_mutual(const TheoryFlags& f) {
   game.rho = f.rho;
   if (herd_of(f) == agents::HerdType::relative) return report_relative_mutual(f, game);
   const auto sol = solve_mutual_game(game);
-  const Schedule s(game.market, game.horizon, game.time);
   TheoryReport rep;
   rep.settings = {{"problem", "mutual"}, {"time", describe_time(game.time)}, {"agents_file", f.agents}};
   const auto n = static_cast<int>(game.alpha.size());
@@ -313,18 +320,7 @@ TheoryReport report_mutual(const TheoryFlags& f) {
                  {"sigma", game.market.sigma},
                  {"horizon", game.horizon},
                  {"rho", game.rho}};
-  std::vector<double> eta(static_cast<std::size_t>(n));
-  for (int i = 0; i < n; ++i) eta[static_cast<std::size_t>(i)] = sol.eta(i);
-  rep.vectors = {{"alpha", {game.alpha.data(), game.alpha.data() + n}},
-                 {"x0", {game.x0.data(), game.x0.data() + n}},
-                 {"eta", eta},
-                 {"ln_eta", {sol.ln_eta().data(), sol.ln_eta().data() + n}}};
-  rep.columns = {"agent", "t", "amount", "own_merton"};
-  for (int i = 0; i < n; ++i) {
-    for (double t : output_times(s)) {
-      rep.rows.push_back({static_cast<double>(i), t_column(s, t), sol.amount(i, t), sol.own_merton(i, t)});
-    }
-  }
+  add_mutual_agents(game, sol, rep);
   return rep;
 }
 
