@@ -93,10 +93,10 @@ class InvestAgentKind final : public Kind {
   [[nodiscard]] std::string_view name() const override { return InvestAgentParams::kind; }
   [[nodiscard]] std::span<const KeyInfo> keys() const override { return keys_; }
 
-  [[nodiscard]] std::any read(KeyReader& in, const sim::PopulationSpec& /*common*/) const override {
+  [[nodiscard]] std::any read(KeyReader& in, const sim::PopulationSpec& common) const override {
     InvestAgentParams p;
-    read_alpha(in, name(), p.alpha, p.lottery, LotteryKey::always);
-    read_theta(in, name(), p.theta);
+    read_alpha(in, common, p.alpha, p.lottery, LotteryKey::always);
+    read_theta(in, common, p.theta);
     p.protocol = in.choice<InvestProtocol>("protocol").value_or(InvestProtocol::absolute);
     in.require("leader", for_kind(name()) + ": the name of a merton population");
     p.leader = in.string("leader").value_or("");
@@ -158,6 +158,10 @@ class InvestAgentKind final : public Kind {
     std::vector<std::string> out{"alpha", "theta", "wealth0", "leader_alpha", "lottery_prob", "score"};
     if (params_of<InvestAgentParams>(ps).protocol == InvestProtocol::mutual) out.emplace_back("peer");
     return out;
+  }
+  [[nodiscard]] InvestorDraws investor_draws(const sim::PopulationSpec& ps) const override {
+    const InvestAgentParams& ip = params_of<InvestAgentParams>(ps);
+    return {{{"alpha", &ip.alpha}, {"theta", &ip.theta}, {"wealth0", &ps.wealth}}, ip.lottery};
   }
 
  private:
@@ -229,8 +233,7 @@ std::uint64_t InvestAgentPopulation::request_seed(const sim::CounterRng& rng, in
 
 void InvestAgentPopulation::initialize(const sim::RunState& state, sim::PopulationState& own) {
   const sim::CounterRng rng(spec_.run.seed);
-  const std::vector<NamedParam> named{{"alpha", &ip_.alpha}, {"theta", &ip_.theta}, {"wealth0", &ps_.wealth}};
-  own.params = expand_params(named, ps_.count, index_, rng, ip_.lottery);
+  own.params = investor_values(spec_, index_);
   set_initial_wealth(own);
   alpha_ = param(own, "alpha");
   theta_ = param(own, "theta");

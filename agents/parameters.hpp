@@ -18,6 +18,13 @@ struct NamedParam {
   const sim::ParamSpec* spec;
 };
 
+/// The investor parameters a kind draws for a population and the convention mapping its lottery
+/// probabilities (Kind::investor_draws).
+struct InvestorDraws {
+  std::vector<NamedParam> params;
+  theory::LotteryConvention lottery = theory::lottery_win10_sure3;
+};
+
 /// Values for `count` agents. Lists form a grid over all list-valued parameters in `params` order
 /// (the first varies slowest), cycled to count; distributions are drawn per agent with the key
 /// (population_index, parameter position, agent). Scales (lottery_prob, score) are mapped.

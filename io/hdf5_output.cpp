@@ -305,6 +305,10 @@ class Recorder final : public sim::Observer {
     for (std::size_t i = 0; i < state.populations.size(); ++i) {
       populations_.push_back(create_population(pops_group.get(), child(schema::kPopulations),
                                                state.populations[i], plan_.populations()[i], state.paths));
+      // The pairing (common random numbers), where there is one: the population whose investors it took.
+      if (const std::string& investors = state.spec->populations[i].investors; !investors.empty())
+        write_attribute(populations_.back().group.get(), populations_.back().where, schema::kInvestors,
+                        investors);
     }
 
     write_wealth_row(0, state);

@@ -46,6 +46,8 @@ inline constexpr std::string_view kShock = "shock";
 inline constexpr std::string_view kKind = "kind";
 inline constexpr std::string_view kCount = "count";
 inline constexpr std::string_view kRecordedAgents = "recorded_agents";
+/// Present on paired populations: the population whose investors (parameters, draws) it took.
+inline constexpr std::string_view kInvestors = "investors";
 inline constexpr std::string_view kBackend = "backend";
 inline constexpr std::string_view kBackendDescription = "backend_description";
 inline constexpr std::string_view kProtocol = "protocol";

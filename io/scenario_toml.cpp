@@ -552,7 +552,7 @@ std::vector<SweepAxis> collect_sweep(toml::table& root, Checker& c) {
 // ---- validation of the tree -----------------------------------------------------------------
 
 /// Keys of every [[population]], whatever its kind.
-constexpr std::array<std::string_view, 4> common_keys{"name", "kind", "count", "wealth"};
+constexpr std::array<std::string_view, 5> common_keys{"name", "kind", "count", "wealth", "investors"};
 
 /// The registered kinds' names, quoted, for messages.
 std::string kind_names() {
@@ -625,7 +625,17 @@ PopulationSpec read_population(Checker& c, const toml::table& t, std::size_t ind
   const agents::Kind* kind = read_kind(in, pop);
   pop.count = static_cast<int>(in.integer("count", 1).value_or(1));
   check_population_keys(in, kind);
-  if (in.has("wealth")) {
+  if (in.has(agents::kInvestorsKey)) {
+    pop.investors = in.string(agents::kInvestorsKey).value_or("");
+    if (pop.investors.empty() && in.valid(agents::kInvestorsKey))
+      in.report(agents::kInvestorsKey, "must name the population whose investors to take");
+    // The investors' parameters come from the source (agents::investor_values): none may be given here.
+    for (const std::string_view key : agents::kTakenWithInvestors)
+      if (in.has(key))
+        in.report(key,
+                  fmt::format("is taken from population \"{}\" (investors); remove it here", pop.investors));
+  }
+  if (in.has("wealth") && pop.investors.empty()) {
     pop.wealth = in.param("wealth", direct(positive)).value_or(pop.wealth);
   } else {
     pop.wealth.value = theory::defaults::x0;
@@ -768,6 +778,7 @@ sim::ScenarioSpec validate(Checker& c, const toml::table& root) {
     if (const agents::Kind* kind = agents::find_kind(spec.populations[i].kind)) {
       TomlTable in(c, *tables->get_as<toml::table>(i), fmt::format("population[{}]", i));
       kind->check(spec, static_cast<int>(i), in);
+      agents::check_investors(spec, static_cast<int>(i), in);
     }
   }
   return spec;
