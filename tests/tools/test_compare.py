@@ -93,7 +93,9 @@ class CompareLibrary(unittest.TestCase):
                 for r in doc["runs"]:
                     self.assertEqual(set(r), RUN_KEYS)
                     for p in r["populations"]:
-                        self.assertEqual(set(p), POP_KEYS)
+                        # Paired populations (investors = ...) add their pairing and paired differences.
+                        paired = {"investors", "paired"} if "investors" in p else set()
+                        self.assertEqual(set(p), POP_KEYS | paired)
                         # Every missing section is explained.
                         if p["decision_error"] is None or p["lsv"] is None:
                             self.assertTrue(p["notes"], p["name"])

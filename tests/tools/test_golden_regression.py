@@ -46,6 +46,7 @@ REDUCE = {
     "emergent_peers.toml": ["run.paths=2", "population.peers.count=400", "population.noise.count=50",
                             "record.max_agents=100"],
     "large.toml": ["run.paths=2", "population.followers.count=2000"],
+    "score_herding.toml": ["run.paths=3"],
 }
 LLM_COUNT = 4
 LLM_REDUCE = ["sweep.run.seed=[37]", f"population.investors.count={LLM_COUNT}",
