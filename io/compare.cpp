@@ -562,7 +562,7 @@ void markdown_population(std::string& md, const PopulationComparison& pc, double
         pc.policy);
   if (!pc.protocol.empty())
     md += fmt::format(", protocol {} on leader {}, scored against {}", pc.protocol, pc.leader, pc.problem);
-  md += fmt::format("; {} agents, {} analysed)\n\n", pc.count, pc.analysed_agents);
+  md += fmt::format("; {}, {} analysed)\n\n", sim::counted(pc.count, "agent"), pc.analysed_agents);
   md += "| measure | value |\n|---|---|\n";
   if (mt.decision_error) {
     const auto& de = *mt.decision_error;
@@ -690,9 +690,10 @@ std::string comparison_markdown(const Comparison& c) {
       c.options.lsv_trade == analysis::LsvTrade::proportion ? "proportion of wealth" : "number of shares",
       c.options.cssd_quantile);
   for (const auto& rc : c.runs) {
-    md += fmt::format("\n## Run {}{}\n\n{} steps of {} years, {} paths, {} wealth update.\n", rc.group,
-                      rc.sweep_point.empty() ? "" : " (" + rc.sweep_point + ")", rc.steps, fmt_num(rc.dt),
-                      rc.paths, rc.wealth_update);
+    md += fmt::format("\n## Run {}{}\n\n{} of {} year{}, {}, {} wealth update.\n", rc.group,
+                      rc.sweep_point.empty() ? "" : " (" + rc.sweep_point + ")",
+                      sim::counted(rc.steps, "step"), fmt_num(rc.dt), rc.dt == 1.0 ? "" : "s",
+                      sim::counted(rc.paths, "path"), rc.wealth_update);
     for (const auto& pc : rc.populations) markdown_population(md, pc, c.options.confidence);
   }
   return md;

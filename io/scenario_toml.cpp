@@ -6,6 +6,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdint>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <map>
@@ -784,6 +785,40 @@ sim::ScenarioSpec validate(Checker& c, const toml::table& root) {
   return spec;
 }
 
+/// A value that a [sweep] axis replaces never runs, but a wrong one is still a mistake in the file: the
+/// file's own tree (overrides applied, before the sweep) is validated too, and its problems at swept
+/// keys are reported (other problems are reported by every sweep point anyway).
+void report_hidden_by_sweep(const toml::table& root, const std::vector<SweepAxis>& axes, Checker& c) {
+  std::vector<std::string> hidden;
+  constexpr std::string_view population = "population.";
+  for (const auto& axis : axes) {
+    std::string path = axis.key_path;
+    // population.NAME.key is validated as population[i].key.
+    const auto* pops = root.get_as<toml::array>("population");
+    if (path.rfind(population, 0) == 0 && pops != nullptr) {
+      const auto dot = path.find('.', population.size());
+      const std::string name = path.substr(population.size(), dot - population.size());
+      for (std::size_t i = 0; i < pops->size(); ++i) {
+        const auto* t = pops->get_as<toml::table>(i);
+        if (t != nullptr && t->get_as<std::string>("name") && t->get_as<std::string>("name")->get() == name)
+          path = fmt::format("population[{}]{}", i, dot == std::string::npos ? "" : path.substr(dot));
+      }
+    }
+    hidden.push_back(std::move(path));
+  }
+  Checker base;
+  (void)validate(base, root);
+  for (auto& p : base.problems) {
+    const bool swept = std::any_of(hidden.begin(), hidden.end(), [&](const std::string& h) {
+      return p.key_path.rfind(h, 0) == 0 &&
+             (p.key_path.size() == h.size() || p.key_path[h.size()] == '.' || p.key_path[h.size()] == '[');
+    });
+    if (!swept) continue;
+    p.message += " (the value written here; [sweep] replaces it, but it must be valid too)";
+    c.problems.push_back(std::move(p));
+  }
+}
+
 toml::table parse_text(std::string_view text, const std::string& source_name) {
   try {
     return toml::parse(text);
@@ -829,10 +864,13 @@ std::vector<sim::ScenarioSpec> parse_scenario(std::string_view text, const std::
   // its line:column (toml++ drops source positions on copy).
   std::vector<std::size_t> sizes;
   std::string full_text;  // after overrides, [sweep] included: what reproduces every point
+  Checker hidden;         // problems of values the sweep replaces (reported, but the sweep still runs)
   {
     auto root = parse_text(text, source_name);
     apply_overrides(root, overrides, c);
-    for (const auto& axis : collect_sweep(root, c)) sizes.push_back(axis.values->size());
+    const auto axes = collect_sweep(root, c);
+    for (const auto& axis : axes) sizes.push_back(axis.values->size());
+    if (!axes.empty()) report_hidden_by_sweep(root, axes, hidden);
     std::ostringstream os;
     os << toml::toml_formatter(root) << '\n';
     full_text = os.str();
@@ -846,6 +884,7 @@ std::vector<sim::ScenarioSpec> parse_scenario(std::string_view text, const std::
     points = 1;
   }
   const bool sweep_ok = c.problems.empty();
+  c.problems.insert(c.problems.end(), hidden.problems.begin(), hidden.problems.end());
 
   std::vector<sim::ScenarioSpec> specs;
   for (std::size_t point = 0; point < points; ++point) {
@@ -888,6 +927,9 @@ std::vector<sim::ScenarioSpec> parse_scenario(std::string_view text, const std::
 
 std::vector<sim::ScenarioSpec> load_scenario(const std::string& path,
                                              const std::vector<std::string>& overrides) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    throw InputError(fmt::format("'{}' is a directory, not a scenario file (give a .toml file)", path));
   std::ifstream in(path, std::ios::binary);
   if (!in) throw IoError(fmt::format("cannot open scenario file '{}'", path));
   std::ostringstream text;
