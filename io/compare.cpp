@@ -17,6 +17,7 @@
 #include "io/timestamp.hpp"
 #include "sim/analysis/theory_references.hpp"
 #include "sim/error.hpp"
+#include "sim/market/market_step.hpp"
 #include "sim/plural.hpp"
 #include "sim/theory/market.hpp"
 
@@ -163,6 +164,27 @@ PopulationComparison compare_population(const RunFile& file, const RunGroupInfo&
   pc.metrics = analysis::analyse_population(in, rows);
   notes.insert(notes.end(), pc.metrics.notes.begin(), pc.metrics.notes.end());
   pc.metrics.notes = std::move(notes);
+  if (opt.counterfactual && in.merton.size() > 0) {
+    const int n = spec.run.steps();
+    if (static_cast<int>(g.decision_steps.size()) != n || in.market_return.cols() != n) {
+      pc.metrics.notes.emplace_back(
+          "rational counterfactual not computed: it settles every step's wealth, so it needs record.every = "
+          "1");
+    } else {
+      // The same investors with theta = 0: their own Merton plans, settled on the recorded paths.
+      analysis::PopulationInput cf = in;
+      cf.theory.resize(0, 0);
+      cf.merton.resize(0, 0);
+      cf.leader.resize(0, 0);
+      cf.reference = analysis::HerdReference::none;
+      cf.opinion = false;
+      const double growth =
+          sim::StepCoefficients(spec.market, spec.run.dt(), spec.run.wealth_update).deposit_growth;
+      analysis::CounterfactualRows cf_rows(in.wealth0, in.merton.leftCols(n), in.market_return, growth);
+      const analysis::PopulationMetrics cf_metrics = analysis::analyse_population(cf, cf_rows);
+      pc.counterfactual = analysis::attribute_herding(pc.metrics, cf_metrics, opt.significance);
+    }
+  }
   const auto* merton = agents::params_if<agents::MertonParams>(ps);
   if (merton != nullptr)
     pc.metrics.notes.emplace_back("merton: rational, no herding reference (h = 0, w = 1 by definition)");
@@ -328,7 +350,49 @@ json type_table_json(const analysis::TypeTable& t) {
 
 /// The parts only a paired population or a --by request has: absent otherwise, so that other analyses'
 /// JSON stays as it was.
+json lsv_json(const analysis::LsvSummary& l) {
+  return {{"decision_steps", l.decision_steps},
+          {"h", vec(l.h)},
+          {"buy", vec(l.buy)},
+          {"sell", vec(l.sell)},
+          {"mean", num(l.overall.mean_h)},
+          {"se", num(l.overall.std_err)},
+          {"t", num(l.overall.t_stat)},
+          {"p", num(l.overall.p_value)},
+          {"buy_mean", num(l.overall.buy_mean_h)},
+          {"sell_mean", num(l.overall.sell_mean_h)},
+          {"observations", l.overall.n_cells},
+          {"n_min", l.overall.n_min},
+          {"verdict", l.verdict}};
+}
+
+/// --counterfactual only: the rational counterfactual's statistics and what the population adds.
+void add_counterfactual_json(json& j, const PopulationComparison& pc) {
+  if (!pc.counterfactual) return;
+  const auto& c = *pc.counterfactual;
+  json cf{{"definition", "the same investors with theta = 0 (own Merton plans) on the same paths"},
+          {"lsv", c.lsv ? lsv_json(*c.lsv) : json(nullptr)},
+          {"cssd", nullptr},
+          {"csad", nullptr}};
+  if (c.dispersion && c.dispersion->cssd.fit)
+    cf["cssd"] = regression(c.dispersion->cssd, c.dispersion->observations);
+  if (c.dispersion && c.dispersion->csad.fit)
+    cf["csad"] = regression(c.dispersion->csad, c.dispersion->observations);
+  json attributed = json::array();
+  for (const auto& a : c.attributed)
+    attributed.push_back({{"statistic", a.name},
+                          {"population", num(a.population)},
+                          {"counterfactual", num(a.counterfactual)},
+                          {"difference", num(a.difference)},
+                          {"se", num(a.se)},
+                          {"p", num(a.p)},
+                          {"verdict", a.verdict}});
+  cf["attributed"] = attributed;
+  j["counterfactual"] = cf;
+}
+
 void add_type_json(json& j, const PopulationComparison& pc) {
+  add_counterfactual_json(j, pc);
   if (!pc.investors.empty()) j["investors"] = pc.investors;
   if (!pc.type_params.empty()) {
     json tables = json::array();
@@ -425,22 +489,7 @@ json population_json(const PopulationComparison& pc, int limit) {
                     {"agents", mt.opinion->agents}};
   }
   j["lsv"] = nullptr;
-  if (mt.lsv) {
-    const auto& l = *mt.lsv;
-    j["lsv"] = {{"decision_steps", l.decision_steps},
-                {"h", vec(l.h)},
-                {"buy", vec(l.buy)},
-                {"sell", vec(l.sell)},
-                {"mean", num(l.overall.mean_h)},
-                {"se", num(l.overall.std_err)},
-                {"t", num(l.overall.t_stat)},
-                {"p", num(l.overall.p_value)},
-                {"buy_mean", num(l.overall.buy_mean_h)},
-                {"sell_mean", num(l.overall.sell_mean_h)},
-                {"observations", l.overall.n_cells},
-                {"n_min", l.overall.n_min},
-                {"verdict", l.verdict}};
-  }
+  if (mt.lsv) j["lsv"] = lsv_json(*mt.lsv);
   j["cssd"] = nullptr;
   j["csad"] = nullptr;
   if (mt.dispersion) {
@@ -601,11 +650,24 @@ void markdown_population(std::string& md, const PopulationComparison& pc, double
   }
   if (mt.lsv || mt.dispersion) {
     md += "\nHerding tests across agents:\n\n";
-    if (mt.lsv) md += fmt::format("- LSV: {}\n", mt.lsv->verdict);
+    // LSV counts agents trading on the same side: correlated trading, herding or not (--counterfactual
+    // separates the two).
+    if (mt.lsv) md += fmt::format("- LSV (correlated trading, whatever its cause): {}\n", mt.lsv->verdict);
     if (mt.dispersion) {
       if (mt.dispersion->cssd.fit) markdown_regression(md, "CSSD (Christie–Huang)", mt.dispersion->cssd);
       if (mt.dispersion->csad.fit) markdown_regression(md, "CSAD (Chang–Cheng–Khorana)", mt.dispersion->csad);
     }
+  }
+  if (pc.counterfactual) {
+    const auto& c = *pc.counterfactual;
+    md +=
+        "\nAttributable herding: against the rational counterfactual (the same investors with theta = 0, "
+        "their "
+        "own Merton plans, on the same paths), which trades in step for reasons that are not herding:\n\n"
+        "| statistic | population | counterfactual | difference (p) | verdict |\n|---|---|---|---|---|\n";
+    for (const auto& a : c.attributed)
+      md += fmt::format("| {} | {} | {} | {} ({}) | {} |\n", a.name, fmt_num(a.population),
+                        fmt_num(a.counterfactual), fmt_num(a.difference), fmt_num(a.p), a.verdict);
   }
   markdown_types(md, pc, confidence);
   if (!mt.notes.empty()) {

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "sim/analysis/counterfactual.hpp"
 #include "sim/analysis/error_table.hpp"
 #include "sim/analysis/investor_types.hpp"
 #include "sim/analysis/run_metrics.hpp"
@@ -28,6 +29,9 @@ struct CompareOptions {
   /// Per-agent parameters to tabulate every per-agent measure by (--by): recorded ones (alpha, theta,
   /// wealth0, ...) or "lottery_prob" and "score", derived from alpha and theta where not recorded.
   std::vector<std::string> by;
+  /// --counterfactual: herding statistics of each herd population's rational counterfactual (the same
+  /// investors with theta = 0 on the same paths) and what the population adds to them.
+  bool counterfactual = false;
 };
 
 /// A paired population against the population whose investors it took: per-agent differences.
@@ -59,6 +63,7 @@ struct PopulationComparison {
   std::vector<std::pair<std::string, Eigen::VectorXd>> type_params;
   std::vector<analysis::TypeTable> by_type;
   std::optional<PairedComparison> paired;
+  std::optional<analysis::Counterfactual> counterfactual;
 };
 
 struct RunComparison {

@@ -61,8 +61,8 @@ class ResearchQuestion(unittest.TestCase):
                              text=True, timeout=600)
         assert res.returncode == 0, res.stderr
         # The one analysis call.
-        res = subprocess.run([HERDSIM, "compare", cls.run_file, "--by", "score", "--format", "json", "-q",
-                              "--no-sidecar"], capture_output=True, text=True, timeout=600)
+        res = subprocess.run([HERDSIM, "compare", cls.run_file, "--by", "score", "--counterfactual", "--format",
+                              "json", "-q", "--no-sidecar"], capture_output=True, text=True, timeout=600)
         assert res.returncode == 0, res.stderr
         cls.doc = json.loads(res.stdout)
         cls.group = cls.doc["runs"][0]
@@ -141,6 +141,25 @@ class ResearchQuestion(unittest.TestCase):
         mse = measure(adaptive["paired"]["by_type"][0], "decision_mse_pp")
         self.assertGreater(mse["trend"]["ci_low"], 0.0)
         self.assertAlmostEqual(mse["levels"][0]["mean"], 0.0, delta=1e-20)  # score 0 adapts to nothing
+
+    def test_the_rational_counterfactual_is_the_simulated_merton_twin(self):
+        # compare computes each herd population's counterfactual (the same investors with theta = 0 on the
+        # same paths) from theory; the scenario also simulates it as the paired merton population.
+        rational = by_name(self.group, "rational")
+        self.assertNotIn("counterfactual", rational)  # a merton population is its own counterfactual
+        for name in ("plan_followers", "adaptive_followers"):
+            cf = by_name(self.group, name)["counterfactual"]
+            self.assertAlmostEqual(cf["lsv"]["mean"], rational["lsv"]["mean"], delta=1e-12)
+            for model in ("cssd", "csad"):
+                for got, want in zip(cf[model]["coefficients"], rational[model]["coefficients"]):
+                    self.assertAlmostEqual(got["estimate"], want["estimate"], delta=1e-9)
+            lsv = next(a for a in cf["attributed"] if a["statistic"] == "lsv_mean_h")
+            population = by_name(self.group, name)["lsv"]["mean"]
+            self.assertAlmostEqual(lsv["difference"], population - rational["lsv"]["mean"], delta=1e-12)
+            # Rational investors trade in step too: LSV alone would call that herding; the verdict speaks of
+            # the difference.
+            self.assertIn("theta = 0", lsv["verdict"])
+            self.assertIn("correlated trading", lsv["verdict"])
 
     def test_markdown_says_the_same(self):
         res = subprocess.run([HERDSIM, "compare", self.run_file, "--by", "score", "-q", "--no-sidecar"],
