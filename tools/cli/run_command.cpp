@@ -223,8 +223,8 @@ int run_scenario(const RunFlags& f, const std::string& command_line) {
   fmt::print(
       "{}: {}, set-up {:.2f} s, {:.3g} agent-steps in {:.2f} s ({:.3g} agent-steps/s){}; wrote {} "
       "({})\n",
-      f.scenario, sim::counted(static_cast<long long>(specs.size()), "run"), total_setup_seconds, agent_steps, seconds,
-      agent_steps / std::max(seconds, 1e-9),
+      f.scenario, sim::counted(static_cast<long long>(specs.size()), "run"), total_setup_seconds, agent_steps,
+      seconds, agent_steps / std::max(seconds, 1e-9),
       accounting.any ? fmt::format("; {}", accounting_text(accounting.total)) : std::string(), file.path(),
       sim::format_bytes(static_cast<double>(file.bytes_written())));
   return 0;
