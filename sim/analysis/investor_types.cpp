@@ -23,6 +23,8 @@ std::vector<AgentMeasure> agent_measures(const PopulationMetrics& m) {
     out.push_back({"decision_mse_pp", "pp^2", m.decision_error->agent_mse_pp});
     out.push_back({"decision_mse_amount", "currency^2", m.decision_error->agent_mse_amount});
   }
+  if (m.certainty_equivalent && m.certainty_equivalent->per_agent_gap.size() > 0)
+    out.push_back({"ce_gap", "currency", m.certainty_equivalent->per_agent_gap});
   if (m.herding_distance) {
     out.push_back({"h_simulated", "", m.herding_distance->per_agent_simulated});
     out.push_back({"h_theory", "", m.herding_distance->per_agent_theory});

@@ -477,6 +477,7 @@ CertaintyEquivalent estimate_certainty_equivalent(const PopulationInput& in,
   for (int i = 0; i < m; ++i)
     if (final_wealth.row(i).allFinite() && in.alpha[i] > 0.0 && finite(in.ce_theory[i])) agents.push_back(i);
   const double weight = agents.empty() ? 0.0 : 1.0 / static_cast<double>(agents.size());
+  ce.per_agent_gap = Eigen::VectorXd::Constant(m, kNaN);
   for (int i : agents) {
     // ln E[exp(-alpha (X - CE_th))] by log-sum-exp: exp(-alpha X) over- or underflows for rich agents.
     double c = -std::numeric_limits<double>::infinity();
@@ -494,6 +495,7 @@ CertaintyEquivalent estimate_certainty_equivalent(const PopulationInput& in,
     // else the CE of a few hundred paths overstates the simulated CE.
     const double gap = -(c + std::log(zbar) + zvar / (2.0 * paths * zbar * zbar)) / in.alpha[i];
     gap_sum += gap;
+    ce.per_agent_gap[i] = gap;
     th_sum += in.ce_theory[i];
     ++used;
     // Delta method: d(mean gap)/d z_ip = -1 / (M alpha_i zbar_i), z scaled by e^{-c} consistently.

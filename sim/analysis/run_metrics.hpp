@@ -106,6 +106,7 @@ struct CertaintyEquivalent {
   bool exact = true;
   int agents = 0;
   int paths = 0;
+  Eigen::VectorXd per_agent_gap;  ///< each agent's CE gap (M; NaN where left out)
 };
 
 /// h_i = sqrt(mean_p ||P_i - P_alpha_i||^2 / mean_p ||Pbar - P_alpha_i||^2) over the recorded

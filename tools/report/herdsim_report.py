@@ -296,12 +296,18 @@ def trajectory_reason(pop, dataset):
 
 
 def agent_label(pop, agent):
-    """'agent 12 (α=0.5, θ=1e-05)' from the recorded per-agent parameters."""
+    """'agent 12 (lottery p=0.7, score 5)' or 'agent 12 (α=0.5, score 5)': the investor type in the
+    questionnaire's words where the file has them (a dependence score is θ / 1e-8)."""
     parts = []
     params = pop.data.params
-    for key, symbol in (("alpha", "α"), ("theta", "θ")):
-        if key in params:
-            parts.append(f"{symbol}={params[key][agent]:.3g}")
+    if "lottery_prob" in params:
+        parts.append(f"lottery p={params['lottery_prob'][agent]:.3g}")
+    elif "alpha" in params:
+        parts.append(f"α={params['alpha'][agent]:.3g}")
+    if "score" in params:
+        parts.append(f"score {params['score'][agent]:.3g}")
+    elif "theta" in params:
+        parts.append(f"score {params['theta'][agent] / 1e-8:.3g}")
     return f"agent {agent}" + (f" ({', '.join(parts)})" if parts else "")
 
 
