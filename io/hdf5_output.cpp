@@ -306,9 +306,14 @@ class Recorder final : public sim::Observer {
       populations_.push_back(create_population(pops_group.get(), child(schema::kPopulations),
                                                state.populations[i], plan_.populations()[i], state.paths));
       // The pairing (common random numbers), where there is one: the population whose investors it took.
-      if (const std::string& investors = state.spec->populations[i].investors; !investors.empty())
+      // (By name: a RunState built in code need not hold its spec's populations in the same order.)
+      const auto& specs = state.spec->populations;
+      const auto ps = std::find_if(specs.begin(), specs.end(), [&](const sim::PopulationSpec& p) {
+        return p.name == state.populations[i].name;
+      });
+      if (ps != specs.end() && !ps->investors.empty())
         write_attribute(populations_.back().group.get(), populations_.back().where, schema::kInvestors,
-                        investors);
+                        ps->investors);
     }
 
     write_wealth_row(0, state);

@@ -199,7 +199,7 @@ TEST_SUITE("io.custom_kind") {
     CHECK(has_problem(problems_of(with("alpha = 0.2", "alpha = 0.2\nproportion = 0.5")),
                       "population[0].proportion", "does not apply to kind = \"merton\"", 9));
     CHECK(has_problem(problems_of(with("count = 3", "colour = 3")), "population[1].colour",
-                      "allowed keys: name, kind, count, wealth, proportion (kind = \"constant_proportion\")",
+                      "allowed keys: name, kind, count, wealth, investors, proportion (kind = \"constant_proportion\")",
                       12));
   }
 
