@@ -83,6 +83,12 @@ class ResearchQuestion(unittest.TestCase):
             self.assertNotIn("investors", pops["plan_followers"].attrs)
             # Drawn wealth: pairing is visible (66 different values, the same in each population).
             self.assertEqual(len(np.unique(plan["wealth0"][...])), 66)
+        # The Python loader says it too.
+        sys.path.insert(0, os.path.join(SCENARIOS, os.pardir, "tools"))
+        import herdsim_load
+        run = herdsim_load.load_run(self.run_file)
+        self.assertEqual(run.population("adaptive_followers").investors, "plan_followers")
+        self.assertIsNone(run.population("plan_followers").investors)
 
     def wealth_outcome(self, name):
         """Per-agent mean over paths of X_T / X_0 - 1, from the file's wealth rows."""
