@@ -29,6 +29,10 @@ std::vector<AgentMeasure> agent_measures(const PopulationMetrics& m) {
     out.push_back({"h_simulated", "", m.herding_distance->per_agent_simulated});
     out.push_back({"h_theory", "", m.herding_distance->per_agent_theory});
   }
+  if (m.opinion && m.opinion->per_agent_simulated.size() > 0) {
+    out.push_back({"w_simulated", "", m.opinion->per_agent_simulated});
+    out.push_back({"w_theory", "", m.opinion->per_agent_theory});
+  }
   if (m.investor) {
     out.push_back({"cumulative_return", "fraction", m.investor->agent_cumulative_return});
     out.push_back({"sharpe", "per sqrt(year)", m.investor->agent_sharpe});

@@ -179,19 +179,27 @@ OpinionAccumulator::OpinionAccumulator(const PopulationInput& input, int rows)
       simulated_den_(static_cast<std::size_t>(rows), 0.0),
       theory_num_(static_cast<std::size_t>(rows), 0.0),
       theory_den_(static_cast<std::size_t>(rows), 0.0),
+      agent_simulated_num_(Eigen::VectorXd::Zero(input.agents)),
+      agent_simulated_den_(Eigen::VectorXd::Zero(input.agents)),
+      agent_theory_num_(Eigen::VectorXd::Zero(input.agents)),
+      agent_theory_den_(Eigen::VectorXd::Zero(input.agents)),
       defined_(Eigen::VectorXi::Zero(input.agents)) {}
 
 void OpinionAccumulator::add(const DecisionRow& row, const ReferenceRow& reference) {
   const auto d = static_cast<std::size_t>(row.index);
   for_each_decision(
       row, reference, merton_, plan_,
-      [&](int /*i*/, double a, double own, double ref) {
+      [&](int i, double a, double own, double ref) {
         simulated_num_[d] += (ref - a) * (ref - own);
         simulated_den_[d] += (ref - own) * (ref - own);
+        agent_simulated_num_[i] += (ref - a) * (ref - own);
+        agent_simulated_den_[i] += (ref - own) * (ref - own);
       },
       [&](int i, double plan, double own, double ref) {
         theory_num_[d] += (ref - plan) * (ref - own);
         theory_den_[d] += (ref - own) * (ref - own);
+        agent_theory_num_[i] += (ref - plan) * (ref - own);
+        agent_theory_den_[i] += (ref - own) * (ref - own);
         if (ref != own) defined_[i] = 1;
       });
 }
@@ -203,6 +211,9 @@ Opinion OpinionAccumulator::finish() const {
     op.theory.push_back(theory_den_[d] > 0.0 ? theory_num_[d] / theory_den_[d] : kNaN);
   }
   op.agents = defined_.sum();
+  const auto ratio = [](double num, double den) { return den > 0.0 ? num / den : kNaN; };
+  op.per_agent_simulated = agent_simulated_num_.binaryExpr(agent_simulated_den_, ratio);
+  op.per_agent_theory = agent_theory_num_.binaryExpr(agent_theory_den_, ratio);
   return op;
 }
 

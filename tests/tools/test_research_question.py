@@ -142,6 +142,12 @@ class ResearchQuestion(unittest.TestCase):
         h_adaptive = measure(adaptive["by_type"][0], "h_simulated")["trend"]
         self.assertLess(h_adaptive["ci_low"], h_theory["trend"]["slope"])
         self.assertGreater(h_adaptive["ci_high"], h_theory["trend"]["slope"])
+        # Their opinion w (the weight on their own Merton plan) falls as the score rises, as theory says.
+        w, w_theory = measure(table, "w_simulated"), measure(table, "w_theory")
+        self.assertLess(w["trend"]["ci_high"], 0.0)
+        self.assertAlmostEqual(w["levels"][0]["mean"], 1.0, delta=1e-12)  # score 0: all weight on Merton
+        for got, want in zip(w["levels"], w_theory["levels"]):
+            self.assertAlmostEqual(got["mean"], want["mean"], delta=1e-9)
         # Plan agents make no decision error; the adaptive rule strays from theory more as the score rises.
         self.assertEqual(measure(table, "decision_mse_pp")["trend"]["slope"], 0.0)
         mse = measure(adaptive["paired"]["by_type"][0], "decision_mse_pp")
