@@ -245,12 +245,16 @@ void InvestAgentPopulation::initialize(const sim::RunState& state, sim::Populati
   raw_alpha.scale = raw_theta.scale = sim::ParamSpec::Scale::direct;
   const auto raw = expand_params({{"alpha", &raw_alpha}, {"theta", &raw_theta}, {"wealth0", &ps_.wealth}},
                                  ps_.count, index_, rng, ip_.lottery);
+  // A paired population (investors = ...) answers its source's questionnaire, lottery convention included.
+  const sim::PopulationSpec& source =
+      spec_.populations[static_cast<std::size_t>(investors_source(spec_, index_))];
+  const theory::LotteryConvention lottery = kind_of(source).investor_draws(source).lottery;
   lottery_prob_.resize(ps_.count);
   score_.resize(ps_.count);
   for (int i = 0; i < ps_.count; ++i) {
     lottery_prob_[i] = ip_.alpha.scale == sim::ParamSpec::Scale::lottery_prob
                            ? raw[0].second[i]
-                           : theory::lottery_prob_from_alpha(alpha_[i], ip_.lottery);
+                           : theory::lottery_prob_from_alpha(alpha_[i], lottery);
     score_[i] = ip_.theta.scale == sim::ParamSpec::Scale::score ? raw[1].second[i]
                                                                 : theory::score_from_theta(theta_[i]);
   }
