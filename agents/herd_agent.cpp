@@ -133,7 +133,9 @@ class HerdKind final : public Kind {
 
   [[nodiscard]] std::vector<std::string> recorded_params(const sim::PopulationSpec& ps) const override {
     const bool leader = params_of<HerdParams>(ps).influence == Influence::leader;
-    return {"alpha", "theta", "wealth0", leader ? "leader_alpha" : "degree"};
+    std::vector<std::string> out{"alpha", "theta", "wealth0", leader ? "leader_alpha" : "degree"};
+    for (std::string& name : questionnaire_names(investor_draws(ps))) out.push_back(std::move(name));
+    return out;
   }
   [[nodiscard]] InvestorDraws investor_draws(const sim::PopulationSpec& ps) const override {
     const HerdParams& hp = params_of<HerdParams>(ps);
@@ -213,6 +215,8 @@ void HerdPopulation::initialize(const sim::RunState& state, sim::PopulationState
     own.params.emplace_back("degree", degree);
     plan_with_peers(own);
   }
+  // The questionnaire values it was specified with, beside alpha and theta (issue 15).
+  for (auto& q : questionnaire_values(spec_, index_)) own.params.push_back(std::move(q));
   const double s2 = spec_.market.sigma * spec_.market.sigma;
   ln_vt_ = (theta_.array() / (alpha_.array() * s2)).log();  // log(0) = -inf: w = 1, own Merton
   if (leader_index_ < 0) {

@@ -240,11 +240,8 @@ void InvestAgentPopulation::initialize(const sim::RunState& state, sim::Populati
   x0_ = param(own, "wealth0");
   // The questionnaire values the prompt quotes: the same expansion without the mapping (same grid
   // positions and draws), or the inverse maps when alpha and theta were given directly.
-  sim::ParamSpec raw_alpha = ip_.alpha;
-  sim::ParamSpec raw_theta = ip_.theta;
-  raw_alpha.scale = raw_theta.scale = sim::ParamSpec::Scale::direct;
-  const auto raw = expand_params({{"alpha", &raw_alpha}, {"theta", &raw_theta}, {"wealth0", &ps_.wealth}},
-                                 ps_.count, index_, rng, ip_.lottery);
+  const auto raw = unscaled_values({{"alpha", &ip_.alpha}, {"theta", &ip_.theta}, {"wealth0", &ps_.wealth}},
+                                   ps_.count, index_, rng);
   // A paired population (investors = ...) answers its source's questionnaire, lottery convention included.
   const sim::PopulationSpec& source =
       spec_.populations[static_cast<std::size_t>(investors_source(spec_, index_))];

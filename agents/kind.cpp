@@ -152,6 +152,29 @@ void check_investors(const sim::ScenarioSpec& spec, int index, KeyReporter& out)
   }
 }
 
+std::vector<std::string> questionnaire_names(const InvestorDraws& draws) {
+  std::vector<std::string> out;
+  for (const NamedParam& p : draws.params) {
+    if (p.spec->scale == sim::ParamSpec::Scale::lottery_prob) out.emplace_back("lottery_prob");
+    if (p.spec->scale == sim::ParamSpec::Scale::score) out.emplace_back("score");
+  }
+  return out;
+}
+
+std::vector<std::pair<std::string, Eigen::VectorXd>> questionnaire_values(const sim::ScenarioSpec& spec,
+                                                                          int index) {
+  const sim::PopulationSpec& ps = spec.populations[static_cast<std::size_t>(index)];
+  const InvestorDraws draws = kind_of(ps).investor_draws(ps);
+  const auto raw = unscaled_values(draws.params, ps.count, index, sim::CounterRng(spec.run.seed));
+  std::vector<std::pair<std::string, Eigen::VectorXd>> out;
+  for (std::size_t j = 0; j < draws.params.size(); ++j) {
+    if (draws.params[j].spec->scale == sim::ParamSpec::Scale::lottery_prob)
+      out.emplace_back("lottery_prob", raw[j].second);
+    if (draws.params[j].spec->scale == sim::ParamSpec::Scale::score) out.emplace_back("score", raw[j].second);
+  }
+  return out;
+}
+
 std::vector<std::pair<std::string, Eigen::VectorXd>> investor_values(const sim::ScenarioSpec& spec,
                                                                      int index) {
   const sim::CounterRng rng(spec.run.seed);

@@ -178,6 +178,14 @@ void check_investors(const sim::ScenarioSpec& spec, int index, KeyReporter& out)
 [[nodiscard]] std::vector<std::pair<std::string, Eigen::VectorXd>> investor_values(
     const sim::ScenarioSpec& spec, int index);
 
+/// The questionnaire scales a kind's draws were given on, in draw order: `lottery_prob` where alpha was
+/// given as {lottery_prob = ...}, `score` where theta was given as {score = ...} (a kind appends them to its
+/// recorded_params). None for a paired population: its investors are recorded with its source.
+[[nodiscard]] std::vector<std::string> questionnaire_names(const InvestorDraws& draws);
+/// Their values for population `index` (the same grid positions and draws as investor_values, unmapped).
+[[nodiscard]] std::vector<std::pair<std::string, Eigen::VectorXd>> questionnaire_values(
+    const sim::ScenarioSpec& spec, int index);
+
 /// Whether a `lottery` key needs alpha given as lottery probabilities (an investagent's prompt quotes the
 /// lottery either way).
 enum class LotteryKey { with_lottery_prob_only, always };

@@ -29,8 +29,10 @@ class MertonKind final : public Kind {
       const inference::BackendFactory& /*backends*/) const override {
     return std::make_unique<MertonPopulation>(spec, index);
   }
-  [[nodiscard]] std::vector<std::string> recorded_params(const sim::PopulationSpec& /*ps*/) const override {
-    return {"alpha", "wealth0"};
+  [[nodiscard]] std::vector<std::string> recorded_params(const sim::PopulationSpec& ps) const override {
+    std::vector<std::string> out{"alpha", "wealth0"};
+    for (std::string& name : questionnaire_names(investor_draws(ps))) out.push_back(std::move(name));
+    return out;
   }
   [[nodiscard]] InvestorDraws investor_draws(const sim::PopulationSpec& ps) const override {
     return {merton_params(ps), params_of<MertonParams>(ps).lottery};
@@ -69,6 +71,7 @@ void MertonPopulation::initialize(const sim::RunState& /*state*/, sim::Populatio
   const sim::PopulationSpec& ps = spec_.populations[static_cast<std::size_t>(index_)];
   const MertonParams& mp = params_of<MertonParams>(ps);
   own.params = investor_values(spec_, index_);
+  for (auto& q : questionnaire_values(spec_, index_)) own.params.push_back(std::move(q));
   set_initial_wealth(own);
   const theory::Schedule schedule(theory_market(spec_), spec_.run.horizon, theory_time(spec_, mp.optimum));
   const Eigen::VectorXd& alpha = param(own, "alpha");

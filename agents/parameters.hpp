@@ -32,6 +32,11 @@ struct InvestorDraws {
     const std::vector<NamedParam>& params, int count, int population_index, const sim::CounterRng& rng,
     theory::LotteryConvention lottery = theory::lottery_win10_sure3);
 
+/// expand_params without the scales' mapping: the values as the scenario gives them (lottery probabilities,
+/// scores), at the same grid positions and draws.
+[[nodiscard]] std::vector<std::pair<std::string, Eigen::VectorXd>> unscaled_values(
+    const std::vector<NamedParam>& params, int count, int population_index, const sim::CounterRng& rng);
+
 /// Inverse CDF of a (possibly truncated) distribution at u in (0, 1).
 [[nodiscard]] double sample_distribution(const sim::DistributionSpec& d, double u);
 

@@ -166,7 +166,12 @@ PopulationComparison compare_population(const RunFile& file, const RunGroupInfo&
   pc.metrics.notes = std::move(notes);
   if (opt.counterfactual && in.merton.size() > 0) {
     const int n = spec.run.steps();
-    if (static_cast<int>(g.decision_steps.size()) != n || in.market_return.cols() != n) {
+    if (spec.market.model != sim::MarketModel::exogenous_gbm) {
+      // Its investors are settled on the recorded paths: sound only where no agent moves the prices.
+      pc.metrics.notes.emplace_back(
+          "rational counterfactual not computed: it replays the recorded prices, so it needs the exogenous "
+          "market");
+    } else if (static_cast<int>(g.decision_steps.size()) != n || in.market_return.cols() != n) {
       pc.metrics.notes.emplace_back(
           "rational counterfactual not computed: it settles every step's wealth, so it needs record.every = "
           "1");
@@ -366,7 +371,8 @@ json lsv_json(const analysis::LsvSummary& l) {
           {"verdict", l.verdict}};
 }
 
-/// --counterfactual only: the rational counterfactual's statistics and what the population adds.
+/// Where computed (herd populations, record.every = 1; not with --no-counterfactual): the rational
+/// counterfactual's statistics and what the population adds.
 void add_counterfactual_json(json& j, const PopulationComparison& pc) {
   if (!pc.counterfactual) return;
   const auto& c = *pc.counterfactual;
@@ -650,7 +656,7 @@ void markdown_population(std::string& md, const PopulationComparison& pc, double
   }
   if (mt.lsv || mt.dispersion) {
     md += "\nHerding tests across agents:\n\n";
-    // LSV counts agents trading on the same side: correlated trading, herding or not (--counterfactual
+    // LSV counts agents trading on the same side: correlated trading, herding or not (the counterfactual
     // separates the two).
     if (mt.lsv) md += fmt::format("- LSV (correlated trading, whatever its cause): {}\n", mt.lsv->verdict);
     if (mt.dispersion) {

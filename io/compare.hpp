@@ -29,9 +29,11 @@ struct CompareOptions {
   /// Per-agent parameters to tabulate every per-agent measure by (--by): recorded ones (alpha, theta,
   /// wealth0, ...) or "lottery_prob" and "score", derived from alpha and theta where not recorded.
   std::vector<std::string> by;
-  /// --counterfactual: herding statistics of each herd population's rational counterfactual (the same
-  /// investors with theta = 0 on the same paths) and what the population adds to them.
-  bool counterfactual = false;
+  /// Herding statistics of each herd population's rational counterfactual (the same investors with
+  /// theta = 0 on the same paths) and what the population adds to them; on by default (issue 15: the
+  /// verdict speaks of the difference), --no-counterfactual skips it. Where it cannot be computed
+  /// (record.every > 1) a note says why.
+  bool counterfactual = true;
 };
 
 /// A paired population against the population whose investors it took: per-agent differences.

@@ -56,6 +56,11 @@ inline constexpr std::string_view kInferenceInvalid = "inference_invalid";
 inline constexpr std::string_view kInferenceSeconds = "inference_seconds";
 // (prompt_tokens, cached_tokens, completion_tokens: the transcripts' column names, as totals.)
 
+// params/lottery_prob attributes: the lottery convention mapping the probabilities to alpha.
+inline constexpr std::string_view kLotteryProb = "lottery_prob";
+inline constexpr std::string_view kLottery = "lottery";
+inline constexpr std::string_view kLotteryAmounts = "lottery_amounts";
+
 // populations/<name>/ datasets and groups. wealth and amount also name the summary datasets.
 inline constexpr std::string_view kWealth = "wealth";
 inline constexpr std::string_view kAmount = "amount";

@@ -36,13 +36,13 @@ std::string lsv_verdict(const LsvResult& r, double alpha) {
   if (r.n_cells < 2 || !finite(r.p_value))
     return fmt::format("not testable ({} qualifying market-periods)", r.n_cells);
   if (r.p_value < alpha && r.mean_h > 0.0)
-    return fmt::format("significant herding (mean H = {:.4f}, t = {:.2f}, p = {:.3g})", r.mean_h, r.t_stat,
-                       r.p_value);
+    return fmt::format("significant correlated trading (mean H = {:.4f}, t = {:.2f}, p = {:.3g})", r.mean_h,
+                       r.t_stat, r.p_value);
   if (r.p_value < alpha)
     return fmt::format(
         "significantly negative H: trades less aligned than independent ones (mean H = {:.4f}, p = {:.3g})",
         r.mean_h, r.p_value);
-  return fmt::format("no significant herding (mean H = {:.4f}, p = {:.3g})", r.mean_h, r.p_value);
+  return fmt::format("no significant correlated trading (mean H = {:.4f}, p = {:.3g})", r.mean_h, r.p_value);
 }
 
 /// The decisions of one row beside the agents' own Merton amounts and their reference Pbar:

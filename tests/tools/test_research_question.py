@@ -61,8 +61,9 @@ class ResearchQuestion(unittest.TestCase):
                              text=True, timeout=600)
         assert res.returncode == 0, res.stderr
         # The one analysis call.
-        res = subprocess.run([HERDSIM, "compare", cls.run_file, "--by", "score", "--counterfactual", "--format",
-                              "json", "-q", "--no-sidecar"], capture_output=True, text=True, timeout=600)
+        # The rational counterfactual is on by default (issue 15, item 3).
+        res = subprocess.run([HERDSIM, "compare", cls.run_file, "--by", "score", "--format", "json", "-q",
+                              "--no-sidecar"], capture_output=True, text=True, timeout=600)
         assert res.returncode == 0, res.stderr
         cls.doc = json.loads(res.stdout)
         cls.group = cls.doc["runs"][0]
@@ -89,6 +90,25 @@ class ResearchQuestion(unittest.TestCase):
         run = herdsim_load.load_run(self.run_file)
         self.assertEqual(run.population("adaptive_followers").investors, "plan_followers")
         self.assertIsNone(run.population("plan_followers").investors)
+
+    def test_the_file_records_the_scores_and_lottery_probabilities_the_investors_were_given(self):
+        # Issue 15, item 2: beside alpha and theta, the questionnaire values and the lottery convention.
+        with h5py.File(self.run_file, "r") as f:
+            params = f["populations/plan_followers/params"]
+            prob = params["lottery_prob"]
+            # 66 agents: the grid of 3 probabilities (slowest) x 11 scores, cycled.
+            np.testing.assert_array_equal(prob[...], np.repeat([0.7, 0.8, 0.9], 11)[np.arange(66) % 33])
+            np.testing.assert_array_equal(params["score"][...], np.tile(np.arange(11.0), 6))
+            self.assertEqual(prob.attrs["lottery"], "win10_sure3")
+            np.testing.assert_array_equal(prob.attrs["lottery_amounts"], [10.0, 3.0])
+            # alpha is their image under the convention: p = (1 - e^{-3 alpha}) / (1 - e^{-10 alpha}).
+            alpha = params["alpha"][...]
+            np.testing.assert_allclose(np.expm1(-3 * alpha) / np.expm1(-10 * alpha), prob[...], rtol=1e-12)
+            np.testing.assert_allclose(params["theta"][...], params["score"][...] * 1e-8, rtol=1e-15)
+            # The paired populations were specified by their source; the leader by alpha itself.
+            for name in ("adaptive_followers", "rational", "leader"):
+                self.assertNotIn("lottery_prob", f["populations"][name]["params"])
+                self.assertNotIn("score", f["populations"][name]["params"])
 
     def wealth_outcome(self, name):
         """Per-agent mean over paths of X_T / X_0 - 1, from the file's wealth rows."""
@@ -172,6 +192,33 @@ class ResearchQuestion(unittest.TestCase):
             # the difference.
             self.assertIn("theta = 0", lsv["verdict"])
             self.assertIn("correlated trading", lsv["verdict"])
+
+    def test_lsv_speaks_of_correlated_trading(self):
+        # Rational investors trade in step (H = 0.437): LSV measures correlated trading, not herding.
+        verdict = by_name(self.group, "rational")["lsv"]["verdict"]
+        self.assertTrue(verdict.startswith("significant correlated trading (mean H = "), verdict)
+        self.assertNotIn("herding", verdict)
+
+    def test_no_counterfactual_and_where_it_cannot_be_computed(self):
+        res = subprocess.run([HERDSIM, "compare", self.run_file, "--no-counterfactual", "--format", "json", "-q",
+                              "--no-sidecar"], capture_output=True, text=True, timeout=600)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        run = json.loads(res.stdout)["runs"][0]
+        self.assertNotIn("counterfactual", by_name(run, "plan_followers"))
+        self.assertEqual(by_name(run, "plan_followers")["lsv"], by_name(self.group, "plan_followers")["lsv"])
+        # Recorded every other step: compare succeeds and a note says why there is no counterfactual.
+        sparse = os.path.join(self.tmp.name, "every2.h5")
+        res = subprocess.run([HERDSIM, "run", os.path.join(SCENARIOS, "score_herding.toml"), "-o", sparse, "-q",
+                              "--set", "record.every=2", "--set", "run.paths=20"], capture_output=True,
+                             text=True, timeout=600)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        res = subprocess.run([HERDSIM, "compare", sparse, "--format", "json", "-q", "--no-sidecar"],
+                             capture_output=True, text=True, timeout=600)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        plan = by_name(json.loads(res.stdout)["runs"][0], "plan_followers")
+        self.assertNotIn("counterfactual", plan)
+        self.assertIn("rational counterfactual not computed: it settles every step's wealth, so it needs "
+                      "record.every = 1", plan["notes"])
 
     def test_markdown_says_the_same(self):
         res = subprocess.run([HERDSIM, "compare", self.run_file, "--by", "score", "-q", "--no-sidecar"],

@@ -122,9 +122,10 @@ void add_compare_command(CLI::App& app) {
                   "tabulate every per-agent measure by these per-agent parameters (investor types), with a "
                   "trend test: lottery_prob, score, alpha, theta, wealth0 or any recorded parameter")
       ->delimiter(',');
-  cmd->add_flag("--counterfactual", flags->options.counterfactual,
+  cmd->add_flag("--counterfactual,!--no-counterfactual", flags->options.counterfactual,
                 "herd populations: LSV and CSSD/CSAD also for the same investors with theta = 0 on the same "
-                "paths (from theory), and the difference, the part attributable to herding");
+                "paths (from theory), and the difference, the part attributable to herding (the default; "
+                "--no-counterfactual skips it)");
   cmd->add_option("--memory-mib", flags->memory_mib,
                   "memory for per-(agent, path) state; more agents are cut")
       ->check(CLI::Range(1.0, 1e7));
