@@ -95,7 +95,14 @@ class CompareLibrary(unittest.TestCase):
                     for p in r["populations"]:
                         # Paired populations (investors = ...) add their pairing and paired differences.
                         paired = {"investors", "paired"} if "investors" in p else set()
-                        self.assertEqual(set(p), POP_KEYS | paired)
+                        # Herd populations: the rational counterfactual by default, or a note saying why not.
+                        cf = {"counterfactual"} if "counterfactual" in p else set()
+                        self.assertEqual(set(p), POP_KEYS | paired | cf)
+                        if p["kind"] == "herd" and p["lsv"] is not None:
+                            self.assertTrue(cf or any(n.startswith("rational counterfactual not computed")
+                                                      for n in p["notes"]), p["name"])
+                        if cf:
+                            self.assertEqual(p["kind"], "herd")
                         # Every missing section is explained.
                         if p["decision_error"] is None or p["lsv"] is None:
                             self.assertTrue(p["notes"], p["name"])
