@@ -79,8 +79,8 @@ class HerdKind final : public Kind {
 
   [[nodiscard]] std::any read(KeyReader& in, const sim::PopulationSpec& common) const override {
     HerdParams p;
-    read_alpha(in, name(), p.alpha, p.lottery, LotteryKey::with_lottery_prob_only);
-    read_theta(in, name(), p.theta);
+    read_alpha(in, common, p.alpha, p.lottery, LotteryKey::with_lottery_prob_only);
+    read_theta(in, common, p.theta);
     auto herd = in.choice<HerdType>("herd");
     auto influence = in.choice<Influence>("influence");
     if (!in.has("herd")) herd = HerdType::absolute;
@@ -135,7 +135,13 @@ class HerdKind final : public Kind {
 
   [[nodiscard]] std::vector<std::string> recorded_params(const sim::PopulationSpec& ps) const override {
     const bool leader = params_of<HerdParams>(ps).influence == Influence::leader;
-    return {"alpha", "theta", "wealth0", leader ? "leader_alpha" : "degree"};
+    std::vector<std::string> out{"alpha", "theta", "wealth0", leader ? "leader_alpha" : "degree"};
+    for (std::string& name : questionnaire_names(investor_draws(ps))) out.push_back(std::move(name));
+    return out;
+  }
+  [[nodiscard]] InvestorDraws investor_draws(const sim::PopulationSpec& ps) const override {
+    const HerdParams& hp = params_of<HerdParams>(ps);
+    return {{{"alpha", &hp.alpha}, {"theta", &hp.theta}, {"wealth0", &ps.wealth}}, hp.lottery};
   }
 
  private:
@@ -172,8 +178,7 @@ HerdPopulation::HerdPopulation(const sim::ScenarioSpec& spec, int index)
 
 void HerdPopulation::initialize(const sim::RunState& state, sim::PopulationState& own) {
   const sim::CounterRng rng(spec_.run.seed);
-  own.params = expand_params({{"alpha", &hp_.alpha}, {"theta", &hp_.theta}, {"wealth0", &ps_.wealth}},
-                             ps_.count, index_, rng, hp_.lottery);
+  own.params = investor_values(spec_, index_);
   set_initial_wealth(own);
   alpha_ = param(own, "alpha");
   theta_ = param(own, "theta");
@@ -205,12 +210,15 @@ void HerdPopulation::initialize(const sim::RunState& state, sim::PopulationState
     own.params.emplace_back("leader_alpha", leader_alpha_);
     plan_with_leader(own);
   } else {
-    weights_ = build_network(hp_.network, theta_, index_, rng);
+    // Paired populations share their source's network draws too (investors_source: index_ when unpaired).
+    weights_ = build_network(hp_.network, theta_, investors_source(spec_, index_), rng);
     Eigen::VectorXd degree(ps_.count);
     for (int i = 0; i < ps_.count; ++i) degree[i] = static_cast<double>(weights_.row(i).nonZeros());
     own.params.emplace_back("degree", degree);
     plan_with_peers(own);
   }
+  // The questionnaire values it was specified with, beside alpha and theta (issue 15).
+  for (auto& q : questionnaire_values(spec_, index_)) own.params.push_back(std::move(q));
   const double s2 = spec_.market.sigma * spec_.market.sigma;
   ln_vt_ = (theta_.array() / (alpha_.array() * s2)).log();  // log(0) = -inf: w = 1, own Merton
   if (leader_index_ < 0) {

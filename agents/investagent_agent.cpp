@@ -120,10 +120,10 @@ class InvestAgentKind final : public Kind {
   [[nodiscard]] std::string_view name() const override { return InvestAgentParams::kind; }
   [[nodiscard]] std::span<const KeyInfo> keys() const override { return keys_; }
 
-  [[nodiscard]] std::any read(KeyReader& in, const sim::PopulationSpec& /*common*/) const override {
+  [[nodiscard]] std::any read(KeyReader& in, const sim::PopulationSpec& common) const override {
     InvestAgentParams p;
-    read_alpha(in, name(), p.alpha, p.lottery, LotteryKey::always);
-    read_theta(in, name(), p.theta);
+    read_alpha(in, common, p.alpha, p.lottery, LotteryKey::always);
+    read_theta(in, common, p.theta);
     p.protocol = in.choice<InvestProtocol>("protocol").value_or(InvestProtocol::absolute);
     in.require("leader", for_kind(name()) + ": the name of a merton population");
     p.leader = in.string("leader").value_or("");
@@ -186,6 +186,10 @@ class InvestAgentKind final : public Kind {
     std::vector<std::string> out{"alpha", "theta", "wealth0", "leader_alpha", "lottery_prob", "score"};
     if (params_of<InvestAgentParams>(ps).protocol == InvestProtocol::mutual) out.emplace_back("peer");
     return out;
+  }
+  [[nodiscard]] InvestorDraws investor_draws(const sim::PopulationSpec& ps) const override {
+    const InvestAgentParams& ip = params_of<InvestAgentParams>(ps);
+    return {{{"alpha", &ip.alpha}, {"theta", &ip.theta}, {"wealth0", &ps.wealth}}, ip.lottery};
   }
 
  private:
@@ -257,25 +261,25 @@ std::uint64_t InvestAgentPopulation::request_seed(const sim::CounterRng& rng, in
 
 void InvestAgentPopulation::initialize(const sim::RunState& state, sim::PopulationState& own) {
   const sim::CounterRng rng(spec_.run.seed);
-  const std::vector<NamedParam> named{{"alpha", &ip_.alpha}, {"theta", &ip_.theta}, {"wealth0", &ps_.wealth}};
-  own.params = expand_params(named, ps_.count, index_, rng, ip_.lottery);
+  own.params = investor_values(spec_, index_);
   set_initial_wealth(own);
   alpha_ = param(own, "alpha");
   theta_ = param(own, "theta");
   x0_ = param(own, "wealth0");
   // The questionnaire values the prompt quotes: the same expansion without the mapping (same grid
   // positions and draws), or the inverse maps when alpha and theta were given directly.
-  sim::ParamSpec raw_alpha = ip_.alpha;
-  sim::ParamSpec raw_theta = ip_.theta;
-  raw_alpha.scale = raw_theta.scale = sim::ParamSpec::Scale::direct;
-  const auto raw = expand_params({{"alpha", &raw_alpha}, {"theta", &raw_theta}, {"wealth0", &ps_.wealth}},
-                                 ps_.count, index_, rng, ip_.lottery);
+  const auto raw = unscaled_values({{"alpha", &ip_.alpha}, {"theta", &ip_.theta}, {"wealth0", &ps_.wealth}},
+                                   ps_.count, index_, rng);
+  // A paired population (investors = ...) answers its source's questionnaire, lottery convention included.
+  const sim::PopulationSpec& source =
+      spec_.populations[static_cast<std::size_t>(investors_source(spec_, index_))];
+  const theory::LotteryConvention lottery = kind_of(source).investor_draws(source).lottery;
   lottery_prob_.resize(ps_.count);
   score_.resize(ps_.count);
   for (int i = 0; i < ps_.count; ++i) {
     lottery_prob_[i] = ip_.alpha.scale == sim::ParamSpec::Scale::lottery_prob
                            ? raw[0].second[i]
-                           : theory::lottery_prob_from_alpha(alpha_[i], ip_.lottery);
+                           : theory::lottery_prob_from_alpha(alpha_[i], lottery);
     score_[i] = ip_.theta.scale == sim::ParamSpec::Scale::score ? raw[1].second[i]
                                                                 : theory::score_from_theta(theta_[i]);
   }

@@ -1,5 +1,8 @@
 #include "agents/kind.hpp"
 
+#include "sim/plural.hpp"
+
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -60,18 +63,21 @@ void check_alpha_limits(KeyReporter& out, const sim::ParamSpec& alpha, theory::L
   }
 }
 
-void read_alpha(KeyReader& in, std::string_view kind, sim::ParamSpec& alpha,
+void read_alpha(KeyReader& in, const sim::PopulationSpec& common, sim::ParamSpec& alpha,
                 theory::LotteryConvention& lottery, LotteryKey lottery_key) {
   lottery = in.choice<theory::LotteryConvention>("lottery").value_or(theory::lottery_win10_sure3);
-  if (in.require("alpha", for_kind(kind))) alpha = in.param("alpha", alpha_rule(lottery)).value_or(alpha);
+  if (!common.investors.empty()) return;  // taken from the source (io reports the key if given)
+  if (in.require("alpha", for_kind(common.kind)))
+    alpha = in.param("alpha", alpha_rule(lottery)).value_or(alpha);
   if (in.has("alpha") && in.valid("alpha") && in.valid("lottery")) check_alpha_limits(in, alpha, lottery);
   if (lottery_key == LotteryKey::with_lottery_prob_only && in.has("lottery") && in.valid("alpha") &&
       alpha.scale != sim::ParamSpec::Scale::lottery_prob)
     in.report("lottery", "applies only with alpha = { lottery_prob = ... }");
 }
 
-void read_theta(KeyReader& in, std::string_view kind, sim::ParamSpec& theta) {
-  if (in.require("theta", for_kind(kind))) theta = in.param("theta", theta_rule()).value_or(theta);
+void read_theta(KeyReader& in, const sim::PopulationSpec& common, sim::ParamSpec& theta) {
+  if (!common.investors.empty()) return;
+  if (in.require("theta", for_kind(common.kind))) theta = in.param("theta", theta_rule()).value_or(theta);
 }
 
 int population_index(const sim::ScenarioSpec& spec, std::string_view name) {
@@ -79,6 +85,117 @@ int population_index(const sim::ScenarioSpec& spec, std::string_view name) {
     if (spec.populations[i].name == name) return static_cast<int>(i);
   }
   return -1;
+}
+
+int investors_source(const sim::ScenarioSpec& spec, int index) {
+  // Checked specs have no cycle; the bound keeps an unchecked one from looping.
+  for (std::size_t hops = 0; hops <= spec.populations.size(); ++hops) {
+    const std::string& source = spec.populations[static_cast<std::size_t>(index)].investors;
+    const int next = source.empty() ? -1 : population_index(spec, source);
+    if (next < 0) return index;
+    index = next;
+  }
+  throw ScenarioError(fmt::format("population '{}': its investors form a cycle",
+                                  spec.populations[static_cast<std::size_t>(index)].name));
+}
+
+void check_investors(const sim::ScenarioSpec& spec, int index, KeyReporter& out) {
+  const sim::PopulationSpec& ps = spec.populations[static_cast<std::size_t>(index)];
+  if (ps.investors.empty() || !out.valid(kInvestorsKey)) return;
+  const int source = population_index(spec, ps.investors);
+  if (source < 0) {
+    out.report(kInvestorsKey, fmt::format("there is no population named \"{}\"", ps.investors));
+    return;
+  }
+  if (source == index) {
+    out.report(kInvestorsKey, "names the population itself; name another population whose investors to take");
+    return;
+  }
+  // Follow the chain: a cycle has no population that draws the investors.
+  std::vector<int> seen{index};
+  for (int at = source; at >= 0;) {
+    if (std::find(seen.begin(), seen.end(), at) != seen.end()) {
+      std::string chain;
+      for (const int i : seen)
+        chain += fmt::format("\"{}\" -> ", spec.populations[static_cast<std::size_t>(i)].name);
+      out.report(kInvestorsKey,
+                 fmt::format("forms a cycle ({}\"{}\"): one population must draw its own investors", chain,
+                             spec.populations[static_cast<std::size_t>(at)].name));
+      return;
+    }
+    seen.push_back(at);
+    const std::string& next = spec.populations[static_cast<std::size_t>(at)].investors;
+    at = next.empty() ? -1 : population_index(spec, next);
+  }
+  const sim::PopulationSpec& src = spec.populations[static_cast<std::size_t>(source)];
+  if (out.valid("count") && src.count != ps.count) {
+    out.report(kInvestorsKey,
+               fmt::format("population \"{}\" has {} but this one has {}: paired populations "
+                           "need the same count",
+                           src.name, sim::counted(src.count, "agent"), ps.count),
+               "count");
+    return;
+  }
+  const sim::PopulationSpec& root = spec.populations[static_cast<std::size_t>(seen.back())];
+  const Kind* own_kind = find_kind(ps.kind);
+  const Kind* root_kind = find_kind(root.kind);
+  if (own_kind == nullptr || root_kind == nullptr || !ps.params.has_value() || !root.params.has_value())
+    return;
+  const InvestorDraws theirs = root_kind->investor_draws(root);
+  for (const NamedParam& p : own_kind->investor_draws(ps).params) {
+    const bool found = std::any_of(theirs.params.begin(), theirs.params.end(),
+                                   [&](const NamedParam& q) { return q.name == p.name; });
+    if (!found)
+      out.report(kInvestorsKey,
+                 fmt::format("population \"{}\" (kind = \"{}\") draws no {} for a {} population to take",
+                             root.name, root.kind, p.name, ps.kind));
+  }
+}
+
+std::vector<std::string> questionnaire_names(const InvestorDraws& draws) {
+  std::vector<std::string> out;
+  for (const NamedParam& p : draws.params) {
+    if (p.spec->scale == sim::ParamSpec::Scale::lottery_prob) out.emplace_back("lottery_prob");
+    if (p.spec->scale == sim::ParamSpec::Scale::score) out.emplace_back("score");
+  }
+  return out;
+}
+
+std::vector<std::pair<std::string, Eigen::VectorXd>> questionnaire_values(const sim::ScenarioSpec& spec,
+                                                                          int index) {
+  const sim::PopulationSpec& ps = spec.populations[static_cast<std::size_t>(index)];
+  const InvestorDraws draws = kind_of(ps).investor_draws(ps);
+  const auto raw = unscaled_values(draws.params, ps.count, index, sim::CounterRng(spec.run.seed));
+  std::vector<std::pair<std::string, Eigen::VectorXd>> out;
+  for (std::size_t j = 0; j < draws.params.size(); ++j) {
+    if (draws.params[j].spec->scale == sim::ParamSpec::Scale::lottery_prob)
+      out.emplace_back("lottery_prob", raw[j].second);
+    if (draws.params[j].spec->scale == sim::ParamSpec::Scale::score) out.emplace_back("score", raw[j].second);
+  }
+  return out;
+}
+
+std::vector<std::pair<std::string, Eigen::VectorXd>> investor_values(const sim::ScenarioSpec& spec,
+                                                                     int index) {
+  const sim::CounterRng rng(spec.run.seed);
+  const sim::PopulationSpec& ps = spec.populations[static_cast<std::size_t>(index)];
+  const InvestorDraws own = kind_of(ps).investor_draws(ps);
+  const int source = investors_source(spec, index);
+  if (source == index) return expand_params(own.params, ps.count, index, rng, own.lottery);
+  // The source's draws, keyed by its index and parameter positions: the same investors, value for value.
+  const sim::PopulationSpec& src = spec.populations[static_cast<std::size_t>(source)];
+  const InvestorDraws theirs = kind_of(src).investor_draws(src);
+  auto drawn = expand_params(theirs.params, src.count, source, rng, theirs.lottery);
+  std::vector<std::pair<std::string, Eigen::VectorXd>> out;
+  for (const NamedParam& p : own.params) {
+    const auto it =
+        std::find_if(drawn.begin(), drawn.end(), [&](const auto& d) { return d.first == p.name; });
+    if (it == drawn.end() || it->second.size() != ps.count)
+      throw ScenarioError(fmt::format("population '{}': investors = \"{}\" has no {} for {} agents", ps.name,
+                                      ps.investors, p.name, ps.count));
+    out.emplace_back(p.name, it->second);
+  }
+  return out;
 }
 
 void check_population_ref(const sim::ScenarioSpec& spec, std::string_view key, const std::string& name,

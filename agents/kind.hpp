@@ -7,6 +7,7 @@
 // parameter rules (alpha as a lottery probability, theta as a score), "is required", population
 // references (a leader) and typed access to a population's parameters.
 #include <any>
+#include <array>
 #include <cstdint>
 #include <limits>
 #include <memory>
@@ -18,6 +19,7 @@
 
 #include <fmt/format.h>
 
+#include "agents/parameters.hpp"
 #include "sim/enum_names.hpp"
 #include "sim/error.hpp"
 #include "sim/inference/backend.hpp"
@@ -155,20 +157,48 @@ class Kind {
       const sim::ScenarioSpec& spec, int index, const inference::BackendFactory& backends) const = 0;
   /// The per-agent parameters initialize() records (PopulationState::params, HDF5 params/), in order.
   [[nodiscard]] virtual std::vector<std::string> recorded_params(const sim::PopulationSpec& ps) const = 0;
+  /// The investor parameters it draws (expand_params' list, in the order that keys the draws, and the
+  /// lottery convention): what `investors = "NAME"` takes from population NAME (investor_values). None
+  /// by default: a kind that draws investors declares them, and its initialize() uses investor_values.
+  [[nodiscard]] virtual InvestorDraws investor_draws(const sim::PopulationSpec& /*ps*/) const { return {}; }
 };
+
+/// The common key that pairs a population with another's investors, and the keys it then takes from it.
+inline constexpr std::string_view kInvestorsKey = "investors";
+inline constexpr std::array<std::string_view, 4> kTakenWithInvestors{"alpha", "theta", "wealth", "lottery"};
+
+/// The population whose draws population `index` shares: the end of its chain of `investors` (itself
+/// when it has none). The spec must be checked (check_investors: no cycle).
+[[nodiscard]] int investors_source(const sim::ScenarioSpec& spec, int index);
+/// Checks `investors`: an existing other population, the same count, no cycle, and a source that draws
+/// every investor parameter this population's kind needs.
+void check_investors(const sim::ScenarioSpec& spec, int index, KeyReporter& out);
+/// The investor parameters of population `index` (its kind's investor_draws, expanded): its own draws,
+/// or, with `investors`, its source's (same values, agent for agent).
+[[nodiscard]] std::vector<std::pair<std::string, Eigen::VectorXd>> investor_values(
+    const sim::ScenarioSpec& spec, int index);
+
+/// The questionnaire scales a kind's draws were given on, in draw order: `lottery_prob` where alpha was
+/// given as {lottery_prob = ...}, `score` where theta was given as {score = ...} (a kind appends them to its
+/// recorded_params). None for a paired population: its investors are recorded with its source.
+[[nodiscard]] std::vector<std::string> questionnaire_names(const InvestorDraws& draws);
+/// Their values for population `index` (the same grid positions and draws as investor_values, unmapped).
+[[nodiscard]] std::vector<std::pair<std::string, Eigen::VectorXd>> questionnaire_values(
+    const sim::ScenarioSpec& spec, int index);
 
 /// Whether a `lottery` key needs alpha given as lottery probabilities (an investagent's prompt quotes the
 /// lottery either way).
 enum class LotteryKey { with_lottery_prob_only, always };
 /// Reads `lottery` and the required `alpha` (a value, list, distribution or {lottery_prob = ...}).
-void read_alpha(KeyReader& in, std::string_view kind, sim::ParamSpec& alpha,
+/// Neither is required where common.investors is set (they are then taken from that population).
+void read_alpha(KeyReader& in, const sim::PopulationSpec& common, sim::ParamSpec& alpha,
                 theory::LotteryConvention& lottery, LotteryKey lottery_key);
 /// Reports `alpha` where a value it takes (a constant, a list's values, a distribution's bounds; lottery
 /// probabilities mapped) leaves the model's limits (theory::alpha_problem). An untruncated distribution's
 /// tails are not checked here: an agent drawn outside fails at set-up with a SolverError naming it.
 void check_alpha_limits(KeyReporter& out, const sim::ParamSpec& alpha, theory::LotteryConvention lottery);
 /// Reads the required `theta` (a value, list, distribution or {score = ...}).
-void read_theta(KeyReader& in, std::string_view kind, sim::ParamSpec& theta);
+void read_theta(KeyReader& in, const sim::PopulationSpec& common, sim::ParamSpec& theta);
 
 /// The registered kinds, in registration order (the built-in ones first).
 [[nodiscard]] std::vector<const Kind*> registered_kinds();

@@ -15,9 +15,9 @@ class MertonKind final : public Kind {
  public:
   [[nodiscard]] std::string_view name() const override { return MertonParams::kind; }
   [[nodiscard]] std::span<const KeyInfo> keys() const override { return keys_; }
-  [[nodiscard]] std::any read(KeyReader& in, const sim::PopulationSpec& /*common*/) const override {
+  [[nodiscard]] std::any read(KeyReader& in, const sim::PopulationSpec& common) const override {
     MertonParams p;
-    read_alpha(in, name(), p.alpha, p.lottery, LotteryKey::with_lottery_prob_only);
+    read_alpha(in, common, p.alpha, p.lottery, LotteryKey::with_lottery_prob_only);
     p.optimum = in.choice<Optimum>("optimum").value_or(Optimum::discrete);
     const auto policy = in.choice<Policy>("policy");
     p.policy = policy.value_or(Policy::plan);
@@ -30,8 +30,13 @@ class MertonKind final : public Kind {
       const inference::BackendFactory& /*backends*/) const override {
     return std::make_unique<MertonPopulation>(spec, index);
   }
-  [[nodiscard]] std::vector<std::string> recorded_params(const sim::PopulationSpec& /*ps*/) const override {
-    return {"alpha", "wealth0"};
+  [[nodiscard]] std::vector<std::string> recorded_params(const sim::PopulationSpec& ps) const override {
+    std::vector<std::string> out{"alpha", "wealth0"};
+    for (std::string& name : questionnaire_names(investor_draws(ps))) out.push_back(std::move(name));
+    return out;
+  }
+  [[nodiscard]] InvestorDraws investor_draws(const sim::PopulationSpec& ps) const override {
+    return {merton_params(ps), params_of<MertonParams>(ps).lottery};
   }
 
  private:
@@ -55,8 +60,7 @@ std::vector<NamedParam> merton_params(const sim::PopulationSpec& ps) {
 
 Eigen::VectorXd leader_alpha_of(const sim::ScenarioSpec& spec, int leader, int followers) {
   const sim::PopulationSpec& ps = spec.populations[static_cast<std::size_t>(leader)];
-  const auto params = expand_params(merton_params(ps), ps.count, leader, sim::CounterRng(spec.run.seed),
-                                    params_of<MertonParams>(ps).lottery);
+  const auto params = investor_values(spec, leader);  // alpha first
   Eigen::VectorXd out(followers);
   for (int i = 0; i < followers; ++i) out[i] = params[0].second[i % ps.count];
   return out;
@@ -67,8 +71,8 @@ MertonPopulation::MertonPopulation(const sim::ScenarioSpec& spec, int index) : s
 void MertonPopulation::initialize(const sim::RunState& /*state*/, sim::PopulationState& own) {
   const sim::PopulationSpec& ps = spec_.populations[static_cast<std::size_t>(index_)];
   const MertonParams& mp = params_of<MertonParams>(ps);
-  const sim::CounterRng rng(spec_.run.seed);
-  own.params = expand_params(merton_params(ps), ps.count, index_, rng, mp.lottery);
+  own.params = investor_values(spec_, index_);
+  for (auto& q : questionnaire_values(spec_, index_)) own.params.push_back(std::move(q));
   set_initial_wealth(own);
   const theory::Schedule schedule(theory_market(spec_), spec_.run.horizon, theory_time(spec_, mp.optimum));
   const Eigen::VectorXd& alpha = param(own, "alpha");

@@ -28,6 +28,14 @@ class NoiseKind final : public Kind {
     if (params_of<NoiseParams>(ps).proportion.form == sim::ParamSpec::Form::distribution) return {"wealth0"};
     return {"wealth0", "proportion"};
   }
+  [[nodiscard]] InvestorDraws investor_draws(const sim::PopulationSpec& ps) const override {
+    const NoiseParams& np = params_of<NoiseParams>(ps);
+    InvestorDraws out{{{"wealth0", &ps.wealth}}, theory::lottery_win10_sure3};
+    // A drawn proportion is drawn every step, not per investor; grid order: wealth, proportion.
+    if (np.proportion.form != sim::ParamSpec::Form::distribution)
+      out.params.push_back({"proportion", &np.proportion});
+    return out;
+  }
 
  private:
   static constexpr std::array<KeyInfo, 1> keys_{{
@@ -49,10 +57,7 @@ NoisePopulation::NoisePopulation(const sim::ScenarioSpec& spec, int index)
       drawn_(np_.proportion.form == sim::ParamSpec::Form::distribution) {}
 
 void NoisePopulation::initialize(const sim::RunState& /*state*/, sim::PopulationState& own) {
-  const sim::CounterRng rng(spec_.run.seed);
-  std::vector<NamedParam> params{{"wealth0", &ps_.wealth}};
-  if (!drawn_) params.push_back({"proportion", &np_.proportion});  // grid order: wealth, proportion
-  own.params = expand_params(params, ps_.count, index_, rng);
+  own.params = investor_values(spec_, index_);
   set_initial_wealth(own);
 }
 

@@ -78,4 +78,18 @@ std::vector<std::pair<std::string, Eigen::VectorXd>> expand_params(const std::ve
   return out;
 }
 
+std::vector<std::pair<std::string, Eigen::VectorXd>> unscaled_values(const std::vector<NamedParam>& params,
+                                                                     int count, int population_index,
+                                                                     const sim::CounterRng& rng) {
+  std::vector<sim::ParamSpec> direct;
+  direct.reserve(params.size());
+  for (const NamedParam& p : params) {
+    direct.push_back(*p.spec);
+    direct.back().scale = sim::ParamSpec::Scale::direct;
+  }
+  std::vector<NamedParam> named;
+  for (std::size_t j = 0; j < params.size(); ++j) named.push_back({params[j].name, &direct[j]});
+  return expand_params(named, count, population_index, rng);
+}
+
 }  // namespace herdsim::agents

@@ -18,12 +18,24 @@ struct NamedParam {
   const sim::ParamSpec* spec;
 };
 
+/// The investor parameters a kind draws for a population and the convention mapping its lottery
+/// probabilities (Kind::investor_draws).
+struct InvestorDraws {
+  std::vector<NamedParam> params;
+  theory::LotteryConvention lottery = theory::lottery_win10_sure3;
+};
+
 /// Values for `count` agents. Lists form a grid over all list-valued parameters in `params` order
 /// (the first varies slowest), cycled to count; distributions are drawn per agent with the key
 /// (population_index, parameter position, agent). Scales (lottery_prob, score) are mapped.
 [[nodiscard]] std::vector<std::pair<std::string, Eigen::VectorXd>> expand_params(
     const std::vector<NamedParam>& params, int count, int population_index, const sim::CounterRng& rng,
     theory::LotteryConvention lottery = theory::lottery_win10_sure3);
+
+/// expand_params without the scales' mapping: the values as the scenario gives them (lottery probabilities,
+/// scores), at the same grid positions and draws.
+[[nodiscard]] std::vector<std::pair<std::string, Eigen::VectorXd>> unscaled_values(
+    const std::vector<NamedParam>& params, int count, int population_index, const sim::CounterRng& rng);
 
 /// Inverse CDF of a (possibly truncated) distribution at u in (0, 1).
 [[nodiscard]] double sample_distribution(const sim::DistributionSpec& d, double u);

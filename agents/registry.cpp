@@ -98,6 +98,7 @@ void check_populations(const sim::ScenarioSpec& spec) {
     const sim::PopulationSpec& ps = spec.populations[i];
     PopulationProblems out(ps.name, lines);
     kind_of(ps).check(spec, static_cast<int>(i), out);
+    check_investors(spec, static_cast<int>(i), out);
   }
   if (lines.empty()) return;
   std::string message;

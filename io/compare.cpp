@@ -17,6 +17,8 @@
 #include "io/timestamp.hpp"
 #include "sim/analysis/theory_references.hpp"
 #include "sim/error.hpp"
+#include "sim/market/market_step.hpp"
+#include "sim/plural.hpp"
 #include "sim/theory/market.hpp"
 
 namespace herdsim::io {
@@ -168,6 +170,32 @@ PopulationComparison compare_population(const RunFile& file, const RunGroupInfo&
   pc.metrics = analysis::analyse_population(in, rows);
   notes.insert(notes.end(), pc.metrics.notes.begin(), pc.metrics.notes.end());
   pc.metrics.notes = std::move(notes);
+  if (opt.counterfactual && in.merton.size() > 0) {
+    const int n = spec.run.steps();
+    if (spec.market.model != sim::MarketModel::exogenous_gbm) {
+      // Its investors are settled on the recorded paths: sound only where no agent moves the prices.
+      pc.metrics.notes.emplace_back(
+          "rational counterfactual not computed: it replays the recorded prices, so it needs the exogenous "
+          "market");
+    } else if (static_cast<int>(g.decision_steps.size()) != n || in.market_return.cols() != n) {
+      pc.metrics.notes.emplace_back(
+          "rational counterfactual not computed: it settles every step's wealth, so it needs record.every = "
+          "1");
+    } else {
+      // The same investors with theta = 0: their own Merton plans, settled on the recorded paths.
+      analysis::PopulationInput cf = in;
+      cf.theory.resize(0, 0);
+      cf.merton.resize(0, 0);
+      cf.leader.resize(0, 0);
+      cf.reference = analysis::HerdReference::none;
+      cf.opinion = false;
+      const double growth =
+          sim::StepCoefficients(spec.market, spec.run.dt(), spec.run.wealth_update).deposit_growth;
+      analysis::CounterfactualRows cf_rows(in.wealth0, in.merton.leftCols(n), in.market_return, growth);
+      const analysis::PopulationMetrics cf_metrics = analysis::analyse_population(cf, cf_rows);
+      pc.counterfactual = analysis::attribute_herding(pc.metrics, cf_metrics, opt.significance);
+    }
+  }
   const auto* merton = agents::params_if<agents::MertonParams>(ps);
   if (merton != nullptr)
     pc.metrics.notes.emplace_back("merton: rational, no herding reference (h = 0, w = 1 by definition)");
@@ -186,7 +214,50 @@ PopulationComparison compare_population(const RunFile& file, const RunGroupInfo&
     axes.theta_as_score = theta_spec != nullptr && theta_spec->scale == sim::ParamSpec::Scale::score;
     pc.table = analysis::make_error_table(in.alpha, theta, *pc.metrics.decision_error, axes);
   }
+  pc.investors = ps.investors;
+  const std::vector<analysis::AgentMeasure> measures = analysis::agent_measures(pc.metrics);
+  for (const std::string& by : opt.by) {
+    Eigen::VectorXd x = param(by.c_str());
+    // The questionnaire scales, from the recorded alpha and theta where not recorded themselves.
+    if (x.size() == 0 && by == "lottery_prob" && in.alpha.size() == m) {
+      const auto* mp = agents::params_if<agents::MertonParams>(ps);
+      const auto* ip = agents::params_if<agents::InvestAgentParams>(ps);
+      const theory::LotteryConvention lottery = mp     ? mp->lottery
+                                                : herd ? herd->lottery
+                                                : ip   ? ip->lottery
+                                                       : theory::lottery_win10_sure3;
+      x = in.alpha.unaryExpr([&](double a) { return theory::lottery_prob_from_alpha(a, lottery); });
+    }
+    if (x.size() == 0 && by == "score" && theta.size() == m)
+      x = theta.unaryExpr([](double t) { return theory::score_from_theta(t); });
+    if (x.size() != m) continue;
+    pc.type_params.emplace_back(by, x);
+    if (auto t = analysis::make_type_table(by, x, measures, opt.confidence))
+      pc.by_type.push_back(std::move(*t));
+  }
   return pc;
+}
+
+/// A paired population's differences from its source, agent by agent, over the agents both analysed.
+void add_paired(PopulationComparison& pc, const std::vector<PopulationComparison>& all,
+                const CompareOptions& opt) {
+  if (pc.investors.empty()) return;
+  const auto it = std::find_if(all.begin(), all.end(), [&](const auto& o) { return o.name == pc.investors; });
+  if (it == all.end()) return;  // the source is not recorded
+  PairedComparison p;
+  p.source = pc.investors;
+  p.agents = std::min(pc.analysed_agents, it->analysed_agents);
+  auto head = [&](std::vector<analysis::AgentMeasure> ms) {
+    for (auto& m : ms) m.values = m.values.head(std::min<Eigen::Index>(m.values.size(), p.agents)).eval();
+    return ms;
+  };
+  p.differences = analysis::paired_differences(head(analysis::agent_measures(pc.metrics)),
+                                               head(analysis::agent_measures(it->metrics)), opt.confidence);
+  for (const auto& [by, x] : pc.type_params)
+    if (auto t = analysis::make_type_table(by, x.head(std::min<Eigen::Index>(x.size(), p.agents)),
+                                           p.differences.differences, opt.confidence))
+      p.by_type.push_back(std::move(*t));
+  pc.paired = std::move(p);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -258,6 +329,101 @@ json regression(const analysis::HerdingRegression& r, int observations) {
   }
   j["coefficients"] = coefs;
   return j;
+}
+
+json interval(const analysis::MeanInterval& m) {
+  return {{"mean", num(m.mean)},
+          {"ci_low", num(m.ci_low)},
+          {"ci_high", num(m.ci_high)},
+          {"p", num(m.p)},
+          {"n", m.n}};
+}
+
+json type_table_json(const analysis::TypeTable& t) {
+  json measures = json::array();
+  for (std::size_t k = 0; k < t.measures.size(); ++k) {
+    json levels = json::array();
+    for (const auto& m : t.by_level[k]) levels.push_back(interval(m));
+    const auto& tr = t.trends[k];
+    measures.push_back({{"measure", t.measures[k]},
+                        {"units", t.units[k]},
+                        {"levels", levels},
+                        {"trend",
+                         {{"method", "OLS slope on the parameter, HC1 standard error"},
+                          {"slope", num(tr.slope)},
+                          {"ci_low", num(tr.ci_low)},
+                          {"ci_high", num(tr.ci_high)},
+                          {"p", num(tr.p)},
+                          {"n", tr.n}}}});
+  }
+  return {{"param", t.param}, {"levels", vec(t.levels)}, {"agents", t.agents}, {"measures", measures}};
+}
+
+/// The parts only a paired population or a --by request has: absent otherwise, so that other analyses'
+/// JSON stays as it was.
+json lsv_json(const analysis::LsvSummary& l) {
+  return {{"decision_steps", l.decision_steps},
+          {"h", vec(l.h)},
+          {"buy", vec(l.buy)},
+          {"sell", vec(l.sell)},
+          {"mean", num(l.overall.mean_h)},
+          {"se", num(l.overall.std_err)},
+          {"t", num(l.overall.t_stat)},
+          {"p", num(l.overall.p_value)},
+          {"buy_mean", num(l.overall.buy_mean_h)},
+          {"sell_mean", num(l.overall.sell_mean_h)},
+          {"observations", l.overall.n_cells},
+          {"n_min", l.overall.n_min},
+          {"verdict", l.verdict}};
+}
+
+/// Where computed (herd populations, record.every = 1; not with --no-counterfactual): the rational
+/// counterfactual's statistics and what the population adds.
+void add_counterfactual_json(json& j, const PopulationComparison& pc) {
+  if (!pc.counterfactual) return;
+  const auto& c = *pc.counterfactual;
+  json cf{{"definition", "the same investors with theta = 0 (own Merton plans) on the same paths"},
+          {"lsv", c.lsv ? lsv_json(*c.lsv) : json(nullptr)},
+          {"cssd", nullptr},
+          {"csad", nullptr}};
+  if (c.dispersion && c.dispersion->cssd.fit)
+    cf["cssd"] = regression(c.dispersion->cssd, c.dispersion->observations);
+  if (c.dispersion && c.dispersion->csad.fit)
+    cf["csad"] = regression(c.dispersion->csad, c.dispersion->observations);
+  json attributed = json::array();
+  for (const auto& a : c.attributed)
+    attributed.push_back({{"statistic", a.name},
+                          {"population", num(a.population)},
+                          {"counterfactual", num(a.counterfactual)},
+                          {"difference", num(a.difference)},
+                          {"se", num(a.se)},
+                          {"p", num(a.p)},
+                          {"verdict", a.verdict}});
+  cf["attributed"] = attributed;
+  j["counterfactual"] = cf;
+}
+
+void add_type_json(json& j, const PopulationComparison& pc) {
+  add_counterfactual_json(j, pc);
+  if (!pc.investors.empty()) j["investors"] = pc.investors;
+  if (!pc.type_params.empty()) {
+    json tables = json::array();
+    for (const auto& t : pc.by_type) tables.push_back(type_table_json(t));
+    j["by_type"] = tables;
+  }
+  if (pc.paired) {
+    const auto& p = *pc.paired;
+    json diffs = json::array();
+    for (std::size_t k = 0; k < p.differences.differences.size(); ++k) {
+      json d = interval(p.differences.mean[k]);
+      d["measure"] = p.differences.differences[k].name;
+      d["units"] = p.differences.differences[k].units;
+      diffs.push_back(d);
+    }
+    json tables = json::array();
+    for (const auto& t : p.by_type) tables.push_back(type_table_json(t));
+    j["paired"] = {{"source", p.source}, {"agents", p.agents}, {"differences", diffs}, {"by_type", tables}};
+  }
 }
 
 json population_json(const PopulationComparison& pc, int limit) {
@@ -335,22 +501,7 @@ json population_json(const PopulationComparison& pc, int limit) {
                     {"agents", mt.opinion->agents}};
   }
   j["lsv"] = nullptr;
-  if (mt.lsv) {
-    const auto& l = *mt.lsv;
-    j["lsv"] = {{"decision_steps", l.decision_steps},
-                {"h", vec(l.h)},
-                {"buy", vec(l.buy)},
-                {"sell", vec(l.sell)},
-                {"mean", num(l.overall.mean_h)},
-                {"se", num(l.overall.std_err)},
-                {"t", num(l.overall.t_stat)},
-                {"p", num(l.overall.p_value)},
-                {"buy_mean", num(l.overall.buy_mean_h)},
-                {"sell_mean", num(l.overall.sell_mean_h)},
-                {"observations", l.overall.n_cells},
-                {"n_min", l.overall.n_min},
-                {"verdict", l.verdict}};
-  }
+  if (mt.lsv) j["lsv"] = lsv_json(*mt.lsv);
   j["cssd"] = nullptr;
   j["csad"] = nullptr;
   if (mt.dispersion) {
@@ -381,6 +532,7 @@ json population_json(const PopulationComparison& pc, int limit) {
                        {"volatility", vec(im.agent_volatility, limit)},
                        {"max_drawdown", vec(im.agent_max_drawdown, limit)}}}};
   }
+  add_type_json(j, pc);
   return j;
 }
 
@@ -421,7 +573,47 @@ void markdown_regression(std::string& md, const char* label, const analysis::Her
   md += '\n';
 }
 
-void markdown_population(std::string& md, const PopulationComparison& pc) {
+std::string fmt_interval(double mean, double lo, double hi) {
+  return fmt::format("{} [{}, {}]", fmt_num(mean), fmt_num(lo), fmt_num(hi));
+}
+
+void markdown_type_table(std::string& md, const analysis::TypeTable& t, const std::string& what,
+                         double confidence) {
+  md += fmt::format(
+      "\n{} by {} (mean [{:.0f}% CI] over the level's agents; trend: OLS slope on {}, HC1):\n\n| measure |",
+      what, t.param, 100 * confidence, t.param);
+  for (std::size_t l = 0; l < t.levels.size(); ++l)
+    md += fmt::format(" {} = {} ({}) |", t.param, fmt_num(t.levels[l]), sim::counted(t.agents[l], "agent"));
+  md += " trend per unit [CI] (p) |\n|---|";
+  for (std::size_t l = 0; l <= t.levels.size(); ++l) md += "---|";
+  md += '\n';
+  for (std::size_t k = 0; k < t.measures.size(); ++k) {
+    md += fmt::format("| {}{} |", t.measures[k], t.units[k].empty() ? "" : " (" + t.units[k] + ")");
+    for (const auto& m : t.by_level[k]) md += fmt::format(" {} |", fmt_interval(m.mean, m.ci_low, m.ci_high));
+    const auto& tr = t.trends[k];
+    md += fmt::format(" {} ({}) |\n", fmt_interval(tr.slope, tr.ci_low, tr.ci_high), fmt_num(tr.p));
+  }
+}
+
+void markdown_types(std::string& md, const PopulationComparison& pc, double confidence) {
+  for (const auto& t : pc.by_type) markdown_type_table(md, t, "Per-agent measures", confidence);
+  if (!pc.paired) return;
+  const auto& p = *pc.paired;
+  md += fmt::format(
+      "\nPaired with `{}` (the same investors, agent for agent; {} compared): mean difference "
+      "`{}` − `{}` [{:.0f}% paired CI] (p):\n\n| measure | difference |\n|---|---|\n",
+      p.source, sim::counted(p.agents, "agent"), pc.name, p.source, 100 * confidence);
+  for (std::size_t k = 0; k < p.differences.differences.size(); ++k) {
+    const auto& m = p.differences.mean[k];
+    const auto& d = p.differences.differences[k];
+    md += fmt::format("| {}{} | {} ({}) |\n", d.name, d.units.empty() ? "" : " (" + d.units + ")",
+                      fmt_interval(m.mean, m.ci_low, m.ci_high), fmt_num(m.p));
+  }
+  for (const auto& t : p.by_type)
+    markdown_type_table(md, t, fmt::format("Paired differences `{}` − `{}`", pc.name, p.source), confidence);
+}
+
+void markdown_population(std::string& md, const PopulationComparison& pc, double confidence) {
   const auto& mt = pc.metrics;
   md += fmt::format("\n### Population `{}` ({}", pc.name, pc.kind);
   if (!pc.policy.empty())
@@ -431,7 +623,7 @@ void markdown_population(std::string& md, const PopulationComparison& pc) {
         pc.policy);
   if (!pc.protocol.empty())
     md += fmt::format(", protocol {} on leader {}, scored against {}", pc.protocol, pc.leader, pc.problem);
-  md += fmt::format("; {} agents, {} analysed)\n\n", pc.count, pc.analysed_agents);
+  md += fmt::format("; {}, {} analysed)\n\n", sim::counted(pc.count, "agent"), pc.analysed_agents);
   // The measures table, left out when no measure applies (e.g. a population recorded without trajectories).
   const std::size_t table_start = md.size();
   md += "| measure | value |\n|---|---|\n";
@@ -474,12 +666,26 @@ void markdown_population(std::string& md, const PopulationComparison& pc) {
   }
   if (mt.lsv || mt.dispersion) {
     md += "\nHerding tests across agents:\n\n";
-    if (mt.lsv) md += fmt::format("- LSV: {}\n", mt.lsv->verdict);
+    // LSV counts agents trading on the same side: correlated trading, herding or not (the counterfactual
+    // separates the two).
+    if (mt.lsv) md += fmt::format("- LSV (correlated trading, whatever its cause): {}\n", mt.lsv->verdict);
     if (mt.dispersion) {
       if (mt.dispersion->cssd.fit) markdown_regression(md, "CSSD (Christie–Huang)", mt.dispersion->cssd);
       if (mt.dispersion->csad.fit) markdown_regression(md, "CSAD (Chang–Cheng–Khorana)", mt.dispersion->csad);
     }
   }
+  if (pc.counterfactual) {
+    const auto& c = *pc.counterfactual;
+    md +=
+        "\nAttributable herding: against the rational counterfactual (the same investors with theta = 0, "
+        "their "
+        "own Merton plans, on the same paths), which trades in step for reasons that are not herding:\n\n"
+        "| statistic | population | counterfactual | difference (p) | verdict |\n|---|---|---|---|---|\n";
+    for (const auto& a : c.attributed)
+      md += fmt::format("| {} | {} | {} | {} ({}) | {} |\n", a.name, fmt_num(a.population),
+                        fmt_num(a.counterfactual), fmt_num(a.difference), fmt_num(a.p), a.verdict);
+  }
+  markdown_types(md, pc, confidence);
   if (!mt.notes.empty()) {
     md += "\nNotes:\n\n";
     for (const auto& n : mt.notes) md += fmt::format("- {}\n", n);
@@ -522,6 +728,7 @@ Comparison compare_run(const std::string& path, const CompareOptions& options,
       if (progress) progress(fmt::format("{} {}", g.group, info.name));
       rc.populations.push_back(compare_population(file, g, info, spec, options));
     }
+    for (auto& pc : rc.populations) add_paired(pc, rc.populations, options);
     c.runs.push_back(std::move(rc));
   }
   return c;
@@ -566,10 +773,11 @@ std::string comparison_markdown(const Comparison& c) {
       c.options.lsv_trade == analysis::LsvTrade::proportion ? "proportion of wealth" : "number of shares",
       c.options.cssd_quantile);
   for (const auto& rc : c.runs) {
-    md += fmt::format("\n## Run {}{}\n\n{} steps of {} years, {} paths, {} wealth update.\n", rc.group,
-                      rc.sweep_point.empty() ? "" : " (" + rc.sweep_point + ")", rc.steps, fmt_num(rc.dt),
-                      rc.paths, rc.wealth_update);
-    for (const auto& pc : rc.populations) markdown_population(md, pc);
+    md += fmt::format("\n## Run {}{}\n\n{} of {} year{}, {}, {} wealth update.\n", rc.group,
+                      rc.sweep_point.empty() ? "" : " (" + rc.sweep_point + ")",
+                      sim::counted(rc.steps, "step"), fmt_num(rc.dt), rc.dt == 1.0 ? "" : "s",
+                      sim::counted(rc.paths, "path"), rc.wealth_update);
+    for (const auto& pc : rc.populations) markdown_population(md, pc, c.options.confidence);
   }
   return md;
 }

@@ -14,6 +14,7 @@
 #include <limits>
 #include <mutex>
 #include <numeric>
+#include <optional>
 #include <span>
 #include <string_view>
 #include <system_error>
@@ -21,11 +22,13 @@
 #include <utility>
 #include <vector>
 
+#include "agents/kind.hpp"
 #include "io/hdf5_schema.hpp"
 #include "io/hdf5_support.hpp"
 #include "io/output_file.hpp"
 #include "io/timestamp.hpp"
 #include "sim/analysis/summary_stats.hpp"
+#include "sim/enum_names.hpp"
 #include "sim/error.hpp"
 #include "sim/recording_plan.hpp"
 
@@ -312,8 +315,25 @@ class Recorder final : public sim::Observer {
         make(H5Gcreate2(group_.get(), schema::kPopulations.data(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
              H5Gclose, "H5Gcreate2", child(schema::kPopulations));
     for (std::size_t i = 0; i < state.populations.size(); ++i) {
+      // Its spec by name: a RunState built in code need not hold its spec's populations in the same order.
+      const auto& specs = state.spec->populations;
+      const auto ps = std::find_if(specs.begin(), specs.end(), [&](const sim::PopulationSpec& p) {
+        return p.name == state.populations[i].name;
+      });
+      // The convention of its lottery probabilities: its investors' source's (the questionnaire answered).
+      std::optional<theory::LotteryConvention> lottery;
+      if (ps != specs.end()) {
+        const sim::PopulationSpec& source = specs[static_cast<std::size_t>(
+            agents::investors_source(*state.spec, static_cast<int>(ps - specs.begin())))];
+        lottery = agents::kind_of(source).investor_draws(source).lottery;
+      }
       populations_.push_back(create_population(pops_group.get(), child(schema::kPopulations),
-                                               state.populations[i], plan_.populations()[i], state.paths));
+                                               state.populations[i], plan_.populations()[i], state.paths,
+                                               lottery));
+      // The pairing (common random numbers), where there is one: the population whose investors it took.
+      if (ps != specs.end() && !ps->investors.empty())
+        write_attribute(populations_.back().group.get(), populations_.back().where, schema::kInvestors,
+                        ps->investors);
     }
 
     write_wealth_row(0, state);
@@ -461,7 +481,8 @@ class Recorder final : public sim::Observer {
   }
 
   Population create_population(hid_t parent, const std::string& parent_where, const sim::PopulationState& pop,
-                               const sim::RecordedPopulation& recorded, int all_paths) {
+                               const sim::RecordedPopulation& recorded, int all_paths,
+                               std::optional<theory::LotteryConvention> lottery) {
     Population out;
     out.where = parent_where + "/" + pop.name;
     out.agents = recorded.agents;
@@ -492,7 +513,7 @@ class Recorder final : public sim::Observer {
         out.amount = Series(group.get(), out.where, schema::kAmount, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, row,
                             {"decision_step,path,agent", "currency units", true, gzip});
       }
-      write_params(group.get(), out.where, pop, agents);
+      write_params(group.get(), out.where, pop, agents, lottery);
       if (pop.theory_amount.size() > 0) write_theory(group.get(), out.where, pop, agents);
     }
 
@@ -610,7 +631,7 @@ class Recorder final : public sim::Observer {
   }
 
   void write_params(hid_t group, const std::string& group_where, const sim::PopulationState& pop,
-                    hsize_t agents) {
+                    hsize_t agents, std::optional<theory::LotteryConvention> lottery) {
     const std::string params_where = group_where + "/" + std::string(schema::kParams);
     Handle params = make(H5Gcreate2(group, schema::kParams.data(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
                          H5Gclose, "H5Gcreate2", params_where);
@@ -623,6 +644,13 @@ class Recorder final : public sim::Observer {
       Handle mem = make_space({agents}, {}, where_text);
       check(H5Dwrite(dset.get(), H5T_NATIVE_DOUBLE, mem.get(), H5S_ALL, H5P_DEFAULT, values.data()),
             "H5Dwrite", where_text);
+      if (name == schema::kLotteryProb && lottery) {
+        // The convention that maps these probabilities to alpha: its name and (win, sure) amounts.
+        write_attribute(dset.get(), where_text, schema::kLottery, std::string(to_name(*lottery)));
+        const std::array<double, 2> amounts{lottery->win, lottery->sure};
+        write_attribute(dset.get(), where_text, schema::kLotteryAmounts, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE,
+                        {amounts.size()}, amounts.data());
+      }
     }
   }
 

@@ -52,6 +52,8 @@ inline constexpr std::string_view kShock = "shock";
 inline constexpr std::string_view kKind = "kind";
 inline constexpr std::string_view kCount = "count";
 inline constexpr std::string_view kRecordedAgents = "recorded_agents";
+/// Present on paired populations: the population whose investors (parameters, draws) it took.
+inline constexpr std::string_view kInvestors = "investors";
 inline constexpr std::string_view kBackend = "backend";
 inline constexpr std::string_view kBackendDescription = "backend_description";
 inline constexpr std::string_view kProtocol = "protocol";
@@ -59,6 +61,11 @@ inline constexpr std::string_view kInferenceRequests = "inference_requests";
 inline constexpr std::string_view kInferenceInvalid = "inference_invalid";
 inline constexpr std::string_view kInferenceSeconds = "inference_seconds";
 // (prompt_tokens, cached_tokens, completion_tokens: the transcripts' column names, as totals.)
+
+// params/lottery_prob attributes: the lottery convention mapping the probabilities to alpha.
+inline constexpr std::string_view kLotteryProb = "lottery_prob";
+inline constexpr std::string_view kLottery = "lottery";
+inline constexpr std::string_view kLotteryAmounts = "lottery_amounts";
 
 // populations/<name>/ datasets and groups. wealth and amount also name the summary datasets.
 inline constexpr std::string_view kWealth = "wealth";

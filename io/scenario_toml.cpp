@@ -6,6 +6,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdint>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <map>
@@ -553,7 +554,7 @@ std::vector<SweepAxis> collect_sweep(toml::table& root, Checker& c) {
 // ---- validation of the tree -----------------------------------------------------------------
 
 /// Keys of every [[population]], whatever its kind.
-constexpr std::array<std::string_view, 4> common_keys{"name", "kind", "count", "wealth"};
+constexpr std::array<std::string_view, 5> common_keys{"name", "kind", "count", "wealth", "investors"};
 
 /// The registered kinds' names, quoted, for messages.
 std::string kind_names() {
@@ -626,7 +627,17 @@ PopulationSpec read_population(Checker& c, const toml::table& t, std::size_t ind
   const agents::Kind* kind = read_kind(in, pop);
   pop.count = static_cast<int>(in.integer("count", 1).value_or(1));
   check_population_keys(in, kind);
-  if (in.has("wealth")) {
+  if (in.has(agents::kInvestorsKey)) {
+    pop.investors = in.string(agents::kInvestorsKey).value_or("");
+    if (pop.investors.empty() && in.valid(agents::kInvestorsKey))
+      in.report(agents::kInvestorsKey, "must name the population whose investors to take");
+    // The investors' parameters come from the source (agents::investor_values): none may be given here.
+    for (const std::string_view key : agents::kTakenWithInvestors)
+      if (in.has(key))
+        in.report(key,
+                  fmt::format("is taken from population \"{}\" (investors); remove it here", pop.investors));
+  }
+  if (in.has("wealth") && pop.investors.empty()) {
     pop.wealth = in.param("wealth", direct(positive)).value_or(pop.wealth);
   } else {
     pop.wealth.value = theory::defaults::x0;
@@ -911,9 +922,44 @@ sim::ScenarioSpec validate(Checker& c, const toml::table& root) {
     if (const agents::Kind* kind = agents::find_kind(spec.populations[i].kind)) {
       TomlTable in(c, *tables->get_as<toml::table>(i), fmt::format("population[{}]", i));
       kind->check(spec, static_cast<int>(i), in);
+      agents::check_investors(spec, static_cast<int>(i), in);
     }
   }
   return spec;
+}
+
+/// A value that a [sweep] axis replaces never runs, but a wrong one is still a mistake in the file: the
+/// file's own tree (overrides applied, before the sweep) is validated too, and its problems at swept
+/// keys are reported (other problems are reported by every sweep point anyway).
+void report_hidden_by_sweep(const toml::table& root, const std::vector<SweepAxis>& axes, Checker& c) {
+  std::vector<std::string> hidden;
+  constexpr std::string_view population = "population.";
+  for (const auto& axis : axes) {
+    std::string path = axis.key_path;
+    // population.NAME.key is validated as population[i].key.
+    const auto* pops = root.get_as<toml::array>("population");
+    if (path.rfind(population, 0) == 0 && pops != nullptr) {
+      const auto dot = path.find('.', population.size());
+      const std::string name = path.substr(population.size(), dot - population.size());
+      for (std::size_t i = 0; i < pops->size(); ++i) {
+        const auto* t = pops->get_as<toml::table>(i);
+        if (t != nullptr && t->get_as<std::string>("name") && t->get_as<std::string>("name")->get() == name)
+          path = fmt::format("population[{}]{}", i, dot == std::string::npos ? "" : path.substr(dot));
+      }
+    }
+    hidden.push_back(std::move(path));
+  }
+  Checker base;
+  (void)validate(base, root);
+  for (auto& p : base.problems) {
+    const bool swept = std::any_of(hidden.begin(), hidden.end(), [&](const std::string& h) {
+      return p.key_path.rfind(h, 0) == 0 &&
+             (p.key_path.size() == h.size() || p.key_path[h.size()] == '.' || p.key_path[h.size()] == '[');
+    });
+    if (!swept) continue;
+    p.message += " (the value written here; [sweep] replaces it, but it must be valid too)";
+    c.problems.push_back(std::move(p));
+  }
 }
 
 toml::table parse_text(std::string_view text, const std::string& source_name) {
@@ -961,10 +1007,13 @@ std::vector<sim::ScenarioSpec> parse_scenario(std::string_view text, const std::
   // its line:column (toml++ drops source positions on copy).
   std::vector<std::size_t> sizes;
   std::string full_text;  // after overrides, [sweep] included: what reproduces every point
+  Checker hidden;         // problems of values the sweep replaces (reported, but the sweep still runs)
   {
     auto root = parse_text(text, source_name);
     apply_overrides(root, overrides, c);
-    for (const auto& axis : collect_sweep(root, c)) sizes.push_back(axis.values->size());
+    const auto axes = collect_sweep(root, c);
+    for (const auto& axis : axes) sizes.push_back(axis.values->size());
+    if (!axes.empty()) report_hidden_by_sweep(root, axes, hidden);
     std::ostringstream os;
     os << toml::toml_formatter(root) << '\n';
     full_text = os.str();
@@ -978,6 +1027,7 @@ std::vector<sim::ScenarioSpec> parse_scenario(std::string_view text, const std::
     points = 1;
   }
   const bool sweep_ok = c.problems.empty();
+  c.problems.insert(c.problems.end(), hidden.problems.begin(), hidden.problems.end());
 
   std::vector<sim::ScenarioSpec> specs;
   for (std::size_t point = 0; point < points; ++point) {
@@ -1020,6 +1070,9 @@ std::vector<sim::ScenarioSpec> parse_scenario(std::string_view text, const std::
 
 std::vector<sim::ScenarioSpec> load_scenario(const std::string& path,
                                              const std::vector<std::string>& overrides) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    throw InputError(fmt::format("'{}' is a directory, not a scenario file (give a .toml file)", path));
   std::ifstream in(path, std::ios::binary);
   if (!in) throw IoError(fmt::format("cannot open scenario file '{}'", path));
   std::ostringstream text;

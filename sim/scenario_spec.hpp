@@ -125,6 +125,9 @@ struct PopulationSpec {
   int count = 1;
   ParamSpec wealth;  ///< initial wealth, currency units
   std::any params;   ///< the kind's parameter type (e.g. agents::HerdParams)
+  /// `investors`: the population whose investors this one takes (alpha, theta, wealth and its other
+  /// drawn parameters, agent for agent; common random numbers). Empty: its own.
+  std::string investors;
   /// Source line of the [[population]] table, for messages raised after parsing (0 if unknown).
   int source_line = 0;
 };

@@ -205,6 +205,8 @@ class Population:
         self.kind = self._h5.attrs["kind"]
         self.count = int(self._h5.attrs["count"])
         self.recorded_agents = int(self._h5.attrs["recorded_agents"])
+        # Paired populations: the population whose investors this one took (None: its own).
+        self.investors = self._h5.attrs.get("investors")
         self.has_trajectories = "wealth" in self._h5
         self.has_theory = "theory" in self._h5
         self.has_summary = "summary" in self._h5
@@ -319,6 +321,8 @@ class Population:
         if self.theory_amount is not None:
             data["theory_amount"] = (("decision_step", "agent"), self.theory_amount[self.decision_step])
         attrs = {"population": self.name, "kind": self.kind, "count": self.count, "group": self.group}
+        if self.investors is not None:
+            attrs["investors"] = self.investors
         return xr.Dataset(data, coords=coords, attrs=attrs)
 
 

@@ -6,14 +6,6 @@
 
 namespace herdsim::analysis {
 
-namespace {
-
-/// Levels of a parameter for the table: the distinct values, or equal-count bins when there are many.
-struct Levels {
-  std::vector<double> labels;  ///< value (or bin mean) per level
-  std::vector<int> of_agent;   ///< level of each agent (-1: non-finite)
-};
-
 Levels make_levels(const Eigen::VectorXd& x) {
   Levels lv;
   std::vector<double> distinct;
@@ -50,8 +42,6 @@ Levels make_levels(const Eigen::VectorXd& x) {
                             : kNaN);
   return lv;
 }
-
-}  // namespace
 
 std::optional<ErrorTable> make_error_table(const Eigen::VectorXd& alpha, const Eigen::VectorXd& theta,
                                            const DecisionError& de, const ErrorTableAxes& axes) {

@@ -34,6 +34,14 @@ struct ErrorTableAxes {
 inline constexpr std::size_t kErrorTableMaxLevels = 12;
 inline constexpr int kErrorTableBins = 6;
 
+/// Levels of a parameter for a table: the distinct values, or equal-count bins when there are many.
+struct Levels {
+  std::vector<double> labels;  ///< value (or bin mean) per level, ascending
+  std::vector<int> of_agent;   ///< level of each agent (-1: non-finite)
+};
+/// The distinct finite values of x when at most kErrorTableMaxLevels, else kErrorTableBins equal-count bins.
+[[nodiscard]] Levels make_levels(const Eigen::VectorXd& x);
+
 /// The table of per-agent decision errors by alpha (M) and theta (M; empty: one column of 0); nullopt
 /// when it would have a single cell.
 [[nodiscard]] std::optional<ErrorTable> make_error_table(const Eigen::VectorXd& alpha,

@@ -36,13 +36,13 @@ std::string lsv_verdict(const LsvResult& r, double alpha) {
   if (r.n_cells < 2 || !finite(r.p_value))
     return fmt::format("not testable ({} qualifying market-periods)", r.n_cells);
   if (r.p_value < alpha && r.mean_h > 0.0)
-    return fmt::format("significant herding (mean H = {:.4f}, t = {:.2f}, p = {:.3g})", r.mean_h, r.t_stat,
-                       r.p_value);
+    return fmt::format("significant correlated trading (mean H = {:.4f}, t = {:.2f}, p = {:.3g})", r.mean_h,
+                       r.t_stat, r.p_value);
   if (r.p_value < alpha)
     return fmt::format(
         "significantly negative H: trades less aligned than independent ones (mean H = {:.4f}, p = {:.3g})",
         r.mean_h, r.p_value);
-  return fmt::format("no significant herding (mean H = {:.4f}, p = {:.3g})", r.mean_h, r.p_value);
+  return fmt::format("no significant correlated trading (mean H = {:.4f}, p = {:.3g})", r.mean_h, r.p_value);
 }
 
 /// The decisions of one row beside the agents' own Merton amounts and their reference Pbar:
@@ -179,19 +179,27 @@ OpinionAccumulator::OpinionAccumulator(const PopulationInput& input, int rows)
       simulated_den_(static_cast<std::size_t>(rows), 0.0),
       theory_num_(static_cast<std::size_t>(rows), 0.0),
       theory_den_(static_cast<std::size_t>(rows), 0.0),
+      agent_simulated_num_(Eigen::VectorXd::Zero(input.agents)),
+      agent_simulated_den_(Eigen::VectorXd::Zero(input.agents)),
+      agent_theory_num_(Eigen::VectorXd::Zero(input.agents)),
+      agent_theory_den_(Eigen::VectorXd::Zero(input.agents)),
       defined_(Eigen::VectorXi::Zero(input.agents)) {}
 
 void OpinionAccumulator::add(const DecisionRow& row, const ReferenceRow& reference) {
   const auto d = static_cast<std::size_t>(row.index);
   for_each_decision(
       row, reference, merton_, plan_,
-      [&](int /*i*/, double a, double own, double ref) {
+      [&](int i, double a, double own, double ref) {
         simulated_num_[d] += (ref - a) * (ref - own);
         simulated_den_[d] += (ref - own) * (ref - own);
+        agent_simulated_num_[i] += (ref - a) * (ref - own);
+        agent_simulated_den_[i] += (ref - own) * (ref - own);
       },
       [&](int i, double plan, double own, double ref) {
         theory_num_[d] += (ref - plan) * (ref - own);
         theory_den_[d] += (ref - own) * (ref - own);
+        agent_theory_num_[i] += (ref - plan) * (ref - own);
+        agent_theory_den_[i] += (ref - own) * (ref - own);
         if (ref != own) defined_[i] = 1;
       });
 }
@@ -203,6 +211,9 @@ Opinion OpinionAccumulator::finish() const {
     op.theory.push_back(theory_den_[d] > 0.0 ? theory_num_[d] / theory_den_[d] : kNaN);
   }
   op.agents = defined_.sum();
+  const auto ratio = [](double num, double den) { return den > 0.0 ? num / den : kNaN; };
+  op.per_agent_simulated = agent_simulated_num_.binaryExpr(agent_simulated_den_, ratio);
+  op.per_agent_theory = agent_theory_num_.binaryExpr(agent_theory_den_, ratio);
   return op;
 }
 
@@ -477,6 +488,7 @@ CertaintyEquivalent estimate_certainty_equivalent(const PopulationInput& in,
   for (int i = 0; i < m; ++i)
     if (final_wealth.row(i).allFinite() && in.alpha[i] > 0.0 && finite(in.ce_theory[i])) agents.push_back(i);
   const double weight = agents.empty() ? 0.0 : 1.0 / static_cast<double>(agents.size());
+  ce.per_agent_gap = Eigen::VectorXd::Constant(m, kNaN);
   for (int i : agents) {
     // ln E[exp(-alpha (X - CE_th))] by log-sum-exp: exp(-alpha X) over- or underflows for rich agents.
     double c = -std::numeric_limits<double>::infinity();
@@ -494,6 +506,7 @@ CertaintyEquivalent estimate_certainty_equivalent(const PopulationInput& in,
     // else the CE of a few hundred paths overstates the simulated CE.
     const double gap = -(c + std::log(zbar) + zvar / (2.0 * paths * zbar * zbar)) / in.alpha[i];
     gap_sum += gap;
+    ce.per_agent_gap[i] = gap;
     th_sum += in.ce_theory[i];
     ++used;
     // Delta method: d(mean gap)/d z_ip = -1 / (M alpha_i zbar_i), z scaled by e^{-c} consistently.

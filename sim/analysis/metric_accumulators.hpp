@@ -106,6 +106,8 @@ class OpinionAccumulator {
   const Eigen::MatrixXd& merton_;
   const Eigen::MatrixXd& plan_;
   std::vector<double> simulated_num_, simulated_den_, theory_num_, theory_den_;
+  /// Per agent, pooled over its recorded decisions and paths (Opinion::per_agent_*).
+  Eigen::VectorXd agent_simulated_num_, agent_simulated_den_, agent_theory_num_, agent_theory_den_;
   Eigen::VectorXi defined_;  ///< 1 for agents whose reference differs from their Merton path somewhere
 };
 

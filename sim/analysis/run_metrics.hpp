@@ -106,6 +106,7 @@ struct CertaintyEquivalent {
   bool exact = true;
   int agents = 0;
   int paths = 0;
+  Eigen::VectorXd per_agent_gap;  ///< each agent's CE gap (M; NaN where left out)
 };
 
 /// h_i = sqrt(mean_p ||P_i - P_alpha_i||^2 / mean_p ||Pbar - P_alpha_i||^2) over the recorded
@@ -124,6 +125,8 @@ struct Opinion {
   std::vector<double> simulated;
   std::vector<double> theory;
   int agents = 0;  ///< agents whose reference differs from their Merton path at some decision
+  /// Per agent (M), the same weight pooled over its recorded decisions (and paths); NaN where undefined.
+  Eigen::VectorXd per_agent_simulated, per_agent_theory;
 };
 
 /// LSV across agents, each path a separate market ("asset"), each decision a period; buys and sells

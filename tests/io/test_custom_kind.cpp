@@ -198,9 +198,10 @@ TEST_SUITE("io.custom_kind") {
                       "does not apply to kind = \"constant_proportion\"", 12));
     CHECK(has_problem(problems_of(with("alpha = 0.2", "alpha = 0.2\nproportion = 0.5")),
                       "population[0].proportion", "does not apply to kind = \"merton\"", 9));
-    CHECK(has_problem(problems_of(with("count = 3", "colour = 3")), "population[1].colour",
-                      "allowed keys: name, kind, count, wealth, proportion (kind = \"constant_proportion\")",
-                      12));
+    CHECK(has_problem(
+        problems_of(with("count = 3", "colour = 3")), "population[1].colour",
+        "allowed keys: name, kind, count, wealth, investors, proportion (kind = \"constant_proportion\")",
+        12));
   }
 
   TEST_CASE("an unregistered kind is a validation error naming the registered ones") {

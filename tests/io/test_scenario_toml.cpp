@@ -841,3 +841,59 @@ colour = "red"
     CHECK(has_problem(largest, "market.r", "must be at most 100"));
   }
 }
+
+TEST_SUITE("io.scenario_toml.investors") {
+  const std::string drawn_followers =
+      "[[population]]\nname = \"f\"\nkind = \"herd\"\nleader = \"advisor\"\ncount = 12\nalpha = { "
+      "lottery_prob "
+      "= { dist = \"uniform\", low = 0.4, high = 0.9 } }\ntheta = { score = [0, 5, 10] }\nwealth = { dist = "
+      "\"lognormal\", mu = 2.3, sigma = 0.3 }\n";
+
+  TEST_CASE("a paired population takes its source's investors, value for value, whatever its kind") {
+    const auto spec = one(advisor + drawn_followers +
+                          "[[population]]\nname = \"g\"\nkind = \"herd\"\nleader = \"advisor\"\npolicy = "
+                          "\"adaptive\"\ncount = 12\ninvestors = \"f\"\n"
+                          "[[population]]\nname = \"m\"\nkind = \"merton\"\ncount = 12\ninvestors = \"g\"\n");
+    CHECK(spec.populations[2].investors == "f");
+    const auto f = agents::investor_values(spec, 1);
+    const auto g = agents::investor_values(spec, 2);
+    const auto m = agents::investor_values(spec, 3);
+    REQUIRE(f.size() == 3);
+    REQUIRE(g.size() == 3);
+    REQUIRE(m.size() == 2);  // merton: alpha, wealth0
+    for (std::size_t j = 0; j < 3; ++j) CHECK(f[j].second == g[j].second);
+    CHECK(m[0].second == f[0].second);
+    CHECK(m[1].second == f[2].second);
+    CHECK(f[0].second.minCoeff() < f[0].second.maxCoeff());  // drawn: the test would see a mismatch
+    CHECK(agents::investors_source(spec, 3) == 1);
+    // Unpaired, identical specs draw other investors (keyed by the population): what pairing is for.
+    const auto twin = one(advisor + drawn_followers + "[[population]]\nname = \"h\"\n" +
+                          drawn_followers.substr(drawn_followers.find("kind")));
+    CHECK(agents::investor_values(twin, 1)[0].second != agents::investor_values(twin, 2)[0].second);
+  }
+
+  TEST_CASE("investors: unknown name, itself, count mismatch, cycle, missing parameter, keys it takes") {
+    const std::string base = advisor + drawn_followers;
+    const auto herd_with = [](const std::string& name, const std::string& extra) {
+      return "[[population]]\nname = \"" + name + "\"\nkind = \"herd\"\nleader = \"advisor\"\n" + extra;
+    };
+    CHECK_PROBLEM(base + herd_with("g", "count = 12\ninvestors = \"nobody\"\n"), "population[2].investors",
+                  "there is no population named \"nobody\"");
+    CHECK_PROBLEM(base + herd_with("g", "count = 12\ninvestors = \"g\"\n"), "population[2].investors",
+                  "names the population itself");
+    CHECK_PROBLEM(base + herd_with("g", "count = 5\ninvestors = \"f\"\n"), "population[2].investors",
+                  "population \"f\" has 12 agents but this one has 5");
+    CHECK_PROBLEM(base + herd_with("g", "count = 12\ninvestors = \"h\"\n") +
+                      herd_with("h", "count = 12\ninvestors = \"g\"\n"),
+                  "population[2].investors", "forms a cycle (\"g\" -> \"h\" -> \"g\")");
+    CHECK_PROBLEM(base + herd_with("g", "investors = \"advisor\"\n"), "population[2].investors",
+                  "population \"advisor\" (kind = \"merton\") draws no theta for a herd population to take");
+    CHECK_PROBLEM(base + herd_with("g", "count = 12\ninvestors = \"f\"\nalpha = 0.3\n"),
+                  "population[2].alpha", "is taken from population \"f\" (investors)");
+    CHECK_PROBLEM(base + herd_with("g", "count = 12\ninvestors = \"f\"\nwealth = 3.0\n"),
+                  "population[2].wealth", "is taken from population \"f\"");
+    CHECK_PROBLEM(base + herd_with("g", "count = 12\ninvestors = \"\"\n"), "population[2].investors",
+                  "must name the population");
+    CHECK_VALID(base + herd_with("g", "count = 12\ninvestors = \"f\"\n"));
+  }
+}

@@ -87,7 +87,16 @@ class CompareLibrary(unittest.TestCase):
                 for r in doc["runs"]:
                     self.assertEqual(set(r), RUN_KEYS)
                     for p in r["populations"]:
-                        self.assertEqual(set(p), POP_KEYS)
+                        # Paired populations (investors = ...) add their pairing and paired differences.
+                        paired = {"investors", "paired"} if "investors" in p else set()
+                        # Herd populations: the rational counterfactual by default, or a note saying why not.
+                        cf = {"counterfactual"} if "counterfactual" in p else set()
+                        self.assertEqual(set(p), POP_KEYS | paired | cf)
+                        if p["kind"] == "herd" and p["lsv"] is not None:
+                            self.assertTrue(cf or any(n.startswith("rational counterfactual not computed")
+                                                      for n in p["notes"]), p["name"])
+                        if cf:
+                            self.assertEqual(p["kind"], "herd")
                         # Every missing section is explained.
                         if p["decision_error"] is None or p["lsv"] is None:
                             self.assertTrue(p["notes"], p["name"])
@@ -157,9 +166,9 @@ class CompareValidation(unittest.TestCase):
             self.assertLessEqual(misses, 2, name)
 
     def test_noise_traders_show_no_herding_and_herders_do(self):
-        noise_lsv = sum(population(d, "noise")["lsv"]["verdict"].startswith("significant herding") for d in self.docs)
+        noise_lsv = sum(population(d, "noise")["lsv"]["verdict"].startswith("significant correlated trading") for d in self.docs)
         noise_csad = sum(population(d, "noise")["csad"]["herding"] for d in self.docs)
-        herd_lsv = sum(population(d, "followers")["lsv"]["verdict"].startswith("significant herding")
+        herd_lsv = sum(population(d, "followers")["lsv"]["verdict"].startswith("significant correlated trading")
                        for d in self.docs)
         # Measured rates are in docs/analysis.md; at a 5 % level two false alarms in ten are already rare.
         self.assertLessEqual(noise_lsv, 2)

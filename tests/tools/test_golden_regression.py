@@ -19,6 +19,14 @@ The digests are regenerated only on purpose, in a commit that says why:
     test_golden_regression.py HERDSIM SCENARIO_DIR DIGESTS [PLUGIN_DIR MODELS_DIR] --update
 LLM-backed scenarios (scenarios/investalign) run only when PLUGIN_DIR and MODELS_DIR are given (the
 llama.cpp plugin and the tiny test models); their digests are then required.
+
+An update that only extends the output is checked first, against the digests before it:
+    test_golden_regression.py HERDSIM SCENARIO_DIR DIGESTS [PLUGIN_DIR MODELS_DIR] --check-extension OLD.json
+runs every scenario as above and requires, against OLD.json: every stored object still there, every
+dataset's digest, shape and dtype unchanged, every stored attribute unchanged (attributes and objects may
+only be added); and compare's JSON, with the parts an extension adds taken out again (EXTENSION_PARTS:
+the rational counterfactual, on by default since issue 15, and LSV's verdict worded as correlated
+trading), digest for digest equal to OLD.json's. It prints what was added.
 """
 import glob
 import hashlib
@@ -34,6 +42,7 @@ import numpy as np
 
 HERDSIM = SCENARIOS = DIGESTS = PLUGIN_DIR = MODELS_DIR = TMP = None
 UPDATE = False
+EXTENSION_OLD = None  # --check-extension OLD.json
 
 # Overrides that keep each run to a second or so (on a Debug build too) while every population, policy,
 # protocol and sweep point of the scenario stays in.
@@ -46,6 +55,7 @@ REDUCE = {
     "emergent_peers.toml": ["run.paths=2", "population.peers.count=400", "population.noise.count=50",
                             "record.max_agents=100"],
     "large.toml": ["run.paths=2", "population.followers.count=2000"],
+    "score_herding.toml": ["run.paths=3"],
 }
 LLM_COUNT = 4
 LLM_REDUCE = ["sweep.run.seed=[37]", f"population.investors.count={LLM_COUNT}",
@@ -142,6 +152,34 @@ def digest_compare(text):
     return out
 
 
+def without_extension(doc):
+    """compare's JSON less what issue 15's extension added (EXTENSION_PARTS): each population's
+    `counterfactual` object, the note saying why it was not computed, and LSV's verdict worded as
+    correlated trading (mapped back to its former wording)."""
+    def fix_population(pop):
+        pop = dict(pop)
+        pop.pop("counterfactual", None)
+        if "notes" in pop:
+            pop["notes"] = [n for n in pop["notes"] if not n.startswith("rational counterfactual not computed")]
+        if isinstance(pop.get("lsv"), dict) and "verdict" in pop["lsv"]:
+            v = pop["lsv"]["verdict"]
+            for new, old in (("no significant correlated trading", "no significant herding"),
+                             ("significant correlated trading", "significant herding")):
+                if v.startswith(new):
+                    v = old + v[len(new):]
+                    break
+            pop["lsv"] = dict(pop["lsv"], verdict=v)
+        return pop
+
+    doc = dict(doc)
+    doc["runs"] = [dict(run, populations=[fix_population(p) for p in run.get("populations", [])])
+                   for run in doc.get("runs", [])]
+    return doc
+
+
+EXTENSION_PARTS = "counterfactual (and its note), lsv.verdict wording"
+
+
 def same_shape(a, b):
     return [n for n in a if n != 1] == [n for n in b if n != 1]
 
@@ -176,9 +214,30 @@ class GoldenRegression(unittest.TestCase):
         self.assertEqual(res.returncode, 0, f"{' '.join(args)}\n{res.stderr}")
         got = digest_file(out)
         self.computed[key] = got
-        if not UPDATE:
+        if EXTENSION_OLD is not None:
+            self.check_extension(key, got)
+        elif not UPDATE:
             self.check_run(key, got)
         self.compare_run(key, out, env)
+
+    def check_extension(self, key, got):
+        """got extends the digests before the change: nothing stored is gone or changed; prints additions."""
+        self.assertIn(key, EXTENSION_OLD, f"no digests for {key} in the old file")
+        old = EXTENSION_OLD[key]
+        self.assertEqual(sorted(set(old) - set(got)), [], f"{key}: objects missing from the new file")
+        for obj, w in old.items():
+            g = got[obj]
+            ga, wa = g.get("attrs", {}), w.get("attrs", {})
+            self.assertEqual({k: ga.get(k) for k in wa}, wa, f"{key}: stored attributes of {obj} changed")
+            for k in sorted(set(ga) - set(wa)):
+                print(f"EXTENSION {key}: attribute {obj}@{k} = {ga[k]!r} added", file=sys.stderr)
+            if "sha256" in w:
+                self.assertTrue(same_shape(g["shape"], w["shape"]), f"{key}: shape of {obj} changed")
+                self.assertEqual(g["dtype"], w["dtype"], f"{key}: dtype of {obj} changed")
+                self.assertEqual(g["sha256"], w["sha256"], f"{key}: values of {obj} changed")
+        for obj in sorted(set(got) - set(old)):
+            print(f"EXTENSION {key}: object {obj} added {got[obj].get('shape', '')} {got[obj].get('attrs', {})}",
+                  file=sys.stderr)
 
     def check_run(self, key, got):
         self.assertIn(key, self.stored, f"no stored digests for {key}: regenerate on purpose with --update")
@@ -201,6 +260,16 @@ class GoldenRegression(unittest.TestCase):
         ckey = "compare/" + key
         got = digest_compare(res.stdout)
         self.computed[ckey] = got
+        if EXTENSION_OLD is not None:
+            self.assertIn(ckey, EXTENSION_OLD, f"no digests for {ckey} in the old file")
+            doc = json.loads(res.stdout)
+            reverted = digest_compare(json.dumps(without_extension(doc)))
+            old = EXTENSION_OLD[ckey]
+            changed = sorted(p for p in set(old) | set(reverted) if old.get(p) != reverted.get(p))
+            self.assertEqual(changed, [], f"{ckey}: compare's JSON changed beyond {EXTENSION_PARTS}")
+            extended = sorted(p for p in set(old) | set(got) if old.get(p) != got.get(p))
+            print(f"EXTENSION {ckey}: parts changed by {EXTENSION_PARTS}: {extended}", file=sys.stderr)
+            return
         if UPDATE:
             return
         self.assertIn(ckey, self.stored, f"no stored digests for {ckey}: regenerate on purpose with --update")
@@ -233,6 +302,11 @@ class GoldenRegression(unittest.TestCase):
 if __name__ == "__main__":
     args = [a for a in sys.argv[1:] if a != "--update"]
     UPDATE = "--update" in sys.argv
+    if "--check-extension" in args:
+        i = args.index("--check-extension")
+        with open(args[i + 1]) as fh:
+            EXTENSION_OLD = json.load(fh)
+        del args[i:i + 2]
     HERDSIM, SCENARIOS, DIGESTS = args[:3]
     if len(args) >= 5:
         PLUGIN_DIR, MODELS_DIR = args[3:5]

@@ -88,6 +88,22 @@ class QuickstartReport(ReportChecks):
         self.assertEqual(self.res.returncode, 0, self.res.stderr)
         self.check_report_dir(self.out_dir, min_figures=10)
 
+    def test_trivial_panels_are_a_sentence_and_formulas_have_one_sign(self):
+        figures = set(pngs(self.out_dir))
+        # Plan agents play the theory exactly: their all-zero MSE panels are replaced by a sentence.
+        self.assertNotIn("g0_followers_mse_heatmap.png", figures)
+        self.assertNotIn("g0_followers_mse_steps.png", figures)
+        self.assertIn("g0_adaptive_mse_steps.png", figures)
+        with open(os.path.join(self.out_dir, "index.html"), encoding="utf-8") as f:
+            self.assertIn("these agents play the theoretical plan exactly, so there is nothing to draw", f.read())
+        # The CCK curve's label writes a negative coefficient as "− 0.231", never "+ -0.231".
+        import importlib.util
+        spec = importlib.util.spec_from_file_location("herdsim_report", SCRIPT)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        self.assertEqual(module.signed_term(-0.231, "|R|"), " − 0.231|R|")
+        self.assertEqual(module.signed_term(3.48, "R²"), " + 3.48R²")
+
     def test_figures_from_the_run_file_exist_for_every_population(self):
         figures = set(pngs(self.out_dir))
         for pop in ("advisor", "followers", "adaptive", "noise"):

@@ -138,6 +138,26 @@ class RunOutput(unittest.TestCase):
             eps = f["market/shock"][...]
             np.testing.assert_allclose(price[1:] / price[:-1] - 1, 0.07 * 0.5 + 0.17 * np.sqrt(0.5) * eps, rtol=1e-12)
 
+    def test_params_record_the_lottery_probabilities_and_scores_given(self):
+        # Issue 15, item 2: the values a population was specified with, beside alpha and theta.
+        with h5py.File(self.out1, "r") as f:
+            pops = f["populations"]
+            followers = pops["followers/params"]
+            grid = np.repeat([0.5, 0.9], 3)[np.arange(12) % 6]  # 2 probabilities (slowest) x 3 scores, cycled
+            np.testing.assert_array_equal(followers["lottery_prob"][...], grid)
+            np.testing.assert_array_equal(followers["score"][...], np.tile([0.0, 5.0, 10.0], 4))
+            # A distribution: the draws themselves (alpha is their image under the convention).
+            adaptive = pops["adaptive/params"]
+            prob, alpha = adaptive["lottery_prob"][...], adaptive["alpha"][...]
+            self.assertTrue(np.all((prob > 0.4) & (prob < 0.9)))
+            self.assertEqual(len(np.unique(prob)), 20)
+            np.testing.assert_allclose(np.expm1(-3 * alpha) / np.expm1(-10 * alpha), prob, rtol=1e-12)
+            self.assertNotIn("score", adaptive)  # theta was given directly
+            for params in (followers, adaptive):
+                self.assertEqual(params["lottery_prob"].attrs["lottery"], "win10_sure3")
+                np.testing.assert_array_equal(params["lottery_prob"].attrs["lottery_amounts"], [10.0, 3.0])
+            self.assertEqual(sorted(pops["advisor/params"]), ["alpha", "wealth0"])  # alpha given directly
+
     def test_bitwise_identical_for_one_and_two_threads(self):
         with h5py.File(self.out1, "r") as a, h5py.File(self.out2, "r") as b:
             names = []
@@ -193,6 +213,23 @@ class RunFailures(support.TempDirTest):
         self.assertFalse(os.path.exists(out))
         with h5py.File(out + ".partial", "r") as f:
             self.assertEqual(int(f.attrs["complete"]), 0)
+
+    def test_a_merton_population_records_its_lottery_and_convention(self):
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "merton.toml")
+            with open(path, "w") as f:
+                f.write(SCENARIO.replace('alpha = 0.2\n', 'count = 4\nlottery = "win20_sure6"\n'
+                                         'alpha = { lottery_prob = [0.4, 0.6] }\n', 1))
+            out = os.path.join(d, "merton.h5")
+            res = herdsim("run", path, "-o", out, "--set", "run.paths=2")
+            self.assertEqual(res.returncode, 0, res.stderr)
+            with h5py.File(out, "r") as f:
+                params = f["populations/advisor/params"]
+                prob, alpha = params["lottery_prob"][...], params["alpha"][...]
+                np.testing.assert_array_equal(prob, [0.4, 0.6, 0.4, 0.6])
+                self.assertEqual(params["lottery_prob"].attrs["lottery"], "win20_sure6")
+                np.testing.assert_array_equal(params["lottery_prob"].attrs["lottery_amounts"], [20.0, 6.0])
+                np.testing.assert_allclose(np.expm1(-6 * alpha) / np.expm1(-20 * alpha), prob, rtol=1e-12)
 
     def test_set_overrides_and_sweep_groups(self):
         path = self.scenario(SCENARIO + '\n[sweep]\n"market.sigma" = [0.1, 0.2]\n', "sweep.toml")

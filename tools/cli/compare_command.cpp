@@ -112,11 +112,20 @@ void add_compare_command(CLI::App& app) {
       ->check(CLI::Range(-1, 1000000));
   cmd->add_option("--significance", flags->options.significance, "level of the two-sided tests")
       ->check(CLI::Range(1e-9, 0.5));
-  cmd->add_option("--confidence", flags->options.confidence, "level of the CE gap interval")
+  cmd->add_option("--confidence", flags->options.confidence,
+                  "level of the CE gap interval and of the by-type and paired intervals")
       ->check(CLI::Range(0.5, 0.999999));
   cmd->add_option("--per-agent-limit", flags->options.per_agent_limit,
                   "per-agent arrays in the JSON: at most this many agents")
       ->check(CLI::Range(0, 100000000));
+  cmd->add_option("--by", flags->options.by,
+                  "tabulate every per-agent measure by these per-agent parameters (investor types), with a "
+                  "trend test: lottery_prob, score, alpha, theta, wealth0 or any recorded parameter")
+      ->delimiter(',');
+  cmd->add_flag("--counterfactual,!--no-counterfactual", flags->options.counterfactual,
+                "herd populations: LSV and CSSD/CSAD also for the same investors with theta = 0 on the same "
+                "paths (from theory), and the difference, the part attributable to herding (the default; "
+                "--no-counterfactual skips it)");
   cmd->add_option("--memory-mib", flags->memory_mib,
                   "memory for per-(agent, path) state; more agents are cut")
       ->check(CLI::Range(1.0, 1e7));

@@ -23,6 +23,7 @@
 #include "sim/error.hpp"
 #include "sim/inference/backend.hpp"
 #include "sim/memory.hpp"
+#include "sim/plural.hpp"
 #include "sim/recording_plan.hpp"
 #include "sim/setup.hpp"
 #include "sim/simulation.hpp"
@@ -193,10 +194,12 @@ int run_scenario_unguarded(const RunFlags& f, const std::string& command_line) {
                  label, sweep_label(spec).empty() ? "" : " (" + sweep_label(spec) + ")", setup_seconds,
                  summary.agent_steps, summary.seconds, summary.agent_steps / std::max(summary.seconds, 1e-9),
                  summary.fused ? " [fused kernel]" : "", summary.fused ? "" : " [" + phases.substr(1) + "]");
+      std::size_t width = 16;  // names longer than the usual ones widen the column, not shift the rows
+      for (const auto& pop : simulation->state_without_amounts().populations) width = std::max(width, pop.name.size());
       for (const auto& pop : simulation->state_without_amounts().populations) {
-        fmt::print(stderr, "  {:<16} {:>9} agents  final wealth mean {:.4f}\n", pop.name, pop.count,
-                   pop.wealth.mean());
-        if (pop.inference) fmt::print(stderr, "  {:<16} {}\n", "", accounting_text(*pop.inference));
+        fmt::print(stderr, "  {:<{}} {:>16}  final wealth mean {:.4f}\n", pop.name, width,
+                   sim::counted(pop.count, "agent"), pop.wealth.mean());
+        if (pop.inference) fmt::print(stderr, "  {:<{}} {}\n", "", width, accounting_text(*pop.inference));
       }
     }
     for (const auto& pop : simulation->state_without_amounts().populations) {
@@ -207,10 +210,10 @@ int run_scenario_unguarded(const RunFlags& f, const std::string& command_line) {
   if (!f.run_lines && f.quiet) return 0;
   fmt::print(
       f.run_lines ? stdout : stderr,
-      "{}: {} run(s), set-up {:.2f} s, {:.3g} agent-steps in {:.2f} s ({:.3g} agent-steps/s){}; wrote {} "
+      "{}: {}, set-up {:.2f} s, {:.3g} agent-steps in {:.2f} s ({:.3g} agent-steps/s){}; wrote {} "
       "({})\n",
-      f.scenario, specs.size(), total_setup_seconds, agent_steps, seconds,
-      agent_steps / std::max(seconds, 1e-9),
+      f.scenario, sim::counted(static_cast<long long>(specs.size()), "run"), total_setup_seconds, agent_steps,
+      seconds, agent_steps / std::max(seconds, 1e-9),
       accounting.any ? fmt::format("; {}", accounting_text(accounting.total)) : std::string(), file.path(),
       sim::format_bytes(static_cast<double>(file.bytes_written())));
   return 0;
@@ -256,7 +259,16 @@ void add_run_command(CLI::App& app, int argc, char** argv) {
   cmd->add_option("-o,--output", flags->output,
                   "output HDF5 file (default: the scenario's name with .h5, here)");
   cmd->add_option("--threads", flags->threads, "worker threads (0: all; results do not depend on it)")
-      ->check(CLI::Range(0, sim::kMaxThreads))
+      ->check(CLI::Validator(
+          [](const std::string& s) {
+            int n = -1;
+            const bool parsed = CLI::detail::lexical_cast(s, n);
+            return parsed && n >= 0 && n <= sim::kMaxThreads
+                       ? std::string()
+                       : fmt::format("must be 0 (all cores) or a number of threads from 1 to {}, got {}",
+                                     sim::kMaxThreads, s);
+          },
+          "0..4096"))
       ->capture_default_str();
   cmd->add_option("--memory-limit", flags->memory_limit_gib,
                   "refuse a run whose memory estimate exceeds this many GiB (0: the memory available now)")

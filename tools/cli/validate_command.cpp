@@ -9,6 +9,7 @@
 
 #include "io/scenario_toml.hpp"
 #include "sim/error.hpp"
+#include "sim/plural.hpp"
 
 namespace herdsim::cli {
 
@@ -35,8 +36,7 @@ int run_validate(const ValidateFlags& f) {
       lo = std::min(lo, count_agents(s));
       hi = std::max(hi, count_agents(s));
     }
-    const std::string agents =
-        lo == hi ? fmt::format("{} agents", lo) : fmt::format("{} to {} agents", lo, hi);
+    const std::string agents = lo == hi ? sim::counted(lo, "agent") : fmt::format("{} to {} agents", lo, hi);
     std::cout << fmt::format("{}: valid ({} run{}, {})\n", f.file, specs.size(), specs.size() == 1 ? "" : "s",
                              agents);
     return 0;

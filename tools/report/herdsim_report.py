@@ -296,12 +296,18 @@ def trajectory_reason(pop, dataset):
 
 
 def agent_label(pop, agent):
-    """'agent 12 (α=0.5, θ=1e-05)' from the recorded per-agent parameters."""
+    """'agent 12 (lottery p=0.7, score 5)' or 'agent 12 (α=0.5, score 5)': the investor type in the
+    questionnaire's words where the file has them (a dependence score is θ / 1e-8)."""
     parts = []
     params = pop.data.params
-    for key, symbol in (("alpha", "α"), ("theta", "θ")):
-        if key in params:
-            parts.append(f"{symbol}={params[key][agent]:.3g}")
+    if "lottery_prob" in params:
+        parts.append(f"lottery p={params['lottery_prob'][agent]:.3g}")
+    elif "alpha" in params:
+        parts.append(f"α={params['alpha'][agent]:.3g}")
+    if "score" in params:
+        parts.append(f"score {params['score'][agent]:.3g}")
+    elif "theta" in params:
+        parts.append(f"score {params['theta'][agent] / 1e-8:.3g}")
     return f"agent {agent}" + (f" ({', '.join(parts)})" if parts else "")
 
 
@@ -513,6 +519,11 @@ def plot_lsv(run, pop, fig_path):
             f"{lsv.get('verdict', '')}")
 
 
+def signed_term(value, suffix):
+    """' + 0.12|R|' or ' − 0.231|R|': a term of a fitted formula with its sign written once."""
+    return f" {'−' if value < 0 else '+'} {abs(value):.3g}{suffix}"
+
+
 def cck_fit(csad):
     """(const, gamma1, gamma2) of the CCK regression, or None."""
     coefs = {c.get("name"): c.get("estimate") for c in csad.get("coefficients") or []}
@@ -539,13 +550,15 @@ def plot_csad(run, pop, fig_path):
     ax1.set_title("CSAD over time (mean over paths)")
     ax1.grid(alpha=0.3)
     abs_rm = np.abs(rm)
-    ax2.scatter(abs_rm, values, s=14, color="tab:purple", alpha=0.7, label="steps (means over paths)")
+    ax2.scatter(abs_rm, values, s=14, color="tab:purple", alpha=0.7,
+                label="steps: mean CSAD over paths at |mean $R_m$|")
     fit = cck_fit(csad)
     if fit is not None and finite(abs_rm).size:
         x = np.linspace(0.0, np.nanmax(abs_rm), 100)
         a, g1, g2 = fit
         ax2.plot(x, a + g1 * x + g2 * x * x, color="black", lw=1.4,
-                 label=f"CCK fit on all (path, step) pairs:\n{a:.3g} + {g1:.3g}|R| + {g2:.3g}R²")
+                 label=f"CCK fit on all (path, step) pairs:\n{a:.3g}{signed_term(g1, '|R|')}"
+                       f"{signed_term(g2, 'R²')}")
     ax2.set_xlabel("|market return $R_m$| (1, return units)")
     ax2.set_ylabel("CSAD (1, return units)")
     ax2.set_title("CSAD against |R_m|")
@@ -553,7 +566,10 @@ def plot_csad(run, pop, fig_path):
     ax2.grid(alpha=0.3)
     fig.suptitle(f"{pop.name}: cross-sectional absolute deviation of returns")
     save(fig, fig_path)
-    return f"{csad.get('observations', '?')} steps, R² = {fmt(csad.get('r2'), 3)}: {csad.get('verdict', '')}"
+    return (f"{csad.get('observations', '?')} (path, step) pairs, R² = {fmt(csad.get('r2'), 3)}: "
+            f"{csad.get('verdict', '')}. The points average the paths of each step, and averaging the paths' "
+            "market returns shrinks |R_m|: the curve, fitted on every (path, step) pair, can therefore lie "
+            "below the points without a misfit.")
 
 
 PARAM_LABELS = {"lottery_prob": "lottery probability", "alpha": "risk aversion α",
@@ -598,11 +614,11 @@ def heat_panel(fig, ax, matrix, rows, cols, title, unit):
                         color="white" if not np.ma.is_masked(level) and level < 0.6 else "black")
 
 
-def exact_note(errors):
-    """A caption note when every error is exactly 0 (a plan that plays the theory)."""
+def skip_if_exact(errors):
+    """A sentence instead of an all-zero panel when every error is exactly 0 (a plan that plays the theory)."""
     if errors.size and not errors.any():
-        return "Every value is 0: these agents play the theoretical plan exactly."
-    return ""
+        raise Skip("every decision error is 0: these agents play the theoretical plan exactly, so there is "
+                   "nothing to draw")
 
 
 def plot_mse_heatmap(run, pop, fig_path):
@@ -617,13 +633,14 @@ def plot_mse_heatmap(run, pop, fig_path):
     amount, pp = as_matrix(table.get("mse_amount") or []), as_matrix(table.get("mse_proportion_pp") or [])
     if finite(amount).size == 0 and finite(pp).size == 0:
         raise Skip("every cell of the MSE table is undefined")
+    skip_if_exact(np.concatenate([finite(amount), finite(pp)]))
     rows, cols = table["rows"], table["cols"]
     fig, (ax1, ax2) = new_figure(ncols=2, width=12, height=4.8)
     heat_panel(fig, ax1, amount, rows, cols, "MSE of the amount", "MSE (currency units²)")
     heat_panel(fig, ax2, pp, rows, cols, "MSE of the proportion", "MSE (percentage points²)")
     fig.suptitle(f"{pop.name}: decision error against theory by parameter cell")
     save(fig, fig_path)
-    return exact_note(np.concatenate([finite(amount), finite(pp)]))
+    return ""
 
 
 def plot_mse_per_step(run, pop, fig_path):
@@ -636,6 +653,7 @@ def plot_mse_per_step(run, pop, fig_path):
     pp = as_array((de.get("proportion_pp") or {}).get("per_step"))
     if finite(amount).size == 0 and finite(pp).size == 0:
         raise Skip("the per-step errors are all undefined")
+    skip_if_exact(np.concatenate([finite(amount), finite(pp)]))
     fig, (ax1, ax2) = new_figure(ncols=2, width=11, height=4.2)
     ax1.plot(t, amount, "o-", color="tab:blue", ms=3.5)
     ax1.set_ylabel("MSE of the amount (currency units²)")
@@ -645,12 +663,12 @@ def plot_mse_per_step(run, pop, fig_path):
     ax2.set_title("proportion of wealth")
     for ax in (ax1, ax2):
         ax.set_xlabel("t (years, time of the decision)")
+        ax.set_ylim(bottom=0.0)  # a squared error is never negative (autoscale of a flat line would go below)
         ax.grid(alpha=0.3)
     fig.suptitle(f"{pop.name}: decision error against theory per step")
     save(fig, fig_path)
     return (f"Overall MSE {fmt(de.get('amount', {}).get('mse'))} currency units², "
-            f"{fmt(de.get('proportion_pp', {}).get('mse'))} pp². "
-            + exact_note(np.concatenate([finite(amount), finite(pp)])))
+            f"{fmt(de.get('proportion_pp', {}).get('mse'))} pp².")
 
 
 def plot_investor(run, pop, fig_path):

@@ -83,6 +83,10 @@ TEST_SUITE("analysis.metric_accumulators") {
     CHECK(op.simulated[0] == doctest::Approx(0.25).epsilon(1e-15));
     CHECK(op.theory[0] == doctest::Approx(0.25).epsilon(1e-15));
     CHECK(op.agents == 2);
+    // Per agent, pooled over decisions and paths: the same w for each.
+    REQUIRE(op.per_agent_simulated.size() == 2);
+    CHECK(op.per_agent_simulated[1] == doctest::Approx(0.25).epsilon(1e-15));
+    CHECK(op.per_agent_theory[0] == doctest::Approx(0.25).epsilon(1e-15));
     // h = |P - P_alpha| / |Pbar - P_alpha| = 1 - w.
     const HerdingDistance hd = distance.finish();
     CHECK(hd.per_agent_simulated[0] == doctest::Approx(0.75).epsilon(1e-15));

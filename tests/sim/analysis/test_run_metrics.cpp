@@ -216,7 +216,7 @@ TEST_CASE("LSV across agents: independent decisions show none, common decisions 
     const auto out = analyse_population(in, rows);
     REQUIRE(out.lsv);
     CHECK(std::abs(out.lsv->overall.mean_h) < 0.02);
-    CHECK(out.lsv->verdict.rfind("no significant herding", 0) == 0);
+    CHECK(out.lsv->verdict.rfind("no significant correlated trading", 0) == 0);
     CHECK(out.lsv->h.size() == static_cast<std::size_t>(n - 1));
   }
   SUBCASE("everyone on a path moves the same way (direction random across paths)") {
@@ -231,7 +231,7 @@ TEST_CASE("LSV across agents: independent decisions show none, common decisions 
     const auto out = analyse_population(in, rows);
     REQUIRE(out.lsv);
     CHECK(out.lsv->overall.mean_h > 0.3);
-    CHECK(out.lsv->verdict.rfind("significant herding", 0) == 0);
+    CHECK(out.lsv->verdict.rfind("significant correlated trading", 0) == 0);
   }
 }
 
