@@ -1,9 +1,9 @@
 #include "sim/theory/merton.hpp"
 
-#include <Eigen/Cholesky>
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
 #include <tbb/partitioner.h>
+#include <Eigen/Cholesky>
 
 #include <boost/math/quadrature/gauss_kronrod.hpp>
 #include <cmath>

@@ -195,7 +195,8 @@ int run_scenario_unguarded(const RunFlags& f, const std::string& command_line) {
                  summary.agent_steps, summary.seconds, summary.agent_steps / std::max(summary.seconds, 1e-9),
                  summary.fused ? " [fused kernel]" : "", summary.fused ? "" : " [" + phases.substr(1) + "]");
       std::size_t width = 16;  // names longer than the usual ones widen the column, not shift the rows
-      for (const auto& pop : simulation->state_without_amounts().populations) width = std::max(width, pop.name.size());
+      for (const auto& pop : simulation->state_without_amounts().populations)
+        width = std::max(width, pop.name.size());
       for (const auto& pop : simulation->state_without_amounts().populations) {
         fmt::print(stderr, "  {:<{}} {:>16}  final wealth mean {:.4f}\n", pop.name, width,
                    sim::counted(pop.count, "agent"), pop.wealth.mean());
@@ -208,14 +209,13 @@ int run_scenario_unguarded(const RunFlags& f, const std::string& command_line) {
   }
   file.commit();
   if (!f.run_lines && f.quiet) return 0;
-  fmt::print(
-      f.run_lines ? stdout : stderr,
-      "{}: {}, set-up {:.2f} s, {:.3g} agent-steps in {:.2f} s ({:.3g} agent-steps/s){}; wrote {} "
-      "({})\n",
-      f.scenario, sim::counted(static_cast<long long>(specs.size()), "run"), total_setup_seconds, agent_steps,
-      seconds, agent_steps / std::max(seconds, 1e-9),
-      accounting.any ? fmt::format("; {}", accounting_text(accounting.total)) : std::string(), file.path(),
-      sim::format_bytes(static_cast<double>(file.bytes_written())));
+  fmt::print(f.run_lines ? stdout : stderr,
+             "{}: {}, set-up {:.2f} s, {:.3g} agent-steps in {:.2f} s ({:.3g} agent-steps/s){}; wrote {} "
+             "({})\n",
+             f.scenario, sim::counted(static_cast<long long>(specs.size()), "run"), total_setup_seconds,
+             agent_steps, seconds, agent_steps / std::max(seconds, 1e-9),
+             accounting.any ? fmt::format("; {}", accounting_text(accounting.total)) : std::string(),
+             file.path(), sim::format_bytes(static_cast<double>(file.bytes_written())));
   return 0;
 }
 
