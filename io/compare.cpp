@@ -15,6 +15,7 @@
 #include "io/run_file.hpp"
 #include "io/scenario_toml.hpp"
 #include "io/timestamp.hpp"
+#include "io/value_format.hpp"
 #include "sim/analysis/theory_references.hpp"
 #include "sim/error.hpp"
 #include "sim/market/market_step.hpp"
@@ -265,19 +266,15 @@ void add_paired(PopulationComparison& pc, const std::vector<PopulationComparison
 
 using nlohmann::json;
 
-json num(double x) {
-  return std::isfinite(x) ? json(x) : json(nullptr);
-}
-
 json vec(const std::vector<double>& v) {
   json a = json::array();
-  for (double x : v) a.push_back(num(x));
+  for (double x : v) a.push_back(json_number(x));
   return a;
 }
 
 json vec(const Eigen::VectorXd& v, int limit) {
   json a = json::array();
-  for (Eigen::Index i = 0; i < std::min<Eigen::Index>(v.size(), limit); ++i) a.push_back(num(v[i]));
+  for (Eigen::Index i = 0; i < std::min<Eigen::Index>(v.size(), limit); ++i) a.push_back(json_number(v[i]));
   return a;
 }
 
@@ -286,22 +283,12 @@ json str_or_null(const std::string& s) {
 }
 
 json dist(const analysis::Distribution& d) {
-  return {{"mean", num(d.mean)},     {"std", num(d.std)}, {"q05", num(d.q05)},
-          {"median", num(d.median)}, {"q95", num(d.q95)}, {"count", d.count}};
+  return {{"mean", json_number(d.mean)},     {"std", json_number(d.std)}, {"q05", json_number(d.q05)},
+          {"median", json_number(d.median)}, {"q95", json_number(d.q95)}, {"count", d.count}};
 }
 
 json series(const analysis::ErrorSeries& s) {
-  return {{"mse", num(s.mse)}, {"rmse", num(s.rmse)}, {"per_step", vec(s.per_step)}};
-}
-
-json matrix(const Eigen::MatrixXd& m) {
-  json a = json::array();
-  for (Eigen::Index r = 0; r < m.rows(); ++r) {
-    json row = json::array();
-    for (Eigen::Index c = 0; c < m.cols(); ++c) row.push_back(num(m(r, c)));
-    a.push_back(row);
-  }
-  return a;
+  return {{"mse", json_number(s.mse)}, {"rmse", json_number(s.rmse)}, {"per_step", vec(s.per_step)}};
 }
 
 json regression(const analysis::HerdingRegression& r, int observations) {
@@ -316,12 +303,12 @@ json regression(const analysis::HerdingRegression& r, int observations) {
     for (std::size_t i = 0; i < r.coefficient_names.size(); ++i) {
       const auto k = static_cast<Eigen::Index>(i);
       coefs.push_back({{"name", r.coefficient_names[i]},
-                       {"estimate", num(f.coef[k])},
-                       {"se", num(r.uses_hac ? f.se_hac[k] : f.se_ols[k])},
-                       {"t", num(r.uses_hac ? f.t_hac[k] : f.t_ols[k])},
-                       {"p", num(r.uses_hac ? f.p_hac[k] : f.p_ols[k])}});
+                       {"estimate", json_number(f.coef[k])},
+                       {"se", json_number(r.uses_hac ? f.se_hac[k] : f.se_ols[k])},
+                       {"t", json_number(r.uses_hac ? f.t_hac[k] : f.t_ols[k])},
+                       {"p", json_number(r.uses_hac ? f.p_hac[k] : f.p_ols[k])}});
     }
-    j["r2"] = num(f.r_squared);
+    j["r2"] = json_number(f.r_squared);
     j["newey_west_lag"] = f.hac_lag;
   } else {
     j["r2"] = nullptr;
@@ -332,10 +319,10 @@ json regression(const analysis::HerdingRegression& r, int observations) {
 }
 
 json interval(const analysis::MeanInterval& m) {
-  return {{"mean", num(m.mean)},
-          {"ci_low", num(m.ci_low)},
-          {"ci_high", num(m.ci_high)},
-          {"p", num(m.p)},
+  return {{"mean", json_number(m.mean)},
+          {"ci_low", json_number(m.ci_low)},
+          {"ci_high", json_number(m.ci_high)},
+          {"p", json_number(m.p)},
           {"n", m.n}};
 }
 
@@ -350,10 +337,10 @@ json type_table_json(const analysis::TypeTable& t) {
                         {"levels", levels},
                         {"trend",
                          {{"method", "OLS slope on the parameter, HC1 standard error"},
-                          {"slope", num(tr.slope)},
-                          {"ci_low", num(tr.ci_low)},
-                          {"ci_high", num(tr.ci_high)},
-                          {"p", num(tr.p)},
+                          {"slope", json_number(tr.slope)},
+                          {"ci_low", json_number(tr.ci_low)},
+                          {"ci_high", json_number(tr.ci_high)},
+                          {"p", json_number(tr.p)},
                           {"n", tr.n}}}});
   }
   return {{"param", t.param}, {"levels", vec(t.levels)}, {"agents", t.agents}, {"measures", measures}};
@@ -366,12 +353,12 @@ json lsv_json(const analysis::LsvSummary& l) {
           {"h", vec(l.h)},
           {"buy", vec(l.buy)},
           {"sell", vec(l.sell)},
-          {"mean", num(l.overall.mean_h)},
-          {"se", num(l.overall.std_err)},
-          {"t", num(l.overall.t_stat)},
-          {"p", num(l.overall.p_value)},
-          {"buy_mean", num(l.overall.buy_mean_h)},
-          {"sell_mean", num(l.overall.sell_mean_h)},
+          {"mean", json_number(l.overall.mean_h)},
+          {"se", json_number(l.overall.std_err)},
+          {"t", json_number(l.overall.t_stat)},
+          {"p", json_number(l.overall.p_value)},
+          {"buy_mean", json_number(l.overall.buy_mean_h)},
+          {"sell_mean", json_number(l.overall.sell_mean_h)},
           {"observations", l.overall.n_cells},
           {"n_min", l.overall.n_min},
           {"verdict", l.verdict}};
@@ -393,11 +380,11 @@ void add_counterfactual_json(json& j, const PopulationComparison& pc) {
   json attributed = json::array();
   for (const auto& a : c.attributed)
     attributed.push_back({{"statistic", a.name},
-                          {"population", num(a.population)},
-                          {"counterfactual", num(a.counterfactual)},
-                          {"difference", num(a.difference)},
-                          {"se", num(a.se)},
-                          {"p", num(a.p)},
+                          {"population", json_number(a.population)},
+                          {"counterfactual", json_number(a.counterfactual)},
+                          {"difference", json_number(a.difference)},
+                          {"se", json_number(a.se)},
+                          {"p", json_number(a.p)},
                           {"verdict", a.verdict}});
   cf["attributed"] = attributed;
   j["counterfactual"] = cf;
@@ -457,8 +444,8 @@ json population_json(const PopulationComparison& pc, int limit) {
       }
       d["table"] = {{"rows", {{"param", t.row_param}, {"values", vec(t.row_values)}}},
                     {"cols", {{"param", t.col_param}, {"values", vec(t.col_values)}}},
-                    {"mse_amount", matrix(t.mse_amount)},
-                    {"mse_proportion_pp", matrix(t.mse_proportion_pp)},
+                    {"mse_amount", json_rows(t.mse_amount)},
+                    {"mse_proportion_pp", json_rows(t.mse_proportion_pp)},
                     {"agents", agents}};
     }
     j["decision_error"] = d;
@@ -466,11 +453,11 @@ json population_json(const PopulationComparison& pc, int limit) {
   j["certainty_equivalent"] = nullptr;
   if (mt.certainty_equivalent) {
     const auto& c = *mt.certainty_equivalent;
-    j["certainty_equivalent"] = {{"simulated", num(c.simulated)},
-                                 {"theory", num(c.theory)},
-                                 {"gap", num(c.gap)},
-                                 {"ci_low", num(c.ci_low)},
-                                 {"ci_high", num(c.ci_high)},
+    j["certainty_equivalent"] = {{"simulated", json_number(c.simulated)},
+                                 {"theory", json_number(c.theory)},
+                                 {"gap", json_number(c.gap)},
+                                 {"ci_low", json_number(c.ci_low)},
+                                 {"ci_high", json_number(c.ci_high)},
                                  {"confidence", c.confidence},
                                  {"exact", c.exact},
                                  {"agents", c.agents},
@@ -539,22 +526,19 @@ json population_json(const PopulationComparison& pc, int limit) {
 // ---------------------------------------------------------------------------------------------
 // Markdown
 
-std::string fmt_num(double x) {
-  return std::isfinite(x) ? fmt::format("{:.4g}", x) : std::string("—");
-}
-
 void markdown_table(std::string& md, const analysis::ErrorTable& t, const Eigen::MatrixXd& values,
                     const char* what) {
   md += fmt::format("\n{} by {} (rows) and {} (columns):\n\n| {} |", what, t.row_param, t.col_param,
                     t.row_param);
-  for (double c : t.col_values) md += fmt::format(" {} |", fmt_num(c));
+  for (double c : t.col_values) md += fmt::format(" {} |", markdown_number(c));
   md += "\n|---|";
   for (std::size_t c = 0; c < t.col_values.size(); ++c) md += "---|";
   md += '\n';
   for (std::size_t r = 0; r < t.row_values.size(); ++r) {
-    md += fmt::format("| {} |", fmt_num(t.row_values[r]));
+    md += fmt::format("| {} |", markdown_number(t.row_values[r]));
     for (std::size_t c = 0; c < t.col_values.size(); ++c)
-      md += fmt::format(" {} |", fmt_num(values(static_cast<Eigen::Index>(r), static_cast<Eigen::Index>(c))));
+      md += fmt::format(" {} |",
+                        markdown_number(values(static_cast<Eigen::Index>(r), static_cast<Eigen::Index>(c))));
     md += '\n';
   }
 }
@@ -565,8 +549,9 @@ void markdown_regression(std::string& md, const char* label, const analysis::Her
     md += " (";
     for (std::size_t i = 0; i < r.coefficient_names.size(); ++i) {
       const auto k = static_cast<Eigen::Index>(i);
-      md += fmt::format("{}{} = {} [p = {}]", i ? ", " : "", r.coefficient_names[i], fmt_num(r.fit->coef[k]),
-                        fmt_num(r.uses_hac ? r.fit->p_hac[k] : r.fit->p_ols[k]));
+      md += fmt::format("{}{} = {} [p = {}]", i ? ", " : "", r.coefficient_names[i],
+                        markdown_number(r.fit->coef[k]),
+                        markdown_number(r.uses_hac ? r.fit->p_hac[k] : r.fit->p_ols[k]));
     }
     md += r.uses_hac ? fmt::format("; Newey–West lag {})", r.fit->hac_lag) : std::string("; classical SE)");
   }
@@ -574,7 +559,7 @@ void markdown_regression(std::string& md, const char* label, const analysis::Her
 }
 
 std::string fmt_interval(double mean, double lo, double hi) {
-  return fmt::format("{} [{}, {}]", fmt_num(mean), fmt_num(lo), fmt_num(hi));
+  return fmt::format("{} [{}, {}]", markdown_number(mean), markdown_number(lo), markdown_number(hi));
 }
 
 void markdown_type_table(std::string& md, const analysis::TypeTable& t, const std::string& what,
@@ -583,7 +568,8 @@ void markdown_type_table(std::string& md, const analysis::TypeTable& t, const st
       "\n{} by {} (mean [{:.0f}% CI] over the level's agents; trend: OLS slope on {}, HC1):\n\n| measure |",
       what, t.param, 100 * confidence, t.param);
   for (std::size_t l = 0; l < t.levels.size(); ++l)
-    md += fmt::format(" {} = {} ({}) |", t.param, fmt_num(t.levels[l]), sim::counted(t.agents[l], "agent"));
+    md += fmt::format(" {} = {} ({}) |", t.param, markdown_number(t.levels[l]),
+                      sim::counted(t.agents[l], "agent"));
   md += " trend per unit [CI] (p) |\n|---|";
   for (std::size_t l = 0; l <= t.levels.size(); ++l) md += "---|";
   md += '\n';
@@ -591,7 +577,7 @@ void markdown_type_table(std::string& md, const analysis::TypeTable& t, const st
     md += fmt::format("| {}{} |", t.measures[k], t.units[k].empty() ? "" : " (" + t.units[k] + ")");
     for (const auto& m : t.by_level[k]) md += fmt::format(" {} |", fmt_interval(m.mean, m.ci_low, m.ci_high));
     const auto& tr = t.trends[k];
-    md += fmt::format(" {} ({}) |\n", fmt_interval(tr.slope, tr.ci_low, tr.ci_high), fmt_num(tr.p));
+    md += fmt::format(" {} ({}) |\n", fmt_interval(tr.slope, tr.ci_low, tr.ci_high), markdown_number(tr.p));
   }
 }
 
@@ -607,7 +593,7 @@ void markdown_types(std::string& md, const PopulationComparison& pc, double conf
     const auto& m = p.differences.mean[k];
     const auto& d = p.differences.differences[k];
     md += fmt::format("| {}{} | {} ({}) |\n", d.name, d.units.empty() ? "" : " (" + d.units + ")",
-                      fmt_interval(m.mean, m.ci_low, m.ci_high), fmt_num(m.p));
+                      fmt_interval(m.mean, m.ci_low, m.ci_high), markdown_number(m.p));
   }
   for (const auto& t : p.by_type)
     markdown_type_table(md, t, fmt::format("Paired differences `{}` − `{}`", pc.name, p.source), confidence);
@@ -630,34 +616,37 @@ void markdown_population(std::string& md, const PopulationComparison& pc, double
   const std::size_t rows_start = md.size();
   if (mt.decision_error) {
     const auto& de = *mt.decision_error;
-    md += fmt::format("| decision MSE, amount (currency²) | {} |\n", fmt_num(de.amount.mse));
-    md += fmt::format("| decision MSE, proportion (pp²) | {} |\n", fmt_num(de.proportion_pp.mse));
+    md += fmt::format("| decision MSE, amount (currency²) | {} |\n", markdown_number(de.amount.mse));
+    md += fmt::format("| decision MSE, proportion (pp²) | {} |\n", markdown_number(de.proportion_pp.mse));
   }
   if (mt.certainty_equivalent) {
     const auto& c = *mt.certainty_equivalent;
-    md += fmt::format("| CE simulated / theory | {} / {} |\n", fmt_num(c.simulated), fmt_num(c.theory));
+    md += fmt::format("| CE simulated / theory | {} / {} |\n", markdown_number(c.simulated),
+                      markdown_number(c.theory));
     md += fmt::format("| CE gap ({:.0f}% CI){} | {} [{}, {}] |\n", 100 * c.confidence,
-                      c.exact ? "" : " (approx.)", fmt_num(c.gap), fmt_num(c.ci_low), fmt_num(c.ci_high));
+                      c.exact ? "" : " (approx.)", markdown_number(c.gap), markdown_number(c.ci_low),
+                      markdown_number(c.ci_high));
   }
   if (mt.herding_distance) {
     md += fmt::format("| herding distance h, simulated (median) | {} |\n",
-                      fmt_num(mt.herding_distance->simulated.median));
+                      markdown_number(mt.herding_distance->simulated.median));
     md += fmt::format("| herding distance h, theory (median) | {} |\n",
-                      fmt_num(mt.herding_distance->theory.median));
+                      markdown_number(mt.herding_distance->theory.median));
   }
   if (mt.opinion && !mt.opinion->simulated.empty()) {
     md += fmt::format("| opinion w(0) simulated / theory | {} / {} |\n",
-                      fmt_num(mt.opinion->simulated.front()), fmt_num(mt.opinion->theory.front()));
+                      markdown_number(mt.opinion->simulated.front()),
+                      markdown_number(mt.opinion->theory.front()));
   }
   if (mt.lsv)
-    md += fmt::format("| LSV mean H (p) | {} ({}) |\n", fmt_num(mt.lsv->overall.mean_h),
-                      fmt_num(mt.lsv->overall.p_value));
+    md += fmt::format("| LSV mean H (p) | {} ({}) |\n", markdown_number(mt.lsv->overall.mean_h),
+                      markdown_number(mt.lsv->overall.p_value));
   if (mt.investor) {
     const auto& im = *mt.investor;
-    md += fmt::format("| cumulative return (median) | {} |\n", fmt_num(im.cumulative_return.median));
-    md += fmt::format("| Sharpe ratio, annualised (median) | {} |\n", fmt_num(im.sharpe.median));
-    md += fmt::format("| volatility, annualised (median) | {} |\n", fmt_num(im.volatility.median));
-    md += fmt::format("| maximum drawdown (median) | {} |\n", fmt_num(im.max_drawdown.median));
+    md += fmt::format("| cumulative return (median) | {} |\n", markdown_number(im.cumulative_return.median));
+    md += fmt::format("| Sharpe ratio, annualised (median) | {} |\n", markdown_number(im.sharpe.median));
+    md += fmt::format("| volatility, annualised (median) | {} |\n", markdown_number(im.volatility.median));
+    md += fmt::format("| maximum drawdown (median) | {} |\n", markdown_number(im.max_drawdown.median));
   }
   if (md.size() == rows_start) md.resize(table_start);
   if (pc.table) {
@@ -682,8 +671,9 @@ void markdown_population(std::string& md, const PopulationComparison& pc, double
         "own Merton plans, on the same paths), which trades in step for reasons that are not herding:\n\n"
         "| statistic | population | counterfactual | difference (p) | verdict |\n|---|---|---|---|---|\n";
     for (const auto& a : c.attributed)
-      md += fmt::format("| {} | {} | {} | {} ({}) | {} |\n", a.name, fmt_num(a.population),
-                        fmt_num(a.counterfactual), fmt_num(a.difference), fmt_num(a.p), a.verdict);
+      md += fmt::format("| {} | {} | {} | {} ({}) | {} |\n", a.name, markdown_number(a.population),
+                        markdown_number(a.counterfactual), markdown_number(a.difference),
+                        markdown_number(a.p), a.verdict);
   }
   markdown_types(md, pc, confidence);
   if (!mt.notes.empty()) {
@@ -775,7 +765,7 @@ std::string comparison_markdown(const Comparison& c) {
   for (const auto& rc : c.runs) {
     md += fmt::format("\n## Run {}{}\n\n{} of {} year{}, {}, {} wealth update.\n", rc.group,
                       rc.sweep_point.empty() ? "" : " (" + rc.sweep_point + ")",
-                      sim::counted(rc.steps, "step"), fmt_num(rc.dt), rc.dt == 1.0 ? "" : "s",
+                      sim::counted(rc.steps, "step"), markdown_number(rc.dt), rc.dt == 1.0 ? "" : "s",
                       sim::counted(rc.paths, "path"), rc.wealth_update);
     for (const auto& pc : rc.populations) markdown_population(md, pc, c.options.confidence);
   }
@@ -803,7 +793,7 @@ std::string comparisons_markdown(const std::vector<Comparison>& comparisons) {
     return nullptr;
   };
   const auto cell = [](const PopulationComparison* pc, auto&& get) {
-    return pc == nullptr ? std::string("absent") : fmt_num(get(*pc));
+    return pc == nullptr ? std::string("absent") : markdown_number(get(*pc));
   };
   md += "\n| run group | population | measure |";
   for (std::size_t f = 0; f < comparisons.size(); ++f)

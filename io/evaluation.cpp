@@ -7,6 +7,7 @@
 
 #include "io/compare.hpp"
 #include "io/run_file.hpp"
+#include "io/value_format.hpp"
 #include "sim/error.hpp"
 
 namespace herdsim::io {
@@ -30,26 +31,8 @@ void add_table(std::optional<analysis::ErrorTable>& sum, const analysis::ErrorTa
   sum->agents += t.agents;
 }
 
-json number(double x) {
-  return std::isfinite(x) ? json(x) : json(nullptr);
-}
-
-json rows_of(const Eigen::MatrixXd& m) {
-  json out = json::array();
-  for (Eigen::Index r = 0; r < m.rows(); ++r) {
-    json row = json::array();
-    for (Eigen::Index c = 0; c < m.cols(); ++c) row.push_back(number(m(r, c)));
-    out.push_back(row);
-  }
-  return out;
-}
-
 double valid_rate(const ProblemScore& s) {
   return s.requests > 0 ? static_cast<double>(s.valid) / static_cast<double>(s.requests) : kNaN;
-}
-
-std::string cell(double x) {
-  return std::isfinite(x) ? fmt::format("{:.4g}", x) : std::string("—");
 }
 
 const ProblemScore* find_problem(const EvaluationColumn& c, const std::string& problem) {
@@ -110,17 +93,17 @@ std::string evaluation_json(const Evaluation& e) {
       if (p.table) {
         table = {{"rows", {{"param", p.table->row_param}, {"values", p.table->row_values}}},
                  {"cols", {{"param", p.table->col_param}, {"values", p.table->col_values}}},
-                 {"mse_amount", rows_of(p.table->mse_amount)},
-                 {"mse_proportion_pp", rows_of(p.table->mse_proportion_pp)}};
+                 {"mse_amount", json_rows(p.table->mse_amount)},
+                 {"mse_proportion_pp", json_rows(p.table->mse_proportion_pp)}};
       }
       problems[p.problem] = {{"run_file", p.run_file},
                              {"runs", p.runs},
                              {"agents", p.agents},
-                             {"mse_amount", number(p.mse_amount)},
-                             {"mse_proportion_pp", number(p.mse_pp)},
+                             {"mse_amount", json_number(p.mse_amount)},
+                             {"mse_proportion_pp", json_number(p.mse_pp)},
                              {"requests", p.requests},
                              {"valid", p.valid},
-                             {"valid_rate", number(valid_rate(p))},
+                             {"valid_rate", json_number(valid_rate(p))},
                              {"table", table}};
     }
     columns.push_back(
@@ -159,8 +142,8 @@ std::string evaluation_markdown(const Evaluation& e) {
       }
       md += '\n';
     };
-    row("MSE (amount)", [](const ProblemScore& p) { return cell(p.mse_amount); });
-    row("MSE (pp)", [](const ProblemScore& p) { return cell(p.mse_pp); });
+    row("MSE (amount)", [](const ProblemScore& p) { return markdown_number(p.mse_amount); });
+    row("MSE (pp)", [](const ProblemScore& p) { return markdown_number(p.mse_pp); });
     row("valid answers", [](const ProblemScore& p) {
       return fmt::format("{:.1f} % ({}/{})", 100.0 * valid_rate(p), p.valid, p.requests);
     });
@@ -183,7 +166,8 @@ std::string evaluation_markdown(const Evaluation& e) {
         md += '\n';
         for (Eigen::Index r = 0; r < m.rows(); ++r) {
           md += fmt::format("| {:g} |", t.row_values[static_cast<std::size_t>(r)]);
-          for (Eigen::Index col = 0; col < m.cols(); ++col) md += fmt::format(" {} |", cell(m(r, col)));
+          for (Eigen::Index col = 0; col < m.cols(); ++col)
+            md += fmt::format(" {} |", markdown_number(m(r, col)));
           md += '\n';
         }
       }

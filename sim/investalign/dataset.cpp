@@ -130,12 +130,11 @@ theory::MutualGame mutual_group_game(const theory::Market& market, int horizon_y
   return game;
 }
 
-namespace {
-
-/// Hundredths of a percent of a fraction.
 long long centi(double fraction) {
   return std::llround(fraction * 10000.0);
 }
+
+namespace {
 
 std::string explain(const DatasetConfig& c, const SampleSpec& spec, const Sample& s, const Solved& solved) {
   const auto& inv = s.investor;

@@ -45,6 +45,10 @@ inline constexpr std::array<double, 10> static_budget_list{10.00, 10.59, 11.22, 
 /// The initial budget the static list belongs to, million dollars.
 inline constexpr double static_budget_base = 10.0;
 
+/// A fraction in hundredths of a percent (0.1534 -> 1534), rounded to nearest: the resolution of the
+/// prompts' and the answers' percentages.
+[[nodiscard]] long long centi(double fraction);
+
 /// Reference budgets B_1..B_T for an initial budget (million dollars): the static list times budget / 10.
 [[nodiscard]] std::vector<double> reference_budgets(double budget);
 

@@ -65,11 +65,6 @@ std::vector<double> path_amounts(Path path, const Question& q) {
   return out;
 }
 
-/// Hundredths of a percent of a fraction, the answers' resolution.
-long long centi(double fraction) {
-  return std::llround(fraction * 10000.0);
-}
-
 double clamp01(double fraction) {
   return std::isnan(fraction) ? 0.0 : std::clamp(fraction, 0.0, 1.0);
 }
