@@ -1,5 +1,5 @@
 """What the end-to-end tests of the herdsim executable share (test_run.py, test_compare.py,
-test_reliability.py, test_extreme_input.py): the executable and scenario folder ctest passes them
+test_reliability.py, test_extreme_input.py, test_newcomer.py): the executable and scenario folder ctest passes them
 (tests/CMakeLists.txt), `herdsim` run as a subprocess, and scenarios written into a temporary folder.
 
 A test module ends with ``support.main()`` and reads ``support.HERDSIM`` and ``support.SCENARIOS`` at run
@@ -15,10 +15,12 @@ HERDSIM = None    # absolute path of the herdsim executable: the first argument
 SCENARIOS = None  # the scenario library (scenarios/): the second argument, where the test takes one
 
 
-def herdsim(*args, timeout=600):
-    """`herdsim ARGS` to completion: its CompletedProcess, stdout and stderr as text (bytes that are not
-    UTF-8 replaced, so that a garbled message fails an assertion instead of the decoding)."""
-    return subprocess.run([HERDSIM, *args], capture_output=True, text=True, errors="replace", timeout=timeout)
+def herdsim(*args, timeout=600, cwd=None):
+    """`herdsim ARGS` to completion (in `cwd` when given): its CompletedProcess, stdout and stderr as text
+    (bytes that are not UTF-8 replaced, so that a garbled message fails an assertion instead of the
+    decoding)."""
+    return subprocess.run([HERDSIM, *args], capture_output=True, text=True, errors="replace", timeout=timeout,
+                          cwd=cwd)
 
 
 def start(*args):

@@ -9,13 +9,11 @@ Usage: test_newcomer.py PATH_TO_HERDSIM REPO_ROOT
 import os
 import re
 import shlex
-import subprocess
 import sys
-import tempfile
-import unittest
 
-HERDSIM = None
-ROOT = None
+import support
+
+ROOT = None  # the repository root: the second argument
 
 ONE_AGENT = """
 [run]
@@ -32,22 +30,10 @@ alpha = 0.2
 
 
 def run(*args, cwd=None):
-    return subprocess.run([HERDSIM, *args], capture_output=True, text=True, timeout=300, cwd=cwd)
+    return support.herdsim(*args, timeout=300, cwd=cwd)
 
 
-class Newcomer(unittest.TestCase):
-    def setUp(self):
-        self.tmp = tempfile.TemporaryDirectory()
-        self.dir = self.tmp.name
-
-    def tearDown(self):
-        self.tmp.cleanup()
-
-    def write(self, name, text):
-        path = os.path.join(self.dir, name)
-        with open(path, "w") as fh:
-            fh.write(text)
-        return path
+class Newcomer(support.TempDirTest):
 
     def test_readme_theory_examples_run_as_written(self):
         with open(os.path.join(ROOT, "README.md")) as fh:
@@ -63,7 +49,7 @@ class Newcomer(unittest.TestCase):
                 self.assertEqual(res.returncode, 0, res.stderr)
 
     def test_counts_are_words(self):
-        scenario = self.write("one.toml", ONE_AGENT)
+        scenario = self.scenario(ONE_AGENT, "one.toml")
         out = os.path.join(self.dir, "one.h5")
         res = run("validate", scenario)
         self.assertEqual(res.returncode, 0, res.stderr)
@@ -86,26 +72,26 @@ class Newcomer(unittest.TestCase):
         self.assertNotIn("population", res.stderr)
 
     def test_negative_threads_get_a_plain_message(self):
-        res = run("run", self.write("one.toml", ONE_AGENT), "--threads", "-1", "-o", os.path.join(self.dir, "x.h5"))
+        res = run("run", self.scenario(ONE_AGENT, "one.toml"), "--threads", "-1", "-o", os.path.join(self.dir, "x.h5"))
         self.assertNotEqual(res.returncode, 0)
         self.assertIn("--threads: must be 0 (all cores) or a number of threads from 1 to 4096, got -1", res.stderr)
         self.assertFalse(os.path.exists(os.path.join(self.dir, "x.h5")))
 
     def test_a_run_value_hidden_by_a_sweep_is_validated(self):
-        scenario = self.write("hidden.toml", ONE_AGENT.replace("paths = 2", "paths = -5") +
-                              '\n[sweep]\n"run.paths" = [2, 3]\n')
+        scenario = self.scenario(ONE_AGENT.replace("paths = 2", "paths = -5") +
+                                 '\n[sweep]\n"run.paths" = [2, 3]\n', "hidden.toml")
         res = run("validate", scenario)
         self.assertEqual(res.returncode, 2)
         self.assertIn("hidden.toml:4:9: run.paths: must be >= 1, got -5", res.stderr)
         self.assertIn("[sweep] replaces it", res.stderr)
         # The same file with a valid value written there validates, sweep and all.
-        fine = self.write("fine.toml", ONE_AGENT + '\n[sweep]\n"run.paths" = [2, 3]\n')
+        fine = self.scenario(ONE_AGENT + '\n[sweep]\n"run.paths" = [2, 3]\n', "fine.toml")
         res = run("validate", fine)
         self.assertEqual(res.returncode, 0, res.stderr)
         self.assertIn("(2 runs, 1 agent)", res.stdout)
 
     def test_report_without_side_file_and_no_folder_left_by_a_failure(self):
-        scenario = self.write("one.toml", ONE_AGENT)
+        scenario = self.scenario(ONE_AGENT, "one.toml")
         out = os.path.join(self.dir, "one.h5")
         self.assertEqual(run("run", scenario, "-o", out, "-q").returncode, 0)
         report = os.path.join(self.dir, "figures")
@@ -114,7 +100,7 @@ class Newcomer(unittest.TestCase):
         self.assertTrue(os.path.isfile(os.path.join(report, "index.html")))
         self.assertFalse(os.path.exists(out[:-3] + ".analysis.json"), "--no-sidecar wrote the side file")
         # A report that fails (not a run file) leaves no folder behind, staged or final.
-        bad = self.write("bad.h5", "not HDF5")
+        bad = self.scenario("not HDF5", "bad.h5")
         failed = os.path.join(self.dir, "bad_report")
         res = run("report", bad, "-o", failed, "--no-sidecar")
         self.assertNotEqual(res.returncode, 0)
@@ -122,5 +108,5 @@ class Newcomer(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    HERDSIM, ROOT = sys.argv[1], sys.argv[2]
-    unittest.main(argv=sys.argv[:1], verbosity=2)
+    ROOT = os.path.abspath(sys.argv.pop(2))
+    support.main()
