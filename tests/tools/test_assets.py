@@ -7,7 +7,6 @@ herdsim's code. compare, export and report refuse the file with one line; a one-
 Usage: test_assets.py PATH_TO_HERDSIM TOOLS_DIR
 """
 import os
-import subprocess
 import sys
 import tempfile
 import unittest
@@ -15,8 +14,9 @@ import unittest
 import h5py
 import numpy as np
 
-HERDSIM = None
-TOOLS = None
+import support
+
+TOOLS = None  # tools/ (herdsim_load.py): the second argument
 
 SCENARIO = """
 [run]
@@ -54,7 +54,7 @@ max_agents = 2
 
 
 def run(*args):
-    return subprocess.run([HERDSIM, *args], capture_output=True, text=True, timeout=300)
+    return support.herdsim(*args, timeout=300)
 
 
 class SeveralAssets(unittest.TestCase):
@@ -185,5 +185,5 @@ class SeveralAssets(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    HERDSIM, TOOLS = sys.argv[1], sys.argv[2]
-    unittest.main(argv=sys.argv[:1], verbosity=1)
+    TOOLS = os.path.abspath(sys.argv.pop(2))
+    support.main()
