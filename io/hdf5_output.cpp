@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 #include <hdf5.h>
+#include <hdf5_hl.h>
 
 #include <algorithm>
 #include <cassert>
@@ -12,6 +13,7 @@
 #include <cmath>
 #include <filesystem>
 #include <limits>
+#include <map>
 #include <mutex>
 #include <numeric>
 #include <optional>
@@ -243,6 +245,242 @@ std::vector<int> asset_paths(const std::vector<int>& paths, int all_paths, int a
 }
 
 // ---------------------------------------------------------------------------------------------
+// Dimension scales (netCDF-4 conventions: docs/hdf5-schema.md, "Dimension scales"). Made once per run
+// group when its run finishes, from every dataset's `dims` attribute, so a new dataset gets them with
+// no code of its own and the recording loop does no extra work.
+
+/// The coordinate values of each dimension name of a run group. A dimension gets the first candidate
+/// whose length is the axis length; those in `index` count 0, 1, ...; any other dimension becomes a
+/// netCDF dimension without a variable.
+struct DimensionCoordinates {
+  std::map<std::string, std::vector<std::vector<int>>> ints;  ///< e.g. step: the recorded steps
+  std::map<std::string, std::vector<std::string>> strings;    ///< e.g. asset: the asset names
+  std::vector<std::string> index;                             ///< e.g. agent: 0..M-1
+  struct Auxiliary {
+    std::string name;
+    std::vector<double> values;
+    std::string units;
+  };
+  /// Auxiliary coordinates of a dimension, made beside it (step: t = s dt in years).
+  std::map<std::string, std::vector<Auxiliary>> auxiliary;
+};
+
+/// netCDF-4's NAME of a dimension scale that is not a variable (netCDF-C writes the length after it).
+constexpr std::string_view kDimensionOnly = "This is a netCDF dimension but not a netCDF variable.";
+
+struct NamedDataset {
+  std::string path;   ///< relative to the run group
+  std::string group;  ///< its group, relative to the run group ("" for the run group itself)
+  std::vector<std::string> dims;
+  std::vector<hsize_t> shape;
+};
+
+std::vector<std::string> split_names(const std::string& text) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    const std::size_t comma = std::min(text.find(',', start), text.size());
+    out.push_back(text.substr(start, comma - start));
+    start = comma + 1;
+  }
+  return out;
+}
+
+std::string parent_of(const std::string& path) {
+  const auto slash = path.rfind('/');
+  return slash == std::string::npos ? "" : path.substr(0, slash);
+}
+
+std::string base_of(const std::string& path) {
+  const auto slash = path.rfind('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+std::string joined(const std::string& group, const std::string& name) {
+  return group.empty() ? name : group + "/" + name;
+}
+
+/// Every dataset below `group` with a `dims` attribute naming as many axes as it has, not a scale.
+std::vector<NamedDataset> named_datasets(hid_t group, const std::string& where) {
+  std::vector<std::string> links;
+  check(H5Lvisit(
+            group, H5_INDEX_NAME, H5_ITER_INC,
+            [](hid_t, const char* name, const H5L_info_t* info, void* data) -> herr_t {
+              if (info->type == H5L_TYPE_HARD) static_cast<std::vector<std::string>*>(data)->emplace_back(name);
+              return 0;
+            },
+            &links),
+        "H5Lvisit", where);
+  std::vector<NamedDataset> out;
+  for (const std::string& link : links) {
+    const std::string what = where + " " + link;
+    Handle object = make(H5Oopen(group, link.c_str(), H5P_DEFAULT), H5Oclose, "H5Oopen", what);
+    if (H5Iget_type(object.get()) != H5I_DATASET || !has_attribute(object.get(), schema::kDims)) continue;
+    if (H5DSis_scale(object.get()) > 0) continue;
+    Handle space = make(H5Dget_space(object.get()), H5Sclose, "H5Dget_space", what);
+    const int rank = H5Sget_simple_extent_ndims(space.get());
+    if (rank <= 0) continue;
+    NamedDataset d{link, parent_of(link), split_names(read_string_attribute(object.get(), what, schema::kDims)),
+                   std::vector<hsize_t>(static_cast<std::size_t>(rank))};
+    check(H5Sget_simple_extent_dims(space.get(), d.shape.data(), nullptr), "H5Sget_simple_extent_dims", what);
+    if (d.dims.size() == d.shape.size()) out.push_back(std::move(d));
+  }
+  return out;
+}
+
+/// A fixed-size 1-D dataset of `n` values of `type` written from `data` (nothing written when null).
+Handle create_coordinate(hid_t group, const std::string& name, const std::string& what, hid_t file_type,
+                         hid_t mem_type, hsize_t n, const void* data) {
+  Handle space = make_space({n}, {}, what);
+  Handle dset = make(H5Dcreate2(group, name.c_str(), file_type, space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+                     H5Dclose, "H5Dcreate2", what);
+  if (data != nullptr && n > 0) check(H5Dwrite(dset.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), "H5Dwrite", what);
+  return dset;
+}
+
+class DimensionScales {
+ public:
+  DimensionScales(hid_t run_group, std::string where, const DimensionCoordinates& coords)
+      : run_(run_group), where_(std::move(where)), coords_(coords) {}
+
+  void attach_all() {
+    for (const NamedDataset& d : named_datasets(run_, where_)) {
+      const std::string what = where_ + " " + d.path;
+      Handle dset = make(H5Dopen2(run_, d.path.c_str(), H5P_DEFAULT), H5Dclose, "H5Dopen2", what);
+      // A params group holds only parameters (readers list its members): its dimensions live above it.
+      const std::string home = base_of(d.group) == schema::kParams ? parent_of(d.group) : d.group;
+      std::vector<std::string> coordinates;
+      for (std::size_t axis = 0; axis < d.dims.size(); ++axis) {
+        const hid_t scale = scale_for(home, d.dims[axis], d.shape[axis]);
+        if (scale < 0) continue;  // the group has a dataset of that name that is no such dimension
+        if (joined(home, d.dims[axis]) == d.path) continue;  // time/step is the scale itself
+        check(H5DSattach_scale(dset.get(), scale, static_cast<unsigned>(axis)), "H5DSattach_scale", what);
+        if (home == d.group)
+          for (const std::string& aux : auxiliary_[joined(home, d.dims[axis])]) coordinates.push_back(aux);
+      }
+      if (!coordinates.empty()) {
+        std::string text;
+        for (const std::string& c : coordinates) text += (text.empty() ? "" : " ") + c;
+        write_attribute(dset.get(), what, "coordinates", text);
+      }
+    }
+  }
+
+ private:
+  /// The scale of dimension `name` (length n) in group `home`, made on first use; -1 when there is none.
+  hid_t scale_for(const std::string& home, const std::string& name, hsize_t n) {
+    const std::string key = joined(home, name);
+    if (auto found = scales_.find(key); found != scales_.end())
+      return found->second.second == n ? found->second.first.get() : -1;
+    const std::string what = where_ + " " + key;
+    Handle scale;
+    if (H5Lexists(run_, key.c_str(), H5P_DEFAULT) > 0) {
+      // time/step: the dataset named like the dimension is its coordinate variable when it has that axis.
+      Handle existing = make(H5Dopen2(run_, key.c_str(), H5P_DEFAULT), H5Dclose, "H5Dopen2", what);
+      const bool fits = has_attribute(existing.get(), schema::kDims) &&
+                        read_string_attribute(existing.get(), what, schema::kDims) == name &&
+                        dims_of(existing.get(), what) == std::vector<hsize_t>{n};
+      if (fits) {
+        check(H5DSset_scale(existing.get(), name.c_str()), "H5DSset_scale", what);
+        scale = std::move(existing);
+      }
+    } else {
+      scale = create_scale(home, name, n, what);
+    }
+    const hid_t id = scale.get();
+    scales_.emplace(key, std::make_pair(std::move(scale), n));
+    if (id >= 0) make_auxiliary(home, name, n, id);
+    return id;
+  }
+
+  Handle create_scale(const std::string& home, const std::string& name, hsize_t n, const std::string& what) {
+    Handle group = open_group(home);
+    std::string scale_name = name;
+    Handle dset;
+    if (const auto* values = candidate(coords_.ints, name, n)) {
+      dset = create_coordinate(group.get(), name, what, H5T_STD_I32LE, H5T_NATIVE_INT, n, values->data());
+    } else if (auto s = coords_.strings.find(name); s != coords_.strings.end() && s->second.size() == n) {
+      std::vector<const char*> text;
+      for (const std::string& v : s->second) text.push_back(v.c_str());
+      Handle type = make_string_type(what);
+      dset = create_coordinate(group.get(), name, what, type.get(), type.get(), n, text.data());
+    } else if (std::find(coords_.index.begin(), coords_.index.end(), name) != coords_.index.end()) {
+      std::vector<int> counting(n);
+      std::iota(counting.begin(), counting.end(), 0);
+      dset = create_coordinate(group.get(), name, what, H5T_STD_I32LE, H5T_NATIVE_INT, n, counting.data());
+    } else {
+      // No values: a netCDF dimension that is not a variable (its data are never written).
+      dset = create_coordinate(group.get(), name, what, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, n, nullptr);
+      scale_name = fmt::format("{}{:10d}", kDimensionOnly, n);
+    }
+    write_attribute(dset.get(), what, schema::kDims, name);
+    check(H5DSset_scale(dset.get(), scale_name.c_str()), "H5DSset_scale", what);
+    return dset;
+  }
+
+  /// Coordinates beside a new dimension: the table's auxiliary ones and, for agent, the parameters of a
+  /// params group beside it (each reader of wealth or amount wants alpha and theta on the agent axis).
+  void make_auxiliary(const std::string& home, const std::string& name, hsize_t n, hid_t scale) {
+    Handle group = open_group(home);
+    const auto add = [&](const std::string& aux, const std::vector<double>& values, const std::string& units) {
+      const std::string key = joined(home, aux);
+      if (values.size() != n || H5Lexists(run_, key.c_str(), H5P_DEFAULT) > 0) return;
+      const std::string what = where_ + " " + key;
+      Handle dset = create_coordinate(group.get(), aux, what, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, n, values.data());
+      write_attribute(dset.get(), what, schema::kDims, name);
+      if (!units.empty()) write_attribute(dset.get(), what, schema::kUnits, units);
+      check(H5DSattach_scale(dset.get(), scale, 0), "H5DSattach_scale", what);
+      auxiliary_[joined(home, name)].push_back(aux);
+    };
+    if (auto a = coords_.auxiliary.find(name); a != coords_.auxiliary.end())
+      for (const auto& aux : a->second) add(aux.name, aux.values, aux.units);
+    if (name != schema::kAgent) return;
+    const std::string params = joined(home, std::string(schema::kParams));
+    if (H5Lexists(run_, params.c_str(), H5P_DEFAULT) <= 0) return;
+    for (const NamedDataset& p : named_datasets(open_group(params).get(), where_ + " " + params)) {
+      if (p.group.empty() && p.dims == std::vector<std::string>{name} && p.shape == std::vector<hsize_t>{n})
+        add(p.path, read_doubles(joined(params, p.path), n), "");
+    }
+  }
+
+  std::vector<double> read_doubles(const std::string& path, hsize_t n) const {
+    const std::string what = where_ + " " + path;
+    Handle dset = make(H5Dopen2(run_, path.c_str(), H5P_DEFAULT), H5Dclose, "H5Dopen2", what);
+    std::vector<double> values(n);
+    if (n > 0) check(H5Dread(dset.get(), H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()), "H5Dread", what);
+    return values;
+  }
+
+  Handle open_group(const std::string& path) const {
+    return make(H5Gopen2(run_, path.empty() ? "." : path.c_str(), H5P_DEFAULT), H5Gclose, "H5Gopen2",
+                where_ + " " + path);
+  }
+
+  static const std::vector<int>* candidate(const std::map<std::string, std::vector<std::vector<int>>>& table,
+                                           const std::string& name, hsize_t n) {
+    const auto found = table.find(name);
+    if (found == table.end()) return nullptr;
+    for (const auto& values : found->second)
+      if (values.size() == n) return &values;
+    return nullptr;
+  }
+
+  static std::vector<hsize_t> dims_of(hid_t dset, const std::string& what) {
+    Handle space = make(H5Dget_space(dset), H5Sclose, "H5Dget_space", what);
+    const int rank = H5Sget_simple_extent_ndims(space.get());
+    std::vector<hsize_t> dims(static_cast<std::size_t>(std::max(rank, 0)));
+    check(H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr), "H5Sget_simple_extent_dims", what);
+    return dims;
+  }
+
+  hid_t run_;
+  std::string where_;
+  const DimensionCoordinates& coords_;
+  std::map<std::string, std::pair<Handle, hsize_t>> scales_;  ///< "group/dimension" -> scale (invalid: none)
+  std::map<std::string, std::vector<std::string>> auxiliary_;  ///< "group/dimension" -> auxiliary coordinates
+};
+
+// ---------------------------------------------------------------------------------------------
 // Summaries
 
 std::string stats_names(const std::vector<double>& quantiles) {
@@ -303,6 +541,8 @@ class Recorder final : public sim::Observer {
     if (state.spec == nullptr) throw InputError("HDF5 recorder: the RunState has no scenario spec");
     check_shape(state);
     assets_ = state.market.assets();
+    asset_names_.clear();
+    for (int a = 0; a < assets_; ++a) asset_names_.push_back(state.spec->market.asset(a).name);
     // One asset: schema 1, exactly as before; several: schema 2, an asset axis (docs/hdf5-schema.md).
     if (assets_ > 1) mark_schema_2(state.spec->market);
     steps_ = state.steps;
@@ -358,6 +598,7 @@ class Recorder final : public sim::Observer {
     for (std::size_t i = 0; i < populations_.size(); ++i) {
       if (state.populations[i].inference) write_accounting(populations_[i], *state.populations[i].inference);
     }
+    attach_dimensions();
     // Everything is on disk already: release handles and buffers now rather than at destruction.
     for (Series* series : {&step_, &t_, &decision_step_, &price_, &fundamental_, &return_, &shock_})
       series->close();
@@ -398,6 +639,27 @@ class Recorder final : public sim::Observer {
   [[nodiscard]] std::string where() const { return fmt::format("{}:{}", file_->partial_path, where_); }
   [[nodiscard]] std::string child(std::string_view name) const {
     return where_ == "/" ? "/" + std::string(name) : where_ + "/" + std::string(name);
+  }
+
+  /// Dimension scales and coordinate variables of the whole run group, once its rows are all written.
+  void attach_dimensions() {
+    DimensionCoordinates coords;
+    std::vector<int> steps, decisions, all_decisions(static_cast<std::size_t>(steps_));
+    for (int s = 0; s <= steps_; ++s)
+      if (plan_.records_state(s)) steps.push_back(s);
+    for (int k = 0; k < steps_; ++k)
+      if (plan_.records_decision(k)) decisions.push_back(k);
+    std::iota(all_decisions.begin(), all_decisions.end(), 0);  // theory/amount: every step
+    std::vector<double> t;
+    for (const int s : steps) t.push_back(s * dt_);
+    coords.ints[std::string(schema::kStep)] = {steps};
+    coords.ints[std::string(schema::kDecisionStep)] = {decisions, all_decisions};
+    coords.ints[std::string(schema::kPath)] = {plan_.paths()};
+    coords.strings["asset"] = asset_names_;
+    coords.strings["stat"] = split_names(stats_names(plan_.quantiles()));
+    coords.index = {std::string(schema::kAgent), "request", "value"};
+    coords.auxiliary[std::string(schema::kStep)] = {{std::string(schema::kT), t, "years"}};
+    DimensionScales(group_.get(), where(), coords).attach_all();
   }
 
   /// The plan was made for a run of this shape (a writer never decides sizes of its own).
@@ -818,6 +1080,7 @@ class Recorder final : public sim::Observer {
   Series step_, t_, decision_step_;
   Series price_, fundamental_, return_, shock_;  // fundamental_: schema 2 only
   int assets_ = 1;
+  std::vector<std::string> asset_names_;  ///< the asset axis's coordinate (schema 2)
   Handle market_space_;
   std::vector<Population> populations_;
   std::vector<SummaryJob> jobs_;  ///< summary rows of one callback (buffers reused across steps)

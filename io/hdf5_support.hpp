@@ -5,8 +5,10 @@
 #include <fmt/format.h>
 #include <hdf5.h>
 
+#include <cstring>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -87,6 +89,34 @@ inline Handle make_space(const std::vector<hsize_t>& dims, const std::vector<hsi
   return make(H5Screate_simple(static_cast<int>(dims.size()), dims.data(),
                                maxdims.empty() ? nullptr : maxdims.data()),
               H5Sclose, "H5Screate_simple", object);
+}
+
+inline bool has_attribute(hid_t object, std::string_view name) {
+  return H5Aexists(object, std::string(name).c_str()) > 0;
+}
+
+/// A string attribute, variable-length or fixed-size.
+inline std::string read_string_attribute(hid_t object, const std::string& where, std::string_view name) {
+  const std::string what = fmt::format("attribute '{}' of {}", name, where);
+  Handle attr = make(H5Aopen(object, std::string(name).c_str(), H5P_DEFAULT), H5Aclose, "H5Aopen", what);
+  Handle type = make(H5Aget_type(attr.get()), H5Tclose, "H5Aget_type", what);
+  if (H5Tget_class(type.get()) != H5T_STRING) throw IoError(fmt::format("{} is not a string", what));
+  if (H5Tis_variable_str(type.get()) > 0) {
+    Handle mem = make(H5Tcopy(H5T_C_S1), H5Tclose, "H5Tcopy", what);
+    check(H5Tset_size(mem.get(), H5T_VARIABLE), "H5Tset_size", what);
+    check(H5Tset_cset(mem.get(), H5T_CSET_UTF8), "H5Tset_cset", what);
+    char* text = nullptr;
+    check(H5Aread(attr.get(), mem.get(), &text), "H5Aread", what);
+    std::string value = text != nullptr ? text : "";
+    Handle space = make(H5Aget_space(attr.get()), H5Sclose, "H5Aget_space", what);
+    H5Dvlen_reclaim(mem.get(), space.get(), H5P_DEFAULT, &text);
+    return value;
+  }
+  const std::size_t size = H5Tget_size(type.get());
+  std::string value(size, '\0');
+  check(H5Aread(attr.get(), type.get(), value.data()), "H5Aread", what);
+  value.resize(std::strlen(value.c_str()));
+  return value;
 }
 
 }  // namespace herdsim::io::hdf5
