@@ -20,7 +20,9 @@ packages=(
   clang-format          # style check
   clang-14 libclang-rt-14-dev llvm-14   # libFuzzer harnesses: compiler, fuzzer/sanitizer runtimes, symbolizer (tools/fuzz.sh)
   python3-numpy python3-scipy python3-h5py python3-matplotlib   # round-trip tests, NumPy/SciPy baselines, plots
-  python3-pandas        # tools/herdsim_load.py's to_pandas() and the export tests (xarray stays optional)
+  python3-pandas        # tools/herdsim_load.py's to_pandas() and the export tests
+  python3-xarray python3-h5netcdf   # run files opened as netCDF-4 by xarray (tests/tools/test_xarray.py, docs/python.md)
+  netcdf-bin            # ncdump: the run files read by netCDF-C (test_xarray.py skips that check without it)
   npm                   # npm client: downloads the pinned llama.cpp source (tools/fetch_llama_cpp.sh)
 )
 
