@@ -275,17 +275,6 @@ struct NamedDataset {
   std::vector<hsize_t> shape;
 };
 
-std::vector<std::string> split_names(const std::string& text) {
-  std::vector<std::string> out;
-  std::size_t start = 0;
-  while (start <= text.size()) {
-    const std::size_t comma = std::min(text.find(',', start), text.size());
-    out.push_back(text.substr(start, comma - start));
-    start = comma + 1;
-  }
-  return out;
-}
-
 std::string parent_of(const std::string& path) {
   const auto slash = path.rfind('/');
   return slash == std::string::npos ? "" : path.substr(0, slash);
@@ -306,7 +295,8 @@ std::vector<NamedDataset> named_datasets(hid_t group, const std::string& where) 
   check(H5Lvisit(
             group, H5_INDEX_NAME, H5_ITER_INC,
             [](hid_t, const char* name, const H5L_info_t* info, void* data) -> herr_t {
-              if (info->type == H5L_TYPE_HARD) static_cast<std::vector<std::string>*>(data)->emplace_back(name);
+              if (info->type == H5L_TYPE_HARD)
+                static_cast<std::vector<std::string>*>(data)->emplace_back(name);
               return 0;
             },
             &links),
@@ -320,7 +310,8 @@ std::vector<NamedDataset> named_datasets(hid_t group, const std::string& where) 
     Handle space = make(H5Dget_space(object.get()), H5Sclose, "H5Dget_space", what);
     const int rank = H5Sget_simple_extent_ndims(space.get());
     if (rank <= 0) continue;
-    NamedDataset d{link, parent_of(link), split_names(read_string_attribute(object.get(), what, schema::kDims)),
+    NamedDataset d{link, parent_of(link),
+                   split_commas(read_string_attribute(object.get(), what, schema::kDims)),
                    std::vector<hsize_t>(static_cast<std::size_t>(rank))};
     check(H5Sget_simple_extent_dims(space.get(), d.shape.data(), nullptr), "H5Sget_simple_extent_dims", what);
     if (d.dims.size() == d.shape.size()) out.push_back(std::move(d));
@@ -332,9 +323,11 @@ std::vector<NamedDataset> named_datasets(hid_t group, const std::string& where) 
 Handle create_coordinate(hid_t group, const std::string& name, const std::string& what, hid_t file_type,
                          hid_t mem_type, hsize_t n, const void* data) {
   Handle space = make_space({n}, {}, what);
-  Handle dset = make(H5Dcreate2(group, name.c_str(), file_type, space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
-                     H5Dclose, "H5Dcreate2", what);
-  if (data != nullptr && n > 0) check(H5Dwrite(dset.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), "H5Dwrite", what);
+  Handle dset =
+      make(H5Dcreate2(group, name.c_str(), file_type, space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+           H5Dclose, "H5Dcreate2", what);
+  if (data != nullptr && n > 0)
+    check(H5Dwrite(dset.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), "H5Dwrite", what);
   return dset;
 }
 
@@ -376,8 +369,10 @@ class DimensionScales {
     Handle scale;
     if (H5Lexists(run_, key.c_str(), H5P_DEFAULT) > 0) {
       // time/step: the dataset named like the dimension is its coordinate variable when it has that axis.
-      Handle existing = make(H5Dopen2(run_, key.c_str(), H5P_DEFAULT), H5Dclose, "H5Dopen2", what);
-      const bool fits = has_attribute(existing.get(), schema::kDims) &&
+      // Anything else of that name (a group, another dataset) leaves the axis without a scale.
+      Handle existing = make(H5Oopen(run_, key.c_str(), H5P_DEFAULT), H5Oclose, "H5Oopen", what);
+      const bool fits = H5Iget_type(existing.get()) == H5I_DATASET &&
+                        has_attribute(existing.get(), schema::kDims) &&
                         read_string_attribute(existing.get(), what, schema::kDims) == name &&
                         dims_of(existing.get(), what) == std::vector<hsize_t>{n};
       if (fits) {
@@ -422,11 +417,13 @@ class DimensionScales {
   /// params group beside it (each reader of wealth or amount wants alpha and theta on the agent axis).
   void make_auxiliary(const std::string& home, const std::string& name, hsize_t n, hid_t scale) {
     Handle group = open_group(home);
-    const auto add = [&](const std::string& aux, const std::vector<double>& values, const std::string& units) {
+    const auto add = [&](const std::string& aux, const std::vector<double>& values,
+                         const std::string& units) {
       const std::string key = joined(home, aux);
       if (values.size() != n || H5Lexists(run_, key.c_str(), H5P_DEFAULT) > 0) return;
       const std::string what = where_ + " " + key;
-      Handle dset = create_coordinate(group.get(), aux, what, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, n, values.data());
+      Handle dset =
+          create_coordinate(group.get(), aux, what, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, n, values.data());
       write_attribute(dset.get(), what, schema::kDims, name);
       if (!units.empty()) write_attribute(dset.get(), what, schema::kUnits, units);
       check(H5DSattach_scale(dset.get(), scale, 0), "H5DSattach_scale", what);
@@ -447,7 +444,9 @@ class DimensionScales {
     const std::string what = where_ + " " + path;
     Handle dset = make(H5Dopen2(run_, path.c_str(), H5P_DEFAULT), H5Dclose, "H5Dopen2", what);
     std::vector<double> values(n);
-    if (n > 0) check(H5Dread(dset.get(), H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()), "H5Dread", what);
+    if (n > 0)
+      check(H5Dread(dset.get(), H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()), "H5Dread",
+            what);
     return values;
   }
 
@@ -476,7 +475,7 @@ class DimensionScales {
   hid_t run_;
   std::string where_;
   const DimensionCoordinates& coords_;
-  std::map<std::string, std::pair<Handle, hsize_t>> scales_;  ///< "group/dimension" -> scale (invalid: none)
+  std::map<std::string, std::pair<Handle, hsize_t>> scales_;   ///< "group/dimension" -> scale (invalid: none)
   std::map<std::string, std::vector<std::string>> auxiliary_;  ///< "group/dimension" -> auxiliary coordinates
 };
 
@@ -656,7 +655,7 @@ class Recorder final : public sim::Observer {
     coords.ints[std::string(schema::kDecisionStep)] = {decisions, all_decisions};
     coords.ints[std::string(schema::kPath)] = {plan_.paths()};
     coords.strings["asset"] = asset_names_;
-    coords.strings["stat"] = split_names(stats_names(plan_.quantiles()));
+    coords.strings["stat"] = split_commas(stats_names(plan_.quantiles()));
     coords.index = {std::string(schema::kAgent), "request", "value"};
     coords.auxiliary[std::string(schema::kStep)] = {{std::string(schema::kT), t, "years"}};
     DimensionScales(group_.get(), where(), coords).attach_all();

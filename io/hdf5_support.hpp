@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <hdf5.h>
 
+#include <algorithm>
 #include <cstring>
 #include <mutex>
 #include <string>
@@ -89,6 +90,17 @@ inline Handle make_space(const std::vector<hsize_t>& dims, const std::vector<hsi
   return make(H5Screate_simple(static_cast<int>(dims.size()), dims.data(),
                                maxdims.empty() ? nullptr : maxdims.data()),
               H5Sclose, "H5Screate_simple", object);
+}
+
+/// The names of a comma-separated list attribute (`dims`, `stats`, `asset_names`): "a,b" -> {a, b}.
+inline std::vector<std::string> split_commas(const std::string& text) {
+  std::vector<std::string> out;
+  for (std::size_t start = 0; start <= text.size();) {
+    const std::size_t comma = std::min(text.find(',', start), text.size());
+    out.push_back(text.substr(start, comma - start));
+    start = comma + 1;
+  }
+  return out;
 }
 
 inline bool has_attribute(hid_t object, std::string_view name) {

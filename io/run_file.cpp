@@ -269,11 +269,7 @@ RunGroupInfo RunFile::group(const std::string& group) const {
   if (has_attribute(h.get(), schema::kAssets)) {
     g.assets = read_scalar_attribute<int>(h.get(), group, schema::kAssets, H5T_NATIVE_INT);
     const std::string names = read_string_attribute(h.get(), group, schema::kAssetNames);
-    for (std::size_t start = 0; start <= names.size();) {
-      const auto comma = std::min(names.find(',', start), names.size());
-      g.asset_names.push_back(names.substr(start, comma - start));
-      start = comma + 1;
-    }
+    g.asset_names = split_commas(names);
     if (g.assets < 2 || static_cast<int>(g.asset_names.size()) != g.assets)
       throw IoError(fmt::format("{}:{}: attribute assets = {} with {} asset names", path_, group, g.assets,
                                 g.asset_names.size()));
@@ -310,16 +306,8 @@ RunGroupInfo RunFile::group(const std::string& group) const {
     }
     if (exists(f, child(where, schema::kSummary))) {
       Handle summary = impl_->open_group(child(where, schema::kSummary));
-      const std::string stats =
-          read_string_attribute(summary.get(), child(where, schema::kSummary), schema::kStats);
-      std::size_t start = 0;
-      while (start <= stats.size()) {
-        const auto comma = stats.find(',', start);
-        p.summary_stats.push_back(
-            stats.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
-        if (comma == std::string::npos) break;
-        start = comma + 1;
-      }
+      p.summary_stats =
+          split_commas(read_string_attribute(summary.get(), child(where, schema::kSummary), schema::kStats));
     }
     g.populations.push_back(std::move(p));
   }

@@ -86,6 +86,9 @@ max_tokens = 1024
 PROVENANCE_ROOT = {"created", "command_line", "scenario", "herdsim_version"}
 # Population attributes that name the backend or time it.
 PROVENANCE_POPULATION = {"backend", "backend_description", "inference_seconds"}
+# The dimension scales' links hold object references (file addresses, which differ with the provenance
+# strings' lengths): which scale an axis has is its `dims` attribute and the scale's values.
+REFERENCES = {"DIMENSION_LIST", "REFERENCE_LIST"}
 
 
 def run(args, **kw):
@@ -203,7 +206,7 @@ class InvestAgentRun(unittest.TestCase):
                 self.assertTrue(same(value_a, value_b), path)
             skip = PROVENANCE_ROOT if path == "/" else PROVENANCE_POPULATION
             for key in set(attrs_a) | set(attrs_b):
-                if key in skip:
+                if key in skip or key in REFERENCES:
                     continue
                 self.assertIn(key, attrs_a, f"{path}@{key}")
                 self.assertIn(key, attrs_b, f"{path}@{key}")

@@ -66,12 +66,16 @@ FLUSH_SECONDS = 2.0  # io::Hdf5Output::kFlushSeconds
 
 
 def datasets(path):
-    """{name: bytes digest} of every dataset in a run file."""
+    """{name: bytes digest} of every dataset in a run file (strings: their UTF-8 text)."""
     out = {}
     with h5py.File(path, "r") as f:
         def visit(name, obj):
             if isinstance(obj, h5py.Dataset):
-                out[name] = hashlib.sha256(np.ascontiguousarray(obj[()]).tobytes()).hexdigest()
+                if h5py.check_string_dtype(obj.dtype) is not None:  # the text, not the pointers to it
+                    data = "\0".join(str(v) for v in np.asarray(obj.asstr()[()], dtype=object).reshape(-1)).encode()
+                else:
+                    data = np.ascontiguousarray(obj[()]).tobytes()
+                out[name] = hashlib.sha256(data).hexdigest()
         f.visititems(visit)
     return out
 
