@@ -1,5 +1,6 @@
 """What the end-to-end tests of the herdsim executable share (test_run.py, test_compare.py,
-test_reliability.py, test_extreme_input.py, test_newcomer.py): the executable and scenario folder ctest passes them
+test_reliability.py, test_extreme_input.py, test_newcomer.py, test_assets.py,
+test_research_question.py, test_reference_answerers.py): the executable and scenario folder ctest passes them
 (tests/CMakeLists.txt), `herdsim` run as a subprocess, and scenarios written into a temporary folder.
 
 A test module ends with ``support.main()`` and reads ``support.HERDSIM`` and ``support.SCENARIOS`` at run

@@ -7,24 +7,22 @@ usage: test_reference_answerers.py HERDSIM SCENARIOS_DIR
 """
 import json
 import os
-import subprocess
 import sys
-import tempfile
+import unittest
 
 import h5py
-import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import investalign_reference as ref  # noqa: E402
+import support  # noqa: E402
 
-HERDSIM, SCENARIOS = sys.argv[1], sys.argv[2]
 PROBLEMS = {"P3": "p3_absolute.toml", "P1": "p1_relative.toml", "P2": "p2_mutual.toml"}
 ANSWERERS = ["p3_closed_form", "advisor", "merton", "own_theory"]
 SEEDS = "[37, 42]"
 
 
 def run(args, expect=0):
-    p = subprocess.run([HERDSIM] + args, capture_output=True, text=True)
+    p = support.herdsim(*args)
     assert p.returncode == expect, (args, p.returncode, p.stdout, p.stderr)
     return p
 
@@ -39,13 +37,13 @@ def check_close(what, got, want):
     assert abs(got - want) <= 1e-7 * abs(want) + 1e-15, f"{what}: herdsim compare {got!r}, expected {want!r}"
 
 
-def main():
-    with tempfile.TemporaryDirectory() as tmp:
+class ReferenceAnswerers(support.TempDirTest):
+    def test_each_answerer_scores_what_an_independent_computation_gives(self):
         summary = []
         for problem, scenario in PROBLEMS.items():
             for answerer in ANSWERERS:
-                out = os.path.join(tmp, f"{answerer}-{problem}.h5")
-                run(["run", os.path.join(SCENARIOS, "investalign", scenario), "-q", "-o", out]
+                out = self.path(f"{answerer}-{problem}.h5")
+                run(["run", os.path.join(support.SCENARIOS, "investalign", scenario), "-q", "-o", out]
                     + reference_sets(answerer))
                 analysis = json.loads(run(["compare", out, "--format", "json", "--no-sidecar", "-q"]).stdout)
                 with h5py.File(out) as f:
@@ -74,9 +72,9 @@ def main():
             if answerer == "own_theory":
                 assert amount <= (0.5e-4 * 16.88) ** 2, (problem, amount)
 
-        # Bad keys: one message naming the key, exit 2, nothing run.
-        p3 = os.path.join(SCENARIOS, "investalign", "p3_absolute.toml")
-        bad = os.path.join(tmp, "bad.h5")
+    def test_bad_keys_are_refused_with_one_message_and_nothing_run(self):
+        p3 = os.path.join(support.SCENARIOS, "investalign", "p3_absolute.toml")
+        bad = self.path("bad.h5")
         e = run(["run", p3, "-o", bad, "--set", "population.investors.inference.backend=reference"], 2).stderr
         assert "answerer" in e and "is required" in e, e
         e = run(["run", p3, "-o", bad] + reference_sets("oracle"), 2).stderr
@@ -84,8 +82,7 @@ def main():
         e = run(["run", p3, "-o", bad, "--set", "population.investors.inference.answerer=advisor"], 2).stderr
         assert "answerer" in e and "applies only" in e, e
         assert not os.path.exists(bad)
-    print("reference answerers: OK")
 
 
 if __name__ == "__main__":
-    main()
+    support.main(scenarios=True)

@@ -13,7 +13,6 @@ Usage: test_research_question.py PATH_TO_HERDSIM SCENARIO_DIR
 """
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import unittest
@@ -22,8 +21,7 @@ import h5py
 import numpy as np
 from scipy import stats
 
-HERDSIM = None
-SCENARIOS = None
+import support
 
 
 def by_name(run, name):
@@ -56,14 +54,12 @@ class ResearchQuestion(unittest.TestCase):
     def setUpClass(cls):
         cls.tmp = tempfile.TemporaryDirectory()
         cls.run_file = os.path.join(cls.tmp.name, "score_herding.h5")
-        scenario = os.path.join(SCENARIOS, "score_herding.toml")
-        res = subprocess.run([HERDSIM, "run", scenario, "-o", cls.run_file, "-q"], capture_output=True,
-                             text=True, timeout=600)
+        scenario = os.path.join(support.SCENARIOS, "score_herding.toml")
+        res = support.herdsim("run", scenario, "-o", cls.run_file, "-q")
         assert res.returncode == 0, res.stderr
         # The one analysis call.
         # The rational counterfactual is on by default (issue 15, item 3).
-        res = subprocess.run([HERDSIM, "compare", cls.run_file, "--by", "score", "--format", "json", "-q",
-                              "--no-sidecar"], capture_output=True, text=True, timeout=600)
+        res = support.herdsim("compare", cls.run_file, "--by", "score", "--format", "json", "-q", "--no-sidecar")
         assert res.returncode == 0, res.stderr
         cls.doc = json.loads(res.stdout)
         cls.group = cls.doc["runs"][0]
@@ -85,7 +81,7 @@ class ResearchQuestion(unittest.TestCase):
             # Drawn wealth: pairing is visible (66 different values, the same in each population).
             self.assertEqual(len(np.unique(plan["wealth0"][...])), 66)
         # The Python loader says it too.
-        sys.path.insert(0, os.path.join(SCENARIOS, os.pardir, "tools"))
+        sys.path.insert(0, os.path.join(support.SCENARIOS, os.pardir, "tools"))
         import herdsim_load
         run = herdsim_load.load_run(self.run_file)
         self.assertEqual(run.population("adaptive_followers").investors, "plan_followers")
@@ -200,20 +196,18 @@ class ResearchQuestion(unittest.TestCase):
         self.assertNotIn("herding", verdict)
 
     def test_no_counterfactual_and_where_it_cannot_be_computed(self):
-        res = subprocess.run([HERDSIM, "compare", self.run_file, "--no-counterfactual", "--format", "json", "-q",
-                              "--no-sidecar"], capture_output=True, text=True, timeout=600)
+        res = support.herdsim("compare", self.run_file, "--no-counterfactual", "--format", "json", "-q",
+                              "--no-sidecar")
         self.assertEqual(res.returncode, 0, res.stderr)
         run = json.loads(res.stdout)["runs"][0]
         self.assertNotIn("counterfactual", by_name(run, "plan_followers"))
         self.assertEqual(by_name(run, "plan_followers")["lsv"], by_name(self.group, "plan_followers")["lsv"])
         # Recorded every other step: compare succeeds and a note says why there is no counterfactual.
         sparse = os.path.join(self.tmp.name, "every2.h5")
-        res = subprocess.run([HERDSIM, "run", os.path.join(SCENARIOS, "score_herding.toml"), "-o", sparse, "-q",
-                              "--set", "record.every=2", "--set", "run.paths=20"], capture_output=True,
-                             text=True, timeout=600)
+        res = support.herdsim("run", os.path.join(support.SCENARIOS, "score_herding.toml"), "-o", sparse, "-q",
+                              "--set", "record.every=2", "--set", "run.paths=20")
         self.assertEqual(res.returncode, 0, res.stderr)
-        res = subprocess.run([HERDSIM, "compare", sparse, "--format", "json", "-q", "--no-sidecar"],
-                             capture_output=True, text=True, timeout=600)
+        res = support.herdsim("compare", sparse, "--format", "json", "-q", "--no-sidecar")
         self.assertEqual(res.returncode, 0, res.stderr)
         plan = by_name(json.loads(res.stdout)["runs"][0], "plan_followers")
         self.assertNotIn("counterfactual", plan)
@@ -221,8 +215,7 @@ class ResearchQuestion(unittest.TestCase):
                       "record.every = 1", plan["notes"])
 
     def test_markdown_says_the_same(self):
-        res = subprocess.run([HERDSIM, "compare", self.run_file, "--by", "score", "-q", "--no-sidecar"],
-                             capture_output=True, text=True, timeout=600)
+        res = support.herdsim("compare", self.run_file, "--by", "score", "-q", "--no-sidecar")
         self.assertEqual(res.returncode, 0, res.stderr)
         md = res.stdout
         self.assertIn("Per-agent measures by score", md)
@@ -231,5 +224,4 @@ class ResearchQuestion(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    HERDSIM, SCENARIOS = sys.argv[1], sys.argv[2]
-    unittest.main(argv=sys.argv[:1], verbosity=2)
+    support.main(scenarios=True)

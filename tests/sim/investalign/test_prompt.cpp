@@ -7,24 +7,13 @@
 
 #include "sim/error.hpp"
 #include "sim/investalign/prompt.hpp"
+#include "support/investalign.hpp"
 
 using namespace herdsim::investalign;
+using herdsim::test::worked_example;
+using herdsim::test::worked_example_advisor;
 
 namespace {
-
-std::vector<double> advisor10() {
-  return {0.3621, 0.3559, 0.3496, 0.3434, 0.3373, 0.3313, 0.3253, 0.3192, 0.3134, 0.3075};
-}
-
-InvestorProfile worked_example() {
-  InvestorProfile p;
-  p.lottery_prob = 0.9;
-  p.alpha = 0.76611910840262;
-  p.score = 10;
-  p.theta = 1e-7;
-  p.budget = 10;
-  return p;
-}
 
 InvestorProfile other_investor() {
   InvestorProfile p;
@@ -50,7 +39,7 @@ bool is_ascii(const std::string& text) {
 PromptInputs inputs_for(TaskKind kind, const InvestorProfile& investor) {
   PromptInputs in;
   in.investor = investor;
-  in.advisor = advisor10();
+  in.advisor = worked_example_advisor();
   if (kind == TaskKind::relative) in.first_year_proportion = 0.1342;
   if (kind == TaskKind::mutual) in.peer = other_investor();
   if (kind == TaskKind::step) {

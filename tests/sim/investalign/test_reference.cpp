@@ -9,29 +9,22 @@
 
 #include "sim/inference/herdsim_inference.h"
 #include "sim/investalign/reference.hpp"
+#include "support/investalign.hpp"
 
 using namespace herdsim::investalign;
+using herdsim::test::worked_example;
+using herdsim::test::worked_example_advisor;
 
 namespace {
 
 constexpr double kV = 0.03, kSigma = 0.17, kR = 0.04;
-
-InvestorProfile worked_example() {
-  InvestorProfile p;
-  p.lottery_prob = 0.9;
-  p.alpha = 0.76611910840262;
-  p.score = 10;
-  p.theta = 1e-7;
-  p.budget = 10;
-  return p;
-}
 
 Question question(TaskKind task, Problem problem) {
   Question q;
   q.problem = problem;
   q.task = task;
   q.inputs.investor = worked_example();
-  q.inputs.advisor = {0.3621, 0.3559, 0.3496, 0.3434, 0.3373, 0.3313, 0.3253, 0.3192, 0.3134, 0.3075};
+  q.inputs.advisor = worked_example_advisor();
   return q;
 }
 
