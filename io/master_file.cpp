@@ -1,0 +1,142 @@
+#include "io/master_file.hpp"
+
+#include <fmt/format.h>
+#include <hdf5.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "io/hdf5_schema.hpp"
+#include "io/hdf5_support.hpp"
+#include "io/output_file.hpp"
+#include "io/run_file.hpp"
+#include "sim/error.hpp"
+
+namespace herdsim::io {
+
+using hdf5::check;
+using hdf5::Handle;
+using hdf5::make;
+
+int check_part(const std::string& part, const std::vector<ExpectedGroup>& expected) {
+  if (!std::filesystem::exists(part)) throw IoError(fmt::format("part file {} is missing", part));
+  const RunFile file(part);  // IoError when not a run file or incomplete
+  std::vector<std::string> want;
+  for (const auto& e : expected) want.push_back(e.group);
+  std::sort(want.begin(), want.end());
+  std::vector<std::string> have = file.info().groups;
+  std::sort(have.begin(), have.end());
+  if (expected.empty() && have.size() == 1 && have.front() == "/") have.clear();  // a part with no run
+  if (have != want) {
+    auto list = [](const std::vector<std::string>& v) {
+      return v.empty() ? std::string("none") : fmt::format("{}", fmt::join(v, ", "));
+    };
+    throw IoError(fmt::format("part file {} holds the groups {}, expected {}", part, list(have), list(want)));
+  }
+  for (const auto& e : expected) {
+    const RunGroupInfo g = file.group(e.group);  // every dataset's shape checked against its attributes
+    if (g.sweep_point != e.sweep_point || g.steps != e.steps || g.paths_total != e.paths_total)
+      throw IoError(fmt::format(
+          "part file {}: group {} is the run '{}' ({} steps, {} paths), expected '{}' ({} "
+          "steps, {} paths)",
+          part, e.group, g.sweep_point, g.steps, g.paths_total, e.sweep_point, e.steps, e.paths_total));
+  }
+  return file.info().schema_version;
+}
+
+namespace {
+
+/// Copies every attribute of `from` to `to` but `skip` (values as stored, in their file types).
+void copy_attributes(hid_t from, hid_t to, const std::string& where, std::string_view skip) {
+  struct Context {
+    hid_t to;
+    const std::string* where;
+    std::string_view skip;
+  } context{to, &where, skip};
+  check(H5Aiterate2(
+            from, H5_INDEX_NAME, H5_ITER_INC, nullptr,
+            [](hid_t object, const char* name, const H5A_info_t*, void* data) -> herr_t {
+              const auto& c = *static_cast<Context*>(data);
+              if (name == c.skip) return 0;
+              const std::string what = fmt::format("{} attribute {}", *c.where, name);
+              Handle attr = make(H5Aopen(object, name, H5P_DEFAULT), H5Aclose, "H5Aopen", what);
+              Handle type = make(H5Aget_type(attr.get()), H5Tclose, "H5Aget_type", what);
+              Handle space = make(H5Aget_space(attr.get()), H5Sclose, "H5Aget_space", what);
+              const hssize_t n = H5Sget_simple_extent_npoints(space.get());
+              std::vector<unsigned char> buffer(static_cast<std::size_t>(std::max<hssize_t>(n, 1)) *
+                                                H5Tget_size(type.get()));
+              check(H5Aread(attr.get(), type.get(), buffer.data()), "H5Aread", what);
+              Handle copy = make(H5Acreate2(c.to, name, type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT),
+                                 H5Aclose, "H5Acreate2", what);
+              const herr_t written = H5Awrite(copy.get(), type.get(), buffer.data());
+              H5Dvlen_reclaim(type.get(), space.get(), H5P_DEFAULT,
+                              buffer.data());  // variable-length strings
+              check(written, "H5Awrite", what);
+              return 0;
+            },
+            &context),
+        "H5Aiterate2", where);
+}
+
+}  // namespace
+
+std::uint64_t merge_run_file(const std::string& master, const std::string& output) {
+  hdf5::silence_hdf5_errors();
+  std::vector<std::string> groups;
+  {
+    const RunFile file(master);  // complete, a run file; each group's consistency is checked on read
+    groups = file.info().groups;
+    for (const auto& g : groups) (void)file.group(g);
+  }
+  OutputFile claimed(output, OutputFile::OnFailure::remove, "-o", {master});
+  const std::string& where = claimed.partial_path();
+  Handle fapl = make(H5Pcreate(H5P_FILE_ACCESS), H5Pclose, "H5Pcreate", where);
+  check(H5Pset_fclose_degree(fapl.get(), H5F_CLOSE_STRONG), "H5Pset_fclose_degree", where);
+  check(H5Pset_file_locking(fapl.get(), 0, 1), "H5Pset_file_locking", where);  // OutputFile holds the lock
+  Handle in_fapl = make(H5Pcreate(H5P_FILE_ACCESS), H5Pclose, "H5Pcreate", master);
+  check(H5Pset_fclose_degree(in_fapl.get(), H5F_CLOSE_STRONG), "H5Pset_fclose_degree", master);
+  Handle in = make(H5Fopen(master.c_str(), H5F_ACC_RDONLY, in_fapl.get()), H5Fclose, "H5Fopen", master);
+  Handle out =
+      make(H5Fcreate(where.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()), H5Fclose, "H5Fcreate", where);
+  {
+    Handle in_root = make(H5Gopen2(in.get(), "/", H5P_DEFAULT), H5Gclose, "H5Gopen2", master);
+    Handle out_root = make(H5Gopen2(out.get(), "/", H5P_DEFAULT), H5Gclose, "H5Gopen2", where);
+    copy_attributes(in_root.get(), out_root.get(), master, schema::kComplete);
+    const int incomplete = 0;
+    Handle space = make(H5Screate(H5S_SCALAR), H5Sclose, "H5Screate", where);
+    Handle complete = make(H5Acreate2(out_root.get(), schema::kComplete.data(), H5T_STD_I32LE, space.get(),
+                                      H5P_DEFAULT, H5P_DEFAULT),
+                           H5Aclose, "H5Acreate2", where + " attribute complete");
+    check(H5Awrite(complete.get(), H5T_NATIVE_INT, &incomplete), "H5Awrite", where);
+    // Every root member, following links (the source name resolves an external link to its target);
+    // references inside the copied tree (dimension scales) are remapped to the copies.
+    Handle copy = make(H5Pcreate(H5P_OBJECT_COPY), H5Pclose, "H5Pcreate", where);
+    check(H5Pset_copy_object(copy.get(), H5O_COPY_EXPAND_EXT_LINK_FLAG | H5O_COPY_EXPAND_SOFT_LINK_FLAG |
+                                             H5O_COPY_EXPAND_REFERENCE_FLAG),
+          "H5Pset_copy_object", where);
+    std::vector<std::string> members;
+    check(H5Literate(
+              in_root.get(), H5_INDEX_NAME, H5_ITER_INC, nullptr,
+              [](hid_t, const char* name, const H5L_info_t*, void* data) -> herr_t {
+                static_cast<std::vector<std::string>*>(data)->emplace_back(name);
+                return 0;
+              },
+              &members),
+          "H5Literate", master);
+    for (const auto& name : members) {
+      check(H5Ocopy(in.get(), name.c_str(), out.get(), name.c_str(), copy.get(), H5P_DEFAULT), "H5Ocopy",
+            fmt::format("{}:/{} -> {}", master, name, where));
+    }
+    const int done = 1;
+    check(H5Awrite(complete.get(), H5T_NATIVE_INT, &done), "H5Awrite", where);
+  }
+  check(H5Fclose(out.release()), "H5Fclose", where);
+  claimed.commit();
+  return claimed.bytes_written();
+}
+
+}  // namespace herdsim::io

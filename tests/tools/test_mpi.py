@@ -1,0 +1,201 @@
+"""Distributed runs (docs/cluster.md) with a real `mpirun`: a sweep split across 1, 2 and 3 ranks x 1 and 2
+threads gives, dataset for dataset, the single-process file (read through the master file's links and from
+`herdsim merge`'s copy); compare, export and the Python loader read the master file; a failing sweep point
+stops every rank with one message, exit 1 and no complete-looking master file.
+
+Usage: test_mpi.py PATH_TO_HERDSIM PATH_TO_MPIRUN TOOLS_DIR   (registered only in an MPI build; see
+tests/CMakeLists.txt)
+"""
+import os
+import subprocess
+import sys
+import unittest
+
+import h5py
+import numpy as np
+
+import support
+
+MPIRUN = None
+TOOLS = None
+
+# Small on purpose (CI time): four sweep points of a leader, herd followers and noise traders.
+SWEEP = """
+[run]
+seed = 5
+paths = 6
+horizon = 3
+steps_per_year = 2
+
+[[population]]
+name = "advisor"
+kind = "merton"
+alpha = 0.2
+wealth = 10.0
+
+[[population]]
+name = "followers"
+kind = "herd"
+herd = "absolute"
+influence = "leader"
+leader = "advisor"
+policy = "plan"
+count = 6
+alpha = { lottery_prob = [0.5, 0.9] }
+theta = { score = [1, 5, 10] }
+wealth = 10.0
+
+[[population]]
+name = "noise"
+kind = "noise"
+count = 10
+proportion = 0.5
+wealth = 10.0
+
+[record]
+every = 1
+
+[sweep]
+"run.seed" = [1, 2]
+"population.followers.theta" = [1e-5, 1e-4]
+"""
+
+# Attributes that say when and how a file was made, not what it holds.
+PROVENANCE = {"created", "command_line"}
+
+
+def mpirun(ranks, *args, timeout=120):
+    """`mpirun -np RANKS herdsim ARGS` (oversubscribed: ranks x threads may exceed the cores)."""
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+               OMPI_MCA_rmaps_base_oversubscribe="1")
+    return subprocess.run([MPIRUN, "--oversubscribe", "--bind-to", "none", "-np", str(ranks), support.HERDSIM,
+                           *args], capture_output=True, text=True, errors="replace", timeout=timeout, env=env)
+
+
+def objects(f):
+    """{name: h5py object} of every group and dataset, following links (external ones included)."""
+    out = {}
+
+    def walk(group, prefix):
+        for name in group:
+            obj = group[name]
+            path = f"{prefix}/{name}"
+            out[path] = obj
+            if isinstance(obj, h5py.Group):
+                walk(obj, path)
+
+    walk(f, "")
+    return out
+
+
+class MpiSweepTest(support.TempDirTest):
+    def assert_same_file(self, expected_path, actual_path):
+        """Every group and dataset of one file is in the other, with the same attributes and the same
+        bytes (dtype, shape, values; NaN equal to NaN)."""
+        with h5py.File(expected_path, "r") as e, h5py.File(actual_path, "r") as a:
+            self.assertEqual(int(a.attrs["complete"]), 1)
+            for key in set(e.attrs) - PROVENANCE:
+                self.assertEqual(str(e.attrs[key]), str(a.attrs[key]), f"root attribute {key}")
+            eo, ao = objects(e), objects(a)
+            self.assertEqual(sorted(eo), sorted(ao), actual_path)
+            datasets = 0
+            for name, obj in eo.items():
+                other = ao[name]
+                self.assertEqual(type(obj), type(other), name)
+                self.assertEqual(sorted(obj.attrs), sorted(other.attrs), name)
+                for key in obj.attrs:
+                    if obj.attrs[key].__class__.__name__ != "ndarray" or obj.attrs[key].dtype.kind != "O":
+                        np.testing.assert_array_equal(obj.attrs[key], other.attrs[key], f"{name} attribute {key}")
+                if isinstance(obj, h5py.Dataset):
+                    datasets += 1
+                    self.assertEqual(obj.dtype, other.dtype, name)
+                    self.assertEqual(obj.shape, other.shape, name)
+                    x, y = obj[()], other[()]
+                    if obj.dtype.kind in "fiu":
+                        self.assertEqual(np.ascontiguousarray(x).tobytes(), np.ascontiguousarray(y).tobytes(), name)
+                    else:
+                        np.testing.assert_array_equal(x, y, name)
+            self.assertGreater(datasets, 40)
+
+    def test_every_rank_and_thread_count_gives_the_single_process_file(self):
+        scenario = self.scenario(SWEEP)
+        serial = self.path("serial.h5")
+        res = support.herdsim("run", "-q", scenario, "-o", serial, "--threads", "1")
+        self.assertEqual(res.returncode, 0, res.stderr)
+        for ranks in (1, 2, 3):
+            for threads in (1, 2):
+                with self.subTest(ranks=ranks, threads=threads):
+                    master = self.path(f"dist-{ranks}-{threads}.h5")
+                    res = mpirun(ranks, "run", scenario, "-o", master, "--threads", str(threads))
+                    self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
+                    if ranks > 1:
+                        self.assertIn(f"on {ranks} ranks", res.stdout)
+                        self.assertTrue(os.path.isdir(master + ".parts"))
+                        with h5py.File(master, "r") as f:  # links, not copies
+                            for group in ("sweep_000", "sweep_003"):
+                                link = f.get(group, getlink=True)
+                                self.assertIsInstance(link, h5py.ExternalLink)
+                                self.assertTrue(link.filename.startswith(os.path.basename(master) + ".parts/"))
+                    self.assert_same_file(serial, master)
+                    merged = self.path(f"one-{ranks}-{threads}.h5")
+                    res = support.herdsim("merge", master, "-o", merged)
+                    self.assertEqual(res.returncode, 0, res.stderr)
+                    self.assert_same_file(serial, merged)
+                    with h5py.File(merged, "r") as f:  # self-contained: no link left
+                        self.assertIsInstance(f.get("sweep_000", getlink=True), h5py.HardLink)
+
+    def test_analysis_reads_the_master_file(self):
+        scenario = self.scenario(SWEEP)
+        master = self.path("dist.h5")
+        res = mpirun(2, "run", "-q", scenario, "-o", master)
+        self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
+        serial = self.path("serial.h5")
+        self.assertEqual(support.herdsim("run", "-q", scenario, "-o", serial).returncode, 0)
+        # compare and export read the master from another working directory (links resolve beside the file).
+        outputs = {}
+        for name, path in (("master", master), ("serial", serial)):
+            res = support.herdsim("compare", "-q", path, "--no-sidecar", cwd="/")
+            self.assertEqual(res.returncode, 0, res.stderr)
+            # The first line says when compare ran.
+            outputs[name] = res.stdout.split("\n", 1)[1].replace(path, "FILE").replace(os.path.basename(path), "FILE")
+        self.assertEqual(outputs["master"], outputs["serial"])
+        csv = self.path("export.csv")
+        res = support.herdsim("export", master, "--population", "followers", "--group", "/sweep_001", "-o", csv,
+                              cwd="/")
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertGreater(os.path.getsize(csv), 100)
+        sys.path.insert(0, TOOLS)
+        import herdsim_load
+        with herdsim_load.load_run(master, group="/sweep_003") as run, h5py.File(serial, "r") as f:
+            np.testing.assert_array_equal(run.population("followers").wealth,
+                                          f["sweep_003/populations/followers/wealth"][()])
+
+    def test_a_failing_sweep_point_stops_every_rank(self):
+        # Point 1's wealth overflows in its first step (a failed computation, exit 1 on one process).
+        text = SWEEP.split("[sweep]")[0] + '[sweep]\n"population.noise.wealth" = [10.0, 1.7e308, 10.0, 10.0]\n'
+
+        scenario = self.scenario(text)
+        for ranks in (2, 3):
+            with self.subTest(ranks=ranks):
+                master = self.path(f"fail-{ranks}.h5")
+                res = mpirun(ranks, "run", "-q", scenario, "-o", master, timeout=60)
+                self.assertEqual(res.returncode, 1, res.stdout + res.stderr)
+                self.assertIn("herdsim run: failed", res.stderr)
+                self.assertIn("infinite", res.stderr)
+                self.assertEqual(res.stderr.count("herdsim run: failed"), 1, res.stderr)
+                self.assertIn("failed; stopping every rank", res.stderr)
+                self.assertFalse(os.path.exists(master))  # no master file, complete-looking or not
+
+    def test_a_single_run_is_refused_with_the_reason(self):
+        scenario = self.scenario(SWEEP.split("[sweep]")[0])
+        res = mpirun(2, "run", "-q", scenario, "-o", self.path("one.h5"))
+        self.assertEqual(res.returncode, 2, res.stdout + res.stderr)
+        self.assertIn("only sweeps are split across ranks", res.stderr)
+        self.assertEqual(res.stderr.count("only sweeps"), 1)
+        self.assertFalse(os.path.exists(self.path("one.h5")))
+
+
+if __name__ == "__main__":
+    MPIRUN = sys.argv.pop(2)
+    TOOLS = sys.argv.pop(2)
+    support.main()
