@@ -25,6 +25,7 @@ class SerialCommunicator final : public Communicator {
   }
   [[nodiscard]] int next_task() override { return next_ < tasks_ ? next_++ : -1; }
   [[nodiscard]] int max_over_ranks(int code) override { return code; }
+  [[nodiscard]] std::string broadcast_from_root(const std::string& text) override { return text; }
   [[nodiscard]] std::vector<std::vector<int>> gather_to_root(const std::vector<int>& values) override {
     return {values};
   }

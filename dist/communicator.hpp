@@ -27,6 +27,8 @@ class Communicator {
   [[nodiscard]] virtual int next_task() = 0;
   /// Collective: the largest of every rank's `code` (the agreement on an exit status: 0 when all are 0).
   [[nodiscard]] virtual int max_over_ranks(int code) = 0;
+  /// Collective: rank 0's `text` on every rank.
+  [[nodiscard]] virtual std::string broadcast_from_root(const std::string& text) = 0;
   /// Collective: every rank's list, on rank 0 (empty elsewhere), in rank order.
   [[nodiscard]] virtual std::vector<std::vector<int>> gather_to_root(const std::vector<int>& values) = 0;
   /// Stops every rank of the run now with exit status `code` (after this rank printed why); does not

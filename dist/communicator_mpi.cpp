@@ -88,6 +88,14 @@ class MpiCommunicator final : public Communicator {
     return result;
   }
 
+  [[nodiscard]] std::string broadcast_from_root(const std::string& text) override {
+    int length = static_cast<int>(text.size());
+    check(MPI_Bcast(&length, 1, MPI_INT, 0, MPI_COMM_WORLD), "MPI_Bcast");
+    std::string out = rank_ == 0 ? text : std::string(static_cast<std::size_t>(length), '\0');
+    check(MPI_Bcast(out.data(), length, MPI_CHAR, 0, MPI_COMM_WORLD), "MPI_Bcast");
+    return out;
+  }
+
   [[nodiscard]] std::vector<std::vector<int>> gather_to_root(const std::vector<int>& values) override {
     int count = static_cast<int>(values.size());
     std::vector<int> counts(rank_ == 0 ? static_cast<std::size_t>(size_) : 0);

@@ -135,7 +135,7 @@ class MpiSweepTest(support.TempDirTest):
                             for group in ("sweep_000", "sweep_003"):
                                 link = f.get(group, getlink=True)
                                 self.assertIsInstance(link, h5py.ExternalLink)
-                                self.assertTrue(link.filename.startswith(os.path.basename(master) + ".parts/"))
+                                self.assertTrue(link.filename.startswith(os.path.basename(master) + ".parts/run-"))
                     self.assert_same_file(serial, master)
                     merged = self.path(f"one-{ranks}-{threads}.h5")
                     res = support.herdsim("merge", master, "-o", merged)
@@ -169,6 +169,26 @@ class MpiSweepTest(support.TempDirTest):
         with herdsim_load.load_run(master, group="/sweep_003") as run, h5py.File(serial, "r") as f:
             np.testing.assert_array_equal(run.population("followers").wealth,
                                           f["sweep_003/populations/followers/wealth"][()])
+
+    def test_a_second_run_into_the_same_output_keeps_the_first_until_it_commits(self):
+        scenario = self.scenario(SWEEP)
+        master = self.path("dist.h5")
+        self.assertEqual(mpirun(2, "run", "-q", scenario, "-o", master).returncode, 0)
+        first = os.listdir(master + ".parts")
+        self.assertEqual(len(first), 1)
+        # A failing second run leaves the first master and its parts as they were.
+        failing = self.scenario(SWEEP.replace("wealth = 10.0\n\n[record]", "wealth = 1.7e308\n\n[record]"), "f.toml")
+        self.assertEqual(mpirun(2, "run", "-q", failing, "-o", master, timeout=60).returncode, 1)
+        with h5py.File(master, "r") as f:
+            self.assertEqual(int(f.attrs["complete"]), 1)
+            self.assertEqual(f["sweep_001/populations/noise/wealth"].shape[0], 7)
+        # A successful one replaces them: one parts folder, the new one.
+        self.assertEqual(mpirun(3, "run", "-q", scenario, "-o", master).returncode, 0)
+        second = os.listdir(master + ".parts")
+        self.assertEqual(len(second), 1)
+        self.assertNotEqual(first, second)
+        self.assertEqual(sorted(os.listdir(os.path.join(master + ".parts", second[0]))),
+                         ["rank-0.h5", "rank-1.h5", "rank-2.h5"])
 
     def test_a_failing_sweep_point_stops_every_rank(self):
         # Point 1's wealth overflows in its first step (a failed computation, exit 1 on one process).

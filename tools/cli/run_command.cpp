@@ -4,9 +4,11 @@
 #include <unistd.h>
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <csignal>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <iostream>
@@ -158,10 +160,10 @@ void run_point(const RunFlags& f, const std::vector<sim::ScenarioSpec>& specs, s
 }
 
 /// `mpirun -np N herdsim run` (docs/cluster.md): the sweep points go to the ranks as they finish
-/// (dynamic assignment); each rank records its points into OUTPUT.parts/rank-K.h5 with the serial writer
-/// under the group names of the one-process file; rank 0 checks every part and commits OUTPUT as a master
-/// file of external links. Bad input is agreed on by every rank before any work (exit 2 everywhere); any
-/// later failure on any rank is reported by that rank and stops every rank (Communicator::abort), so no
+/// (dynamic assignment); each rank records its points into OUTPUT.parts/run-XXXXXX/rank-K.h5 with the serial
+/// writer under the group names of the one-process file; rank 0 checks every part and commits OUTPUT as a
+/// master file of external links. Bad input is agreed on by every rank before any work (exit 2 everywhere);
+/// any later failure on any rank is reported by that rank and stops every rank (Communicator::abort), so no
 /// rank waits forever and no master file is committed.
 int run_distributed(const RunFlags& f, const std::string& command_line,
                     const std::vector<sim::ScenarioSpec>& specs, dist::Communicator& world) {
@@ -177,14 +179,21 @@ int run_distributed(const RunFlags& f, const std::string& command_line,
   const std::string output =
       f.output.empty() ? std::filesystem::path(f.scenario).stem().string() + ".h5" : f.output;
   std::unique_ptr<io::OutputFile> claimed;
-  std::string parts;  // the parts' folder: OUTPUT.parts beside the master file
+  // The parts go to a folder of their own for this run, OUTPUT.parts/run-XXXXXX: a master file committed
+  // earlier keeps pointing at its own parts until the new master replaces it.
+  std::string parts;
   int code = 0;
   if (root) {
     try {
       claimed = std::make_unique<io::OutputFile>(output, io::OutputFile::OnFailure::remove, "output",
                                                  std::vector{f.scenario});
-      parts = claimed->path() + ".parts";
-      std::filesystem::create_directories(parts);
+      const std::filesystem::path folder = claimed->path() + ".parts";
+      std::filesystem::create_directories(folder);
+      std::string pattern = (folder / "run-XXXXXX").string();
+      if (mkdtemp(pattern.data()) == nullptr)
+        throw InputError(
+            fmt::format("cannot make a folder in {}: {}", folder.string(), std::strerror(errno)));
+      parts = pattern;
     } catch (const InputError& e) {
       std::cerr << "herdsim run: " << e.what() << "\nherdsim run: nothing was run\n";
       code = 2;
@@ -195,7 +204,7 @@ int run_distributed(const RunFlags& f, const std::string& command_line,
     }
   }
   if (world.max_over_ranks(code) != 0) return 2;
-  if (!root) parts = io::check_output_path(output).string() + ".parts";
+  parts = world.broadcast_from_root(parts);
   const std::string part_name = fmt::format("rank-{}.h5", world.rank());
   const io::Hdf5Output::Provenance provenance{HERDSIM_VERSION, specs.front().run.seed, specs.front().text,
                                               command_line};
@@ -240,7 +249,9 @@ int run_distributed(const RunFlags& f, const std::string& command_line,
         std::max(schema_version, io::check_part((std::filesystem::path(parts) / name).string(), expected));
   }
   io::Hdf5Output master(std::move(claimed), provenance);
-  const std::string folder = std::filesystem::path(parts).filename().string();
+  const std::filesystem::path parts_path(parts);
+  const std::string folder =
+      (parts_path.parent_path().filename() / parts_path.filename()).string();  // relative to the master
   for (int i = 0; i < n; ++i) {
     const std::string group = fmt::format("/sweep_{:03d}", i);
     if (link_file[static_cast<std::size_t>(i)].empty())
@@ -249,6 +260,12 @@ int run_distributed(const RunFlags& f, const std::string& command_line,
     master.link_group(group, folder + "/" + link_file[static_cast<std::size_t>(i)], group, schema_version);
   }
   master.commit();
+  // The parts of earlier runs into the same output: no committed master points at them any more.
+  std::error_code ignored;
+  for (const auto& entry : std::filesystem::directory_iterator(parts_path.parent_path(), ignored)) {
+    if (entry.path().filename().string().rfind("run-", 0) == 0 && entry.path() != parts_path)
+      std::filesystem::remove_all(entry.path(), ignored);
+  }
   if (!f.run_lines && f.quiet) return 0;
   fmt::print(f.run_lines ? stdout : stderr,
              "{}: {} on {} ranks ({}), {:.3g} agent-steps on rank 0; wrote {} (links into {}/)\n", f.scenario,
