@@ -97,9 +97,8 @@ std::uint64_t merge_run_file(const std::string& master, const std::string& outpu
   Handle fapl = make(H5Pcreate(H5P_FILE_ACCESS), H5Pclose, "H5Pcreate", where);
   check(H5Pset_fclose_degree(fapl.get(), H5F_CLOSE_STRONG), "H5Pset_fclose_degree", where);
   check(H5Pset_file_locking(fapl.get(), 0, 1), "H5Pset_file_locking", where);  // OutputFile holds the lock
-  Handle in_fapl = make(H5Pcreate(H5P_FILE_ACCESS), H5Pclose, "H5Pcreate", master);
-  check(H5Pset_fclose_degree(in_fapl.get(), H5F_CLOSE_STRONG), "H5Pset_fclose_degree", master);
-  Handle in = make(H5Fopen(master.c_str(), H5F_ACC_RDONLY, in_fapl.get()), H5Fclose, "H5Fopen", master);
+  // Default access, as io::RunFile opens it: the file may be open in this process already.
+  Handle in = make(H5Fopen(master.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose, "H5Fopen", master);
   Handle out =
       make(H5Fcreate(where.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()), H5Fclose, "H5Fcreate", where);
   {
