@@ -8,8 +8,10 @@ tests/CMakeLists.txt)
 """
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 import unittest
 
 import h5py
@@ -79,6 +81,13 @@ def mpirun(ranks, *args, timeout=120):
                OMPI_MCA_rmaps_base_oversubscribe="1")
     return subprocess.run([MPIRUN, "--oversubscribe", "--bind-to", "none", "-np", str(ranks), support.HERDSIM,
                            *args], capture_output=True, text=True, errors="replace", timeout=timeout, env=env)
+
+
+def start_mpirun(ranks, *args):
+    """mpirun as in mpirun(), in the background."""
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    return subprocess.Popen([MPIRUN, "--oversubscribe", "--bind-to", "none", "-np", str(ranks), support.HERDSIM,
+                             *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
 def objects(f):
@@ -220,6 +229,34 @@ class MpiSweepTest(support.TempDirTest):
                 self.assertEqual(res.stderr.count("herdsim run: failed"), 1, res.stderr)
                 self.assertIn("failed; stopping every rank", res.stderr)
                 self.assertFalse(os.path.exists(master))  # no master file, complete-looking or not
+
+    def test_sigterm_to_mpirun_stops_every_rank_without_a_master_file(self):
+        # Points long enough (minutes) that the signal always comes first; the test waits until both ranks
+        # are recording, then stops the job.
+        long = (SWEEP.replace("horizon = 3", "horizon = 1000").replace("steps_per_year = 2", "steps_per_year = 1")
+                .replace("count = 10\n", "count = 1000000\n").replace("every = 1", "every = 1000"))
+        scenario = self.scenario(long)
+        master = self.path("term.h5")
+        proc = start_mpirun(2, "run", "-q", scenario, "-o", master, "--threads", "1")
+        try:
+            for _ in range(600):
+                partials = [name for root, _, files in os.walk(master + ".parts") for name in files
+                            if name.endswith(".h5.partial")]
+                if len(partials) == 2 or proc.poll() is not None:
+                    break
+                time.sleep(0.1)
+            self.assertEqual(len(partials), 2)
+            time.sleep(0.5)
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        self.assertNotEqual(proc.returncode, 0, err)
+        self.assertIn("interrupted at step", err)
+        self.assertIn("stopping every rank", err)
+        self.assertFalse(os.path.exists(master))
 
     def test_bad_output_is_agreed_on_by_every_rank(self):
         scenario = self.scenario(SWEEP)

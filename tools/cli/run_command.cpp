@@ -384,8 +384,8 @@ int run_scenario(const RunFlags& flags, const std::string& command_line) {
   // One rank of a distributed run failed: the others may be running or waiting for it in a collective,
   // so every rank is stopped now (its message above is the one the user sees; no master file is made).
   if (failed && dist::world().size() > 1) {
-    std::cerr << fmt::format("herdsim run: rank {} of {} failed; stopping every rank\n", dist::world().rank(),
-                             dist::world().size())
+    std::cerr << fmt::format("herdsim run: rank {} of {} {}; stopping every rank\n", dist::world().rank(),
+                             dist::world().size(), code > 128 ? "was stopped" : "failed")
               << std::flush;
     dist::world().abort(code);
   }
