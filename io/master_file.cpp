@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 #include <hdf5.h>
+#include <hdf5_hl.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -82,6 +83,80 @@ void copy_attributes(hid_t from, hid_t to, const std::string& where, std::string
         "H5Aiterate2", where);
 }
 
+/// Every dataset under `group` of `file`, by its path in the file.
+std::vector<std::string> datasets_under(hid_t file, const std::string& group, const std::string& where) {
+  Handle g = make(H5Gopen2(file, group.c_str(), H5P_DEFAULT), H5Gclose, "H5Gopen2", where + ":" + group);
+  struct Context {
+    std::string prefix;
+    std::vector<std::string> names;
+  } context{group == "/" ? std::string("/") : group + "/", {}};
+  check(H5Ovisit(
+            g.get(), H5_INDEX_NAME, H5_ITER_INC,
+            [](hid_t, const char* name, const H5O_info_t* info, void* data) -> herr_t {
+              auto& c = *static_cast<Context*>(data);
+              if (info->type == H5O_TYPE_DATASET) c.names.push_back(c.prefix + name);
+              return 0;
+            },
+            &context),
+        "H5Ovisit", where + ":" + group);
+  return context.names;
+}
+
+/// H5Ocopy copies the object references of dimension scales (DIMENSION_LIST, REFERENCE_LIST: HDF5 keeps
+/// them in variable-length data, which the copy does not remap) as they are, addresses in the source
+/// file. The attachments are made again in the copy, by name: the copied group has the source's names.
+void reattach_scales(hid_t in, hid_t out, const std::string& group, const std::string& where) {
+  struct Attachment {
+    std::string dataset;
+    unsigned dim;
+    std::string scale;
+  };
+  std::vector<Attachment> attachments;
+  for (const auto& name : datasets_under(in, group, where)) {
+    Handle ds = make(H5Dopen2(in, name.c_str(), H5P_DEFAULT), H5Dclose, "H5Dopen2", name);
+    if (H5Aexists(ds.get(), "DIMENSION_LIST") <= 0) continue;
+    Handle space = make(H5Dget_space(ds.get()), H5Sclose, "H5Dget_space", name);
+    const int rank = H5Sget_simple_extent_ndims(space.get());
+    for (int dim = 0; dim < rank; ++dim) {
+      if (H5DSget_num_scales(ds.get(), static_cast<unsigned>(dim)) <= 0) continue;  // none on this axis
+      std::vector<std::string> scales;
+      int index = 0;
+      check(H5DSiterate_scales(
+                ds.get(), static_cast<unsigned>(dim), &index,
+                [](hid_t, unsigned, hid_t scale, void* data) -> herr_t {
+                  const ssize_t length = H5Iget_name(scale, nullptr, 0);
+                  if (length <= 0) return -1;
+                  std::string scale_name(static_cast<std::size_t>(length) + 1, '\0');
+                  H5Iget_name(scale, scale_name.data(), scale_name.size());
+                  scale_name.resize(static_cast<std::size_t>(length));
+                  static_cast<std::vector<std::string>*>(data)->push_back(scale_name);
+                  return 0;
+                },
+                &scales),
+            "H5DSiterate_scales", name);
+      for (auto& scale : scales) attachments.push_back({name, static_cast<unsigned>(dim), std::move(scale)});
+    }
+  }
+  // The copied attributes hold the source's addresses: removed before anything is attached again.
+  for (const auto& a : attachments) {
+    for (const auto& [object, attribute] :
+         {std::pair{a.dataset, "DIMENSION_LIST"}, {a.scale, "REFERENCE_LIST"}}) {
+      Handle ds =
+          make(H5Dopen2(out, object.c_str(), H5P_DEFAULT), H5Dclose, "H5Dopen2", where + ":" + object);
+      if (H5Aexists(ds.get(), attribute) > 0)
+        check(H5Adelete(ds.get(), attribute), "H5Adelete", where + ":" + object);
+    }
+  }
+  for (const auto& a : attachments) {
+    Handle ds =
+        make(H5Dopen2(out, a.dataset.c_str(), H5P_DEFAULT), H5Dclose, "H5Dopen2", where + ":" + a.dataset);
+    Handle scale =
+        make(H5Dopen2(out, a.scale.c_str(), H5P_DEFAULT), H5Dclose, "H5Dopen2", where + ":" + a.scale);
+    check(H5DSattach_scale(ds.get(), scale.get(), a.dim), "H5DSattach_scale",
+          fmt::format("{}:{} axis {} <- {}", where, a.dataset, a.dim, a.scale));
+  }
+}
+
 }  // namespace
 
 std::uint64_t merge_run_file(const std::string& master, const std::string& output) {
@@ -112,10 +187,9 @@ std::uint64_t merge_run_file(const std::string& master, const std::string& outpu
                            H5Aclose, "H5Acreate2", where + " attribute complete");
     check(H5Awrite(complete.get(), H5T_NATIVE_INT, &incomplete), "H5Awrite", where);
     // Every root member, following links (the source name resolves an external link to its target);
-    // references inside the copied tree (dimension scales) are remapped to the copies.
+    // dimension scales are attached again in the copy (reattach_scales).
     Handle copy = make(H5Pcreate(H5P_OBJECT_COPY), H5Pclose, "H5Pcreate", where);
-    check(H5Pset_copy_object(copy.get(), H5O_COPY_EXPAND_EXT_LINK_FLAG | H5O_COPY_EXPAND_SOFT_LINK_FLAG |
-                                             H5O_COPY_EXPAND_REFERENCE_FLAG),
+    check(H5Pset_copy_object(copy.get(), H5O_COPY_EXPAND_EXT_LINK_FLAG | H5O_COPY_EXPAND_SOFT_LINK_FLAG),
           "H5Pset_copy_object", where);
     std::vector<std::string> members;
     check(H5Literate(
@@ -129,6 +203,11 @@ std::uint64_t merge_run_file(const std::string& master, const std::string& outpu
     for (const auto& name : members) {
       check(H5Ocopy(in.get(), name.c_str(), out.get(), name.c_str(), copy.get(), H5P_DEFAULT), "H5Ocopy",
             fmt::format("{}:/{} -> {}", master, name, where));
+    }
+    for (const auto& name : members) {  // after every copy: a scale may be in another member (a single run)
+      H5O_info_t info{};
+      check(H5Oget_info_by_name(in.get(), name.c_str(), &info, H5P_DEFAULT), "H5Oget_info_by_name", master);
+      if (info.type == H5O_TYPE_GROUP) reattach_scales(in.get(), out.get(), "/" + name, where);
     }
     const int done = 1;
     check(H5Awrite(complete.get(), H5T_NATIVE_INT, &done), "H5Awrite", where);

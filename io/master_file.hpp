@@ -24,7 +24,7 @@ int check_part(const std::string& part, const std::vector<ExpectedGroup>& expect
 
 /// Writes `output` (claimed like every output: PATH.partial, committed by rename) as one self-contained
 /// copy of `master`: root attributes as they are (complete set last), every run group copied from where
-/// its link points (object references inside a group, e.g. dimension scales, follow the copy). Reads any
+/// its link points, its dimension scales attached again in the copy. Reads any
 /// complete run file (a plain one is copied as it is). Returns the bytes written. IoError on failure,
 /// InputError for a bad output path.
 std::uint64_t merge_run_file(const std::string& master, const std::string& output);
