@@ -75,19 +75,23 @@ def scales(dataset):
     return [[scale.name for scale in axis.values()] for axis in dataset.dims]
 
 
+def mpirun_command(ranks, *args):
+    """`mpirun -np RANKS herdsim ARGS` (oversubscribed: ranks x threads may exceed the cores) and its
+    environment (Open MPI refuses to run as root, as in containers, without these two variables)."""
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    return [MPIRUN, "--oversubscribe", "--bind-to", "none", "-np", str(ranks), support.HERDSIM, *args], env
+
+
 def mpirun(ranks, *args, timeout=120):
-    """`mpirun -np RANKS herdsim ARGS` (oversubscribed: ranks x threads may exceed the cores)."""
-    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
-               OMPI_MCA_rmaps_base_oversubscribe="1")
-    return subprocess.run([MPIRUN, "--oversubscribe", "--bind-to", "none", "-np", str(ranks), support.HERDSIM,
-                           *args], capture_output=True, text=True, errors="replace", timeout=timeout, env=env)
+    """The job to completion: its CompletedProcess, stdout and stderr as text."""
+    command, env = mpirun_command(ranks, *args)
+    return subprocess.run(command, capture_output=True, text=True, errors="replace", timeout=timeout, env=env)
 
 
 def start_mpirun(ranks, *args):
-    """mpirun as in mpirun(), in the background."""
-    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
-    return subprocess.Popen([MPIRUN, "--oversubscribe", "--bind-to", "none", "-np", str(ranks), support.HERDSIM,
-                             *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    """The job in the background, stdout and stderr piped as text."""
+    command, env = mpirun_command(ranks, *args)
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
 def running_with(argument):
