@@ -1142,6 +1142,20 @@ std::unique_ptr<sim::Observer> Hdf5Output::recorder(const std::string& group, co
   return std::make_unique<Recorder>(file_, group, plan, sweep_point);
 }
 
+void Hdf5Output::link_group(const std::string& group, const std::string& file, const std::string& object,
+                            int schema_version) {
+  const std::string& where = file_->partial_path;
+  check(H5Lcreate_external(file.c_str(), object.c_str(), file_->id.get(), group.c_str(), H5P_DEFAULT,
+                           H5P_DEFAULT),
+        "H5Lcreate_external", fmt::format("{} link {} -> {}:{}", where, group, file, object));
+  if (schema_version == schema::kSchemaVersionAssets) {
+    Handle root = make(H5Gopen2(file_->id.get(), "/", H5P_DEFAULT), H5Gclose, "H5Gopen2", where);
+    if (H5Aexists(root.get(), schema::kSchemaVersionAttr.data()) > 0)
+      check(H5Adelete(root.get(), schema::kSchemaVersionAttr.data()), "H5Adelete", where);
+    write_attribute(root.get(), where, schema::kSchemaVersionAttr, schema::kSchemaVersionAssets);
+  }
+}
+
 void Hdf5Output::commit() {
   const std::string& where = file_->partial_path;
   if (!file_->id.valid()) throw IoError(fmt::format("{}: already committed", path_));

@@ -49,6 +49,12 @@ class Hdf5Output {
                                                         const sim::RecordingPlan& plan,
                                                         const std::string& sweep_point = "");
 
+  /// A master file of a distributed run (docs/cluster.md): `group` ("/sweep_003") becomes an external link
+  /// to `object` in the part file `file` (a path relative to this file's folder, which HDF5 searches first)
+  /// instead of data written here. schema_version: the part's; 2 makes the root's schema_version 2.
+  void link_group(const std::string& group, const std::string& file, const std::string& object,
+                  int schema_version);
+
   /// Marks the file complete, closes it (and every recorder's datasets) and renames it to path().
   void commit();
   /// Size of the committed file, in bytes (0 before commit).

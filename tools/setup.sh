@@ -16,6 +16,7 @@ packages=(
   libtomlplusplus-dev   # toml++: scenario files
   librandom123-dev      # Random123: counter-based RNG (Philox)
   nlohmann-json3-dev    # JSON output and parsing
+  libopenmpi-dev openmpi-bin   # Open MPI: distributed runs (mpirun; docs/cluster.md), built when found
   libcurl4-openssl-dev  # libcurl: the openai inference backend (HTTP to OpenAI-compatible servers)
   clang-format          # style check
   clang-14 libclang-rt-14-dev llvm-14   # libFuzzer harnesses: compiler, fuzzer/sanitizer runtimes, symbolizer (tools/fuzz.sh)

@@ -11,6 +11,7 @@
 #include "agents/herd_agent.hpp"
 #include "agents/merton_agent.hpp"
 #include "io/hdf5_output.hpp"
+#include "io/master_file.hpp"
 #include "io/run_file.hpp"
 #include "sim/error.hpp"
 
@@ -439,6 +440,87 @@ TEST_SUITE("io.run_file") {
         CHECK(contains(e.what(), "6 rows"));
       }
     }
+  }
+
+  TEST_CASE("a distributed run's parts, checked, linked from a master file, merged into one file") {
+    // Two parts as two ranks write them (docs/cluster.md): points 0 and 2 in one, point 1 in the other.
+    auto write_part = [](const std::string& name, const std::vector<int>& points, bool commit) {
+      const std::string path = temp_path(name);
+      Hdf5Output out(path, provenance());
+      for (const int point : points) {
+        Run run = make_run();
+        auto recorder =
+            out.recorder("/sweep_00" + std::to_string(point), herdsim::sim::RecordingPlan({}, run.state),
+                         "population.leaders.alpha=" + std::to_string(point));
+        drive(*recorder, run);
+      }
+      if (commit) out.commit();
+      return path;
+    };
+    const std::string a = write_part("part_a.h5", {0, 2}, true);
+    const std::string b = write_part("part_b.h5", {1}, true);
+    using herdsim::io::ExpectedGroup;
+    auto expect = [](int point) {
+      return ExpectedGroup{"/sweep_00" + std::to_string(point),
+                           "population.leaders.alpha=" + std::to_string(point), kSteps, kPaths};
+    };
+    CHECK(herdsim::io::check_part(a, {expect(0), expect(2)}) == 1);
+    CHECK(herdsim::io::check_part(b, {expect(1)}) == 1);
+    auto refusal = [](const std::string& part, const std::vector<ExpectedGroup>& expected) {
+      try {
+        (void)herdsim::io::check_part(part, expected);
+      } catch (const IoError& e) {
+        return std::string(e.what());
+      }
+      return std::string("accepted");
+    };
+    CHECK(contains(refusal(a, {expect(0)}), "holds the groups /sweep_000, /sweep_002, expected /sweep_000"));
+    CHECK(contains(refusal(b, {ExpectedGroup{"/sweep_001", "population.leaders.alpha=7", kSteps, kPaths}}),
+                   "is the run 'population.leaders.alpha=1'"));
+    CHECK(
+        contains(refusal(b, {ExpectedGroup{"/sweep_001", "population.leaders.alpha=1", kSteps + 1, kPaths}}),
+                 "6 steps"));
+    CHECK(contains(refusal(temp_path("part_none.h5"), {}), "is missing"));
+    const std::string unfinished = write_part("part_c.h5", {1}, false);  // a rank that did not commit
+    CHECK(contains(refusal(unfinished + ".partial", {expect(1)}), "incomplete"));
+
+    const std::string master = temp_path("master.h5");
+    {
+      Hdf5Output out(master, provenance());
+      for (const int point : {0, 1, 2}) {
+        const std::string group = "/sweep_00" + std::to_string(point);
+        out.link_group(group, fs::path(point == 1 ? b : a).filename().string(), group, 1);
+      }
+      out.commit();
+    }
+    // Read through the links (file names relative to the master's folder, from another working directory).
+    const fs::path cwd = fs::current_path();
+    fs::current_path("/");
+    const RunFile file(master);
+    CHECK(file.info().groups == std::vector<std::string>{"/sweep_000", "/sweep_001", "/sweep_002"});
+    CHECK(file.group("/sweep_001").sweep_point == "population.leaders.alpha=1");
+    Eigen::MatrixXd row;
+    file.read_row("/sweep_002", "followers", "wealth", 5, row);
+    CHECK(row(1, 2) == wealth_at(1, 1, 2, 5));
+
+    const std::string merged = temp_path("merged.h5");
+    CHECK(herdsim::io::merge_run_file(master, merged) > 0);
+    fs::current_path(cwd);
+    fs::remove(a);  // self-contained: the parts are no longer needed
+    fs::remove(b);
+    const RunFile one(merged);
+    CHECK(one.info().groups == file.info().groups);
+    CHECK(one.info().seed == 1234567890123ULL);
+    CHECK(one.info().created == file.info().created);
+    CHECK(one.group("/sweep_000").sweep_point == "population.leaders.alpha=0");
+    Eigen::MatrixXd copied;
+    one.read_row("/sweep_001", "leaders", "amount", 2, copied);
+    CHECK(copied(3, 1) == amount_at(0, 3, 1, 2));
+    const hid_t f = H5Fopen(merged.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+    H5L_info_t info{};
+    CHECK(H5Lget_info(f, "sweep_001", &info, H5P_DEFAULT) >= 0);
+    CHECK(info.type == H5L_TYPE_HARD);
+    H5Fclose(f);
   }
 
   TEST_CASE("analysis_sidecar_path") {

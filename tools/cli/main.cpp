@@ -11,6 +11,7 @@
 #include "tools/cli/dataset_command.hpp"
 #include "tools/cli/evaluate_command.hpp"
 #include "tools/cli/export_command.hpp"
+#include "tools/cli/merge_command.hpp"
 #include "tools/cli/report_command.hpp"
 #include "tools/cli/run_command.hpp"
 #include "tools/cli/theory_command.hpp"
@@ -59,6 +60,7 @@ int main(int argc, char** argv) {
   herdsim::cli::add_theory_command(app);
   herdsim::cli::add_compare_command(app);
   herdsim::cli::add_export_command(app);
+  herdsim::cli::add_merge_command(app);
   herdsim::cli::add_dataset_command(app);
   herdsim::cli::add_report_command(app, argv[0]);
   herdsim::cli::add_evaluate_command(app, argc, argv);

@@ -4,9 +4,11 @@
 #include <unistd.h>
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <csignal>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <iostream>
@@ -16,7 +18,9 @@
 #include <vector>
 
 #include "agents/registry.hpp"
+#include "dist/communicator.hpp"
 #include "io/hdf5_output.hpp"
+#include "io/master_file.hpp"
 #include "io/output_file.hpp"
 #include "io/replay_backend.hpp"
 #include "io/scenario_toml.hpp"
@@ -101,6 +105,175 @@ struct Accounting {
   }
 };
 
+/// What the runs of one command add up to.
+struct Totals {
+  double agent_steps = 0.0;
+  double seconds = 0.0;
+  double setup_seconds = 0.0;
+  Accounting accounting;
+};
+
+/// Runs point i of `specs` (set up already, in setup_seconds) and records it into `file`: group "/" for a
+/// single run, "/sweep_NNN" for a sweep point (the same name on one process and on every rank).
+void run_point(const RunFlags& f, const std::vector<sim::ScenarioSpec>& specs, std::size_t i,
+               std::unique_ptr<sim::Simulation> simulation, double setup_seconds, io::Hdf5Output& file,
+               Totals& totals) {
+  const sim::ScenarioSpec& spec = specs[i];
+  const std::string group = specs.size() == 1 ? "/" : fmt::format("/sweep_{:03d}", i);
+  const std::string label =
+      f.label + (specs.size() == 1 ? std::string("run") : fmt::format("run {}/{}", i + 1, specs.size()));
+  totals.setup_seconds += setup_seconds;
+  const sim::RecordingPlan plan(spec.record, simulation->state_without_amounts());
+  std::unique_ptr<sim::Observer> recorder;
+  if (plan.enabled()) {
+    recorder = file.recorder(group, plan, sweep_label(spec));
+    simulation->add_observer(recorder.get());
+  }
+  Progress progress(label, f.quiet || dist::world().size() > 1);  // ranks interleave: run lines only
+  sim::RunOptions options;
+  options.threads = f.threads;
+  options.cancel = &g_cancel;
+  options.progress = [&](int done, int total) { progress.update(done, total); };
+  const sim::RunSummary summary = simulation->run(options);
+  progress.finish();
+  totals.agent_steps += summary.agent_steps;
+  totals.seconds += summary.seconds;
+  if (!f.quiet && f.run_lines) {
+    std::string phases;
+    for (const auto& ph : summary.phases) phases += fmt::format(" {} {:.2f}s", ph.name, ph.seconds);
+    fmt::print(stderr, "{}{}: set-up {:.2f} s; {:.3g} agent-steps in {:.2f} s = {:.3g} agent-steps/s{}{}\n",
+               label, sweep_label(spec).empty() ? "" : " (" + sweep_label(spec) + ")", setup_seconds,
+               summary.agent_steps, summary.seconds, summary.agent_steps / std::max(summary.seconds, 1e-9),
+               summary.fused ? " [fused kernel]" : "", summary.fused ? "" : " [" + phases.substr(1) + "]");
+    std::size_t width = 16;  // names longer than the usual ones widen the column, not shift the rows
+    for (const auto& pop : simulation->state_without_amounts().populations)
+      width = std::max(width, pop.name.size());
+    for (const auto& pop : simulation->state_without_amounts().populations) {
+      fmt::print(stderr, "  {:<{}} {:>16}  final wealth mean {:.4f}\n", pop.name, width,
+                 sim::counted(pop.count, "agent"), pop.wealth.mean());
+      if (pop.inference) fmt::print(stderr, "  {:<{}} {}\n", "", width, accounting_text(*pop.inference));
+    }
+  }
+  for (const auto& pop : simulation->state_without_amounts().populations) {
+    if (pop.inference) totals.accounting.add(*pop.inference);
+  }
+}
+
+/// `mpirun -np N herdsim run` (docs/cluster.md): the sweep points go to the ranks as they finish
+/// (dynamic assignment); each rank records its points into OUTPUT.parts/run-XXXXXX/rank-K.h5 with the serial
+/// writer under the group names of the one-process file; rank 0 checks every part and commits OUTPUT as a
+/// master file of external links. Bad input is agreed on by every rank before any work (exit 2 everywhere);
+/// any later failure on any rank is reported by that rank and stops every rank (Communicator::abort), so no
+/// rank waits forever and no master file is committed.
+int run_distributed(const RunFlags& f, const std::string& command_line,
+                    const std::vector<sim::ScenarioSpec>& specs, dist::Communicator& world) {
+  const bool root = world.rank() == 0;
+  const int n = static_cast<int>(specs.size());
+  if (n == 1) {
+    // Every rank read the same scenario: all return here, no collective needed.
+    if (root)
+      std::cerr << "herdsim run: " << f.scenario << " is one run: only sweeps are split across ranks so far "
+                << "(docs/cluster.md); run it without mpirun\nherdsim run: nothing was run\n";
+    return 2;
+  }
+  const std::string output =
+      f.output.empty() ? std::filesystem::path(f.scenario).stem().string() + ".h5" : f.output;
+  std::unique_ptr<io::OutputFile> claimed;
+  // The parts go to a folder of their own for this run, OUTPUT.parts/run-XXXXXX: a master file committed
+  // earlier keeps pointing at its own parts until the new master replaces it.
+  std::string parts;
+  int code = 0;
+  if (root) {
+    try {
+      claimed = std::make_unique<io::OutputFile>(output, io::OutputFile::OnFailure::remove, "output",
+                                                 std::vector{f.scenario});
+      const std::filesystem::path folder = claimed->path() + ".parts";
+      std::filesystem::create_directories(folder);
+      std::string pattern = (folder / "run-XXXXXX").string();
+      if (mkdtemp(pattern.data()) == nullptr)
+        throw InputError(
+            fmt::format("cannot make a folder in {}: {}", folder.string(), std::strerror(errno)));
+      parts = pattern;
+    } catch (const InputError& e) {
+      std::cerr << "herdsim run: " << e.what() << "\nherdsim run: nothing was run\n";
+      code = 2;
+    } catch (const std::filesystem::filesystem_error& e) {
+      std::cerr << "herdsim run: cannot make the parts folder: " << e.what()
+                << "\nherdsim run: nothing was run\n";
+      code = 2;
+    }
+  }
+  if (world.max_over_ranks(code) != 0) return 2;
+  parts = world.broadcast_from_root(parts);
+  const std::string part_name = fmt::format("rank-{}.h5", world.rank());
+  const io::Hdf5Output::Provenance provenance{HERDSIM_VERSION, specs.front().run.seed, specs.front().text,
+                                              command_line};
+  io::Hdf5Output part((std::filesystem::path(parts) / part_name).string(), provenance);
+
+  const inference::BackendFactory backends = io::default_backend_factory(f.decision_cache);
+  const sim::ScopedSetupMonitor setup_monitor({&g_cancel, nullptr});
+  Totals totals;
+  std::vector<int> mine;
+  world.start_tasks(n);
+  for (int i = world.next_task(); i >= 0; i = world.next_task()) {
+    const auto t0 = std::chrono::steady_clock::now();
+    auto simulation = agents::make_simulation(specs[static_cast<std::size_t>(i)], backends);
+    const double setup_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    RunFlags flags = f;
+    flags.label = fmt::format("{}rank {}/{}: ", f.label, world.rank(), world.size());
+    run_point(flags, specs, static_cast<std::size_t>(i), std::move(simulation), setup_seconds, part, totals);
+    mine.push_back(i);
+  }
+  part.commit();
+  const std::vector<std::vector<int>> taken = world.gather_to_root(mine);
+  if (!root) return 0;
+
+  // Rank 0: every part checked (complete, exactly its points, each consistent and the run it should be)
+  // before the master file links it; each point must have been run exactly once.
+  std::vector<std::string> link_file(specs.size());
+  int schema_version = 0;
+  for (std::size_t r = 0; r < taken.size(); ++r) {
+    std::vector<io::ExpectedGroup> expected;
+    const std::string name = fmt::format("rank-{}.h5", r);
+    for (const int i : taken[r]) {
+      const sim::ScenarioSpec& spec = specs[static_cast<std::size_t>(i)];
+      if (!link_file[static_cast<std::size_t>(i)].empty())
+        throw Error(fmt::format("sweep point {} was run twice (ranks' parts {} and {})", i,
+                                link_file[static_cast<std::size_t>(i)], name));
+      link_file[static_cast<std::size_t>(i)] = name;
+      if (spec.record.enabled)
+        expected.push_back(
+            {fmt::format("/sweep_{:03d}", i), sweep_label(spec), spec.run.steps(), spec.run.paths});
+    }
+    schema_version =
+        std::max(schema_version, io::check_part((std::filesystem::path(parts) / name).string(), expected));
+  }
+  io::Hdf5Output master(std::move(claimed), provenance);
+  const std::filesystem::path parts_path(parts);
+  const std::string folder =
+      (parts_path.parent_path().filename() / parts_path.filename()).string();  // relative to the master
+  for (int i = 0; i < n; ++i) {
+    const std::string group = fmt::format("/sweep_{:03d}", i);
+    if (link_file[static_cast<std::size_t>(i)].empty())
+      throw Error(fmt::format("sweep point {} was not run", i));
+    if (!specs[static_cast<std::size_t>(i)].record.enabled) continue;
+    master.link_group(group, folder + "/" + link_file[static_cast<std::size_t>(i)], group, schema_version);
+  }
+  master.commit();
+  // The parts of earlier runs into the same output: no committed master points at them any more.
+  std::error_code ignored;
+  for (const auto& entry : std::filesystem::directory_iterator(parts_path.parent_path(), ignored)) {
+    if (entry.path().filename().string().rfind("run-", 0) == 0 && entry.path() != parts_path)
+      std::filesystem::remove_all(entry.path(), ignored);
+  }
+  if (!f.run_lines && f.quiet) return 0;
+  fmt::print(f.run_lines ? stdout : stderr,
+             "{}: {} on {} ranks ({}), {:.3g} agent-steps on rank 0; wrote {} (links into {}/)\n", f.scenario,
+             sim::counted(static_cast<long long>(n), "run"), world.size(), world.describe(),
+             totals.agent_steps, master.path(), parts);
+  return 0;
+}
+
 int run_scenario_unguarded(const RunFlags& f, const std::string& command_line) {
   std::vector<sim::ScenarioSpec> specs;
   try {
@@ -115,6 +288,7 @@ int run_scenario_unguarded(const RunFlags& f, const std::string& command_line) {
   for (const auto& spec : specs) largest = std::max(largest, sim::run_memory_bytes(spec));
   sim::check_memory(largest, specs.size() == 1 ? "this run" : "the largest run of this sweep",
                     "--memory-limit GIB raises the limit", sim::memory_limit_bytes(f.memory_limit_gib));
+  if (dist::world().size() > 1) return run_distributed(f, command_line, specs, dist::world());
   const std::string output =
       f.output.empty() ? std::filesystem::path(f.scenario).stem().string() + ".h5" : f.output;
   // The output is checked and claimed before any work: a bad path or a second writer of the same output
@@ -160,62 +334,22 @@ int run_scenario_unguarded(const RunFlags& f, const std::string& command_line) {
   }
   io::Hdf5Output file(std::move(claimed),
                       {HERDSIM_VERSION, specs.front().run.seed, specs.front().text, command_line});
-  double agent_steps = 0.0;
-  double seconds = 0.0;
-  double total_setup_seconds = 0.0;
-  Accounting accounting;
+  Totals totals;
   for (std::size_t i = 0; i < specs.size(); ++i) {
-    const sim::ScenarioSpec& spec = specs[i];
-    const std::string group = specs.size() == 1 ? "/" : fmt::format("/sweep_{:03d}", i);
-    const std::string label =
-        f.label + (specs.size() == 1 ? std::string("run") : fmt::format("run {}/{}", i + 1, specs.size()));
     double setup_seconds = first_setup_seconds;
-    auto simulation = i == 0 ? std::move(first) : set_up(spec, setup_seconds);
-    total_setup_seconds += setup_seconds;
-    const sim::RecordingPlan plan(spec.record, simulation->state_without_amounts());
-    std::unique_ptr<sim::Observer> recorder;
-    if (plan.enabled()) {
-      recorder = file.recorder(group, plan, sweep_label(spec));
-      simulation->add_observer(recorder.get());
-    }
-    Progress progress(label, f.quiet);
-    sim::RunOptions options;
-    options.threads = f.threads;
-    options.cancel = &g_cancel;
-    options.progress = [&](int done, int total) { progress.update(done, total); };
-    const sim::RunSummary summary = simulation->run(options);
-    progress.finish();
-    agent_steps += summary.agent_steps;
-    seconds += summary.seconds;
-    if (!f.quiet && f.run_lines) {
-      std::string phases;
-      for (const auto& ph : summary.phases) phases += fmt::format(" {} {:.2f}s", ph.name, ph.seconds);
-      fmt::print(stderr, "{}{}: set-up {:.2f} s; {:.3g} agent-steps in {:.2f} s = {:.3g} agent-steps/s{}{}\n",
-                 label, sweep_label(spec).empty() ? "" : " (" + sweep_label(spec) + ")", setup_seconds,
-                 summary.agent_steps, summary.seconds, summary.agent_steps / std::max(summary.seconds, 1e-9),
-                 summary.fused ? " [fused kernel]" : "", summary.fused ? "" : " [" + phases.substr(1) + "]");
-      std::size_t width = 16;  // names longer than the usual ones widen the column, not shift the rows
-      for (const auto& pop : simulation->state_without_amounts().populations)
-        width = std::max(width, pop.name.size());
-      for (const auto& pop : simulation->state_without_amounts().populations) {
-        fmt::print(stderr, "  {:<{}} {:>16}  final wealth mean {:.4f}\n", pop.name, width,
-                   sim::counted(pop.count, "agent"), pop.wealth.mean());
-        if (pop.inference) fmt::print(stderr, "  {:<{}} {}\n", "", width, accounting_text(*pop.inference));
-      }
-    }
-    for (const auto& pop : simulation->state_without_amounts().populations) {
-      if (pop.inference) accounting.add(*pop.inference);
-    }
+    auto simulation = i == 0 ? std::move(first) : set_up(specs[i], setup_seconds);
+    run_point(f, specs, i, std::move(simulation), setup_seconds, file, totals);
   }
   file.commit();
   if (!f.run_lines && f.quiet) return 0;
-  fmt::print(f.run_lines ? stdout : stderr,
-             "{}: {}, set-up {:.2f} s, {:.3g} agent-steps in {:.2f} s ({:.3g} agent-steps/s){}; wrote {} "
-             "({})\n",
-             f.scenario, sim::counted(static_cast<long long>(specs.size()), "run"), total_setup_seconds,
-             agent_steps, seconds, agent_steps / std::max(seconds, 1e-9),
-             accounting.any ? fmt::format("; {}", accounting_text(accounting.total)) : std::string(),
-             file.path(), sim::format_bytes(static_cast<double>(file.bytes_written())));
+  fmt::print(
+      f.run_lines ? stdout : stderr,
+      "{}: {}, set-up {:.2f} s, {:.3g} agent-steps in {:.2f} s ({:.3g} agent-steps/s){}; wrote {} "
+      "({})\n",
+      f.scenario, sim::counted(static_cast<long long>(specs.size()), "run"), totals.setup_seconds,
+      totals.agent_steps, totals.seconds, totals.agent_steps / std::max(totals.seconds, 1e-9),
+      totals.accounting.any ? fmt::format("; {}", accounting_text(totals.accounting.total)) : std::string(),
+      file.path(), sim::format_bytes(static_cast<double>(file.bytes_written())));
   return 0;
 }
 
@@ -230,9 +364,11 @@ std::string sweep_label(const sim::ScenarioSpec& spec) {
 
 int run_scenario(const RunFlags& flags, const std::string& command_line) {
   int code = 0;
+  bool failed = true;  // an exception, as opposed to a status every rank agreed on
   const StopSignals stop_signals;
   try {
     code = run_scenario_unguarded(flags, command_line);
+    failed = false;
   } catch (const sim::Interrupted& e) {
     const int signal = g_signal.load() != 0 ? g_signal.load() : SIGINT;
     std::cerr << "\nherdsim run: " << e.what() << " (" << strsignal(signal)
@@ -244,6 +380,14 @@ int run_scenario(const RunFlags& flags, const std::string& command_line) {
   } catch (const Error& e) {
     std::cerr << "herdsim run: failed: " << e.what() << "\n";
     code = 1;
+  }
+  // One rank of a distributed run failed: the others may be running or waiting for it in a collective,
+  // so every rank is stopped now (its message above is the one the user sees; no master file is made).
+  if (failed && dist::world().size() > 1) {
+    std::cerr << fmt::format("herdsim run: rank {} of {} {}; stopping every rank\n", dist::world().rank(),
+                             dist::world().size(), code > 128 ? "was stopped" : "failed")
+              << std::flush;
+    dist::world().abort(code);
   }
   return code;
 }

@@ -1,0 +1,22 @@
+# HERDSIM_WITH_MPI: distributed runs with MPI (docs/cluster.md). AUTO builds MPI support when an MPI
+# library is found (Debian: libopenmpi-dev), ON requires it, OFF builds the one-rank communicator only
+# (the serial program, unchanged). Only the C bindings are used (MPI::MPI_C). Sets HERDSIM_MPI_FOUND.
+set(HERDSIM_WITH_MPI AUTO CACHE STRING "Distributed runs with MPI: AUTO (when found), ON (required), OFF")
+set_property(CACHE HERDSIM_WITH_MPI PROPERTY STRINGS AUTO ON OFF)
+set(HERDSIM_MPI_FOUND OFF)
+if(HERDSIM_WITH_MPI STREQUAL "ON")
+  find_package(MPI REQUIRED COMPONENTS C)
+  set(HERDSIM_MPI_FOUND ON)
+elseif(HERDSIM_WITH_MPI STREQUAL "AUTO")
+  find_package(MPI COMPONENTS C)
+  if(MPI_C_FOUND)
+    set(HERDSIM_MPI_FOUND ON)
+  endif()
+elseif(NOT HERDSIM_WITH_MPI STREQUAL "OFF")
+  message(FATAL_ERROR "HERDSIM_WITH_MPI must be AUTO, ON or OFF, got '${HERDSIM_WITH_MPI}'")
+endif()
+if(HERDSIM_MPI_FOUND)
+  message(STATUS "MPI: version ${MPI_C_VERSION}; distributed runs built (mpiexec: ${MPIEXEC_EXECUTABLE})")
+else()
+  message(STATUS "MPI: off (HERDSIM_WITH_MPI=${HERDSIM_WITH_MPI}); herdsim runs as one process")
+endif()

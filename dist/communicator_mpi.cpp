@@ -1,0 +1,134 @@
+// The MPI communicator (built with HERDSIM_WITH_MPI). Plain MPI C calls: the few integers exchanged do
+// not need Boost.MPI's serialization (docs/cluster.md says why it is not used).
+#include <mpi.h>
+
+#include <cstdint>
+#include <memory>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include "dist/communicator.hpp"
+#include "sim/error.hpp"
+
+namespace herdsim::dist {
+
+namespace {
+
+void check(int status, const char* call) {
+  if (status != MPI_SUCCESS) {
+    char text[MPI_MAX_ERROR_STRING] = {};
+    int length = 0;
+    MPI_Error_string(status, text, &length);
+    throw Error(std::string("MPI: ") + call +
+                " failed: " + std::string(text, static_cast<std::size_t>(length)));
+  }
+}
+
+class MpiCommunicator final : public Communicator {
+ public:
+  MpiCommunicator() {
+    int provided = 0;
+    check(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided), "MPI_Init_thread");
+    if (provided < MPI_THREAD_FUNNELED) {
+      MPI_Finalize();
+      throw Error("MPI: the library does not provide MPI_THREAD_FUNNELED (needed: oneTBB threads in a rank)");
+    }
+    // Errors come back as status codes (and become herdsim::Error), not as the default abort.
+    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
+    MPI_Comm_size(MPI_COMM_WORLD, &size_);
+  }
+  ~MpiCommunicator() override {
+    if (window_ != MPI_WIN_NULL) MPI_Win_free(&window_);
+    MPI_Finalize();
+  }
+  MpiCommunicator(const MpiCommunicator&) = delete;
+  MpiCommunicator& operator=(const MpiCommunicator&) = delete;
+
+  [[nodiscard]] int rank() const override { return rank_; }
+  [[nodiscard]] int size() const override { return size_; }
+  [[nodiscard]] std::string describe() const override {
+    char text[MPI_MAX_LIBRARY_VERSION_STRING] = {};
+    int length = 0;
+    MPI_Get_library_version(text, &length);
+    std::string version(text, static_cast<std::size_t>(length));
+    const auto comma = version.find(',');
+    return version.substr(0, comma);
+  }
+
+  void start_tasks(int tasks) override {
+    // The shared task counter lives in a window on rank 0; ranks take tasks with an atomic fetch-and-add
+    // (passive target: rank 0 need not take part while it runs its own tasks).
+    if (window_ != MPI_WIN_NULL) check(MPI_Win_free(&window_), "MPI_Win_free");
+    const MPI_Aint bytes = rank_ == 0 ? static_cast<MPI_Aint>(sizeof(std::int64_t)) : 0;
+    check(MPI_Win_allocate(bytes, sizeof(std::int64_t), MPI_INFO_NULL, MPI_COMM_WORLD, &counter_, &window_),
+          "MPI_Win_allocate");
+    if (rank_ == 0) {
+      check(MPI_Win_lock(MPI_LOCK_EXCLUSIVE, 0, 0, window_), "MPI_Win_lock");
+      *counter_ = 0;
+      check(MPI_Win_unlock(0, window_), "MPI_Win_unlock");
+    }
+    tasks_ = tasks;
+    check(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier");  // the counter is 0 before anyone takes a task
+  }
+
+  [[nodiscard]] int next_task() override {
+    const std::int64_t one = 1;
+    std::int64_t taken = 0;
+    check(MPI_Win_lock(MPI_LOCK_SHARED, 0, 0, window_), "MPI_Win_lock");
+    check(MPI_Fetch_and_op(&one, &taken, MPI_INT64_T, 0, 0, MPI_SUM, window_), "MPI_Fetch_and_op");
+    check(MPI_Win_unlock(0, window_), "MPI_Win_unlock");
+    return taken < tasks_ ? static_cast<int>(taken) : -1;
+  }
+
+  [[nodiscard]] int max_over_ranks(int code) override {
+    int result = 0;
+    check(MPI_Allreduce(&code, &result, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD), "MPI_Allreduce");
+    return result;
+  }
+
+  [[nodiscard]] std::string broadcast_from_root(const std::string& text) override {
+    int length = static_cast<int>(text.size());
+    check(MPI_Bcast(&length, 1, MPI_INT, 0, MPI_COMM_WORLD), "MPI_Bcast");
+    std::string out = rank_ == 0 ? text : std::string(static_cast<std::size_t>(length), '\0');
+    check(MPI_Bcast(out.data(), length, MPI_CHAR, 0, MPI_COMM_WORLD), "MPI_Bcast");
+    return out;
+  }
+
+  [[nodiscard]] std::vector<std::vector<int>> gather_to_root(const std::vector<int>& values) override {
+    int count = static_cast<int>(values.size());
+    std::vector<int> counts(rank_ == 0 ? static_cast<std::size_t>(size_) : 0);
+    check(MPI_Gather(&count, 1, MPI_INT, counts.data(), 1, MPI_INT, 0, MPI_COMM_WORLD), "MPI_Gather");
+    std::vector<int> offsets(counts.size(), 0);
+    if (!counts.empty()) std::exclusive_scan(counts.begin(), counts.end(), offsets.begin(), 0);
+    std::vector<int> all(rank_ == 0 ? static_cast<std::size_t>(offsets.back() + counts.back()) : 0);
+    check(MPI_Gatherv(values.data(), count, MPI_INT, all.data(), counts.data(), offsets.data(), MPI_INT, 0,
+                      MPI_COMM_WORLD),
+          "MPI_Gatherv");
+    std::vector<std::vector<int>> out;
+    for (std::size_t r = 0; r < counts.size(); ++r)
+      out.emplace_back(all.begin() + offsets[r], all.begin() + offsets[r] + counts[r]);
+    return out;
+  }
+
+  [[noreturn]] void abort(int code) override {
+    MPI_Abort(MPI_COMM_WORLD, code);
+    std::_Exit(code);  // MPI_Abort does not return; this is for the compiler
+  }
+
+ private:
+  int rank_ = 0;
+  int size_ = 1;
+  int tasks_ = 0;
+  MPI_Win window_ = MPI_WIN_NULL;
+  std::int64_t* counter_ = nullptr;
+};
+
+}  // namespace
+
+std::unique_ptr<Communicator> make_mpi_communicator() {
+  return std::make_unique<MpiCommunicator>();
+}
+
+}  // namespace herdsim::dist

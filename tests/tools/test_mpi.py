@@ -1,0 +1,339 @@
+"""Distributed runs (docs/cluster.md) with a real `mpirun`: a sweep split across 1, 2 and 3 ranks x 1 and 2
+threads gives, dataset for dataset, the single-process file (read through the master file's links and from
+`herdsim merge`'s copy); compare, report, export and the Python loader read the master file; a failing sweep point
+stops every rank with one message, exit 1 and no complete-looking master file.
+
+Usage: test_mpi.py PATH_TO_HERDSIM PATH_TO_MPIRUN TOOLS_DIR   (registered only in an MPI build; see
+tests/CMakeLists.txt)
+"""
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import unittest
+
+import h5py
+import numpy as np
+
+import support
+
+MPIRUN = None
+TOOLS = None
+
+# Small on purpose (CI time): four sweep points of a leader, herd followers and noise traders.
+SWEEP = """
+[run]
+seed = 5
+paths = 6
+horizon = 3
+steps_per_year = 2
+
+[[population]]
+name = "advisor"
+kind = "merton"
+alpha = 0.2
+wealth = 10.0
+
+[[population]]
+name = "followers"
+kind = "herd"
+herd = "absolute"
+influence = "leader"
+leader = "advisor"
+policy = "plan"
+count = 6
+alpha = { lottery_prob = [0.5, 0.9] }
+theta = { score = [1, 5, 10] }
+wealth = 10.0
+
+[[population]]
+name = "noise"
+kind = "noise"
+count = 10
+proportion = 0.5
+wealth = 10.0
+
+[record]
+every = 1
+
+[sweep]
+"run.seed" = [1, 2]
+"population.followers.theta" = [1e-5, 1e-4]
+"""
+
+# Attributes that say when and how a file was made, not what it holds.
+PROVENANCE = {"created", "command_line"}
+# Attributes holding object references (dimension scales): their values are addresses inside one file, so
+# they differ between files; the scales they attach are compared by name instead.
+REFERENCES = {"DIMENSION_LIST", "REFERENCE_LIST"}
+
+
+def scales(dataset):
+    """The names of the dimension scales attached to each axis of a dataset."""
+    return [[scale.name for scale in axis.values()] for axis in dataset.dims]
+
+
+def mpirun_command(ranks, *args):
+    """`mpirun -np RANKS herdsim ARGS` (oversubscribed: ranks x threads may exceed the cores) and its
+    environment (Open MPI refuses to run as root, as in containers, without these two variables)."""
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    return [MPIRUN, "--oversubscribe", "--bind-to", "none", "-np", str(ranks), support.HERDSIM, *args], env
+
+
+def mpirun(ranks, *args, timeout=120):
+    """The job to completion: its CompletedProcess, stdout and stderr as text."""
+    command, env = mpirun_command(ranks, *args)
+    return subprocess.run(command, capture_output=True, text=True, errors="replace", timeout=timeout, env=env)
+
+
+def start_mpirun(ranks, *args):
+    """The job in the background, stdout and stderr piped as text."""
+    command, env = mpirun_command(ranks, *args)
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def running_with(argument):
+    """Pids of the processes whose command line has `argument` (ranks left behind)."""
+    pids = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if argument.encode() in f.read().split(b"\0"):
+                    pids.append(int(pid))
+        except OSError:
+            pass
+    return pids
+
+
+def objects(f):
+    """{name: h5py object} of every group and dataset, following links (external ones included)."""
+    out = {}
+
+    def walk(group, prefix):
+        for name in group:
+            obj = group[name]
+            path = f"{prefix}/{name}"
+            out[path] = obj
+            if isinstance(obj, h5py.Group):
+                walk(obj, path)
+
+    walk(f, "")
+    return out
+
+
+class MpiSweepTest(support.TempDirTest):
+    def assert_same_file(self, expected_path, actual_path):
+        """Every group and dataset of one file is in the other, with the same attributes and the same
+        bytes (dtype, shape, values; NaN equal to NaN)."""
+        with h5py.File(expected_path, "r") as e, h5py.File(actual_path, "r") as a:
+            self.assertEqual(int(a.attrs["complete"]), 1)
+            for key in set(e.attrs) - PROVENANCE:
+                self.assertEqual(str(e.attrs[key]), str(a.attrs[key]), f"root attribute {key}")
+            eo, ao = objects(e), objects(a)
+            self.assertEqual(sorted(eo), sorted(ao), actual_path)
+            datasets = 0
+            for name, obj in eo.items():
+                other = ao[name]
+                self.assertEqual(type(obj), type(other), name)
+                self.assertEqual(sorted(obj.attrs), sorted(other.attrs), name)
+                for key in set(obj.attrs) - REFERENCES:
+                    np.testing.assert_array_equal(obj.attrs[key], other.attrs[key], f"{name} attribute {key}")
+                if isinstance(obj, h5py.Dataset):
+                    datasets += 1
+                    self.assertEqual(scales(obj), scales(other), name)
+                    self.assertEqual(obj.dtype, other.dtype, name)
+                    self.assertEqual(obj.shape, other.shape, name)
+                    x, y = obj[()], other[()]
+                    if obj.dtype.kind in "fiu":
+                        self.assertEqual(np.ascontiguousarray(x).tobytes(), np.ascontiguousarray(y).tobytes(), name)
+                    else:
+                        np.testing.assert_array_equal(x, y, name)
+            self.assertGreater(datasets, 40)
+
+    def test_every_rank_and_thread_count_gives_the_single_process_file(self):
+        scenario = self.scenario(SWEEP)
+        serial = self.path("serial.h5")
+        res = support.herdsim("run", "-q", scenario, "-o", serial, "--threads", "1")
+        self.assertEqual(res.returncode, 0, res.stderr)
+        for ranks in (1, 2, 3):
+            for threads in (1, 2):
+                with self.subTest(ranks=ranks, threads=threads):
+                    master = self.path(f"dist-{ranks}-{threads}.h5")
+                    res = mpirun(ranks, "run", scenario, "-o", master, "--threads", str(threads))
+                    self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
+                    if ranks > 1:
+                        self.assertIn(f"on {ranks} ranks", res.stdout)
+                        self.assertTrue(os.path.isdir(master + ".parts"))
+                        with h5py.File(master, "r") as f:  # links, not copies
+                            for group in ("sweep_000", "sweep_003"):
+                                link = f.get(group, getlink=True)
+                                self.assertIsInstance(link, h5py.ExternalLink)
+                                self.assertTrue(link.filename.startswith(os.path.basename(master) + ".parts/run-"))
+                    self.assert_same_file(serial, master)
+                    merged = self.path(f"one-{ranks}-{threads}.h5")
+                    res = support.herdsim("merge", master, "-o", merged)
+                    self.assertEqual(res.returncode, 0, res.stderr)
+                    self.assert_same_file(serial, merged)
+                    with h5py.File(merged, "r") as f:  # self-contained: no link left
+                        self.assertIsInstance(f.get("sweep_000", getlink=True), h5py.HardLink)
+
+    def test_merge_keeps_dimension_scales_inside_the_copied_groups(self):
+        # The writer may attach dimension scales (object references inside a run group): merge copies them
+        # as references to the copies in the merged file, not to the parts.
+        scenario = self.scenario(SWEEP)
+        master = self.path("dist.h5")
+        self.assertEqual(mpirun(2, "run", "-q", scenario, "-o", master).returncode, 0)
+        for root, _, files in os.walk(master + ".parts"):
+            for name in files:
+                with h5py.File(os.path.join(root, name), "r+") as f:
+                    for group in f:
+                        f[f"{group}/time/step"].make_scale("step")
+                        f[f"{group}/market/price"].dims[0].attach_scale(f[f"{group}/time/step"])
+        merged = self.path("one.h5")
+        res = support.herdsim("merge", master, "-o", merged)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        for root, _, files in os.walk(master + ".parts"):  # the merged file needs no part
+            for name in files:
+                os.remove(os.path.join(root, name))
+        with h5py.File(merged, "r") as f:
+            for group in ("sweep_000", "sweep_003"):
+                price = f[f"{group}/market/price"]
+                self.assertEqual(scales(price)[0], [f"/{group}/time/step"])
+                np.testing.assert_array_equal(price.dims[0][0][()], f[f"{group}/time/step"][()])
+        # A plain one-process file (one run: the scale in /time, the dataset in /market) merges the same way.
+        single = self.path("single.h5")
+        self.assertEqual(support.herdsim("run", "-q", self.scenario(SWEEP.split("[sweep]")[0], "one.toml"), "-o",
+                                         single).returncode, 0)
+        with h5py.File(single, "r+") as f:
+            f["time/step"].make_scale("step")
+            f["market/price"].dims[0].attach_scale(f["time/step"])
+        copy = self.path("single_copy.h5")
+        res = support.herdsim("merge", single, "-o", copy)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        with h5py.File(copy, "r") as f:
+            self.assertEqual(scales(f["market/price"])[0], ["/time/step"])
+
+    def test_analysis_reads_the_master_file(self):
+        scenario = self.scenario(SWEEP)
+        master = self.path("dist.h5")
+        res = mpirun(2, "run", "-q", scenario, "-o", master)
+        self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
+        serial = self.path("serial.h5")
+        self.assertEqual(support.herdsim("run", "-q", scenario, "-o", serial).returncode, 0)
+        # compare and export read the master from another working directory (links resolve beside the file).
+        outputs = {}
+        for name, path in (("master", master), ("serial", serial)):
+            res = support.herdsim("compare", "-q", path, "--no-sidecar", cwd="/")
+            self.assertEqual(res.returncode, 0, res.stderr)
+            text = re.sub(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", "TIME", res.stdout)  # when compare ran
+            outputs[name] = text.replace(path, "FILE").replace(os.path.basename(path), "FILE")
+        self.assertEqual(outputs["master"], outputs["serial"])
+        csv = self.path("export.csv")
+        res = support.herdsim("export", master, "--population", "followers", "--group", "/sweep_001", "-o", csv,
+                              cwd="/")
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertGreater(os.path.getsize(csv), 100)
+        report = self.path("report")
+        res = support.herdsim("report", master, "-o", report, cwd="/")
+        self.assertEqual(res.returncode, 0, res.stderr)
+        figures = [name for name in os.listdir(report) if name.endswith(".png")]
+        for g in range(4):  # one set of figures per sweep point, read through the links
+            self.assertTrue(any(name.startswith(f"g{g}_followers") for name in figures), figures)
+        sys.path.insert(0, TOOLS)
+        import herdsim_load
+        with herdsim_load.load_run(master, group="/sweep_003") as run, h5py.File(serial, "r") as f:
+            np.testing.assert_array_equal(run.population("followers").wealth,
+                                          f["sweep_003/populations/followers/wealth"][()])
+
+    def test_a_second_run_into_the_same_output_keeps_the_first_until_it_commits(self):
+        scenario = self.scenario(SWEEP)
+        master = self.path("dist.h5")
+        self.assertEqual(mpirun(2, "run", "-q", scenario, "-o", master).returncode, 0)
+        first = os.listdir(master + ".parts")
+        self.assertEqual(len(first), 1)
+        # A failing second run leaves the first master and its parts as they were.
+        failing = self.scenario(SWEEP.replace("wealth = 10.0\n\n[record]", "wealth = 1.7e308\n\n[record]"), "f.toml")
+        self.assertEqual(mpirun(2, "run", "-q", failing, "-o", master, timeout=60).returncode, 1)
+        with h5py.File(master, "r") as f:
+            self.assertEqual(int(f.attrs["complete"]), 1)
+            self.assertEqual(f["sweep_001/populations/noise/wealth"].shape[0], 7)
+        # A successful one replaces them: one parts folder, the new one.
+        self.assertEqual(mpirun(3, "run", "-q", scenario, "-o", master).returncode, 0)
+        second = os.listdir(master + ".parts")
+        self.assertEqual(len(second), 1)
+        self.assertNotEqual(first, second)
+        self.assertEqual(sorted(os.listdir(os.path.join(master + ".parts", second[0]))),
+                         ["rank-0.h5", "rank-1.h5", "rank-2.h5"])
+
+    def test_a_failing_sweep_point_stops_every_rank(self):
+        # Point 1's wealth overflows in its first step (a failed computation, exit 1 on one process).
+        text = SWEEP.split("[sweep]")[0] + '[sweep]\n"population.noise.wealth" = [10.0, 1.7e308, 10.0, 10.0]\n'
+
+        scenario = self.scenario(text)
+        for ranks in (2, 3):
+            with self.subTest(ranks=ranks):
+                master = self.path(f"fail-{ranks}.h5")
+                res = mpirun(ranks, "run", "-q", scenario, "-o", master, timeout=60)
+                self.assertEqual(res.returncode, 1, res.stdout + res.stderr)
+                self.assertIn("herdsim run: failed", res.stderr)
+                self.assertIn("infinite", res.stderr)
+                self.assertEqual(res.stderr.count("herdsim run: failed"), 1, res.stderr)
+                self.assertIn("failed; stopping every rank", res.stderr)
+                self.assertFalse(os.path.exists(master))  # no master file, complete-looking or not
+
+    def test_sigterm_to_mpirun_stops_every_rank_without_a_master_file(self):
+        # Points long enough (minutes) that the signal always comes first; the test waits until both ranks
+        # are recording, then stops the job.
+        long = (SWEEP.replace("horizon = 3", "horizon = 1000").replace("steps_per_year = 2", "steps_per_year = 1")
+                .replace("count = 10\n", "count = 1000000\n").replace("every = 1", "every = 1000"))
+        scenario = self.scenario(long)
+        master = self.path("term.h5")
+        proc = start_mpirun(2, "run", "-q", scenario, "-o", master, "--threads", "1")
+        try:
+            for _ in range(600):
+                partials = [name for root, _, files in os.walk(master + ".parts") for name in files
+                            if name.endswith(".h5.partial")]
+                if len(partials) == 2 or proc.poll() is not None:
+                    break
+                time.sleep(0.1)
+            self.assertEqual(len(partials), 2)
+            time.sleep(0.5)
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        self.assertNotEqual(proc.returncode, 0, err)
+        # What the ranks said ("interrupted at step ...; rank K of 2 was stopped") may be lost with mpirun's
+        # output forwarding as it stops; what must hold: no rank left running, no master file, parts incomplete.
+        time.sleep(1)
+        self.assertEqual(running_with(scenario), [])
+        self.assertFalse(os.path.exists(master))
+        for root, _, files in os.walk(master + ".parts"):
+            for name in files:
+                self.assertTrue(name.endswith(".partial"), name)
+
+    def test_bad_output_is_agreed_on_by_every_rank(self):
+        scenario = self.scenario(SWEEP)
+        res = mpirun(3, "run", "-q", scenario, "-o", self.path("missing/dist.h5"))
+        self.assertEqual(res.returncode, 2, res.stdout + res.stderr)
+        self.assertEqual(res.stderr.count("herdsim run:"), 2, res.stderr)  # the reason, then "nothing was run"
+        self.assertIn("nothing was run", res.stderr)
+        self.assertNotIn("MPI_ABORT", res.stderr)
+
+    def test_a_single_run_is_refused_with_the_reason(self):
+        scenario = self.scenario(SWEEP.split("[sweep]")[0])
+        res = mpirun(2, "run", "-q", scenario, "-o", self.path("one.h5"))
+        self.assertEqual(res.returncode, 2, res.stdout + res.stderr)
+        self.assertIn("only sweeps are split across ranks", res.stderr)
+        self.assertEqual(res.stderr.count("only sweeps"), 1)
+        self.assertFalse(os.path.exists(self.path("one.h5")))
+
+
+if __name__ == "__main__":
+    MPIRUN = sys.argv.pop(2)
+    TOOLS = sys.argv.pop(2)
+    support.main()
