@@ -172,6 +172,8 @@ int run_scenario_unguarded(const RunFlags& f, const std::string& command_line) {
     double setup_seconds = first_setup_seconds;
     auto simulation = i == 0 ? std::move(first) : set_up(spec, setup_seconds);
     total_setup_seconds += setup_seconds;
+    for (const auto& warning : simulation->warnings())
+      std::cerr << "herdsim run: warning: " << warning << '\n';
     const sim::RecordingPlan plan(spec.record, simulation->state_without_amounts());
     std::unique_ptr<sim::Observer> recorder;
     if (plan.enabled()) {
