@@ -38,6 +38,12 @@ inline void settle_agents(const Settlement& s, int p, int begin, int end, Popula
   const double growth = s.deposit_growth;
   const int len = end - begin;
   auto x = pop.wealth.col(p).segment(begin, len).array();
+  if (s.holding_gain.cols() == 1 && s.excess.cols() == 1) {
+    // One asset under post-impact execution: one pass, the same sums as the loops below.
+    x = x * growth + pop.amount.col(p).segment(begin, len).array() * s.excess(p, 0) +
+        pop.previous_amount.col(p).segment(begin, len).array() * s.holding_gain(p, 0);
+    return;
+  }
   x = x * growth + pop.amount.col(p).segment(begin, len).array() * s.excess(p, 0);
   for (Eigen::Index a = 1; a < s.excess.cols(); ++a)
     x += pop.amount.col(a * paths + p).segment(begin, len).array() * s.excess(p, a);

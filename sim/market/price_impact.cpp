@@ -175,14 +175,19 @@ void PriceImpact::initialize(MarketState& state) {
   state.flow = Eigen::MatrixXd::Zero(paths_, n);
   drift_ = Eigen::MatrixXd::Ones(paths_, n);
   flow_ = Eigen::MatrixXd::Zero(paths_, n);
+  held_ = Eigen::MatrixXd::Zero(paths_, n);
+  held_previous_ = Eigen::MatrixXd::Zero(paths_, n);
 }
 
 void PriceImpact::reduce_flow(std::span<const PopulationState> populations) {
-  flow_.setZero();
+  // sum_i (P_i(k) - P_i(k-1) d) = H_k - d H_{k-1}, H_k = sum_i P_i(k): previous_amount is the decision
+  // before (P_{k-1}, 0 before the first), whose sum the previous step kept, so only P_k is read.
+  held_previous_.swap(held_);
+  held_.setZero();
   const Eigen::Index cols = static_cast<Eigen::Index>(assets()) * paths_;
   for (const PopulationState& pop : populations) {
     if (pop.count == 0) continue;
-    if (pop.amount.cols() != cols || pop.previous_amount.cols() != cols)
+    if (pop.amount.cols() != cols)
       throw Error(fmt::format("price impact: population '{}' holds no amounts to reduce", pop.name));
     const int blocks = (pop.count + kFlowBlock - 1) / kFlowBlock;
     partial_.resize(blocks, cols);
@@ -191,23 +196,21 @@ void PriceImpact::reduce_flow(std::span<const PopulationState> populations) {
         tbb::blocked_range2d<Eigen::Index>(0, cols, 1, 0, blocks, 1),
         [&](const tbb::blocked_range2d<Eigen::Index>& r) {
           for (Eigen::Index c = r.rows().begin(); c != r.rows().end(); ++c) {
-            const double d = drift_(c % paths_, c / paths_);
             for (Eigen::Index b = r.cols().begin(); b != r.cols().end(); ++b) {
               const Eigen::Index begin = b * kFlowBlock;
               const Eigen::Index len = std::min<Eigen::Index>(kFlowBlock, pop.count - begin);
-              partial_(b, c) = (pop.amount.col(c).segment(begin, len).array() -
-                                pop.previous_amount.col(c).segment(begin, len).array() * d)
-                                   .sum();
+              partial_(b, c) = pop.amount.col(c).segment(begin, len).sum();
             }
           }
         },
         tbb::simple_partitioner{});
     // Populations in order, blocks in order: a fixed order of additions.
     for (Eigen::Index c = 0; c < cols; ++c) {
-      double& f = flow_(c % paths_, c / paths_);
-      for (Eigen::Index b = 0; b < blocks; ++b) f += partial_(b, c);
+      double& h = held_(c % paths_, c / paths_);
+      for (Eigen::Index b = 0; b < blocks; ++b) h += partial_(b, c);
     }
   }
+  flow_ = held_.array() - held_previous_.array() * drift_.array();
 }
 
 void PriceImpact::move(int k, std::span<const PopulationState> populations, MarketState& state) {

@@ -3,13 +3,13 @@
 // (ExogenousGbm, the same draws) and its market price S is moved by the agents' net dollar flow,
 //
 //   S_{k+1} = max(floor, S_k (1 + g_k) e^{I_k}),   I_k = Lambda (Flow_k / Depth),
-//   Flow_{j,k} = sum_i (P_ij(k) - P_ij(k-1) d_j(k)),
+//   Flow_{j,k} = sum_i (P_ij(k) - P_ij(k-1) d_j(k)) = H_j(k) - d_j(k) H_j(k-1),
 //
 // with g_k the fundamental's simple return and d_j(k) what a holding filled at the last trade grew to by
-// this one. Pre-impact execution fills at S_k (d = S_k / S_{k-1}); post-impact execution fills at
-// S'_k = max(floor, S_k e^{I_k}) (d = S_k / S'_{k-1}, the fundamental's growth) and the holding carried in
-// earns the impact. The flow is reduced over fixed blocks of agents, combined in a fixed order: the same
-// bits for any thread count.
+// this one (computed as H_k - d H_{k-1}, H_k = sum_i P_i(k)). Pre-impact execution fills at S_k (d = S_k /
+// S_{k-1}); post-impact execution fills at S'_k = max(floor, S_k e^{I_k}) (d = S_k / S'_{k-1}, the
+// fundamental's growth) and the holding carried in earns the impact. The flow is reduced over fixed blocks of
+// agents, combined in a fixed order: the same bits for any thread count.
 #include <Eigen/Core>
 #include <optional>
 #include <span>
@@ -59,9 +59,11 @@ class PriceImpact final : public Market {
   Eigen::MatrixXd lambda_;      ///< N x N
   std::vector<double> price0_;  ///< per asset
   int paths_ = 0;
-  Eigen::MatrixXd drift_;    ///< d: paths x assets, growth of a holding since its fill (1 before step 0)
-  Eigen::MatrixXd flow_;     ///< paths x assets, the last step's net flow, currency units
-  Eigen::MatrixXd partial_;  ///< blocks x columns: one population's block sums
+  Eigen::MatrixXd drift_;  ///< d: paths x assets, growth of a holding since its fill (1 before step 0)
+  Eigen::MatrixXd flow_;   ///< paths x assets, the last step's net flow, currency units
+  Eigen::MatrixXd held_;   ///< H_k = sum_i P_i(k), paths x assets, currency units (0 before step 0)
+  Eigen::MatrixXd held_previous_;  ///< H_{k-1}
+  Eigen::MatrixXd partial_;        ///< blocks x columns: one population's block sums
   Settlement settlement_;
 };
 

@@ -174,8 +174,9 @@ TEST_CASE("price impact: the first two steps recomputed from the formulas") {
       // The fundamental is the exogenous GBM.
       CHECK(t.market[1].fundamental(p, 0) == 1.0 * (1.0 + g0));
       CHECK(t.market[2].fundamental(p, 0) == t.market[1].fundamental(p, 0) * (1.0 + g1));
-      // Step 0: nobody held anything, so the flow is what they buy.
-      const double flow0 = p0 + p0;
+      // Step 0: nobody held anything, so the flow is what they buy; later, sum_i P_i(k) minus the sum of
+      // P_i(k-1) grown since its fill, d.
+      const double flow0 = (p0 + p0) - 0.0 * 1.0;
       CHECK(t.market[1].flow(p, 0) == flow0);
       const double impact0 = lambda * (flow0 / depth);
       double s1 = 0.0;
@@ -186,7 +187,7 @@ TEST_CASE("price impact: the first two steps recomputed from the formulas") {
       if (execution == sim::Execution::pre_impact) {
         s1 = 1.0 * (1.0 + g0) * std::exp(impact0);
         // Step 1: the holding grew with the market price, S_1 / S_0.
-        const double flow1 = (p1 - p0 * (s1 / 1.0)) + (p1 - p0 * (s1 / 1.0));
+        const double flow1 = (p1 + p1) - (p0 + p0) * (s1 / 1.0);
         CHECK(t.market[2].flow(p, 0) == flow1);
         s2 = s1 * (1.0 + g1) * std::exp(lambda * (flow1 / depth));
         x1 = x0 * growth + p0 * (s1 / 1.0 - growth);
@@ -196,7 +197,7 @@ TEST_CASE("price impact: the first two steps recomputed from the formulas") {
         const double fill0 = 1.0 * std::exp(impact0);
         s1 = fill0 * (1.0 + g0);
         const double d1 = s1 / fill0;
-        const double flow1 = (p1 - p0 * d1) + (p1 - p0 * d1);
+        const double flow1 = (p1 + p1) - (p0 + p0) * d1;
         CHECK(t.market[2].flow(p, 0) == flow1);
         const double fill1 = s1 * std::exp(lambda * (flow1 / depth));
         s2 = fill1 * (1.0 + g1);
