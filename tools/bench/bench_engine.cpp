@@ -369,7 +369,7 @@ int main(int argc, char** argv) {
     // agents' exogenous step loop; target: impact costs at most 1.5x. The three runs alternate, best of
     // each kept, so that a busy spell of a shared machine does not fall on one of them only.
     fmt::print(
-        "\n6. price impact: plan followers + advisor, 10 annual steps, step loop, {} threads, best of {} "
+        "\n7. price impact: plan followers + advisor, 10 annual steps, step loop, {} threads, best of {} "
         "(interleaved):\n",
         max_threads, short_repeats);
     std::vector<std::pair<int, int>> sizes = {{1000000, 2}, {100000, 20}};
