@@ -16,14 +16,6 @@ namespace herdsim::sim {
 
 namespace {
 
-/// The market's own checks, for specs that did not come through the scenario loader.
-const ScenarioSpec& checked(const ScenarioSpec& spec) {
-  const auto problems = market_problems(spec.market, spec.run.horizon);
-  if (!problems.empty())
-    throw ScenarioError(fmt::format("market.{}: {}", problems.front().key, problems.front().message));
-  return spec;
-}
-
 /// Depth_j at market price s (currency units): given, or depth_multiple_j x market_value_j s / price0_j.
 double depth_at(const ImpactSpec& im, std::size_t j, double price, double price0) {
   if (!im.depth.empty()) return im.depth[j];
@@ -152,7 +144,8 @@ std::optional<std::string> impact_stability_warning(const MarketSpec& m,
 }
 
 PriceImpact::PriceImpact(const ScenarioSpec& spec)
-    : fundamental_(checked(spec)), impact_(spec.market.impact), paths_(spec.run.paths) {
+    // ExogenousGbm runs the market's own checks (sim::market_problems, the impact's among them) first.
+    : fundamental_(spec), impact_(spec.market.impact), paths_(spec.run.paths) {
   const int n = fundamental_.assets();
   lambda_.resize(n, n);
   for (int i = 0; i < n; ++i) {
