@@ -542,8 +542,10 @@ class Recorder final : public sim::Observer {
     assets_ = state.market.assets();
     asset_names_.clear();
     for (int a = 0; a < assets_; ++a) asset_names_.push_back(state.spec->market.asset(a).name);
-    // One asset: schema 1, exactly as before; several: schema 2, an asset axis (docs/hdf5-schema.md).
-    if (assets_ > 1) mark_schema_2(state.spec->market);
+    // One asset in an exogenous market: schema 1, exactly as before; several assets or price impact (a
+    // fundamental apart from the price): schema 2, an asset axis (docs/hdf5-schema.md).
+    schema_2_ = assets_ > 1 || state.spec->market.impact.active();
+    if (schema_2_) mark_schema_2(state.spec->market);
     steps_ = state.steps;
     dt_ = state.spec->run.dt();
     write_group_attributes(state);
@@ -599,7 +601,7 @@ class Recorder final : public sim::Observer {
     }
     attach_dimensions();
     // Everything is on disk already: release handles and buffers now rather than at destruction.
-    for (Series* series : {&step_, &t_, &decision_step_, &price_, &fundamental_, &return_, &shock_})
+    for (Series* series : {&step_, &t_, &decision_step_, &price_, &fundamental_, &return_, &shock_, &flow_})
       series->close();
     populations_.clear();
     market_space_.reset();
@@ -714,8 +716,9 @@ class Recorder final : public sim::Observer {
     Handle market =
         make(H5Gcreate2(group_.get(), schema::kMarket.data(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
              H5Gclose, "H5Gcreate2", market_where);
-    if (assets_ > 1) {
-      // Schema 2: (row, asset, path); the fundamental is the exogenous GBM price (the price itself here).
+    if (schema_2_) {
+      // Schema 2: (row, asset, path); the fundamental is the exogenous GBM price (the price itself without
+      // impact); the flow, the agents' net dollar flow per step, only with impact.
       const std::vector<hsize_t> row{static_cast<hsize_t>(assets_), plan_.paths().size()};
       price_ = Series(market.get(), market_where, schema::kPrice, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, row,
                       {"step,asset,path", "currency units", false, 0});
@@ -725,6 +728,9 @@ class Recorder final : public sim::Observer {
                        {"decision_step,asset,path", "1", false, 0});
       shock_ = Series(market.get(), market_where, schema::kShock, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, row,
                       {"decision_step,asset,path", "1", false, 0});
+      if (state.market.flow.size() != 0)
+        flow_ = Series(market.get(), market_where, schema::kFlow, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, row,
+                       {"decision_step,asset,path", "currency units", false, 0});
       market_space_ = select_paths_agents(asset_paths(plan_.paths(), state.paths, assets_),
                                           static_cast<hsize_t>(assets_) * static_cast<hsize_t>(state.paths),
                                           1, 1, market_where);
@@ -761,7 +767,7 @@ class Recorder final : public sim::Observer {
                           {"step,path,agent", "currency units", true, gzip});
       out.space = select_paths_agents(plan_.paths(), static_cast<hsize_t>(all_paths),
                                       static_cast<hsize_t>(pop.count), agents, out.where);
-      if (assets_ > 1) {
+      if (schema_2_) {
         // Schema 2: (decision_step, asset, path, agent), read through its own selection of every asset.
         const std::vector<hsize_t> asset_row{static_cast<hsize_t>(assets_), plan_.paths().size(), agents};
         out.amount = Series(group.get(), out.where, schema::kAmount, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE,
@@ -928,7 +934,7 @@ class Recorder final : public sim::Observer {
     // Several assets (schema 2): (asset, decision_step, agent), asset a's steps after asset a - 1's.
     const auto steps = static_cast<hsize_t>(steps_) * static_cast<hsize_t>(assets_);
     Handle dset =
-        assets_ > 1
+        schema_2_
             ? create_dataset(theory.get(), theory_where, schema::kAmount, H5T_IEEE_F64LE,
                              static_cast<hsize_t>(assets_), {static_cast<hsize_t>(steps_), agents}, false,
                              {"asset,decision_step,agent", "currency units", true, plan_.compression()},
@@ -942,7 +948,7 @@ class Recorder final : public sim::Observer {
       const hsize_t per_asset = static_cast<hsize_t>(steps_);
       const hsize_t file_start[3] = {s / per_asset, s % per_asset, 0};
       const hsize_t file_count[3] = {1, 1, agents};
-      const int skip = assets_ > 1 ? 0 : 1;  // one asset: (decision_step, agent)
+      const int skip = schema_2_ ? 0 : 1;  // one asset: (decision_step, agent)
       const hsize_t one_start[2] = {s, 0};
       check(H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, skip == 0 ? file_start : one_start, nullptr,
                                 file_count + skip, nullptr),
@@ -1012,7 +1018,11 @@ class Recorder final : public sim::Observer {
     const double t = s * dt_;
     t_.append(&t);
     price_.append(state.market.price.data(), market_space_.get());
-    if (fundamental_.valid()) fundamental_.append(state.market.price.data(), market_space_.get());
+    if (fundamental_.valid()) {
+      const auto& fundamental =
+          state.market.fundamental.size() != 0 ? state.market.fundamental : state.market.price;
+      fundamental_.append(fundamental.data(), market_space_.get());
+    }
     jobs_.resize(plan_.summaries() ? populations_.size() : 0);
     for (std::size_t i = 0; i < jobs_.size(); ++i) {
       jobs_[i].values = &state.populations[i].wealth;
@@ -1033,6 +1043,7 @@ class Recorder final : public sim::Observer {
     decision_step_.append(&k);
     return_.append(state.market.simple_return.data(), market_space_.get());
     shock_.append(state.market.shock.data(), market_space_.get());
+    if (flow_.valid()) flow_.append(state.market.flow.data(), market_space_.get());
     jobs_.resize(plan_.summaries() ? 2 * populations_.size() : 0);
     for (std::size_t i = 0; 2 * i < jobs_.size(); ++i) {
       // Amount P_k, and proportion P_k / X_k with X_k kept from the callback before this decision. Several
@@ -1058,7 +1069,7 @@ class Recorder final : public sim::Observer {
         if (!pop.amount.valid()) continue;  // not recorded: the amounts may be empty (reads_amounts)
         const auto& amount = state.populations[i].amount;
         assert(amount.rows() == state.populations[i].count && amount.cols() == state.paths * assets_);
-        pop.amount.append(amount.data(), assets_ > 1 ? pop.amount_space.get() : pop.space.get());
+        pop.amount.append(amount.data(), schema_2_ ? pop.amount_space.get() : pop.space.get());
       }
     });
   }
@@ -1078,8 +1089,10 @@ class Recorder final : public sim::Observer {
   double dt_ = 0.0;
   Series step_, t_, decision_step_;
   Series price_, fundamental_, return_, shock_;  // fundamental_: schema 2 only
+  Series flow_;                                  // schema 2 with price impact only
   int assets_ = 1;
   std::vector<std::string> asset_names_;  ///< the asset axis's coordinate (schema 2)
+  bool schema_2_ = false;  ///< several assets or price impact
   Handle market_space_;
   std::vector<Population> populations_;
   std::vector<SummaryJob> jobs_;  ///< summary rows of one callback (buffers reused across steps)

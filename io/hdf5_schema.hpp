@@ -45,6 +45,7 @@ inline constexpr std::string_view kT = "t";
 inline constexpr std::string_view kDecisionStep = "decision_step";
 inline constexpr std::string_view kPrice = "price";
 inline constexpr std::string_view kFundamental = "fundamental";  ///< schema 2: the exogenous GBM price
+inline constexpr std::string_view kFlow = "flow";  ///< schema 2 with price impact: net dollar flow per step
 inline constexpr std::string_view kReturn = "return";
 inline constexpr std::string_view kShock = "shock";
 

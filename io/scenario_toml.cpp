@@ -749,12 +749,71 @@ std::optional<std::vector<double>> read_correlation(TomlTable& in, std::size_t n
   return ok ? std::optional(out) : std::nullopt;
 }
 
+/// [market.impact] for n assets (docs/scenarios.md): lambda a number (every asset's own impact), an array
+/// (the diagonal) or an n x n matrix (cross impact); depth, depth_multiple, market_value and floor a number
+/// (every asset) or an array (one per asset); execution "pre_impact" or "post_impact". The market's own
+/// checks (sim::impact_problems) then see the result, so lengths and ranges are checked once, there.
+void read_impact(TomlTable& in, sim::ImpactSpec& im, std::size_t n) {
+  static constexpr std::array<std::string_view, 6> keys{"lambda",       "depth", "depth_multiple",
+                                                        "market_value", "floor", "execution"};
+  in.allow_only(keys);
+  Checker& c = in.checker();
+  auto per_asset = [&](std::string_view key) {
+    const auto given = asset_numbers(in, key, any_number);
+    if (!given) return std::vector<double>{};
+    return given->second ? given->first : std::vector<double>(n, given->first.front());
+  };
+  if (!in.require("lambda",
+                  " (the price impact per unit of flow / depth: a number, one per asset, or an "
+                  "n x n matrix)"))
+    return;
+  const toml::node* node = in.toml().get("lambda");
+  const auto* rows = node->as_array();
+  if (rows != nullptr && !rows->empty() && (*rows)[0].is_array()) {
+    bool ok = rows->size() == n;
+    if (!ok)
+      in.report("lambda", fmt::format("a cross-impact matrix must be {} x {} (one row and column per asset), "
+                                      "got {} rows",
+                                      n, n, rows->size()));
+    std::vector<double> out;
+    for (std::size_t i = 0; ok && i < n; ++i) {
+      const std::string row_path = fmt::format("{}[{}]", in.path("lambda"), i);
+      const auto* row = (*rows)[i].as_array();
+      if (row == nullptr || row->size() != n) {
+        c.report(&(*rows)[i], row_path, fmt::format("must be a row of {} numbers, one per asset", n));
+        ok = false;
+        break;
+      }
+      for (std::size_t j = 0; j < n; ++j) {
+        const auto x = c.number((*row)[j], fmt::format("{}[{}]", row_path, j), any_number);
+        ok = ok && x.has_value();
+        out.push_back(x.value_or(0.0));
+      }
+    }
+    if (ok) im.lambda = out;
+  } else if (const auto diagonal = per_asset("lambda"); !diagonal.empty()) {
+    if (diagonal.size() != n) {
+      in.report("lambda", fmt::format("has {} entries for {} assets: give a number, one per asset or an "
+                                      "{} x {} matrix",
+                                      diagonal.size(), n, n, n));
+    } else {
+      im.lambda.assign(n * n, 0.0);
+      for (std::size_t a = 0; a < n; ++a) im.lambda[a * n + a] = diagonal[a];
+    }
+  }
+  im.depth = per_asset("depth");
+  im.depth_multiple = per_asset("depth_multiple");
+  im.market_value = per_asset("market_value");
+  im.floor = per_asset("floor");
+  im.execution = in.choice<sim::Execution>("execution").value_or(im.execution);
+}
+
 /// [market]: one asset (mu, sigma, price0 numbers: today's syntax) or several (any of mu, sigma, price0 and
 /// names an array, one entry per asset; a number applies to every asset; correlation or factor). Checked
 /// through the market's own checks (sim/market/asset_covariance.hpp).
 void read_market(TomlTable& in, sim::MarketSpec& m, double horizon) {
-  static constexpr std::array<std::string_view, 7> keys{"mu",    "r",           "sigma", "price0",
-                                                        "names", "correlation", "factor"};
+  static constexpr std::array<std::string_view, 8> keys{"mu",    "r",           "sigma",  "price0",
+                                                        "names", "correlation", "factor", "impact"};
   in.allow_only(keys);
   m.r = in.number("r", any_number).value_or(m.r);
   const auto mu = asset_numbers(in, "mu", any_number);
@@ -810,10 +869,17 @@ void read_market(TomlTable& in, sim::MarketSpec& m, double horizon) {
       for (std::size_t a = 0; a < n; ++a) m.correlation[a * n + a] = 1.0;
     }
   }
-  // The market's own checks: the model's limits per asset, names, the correlation (every problem).
+  auto impact = in.sub("impact");
+  if (impact) read_impact(*impact, m.impact, static_cast<std::size_t>(m.asset_count()));
+  // The market's own checks: the model's limits per asset, names, the correlation, the impact (every
+  // problem); an impact problem ("impact.depth[1]") is reported at its key in [market.impact].
+  constexpr std::string_view impact_prefix = "impact.";
   for (const auto& problem : sim::market_problems(m, horizon)) {
-    const std::string base = problem.key.substr(0, problem.key.find('['));
-    if (in.valid(problem.key) && in.valid(base)) in.report(problem.key, problem.message, base);
+    const bool in_impact = impact && problem.key.rfind(impact_prefix, 0) == 0;
+    TomlTable& at = in_impact ? *impact : in;
+    const std::string key = in_impact ? problem.key.substr(impact_prefix.size()) : problem.key;
+    const std::string base = key.substr(0, key.find('['));
+    if (at.valid(key) && at.valid(base)) at.report(key, problem.message, base);
   }
 }
 

@@ -100,7 +100,12 @@ struct PopulationState {
 struct MarketState {
   Eigen::MatrixXd price;          ///< asset price after the last step, currency units per share
   Eigen::MatrixXd simple_return;  ///< S_{k+1}/S_k - 1 of the last step
-  Eigen::MatrixXd shock;          ///< the standard normal eps of the last step
+  Eigen::MatrixXd shock;          ///< the standard normal eps of the last step (the fundamental's)
+  /// The fundamental F (docs/theory.md §7.2), the exogenous GBM price; empty in an exogenous market,
+  /// where it is the price itself.
+  Eigen::MatrixXd fundamental;
+  /// The agents' net dollar flow of the last step (currency units); empty in an exogenous market.
+  Eigen::MatrixXd flow;
   /// Risky assets of the run.
   [[nodiscard]] int assets() const { return static_cast<int>(price.cols()); }
 };

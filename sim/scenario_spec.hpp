@@ -49,6 +49,37 @@ struct AssetSpec {
   double price0 = 1.0;  ///< initial price, currency units per share
 };
 
+/// When a trade is filled relative to the price impact it causes (docs/theory.md §7.2).
+enum class Execution {
+  pre_impact,   ///< at S_k, before the flow's impact: the fresh position earns the impact
+  post_impact,  ///< at S_k e^{I_k}, after it: the impact accrues to the holding carried into the step
+};
+constexpr std::array<NamedValue<Execution>, 2> enum_names(Execution /*unused*/) {
+  return {{{Execution::pre_impact, "pre_impact"}, {Execution::post_impact, "post_impact"}}};
+}
+
+/// [market.impact]: prices moved by the agents' net dollar flow (docs/theory.md §7.2). Absent (lambda
+/// empty or all zero): the exogenous market, bit for bit.
+struct ImpactSpec {
+  /// Lambda, N x N row-major (diagonal: own impact; off the diagonal: cross impact). Empty: no impact.
+  std::vector<double> lambda;
+  /// Depth_j, currency units, one per asset (depth = ...); empty when depth_multiple is given.
+  std::vector<double> depth;
+  /// Depth_j = depth_multiple_j x market value_j, the market value moving with the market price
+  /// (market_value_j S_j / price0_j, fixed shares outstanding); empty when depth is given.
+  std::vector<double> depth_multiple;
+  std::vector<double> market_value;  ///< currency units at price0, one per asset (with depth_multiple)
+  Execution execution = Execution::post_impact;
+  std::vector<double> floor;  ///< lowest market price per asset, currency units per share; empty: none
+
+  /// True when some entry of Lambda is non-zero (the market is endogenous).
+  [[nodiscard]] bool active() const {
+    for (const double x : lambda)
+      if (x != 0.0) return true;
+    return false;
+  }
+};
+
 /// [market] (per year)
 struct MarketSpec {
   MarketModel model = MarketModel::exogenous_gbm;
@@ -61,6 +92,7 @@ struct MarketSpec {
   std::vector<AssetSpec> assets;
   /// The correlation matrix of the assets' shocks, N x N row-major; empty with one asset.
   std::vector<double> correlation;
+  ImpactSpec impact;  ///< [market.impact]; inactive by default
 
   /// N, the number of risky assets.
   [[nodiscard]] int asset_count() const { return assets.empty() ? 1 : static_cast<int>(assets.size()); }

@@ -16,6 +16,7 @@
 #include <limits>
 
 #include "sim/large_matrix.hpp"
+#include "sim/market/price_impact.hpp"
 #include "sim/memory.hpp"
 
 #include "sim/recording_plan.hpp"
@@ -88,6 +89,8 @@ Simulation::Simulation(ScenarioSpec spec, const PopulationFactory& make)
     if (populations_[i]->path_independent() && assets == 1)
       compact_plans_[i] = compact_plan(state_.populations[i].theory_amount);
   }
+  if (auto warning = impact_stability_warning(spec_.market, state_.populations, state_.steps))
+    warnings_.push_back(std::move(*warning));
 }
 
 const RunState& Simulation::state() {

@@ -78,6 +78,9 @@ class Simulation {
   /// path-independent population may be empty (0 x 0) until the step loop, an observer that reads amounts
   /// or state() needs them. For readers of anything else (shapes, wealth, accounting).
   [[nodiscard]] const RunState& state_without_amounts() const { return state_; }
+  /// Warnings about the scenario found while setting it up (the price-impact stability condition of
+  /// docs/theory.md §7.2, sim::impact_stability_warning), one line each; the run goes on regardless.
+  [[nodiscard]] const std::vector<std::string>& warnings() const { return warnings_; }
 
  private:
   [[nodiscard]] DecisionContext context(int k) const;
@@ -117,6 +120,7 @@ class Simulation {
   /// Per population: its plan in compact form (built once, for path-independent populations).
   std::vector<CompactPlan> compact_plans_;
   int steps_done_ = 0;  ///< steps advanced so far (the step loop or the fused kernel)
+  std::vector<std::string> warnings_;
 };
 
 }  // namespace herdsim::sim

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "sim/error.hpp"
+#include "sim/market/price_impact.hpp"
 #include "sim/theory/market.hpp"
 
 namespace herdsim::sim {
@@ -97,6 +98,7 @@ std::vector<MarketProblem> market_problems(const MarketSpec& m, double horizon) 
     if (!seen) unique.push_back(std::move(p));
   }
   check_correlation(m, unique);
+  for (auto& p : impact_problems(m)) unique.push_back(std::move(p));
   return unique;
 }
 

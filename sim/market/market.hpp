@@ -1,9 +1,9 @@
 #pragma once
 // The market seam: one interface owns the market phase of the step loop (moving prices) and the per-step
-// coefficients that settlement reads, so that the runtime never knows which market it drives. Today's
-// implementation is the exogenous GBM of docs/theory.md §1, with one or several correlated assets (§7.1;
-// ExogenousGbm); prices moved by the agents' flow (price impact) are a further implementation behind the
-// same interface.
+// coefficients that settlement reads, so that the runtime never knows which market it drives. Two
+// implementations: the exogenous GBM of docs/theory.md §1, with one or several correlated assets (§7.1;
+// ExogenousGbm), and prices moved by the agents' net flow on top of that GBM as their fundamental (price
+// impact, §7.2; PriceImpact, chosen when [market.impact] is active).
 //
 // The asset axis is the outer one everywhere: asset a's values form one block laid out as a single
 // asset's, so one asset is exactly the single-asset layout. MarketState and Settlement::excess are
@@ -23,9 +23,14 @@ struct Settlement {
   double deposit_growth = 1.0;  ///< G: what one currency unit in the deposit grows to over the step
   /// e: paths x assets, what one currency unit in asset a earns over the deposit on path p in the step.
   Eigen::MatrixXd excess;
+  /// Post-impact execution only (sim/market/price_impact.hpp), else empty: paths x assets, what one
+  /// currency unit of the amount decided at the previous step (previous_amount) gains from the step's
+  /// impact on the holding it left, grown to the step's end.
+  Eigen::MatrixXd holding_gain;
 };
 
-/// Settles agents [begin, end) of `pop` on path p: X <- X G + P_0 e_0 + P_1 e_1 + ..., left to right. One
+/// Settles agents [begin, end) of `pop` on path p: X <- X G + P_0 e_0 + P_1 e_1 + ..., left to right, then
+/// + Q_0 h_0 + Q_1 h_1 + ... (Q = previous_amount, h = holding_gain) under post-impact execution. One
 /// asset is two products and a sum (settle_wealth), the arithmetic the fused kernel repeats bit for bit;
 /// inlined into the settle phase's parallel loop.
 inline void settle_agents(const Settlement& s, int p, int begin, int end, PopulationState& pop) {
@@ -33,9 +38,17 @@ inline void settle_agents(const Settlement& s, int p, int begin, int end, Popula
   const double growth = s.deposit_growth;
   const int len = end - begin;
   auto x = pop.wealth.col(p).segment(begin, len).array();
+  if (s.holding_gain.cols() == 1 && s.excess.cols() == 1) {
+    // One asset under post-impact execution: one pass, the same sums as the loops below.
+    x = x * growth + pop.amount.col(p).segment(begin, len).array() * s.excess(p, 0) +
+        pop.previous_amount.col(p).segment(begin, len).array() * s.holding_gain(p, 0);
+    return;
+  }
   x = x * growth + pop.amount.col(p).segment(begin, len).array() * s.excess(p, 0);
   for (Eigen::Index a = 1; a < s.excess.cols(); ++a)
     x += pop.amount.col(a * paths + p).segment(begin, len).array() * s.excess(p, a);
+  for (Eigen::Index a = 0; a < s.holding_gain.cols(); ++a)
+    x += pop.previous_amount.col(a * paths + p).segment(begin, len).array() * s.holding_gain(p, a);
 }
 
 /// A market: its state on every path (RunState::market, which only the market writes) and the market phase.

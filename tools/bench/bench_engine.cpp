@@ -242,7 +242,7 @@ int main(int argc, char** argv) {
   if (argc == 4 && std::string(argv[1]) == "--memory")
     return report_memory(std::stoi(argv[2]), std::stoi(argv[3]));
   // --quick: a smoke run (CI); --only SECTIONS: a comma-separated subset of
-  // plan,paths,recording,peers,memory,recorded.
+  // plan,paths,recording,peers,memory,recorded,impact.
   // --shape AGENTS:PATHS (repeatable): the plan and peers sections run only these shapes; the recorded
   // section runs the first.
   // --portable: the fused kernel's portable build instead of the x86 one.
@@ -362,6 +362,34 @@ int main(int argc, char** argv) {
       for (const auto& phase : two.phases)
         split += fmt::format(" {} {:.0f}%", phase.name, 100.0 * phase.seconds / two.seconds);
       fmt::print("      time by phase ({} threads):{}\n", max_threads, split);
+    }
+  }
+  if (wanted("impact")) {
+    // Issue 13 item 3: the flow reduction and the endogenous price (docs/theory.md §7.2) against the same
+    // agents' exogenous step loop; target: impact costs at most 1.5x. The three runs alternate, best of
+    // each kept, so that a busy spell of a shared machine does not fall on one of them only.
+    fmt::print(
+        "\n7. price impact: plan followers + advisor, 10 annual steps, step loop, {} threads, best of {} "
+        "(interleaved):\n",
+        max_threads, short_repeats);
+    std::vector<std::pair<int, int>> sizes = {{1000000, 2}, {100000, 20}};
+    if (quick) sizes = {{100000, 2}};
+    if (!shapes.empty()) sizes = shapes;
+    for (const auto& [agents, paths] : sizes) {
+      std::vector<sim::ScenarioSpec> specs(3, plan_spec(agents, paths));  // off, post-impact, pre-impact
+      for (std::size_t i = 1; i < specs.size(); ++i) {
+        specs[i].market.impact.lambda = {1.0};
+        specs[i].market.impact.depth = {1e3 * agents};  // deep: a stable market (radius well below 1)
+        specs[i].market.impact.execution = i == 1 ? sim::Execution::post_impact : sim::Execution::pre_impact;
+      }
+      std::vector<double> rate(specs.size(), 0.0);
+      for (int r = 0; r < short_repeats; ++r)
+        for (std::size_t i = 0; i < specs.size(); ++i)
+          rate[i] = std::max(rate[i], time_run(specs[i], max_threads, Recording::loop).rate);
+      fmt::print(
+          "   {:>8} agents x {:>3} paths: impact off {:>10.3g} agent-steps/s; post_impact {:>10.3g} ({:.2f}x "
+          "the time); pre_impact {:>10.3g} ({:.2f}x)\n",
+          agents, paths, rate[0], rate[1], rate[0] / rate[1], rate[2], rate[0] / rate[2]);
     }
   }
   if (wanted("recorded")) {

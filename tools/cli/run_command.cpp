@@ -123,6 +123,7 @@ void run_point(const RunFlags& f, const std::vector<sim::ScenarioSpec>& specs, s
   const std::string label =
       f.label + (specs.size() == 1 ? std::string("run") : fmt::format("run {}/{}", i + 1, specs.size()));
   totals.setup_seconds += setup_seconds;
+  for (const auto& warning : simulation->warnings()) std::cerr << "herdsim run: warning: " << warning << '\n';
   const sim::RecordingPlan plan(spec.record, simulation->state_without_amounts());
   std::unique_ptr<sim::Observer> recorder;
   if (plan.enabled()) {

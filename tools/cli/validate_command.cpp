@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "agents/registry.hpp"
 #include "io/scenario_toml.hpp"
 #include "sim/error.hpp"
 #include "sim/plural.hpp"
@@ -19,6 +20,18 @@ struct ValidateFlags {
   std::string file;
   std::vector<std::string> overrides;
 };
+
+/// The warnings of spec's set-up (Simulation::warnings): only a market with price impact has any, and
+/// only it is set up here (its populations' plans are what the stability condition reads). A spec whose
+/// set-up needs more (an inference backend) is left to `run`.
+std::vector<std::string> setup_warnings(const sim::ScenarioSpec& spec) {
+  if (!spec.market.impact.active()) return {};
+  try {
+    return agents::make_simulation(spec)->warnings();
+  } catch (const Error&) {
+    return {};
+  }
+}
 
 long long count_agents(const sim::ScenarioSpec& spec) {
   long long n = 0;
@@ -36,6 +49,8 @@ int run_validate(const ValidateFlags& f) {
       lo = std::min(lo, count_agents(s));
       hi = std::max(hi, count_agents(s));
     }
+    for (const auto& s : specs)
+      for (const auto& warning : setup_warnings(s)) std::cerr << f.file << ": warning: " << warning << '\n';
     const std::string agents = lo == hi ? sim::counted(lo, "agent") : fmt::format("{} to {} agents", lo, hi);
     std::cout << fmt::format("{}: valid ({} run{}, {})\n", f.file, specs.size(), specs.size() == 1 ? "" : "s",
                              agents);
