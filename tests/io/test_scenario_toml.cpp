@@ -512,7 +512,8 @@ colour = "red"
     CHECK(invest_of(defaults).inference.prefix_sharing);
     CHECK(invest_of(defaults).inference.grammar);
     CHECK(invest_of(defaults).inference.mode == "batch_invariant");
-    CHECK(herdsim::io::plugin_config_json(invest_of(defaults).inference).find("mode") == std::string::npos);
+    CHECK(herdsim::io::plugin_config_json(invest_of(defaults).inference).find("\"mode\"") ==
+          std::string::npos);
     CHECK(herdsim::io::plugin_config_json(invest_of(p).inference).find("\"mode\":\"fast\"") !=
           std::string::npos);
 
