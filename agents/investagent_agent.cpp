@@ -68,9 +68,9 @@ void read_inference(KeyReader& in, sim::InferenceSpec& s) {
   }
   const auto table = in.table("inference");
   if (table == nullptr) return;
-  static constexpr std::array<std::string_view, 13> keys{
-      "backend",        "model",   "lora",   "temperature",  "max_tokens",        "batch",   "threads",
-      "prefix_sharing", "grammar", "replay", "replay_group", "replay_population", "answerer"};
+  static constexpr std::array<std::string_view, 14> keys{
+      "backend",        "model",   "lora",   "temperature",  "max_tokens",        "batch",    "threads",
+      "prefix_sharing", "grammar", "replay", "replay_group", "replay_population", "answerer", "mode"};
   table->allow_only(keys);
   table->require(
       "backend",
@@ -103,6 +103,15 @@ void read_inference(KeyReader& in, sim::InferenceSpec& s) {
   s.threads = static_cast<int>(table->integer("threads", 1).value_or(s.threads));
   s.prefix_sharing = table->boolean("prefix_sharing").value_or(s.prefix_sharing);
   s.grammar = table->boolean("grammar").value_or(s.grammar);
+  if (const auto mode = table->string("mode")) {
+    if (*mode == "batch_invariant" || *mode == "fast") {
+      s.mode = *mode;
+    } else {
+      table->report("mode", fmt::format("must be \"batch_invariant\" (answers independent of the batch) or "
+                                        "\"fast\" (llama.cpp's default kernels), got \"{}\"",
+                                        *mode));
+    }
+  }
   // model, lora and threads may stay when a scenario is switched to replay with --set: they are ignored.
   for (const char* key : {"replay", "replay_group", "replay_population"}) {
     if (table->has(key) && !replay && !s.backend.empty())
@@ -201,7 +210,7 @@ class InvestAgentKind final : public Kind {
       {"protocol", "absolute, relative, mutual or step"},
       {"inference",
        "{backend, model, lora, temperature, max_tokens, batch, threads, prefix_sharing, grammar, "
-       "replay, replay_group, replay_population, answerer}"},
+       "replay, replay_group, replay_population, answerer, mode}"},
   }};
 };
 

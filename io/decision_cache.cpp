@@ -79,6 +79,8 @@ CachedBackend::CachedBackend(std::unique_ptr<inference::Backend> inner, const si
     : inner_(std::move(inner)) {
   identity_ = field(spec.backend) + field(file_fnv1a64(spec.model));
   for (const auto& lora : spec.lora) identity_ += field("lora") + field(file_fnv1a64(lora));
+  // Fast mode's answers may depend on the batch: never mixed with batch-invariant ones (whose keys stay).
+  if (spec.mode != "batch_invariant") identity_ += field("mode") + field(spec.mode);
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (!fs::is_directory(dir, ec))

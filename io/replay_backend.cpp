@@ -101,11 +101,13 @@ std::string ReplayBackend::describe() const {
 }
 
 std::string plugin_config_json(const sim::InferenceSpec& spec) {
-  const nlohmann::json j = {{"model", spec.model},
-                            {"lora", spec.lora},
-                            {"threads", spec.threads},
-                            {"batch", spec.batch},
-                            {"prefix_sharing", spec.prefix_sharing}};
+  nlohmann::json j = {{"model", spec.model},
+                      {"lora", spec.lora},
+                      {"threads", spec.threads},
+                      {"batch", spec.batch},
+                      {"prefix_sharing", spec.prefix_sharing}};
+  // Only when not the default: the configuration of existing scenarios stays as it was.
+  if (spec.mode != "batch_invariant") j["mode"] = spec.mode;
   return j.dump();
 }
 

@@ -142,6 +142,8 @@ struct InferenceSpec {
   int batch = 64;                 ///< requests per backend call
   int threads = 1;                ///< backend threads
   bool prefix_sharing = true;     ///< let the backend evaluate the shared prompt prefix once
+  std::string mode =
+      "batch_invariant";          ///< llama plugins: "batch_invariant" or "fast" (docs/investagents.md)
   bool grammar = true;            ///< constrain the output with the answer's GBNF grammar
   std::string replay;             ///< backend = "replay": the run file whose transcripts answer
   std::string replay_group;       ///< replay: only this run group ("/", "/sweep_001"); empty = any

@@ -129,6 +129,29 @@ void GrammarMasks::check_mask(llama_sampler* grammar) {
   ++checked_;
 }
 
+std::optional<llama_token> GrammarMasks::forced(llama_sampler* grammar) {
+  if (eog_ != LLAMA_TOKEN_NULL && admits(grammar, eog_)) return std::nullopt;
+  build_prefix_tree();
+  std::optional<llama_token> only;
+  level_ids_ = roots_;
+  while (!level_ids_.empty()) {
+    level_.clear();
+    for (const llama_token id : level_ids_) level_.push_back({id, 0.0F, 0.0F});
+    llama_token_data_array arr{level_.data(), level_.size(), -1, false};
+    llama_sampler_apply(grammar, &arr);
+    next_ids_.clear();
+    for (const llama_token_data& c : level_) {
+      if (c.logit == -INFINITY) continue;
+      if (only) return std::nullopt;  // a second admitted token
+      only = c.id;
+      const auto t = static_cast<std::size_t>(c.id);
+      next_ids_.assign(children_.begin() + child_begin_[t], children_.begin() + child_begin_[t + 1]);
+    }
+    std::swap(level_ids_, next_ids_);
+  }
+  return only;
+}
+
 bool GrammarMasks::finished(llama_sampler* grammar) {
   if (eog_ == LLAMA_TOKEN_NULL || !admits(grammar, eog_)) return false;
   build_prefix_tree();

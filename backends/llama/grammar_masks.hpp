@@ -12,6 +12,7 @@
 #include <llama.h>
 
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 namespace herdsim::llama {
@@ -33,6 +34,11 @@ class GrammarMasks {
   /// Whether the grammar is complete: it admits end of generation and nothing else (no root of the
   /// prefix tree, hence no token). Needs no logits, so a finished answer costs no further decode.
   bool finished(llama_sampler* grammar);
+
+  /// The one token the grammar admits next, when it admits exactly one and not end of generation (the
+  /// grammar forces it: greedy and sampling alike would pick it); nullopt otherwise. One grammar pass
+  /// per tree level over the admitted tokens' children, stopping at the second admitted token.
+  std::optional<llama_token> forced(llama_sampler* grammar);
 
   /// Masks compared with llama.cpp's full pass so far (when checking).
   [[nodiscard]] std::int64_t checked() const { return checked_; }

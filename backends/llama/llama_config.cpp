@@ -14,7 +14,16 @@ namespace {
 using nlohmann::json;
 using plugin::fail;
 
-constexpr const char* known_keys = "model, lora, n_ctx, batch, threads, prefix_sharing, prefix_min_tokens";
+constexpr const char* known_keys =
+    "model, lora, n_ctx, batch, threads, prefix_sharing, prefix_min_tokens, mode, jump_forward, dedup";
+
+bool bool_key(const json& j, const char* key) {
+  const json& v = j.at(key);
+  if (!v.is_boolean())
+    fail(HERDSIM_ERR_INVALID_ARGUMENT,
+         std::string("config: '") + key + "' must be true or false, got " + v.dump());
+  return v.get<bool>();
+}
 
 int int_key(const json& j, const char* key, int lo, int hi) {
   const json& v = j.at(key);
@@ -30,6 +39,10 @@ int int_key(const json& j, const char* key, int lo, int hi) {
 }
 
 }  // namespace
+
+const char* mode_name(Mode m) {
+  return m == Mode::fast ? "fast" : "batch_invariant";
+}
 
 Config parse_config(const char* text) {
   if (text == nullptr) fail(HERDSIM_ERR_INVALID_ARGUMENT, "config: NULL configuration");
@@ -80,9 +93,20 @@ Config parse_config(const char* text) {
     } else if (key == "threads") {
       c.threads = int_key(j, "threads", 1, 512);
     } else if (key == "prefix_sharing") {
-      if (!value.is_boolean())
-        fail(HERDSIM_ERR_INVALID_ARGUMENT, "config: 'prefix_sharing' must be true or false");
-      c.prefix_sharing = value.get<bool>();
+      c.prefix_sharing = bool_key(j, "prefix_sharing");
+    } else if (key == "jump_forward") {
+      c.jump_forward = bool_key(j, "jump_forward");
+    } else if (key == "dedup") {
+      c.dedup = bool_key(j, "dedup");
+    } else if (key == "mode") {
+      if (value == "batch_invariant") {
+        c.mode = Mode::batch_invariant;
+      } else if (value == "fast") {
+        c.mode = Mode::fast;
+      } else {
+        fail(HERDSIM_ERR_INVALID_ARGUMENT,
+             "config: 'mode' must be \"batch_invariant\" or \"fast\", got " + value.dump());
+      }
     } else if (key == "prefix_min_tokens") {
       c.prefix_min_tokens = int_key(j, "prefix_min_tokens", 1, 1 << 20);
     } else {

@@ -12,6 +12,15 @@ struct LoraSpec {
   float scale = 1.0F;  ///< strength
 };
 
+/// How the engine configures llama.cpp's kernels (docs/investagents.md, "Batch-invariant and fast mode").
+enum class Mode {
+  batch_invariant,  ///< no flash attention, no repacked weights: an answer does not depend on its batch
+  fast,  ///< llama.cpp's defaults (flash attention auto, repacked weights): faster, batch dependent
+};
+
+/// The mode's name in the configuration and in describe().
+const char* mode_name(Mode m);
+
 /// The engine's configuration (docs/investagents.md, "The llama.cpp backend").
 struct Config {
   std::string model;  ///< GGUF model file
@@ -21,6 +30,9 @@ struct Config {
   int threads = 1;
   bool prefix_sharing = true;
   int prefix_min_tokens = 16;  ///< shorter common prefixes are not worth a separate decode
+  Mode mode = Mode::batch_invariant;
+  bool jump_forward = true;  ///< tokens the grammar forces are appended without sampling (greedy requests)
+  bool dedup = true;         ///< identical requests of one generate() call are decided once
 };
 
 /// Parses create()'s JSON; throws plugin::Error (HERDSIM_ERR_INVALID_ARGUMENT) naming the key.

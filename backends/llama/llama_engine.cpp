@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <random>
+#include <tuple>
 #include <utility>
 
 #include "build_flags.hpp"
@@ -47,8 +48,12 @@ struct Job {
   int max_tokens = 0;
   std::vector<llama_token> generated;
   int cached = 0;
-  llama_pos pos = 0;        ///< position of the next token to decode
-  llama_token pending = 0;  ///< sampled, still to be decoded
+  int forced = 0;                    ///< generated tokens the grammar forced (jump-forward)
+  llama_pos pos = 0;                 ///< position of the next token to decode
+  llama_seq_id seq = 0;              ///< its sequence (KV stream) in the context
+  std::vector<llama_token> pending;  ///< sampled (and then forced), still to be decoded
+  std::size_t same_as = 0;           ///< a duplicate (dedup): the index of the job that decides it
+  bool duplicate = false;
   bool done = false;
   int32_t status = HERDSIM_OK;
   std::string error;
@@ -70,9 +75,11 @@ LlamaEngine::~LlamaEngine() {
 }
 
 const std::string& LlamaEngine::describe() {
-  if (!check_masks_ && gpu_ == nullptr) return description_;
   const std::lock_guard lock(mutex_);
   json d = json::parse(description_);
+  d["generated_tokens"] = generated_tokens_;
+  d["forced_tokens"] = forced_tokens_;
+  d["deduplicated_requests"] = deduplicated_;
   if (check_masks_) d["grammar_masks_checked"] = masks_->checked();
   if (gpu_ != nullptr) {
     std::size_t free_bytes = 0;
@@ -103,9 +110,10 @@ void LlamaEngine::init() {
     mp.split_mode = LLAMA_SPLIT_MODE_NONE;
     mp.devices = gpu_devices_.data();
   }
-  // Repacked weight layouts (quantised types) have separate one-token and many-token kernels: off,
-  // so that a sequence's logits do not depend on how many tokens share its decode.
-  mp.use_extra_bufts = false;
+  // Repacked weight layouts (quantised types) have separate one-token and many-token kernels: off in
+  // batch-invariant mode, so that a sequence's logits do not depend on how many tokens share its decode.
+  const bool invariant = config_.mode == Mode::batch_invariant;
+  mp.use_extra_bufts = !invariant;
   model_ = llama_model_load_from_file(config_.model.c_str(), mp);
   if (model_ == nullptr)
     fail(HERDSIM_ERR_MODEL, "llama.cpp cannot load the model " + config_.model + llama_said());
@@ -145,7 +153,8 @@ void LlamaEngine::init() {
   // across threads for a lone sequence), chosen by the shape of each decode: a sequence's attention
   // would round differently with different company. The plain path (Q.K, soft_max, V.softmax, one
   // dot product per element over the KV cells, padded to 256) is the same for any batch.
-  cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
+  // Fast mode keeps llama.cpp's default (flash attention where the device supports it).
+  cp.flash_attn_type = invariant ? LLAMA_FLASH_ATTN_TYPE_DISABLED : LLAMA_FLASH_ATTN_TYPE_AUTO;
   ctx_ = llama_init_from_model(model_, cp);
   if (ctx_ == nullptr)
     fail(HERDSIM_ERR_OUT_OF_MEMORY, "llama.cpp cannot create a context of " + std::to_string(config_.batch) +
@@ -196,15 +205,42 @@ void LlamaEngine::generate(std::span<const herdsim_request> requests, std::span<
     jobs[i].index = i;
     prepare(requests[i], jobs[i], grammars);
   }
+  // Identical requests (prompt, grammar, max_tokens, temperature, and the seed when sampling) have the
+  // same answer: decided once, copied to the others.
+  std::map<std::tuple<std::vector<llama_token>, std::string, int, float, std::uint64_t>, std::size_t> seen;
   std::vector<Job*> ready;
-  for (Job& j : jobs)
-    if (j.status == HERDSIM_OK) ready.push_back(&j);
+  for (Job& j : jobs) {
+    if (j.status != HERDSIM_OK) continue;
+    if (config_.dedup) {
+      const herdsim_request& r = requests[j.index];
+      auto key = std::make_tuple(j.prompt, std::string(r.grammar != nullptr ? r.grammar : ""), j.max_tokens,
+                                 j.temperature, j.temperature > 0.0F ? r.seed : std::uint64_t{0});
+      const auto [it, fresh] = seen.try_emplace(std::move(key), j.index);
+      if (!fresh) {
+        j.duplicate = true;
+        j.same_as = it->second;
+        j.grammar.reset();
+        ++deduplicated_;
+        continue;
+      }
+    }
+    ready.push_back(&j);
+  }
   const auto chunk = static_cast<std::size_t>(config_.batch);
   for (std::size_t b = 0; b < ready.size(); b += chunk) {
     const std::vector<Job*> part(
         ready.begin() + static_cast<std::ptrdiff_t>(b),
         ready.begin() + static_cast<std::ptrdiff_t>(std::min(ready.size(), b + chunk)));
     run_chunk(part);
+  }
+  for (Job& j : jobs) {
+    if (!j.duplicate) continue;
+    const Job& o = jobs[j.same_as];
+    j.status = o.status;
+    j.error = o.error;
+    j.generated = o.generated;
+    j.cached = o.cached;
+    j.share_ms = o.share_ms;
   }
   for (std::size_t i = 0; i < n; ++i) {
     Job& j = jobs[i];
@@ -358,12 +394,27 @@ void LlamaEngine::sample(Job& j, int32_t row) {
   }
   if (j.grammar != nullptr) llama_sampler_accept(j.grammar.get(), token);
   j.generated.push_back(token);
-  if (static_cast<int>(j.generated.size()) >= j.max_tokens ||
-      (j.grammar != nullptr && masks_->finished(j.grammar.get()))) {
-    j.done = true;
-    return;
+  j.pending.assign(1, token);
+  ++generated_tokens_;
+  // Jump-forward (greedy requests): while the grammar admits one token only, it is appended without
+  // logits and decoded with the others in the next step. Greedy decoding would have chosen it, so the
+  // answer is the same; a draw (temperature > 0) would have used random numbers, so sampling does not.
+  while (true) {
+    if (static_cast<int>(j.generated.size()) >= j.max_tokens ||
+        (j.grammar != nullptr && masks_->finished(j.grammar.get()))) {
+      j.done = true;
+      return;
+    }
+    if (!config_.jump_forward || j.grammar == nullptr || j.temperature > 0.0F) return;
+    const std::optional<llama_token> forced = masks_->forced(j.grammar.get());
+    if (!forced) return;
+    llama_sampler_accept(j.grammar.get(), *forced);
+    j.generated.push_back(*forced);
+    j.pending.push_back(*forced);
+    ++j.forced;
+    ++generated_tokens_;
+    ++forced_tokens_;
   }
-  j.pending = token;
 }
 
 /// Decodes the prompts of up to `batch` jobs and generates until every one is done.
@@ -448,25 +499,60 @@ void LlamaEngine::generate_chunk(const std::vector<Job*>& jobs) {
       }
     }
     j.pos = static_cast<llama_pos>(j.prompt.size());
+    j.seq = static_cast<llama_seq_id>(k);
   }
   if (batch_.n_tokens > 0) {
     decode();
     for (const auto& [kk, row] : last_rows) sample(*jobs[kk], row);
   }
 
-  // Generation: one decode per step for every unfinished sequence.
+  // Generation: one decode per step for every unfinished sequence, its pending tokens (one sampled,
+  // then any forced ones) with logits for the last.
   std::vector<std::pair<std::size_t, int32_t>> rows;
-  while (true) {
+  auto flush = [&] {
+    if (batch_.n_tokens == 0) return;
+    decode();
+    for (const auto& [k, row] : rows) sample(*jobs[k], row);
     rows.clear();
+  };
+  std::vector<Job*> active;
+  for (Job* j : jobs)
+    if (!j->done) active.push_back(j);
+  while (!active.empty()) {
+    compact(active);
     for (std::size_t k = 0; k < n; ++k) {
       Job& j = *jobs[k];
       if (j.done) continue;
-      rows.emplace_back(k, batch_.n_tokens);
-      batch_add(j.pending, j.pos++, static_cast<llama_seq_id>(k), true);
+      for (std::size_t t = 0; t < j.pending.size(); ++t) {
+        if (batch_.n_tokens == n_batch_) flush();
+        const bool last = t + 1 == j.pending.size();
+        if (last) rows.emplace_back(k, batch_.n_tokens);
+        batch_add(j.pending[t], j.pos++, j.seq, last);
+      }
     }
-    if (rows.empty()) break;
-    decode();
-    for (const auto& [k, row] : rows) sample(*jobs[k], row);
+    flush();
+    std::erase_if(active, [](const Job* j) { return j->done; });
+  }
+}
+
+/// Keeps the unfinished sequences' ids contiguous from 0: llama.cpp splits a decode over separate KV
+/// streams into one micro-batch (one pass over the weights) per run of consecutive sequence ids, so
+/// the holes finished answers leave would multiply the cost of every later step. The highest ids
+/// move into the holes (one KV stream copy each, exact); an answer does not depend on its sequence id.
+void LlamaEngine::compact(std::vector<Job*>& active) {
+  const auto m = static_cast<llama_seq_id>(active.size());
+  std::vector<bool> used(static_cast<std::size_t>(m), false);
+  for (const Job* j : active)
+    if (j->seq < m) used[static_cast<std::size_t>(j->seq)] = true;
+  llama_memory_t mem = llama_get_memory(ctx_);
+  llama_seq_id hole = 0;
+  for (Job* j : active) {
+    if (j->seq < m) continue;
+    while (used[static_cast<std::size_t>(hole)]) ++hole;
+    llama_memory_seq_cp(mem, j->seq, hole, -1, -1);
+    llama_memory_seq_rm(mem, j->seq, -1, -1);
+    used[static_cast<std::size_t>(hole)] = true;
+    j->seq = hole;
   }
 }
 
@@ -500,11 +586,14 @@ std::string LlamaEngine::describe_json(const gguf::Info& info) const {
   d["threads"] = config_.threads;
   d["prefix_sharing"] = config_.prefix_sharing;
   d["prefix_min_tokens"] = config_.prefix_min_tokens;
+  d["mode"] = mode_name(config_.mode);
+  d["jump_forward"] = config_.jump_forward;
+  d["dedup"] = config_.dedup;
   d["chat_template"] = chat_template_.empty() ? "none (plain text)" : "model";
   json lora = json::array();
   for (const LoraSpec& l : config_.lora) lora.push_back({{"path", l.path}, {"scale", l.scale}});
   d["lora"] = lora;
-  d["batch_invariant"] = batch_invariant_build;
+  d["batch_invariant"] = batch_invariant_build && config_.mode == Mode::batch_invariant;
   d["llama_cpp"] = {
       {"version", llama_version()}, {"origin", llama_origin}, {"system_info", llama_print_system_info()}};
   return d.dump();

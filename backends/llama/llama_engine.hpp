@@ -67,6 +67,7 @@ class LlamaEngine final : public plugin::Engine {
   void sample(Job& j, int32_t row);
   void run_chunk(const std::vector<Job*>& jobs);
   void generate_chunk(const std::vector<Job*>& jobs);
+  void compact(std::vector<Job*>& active);
   [[nodiscard]] std::string describe_json(const gguf::Info& info) const;
 
   std::mutex mutex_;
@@ -87,6 +88,9 @@ class LlamaEngine final : public plugin::Engine {
   ggml_backend_dev_t gpu_ = nullptr;             ///< the CUDA plugin's device
   std::vector<ggml_backend_dev_t> gpu_devices_;  ///< {gpu_, nullptr}: llama_model_params::devices
   bool check_masks_ = false;
+  std::int64_t generated_tokens_ = 0;  ///< since creation, for describe(): the forced share
+  std::int64_t forced_tokens_ = 0;
+  std::int64_t deduplicated_ = 0;  ///< requests answered by an identical one's decision
   std::string description_;
   std::string description_checked_;
 };

@@ -341,6 +341,100 @@ TEST_CASE("llama backend: prefix sharing gives the same answers and reuses the p
   for (const auto& r : off) CHECK(r.cached_tokens == 0);
 }
 
+/// Complete InvestAlign answers under the grammar, short explanations: greedy and seeded requests.
+std::vector<Request> short_answer_requests(int n) {
+  ia::AnswerSchema schema = ia::answer_schema(ia::TaskKind::absolute, 10);
+  schema.max_explanation_chars = 12;
+  const std::string gbnf = ia::answer_gbnf(schema);
+  const auto prompts = agent_prompts(n);
+  std::vector<Request> out;
+  for (int i = 0; i < n; ++i)
+    out.push_back(request_for(prompts[static_cast<std::size_t>(i)], 400, i % 4 == 3 ? 1.0 : 0.0,
+                              500 + static_cast<std::uint64_t>(i), gbnf));
+  return out;
+}
+
+std::int64_t described(Backend& b, const char* key) {
+  return json::parse(b.describe()).at(key).get<std::int64_t>();
+}
+
+TEST_CASE("llama backend: jump-forward gives the answers of token-by-token decoding") {
+  if (skip_without_device()) return;
+  const auto requests = short_answer_requests(8);
+  Backend& on = engine("tiny-qwen2.gguf");
+  Backend& off = engine("tiny-qwen2.gguf", {{"jump_forward", false}});
+  const std::int64_t forced0 = described(on, "forced_tokens");
+  const std::int64_t generated0 = described(on, "generated_tokens");
+  const auto a = on.generate(requests);
+  const auto b = off.generate(requests);
+  require_ok(a);
+  require_ok(b);
+  const std::int64_t forced = described(on, "forced_tokens") - forced0;
+  std::int64_t completion = 0;
+  for (const auto& r : a) completion += r.completion_tokens;
+  CHECK(described(on, "generated_tokens") - generated0 == completion);
+  MESSAGE("jump-forward: " << forced << " of " << completion << " generated tokens forced");
+  CHECK(forced > 0);
+  CHECK(described(off, "forced_tokens") == 0);
+  if (claims_batch_invariance(on)) check_same_texts(a, b);
+}
+
+TEST_CASE("llama backend: identical requests are decided once, with the answers of no deduplication") {
+  if (skip_without_device()) return;
+  const auto requests = mixed_requests(8, 24);
+  std::vector<Request> twice = requests;
+  twice.insert(twice.end(), requests.begin(), requests.end());
+  // Greedy requests that differ only in their seed are identical too; sampled ones are not.
+  Request reseeded = requests[0];
+  reseeded.seed += 77;
+  twice.push_back(reseeded);
+  Request resampled = requests[1];
+  resampled.seed += 77;
+  twice.push_back(resampled);
+  Backend& on = engine("tiny-qwen2.gguf", {{"batch", 16}});
+  Backend& off = engine("tiny-qwen2.gguf", {{"batch", 16}, {"dedup", false}});
+  const std::int64_t dedup0 = described(on, "deduplicated_requests");
+  const std::int64_t generated0 = described(on, "generated_tokens");
+  const auto a = on.generate(twice);
+  const auto b = off.generate(twice);
+  require_ok(a);
+  require_ok(b);
+  CHECK(described(on, "deduplicated_requests") - dedup0 == 9);
+  CHECK(described(off, "deduplicated_requests") == 0);
+  std::int64_t unique_tokens = 0;  // each unique request generated once
+  for (std::size_t i = 0; i < requests.size(); ++i) unique_tokens += a[i].completion_tokens;
+  unique_tokens += a.back().completion_tokens;
+  CHECK(described(on, "generated_tokens") - generated0 == unique_tokens);
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    CHECK(a[i + requests.size()].text == a[i].text);
+    CHECK(a[i + requests.size()].completion_tokens == a[i].completion_tokens);
+  }
+  CHECK(a[a.size() - 2].text == a[0].text);
+  if (claims_batch_invariance(on)) check_same_texts(a, b);
+}
+
+TEST_CASE("llama backend: fast mode answers validly and repeatably, and says it is not batch invariant") {
+  if (skip_without_device()) return;
+  Backend& fast = engine("tiny-qwen2.gguf", {{"mode", "fast"}});
+  const json d = json::parse(fast.describe());
+  CHECK(d.at("mode") == "fast");
+  CHECK(d.at("batch_invariant") == false);
+  CHECK(json::parse(engine("tiny-qwen2.gguf").describe()).at("mode") == "batch_invariant");
+  const ia::AnswerSchema schema = [] {
+    ia::AnswerSchema s = ia::answer_schema(ia::TaskKind::absolute, 10);
+    s.max_explanation_chars = 12;
+    return s;
+  }();
+  const auto requests = short_answer_requests(8);
+  const auto first = fast.generate(requests);
+  require_ok(first);
+  for (const auto& r : first) {
+    INFO(r.text);
+    CHECK(ia::parse_answer(r.text, schema, advisor10()).status == ia::AnswerStatus::ok);
+  }
+  check_same_texts(first, fast.generate(requests));  // the same batch plan: the same answers
+}
+
 TEST_CASE("llama backend: a LoRA adapter changes the answers; without it they come back") {
   if (skip_without_device()) return;
   const auto requests = mixed_requests(4, 24);
@@ -519,6 +613,19 @@ TEST_CASE("llama backend: bad models, configurations and plugins give clear erro
                      (void)load_plugin(backend_name(), config_for("tiny-qwen2.gguf", {{"lora", "x.gguf"}}));
                    }),
                    "'lora' must be a list"));
+    CHECK(contains(backend_error([] {
+                     (void)load_plugin(backend_name(), config_for("tiny-qwen2.gguf", {{"mode", "quick"}}));
+                   }),
+                   "'mode' must be \"batch_invariant\" or \"fast\", got \"quick\""));
+    CHECK(contains(
+        backend_error([] {
+          (void)load_plugin(backend_name(), config_for("tiny-qwen2.gguf", {{"jump_forward", "yes"}}));
+        }),
+        "'jump_forward' must be true or false"));
+    CHECK(contains(backend_error([] {
+                     (void)load_plugin(backend_name(), config_for("tiny-qwen2.gguf", {{"dedup", 0}}));
+                   }),
+                   "'dedup' must be true or false"));
   }
   SUBCASE("a plugin built for another ABI version") {
     const auto msg = backend_error([] { (void)load_plugin(HERDSIM_ABI_MISMATCH_PLUGIN, "{}"); });

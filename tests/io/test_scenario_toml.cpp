@@ -9,6 +9,7 @@
 #include "agents/investagent_agent.hpp"
 #include "agents/merton_agent.hpp"
 #include "agents/noise_agent.hpp"
+#include "io/replay_backend.hpp"
 #include "io/scenario_toml.hpp"
 #include "sim/error.hpp"
 #include "support/scenario_problems.hpp"
@@ -485,7 +486,7 @@ colour = "red"
         one(advisor + llm + "protocol = \"step\"\n" +
             "[population.inference]\nbackend = \"llama\"\nmodel = \"m.gguf\"\nlora = [\"a.gguf\"]\n"
             "temperature = 0.7\nmax_tokens = 100\nbatch = 8\nthreads = 2\nprefix_sharing = false\n"
-            "grammar = false\n");
+            "grammar = false\nmode = \"fast\"\n");
     const auto& p = spec.populations[1];
     CHECK(p.kind == agents::InvestAgentParams::kind);
     CHECK(invest_of(p).protocol == agents::InvestProtocol::step);
@@ -501,6 +502,7 @@ colour = "red"
     CHECK(invest_of(p).inference.threads == 2);
     CHECK_FALSE(invest_of(p).inference.prefix_sharing);
     CHECK_FALSE(invest_of(p).inference.grammar);
+    CHECK(invest_of(p).inference.mode == "fast");
     const auto defaults = one(advisor + llm + inference).populations[1];
     CHECK(invest_of(defaults).protocol == agents::InvestProtocol::absolute);
     CHECK(invest_of(defaults).inference.max_tokens == 384);
@@ -509,6 +511,11 @@ colour = "red"
     CHECK(invest_of(defaults).inference.temperature == 0.0);
     CHECK(invest_of(defaults).inference.prefix_sharing);
     CHECK(invest_of(defaults).inference.grammar);
+    CHECK(invest_of(defaults).inference.mode == "batch_invariant");
+    CHECK(herdsim::io::plugin_config_json(invest_of(defaults).inference).find("\"mode\"") ==
+          std::string::npos);
+    CHECK(herdsim::io::plugin_config_json(invest_of(p).inference).find("\"mode\":\"fast\"") !=
+          std::string::npos);
 
     CHECK_PROBLEM(advisor + llm, "population[1].inference", "is required for kind = \"investagent\"");
     CHECK_PROBLEM(advisor + llm + "inference = { model = \"m\" }\n", "population[1].inference.backend",
@@ -526,6 +533,8 @@ colour = "red"
                   "population[1].inference.temperature", "must be >= 0");
     CHECK_PROBLEM(advisor + llm + "inference = { backend = \"llama\", model = \"m\", lora = [1] }\n",
                   "population[1].inference.lora[0]", "must be a string");
+    CHECK_PROBLEM(advisor + llm + "inference = { backend = \"llama\", model = \"m\", mode = \"quick\" }\n",
+                  "population[1].inference.mode", "must be \"batch_invariant\"");
     CHECK_PROBLEM(advisor + llm + "inference = { backend = \"llama\", model = \"m\", colour = 1 }\n",
                   "population[1].inference.colour", "unknown key");
     CHECK_PROBLEM(advisor + llm + inference + "protocol = \"chat\"\n", "population[1].protocol",

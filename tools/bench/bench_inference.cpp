@@ -5,6 +5,8 @@
 //   bench_inference [--model PATH] [--batches 1,2,4,8,16,32,64] [--decisions N] [--threads N]
 //                   [--explanation-chars N] [--max-tokens N] [--temperature T] [--no-grammar]
 //                   [--n-ctx N] [--plugin NAME_OR_PATH] [--json FILE] [--baseline EXE]
+//                   [--mode batch_invariant|fast] [--prefix both|on|off] [--seeds S]
+//                   [--no-jump-forward] [--no-dedup]
 //
 // Each batch size B decides max(B, --decisions) agents (absolute task, real prompts: the system message
 // and task description are shared, the profile differs) in one generate() call on an engine with
@@ -16,7 +18,13 @@
 // 256 sequences together (llama.cpp's LLAMA_MAX_SEQ): a batch B > 256 is one generate() call of B
 // requests on an engine with batch 256. --json FILE writes the rows (with the device memory in use after
 // the run, from describe()); --baseline EXE runs the same prompts, with each answer's number of tokens,
-// through plain llama.cpp batched decoding (tools/bench/bench_llama_batched.cpp) and adds its rates.
+// through plain llama.cpp batched decoding (tools/bench/bench_llama_batched.cpp) and adds its rates and
+// the ratio; built with llama.cpp's default options (tools/bench/build_plain_llama.sh) it is the plain
+// baseline of docs/benchmarks.md. --mode picks the engine's kernels (docs/investagents.md); --seeds S
+// asks each agent S times with seeds 1..S (the evaluation grid x seeds): greedy requests that differ
+// only in their seed are identical, decided once by the engine's deduplication (--no-dedup: each one)
+// and all S times by the baseline. The forced share is the share of generated tokens that jump-forward
+// appended without sampling (--no-jump-forward: none).
 #include <fmt/format.h>
 
 #include <chrono>
@@ -65,6 +73,11 @@ struct Options {
   int n_ctx = 2048;
   std::string json_out;  ///< --json: rows as JSON
   std::string baseline;  ///< --baseline: the bench_llama_batched executable
+  std::string mode = "batch_invariant";
+  std::string prefix = "both";
+  int seeds = 1;
+  bool jump_forward = true;
+  bool dedup = true;
 };
 
 /// The most sequences one engine decodes together (llama.cpp's LLAMA_MAX_SEQ).
@@ -75,7 +88,8 @@ constexpr int max_engine_batch = 256;
       stderr,
       "bench_inference: %s\nusage: bench_inference [--model PATH] [--batches 1,2,4,...] [--decisions N] "
       "[--threads N] [--explanation-chars N] [--max-tokens N] [--temperature T] [--no-grammar] [--n-ctx N] "
-      "[--plugin NAME] [--json FILE] [--baseline EXE]\n",
+      "[--plugin NAME] [--json FILE] [--baseline EXE] [--mode batch_invariant|fast] [--prefix both|on|off] "
+      "[--seeds S] [--no-jump-forward] [--no-dedup]\n",
       problem.c_str());
   std::exit(2);
 }
@@ -125,6 +139,18 @@ Options parse_options(int argc, char** argv) {
       o.baseline = value();
     } else if (a == "--no-grammar") {
       o.grammar = false;
+    } else if (a == "--mode") {
+      o.mode = value();
+      if (o.mode != "batch_invariant" && o.mode != "fast") usage("--mode: batch_invariant or fast");
+    } else if (a == "--prefix") {
+      o.prefix = value();
+      if (o.prefix != "both" && o.prefix != "on" && o.prefix != "off") usage("--prefix: both, on or off");
+    } else if (a == "--seeds") {
+      o.seeds = std::max(1, int_value());
+    } else if (a == "--no-jump-forward") {
+      o.jump_forward = false;
+    } else if (a == "--no-dedup") {
+      o.dedup = false;
     } else if (a == "--help" || a == "-h") {
       usage("help");
     } else {
@@ -155,10 +181,11 @@ std::vector<Request> make_requests(int n, const Options& o, const ia::AnswerSche
   const double probs[] = {0.4, 0.5, 0.6, 0.7, 0.8, 0.9};
   std::vector<Request> out;
   for (int i = 0; i < n; ++i) {
+    const int agent = i / o.seeds;  // --seeds: each agent asked o.seeds times in a row
     ia::PromptInputs in;
-    in.investor.lottery_prob = probs[i % 6];
+    in.investor.lottery_prob = probs[agent % 6];
     in.investor.alpha = herdsim::theory::alpha_from_lottery_prob(in.investor.lottery_prob);
-    in.investor.score = (i / 6) % 11;
+    in.investor.score = (agent / 6) % 11;
     in.investor.theta = herdsim::theory::theta_from_score(in.investor.score);
     in.investor.budget = 10.0;
     in.advisor = advisor10();
@@ -168,7 +195,7 @@ std::vector<Request> make_requests(int n, const Options& o, const ia::AnswerSche
     r.user = p.user();
     r.max_tokens = o.max_tokens;
     r.temperature = o.temperature;
-    r.seed = 1000 + static_cast<std::uint64_t>(i);
+    r.seed = 1 + static_cast<std::uint64_t>(i % o.seeds);
     r.grammar = gbnf;
     out.push_back(r);
   }
@@ -184,6 +211,8 @@ struct Row {
   std::int64_t evaluated_tokens = 0;  ///< prompt tokens not reused from the shared prefix
   std::int64_t generated_tokens = 0;
   int valid = 0;
+  std::int64_t forced_tokens = 0;  ///< generated tokens jump-forward appended (describe())
+  std::int64_t engine_generated_tokens = 0;
   std::int64_t device_memory_used_bytes = -1;  ///< GPU plugins: after the run, by every process
   std::string backend;                         ///< the plugin's name()
 };
@@ -229,11 +258,15 @@ Row measure(const Options& o, int batch, bool prefix, const ia::AnswerSchema& sc
                                  {"batch", std::min(batch, max_engine_batch)},
                                  {"threads", o.threads},
                                  {"n_ctx", o.n_ctx},
-                                 {"prefix_sharing", prefix}};
+                                 {"prefix_sharing", prefix},
+                                 {"mode", o.mode},
+                                 {"jump_forward", o.jump_forward},
+                                 {"dedup", o.dedup}};
   auto backend = herdsim::inference::load_plugin(o.plugin, config.dump());
   const int n = std::max(batch, o.decisions);
   const auto requests = make_requests(n, o, schema);
   (void)backend->generate({requests.front()});  // warm-up: pages the weights in
+  const auto before = nlohmann::json::parse(backend->describe());
   const auto t0 = Clock::now();
   const auto responses = backend->generate(requests);
   Row row;
@@ -243,6 +276,10 @@ Row measure(const Options& o, int batch, bool prefix, const ia::AnswerSchema& sc
   row.decisions = n;
   const auto d = nlohmann::json::parse(backend->describe());
   row.device_memory_used_bytes = d.value("device_memory_used_bytes", std::int64_t{-1});
+  row.forced_tokens =
+      d.value("forced_tokens", std::int64_t{0}) - before.value("forced_tokens", std::int64_t{0});
+  row.engine_generated_tokens =
+      d.value("generated_tokens", std::int64_t{0}) - before.value("generated_tokens", std::int64_t{0});
   row.backend = backend->name();
   last_requests = requests;
   last_responses = responses;
@@ -273,18 +310,20 @@ int run(int argc, char** argv) {
   }
   fmt::print(
       "{} thread(s), {} hardware threads, load average {}; grammar {}, temperature {}, explanation <= {} "
-      "chars, max_tokens {}\n\n",
+      "chars, max_tokens {}\nmode {}, jump-forward {}, dedup {}, seeds per agent {}\n\n",
       o.threads, std::thread::hardware_concurrency(), load_average(), o.grammar ? "on" : "off", o.temperature,
-      o.explanation_chars, o.max_tokens);
-  fmt::print("{:>5} {:>6} {:>9} {:>8} {:>11} {:>10} {:>12} {:>11} {:>11} {:>6}\n", "batch", "prefix",
+      o.explanation_chars, o.max_tokens, o.mode, o.jump_forward ? "on" : "off", o.dedup ? "on" : "off",
+      o.seeds);
+  fmt::print("{:>5} {:>6} {:>9} {:>8} {:>11} {:>10} {:>12} {:>11} {:>11} {:>7} {:>6}\n", "batch", "prefix",
              "decisions", "wall s", "decisions/s", "gen tok/s", "prompt tok/s", "eval/prompt", "tok/answer",
-             "valid");
+             "forced", "valid");
   std::map<int, double> with, without;
   nlohmann::json rows = nlohmann::json::array();
   std::string model_name = o.model.substr(o.model.find_last_of('/') + 1);
   if (model_name.size() > 5 && model_name.ends_with(".gguf")) model_name.resize(model_name.size() - 5);
   for (int b : o.batches) {
     for (bool prefix : {true, false}) {
+      if ((prefix && o.prefix == "off") || (!prefix && o.prefix == "on")) continue;
       const Row r = measure(o, b, prefix, schema);
       (prefix ? with : without)[b] = r.decisions / r.seconds;
       nlohmann::json row = {{"model_name", model_name},
@@ -299,24 +338,37 @@ int run(int argc, char** argv) {
                             {"generated_tokens_per_s", static_cast<double>(r.generated_tokens) / r.seconds},
                             {"prompt_tokens_per_s", static_cast<double>(r.prompt_tokens) / r.seconds},
                             {"valid", r.valid},
+                            {"mode", o.mode},
+                            {"jump_forward", o.jump_forward},
+                            {"dedup", o.dedup},
+                            {"seeds", o.seeds},
+                            {"forced_tokens", r.forced_tokens},
+                            {"engine_generated_tokens", r.engine_generated_tokens},
                             {"device_memory_used_bytes", r.device_memory_used_bytes}};
-      // The baseline once per batch size (it has no prefix sharing), with the prefix-on run's answers.
-      if (!o.baseline.empty() && prefix) {
+      // The baseline once per batch size (it has no prefix sharing), with the first run's answers.
+      if (!o.baseline.empty() && prefix == (o.prefix != "off")) {
         row["baseline"] =
             run_baseline(o, write_workload(last_requests, last_responses, b), std::min(b, max_engine_batch));
         fmt::print(
             "      plain llama.cpp batched decoding, same prompts and answer lengths: {:.2f} decisions/s, "
-            "{:.1f} gen tok/s\n",
+            "{:.1f} gen tok/s; herdsim / plain: {:.2f}x\n",
             row["baseline"].value("decisions_per_s", 0.0),
-            row["baseline"].value("generated_tokens_per_s", 0.0));
+            row["baseline"].value("generated_tokens_per_s", 0.0),
+            r.decisions / r.seconds / row["baseline"].value("decisions_per_s", 1.0));
       }
       rows.push_back(row);
-      fmt::print("{:>5} {:>6} {:>9} {:>8.2f} {:>11.2f} {:>10.1f} {:>12.1f} {:>11.2f} {:>11.1f} {:>5.0f}%\n",
-                 r.batch, prefix ? "on" : "off", r.decisions, r.seconds, r.decisions / r.seconds,
-                 static_cast<double>(r.generated_tokens) / r.seconds,
-                 static_cast<double>(r.prompt_tokens) / r.seconds,
-                 static_cast<double>(r.evaluated_tokens) / static_cast<double>(r.prompt_tokens),
-                 static_cast<double>(r.generated_tokens) / r.decisions, 100.0 * r.valid / r.decisions);
+      // The forced share: of the tokens the engine generated (duplicates decided once count once).
+      const double forced = r.engine_generated_tokens > 0 ? 100.0 * static_cast<double>(r.forced_tokens) /
+                                                                static_cast<double>(r.engine_generated_tokens)
+                                                          : 0.0;
+      fmt::print(
+          "{:>5} {:>6} {:>9} {:>8.2f} {:>11.2f} {:>10.1f} {:>12.1f} {:>11.2f} {:>11.1f} {:>6.1f}% "
+          "{:>5.0f}%\n",
+          r.batch, prefix ? "on" : "off", r.decisions, r.seconds, r.decisions / r.seconds,
+          static_cast<double>(r.generated_tokens) / r.seconds,
+          static_cast<double>(r.prompt_tokens) / r.seconds,
+          static_cast<double>(r.evaluated_tokens) / static_cast<double>(r.prompt_tokens),
+          static_cast<double>(r.generated_tokens) / r.decisions, forced, 100.0 * r.valid / r.decisions);
       std::fflush(stdout);
     }
   }
@@ -325,12 +377,15 @@ int run(int argc, char** argv) {
     out << rows.dump(1) << "\n";
     if (!out) throw std::runtime_error("cannot write " + o.json_out);
   }
-  fmt::print("\nprefix-sharing speedup (decisions/s with / without):");
-  for (int b : o.batches) fmt::print(" B={}: {:.2f}x", b, with[b] / without[b]);
+  if (o.prefix == "both") {
+    fmt::print("\nprefix-sharing speedup (decisions/s with / without):");
+    for (int b : o.batches) fmt::print(" B={}: {:.2f}x", b, with[b] / without[b]);
+  }
   const int first = o.batches.front();
   const int last = o.batches.back();
-  fmt::print("\nbatching speedup (B={} vs B={}, prefix on): {:.2f}x\nload average after: {}\n", last, first,
-             with[last] / with[first], load_average());
+  const auto& first_rates = o.prefix == "off" ? without : with;
+  fmt::print("\nbatching speedup (B={} vs B={}, prefix {}): {:.2f}x\nload average after: {}\n", last, first,
+             o.prefix == "off" ? "off" : "on", first_rates.at(last) / first_rates.at(first), load_average());
   return 0;
 }
 
