@@ -180,17 +180,17 @@ class MpiSweepTest(support.TempDirTest):
                         self.assertIsInstance(f.get("sweep_000", getlink=True), h5py.HardLink)
 
     def test_merge_keeps_dimension_scales_inside_the_copied_groups(self):
-        # The writer may attach dimension scales (object references inside a run group): merge copies them
-        # as references to the copies in the merged file, not to the parts.
+        # The writer attaches dimension scales (object references inside a run group): merge makes them
+        # references to the copies in the merged file, the same attachments as in the parts.
         scenario = self.scenario(SWEEP)
         master = self.path("dist.h5")
         self.assertEqual(mpirun(2, "run", "-q", scenario, "-o", master).returncode, 0)
-        for root, _, files in os.walk(master + ".parts"):
-            for name in files:
-                with h5py.File(os.path.join(root, name), "r+") as f:
-                    for group in f:
-                        f[f"{group}/time/step"].make_scale("step")
-                        f[f"{group}/market/price"].dims[0].attach_scale(f[f"{group}/time/step"])
+        expected = {}
+        with h5py.File(master, "r") as f:  # read through the links: the parts' own attachments
+            for group in ("sweep_000", "sweep_003"):
+                for name in ("market/price", "populations/followers/wealth"):
+                    expected[f"{group}/{name}"] = scales(f[f"{group}/{name}"])
+        self.assertTrue(all(expected["sweep_000/market/price"]), expected)  # every axis has a scale
         merged = self.path("one.h5")
         res = support.herdsim("merge", master, "-o", merged)
         self.assertEqual(res.returncode, 0, res.stderr)
@@ -198,22 +198,23 @@ class MpiSweepTest(support.TempDirTest):
             for name in files:
                 os.remove(os.path.join(root, name))
         with h5py.File(merged, "r") as f:
-            for group in ("sweep_000", "sweep_003"):
-                price = f[f"{group}/market/price"]
-                self.assertEqual(scales(price)[0], [f"/{group}/time/step"])
-                np.testing.assert_array_equal(price.dims[0][0][()], f[f"{group}/time/step"][()])
-        # A plain one-process file (one run: the scale in /time, the dataset in /market) merges the same way.
+            for path, want in expected.items():
+                self.assertEqual(scales(f[path]), want, path)
+                for axis in f[path].dims:
+                    for scale in axis.values():  # the copies' values, not a dangling reference
+                        np.testing.assert_array_equal(scale[()], f[scale.name][()])
+        # A plain one-process file (one run) merges the same way.
         single = self.path("single.h5")
         self.assertEqual(support.herdsim("run", "-q", self.scenario(SWEEP.split("[sweep]")[0], "one.toml"), "-o",
                                          single).returncode, 0)
-        with h5py.File(single, "r+") as f:
-            f["time/step"].make_scale("step")
-            f["market/price"].dims[0].attach_scale(f["time/step"])
+        with h5py.File(single, "r") as f:
+            want = scales(f["market/price"])
+        self.assertTrue(all(want), want)
         copy = self.path("single_copy.h5")
         res = support.herdsim("merge", single, "-o", copy)
         self.assertEqual(res.returncode, 0, res.stderr)
         with h5py.File(copy, "r") as f:
-            self.assertEqual(scales(f["market/price"])[0], ["/time/step"])
+            self.assertEqual(scales(f["market/price"]), want)
 
     def test_analysis_reads_the_master_file(self):
         scenario = self.scenario(SWEEP)
