@@ -1092,7 +1092,7 @@ class Recorder final : public sim::Observer {
   Series flow_;                                  // schema 2 with price impact only
   int assets_ = 1;
   std::vector<std::string> asset_names_;  ///< the asset axis's coordinate (schema 2)
-  bool schema_2_ = false;  ///< several assets or price impact
+  bool schema_2_ = false;                 ///< several assets or price impact
   Handle market_space_;
   std::vector<Population> populations_;
   std::vector<SummaryJob> jobs_;  ///< summary rows of one callback (buffers reused across steps)
