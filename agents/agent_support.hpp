@@ -1,6 +1,8 @@
 #pragma once
 // Small helpers and vocabulary shared by the agent kinds.
+#include <algorithm>
 #include <array>
+#include <cmath>
 #include <string>
 #include <string_view>
 
@@ -41,6 +43,14 @@ constexpr std::array<NamedValue<Optimum>, 2> enum_names(Optimum /*unused*/) {
 /// Writes the plan of step k (theory_amount column k; asset a: column a steps + k) into the slots
 /// [p0, p1) x [a0, a1) of every asset.
 void play_plan(const sim::DecisionContext& ctx, int p0, int p1, int a0, int a1, sim::PopulationState& own);
+
+/// The amount of a price-driven rule (fundamentalist, chartist) that asks for `proportion` of its wealth:
+/// proportion clamped to [-cap, cap] times max(wealth, 0) (an agent without wealth holds nothing); a NaN
+/// proportion (a price that is not positive) holds nothing.
+[[nodiscard]] inline double capped_amount(double proportion, double cap, double wealth) {
+  if (std::isnan(proportion)) return 0.0;
+  return std::clamp(proportion, -cap, cap) * std::max(wealth, 0.0);
+}
 
 /// Sets every path's initial wealth to the per-agent `wealth0` parameter.
 void set_initial_wealth(sim::PopulationState& own);

@@ -5,6 +5,8 @@
 #include <mutex>
 #include <string>
 
+#include "agents/chartist_agent.hpp"
+#include "agents/fundamentalist_agent.hpp"
 #include "agents/herd_agent.hpp"
 #include "agents/investagent_agent.hpp"
 #include "agents/merton_agent.hpp"
@@ -22,6 +24,8 @@ struct Registry {
     kinds.push_back(make_herd_kind());
     kinds.push_back(make_noise_kind());
     kinds.push_back(make_investagent_kind());
+    kinds.push_back(make_fundamentalist_kind());
+    kinds.push_back(make_chartist_kind());
   }
   std::mutex mutex;
   std::vector<std::unique_ptr<Kind>> kinds;

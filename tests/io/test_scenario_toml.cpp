@@ -476,6 +476,24 @@ colour = "red"
     CHECK_PROBLEM(noise + "proportion = 0.5\npolicy = \"plan\"\n", "population[0].policy", "does not apply");
   }
 
+  TEST_CASE("fundamentalist and chartist checks") {
+    const std::string fund = "[[population]]\nname = \"f\"\nkind = \"fundamentalist\"\n";
+    CHECK_VALID(fund + "kappa = [0, 2.5]\nmax_proportion = 3\n");
+    CHECK_VALID(fund + "kappa = { dist = \"uniform\", low = 0, high = 5 }\n");
+    CHECK_PROBLEM(fund, "population[0].kappa", "is required for kind = \"fundamentalist\"");
+    CHECK_PROBLEM(fund + "kappa = -1\n", "population[0].kappa", "must be >= 0");
+    CHECK_PROBLEM(fund + "kappa = 1\nmax_proportion = 0\n", "population[0].max_proportion", "must be > 0");
+    CHECK_PROBLEM(fund + "kappa = 1\nchi = 1\n", "population[0].chi",
+                  "does not apply to kind = \"fundamentalist\"");
+    const std::string chart = "[[population]]\nname = \"c\"\nkind = \"chartist\"\n";
+    CHECK_VALID(chart + "chi = [-1, 0, 2]\ntrend_weight = 0.2\n");
+    CHECK_PROBLEM(chart, "population[0].chi", "is required for kind = \"chartist\"");
+    CHECK_PROBLEM(chart + "chi = 1\ntrend_weight = 0\n", "population[0].trend_weight", "must lie in (0, 1]");
+    CHECK_PROBLEM(chart + "chi = 1\ntrend_weight = 1.5\n", "population[0].trend_weight",
+                  "must lie in (0, 1]");
+    CHECK_PROBLEM(chart + "chi = 1\nmax_proportion = -2\n", "population[0].max_proportion", "must be > 0");
+  }
+
   TEST_CASE("investagent checks") {
     const std::string llm =
         "[[population]]\nname = \"llm\"\nkind = \"investagent\"\nleader = \"advisor\"\n"

@@ -12,6 +12,7 @@ import tempfile
 import unittest
 
 import h5py
+import numpy as np
 
 HERDSIM = None
 SCENARIOS = None
@@ -47,6 +48,55 @@ class ScenarioLibrary(unittest.TestCase):
                         self.assertGreater(len(groups), 0)
                         for g in groups:
                             self.assertEqual(g["market/price"].shape[-1], 2)
+
+
+class FeedbackScenario(unittest.TestCase):
+    """scenarios/market/feedback.toml (docs/theory.md §7.4): noise traders, fundamentalists and chartists in
+    the endogenous market. Switched on and off with --set on the same seed (the same fundamental and noise
+    draws): fundamentalists shrink the mispricing |ln S/F| the noise traders' holdings leave, by about the
+    linear factor 1 / (1 + lambda kappa W n / depth) = 1 / 1.5; strong chartists raise the volatility of the
+    market price and, much more, of its gap to the fundamental."""
+
+    def market(self, *sets):
+        """Mispricing, log returns and mispricing increments of a market-only run (10 paths)."""
+        path = os.path.join(SCENARIOS, "market", "feedback.toml")
+        with tempfile.TemporaryDirectory() as d:
+            out = os.path.join(d, "out.h5")
+            args = [HERDSIM, "run", path, "-o", out, "-q", "--set", "run.paths=10", "--set",
+                    "record.trajectories=false", "--set", "record.summaries=false"]
+            for s in sets:
+                args += ["--set", s]
+            res = subprocess.run(args, capture_output=True, text=True, timeout=600)
+            self.assertEqual(res.returncode, 0, res.stderr)
+            with h5py.File(out, "r") as f:
+                price, fundamental = f["market/price"][()][:, 0, :], f["market/fundamental"][()][:, 0, :]
+        gap = np.log(price / fundamental)
+        return gap[1:], np.diff(np.log(price), axis=0), np.diff(gap, axis=0)
+
+    def test_fundamentalists_shrink_the_mispricing(self):
+        gap_none, _, _ = self.market("population.fundamentalists.kappa=0", "population.chartists.chi=0")
+        gap_fund, _, _ = self.market("population.chartists.chi=0")
+        self.assertGreater(np.abs(gap_none).mean(), 0.01)  # the noise traders' holdings leave a mispricing
+        ratio = np.abs(gap_fund).mean() / np.abs(gap_none).mean()
+        self.assertLess(ratio, 0.85)
+        self.assertGreater(ratio, 0.5)  # the linear factor is 1 / 1.5; the noise is not linear
+
+    def test_strong_chartists_raise_the_volatility(self):
+        _, r_none, dg_none = self.market("population.fundamentalists.kappa=0", "population.chartists.chi=0")
+        _, r_chart, dg_chart = self.market("population.fundamentalists.kappa=0", "population.chartists.chi=5")
+        self.assertGreater(r_chart.std(), 1.08 * r_none.std())
+        self.assertGreater(dg_chart.std(), 2.0 * dg_none.std())
+
+    def test_bad_keys_exit_2_naming_the_key(self):
+        path = os.path.join(SCENARIOS, "market", "feedback.toml")
+        for key, message in (("population.fundamentalists.kappa=-1", "population[1].kappa: must be >= 0"),
+                             ("population.chartists.trend_weight=0", "population[2].trend_weight: must lie in (0, 1]"),
+                             ("population.chartists.max_proportion=0", "population[2].max_proportion: must be > 0")):
+            with self.subTest(key=key):
+                res = subprocess.run([HERDSIM, "validate", path, "--set", key], capture_output=True, text=True,
+                                     timeout=120)
+                self.assertEqual(res.returncode, 2, res.stderr)
+                self.assertIn(message, res.stderr)
 
 
 if __name__ == "__main__":

@@ -17,42 +17,13 @@
 #include "sim/market/price_impact.hpp"
 #include "sim/simulation.hpp"
 #include "support/specs.hpp"
+#include "support/tape.hpp"
 
 using namespace herdsim;
+using test::Record;
+using test::run;
 
 namespace {
-
-/// The market and every population's amounts and wealth after each step (index 0: before the first).
-struct Record {
-  std::vector<sim::MarketState> market;
-  std::vector<std::vector<Eigen::MatrixXd>> amount, wealth;  ///< amount[k]: P_k; wealth[s]: X_s
-};
-
-/// Copies the state into a Record after each step.
-class Tape final : public sim::Observer {
- public:
-  explicit Tape(Record& out) : out_(out) {}
-  void on_start(const sim::RunState& state) override {
-    out_.market.push_back(state.market);
-    std::vector<Eigen::MatrixXd> w;
-    for (const auto& pop : state.populations) w.push_back(pop.wealth);
-    out_.wealth.push_back(w);
-  }
-  void on_step(int /*k*/, const sim::RunState& state) override {
-    out_.market.push_back(state.market);
-    std::vector<Eigen::MatrixXd> a, w;
-    for (const auto& pop : state.populations) {
-      a.push_back(pop.amount);
-      w.push_back(pop.wealth);
-    }
-    out_.amount.push_back(a);
-    out_.wealth.push_back(w);
-  }
-  void on_finish(const sim::RunState& /*state*/) override {}
-
- private:
-  Record& out_;
-};
 
 /// Two Merton investors (alpha 0.25, wealth 10) holding one stock, annual steps over `horizon` years.
 sim::ScenarioSpec holders(double horizon, int paths = 3) {
@@ -70,17 +41,6 @@ sim::ImpactSpec diagonal(double lambda, double depth, sim::Execution e) {
   im.depth = {depth};
   im.execution = e;
   return im;
-}
-
-Record run(const sim::ScenarioSpec& spec, int threads = 0) {
-  Record out;
-  Tape tape(out);
-  auto simulation = agents::make_simulation(spec);
-  simulation->add_observer(&tape);
-  sim::RunOptions options;
-  options.threads = threads;
-  (void)simulation->run(options);
-  return out;
 }
 
 bool has(const std::vector<sim::MarketProblem>& ps, const std::string& key, const std::string& fragment) {
