@@ -5,8 +5,11 @@ Qwen2 test model, reduced to 6 investors and one seed with --set (`sweep.run.see
 axis), then `herdsim compare` on each file.
 Checks: every answer valid under the grammar, one transcript per agent (and stage), the protocol recorded,
 and the MSE table (lottery probability x score) scored against the right problem (P3, P1, P2).
+Also scenarios/market/investagents_impact.toml: InvestAgents (`step` protocol) whose trades move the price of
+an endogenous market (docs/theory.md §7.2), one path.
 
-Cost: 24 requests in all (6 + 2 x 6 + 6); about 15 s on a loaded 2-core machine.
+Cost: 24 requests in all (6 + 2 x 6 + 6), and 30 for the market scenario (6 agents x 5 years); about 25 s on
+a loaded 2-core machine.
 Usage: test_investalign_scenarios.py PATH_TO_HERDSIM PLUGIN_DIR MODELS_DIR SCENARIO_DIR
 """
 import json
@@ -147,6 +150,56 @@ class EvaluationScenarios(unittest.TestCase):
                 self.assertIn(f"protocol {protocol} on leader advisor, scored against {problem}", res.stdout)
                 self.assertIn("Decision MSE (amount", res.stdout)
                 self.assertIn("Decision MSE (proportion, pp", res.stdout)
+
+
+class EndogenousMarketScenario(unittest.TestCase):
+    """scenarios/market/investagents_impact.toml: the LLM investors' answers are trades that move the price."""
+
+    STEPS = 5  # the scenario's horizon x steps_per_year
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.out = os.path.join(cls.tmp.name, "llm_impact.h5")
+        model = os.path.join(MODELS_DIR, "tiny-qwen2.gguf")
+        cls.res = run(["run", os.path.join(SCENARIOS, "market", "investagents_impact.toml"), "-o", cls.out, "-q",
+                       "--threads", "1", "--set", "run.paths=1",
+                       "--set", f"population.investors.inference.model={model}",
+                       "--set", "population.investors.inference.threads=1"])
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def test_answers_are_trades_that_move_the_price(self):
+        self.assertEqual(self.res.returncode, 0, self.res.stderr)
+        with h5py.File(self.out, "r") as f:
+            self.assertEqual(int(f.attrs["complete"]), 1)
+            self.assertEqual(int(f.attrs["schema_version"]), 2)
+            pop = f["populations/investors"]
+            count = int(pop.attrs["count"])
+            # The step protocol: one request per agent, path and year, all valid under the grammar.
+            self.assertEqual(int(pop.attrs["inference_requests"]), count * self.STEPS)
+            self.assertEqual(int(pop.attrs["inference_invalid"]), 0)
+            self.assertTrue((pop["transcripts/valid"][()] == 1).all())
+            investors = pop["amount"][()][:, 0, :, :]
+            self.assertGreater(np.abs(investors).max(), 0.0)
+            # The flow is every population's trade: H_k - H_{k-1} x (fundamental growth), H the amounts held
+            # (post-impact execution: the fresh position grows with the fundamental from its fill price).
+            held = sum(f[f"populations/{p}/amount"][()][:, 0, :, :].sum(axis=-1)
+                       for p in ("advisor", "investors", "noise"))
+            fundamental = f["market/fundamental"][()][:, 0, :]
+            price = f["market/price"][()][:, 0, :]
+            carried = np.vstack([np.zeros((1, held.shape[1])), held[:-1] * fundamental[1:-1] / fundamental[:-2]])
+            flow = f["market/flow"][()][:, 0, :]
+            np.testing.assert_allclose(flow, held - carried, rtol=1e-9, atol=1e-9)
+            # ... and moves the market price off the fundamental by lambda x flow / depth each step.
+            gap = np.diff(np.log(price / fundamental), axis=0)
+            np.testing.assert_allclose(gap, 1.0 * flow / 500.0, rtol=1e-9, atol=1e-12)
+            # Without the investors' trades the flow would differ: their share is not negligible.
+            own = investors.sum(axis=-1)
+            own_carried = np.vstack([np.zeros((1, own.shape[1])), own[:-1] * fundamental[1:-1] / fundamental[:-2]])
+            self.assertGreater(np.abs(own - own_carried).max(), 1e-3 * np.abs(flow).max())
 
 
 if __name__ == "__main__":
