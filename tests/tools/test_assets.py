@@ -145,8 +145,16 @@ class SeveralAssets(unittest.TestCase):
             pop = r.population("m")
             self.assertEqual(pop.amount.shape, (6, 3, 3, 2))
             self.assertEqual(pop.theory_amount.shape, (3, 6, 2))
-            with self.assertRaises(RunFileError):
-                pop.to_pandas()
+            # The long table of `herdsim export`: one amount and theory_amount column per asset.
+            df = pop.to_pandas()
+            self.assertEqual([c for c in df.columns if "amount" in c],
+                             ["amount_stock", "amount_bond", "amount_gold", "theory_amount_stock",
+                              "theory_amount_bond", "theory_amount_gold"])
+            first = df[(df["step"] == 0)]
+            np.testing.assert_array_equal(first["amount_bond"].to_numpy(), pop.amount[0, 1].ravel())
+            np.testing.assert_array_equal(first["theory_amount_gold"].to_numpy(),
+                                          np.tile(pop.theory_amount[2, 0], 3))
+        self.assertTrue(issubclass(RunFileError, Exception))
 
     def test_compare_reads_schema_2(self):
         out = os.path.join(self.tmp.name, "a.json")
