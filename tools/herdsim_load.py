@@ -318,7 +318,8 @@ class Population:
 
     def to_xarray(self):
         """An xarray.Dataset: wealth (step, path, agent); amount and theory_amount (decision_step, path,
-        agent) / (decision_step, agent), theory taken at the recorded decision steps; coords t (on step),
+        agent) / (decision_step, agent), theory taken at the recorded decision steps (schema 2: with an
+        asset axis, (decision_step, asset, path, agent) / (asset, decision_step, agent)); coords t (on step),
         path, agent, and every parameter as an agent coordinate."""
         self._require_some_record()
         xr = _import("xarray", "to_xarray()")
@@ -326,10 +327,17 @@ class Population:
         coords = {"step": self.step, "t": ("step", self.t), "decision_step": self.decision_step,
                   "path": self.paths, "agent": np.arange(m)}
         coords.update({name: ("agent", values) for name, values in self.params.items()})
-        data = {"wealth": (("step", "path", "agent"), self.wealth),
-                "amount": (("decision_step", "path", "agent"), self.amount)}
-        if self.theory_amount is not None:
-            data["theory_amount"] = (("decision_step", "agent"), self.theory_amount[self.decision_step])
+        data = {"wealth": (("step", "path", "agent"), self.wealth)}
+        if self.amount.ndim == 4:  # schema 2: an asset axis, named by the asset coordinate
+            coords["asset"] = self.run.assets(self.group)
+            data["amount"] = (("decision_step", "asset", "path", "agent"), self.amount)
+            if self.theory_amount is not None:
+                data["theory_amount"] = (("asset", "decision_step", "agent"),
+                                         self.theory_amount[:, self.decision_step])
+        else:
+            data["amount"] = (("decision_step", "path", "agent"), self.amount)
+            if self.theory_amount is not None:
+                data["theory_amount"] = (("decision_step", "agent"), self.theory_amount[self.decision_step])
         attrs = {"population": self.name, "kind": self.kind, "count": self.count, "group": self.group}
         if self.investors is not None:
             attrs["investors"] = self.investors

@@ -154,6 +154,10 @@ class SeveralAssets(unittest.TestCase):
             np.testing.assert_array_equal(first["amount_bond"].to_numpy(), pop.amount[0, 1].ravel())
             np.testing.assert_array_equal(first["theory_amount_gold"].to_numpy(),
                                           np.tile(pop.theory_amount[2, 0], 3))
+            ds = pop.to_xarray()
+            self.assertEqual(list(ds.asset.values), ["stock", "bond", "gold"])
+            np.testing.assert_array_equal(ds.amount.sel(asset="gold").values, pop.amount[:, 2])
+            np.testing.assert_array_equal(ds.theory_amount.sel(asset="bond").values, pop.theory_amount[1])
         self.assertTrue(issubclass(RunFileError, Exception))
 
     def test_compare_reads_schema_2(self):
