@@ -71,13 +71,7 @@ class FileRows final : public analysis::RowSource {
 PopulationComparison compare_population(const RunFile& file, const RunGroupInfo& g,
                                         const PopulationInfo& info, const sim::ScenarioSpec& spec,
                                         const CompareOptions& opt) {
-  PopulationComparison pc;
-  pc.name = info.name;
-  pc.kind = info.kind;
-  pc.count = info.count;
-  pc.recorded_agents = info.recorded_agents;
-  pc.decision_steps = g.decision_steps;
-  for (int k : g.decision_steps) pc.decision_times.push_back(k * g.dt);
+  PopulationComparison pc = population_identity(g, info);
   const auto it = std::find_if(spec.populations.begin(), spec.populations.end(),
                                [&](const sim::PopulationSpec& p) { return p.name == info.name; });
   if (it == spec.populations.end())

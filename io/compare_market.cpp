@@ -119,8 +119,7 @@ MarketComparison compare_market(const RunFile& file, const RunGroupInfo& g, cons
   return m;
 }
 
-PopulationComparison several_assets_population(const RunFile& file, const RunGroupInfo& g,
-                                               const PopulationInfo& info) {
+PopulationComparison population_identity(const RunGroupInfo& g, const PopulationInfo& info) {
   PopulationComparison pc;
   pc.name = info.name;
   pc.kind = info.kind;
@@ -128,6 +127,12 @@ PopulationComparison several_assets_population(const RunFile& file, const RunGro
   pc.recorded_agents = info.recorded_agents;
   pc.decision_steps = g.decision_steps;
   for (int k : g.decision_steps) pc.decision_times.push_back(k * g.dt);
+  return pc;
+}
+
+PopulationComparison several_assets_population(const RunFile& file, const RunGroupInfo& g,
+                                               const PopulationInfo& info) {
+  PopulationComparison pc = population_identity(g, info);
   pc.metrics.notes.push_back(fmt::format(
       "{} assets: the per-agent measures of one asset are not computed; the market section has the decision "
       "error per asset against theory/amount",

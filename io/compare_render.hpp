@@ -15,6 +15,9 @@ namespace herdsim::io {
 /// "- label: verdict (coef = x [p = y], ...; Newey–West lag L)" and a newline.
 void markdown_regression(std::string& md, const char* label, const analysis::HerdingRegression& r);
 
+/// A comparison holding only the population's identity: name, kind, counts, decision steps and times.
+[[nodiscard]] PopulationComparison population_identity(const RunGroupInfo& g, const PopulationInfo& info);
+
 /// A population of a group with several assets: its identity, a note, and the decision error per asset
 /// against theory/amount (the per-agent measures of io/compare.cpp are for one asset).
 [[nodiscard]] PopulationComparison several_assets_population(const RunFile& file, const RunGroupInfo& g,

@@ -924,11 +924,19 @@ def render_population(run, pop, out_dir, used_names):
     notes = pop.info.get("notes") or []
     if notes:
         parts.append("<ul class=\"note\">" + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul>")
-    skipped, written = [], 0
-    for suffix, title, how, plot in FIGURES:
+    figures, written = draw_figures(FIGURES, base, out_dir, lambda plot, path: plot(run, pop, path))
+    return "\n".join(parts + figures), written
+
+
+def draw_figures(figures, base, out_dir, draw):
+    """Draws each (suffix, title, how, plot) of figures into out_dir/<base>_<suffix>.png by draw(plot, path),
+    which returns a caption note or raises Skip; returns (HTML parts: the figures, then what was not shown
+    and why; figures written)."""
+    parts, skipped, written = [], [], 0
+    for suffix, title, how, plot in figures:
         file = f"{base}_{suffix}.png"
         try:
-            note = plot(run, pop, os.path.join(out_dir, file))
+            note = draw(plot, os.path.join(out_dir, file))
         except Skip as e:
             plt.close("all")
             skipped.append(f"{title}: {e}")
@@ -938,12 +946,12 @@ def render_population(run, pop, out_dir, used_names):
     if skipped:
         parts.append("<p class=\"skip\">Not shown:</p><ul class=\"skip\">"
                      + "".join(f"<li>{esc(s)}</li>" for s in skipped) + "</ul>")
-    return "\n".join(parts), written
+    return parts, written
 
 
 # What market_figures.py borrows from this script.
-MARKET_HELPERS = types.SimpleNamespace(save=save, Skip=Skip, signed_term=signed_term,
-                                       esc=esc, figure_html=figure_html, fmt=fmt, html_table=html_table)
+MARKET_HELPERS = types.SimpleNamespace(save=save, Skip=Skip, signed_term=signed_term, esc=esc, fmt=fmt,
+                                       html_table=html_table, draw_figures=draw_figures)
 
 
 def write_report(run_path, out_dir, analysis_path):

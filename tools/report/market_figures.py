@@ -172,9 +172,8 @@ FIGURES = (
 
 
 def render_market(plt, run, group, market, out_dir, base, h):
-    """(HTML, figures written) of a run group's market section; h carries save, Skip, signed_term, esc,
-    figure_html and fmt from herdsim_report."""
-    import os
+    """(HTML, figures written) of a run group's market section; h carries save, Skip, signed_term, esc, fmt,
+    html_table and draw_figures from herdsim_report."""
     parts = [f"<h3 id=\"{base}\">Market <span class=\"note\">({market.get('assets')} asset(s), "
              + ("prices moved by the agents' flow" if market.get("impact") else "exogenous prices") + ")</span></h3>"]
     rows = []
@@ -193,18 +192,6 @@ def render_market(plt, run, group, market, out_dir, base, h):
     notes = market.get("notes") or []
     if notes:
         parts.append("<ul class=\"note\">" + "".join(f"<li>{h.esc(n)}</li>" for n in notes) + "</ul>")
-    skipped, written = [], 0
-    for suffix, title, how, plot in FIGURES:
-        file = f"{base}_{suffix}.png"
-        try:
-            note = plot(plt, run, group, market, os.path.join(out_dir, file), h)
-        except h.Skip as e:
-            plt.close("all")
-            skipped.append(f"{title}: {e}")
-            continue
-        parts.append(h.figure_html({"file": file, "title": title, "how": how, "note": note}))
-        written += 1
-    if skipped:
-        parts.append("<p class=\"skip\">Not shown:</p><ul class=\"skip\">"
-                     + "".join(f"<li>{h.esc(s)}</li>" for s in skipped) + "</ul>")
-    return "\n".join(parts), written
+    figures, written = h.draw_figures(FIGURES, base, out_dir,
+                                      lambda plot, path: plot(plt, run, group, market, path, h))
+    return "\n".join(parts + figures), written
