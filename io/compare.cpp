@@ -723,8 +723,9 @@ Comparison compare_run(const std::string& path, const CompareOptions& options,
     rc.wealth_update = to_name(spec.run.wealth_update);
     for (const auto& info : g.populations) {
       if (progress) progress(fmt::format("{} {}", g.group, info.name));
-      rc.populations.push_back(g.assets > 1 ? several_assets_population(file, g, info)
-                                            : compare_population(file, g, info, spec, options));
+      rc.populations.push_back(g.assets > 1
+                                   ? several_assets_population(file, g, info, spec, options.confidence)
+                                   : compare_population(file, g, info, spec, options));
     }
     if (g.asset_axis) rc.market = compare_market(file, g, market_options(options));
     for (auto& pc : rc.populations) add_paired(pc, rc.populations, options);

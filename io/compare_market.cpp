@@ -2,14 +2,19 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "io/compare_render.hpp"
 #include "io/hdf5_schema.hpp"
 #include "io/run_file.hpp"
 #include "io/value_format.hpp"
+#include "sim/analysis/metric_accumulators.hpp"
 #include "sim/error.hpp"
+#include "sim/market/asset_covariance.hpp"
+#include "sim/market/market_step.hpp"
 #include "sim/plural.hpp"
+#include "sim/scenario_spec.hpp"
 
 namespace herdsim::io {
 
@@ -131,7 +136,8 @@ PopulationComparison population_identity(const RunGroupInfo& g, const Population
 }
 
 PopulationComparison several_assets_population(const RunFile& file, const RunGroupInfo& g,
-                                               const PopulationInfo& info) {
+                                               const PopulationInfo& info, const sim::ScenarioSpec& spec,
+                                               double confidence) {
   PopulationComparison pc = population_identity(g, info);
   pc.metrics.notes.push_back(fmt::format(
       "{} assets: the per-agent measures of one asset are not computed; the market section has the decision "
@@ -154,6 +160,41 @@ PopulationComparison several_assets_population(const RunFile& file, const RunGro
     pc.asset_decision_rmse.push_back(count > 0 ? std::sqrt(sum / static_cast<double>(count))
                                                : analysis::kNaN);
   }
+  // The certainty equivalent against the plan's (docs/theory.md §7.1), where the terminal row is there.
+  const auto has = [&](const char* p) {
+    return std::find(info.params.begin(), info.params.end(), p) != info.params.end();
+  };
+  if (!has("alpha") || !has("wealth0") || g.wealth_steps.back() != g.steps) return pc;
+  analysis::PopulationInput in;
+  in.agents = m;
+  in.paths = static_cast<int>(g.paths.size());
+  in.alpha = file.param(g.group, info.name, "alpha");
+  const Eigen::VectorXd x0 = file.param(g.group, info.name, "wealth0");
+  in.confidence = confidence;
+  // Exact where X_n is normal and the plan is the market's own: arithmetic steps, exogenous prices.
+  in.ce_exact = spec.run.wealth_update == sim::WealthUpdate::arithmetic && !spec.market.impact.active();
+  const double dt = spec.run.dt();
+  const double growth = sim::StepCoefficients(spec.market, dt, spec.run.wealth_update).deposit_growth;
+  const Eigen::VectorXd v = sim::asset_excess_returns(spec.market);
+  const Eigen::MatrixXd sigma = sim::asset_covariance(spec.market);
+  std::vector<Eigen::MatrixXd> theory;
+  for (int a = 0; a < g.assets; ++a) theory.push_back(file.theory_amount(g.group, info.name, a));
+  in.ce_theory.resize(m);
+  Eigen::MatrixXd plan(g.assets, g.steps);
+  for (int i = 0; i < m; ++i) {
+    for (int a = 0; a < g.assets; ++a) plan.row(a) = theory[static_cast<std::size_t>(a)].row(i);
+    in.ce_theory[i] =
+        analysis::plan_certainty_equivalent_assets(plan, v, sigma, growth, dt, x0[i], in.alpha[i]);
+  }
+  Eigen::MatrixXd final_wealth;
+  file.read_row(g.group, info.name, std::string(schema::kWealth), static_cast<int>(g.wealth_steps.size()) - 1,
+                final_wealth, 0, m);
+  pc.metrics.certainty_equivalent =
+      analysis::estimate_certainty_equivalent(in, final_wealth, pc.metrics.notes);
+  if (!in.ce_exact)
+    pc.metrics.notes.emplace_back(
+        "CE theory: the price-taker plan's CE in arithmetic steps of the exogenous market (approximate "
+        "here)");
   return pc;
 }
 

@@ -7,6 +7,7 @@
 
 #include "io/compare.hpp"
 #include "io/run_file.hpp"
+#include "sim/scenario_spec.hpp"
 
 namespace herdsim::io {
 
@@ -21,7 +22,9 @@ void markdown_regression(std::string& md, const char* label, const analysis::Her
 /// A population of a group with several assets: its identity, a note, and the decision error per asset
 /// against theory/amount (the per-agent measures of io/compare.cpp are for one asset).
 [[nodiscard]] PopulationComparison several_assets_population(const RunFile& file, const RunGroupInfo& g,
-                                                             const PopulationInfo& info);
+                                                             const PopulationInfo& info,
+                                                             const sim::ScenarioSpec& spec,
+                                                             double confidence);
 
 /// The market section of a run ("market" in docs/analysis.md); pops give the price-taker gap.
 [[nodiscard]] nlohmann::json market_json(const MarketComparison& m,

@@ -194,4 +194,17 @@ AssetHerding herding_across_assets(const std::vector<Eigen::MatrixXd>& asset_ret
   return h;
 }
 
+double plan_certainty_equivalent_assets(const Eigen::MatrixXd& plan, const Eigen::VectorXd& excess_return,
+                                        const Eigen::MatrixXd& covariance, double growth, double dt,
+                                        double x0, double alpha) {
+  const Eigen::Index n = plan.cols();
+  double ce = x0 * std::pow(growth, static_cast<double>(n));
+  for (Eigen::Index k = 0; k < n; ++k) {
+    const double g = std::pow(growth, static_cast<double>(n - 1 - k));
+    const auto p = plan.col(k);
+    ce += g * p.dot(excess_return) * dt - 0.5 * alpha * g * g * p.dot(covariance * p) * dt;
+  }
+  return ce;
+}
+
 }  // namespace herdsim::analysis

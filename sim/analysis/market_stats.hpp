@@ -120,4 +120,13 @@ struct AssetHerding {
                                                  const std::vector<double>& tail_fractions = {0.01, 0.05},
                                                  const HerdingOptions& options = {});
 
+/// Certainty equivalent of terminal wealth under a deterministic plan of N-asset amounts in the
+/// arithmetic step market (docs/theory.md §7.1), where X_n is normal:
+/// x0 G^n + Σ_k [G^(n−1−k) P_k·v dt − (α/2) G^(2(n−1−k)) P_k'ΣP_k dt]. plan: N x n amounts (currency
+/// units), excess_return v (per year, N), covariance Σ (per year, N x N), growth G = 1 + r dt per step.
+[[nodiscard]] double plan_certainty_equivalent_assets(const Eigen::MatrixXd& plan,
+                                                      const Eigen::VectorXd& excess_return,
+                                                      const Eigen::MatrixXd& covariance, double growth,
+                                                      double dt, double x0, double alpha);
+
 }  // namespace herdsim::analysis

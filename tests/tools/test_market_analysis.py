@@ -167,6 +167,29 @@ class MarketAnalysis(support.TempDirTest):
         # The Merton investors' decisions against theory/amount, per asset: they play their plan.
         gap = {g["population"]: g for g in market["price_taker_gap"]}
         self.assertEqual(gap["rational"]["decision_rmse_amount_per_asset"], [0.0, 0.0, 0.0])
+        # Terminal wealth against the closed form of docs/theory.md §7.1 (arithmetic steps: X_n normal with
+        # mean x0 G^n + sum_k G^(n-1-k) P_k.v dt and variance sum_k G^(2(n-1-k)) P_k' Sigma P_k dt), written
+        # here from the scenario's parameters, and the CE of compare's price-taker gap against it.
+        mu, sigma = np.array([0.07, 0.045, 0.06]), np.array([0.17, 0.06, 0.20])
+        corr = np.array([[1.0, 0.3, -0.2], [0.3, 1.0, 0.1], [-0.2, 0.1, 1.0]])
+        cov, v, dt, n, growth = np.diag(sigma) @ corr @ np.diag(sigma), mu - 0.04, 1 / 12, 120, 1 + 0.04 / 12
+        with h5py.File(h5, "r") as f:
+            plan = f["populations/rational/theory/amount"][()]  # (N, n, M)
+            final = f["populations/rational/wealth"][()][-1]  # (P, M)
+            alpha = f["populations/rational/params/alpha"][()]
+        ce_theory = []
+        for i in range(plan.shape[2]):
+            w = growth ** (n - 1 - np.arange(n))
+            mean = 10.0 * growth ** n + np.sum(w * (v @ plan[:, :, i]) * dt)
+            var = np.sum(w ** 2 * np.einsum("ak,ab,bk->k", plan[:, :, i], cov, plan[:, :, i]) * dt)
+            x = final[:, i]
+            self.assertLess(abs(x.mean() - mean), 4 * math.sqrt(var / x.size))
+            self.assertLess(abs(x.var() / var - 1), 4 * math.sqrt(2 / x.size))
+            ce_theory.append(mean - alpha[i] / 2 * var)
+        ce = gap["rational"]["certainty_equivalent"]
+        self.assertTrue(ce["exact"])
+        self.assertAlmostEqual(ce["theory"], np.mean(ce_theory), places=9)
+        self.assertLess(abs(ce["gap"]), 2 * (ce["ci_high"] - ce["ci_low"]))  # within about 4 standard errors
 
     def test_feedback_scenario_mispricing_and_episodes(self):
         h5 = self.run_scenario(os.path.join(support.SCENARIOS, "market", "feedback.toml"), "fb.h5",
