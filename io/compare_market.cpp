@@ -334,12 +334,11 @@ void market_markdown(std::string& md, const MarketComparison& m,
   if (!m.per_asset.empty() && m.per_asset.front().episodes) {
     const auto& rule = m.per_asset.front().episodes->rule;
     md += fmt::format(
-        "\nReturns: log returns ln(1 + R) per step, pooled over paths; Hill index of |r − mean| from the k "
-        "largest; "
-        "band ± 1.96/√n. Mispricing m = ln(price / fundamental); a bubble (crash) is a run of at least {} "
-        "recorded "
-        "rows with m > {} (m < −{}).\n",
-        rule.min_rows, rule.threshold, rule.threshold);
+        "\nReturns: log returns ln(1 + R) per step, pooled over paths{}; Hill index of |r − mean| from the "
+        "k largest; band ± 1.96/√n. Mispricing m = ln(price / fundamental); a bubble (crash) is a run of at "
+        "least {} recorded rows with m > {} (m < −{}).\n",
+        m.impact ? ", from the second step (the first holds the opening purchase's jump)" : "", rule.min_rows,
+        rule.threshold, rule.threshold);
   }
   if (m.herding) {
     md += fmt::format("\nHerding tests across assets ({} pooled cross-sections of {}):\n\n",

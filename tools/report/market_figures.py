@@ -24,26 +24,42 @@ def _log_returns(run, group, impact):
 
 
 def plot_price_fan(plt, run, group, market, fig_path, h):
-    """Market price against fundamental: median and 5–95 % band over paths, per asset."""
+    """Market price against fundamental (top) and the mispricing ln(S/F) (bottom): median and bands over
+    paths, per asset."""
     m = run.market(group)
     if "fundamental" not in m:
         raise h.Skip("the run file has no fundamental")
     t = run.time(group)["t"]
     names = market.get("asset_names") or run.assets(group)
     n = min(len(names), MAX_ASSET_PANELS)
-    fig, axes = _panels(plt, n)
-    for a, ax in enumerate(axes):
-        for key, color, label in (("fundamental", "0.35", "fundamental F"), ("price", "tab:red", "market price S")):
-            x = m[key][:, a, :]
-            q05, q25, q50, q75, q95 = np.nanquantile(x, [0.05, 0.25, 0.5, 0.75, 0.95], axis=1)
-            ax.fill_between(t, q05, q95, color=color, alpha=0.12, lw=0)
-            ax.fill_between(t, q25, q75, color=color, alpha=0.22, lw=0)
-            ax.plot(t, q50, color=color, lw=1.6, label=f"{label}: median, 50 % and 90 % bands")
-        ax.set_xlabel("t (years)")
-        ax.set_ylabel("price (currency units)")
-        ax.set_title(names[a])
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="upper left")
+    fig, axes = plt.subplots(2, n, figsize=(5.0 * n, 6.4), squeeze=False, sharex=True,
+                             gridspec_kw={"height_ratios": [3, 2]})
+    quantiles = [0.05, 0.25, 0.5, 0.75, 0.95]
+    for a in range(n):
+        top, bottom = axes[0][a], axes[1][a]
+        price, fundamental = m["price"][:, a, :], m["fundamental"][:, a, :]
+        q = np.nanquantile(price, quantiles, axis=1)
+        top.fill_between(t, q[0], q[4], color="tab:red", alpha=0.12, lw=0, label="S: 90 % band")
+        top.fill_between(t, q[1], q[3], color="tab:red", alpha=0.25, lw=0, label="S: 50 % band")
+        top.plot(t, q[2], color="tab:red", lw=1.6, label="market price S: median")
+        f = np.nanquantile(fundamental, quantiles, axis=1)
+        top.plot(t, f[2], color="black", lw=1.3, ls="--", label="fundamental F: median")
+        top.plot(t, f[0], color="black", lw=0.8, ls=":", label="F: 5 % and 95 %")
+        top.plot(t, f[4], color="black", lw=0.8, ls=":")
+        top.set_ylabel("price (currency units)")
+        top.set_title(names[a])
+        top.grid(alpha=0.3)
+        top.legend(fontsize=7, loc="upper left")
+        mis = np.log(price / fundamental)
+        q = np.nanquantile(mis, quantiles, axis=1)
+        bottom.fill_between(t, q[0], q[4], color="tab:purple", alpha=0.15, lw=0, label="90 % band")
+        bottom.fill_between(t, q[1], q[3], color="tab:purple", alpha=0.3, lw=0, label="50 % band")
+        bottom.plot(t, q[2], color="tab:purple", lw=1.5, label="median")
+        bottom.axhline(0.0, color="black", lw=0.8)
+        bottom.set_xlabel("t (years)")
+        bottom.set_ylabel("mispricing ln(S/F) (1)")
+        bottom.grid(alpha=0.3)
+        bottom.legend(fontsize=7, loc="upper left")
     fig.suptitle("Market price against fundamental over the recorded paths")
     h.save(fig, fig_path)
     paths = m["price"].shape[-1]
@@ -147,10 +163,11 @@ def plot_tail(plt, run, group, market, fig_path, h):
 # (file suffix, title, how to read it, plot function), in page order.
 FIGURES = (
     ("price_fundamental", "Market price against fundamental",
-     "Red is the market price, moved by the agents' flow; grey is the fundamental, the exogenous GBM the "
-     "same seed gives without impact. Lines are medians over paths, bands hold the central 50 % and 90 %. "
-     "A red band above the grey one is a market that trades above its fundamental (a bubble when it "
-     "lasts); the same colours on top of each other mean prices are exogenous.",
+     "Top: the market price (red: median and central 50 % and 90 % over paths), moved by the agents' flow, "
+     "and the fundamental (black dashed median, dotted 5 % and 95 %), the exogenous GBM the same seed gives "
+     "without impact. Bottom: the mispricing ln(S/F) over the same paths. A band above 0 is a market that "
+     "trades above its fundamental (a bubble when it lasts, see the episodes); a flat 0 means prices are "
+     "exogenous.",
      plot_price_fan),
     ("csad_assets", "CSAD across assets and the CCK regression",
      "Each small point is one path's cross-section at one step: the mean absolute deviation of the asset "
