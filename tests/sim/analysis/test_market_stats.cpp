@@ -8,7 +8,9 @@
 #include <vector>
 
 #include "sim/analysis/market_stats.hpp"
+#include "sim/analysis/run_metrics.hpp"
 #include "sim/error.hpp"
+#include "sim/theory/schedule.hpp"
 
 using namespace herdsim::analysis;
 
@@ -164,6 +166,32 @@ TEST_SUITE("market_stats") {
     CHECK(e2.crashes.size() == 2);
     CHECK(e2.bubble_mean_rows == doctest::Approx(2.5).epsilon(1e-15));
     CHECK(std::isnan(find_episodes(m, {1.0, 1}).bubble_mean_rows));
+  }
+
+  TEST_CASE("the N-asset plan CE: one asset is the one-asset CE; two assets the forward recursion") {
+    const herdsim::theory::Market market{0.07, 0.04, 0.17};
+    const herdsim::theory::Schedule schedule(market, 10.0, herdsim::theory::TimeModel::discrete(4));
+    Eigen::VectorXd plan(40);
+    for (int k = 0; k < 40; ++k) plan[k] = 3.0 + 0.05 * k;
+    const double one = plan_certainty_equivalent_assets(plan.transpose(), Eigen::VectorXd::Constant(1, 0.03),
+                                                        Eigen::MatrixXd::Constant(1, 1, 0.17 * 0.17),
+                                                        1.0 + 0.04 * 0.25, 0.25, 12.0, 0.3);
+    CHECK(one == doctest::Approx(plan_certainty_equivalent(schedule, plan, 12.0, 0.3)).epsilon(1e-12));
+    // Two assets: X <- X G + P.v dt, Var <- Var G^2 + P' Sigma P dt, step by step.
+    Eigen::MatrixXd plan2(2, 40);
+    plan2.row(0) = plan.transpose();
+    plan2.row(1) = -0.5 * plan.transpose();
+    Eigen::Vector2d v(0.03, 0.01);
+    Eigen::Matrix2d cov;
+    cov << 0.0289, 0.3 * 0.17 * 0.06, 0.3 * 0.17 * 0.06, 0.0036;
+    const double g = 1.01;
+    double mean = 12.0, var = 0.0;
+    for (int k = 0; k < 40; ++k) {
+      mean = mean * g + plan2.col(k).dot(v) * 0.25;
+      var = var * g * g + plan2.col(k).dot(cov * plan2.col(k)) * 0.25;
+    }
+    CHECK(plan_certainty_equivalent_assets(plan2, v, cov, g, 0.25, 12.0, 0.3) ==
+          doctest::Approx(mean - 0.15 * var).epsilon(1e-12));
   }
 
   TEST_CASE("bad input: one clear InputError") {
