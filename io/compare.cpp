@@ -11,6 +11,7 @@
 #include "agents/herd_agent.hpp"
 #include "agents/investagent_agent.hpp"
 #include "agents/merton_agent.hpp"
+#include "io/compare_render.hpp"
 #include "io/hdf5_schema.hpp"
 #include "io/run_file.hpp"
 #include "io/scenario_toml.hpp"
@@ -70,13 +71,7 @@ class FileRows final : public analysis::RowSource {
 PopulationComparison compare_population(const RunFile& file, const RunGroupInfo& g,
                                         const PopulationInfo& info, const sim::ScenarioSpec& spec,
                                         const CompareOptions& opt) {
-  PopulationComparison pc;
-  pc.name = info.name;
-  pc.kind = info.kind;
-  pc.count = info.count;
-  pc.recorded_agents = info.recorded_agents;
-  pc.decision_steps = g.decision_steps;
-  for (int k : g.decision_steps) pc.decision_times.push_back(k * g.dt);
+  PopulationComparison pc = population_identity(g, info);
   const auto it = std::find_if(spec.populations.begin(), spec.populations.end(),
                                [&](const sim::PopulationSpec& p) { return p.name == info.name; });
   if (it == spec.populations.end())
@@ -138,7 +133,9 @@ PopulationComparison compare_population(const RunFile& file, const RunGroupInfo&
   in.herding.newey_west_lag = opt.newey_west_lag;
   in.herding.alpha = opt.significance;
   in.confidence = opt.confidence;
-  in.market_return = file.market(g.group, std::string(schema::kReturn));
+  // Schema 2 with one asset (price impact): the asset axis has length 1.
+  in.market_return = g.asset_axis ? file.market_assets(g.group, std::string(schema::kReturn)).front()
+                                  : file.market(g.group, std::string(schema::kReturn));
   const Eigen::VectorXd theta = param("theta");
   if (info.has_theory) {
     in.theory = file.theory_amount(g.group, info.name).topRows(m);
@@ -291,7 +288,9 @@ json series(const analysis::ErrorSeries& s) {
   return {{"mse", json_number(s.mse)}, {"rmse", json_number(s.rmse)}, {"per_step", vec(s.per_step)}};
 }
 
-json regression(const analysis::HerdingRegression& r, int observations) {
+}  // namespace
+
+json regression_json(const analysis::HerdingRegression& r, int observations) {
   json j{{"model", r.model},
          {"observations", observations},
          {"verdict", r.verdict},
@@ -317,6 +316,8 @@ json regression(const analysis::HerdingRegression& r, int observations) {
   j["coefficients"] = coefs;
   return j;
 }
+
+namespace {
 
 json interval(const analysis::MeanInterval& m) {
   return {{"mean", json_number(m.mean)},
@@ -374,9 +375,9 @@ void add_counterfactual_json(json& j, const PopulationComparison& pc) {
           {"cssd", nullptr},
           {"csad", nullptr}};
   if (c.dispersion && c.dispersion->cssd.fit)
-    cf["cssd"] = regression(c.dispersion->cssd, c.dispersion->observations);
+    cf["cssd"] = regression_json(c.dispersion->cssd, c.dispersion->observations);
   if (c.dispersion && c.dispersion->csad.fit)
-    cf["csad"] = regression(c.dispersion->csad, c.dispersion->observations);
+    cf["csad"] = regression_json(c.dispersion->csad, c.dispersion->observations);
   json attributed = json::array();
   for (const auto& a : c.attributed)
     attributed.push_back({{"statistic", a.name},
@@ -493,9 +494,9 @@ json population_json(const PopulationComparison& pc, int limit) {
   j["csad"] = nullptr;
   if (mt.dispersion) {
     const auto& d = *mt.dispersion;
-    if (d.cssd.fit) j["cssd"] = regression(d.cssd, d.observations);
+    if (d.cssd.fit) j["cssd"] = regression_json(d.cssd, d.observations);
     if (d.csad.fit) {
-      j["csad"] = regression(d.csad, d.observations);
+      j["csad"] = regression_json(d.csad, d.observations);
       j["csad"]["series"] = {{"decision_steps", d.decision_steps},
                              {"csad", vec(d.csad_series)},
                              {"market_return", vec(d.market_series)}};
@@ -543,6 +544,8 @@ void markdown_table(std::string& md, const analysis::ErrorTable& t, const Eigen:
   }
 }
 
+}  // namespace
+
 void markdown_regression(std::string& md, const char* label, const analysis::HerdingRegression& r) {
   md += fmt::format("- {}: {}", label, r.verdict);
   if (r.fit) {
@@ -557,6 +560,8 @@ void markdown_regression(std::string& md, const char* label, const analysis::Her
   }
   md += '\n';
 }
+
+namespace {
 
 std::string fmt_interval(double mean, double lo, double hi) {
   return fmt::format("{} [{}, {}]", markdown_number(mean), markdown_number(lo), markdown_number(hi));
@@ -682,6 +687,13 @@ void markdown_population(std::string& md, const PopulationComparison& pc, double
   }
 }
 
+MarketOptions market_options(const CompareOptions& opt) {
+  MarketOptions m;
+  m.herding.alpha = opt.significance;
+  m.herding.newey_west_lag = opt.newey_west_lag;
+  return m;
+}
+
 }  // namespace
 
 Comparison compare_run(const std::string& path, const CompareOptions& options,
@@ -700,11 +712,6 @@ Comparison compare_run(const std::string& path, const CompareOptions& options,
                               specs.size(), groups.size()));
   for (std::size_t gi = 0; gi < groups.size(); ++gi) {
     const RunGroupInfo g = file.group(groups[gi]);
-    if (g.assets > 1)
-      throw InputError(
-          fmt::format("{}: run group {} has {} risky assets (schema 2); compare analyses one-asset "
-                      "runs only (the analysis across assets is not implemented yet)",
-                      path, g.group, g.assets));
     const sim::ScenarioSpec& spec = specs[gi];
     RunComparison rc;
     rc.group = g.group;
@@ -716,8 +723,11 @@ Comparison compare_run(const std::string& path, const CompareOptions& options,
     rc.wealth_update = to_name(spec.run.wealth_update);
     for (const auto& info : g.populations) {
       if (progress) progress(fmt::format("{} {}", g.group, info.name));
-      rc.populations.push_back(compare_population(file, g, info, spec, options));
+      rc.populations.push_back(g.assets > 1
+                                   ? several_assets_population(file, g, info, spec, options.confidence)
+                                   : compare_population(file, g, info, spec, options));
     }
+    if (g.asset_axis) rc.market = compare_market(file, g, market_options(options));
     for (auto& pc : rc.populations) add_paired(pc, rc.populations, options);
     c.runs.push_back(std::move(rc));
   }
@@ -749,6 +759,7 @@ std::string comparison_json(const Comparison& c) {
                     {"paths", rc.paths},
                     {"wealth_update", rc.wealth_update},
                     {"populations", pops}});
+    if (rc.market) runs.back()["market"] = market_json(*rc.market, rc.populations);
   }
   j["runs"] = runs;
   return j.dump(1) + '\n';
@@ -767,6 +778,7 @@ std::string comparison_markdown(const Comparison& c) {
                       rc.sweep_point.empty() ? "" : " (" + rc.sweep_point + ")",
                       sim::counted(rc.steps, "step"), markdown_number(rc.dt), rc.dt == 1.0 ? "" : "s",
                       sim::counted(rc.paths, "path"), rc.wealth_update);
+    if (rc.market) market_markdown(md, *rc.market, rc.populations);
     for (const auto& pc : rc.populations) markdown_population(md, pc, c.options.confidence);
   }
   return md;

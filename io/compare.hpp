@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "io/compare_market.hpp"
 #include "sim/analysis/counterfactual.hpp"
 #include "sim/analysis/error_table.hpp"
 #include "sim/analysis/investor_types.hpp"
@@ -66,6 +67,8 @@ struct PopulationComparison {
   std::vector<analysis::TypeTable> by_type;
   std::optional<PairedComparison> paired;
   std::optional<analysis::Counterfactual> counterfactual;
+  /// Several assets (schema 2): RMSE of the amount against theory/amount per asset, currency units.
+  std::vector<double> asset_decision_rmse;
 };
 
 struct RunComparison {
@@ -77,6 +80,8 @@ struct RunComparison {
   int paths = 0;
   std::string wealth_update;
   std::vector<PopulationComparison> populations;
+  /// Schema-2 groups only (several assets, or price impact): the market section (io/compare_market.hpp).
+  std::optional<MarketComparison> market;
 };
 
 struct Comparison {

@@ -186,6 +186,18 @@ struct RunFile::Impl {
     return out;
   }
 
+  /// A whole float64 dataset of any rank, flattened in file (row-major) order, and its dimensions.
+  [[nodiscard]] std::vector<double> read_flat(const std::string& path, std::vector<hsize_t>& dims) const {
+    Handle ds = open_dataset(path);
+    dims = dims_of(ds.get(), path);
+    check_read_size(dims, sizeof(double), path);
+    std::vector<double> values(checked_product(dims, path));
+    if (!values.empty())
+      check(H5Dread(ds.get(), H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()), "H5Dread",
+            path);
+    return values;
+  }
+
   /// A whole 1-D or 2-D float64 dataset as (last axis) x (rows), see the header's layout rule.
   [[nodiscard]] Eigen::MatrixXd read_matrix(const std::string& path) const {
     Handle ds = open_dataset(path);
@@ -270,7 +282,8 @@ RunGroupInfo RunFile::group(const std::string& group) const {
     g.assets = read_scalar_attribute<int>(h.get(), group, schema::kAssets, H5T_NATIVE_INT);
     const std::string names = read_string_attribute(h.get(), group, schema::kAssetNames);
     g.asset_names = split_commas(names);
-    if (g.assets < 2 || static_cast<int>(g.asset_names.size()) != g.assets)
+    g.asset_axis = true;
+    if (g.assets < 1 || static_cast<int>(g.asset_names.size()) != g.assets)
       throw IoError(fmt::format("{}:{}: attribute assets = {} with {} asset names", path_, group, g.assets,
                                 g.asset_names.size()));
   } else {
@@ -367,11 +380,13 @@ void RunFile::check_consistency(const RunGroupInfo& g) const {
   // Schema 2 (several assets): an asset axis after the row axis of market/ and amount, first in theory/.
   const auto assets = static_cast<hsize_t>(g.assets);
   const auto per_path = [&](hsize_t row_count) {
-    return g.assets > 1 ? std::vector<hsize_t>{row_count, assets, paths}
+    return g.asset_axis ? std::vector<hsize_t>{row_count, assets, paths}
                         : std::vector<hsize_t>{row_count, paths};
   };
   expect_shape(schema::path(schema::kMarket, schema::kPrice), per_path(rows));
-  if (g.assets > 1) expect_shape(schema::path(schema::kMarket, schema::kFundamental), per_path(rows));
+  if (g.asset_axis) expect_shape(schema::path(schema::kMarket, schema::kFundamental), per_path(rows));
+  if (g.asset_axis && exists(impl_->file.get(), child(g.group, schema::path(schema::kMarket, schema::kFlow))))
+    expect_shape(schema::path(schema::kMarket, schema::kFlow), per_path(decisions));
   expect_shape(schema::path(schema::kMarket, schema::kReturn), per_path(decisions));
   expect_shape(schema::path(schema::kMarket, schema::kShock), per_path(decisions));
 
@@ -389,14 +404,14 @@ void RunFile::check_consistency(const RunGroupInfo& g) const {
       fail(fmt::format("{}: one of wealth and amount is missing", base));
     if (p.has_trajectories) {
       expect_shape(schema::path(dir, schema::kWealth), {rows, paths, m});
-      expect_shape(schema::path(dir, schema::kAmount), g.assets > 1
+      expect_shape(schema::path(dir, schema::kAmount), g.asset_axis
                                                            ? std::vector<hsize_t>{decisions, assets, paths, m}
                                                            : std::vector<hsize_t>{decisions, paths, m});
     }
     if (p.has_theory) {
       const auto n = static_cast<hsize_t>(g.steps);
       expect_shape(schema::path(dir, schema::kTheory, schema::kAmount),
-                   g.assets > 1 ? std::vector<hsize_t>{assets, n, m} : std::vector<hsize_t>{n, m});
+                   g.asset_axis ? std::vector<hsize_t>{assets, n, m} : std::vector<hsize_t>{n, m});
     }
     for (const std::string& param : p.params) {
       const std::vector<hsize_t> got = impl_->dims(child(g.group, schema::path(dir, schema::kParams, param)));
@@ -417,12 +432,39 @@ Eigen::MatrixXd RunFile::market(const std::string& group, const std::string& nam
   return impl_->read_matrix(child(group, schema::path(schema::kMarket, name)));
 }
 
+bool RunFile::has_market(const std::string& group, const std::string& name) const {
+  return exists(impl_->file.get(), child(group, schema::path(schema::kMarket, name)));
+}
+
+std::vector<Eigen::MatrixXd> RunFile::market_assets(const std::string& group, const std::string& name) const {
+  const std::string path = child(group, schema::path(schema::kMarket, name));
+  std::vector<hsize_t> dims;
+  const std::vector<double> flat = impl_->read_flat(path, dims);
+  if (dims.size() == 2) dims.insert(dims.begin() + 1, 1);  // schema 1: one asset
+  if (dims.size() != 3) throw IoError(fmt::format("{} is not a (row, asset, path) dataset", path));
+  const auto rows = static_cast<Eigen::Index>(dims[0]);
+  const auto assets = static_cast<Eigen::Index>(dims[1]);
+  const auto paths = static_cast<Eigen::Index>(dims[2]);
+  std::vector<Eigen::MatrixXd> out(static_cast<std::size_t>(assets), Eigen::MatrixXd(paths, rows));
+  for (Eigen::Index r = 0; r < rows; ++r)
+    for (Eigen::Index a = 0; a < assets; ++a)
+      for (Eigen::Index p = 0; p < paths; ++p)
+        out[static_cast<std::size_t>(a)](p, r) = flat[static_cast<std::size_t>((r * assets + a) * paths + p)];
+  return out;
+}
+
 void RunFile::read_row(const std::string& group, const std::string& population, const std::string& dataset,
-                       int row, Eigen::MatrixXd& out, int agent_begin, int agents) const {
+                       int row, Eigen::MatrixXd& out, int agent_begin, int agents, int asset) const {
   const std::string path = child(group, schema::path(schema::kPopulations, population, dataset));
   Handle ds = impl_->open_dataset(path);
-  const auto dims = dims_of(ds.get(), path);
+  auto dims = dims_of(ds.get(), path);
+  // Schema 2's amount (row, asset, path, agent): one asset's (path, agent) slab.
+  const bool asset_axis = dims.size() == 4;
+  const hsize_t assets = asset_axis ? dims[1] : 1;
+  if (asset_axis) dims.erase(dims.begin() + 1);
   if (dims.size() != 3) throw IoError(fmt::format("{} is not a (row, path, agent) dataset", path));
+  if (asset < 0 || static_cast<hsize_t>(asset) >= assets)
+    throw IoError(fmt::format("{}: asset {} out of range ({} assets)", path, asset, assets));
   const auto m_total = static_cast<int>(dims[2]);
   if (agents < 0) agents = m_total - agent_begin;
   if (row < 0 || static_cast<hsize_t>(row) >= dims[0] || agent_begin < 0 || agents < 0 ||
@@ -431,12 +473,16 @@ void RunFile::read_row(const std::string& group, const std::string& population, 
                               agent_begin, agent_begin + agents, dims[0], m_total));
   out.resize(agents, static_cast<Eigen::Index>(dims[1]));
   if (out.size() == 0) return;
-  const std::vector<hsize_t> start{static_cast<hsize_t>(row), 0, static_cast<hsize_t>(agent_begin)};
-  const std::vector<hsize_t> count{1, dims[1], static_cast<hsize_t>(agents)};
+  std::vector<hsize_t> start{static_cast<hsize_t>(row), 0, static_cast<hsize_t>(agent_begin)};
+  std::vector<hsize_t> count{1, dims[1], static_cast<hsize_t>(agents)};
+  if (asset_axis) {
+    start.insert(start.begin() + 1, static_cast<hsize_t>(asset));
+    count.insert(count.begin() + 1, 1);
+  }
   Handle file_space = make(H5Dget_space(ds.get()), H5Sclose, "H5Dget_space", path);
   check(H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr),
         "H5Sselect_hyperslab", path);
-  Handle mem_space = make_space({count[1] * count[2]}, {}, path);
+  Handle mem_space = make_space({static_cast<hsize_t>(out.size())}, {}, path);
   check(H5Dread(ds.get(), H5T_NATIVE_DOUBLE, mem_space.get(), file_space.get(), H5P_DEFAULT, out.data()),
         "H5Dread", path);
 }
@@ -448,9 +494,22 @@ Eigen::VectorXd RunFile::param(const std::string& group, const std::string& popu
   return m.reshaped();
 }
 
-Eigen::MatrixXd RunFile::theory_amount(const std::string& group, const std::string& population) const {
-  return impl_->read_matrix(
-      child(group, schema::path(schema::kPopulations, population, schema::kTheory, schema::kAmount)));
+Eigen::MatrixXd RunFile::theory_amount(const std::string& group, const std::string& population,
+                                       int asset) const {
+  const std::string path =
+      child(group, schema::path(schema::kPopulations, population, schema::kTheory, schema::kAmount));
+  if (impl_->dims(path).size() != 3) {
+    if (asset != 0) throw IoError(fmt::format("{}: asset {} out of range (1 asset)", path, asset));
+    return impl_->read_matrix(path);
+  }
+  // Schema 2: (asset, decision_step, agent).
+  std::vector<hsize_t> dims;
+  const std::vector<double> flat = impl_->read_flat(path, dims);
+  if (asset < 0 || static_cast<hsize_t>(asset) >= dims[0])
+    throw IoError(fmt::format("{}: asset {} out of range ({} assets)", path, asset, dims[0]));
+  const auto n = static_cast<Eigen::Index>(dims[1]);
+  const auto m = static_cast<Eigen::Index>(dims[2]);
+  return Eigen::Map<const Eigen::MatrixXd>(flat.data() + static_cast<std::size_t>(asset * n * m), m, n);
 }
 
 Transcripts RunFile::transcripts(const std::string& group, const std::string& population) const {

@@ -1,6 +1,7 @@
 #pragma once
 // Reading a run file back (docs/hdf5-schema.md, schema_version 1 and 2): what compare, export and report
-// need. A schema-2 group (several assets) is described and checked here; compare and export refuse it.
+// need. A schema-2 group (several assets, or price impact) is described and checked here: its market/
+// datasets and amounts have an asset axis (market_assets(), read_row's asset).
 // Trajectories are read one row at a time (optionally a range of agents), never whole, so analysing or
 // exporting a file needs memory for one row, not for the run.
 //
@@ -66,7 +67,10 @@ struct RunGroupInfo {
   int paths_total = 0;
   std::vector<int> paths;   ///< recorded paths (the path axis)
   std::string sweep_point;  ///< "key=value;..." (sweep points only)
-  int assets = 1;           ///< risky assets (schema 2: > 1, an asset axis in market/ and amount)
+  int assets = 1;           ///< risky assets (schema 2: may be 1 under price impact)
+  /// Schema 2: market/, amount and theory/amount have an asset axis (several assets, or price impact
+  /// with one), and market/fundamental is there.
+  bool asset_axis = false;
   std::vector<std::string> asset_names;  ///< one per asset
   std::vector<int> wealth_steps;         ///< step index of each wealth row
   std::vector<double> wealth_times;      ///< time/t: t of each wealth row, in years
@@ -91,19 +95,26 @@ class RunFile {
   /// attribute that its data contradict).
   [[nodiscard]] RunGroupInfo group(const std::string& group) const;
 
-  /// market/price (P x S), market/return or market/shock (P x D).
+  /// market/price (P x S), market/return or market/shock (P x D) of a group without an asset axis.
   [[nodiscard]] Eigen::MatrixXd market(const std::string& group, const std::string& name) const;
+  /// Whether market/<name> exists (fundamental, flow: schema 2 only).
+  [[nodiscard]] bool has_market(const std::string& group, const std::string& name) const;
+  /// market/<name> per asset, either schema: one P x rows matrix per asset (schema 1: the one asset).
+  [[nodiscard]] std::vector<Eigen::MatrixXd> market_assets(const std::string& group,
+                                                           const std::string& name) const;
 
   /// One row of populations/<population>/<dataset> (dataset = "wealth" or "amount") for agents
   /// [agent_begin, agent_begin + agents) into out (agents x P). agents < 0: to the last recorded agent.
+  /// asset: which asset of a schema-2 amount (D, N, P, M); 0 for every other dataset.
   void read_row(const std::string& group, const std::string& population, const std::string& dataset, int row,
-                Eigen::MatrixXd& out, int agent_begin = 0, int agents = -1) const;
+                Eigen::MatrixXd& out, int agent_begin = 0, int agents = -1, int asset = 0) const;
 
   /// params/<name> of the recorded agents (M).
   [[nodiscard]] Eigen::VectorXd param(const std::string& group, const std::string& population,
                                       const std::string& name) const;
-  /// theory/amount: M x n.
-  [[nodiscard]] Eigen::MatrixXd theory_amount(const std::string& group, const std::string& population) const;
+  /// theory/amount: M x n (schema 2: of the given asset).
+  [[nodiscard]] Eigen::MatrixXd theory_amount(const std::string& group, const std::string& population,
+                                              int asset = 0) const;
   /// transcripts/ of an LLM-backed population (IoError when it has none).
   [[nodiscard]] Transcripts transcripts(const std::string& group, const std::string& population) const;
   /// summary/<quantity> (wealth, amount, proportion): Q x rows, Q = summary_stats columns.

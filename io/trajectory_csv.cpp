@@ -125,12 +125,16 @@ void write_trajectory_group(const RunFile& file, const TrajectoryCsvPlan& plan,
   }
   const bool decisions = has_decision_columns(plan.quantity);
   const bool wealth_rows = has_wealth_rows(plan.quantity);
-  Eigen::MatrixXd theory;  // M x n
-  if (decisions && g.population.has_theory) theory = file.theory_amount(group, plan.population);
+  // One entry per asset (one with a single asset): theory M x n, amount agents x P, theory text per agent.
+  const int assets = std::max<int>(1, static_cast<int>(plan.assets.size()));
+  std::vector<Eigen::MatrixXd> theory(static_cast<std::size_t>(assets));
+  if (decisions && g.population.has_theory)
+    for (int k = 0; k < assets; ++k)
+      theory[static_cast<std::size_t>(k)] = file.theory_amount(group, plan.population, k);
 
   Eigen::MatrixXd wealth;
-  Eigen::MatrixXd amount;
-  std::vector<std::string> theory_text(static_cast<std::size_t>(agents));
+  std::vector<Eigen::MatrixXd> amount(static_cast<std::size_t>(assets));
+  std::vector<std::string> theory_text(static_cast<std::size_t>(agents) * static_cast<std::size_t>(assets));
   auto& buf = writer.buffer();
   const int rows = wealth_rows ? rows_s : rows_d;
   for (int r = 0; r < rows; ++r) {
@@ -140,11 +144,15 @@ void write_trajectory_group(const RunFile& file, const TrajectoryCsvPlan& plan,
     if (wealth_rows)
       file.read_row(group, plan.population, std::string(schema::kWealth), r, wealth, a0, agents);
     if (has_decision) {
-      file.read_row(group, plan.population, std::string(schema::kAmount), r, amount, a0, agents);
-      for (int a = 0; a < agents; ++a) {
-        auto& text = theory_text[static_cast<std::size_t>(a)];
-        text.clear();
-        if (theory.size() > 0 && step < theory.cols()) append_number(text, theory(a0 + a, step));
+      for (int k = 0; k < assets; ++k) {
+        const auto ku = static_cast<std::size_t>(k);
+        file.read_row(group, plan.population, std::string(schema::kAmount), r, amount[ku], a0, agents, k);
+        for (int a = 0; a < agents; ++a) {
+          auto& text = theory_text[static_cast<std::size_t>(a) * static_cast<std::size_t>(assets) + ku];
+          text.clear();
+          if (theory[ku].size() > 0 && step < theory[ku].cols())
+            append_number(text, theory[ku](a0 + a, step));
+        }
       }
     }
     std::string prefix = fmt::format("{},{},", group, step);
@@ -160,12 +168,17 @@ void write_trajectory_group(const RunFile& file, const TrajectoryCsvPlan& plan,
           append_number(buf, wealth(a, column));
         }
         if (has_decision) {
-          buf.push_back(',');
-          append_number(buf, amount(a, column));
-          buf.push_back(',');
-          buf.append(theory_text[static_cast<std::size_t>(a)]);
+          for (int k = 0; k < assets; ++k) {
+            buf.push_back(',');
+            append_number(buf, amount[static_cast<std::size_t>(k)](a, column));
+          }
+          for (int k = 0; k < assets; ++k) {
+            buf.push_back(',');
+            buf.append(theory_text[static_cast<std::size_t>(a) * static_cast<std::size_t>(assets) +
+                                   static_cast<std::size_t>(k)]);
+          }
         } else if (decisions) {
-          buf.append(std::string_view(",,"));
+          for (int k = 0; k < assets; ++k) buf.append(std::string_view(",,"));
         }
         buf.append(tails[static_cast<std::size_t>(a)]);
         buf.push_back('\n');
@@ -232,11 +245,12 @@ TrajectoryCsvPlan plan_trajectory_csv(const RunFile& file, const TrajectoryCsvRe
   for (const auto& name : groups) {
     TrajectoryCsvPlan::Group g;
     g.info = file.group(name);
-    if (g.info.assets > 1)
-      throw InputError(
-          fmt::format("{}: run group {} has {} risky assets (schema 2); export writes one-asset "
-                      "runs only (read the asset axis with h5py or tools/herdsim_load.py)",
-                      file.path(), name, g.info.assets));
+    const std::vector<std::string> assets =
+        g.info.assets > 1 ? g.info.asset_names : std::vector<std::string>{};
+    if (name != groups.front() && assets != plan.assets)
+      throw InputError(fmt::format(
+          "the run groups of {} differ in their assets; export one group at a time (--group)", file.path()));
+    plan.assets = assets;
     const PopulationInfo* pop = g.info.population(request.population);
     if (pop == nullptr) {
       std::vector<std::string> names;
@@ -310,8 +324,12 @@ TrajectoryCsvPlan plan_trajectory_csv(const RunFile& file, const TrajectoryCsvRe
   plan.header = {"group", "step", "t", "path", "agent"};
   if (has_wealth_rows(plan.quantity)) plan.header.emplace_back("wealth");
   if (has_decision_columns(plan.quantity)) {
-    plan.header.emplace_back("amount");
-    plan.header.emplace_back("theory_amount");
+    if (plan.assets.empty()) {
+      plan.header.emplace_back("amount");
+      plan.header.emplace_back("theory_amount");
+    }
+    for (const auto& a : plan.assets) plan.header.push_back("amount_" + a);
+    for (const auto& a : plan.assets) plan.header.push_back("theory_amount_" + a);
   }
   for (const auto& p : plan.params) {
     // A parameter never shadows a fixed column.
@@ -350,11 +368,14 @@ double export_memory_bytes(const TrajectoryCsvPlan& plan) {
         sim::checked_multiply(agents, static_cast<std::int64_t>(g.path_columns.size()), "agents * paths");
     const std::int64_t plan_values =
         g.population.has_theory
-            ? sim::checked_multiply(g.population.recorded_agents, g.info.steps, "recorded agents * steps")
+            ? sim::checked_multiply(g.population.recorded_agents,
+                                    g.info.steps * std::max<int>(1, static_cast<int>(plan.assets.size())),
+                                    "recorded agents * steps * assets")
             : 0;
     const double text = 32.0 * static_cast<double>(agents) * static_cast<double>(plan.params.size() + 1);
-    largest =
-        std::max(largest, 16.0 * static_cast<double>(slots) + 8.0 * static_cast<double>(plan_values) + text);
+    largest = std::max(largest, 16.0 * static_cast<double>(slots) *
+                                        std::max<double>(1.0, static_cast<double>(plan.assets.size())) +
+                                    8.0 * static_cast<double>(plan_values) + text);
   }
   return largest;
 }

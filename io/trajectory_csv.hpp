@@ -54,6 +54,9 @@ struct TrajectoryCsvPlan {
   std::vector<std::string> params;  ///< parameter columns (union over the groups, sorted)
   std::vector<std::string> stats;   ///< summary columns (summaries only)
   std::vector<std::string> header;  ///< the CSV columns
+  /// Several assets (schema 2): one amount_<name>, theory_amount_<name> pair per asset instead of amount,
+  /// theory_amount; empty with one asset.
+  std::vector<std::string> assets;
 };
 
 /// Resolves a request. Throws InputError naming the problem: an unknown population (listing the

@@ -130,12 +130,13 @@ class Run:
                 fail("the time axes differ in length")
             s, d, p = len(step), len(decision), len(paths)
             # Schema 2 (several assets): an asset axis after the row axis (first in theory/amount).
+            # Price impact with one asset is schema 2 too: the attribute `assets` marks the axis.
             n = int(a.get("assets", 1))
-            if n > 1 and len(str(a.get("asset_names", "")).split(",")) != n:
+            if "assets" in a and (n < 1 or len(str(a.get("asset_names", "")).split(",")) != n):
                 fail(f"attribute assets = {n} does not match asset_names")
-            ax = (n,) if n > 1 else ()
+            ax = (n,) if "assets" in a else ()
             want = {"market/price": (s, *ax, p), "market/return": (d, *ax, p), "market/shock": (d, *ax, p)}
-            if n > 1:
+            if "assets" in a:
                 want["market/fundamental"] = (s, n, p)
             for name, pop in g.get("populations", {}).items():
                 count, m = int(pop.attrs["count"]), int(pop.attrs["recorded_agents"])
@@ -177,11 +178,10 @@ class Run:
         return str(a["asset_names"]).split(",") if "assets" in a else ["asset0"]
 
     def market(self, group=None):
-        """{"price": (S, P), "return": (D, P), "shock": (D, P)}; schema 2 (several assets): (S, N, P) and
-        (D, N, P), and "fundamental" (S, N, P)."""
+        """{"price": (S, P), "return": (D, P), "shock": (D, P)}; schema 2 (several assets, or price impact):
+        (S, N, P) and (D, N, P), "fundamental" (S, N, P), and with impact "flow" (D, N, P)."""
         g = self.file[self._group(group)]
-        names = ("price", "fundamental", "return", "shock") if "fundamental" in g["market"] else (
-            "price", "return", "shock")
+        names = [n for n in ("price", "fundamental", "return", "shock", "flow") if n in g["market"]]
         return {name: g["market"][name][()] for name in names}
 
     def populations(self, group=None):
@@ -265,9 +265,8 @@ class Population:
         """A long DataFrame with the rows and columns of `herdsim export --quantity QUANTITY`: one row per
         (step, path, agent); a population without trajectories gives its summary table."""
         pd = _import("pandas", "to_pandas()")
-        if len(self.run.assets(self.group)) > 1:
-            raise RunFileError(f"{self.run.path}: {self.group} has several assets (schema 2): to_pandas() "
-                               "builds one-asset tables only; read amount (D, N, P, M) directly")
+        assets = self.run.assets(self.group)
+        several = len(assets) > 1
         if not self.has_trajectories:
             self._require_some_record()
             return self._summary_frame(pd, quantity)
@@ -282,14 +281,25 @@ class Population:
             cols["wealth"] = self.wealth.ravel()
         if quantity != "wealth":
             # Decision row r is wealth row r; the last wealth row (step n) has no decision: NaN.
-            amount = np.full((s, p, m), np.nan)
-            amount[:len(self.decision_step)] = self.amount
-            theory = np.full((s, m), np.nan)
-            if self.theory_amount is not None:
-                inside = rows < self.theory_amount.shape[0]
-                theory[inside] = self.theory_amount[rows[inside]]
-            cols["amount"] = amount.ravel()
-            cols["theory_amount"] = np.broadcast_to(theory[:, None, :], (s, p, m)).ravel()
+            # Schema 2 (an asset axis): one column pair per asset, amount_<name> and theory_amount_<name>,
+            # as `herdsim export` writes them (one asset: amount and theory_amount).
+            amounts = self.amount if self.amount.ndim == 4 else self.amount[:, None]
+            theories = self.theory_amount
+            if theories is not None and theories.ndim == 2:
+                theories = theories[None]
+            frames = {}
+            for j, name in enumerate(assets):
+                amount = np.full((s, p, m), np.nan)
+                amount[:len(self.decision_step)] = amounts[:, j]
+                theory = np.full((s, m), np.nan)
+                if theories is not None:
+                    inside = rows < theories.shape[1]
+                    theory[inside] = theories[j][rows[inside]]
+                suffix = "_" + name if several else ""
+                frames["amount" + suffix] = amount.ravel()
+                frames["theory_amount" + suffix] = np.broadcast_to(theory[:, None, :], (s, p, m)).ravel()
+            for key in [k for k in frames if k.startswith("amount")] + [k for k in frames if k.startswith("theory")]:
+                cols[key] = frames[key]
         for name in sorted(self.params):
             cols["param_" + name if name in cols else name] = np.tile(self.params[name], s * p)
         return pd.DataFrame(cols)
@@ -308,7 +318,8 @@ class Population:
 
     def to_xarray(self):
         """An xarray.Dataset: wealth (step, path, agent); amount and theory_amount (decision_step, path,
-        agent) / (decision_step, agent), theory taken at the recorded decision steps; coords t (on step),
+        agent) / (decision_step, agent), theory taken at the recorded decision steps (schema 2: with an
+        asset axis, (decision_step, asset, path, agent) / (asset, decision_step, agent)); coords t (on step),
         path, agent, and every parameter as an agent coordinate."""
         self._require_some_record()
         xr = _import("xarray", "to_xarray()")
@@ -316,10 +327,17 @@ class Population:
         coords = {"step": self.step, "t": ("step", self.t), "decision_step": self.decision_step,
                   "path": self.paths, "agent": np.arange(m)}
         coords.update({name: ("agent", values) for name, values in self.params.items()})
-        data = {"wealth": (("step", "path", "agent"), self.wealth),
-                "amount": (("decision_step", "path", "agent"), self.amount)}
-        if self.theory_amount is not None:
-            data["theory_amount"] = (("decision_step", "agent"), self.theory_amount[self.decision_step])
+        data = {"wealth": (("step", "path", "agent"), self.wealth)}
+        if self.amount.ndim == 4:  # schema 2: an asset axis, named by the asset coordinate
+            coords["asset"] = self.run.assets(self.group)
+            data["amount"] = (("decision_step", "asset", "path", "agent"), self.amount)
+            if self.theory_amount is not None:
+                data["theory_amount"] = (("asset", "decision_step", "agent"),
+                                         self.theory_amount[:, self.decision_step])
+        else:
+            data["amount"] = (("decision_step", "path", "agent"), self.amount)
+            if self.theory_amount is not None:
+                data["theory_amount"] = (("decision_step", "agent"), self.theory_amount[self.decision_step])
         attrs = {"population": self.name, "kind": self.kind, "count": self.count, "group": self.group}
         if self.investors is not None:
             attrs["investors"] = self.investors

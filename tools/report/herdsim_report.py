@@ -21,6 +21,7 @@ import math
 import os
 import re
 import sys
+import types
 
 # Debian package of each module the report needs (the interpreter is Debian's /usr/bin/python3).
 REQUIRED_MODULES = (("h5py", "python3-h5py"), ("numpy", "python3-numpy"),
@@ -86,6 +87,11 @@ import matplotlib  # noqa: E402
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
+
+# The market section of schema-2 runs, next to this script (also when this file is imported as a module).
+if os.path.dirname(os.path.abspath(__file__)) not in sys.path:
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import market_figures  # noqa: E402
 
 
 class InputError(Exception):
@@ -343,13 +349,18 @@ def plot_decisions(run, pop, fig_path):
     amount = pop.data.dataset("amount") if pop.data is not None else None
     if amount is None or pop.recorded_agents() == 0:
         raise Skip(trajectory_reason(pop, "amount"))
+    theory = pop.data.dataset("theory/amount")
+    if amount.ndim == 4:  # schema 2: (D, N, P, M); one asset under price impact
+        if amount.shape[1] > 1:
+            raise Skip(f"{amount.shape[1]} assets: the decisions per asset against theory are in the market "
+                       "section's price-taker gap")
+        amount, theory = amount[:, 0], theory[0] if theory is not None else None
     m = amount.shape[2]
     if amount.shape[0] == 0 or amount.shape[1] == 0 or m == 0:
         raise Skip("no decision rows were recorded")
     agents = sample_agents(pop, m)
     simulated = amount[:, 0, agents]
     t_sim = run.decision_steps * run.dt
-    theory = pop.data.dataset("theory/amount")
     theory = theory[:, agents] if theory is not None else None
     if finite(simulated).size == 0:
         raise Skip("the recorded decisions are all NaN")
@@ -913,11 +924,19 @@ def render_population(run, pop, out_dir, used_names):
     notes = pop.info.get("notes") or []
     if notes:
         parts.append("<ul class=\"note\">" + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul>")
-    skipped, written = [], 0
-    for suffix, title, how, plot in FIGURES:
+    figures, written = draw_figures(FIGURES, base, out_dir, lambda plot, path: plot(run, pop, path))
+    return "\n".join(parts + figures), written
+
+
+def draw_figures(figures, base, out_dir, draw):
+    """Draws each (suffix, title, how, plot) of figures into out_dir/<base>_<suffix>.png by draw(plot, path),
+    which returns a caption note or raises Skip; returns (HTML parts: the figures, then what was not shown
+    and why; figures written)."""
+    parts, skipped, written = [], [], 0
+    for suffix, title, how, plot in figures:
         file = f"{base}_{suffix}.png"
         try:
-            note = plot(run, pop, os.path.join(out_dir, file))
+            note = draw(plot, os.path.join(out_dir, file))
         except Skip as e:
             plt.close("all")
             skipped.append(f"{title}: {e}")
@@ -927,7 +946,12 @@ def render_population(run, pop, out_dir, used_names):
     if skipped:
         parts.append("<p class=\"skip\">Not shown:</p><ul class=\"skip\">"
                      + "".join(f"<li>{esc(s)}</li>" for s in skipped) + "</ul>")
-    return "\n".join(parts), written
+    return parts, written
+
+
+# What market_figures.py borrows from this script.
+MARKET_HELPERS = types.SimpleNamespace(save=save, Skip=Skip, signed_term=signed_term, esc=esc, fmt=fmt,
+                                       html_table=html_table, draw_figures=draw_figures)
 
 
 def write_report(run_path, out_dir, analysis_path):
@@ -959,6 +983,11 @@ def write_report(run_path, out_dir, analysis_path):
         for g in groups:
             body.append(f"<h2 id=\"g{g.index}\">{esc(g.title())}</h2>")
             body.append(group_info_html(g))
+            if (g.info or {}).get("market"):
+                text, written = market_figures.render_market(plt, run, g.name, g.info["market"], out_dir,
+                                                             f"g{g.index}_market", MARKET_HELPERS)
+                body.append(text)
+                total += written
             for pop in g.populations:
                 text, written = render_population(g, pop, out_dir, used_names)
                 body.append(text)
