@@ -87,6 +87,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # sweep_figures.py lies beside this script
+import sweep_figures  # noqa: E402
+
 
 class InputError(Exception):
     """A run or analysis file that cannot be used; the message says why."""
@@ -900,6 +903,24 @@ def figure_html(fig):
 # Driver
 
 
+ACROSS_HOW = ("Each line is one population: its value at each sweep point (markers) with the confidence band "
+              "of the analysis. A line that rises or falls with the swept parameter is the effect of that "
+              "parameter on the measure; overlapping bands mean the points do not differ significantly.")
+
+
+def across_section(across, out_dir):
+    """The section of figures across sweep points (the analysis's "across"); returns (HTML, figures)."""
+    figures, skipped = sweep_figures.render(across, out_dir, "sweep", save)
+    parts = ["<h2 id=\"across\">Across sweep points</h2>",
+             f"<p class=\"note\">{esc(len(across.get('points') or []))} points; "
+             f"{esc(sweep_figures.x_description(across))}</p>"]
+    parts += [figure_html({**f, "how": ACROSS_HOW}) for f in figures]
+    if skipped:
+        parts.append("<p class=\"skip\">Not shown:</p><ul class=\"skip\">"
+                     + "".join(f"<li>{esc(s)}</li>" for s in skipped) + "</ul>")
+    return "\n".join(parts), len(figures)
+
+
 def render_population(run, pop, out_dir, used_names):
     """Draws every figure of one population; returns (HTML, number of figures written)."""
     base = f"g{run.index}_{safe_name(pop.name)}"
@@ -956,6 +977,10 @@ def write_report(run_path, out_dir, analysis_path):
                  "<h2>Provenance</h2>", provenance_html(run, run_path, analysis, analysis_path)]
         toc_at = len(body)
         used_names, total = set(), 0
+        if analysis and analysis.get("across"):
+            text, written = across_section(analysis["across"], out_dir)
+            body.append(text)
+            total += written
         for g in groups:
             body.append(f"<h2 id=\"g{g.index}\">{esc(g.title())}</h2>")
             body.append(group_info_html(g))
