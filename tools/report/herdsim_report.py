@@ -536,6 +536,40 @@ def cck_fit(csad):
     return values
 
 
+def csad_pairs(pop, agents):
+    """(|R_m|, CSAD) of every (path, period) pair of the first `agents` recorded agents, from the wealth
+    trajectories: the observations the CCK regression is fitted on (docs/analysis.md: R_i = X_(s+1)/X_s - 1
+    between consecutive wealth rows, an agent left out from its first X <= 0 on, pairs with at least two
+    agents). None when wealth was not recorded."""
+    wealth = pop.data.dataset("wealth") if pop.data is not None else None
+    if wealth is None or agents <= 0 or wealth.shape[0] < 2:
+        return None
+    previous = wealth[0, :, :agents]
+    ruined = ~(previous > 0) | ~np.isfinite(previous)
+    xs, ys = [], []
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for s in range(1, wealth.shape[0]):  # one row at a time: memory does not grow with the run
+            current = wealth[s, :, :agents]
+            ret = current / previous - 1.0
+            ruined |= ~(current > 0) | ~np.isfinite(ret)
+            live = ~ruined
+            count = live.sum(axis=1)
+            rm = np.where(live, ret, 0.0).sum(axis=1) / count
+            dev = np.where(live, np.abs(ret - rm[:, None]), 0.0).sum(axis=1) / count
+            keep = count >= 2
+            xs.append(np.abs(rm[keep]))
+            ys.append(dev[keep])
+            previous = current
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def binned_means(x, y, most=20):
+    """(mean x, mean y) in equal-count bins of x: at most `most` bins, at least 20 values each."""
+    order = np.argsort(x, kind="stable")
+    bins = np.array_split(order, int(np.clip(x.size // 20, 1, most)))
+    return np.array([x[b].mean() for b in bins]), np.array([y[b].mean() for b in bins])
+
+
 def plot_csad(run, pop, fig_path):
     """CSAD over time, and CSAD against |R_m| with the fitted CCK curve."""
     csad = pop.section("csad")
@@ -552,9 +586,20 @@ def plot_csad(run, pop, fig_path):
     ax1.set_ylabel("CSAD (1, return units)")
     ax1.set_title("CSAD over time (mean over paths)")
     ax1.grid(alpha=0.3)
-    abs_rm = np.abs(rm)
-    ax2.scatter(abs_rm, values, s=14, color="tab:purple", alpha=0.7,
-                label="steps: mean CSAD over paths at |mean $R_m$|")
+    pairs = csad_pairs(pop, int(pop.info.get("analysed_agents") or 0))
+    if pairs is not None and pairs[0].size:
+        abs_rm, pair_csad = pairs
+        # Every pair when they are few, else an even subsample (the binned means use them all).
+        step = max(1, abs_rm.size // 4000)
+        ax2.scatter(abs_rm[::step], pair_csad[::step], s=6, color="tab:purple", alpha=0.4, lw=0,
+                    label="(path, step) pairs" + (f", every {step}th" if step > 1 else ""))
+        centre, mean = binned_means(abs_rm, pair_csad)
+        ax2.plot(centre, mean, "o", color="tab:purple", mec="black", ms=6,
+                 label="mean CSAD in bins of |$R_m$| (equal counts)")
+    else:
+        abs_rm = np.abs(rm)
+        ax2.scatter(abs_rm, values, s=14, color="tab:purple", alpha=0.7,
+                    label="steps: mean CSAD over paths at |mean $R_m$|")
     fit = cck_fit(csad)
     if fit is not None and finite(abs_rm).size:
         x = np.linspace(0.0, np.nanmax(abs_rm), 100)
@@ -570,9 +615,10 @@ def plot_csad(run, pop, fig_path):
     fig.suptitle(f"{pop.name}: cross-sectional absolute deviation of returns")
     save(fig, fig_path)
     return (f"{csad.get('observations', '?')} (path, step) pairs, R² = {fmt(csad.get('r2'), 3)}: "
-            f"{csad.get('verdict', '')}. The points average the paths of each step, and averaging the paths' "
-            "market returns shrinks |R_m|: the curve, fitted on every (path, step) pair, can therefore lie "
-            "below the points without a misfit.")
+            f"{csad.get('verdict', '')}." + ("" if pairs is not None else
+            " The run file has no wealth trajectories: the right panel shows each step's means over paths, and "
+            "averaging the paths' market returns shrinks |R_m|, so the curve, fitted on every (path, step) "
+            "pair, can lie below those points without a misfit."))
 
 
 PARAM_LABELS = {"lottery_prob": "lottery probability", "alpha": "risk aversion α",

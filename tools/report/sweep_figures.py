@@ -138,12 +138,13 @@ def draw_measure(across, table, x_index, others, path, save):
             continue  # the population has no such measure: not worth a sentence per measure
         if not np.any(mean[finite]) and not np.any(np.nan_to_num(high[finite])) \
                 and not np.any(np.nan_to_num(low[finite])):
-            left_out.append(f"{name}: {trivial_reason(table['measure'])}")
+            if pop not in left_out:
+                left_out.append(pop)
             continue
         lines.append((pop, name, x, mean, low, high))
     if not lines:
         if left_out:
-            raise ValueError("; ".join(left_out))
+            raise ValueError(f"{', '.join(left_out)}: {trivial_reason(table['measure'])}")
         raise ValueError("no population has a value at any sweep point")
     pops = list(dict.fromkeys(p for p, *_ in lines))
     colors = plt.get_cmap("tab10").colors
@@ -195,7 +196,7 @@ def draw_measure(across, table, x_index, others, path, save):
     if log_y:
         note += " Logarithmic axis: the values span more than three decades."
     if left_out:
-        note += " Not drawn: " + "; ".join(left_out) + "."
+        note += f" Not drawn: {', '.join(left_out)}, {trivial_reason(table['measure'])}."
     return note
 
 
