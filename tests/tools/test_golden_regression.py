@@ -12,7 +12,8 @@ scales' object references (`DIMENSION_LIST`, `REFERENCE_LIST`: file addresses).
 
 Each run is then analysed by the real `herdsim compare RUN.h5 --format json`, stored under
 "compare/<scenario>": the JSON parsed and dumped again with sorted keys and every float as its exact hex
-form, less `created`, `herdsim_version` and `run_file` (the clock, the build and this machine's path).
+form, less `created`, `herdsim_version` and `run_file` (the clock, the build and this machine's path) and
+`across` (the tables across sweep points, built from the sections digested here).
 One digest per population and section (e.g. `run_0/followers/lsv`) says where a change is; one of the
 whole JSON catches the rest.
 
