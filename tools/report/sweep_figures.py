@@ -58,6 +58,14 @@ def param_words(key):
     return words
 
 
+def pretty(label):
+    """The analysis's ASCII label with its Greek letters and dashes."""
+    for plain, fine in (("gamma2", "γ2"), ("beta_L", "β_L"), ("beta_U", "β_U"), ("Chang-Cheng-Khorana", "Chang–Cheng–Khorana"),
+                        ("Christie-Huang", "Christie–Huang")):
+        label = label.replace(plain, fine)
+    return label
+
+
 def short_words(key):
     """param_words without its parenthesis: for a legend."""
     return param_words(key).split(" (")[0]
@@ -170,7 +178,7 @@ def draw_measure(across, table, x_index, others, path, save):
     if x_index is not None:
         xs = np.array([p["values"][x_index] for p in across["points"]], dtype=float)
         ax.set_xlabel(param_words(across["params"][x_index]))
-        if xs.min() > 0 and xs.max() > 100 * xs.min():
+        if xs.min() > 0 and xs.max() >= 99.9 * xs.min():  # two decades or more
             ax.set_xscale("log")
         ax.set_xticks(sorted(set(xs)))
         ax.set_xticklabels([f"{v:.3g}" for v in sorted(set(xs))])
@@ -182,14 +190,15 @@ def draw_measure(across, table, x_index, others, path, save):
     units = MEANING.get(table["measure"]) or UNITS.get(table["units"], table["units"])
     if table["measure"] in ZERO_LINE:
         ax.axhline(0.0, color="0.4", lw=0.9)
-    ax.set_ylabel(f"{table['label']}\n({units})")
+    label = pretty(table["label"])
+    ax.set_ylabel(f"{label}\n({units})")
     if log_y:
         ax.set_yscale("log")
     elif table["measure"] in NON_NEGATIVE:
         ax.set_ylim(bottom=0.0)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="population")
-    ax.set_title(f"{table['label'][0].upper() + table['label'][1:]} across {across.get('over', 'sweep points')}", fontsize=11)
+    ax.set_title(f"{label[0].upper() + label[1:]} — across {across.get('over', 'sweep points')}", fontsize=11)
     save(fig, path)
     confidence = across.get("confidence", 0.95)
     note = f"Bands: {confidence:.0%} intervals, {table['interval']}. Lines are set a few points apart sideways."
@@ -206,7 +215,8 @@ def render(across, out_dir, prefix, save):
     x_index, others = choose_x(across)
     figures, skipped = [], []
     for table in across.get("measures") or []:
-        title = table["label"][0].upper() + table["label"][1:]
+        title = pretty(table["label"])
+        title = title[0].upper() + title[1:]
         file = f"{prefix}_{table['measure']}.png"
         try:
             note = draw_measure(across, table, x_index, others, os.path.join(out_dir, file), save)
