@@ -734,6 +734,11 @@ def plot_investor(run, pop, fig_path):
     data = [(key, finite(as_array(per_agent.get(key))), label, c) for key, label, c in panels]
     if all(d.size == 0 for _, d, _, _ in data):
         raise Skip("the per-agent investor metrics are all undefined")
+    if all(np.unique(d).size <= 1 for _, d, _, _ in data):
+        # One agent (a leader), or agents that all end alike: a histogram of one bar says less than the numbers.
+        values = "; ".join(f"{label.split(' (')[0]} {fmt(d[0], 3)}" for _, d, label, _ in data if d.size)
+        raise Skip(f"a histogram over agents needs agents that differ; here every agent has the same values "
+                   f"(mean over paths: {values})")
     fig, axes = new_figure(ncols=3, width=13, height=4.0)
     for ax, (key, values, label, color) in zip(axes, data):
         if values.size:
