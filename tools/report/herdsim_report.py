@@ -444,7 +444,7 @@ def plot_opinion(run, pop, fig_path):
     ax.plot(t, sim, "o-", color="tab:red", ms=3.5, label="simulated")
     ax.plot(t, theory, "--", color="black", lw=1.4, label="theory")
     ax.set_xlabel("t (years, time of the decision)")
-    ax.set_ylabel("opinion w (1)")
+    ax.set_ylabel("opinion w (weight on the own Merton plan)")
     ax.set_title(f"{pop.name}: investment opinion w(t)")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
@@ -513,7 +513,7 @@ def plot_lsv(run, pop, fig_path):
     if mean is not None and math.isfinite(mean):
         ax.axhline(mean, color="black", ls=":", lw=1.2, label=f"mean H = {mean:.3g}")
     ax.set_xlabel("t (years, time of the decision)")
-    ax.set_ylabel("LSV herding measure H (1)")
+    ax.set_ylabel("LSV herding measure H (0 = independent trades)")
     ax.set_title(f"{pop.name}: LSV herding per step")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
