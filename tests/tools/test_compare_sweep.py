@@ -9,7 +9,6 @@ Usage: test_compare_sweep.py PATH_TO_HERDSIM
 import importlib.util
 import json
 import os
-import sys
 import tempfile
 import unittest
 
