@@ -29,7 +29,8 @@ PARAM_WORDS = {
 }
 
 # What a pure number means, on its axis.
-MEANING = {"h_simulated": "0 = own Merton plan, 1 = the reference", "h_theory": "0 = own Merton plan, 1 = the reference",
+MEANING = {"h_simulated": "0 = own Merton plan, 1 = the reference",
+           "h_theory": "0 = own Merton plan, 1 = the reference",
            "w_simulated": "weight on the own Merton plan", "w_theory": "weight on the own Merton plan",
            "lsv_mean_h": "0 = independent trades",
            "cssd_beta_l": "coefficient; < 0 = herding", "cssd_beta_u": "coefficient; < 0 = herding",
@@ -60,8 +61,8 @@ def param_words(key):
 
 def pretty(label):
     """The analysis's ASCII label with its Greek letters and dashes."""
-    for plain, fine in (("gamma2", "γ2"), ("beta_L", "β_L"), ("beta_U", "β_U"), ("Chang-Cheng-Khorana", "Chang–Cheng–Khorana"),
-                        ("Christie-Huang", "Christie–Huang")):
+    for plain, fine in (("gamma2", "γ2"), ("beta_L", "β_L"), ("beta_U", "β_U"),
+                        ("Chang-Cheng-Khorana", "Chang–Cheng–Khorana"), ("Christie-Huang", "Christie–Huang")):
         label = label.replace(plain, fine)
     return label
 
