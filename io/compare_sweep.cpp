@@ -4,7 +4,6 @@
 
 #include <toml++/toml.h>
 #include <algorithm>
-#include <boost/math/distributions/students_t.hpp>
 #include <cmath>
 #include <filesystem>
 #include <map>
@@ -51,17 +50,12 @@ constexpr const char* kDeltaPaths = "CE gap with its delta-method interval over 
 constexpr const char* kLsvInterval = "mean H over cells +- t(n-1) se (cells taken as independent)";
 constexpr const char* kCoefInterval = "estimate +- t(n-3) se (Newey-West se where the regression uses it)";
 
-double t_quantile(double confidence, double df) {
-  if (!(df >= 1.0)) return kNaN;
-  return boost::math::quantile(boost::math::students_t(df), 0.5 + confidence / 2.0);
-}
-
 /// estimate +- t se, as an interval with n observations.
 MeanInterval estimate_interval(double estimate, double se, int n, double df, double confidence) {
   MeanInterval m;
   m.mean = estimate;
   m.n = n;
-  const double half = t_quantile(confidence, df) * se;
+  const double half = df >= 1.0 ? analysis::t_quantile(confidence, df) * se : kNaN;
   if (std::isfinite(half)) {
     m.ci_low = estimate - half;
     m.ci_high = estimate + half;
@@ -73,15 +67,10 @@ MeanInterval estimate_interval(double estimate, double se, int n, double df, dou
 std::optional<MeanInterval> coefficient(const analysis::HerdingRegression& r, int observations,
                                         const char* name, double confidence) {
   if (!r.fit) return std::nullopt;
-  for (std::size_t i = 0; i < r.coefficient_names.size(); ++i) {
-    if (r.coefficient_names[i] != name) continue;
-    const auto k = static_cast<Eigen::Index>(i);
-    const double se = r.uses_hac ? r.fit->se_hac[k] : r.fit->se_ols[k];
-    auto m = estimate_interval(r.fit->coef[k], se, observations, observations - 3.0, confidence);
-    m.p = r.uses_hac ? r.fit->p_hac[k] : r.fit->p_ols[k];
-    return m;
-  }
-  return std::nullopt;
+  const auto c = analysis::regression_coefficient(r, name);
+  auto m = estimate_interval(c.estimate, c.se, observations, observations - 3.0, confidence);
+  m.p = c.p;
+  return m;
 }
 
 /// The value of one measure for one population and its interval's method; nullopt when it has none.
