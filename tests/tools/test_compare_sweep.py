@@ -274,7 +274,8 @@ class SweepReport(unittest.TestCase):
 
     def test_a_figure_of_each_measure_against_the_swept_parameter(self):
         self.assertEqual(self.res.returncode, 0, self.res.stderr)
-        self.assertIn("Across sweep points", self.page)
+        self.assertIn('<li><a href="#across">Across sweep points</a></li>', self.page)
+        self.assertIn('<h2 id="across">Across sweep points</h2>', self.page)
         for m in ("decision_mse_pp", "decision_mse_amount", "ce_gap", "h_simulated", "lsv_mean_h",
                   "csad_gamma2", "cumulative_return", "sharpe", "max_drawdown"):
             self.check_figure(f"sweep_{m}.png")

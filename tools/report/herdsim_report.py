@@ -936,9 +936,10 @@ def group_info_html(g):
     return f"<p class=\"note\">{esc('; '.join(parts))}.</p>"
 
 
-def contents_html(groups):
-    """A list of links to each run group and population section (anchors set while drawing)."""
-    items = []
+def contents_html(groups, across=False):
+    """A list of links to each run group and population section (anchors set while drawing), after the
+    figures across sweep points where there are some."""
+    items = ["<li><a href=\"#across\">Across sweep points</a></li>"] if across else []
     for g in groups:
         pops = ", ".join(f"<a href=\"#{p.anchor}\">{esc(p.name)}</a>" for p in g.populations)
         items.append(f"<li><a href=\"#g{g.index}\">{esc(g.title())}</a>: {pops}</li>")
@@ -1041,7 +1042,7 @@ def write_report(run_path, out_dir, analysis_path):
                 text, written = render_population(g, pop, out_dir, used_names)
                 body.append(text)
                 total += written
-        body.insert(toc_at, contents_html(groups))
+        body.insert(toc_at, contents_html(groups, across=bool(analysis and analysis.get("across"))))
     page = ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
             f"<title>herdsim report: {esc(os.path.basename(run_path))}</title>\n<style>{CSS}</style>\n"
             "</head>\n<body>\n" + "\n".join(body)
