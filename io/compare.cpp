@@ -12,6 +12,7 @@
 #include "agents/investagent_agent.hpp"
 #include "agents/merton_agent.hpp"
 #include "io/compare_render.hpp"
+#include "io/compare_sweep.hpp"
 #include "io/hdf5_schema.hpp"
 #include "io/run_file.hpp"
 #include "io/scenario_toml.hpp"
@@ -705,6 +706,7 @@ Comparison compare_run(const std::string& path, const CompareOptions& options,
   c.herdsim_version = herdsim_version;
   c.created = utc_now_iso8601();
   c.options = options;
+  c.scenario = file.info().scenario;
   const auto specs = parse_scenario(file.info().scenario, path + " (scenario attribute)");
   const auto& groups = file.info().groups;
   if (specs.size() != groups.size())
@@ -716,6 +718,7 @@ Comparison compare_run(const std::string& path, const CompareOptions& options,
     RunComparison rc;
     rc.group = g.group;
     rc.sweep_point = g.sweep_point;
+    rc.sweep_values = spec.sweep_point;
     rc.steps = g.steps;
     rc.dt = g.dt;
     rc.every = g.every;
@@ -762,6 +765,7 @@ std::string comparison_json(const Comparison& c) {
     if (rc.market) runs.back()["market"] = market_json(*rc.market, rc.populations);
   }
   j["runs"] = runs;
+  if (const auto across = across_sweep(c)) j["across"] = across_json(*across);
   return j.dump(1) + '\n';
 }
 
@@ -781,6 +785,7 @@ std::string comparison_markdown(const Comparison& c) {
     if (rc.market) market_markdown(md, *rc.market, rc.populations);
     for (const auto& pc : rc.populations) markdown_population(md, pc, c.options.confidence);
   }
+  if (const auto across = across_sweep(c)) md += across_markdown(*across);
   return md;
 }
 
@@ -789,6 +794,7 @@ std::string comparisons_json(const std::vector<Comparison>& comparisons) {
   json all = json::array();
   for (const auto& c : comparisons) all.push_back(json::parse(comparison_json(c)));
   j["analyses"] = all;
+  j["across"] = across_json(across_files(comparisons));
   return j.dump(1) + '\n';
 }
 
@@ -848,6 +854,7 @@ std::string comparisons_markdown(const std::vector<Comparison>& comparisons) {
           md += fmt::format("\n### [{}] {} `{}`\n", static_cast<char>('A' + f % 26), rc.group, pc.name);
           markdown_table(md, *pc.table, pc.table->mse_proportion_pp, "Decision MSE (proportion, pp²)");
         }
+  md += across_markdown(across_files(comparisons));
   return md;
 }
 

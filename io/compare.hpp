@@ -74,6 +74,7 @@ struct PopulationComparison {
 struct RunComparison {
   std::string group;
   std::string sweep_point;
+  std::vector<std::pair<std::string, double>> sweep_values;  ///< swept key path -> value (sweep points)
   int steps = 0;
   double dt = 0.0;
   int every = 1;
@@ -88,6 +89,7 @@ struct Comparison {
   std::string run_file;
   std::string herdsim_version;  ///< of the compare that produced it
   std::string created;
+  std::string scenario;  ///< the file's scenario text (the columns of a comparison across files)
   CompareOptions options;
   std::vector<RunComparison> runs;
 };
@@ -98,14 +100,16 @@ struct Comparison {
                                      const std::string& herdsim_version,
                                      const std::function<void(const std::string&)>& progress = {});
 
-/// JSON of schema herdsim-analysis v1 (docs/analysis.md); NaN is written as null.
+/// JSON of schema herdsim-analysis v1 (docs/analysis.md); NaN is written as null. A sweep file's JSON
+/// also has the tables across its sweep points under "across" (io/compare_sweep.hpp).
 [[nodiscard]] std::string comparison_json(const Comparison& comparison);
 /// A readable Markdown report of the same results.
 [[nodiscard]] std::string comparison_markdown(const Comparison& comparison);
 
 /// Several analyses side by side (e.g. a base model against its fine-tuned InvestAgent on the same
 /// scenario): one row per (run group, population) present in the first, with each file's headline
-/// numbers, then each file's MSE table. JSON: {"schema": "herdsim-analysis-set", "analyses": [...]}.
+/// numbers, then each file's MSE table, then the tables across files and run groups (io/compare_sweep.hpp).
+/// JSON: {"schema": "herdsim-analysis-set", "analyses": [...], "across": {...}}.
 [[nodiscard]] std::string comparisons_json(const std::vector<Comparison>& comparisons);
 [[nodiscard]] std::string comparisons_markdown(const std::vector<Comparison>& comparisons);
 

@@ -63,17 +63,6 @@ AttributedStatistic attributed(std::string name, double pop, double pop_se, doub
   return a;
 }
 
-/// Estimate and standard error of coefficient `name` of a fitted regression (NaN when absent).
-std::pair<double, double> coefficient(const HerdingRegression& r, const std::string& name) {
-  if (!r.fit) return {kNaN, kNaN};
-  for (std::size_t i = 0; i < r.coefficient_names.size(); ++i) {
-    if (r.coefficient_names[i] != name) continue;
-    const auto k = static_cast<Eigen::Index>(i);
-    return {r.fit->coef[k], r.uses_hac ? r.fit->se_hac[k] : r.fit->se_ols[k]};
-  }
-  return {kNaN, kNaN};
-}
-
 }  // namespace
 
 Counterfactual attribute_herding(const PopulationMetrics& population, const PopulationMetrics& counterfactual,
@@ -93,14 +82,15 @@ Counterfactual attribute_herding(const PopulationMetrics& population, const Popu
     const char* lower = "lower dispersion in large moves (herding-like)";
     const char* higher = "higher dispersion in large moves";
     for (const char* name : {"beta_L", "beta_U"}) {
-      const auto [pe, ps] = coefficient(population.dispersion->cssd, name);
-      const auto [ce, cs] = coefficient(counterfactual.dispersion->cssd, name);
-      c.attributed.push_back(
-          attributed(fmt::format("cssd_{}", name), pe, ps, ce, cs, significance, higher, lower));
+      const auto pc = regression_coefficient(population.dispersion->cssd, name);
+      const auto cc = regression_coefficient(counterfactual.dispersion->cssd, name);
+      c.attributed.push_back(attributed(fmt::format("cssd_{}", name), pc.estimate, pc.se, cc.estimate, cc.se,
+                                        significance, higher, lower));
     }
-    const auto [pe, ps] = coefficient(population.dispersion->csad, "gamma2");
-    const auto [ce, cs] = coefficient(counterfactual.dispersion->csad, "gamma2");
-    c.attributed.push_back(attributed("csad_gamma2", pe, ps, ce, cs, significance, higher, lower));
+    const auto pc = regression_coefficient(population.dispersion->csad, "gamma2");
+    const auto cc = regression_coefficient(counterfactual.dispersion->csad, "gamma2");
+    c.attributed.push_back(
+        attributed("csad_gamma2", pc.estimate, pc.se, cc.estimate, cc.se, significance, higher, lower));
   }
   return c;
 }

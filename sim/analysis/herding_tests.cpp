@@ -323,6 +323,20 @@ ExtremeDummies extreme_market_dummies(const Eigen::VectorXd& market_return, doub
   return d;
 }
 
+RegressionCoefficient regression_coefficient(const HerdingRegression& r, const std::string& name) {
+  RegressionCoefficient c;
+  if (!r.fit) return c;
+  for (std::size_t i = 0; i < r.coefficient_names.size(); ++i) {
+    if (r.coefficient_names[i] != name) continue;
+    const auto k = static_cast<Eigen::Index>(i);
+    c.estimate = r.fit->coef[k];
+    c.se = r.uses_hac ? r.fit->se_hac[k] : r.fit->se_ols[k];
+    c.p = r.uses_hac ? r.fit->p_hac[k] : r.fit->p_ols[k];
+    break;
+  }
+  return c;
+}
+
 HerdingRegression christie_huang(const Eigen::VectorXd& cssd, const ExtremeDummies& dummies,
                                  const HerdingOptions& options) {
   const Eigen::Index t = cssd.size();

@@ -12,6 +12,7 @@
 // Asymmetric CCK fits on a subset with fewer than 10 periods are not estimated (left empty, with a
 // reason) rather than refused, so the symmetric fits stay usable on one-sided samples.
 #include <Eigen/Dense>
+#include <limits>
 #include <optional>
 #include <string>
 #include <vector>
@@ -156,6 +157,16 @@ struct HerdingRegression {
   bool uses_hac = false;                       ///< verdict from Newey–West p-values (else classical)
   std::string verdict;                         ///< e.g. "significant herding (beta_L < 0, p = 0.003)"
 };
+
+/// A coefficient of a fitted regression: estimate, standard error and p-value (Newey–West where the
+/// regression's verdict uses them, else classical); NaN when it was not fitted or has no such coefficient.
+struct RegressionCoefficient {
+  double estimate = std::numeric_limits<double>::quiet_NaN();
+  double se = std::numeric_limits<double>::quiet_NaN();
+  double p = std::numeric_limits<double>::quiet_NaN();
+};
+[[nodiscard]] RegressionCoefficient regression_coefficient(const HerdingRegression& r,
+                                                           const std::string& name);
 
 /// CH: CSSD = a + beta_L D_L + beta_U D_U; herding = significantly negative beta_L or beta_U.
 /// Requires T >= 10 and both dummies not all zeros.

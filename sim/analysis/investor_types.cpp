@@ -8,14 +8,9 @@
 
 namespace herdsim::analysis {
 
-namespace {
-
-/// The Student-t quantile for a two-sided interval of level `confidence`.
 double t_quantile(double confidence, double df) {
   return boost::math::quantile(boost::math::students_t(df), 0.5 + confidence / 2.0);
 }
-
-}  // namespace
 
 std::vector<AgentMeasure> agent_measures(const PopulationMetrics& m) {
   std::vector<AgentMeasure> out;

@@ -24,6 +24,9 @@ struct AgentMeasure {
 /// The per-agent measures of a population's metrics, in a fixed order; those it lacks are left out.
 [[nodiscard]] std::vector<AgentMeasure> agent_measures(const PopulationMetrics& metrics);
 
+/// The Student-t quantile for a two-sided interval of level `confidence` with df degrees of freedom.
+[[nodiscard]] double t_quantile(double confidence, double df);
+
 /// Mean of the finite values with its Student-t interval (n - 1 df); NaN interval below 2 values.
 struct MeanInterval {
   double mean = kNaN;

@@ -12,7 +12,8 @@ scales' object references (`DIMENSION_LIST`, `REFERENCE_LIST`: file addresses).
 
 Each run is then analysed by the real `herdsim compare RUN.h5 --format json`, stored under
 "compare/<scenario>": the JSON parsed and dumped again with sorted keys and every float as its exact hex
-form, less `created`, `herdsim_version` and `run_file` (the clock, the build and this machine's path).
+form, less `created`, `herdsim_version` and `run_file` (the clock, the build and this machine's path) and
+`across` (the tables across sweep points, built from the sections digested here).
 One digest per population and section (e.g. `run_0/followers/lsv`) says where a change is; one of the
 whole JSON catches the rest.
 
@@ -68,7 +69,9 @@ LLM_REDUCE = ["sweep.run.seed=[37]", f"population.investors.count={LLM_COUNT}",
 SKIP_ATTRS = {"created", "herdsim_version", "command_line", "backend_description", "inference_seconds",
               "DIMENSION_LIST", "REFERENCE_LIST"}
 SKIP_DATASETS = {"time_ms"}
-SKIP_COMPARE = {"created", "herdsim_version", "run_file"}
+# "across" (a sweep file's tables across its sweep points, issue 15 item 4) is built only from the
+# population sections digested here; tests/tools/test_compare_sweep.py checks it.
+SKIP_COMPARE = {"created", "herdsim_version", "run_file", "across"}
 
 
 def digest_dataset(ds):

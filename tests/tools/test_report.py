@@ -94,8 +94,13 @@ class QuickstartReport(ReportChecks):
         self.assertNotIn("g0_followers_mse_heatmap.png", figures)
         self.assertNotIn("g0_followers_mse_steps.png", figures)
         self.assertIn("g0_adaptive_mse_steps.png", figures)
+        # The one-agent advisor has no histogram over agents: its values in a sentence instead.
+        self.assertNotIn("g0_advisor_investor.png", figures)
+        self.assertIn("g0_followers_investor.png", figures)
         with open(os.path.join(self.out_dir, "index.html"), encoding="utf-8") as f:
-            self.assertIn("these agents play the theoretical plan exactly, so there is nothing to draw", f.read())
+            page = f.read()
+        self.assertIn("these agents play the theoretical plan exactly, so there is nothing to draw", page)
+        self.assertIn("a histogram over agents needs agents that differ", page)
         # The CCK curve's label writes a negative coefficient as "− 0.231", never "+ -0.231".
         import importlib.util
         spec = importlib.util.spec_from_file_location("herdsim_report", SCRIPT)

@@ -88,10 +88,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
-# The market section of schema-2 runs, next to this script (also when this file is imported as a module).
+# The market section of schema-2 runs and the figures across sweep points, in modules next to this script
+# (also when this file is imported as a module).
 if os.path.dirname(os.path.abspath(__file__)) not in sys.path:
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import market_figures  # noqa: E402
+import sweep_figures  # noqa: E402
 
 
 class InputError(Exception):
@@ -452,7 +454,7 @@ def plot_opinion(run, pop, fig_path):
     ax.plot(t, sim, "o-", color="tab:red", ms=3.5, label="simulated")
     ax.plot(t, theory, "--", color="black", lw=1.4, label="theory")
     ax.set_xlabel("t (years, time of the decision)")
-    ax.set_ylabel("opinion w (1)")
+    ax.set_ylabel("opinion w (weight on the own Merton plan)")
     ax.set_title(f"{pop.name}: investment opinion w(t)")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
@@ -521,7 +523,7 @@ def plot_lsv(run, pop, fig_path):
     if mean is not None and math.isfinite(mean):
         ax.axhline(mean, color="black", ls=":", lw=1.2, label=f"mean H = {mean:.3g}")
     ax.set_xlabel("t (years, time of the decision)")
-    ax.set_ylabel("LSV herding measure H (1)")
+    ax.set_ylabel("LSV herding measure H (0 = independent trades)")
     ax.set_title(f"{pop.name}: LSV herding per step")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
@@ -544,6 +546,42 @@ def cck_fit(csad):
     return values
 
 
+def csad_pairs(pop, agents):
+    """(|R_m|, CSAD) of every (path, period) pair of the first `agents` recorded agents, from the wealth
+    trajectories: the observations the CCK regression is fitted on (docs/analysis.md: R_i = X_(s+1)/X_s - 1
+    between consecutive wealth rows, an agent left out from its first X <= 0 on, pairs with at least two
+    agents). Of a very large recording, the first paths that keep a row to 5e6 values (40 MB). None when
+    wealth was not recorded."""
+    wealth = pop.data.dataset("wealth") if pop.data is not None else None
+    if wealth is None or agents <= 0 or wealth.shape[0] < 2:
+        return None
+    paths = min(wealth.shape[1], max(1, 5_000_000 // agents))
+    previous = wealth[0, :paths, :agents]
+    ruined = ~(previous > 0) | ~np.isfinite(previous)
+    xs, ys = [], []
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for s in range(1, wealth.shape[0]):  # one row at a time: memory does not grow with the run
+            current = wealth[s, :paths, :agents]
+            ret = current / previous - 1.0
+            ruined |= ~(current > 0) | ~np.isfinite(ret)
+            live = ~ruined
+            count = live.sum(axis=1)
+            rm = np.where(live, ret, 0.0).sum(axis=1) / count
+            dev = np.where(live, np.abs(ret - rm[:, None]), 0.0).sum(axis=1) / count
+            keep = count >= 2
+            xs.append(np.abs(rm[keep]))
+            ys.append(dev[keep])
+            previous = current
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def binned_means(x, y, most=20):
+    """(mean x, mean y) in equal-count bins of x: at most `most` bins, at least 20 values each."""
+    order = np.argsort(x, kind="stable")
+    bins = np.array_split(order, int(np.clip(x.size // 20, 1, most)))
+    return np.array([x[b].mean() for b in bins]), np.array([y[b].mean() for b in bins])
+
+
 def plot_csad(run, pop, fig_path):
     """CSAD over time, and CSAD against |R_m| with the fitted CCK curve."""
     csad = pop.section("csad")
@@ -560,9 +598,20 @@ def plot_csad(run, pop, fig_path):
     ax1.set_ylabel("CSAD (1, return units)")
     ax1.set_title("CSAD over time (mean over paths)")
     ax1.grid(alpha=0.3)
-    abs_rm = np.abs(rm)
-    ax2.scatter(abs_rm, values, s=14, color="tab:purple", alpha=0.7,
-                label="steps: mean CSAD over paths at |mean $R_m$|")
+    pairs = csad_pairs(pop, int(pop.info.get("analysed_agents") or 0))
+    if pairs is not None and pairs[0].size:
+        abs_rm, pair_csad = pairs
+        # Every pair when they are few, else an even subsample (the binned means use them all).
+        step = -(-abs_rm.size // 4000)
+        ax2.scatter(abs_rm[::step], pair_csad[::step], s=6, color="tab:purple", alpha=0.4, lw=0,
+                    label="(path, step) pairs" + (f", every {step}th" if step > 1 else ""))
+        centre, mean = binned_means(abs_rm, pair_csad)
+        ax2.plot(centre, mean, "o", color="tab:purple", mec="black", ms=6,
+                 label="mean CSAD in bins of |$R_m$| (equal counts)")
+    else:
+        abs_rm = np.abs(rm)
+        ax2.scatter(abs_rm, values, s=14, color="tab:purple", alpha=0.7,
+                    label="steps: mean CSAD over paths at |mean $R_m$|")
     fit = cck_fit(csad)
     if fit is not None and finite(abs_rm).size:
         x = np.linspace(0.0, np.nanmax(abs_rm), 100)
@@ -578,9 +627,10 @@ def plot_csad(run, pop, fig_path):
     fig.suptitle(f"{pop.name}: cross-sectional absolute deviation of returns")
     save(fig, fig_path)
     return (f"{csad.get('observations', '?')} (path, step) pairs, R² = {fmt(csad.get('r2'), 3)}: "
-            f"{csad.get('verdict', '')}. The points average the paths of each step, and averaging the paths' "
-            "market returns shrinks |R_m|: the curve, fitted on every (path, step) pair, can therefore lie "
-            "below the points without a misfit.")
+            f"{csad.get('verdict', '')}." + ("" if pairs is not None else
+            " The run file has no wealth trajectories: the right panel shows each step's means over paths, and "
+            "averaging the paths' market returns shrinks |R_m|, so the curve, fitted on every (path, step) "
+            "pair, can lie below those points without a misfit."))
 
 
 PARAM_LABELS = {"lottery_prob": "lottery probability", "alpha": "risk aversion α",
@@ -694,6 +744,11 @@ def plot_investor(run, pop, fig_path):
     data = [(key, finite(as_array(per_agent.get(key))), label, c) for key, label, c in panels]
     if all(d.size == 0 for _, d, _, _ in data):
         raise Skip("the per-agent investor metrics are all undefined")
+    if all(np.unique(d).size <= 1 for _, d, _, _ in data):
+        # One agent (a leader), or agents that all end alike: a histogram of one bar says less than the numbers.
+        values = "; ".join(f"{label.split(' (')[0]} {fmt(d[0], 3)}" for _, d, label, _ in data if d.size)
+        raise Skip(f"a histogram over agents needs agents that differ; here every agent has the same values "
+                   f"(mean over paths: {values})")
     fig, axes = new_figure(ncols=3, width=13, height=4.0)
     for ax, (key, values, label, color) in zip(axes, data):
         if values.size:
@@ -891,9 +946,10 @@ def group_info_html(g):
     return f"<p class=\"note\">{esc('; '.join(parts))}.</p>"
 
 
-def contents_html(groups):
-    """A list of links to each run group and population section (anchors set while drawing)."""
-    items = []
+def contents_html(groups, across=False):
+    """A list of links to each run group and population section (anchors set while drawing), after the
+    figures across sweep points where there are some."""
+    items = ["<li><a href=\"#across\">Across sweep points</a></li>"] if across else []
     for g in groups:
         pops = ", ".join(f"<a href=\"#{p.anchor}\">{esc(p.name)}</a>" for p in g.populations)
         items.append(f"<li><a href=\"#g{g.index}\">{esc(g.title())}</a>: {pops}</li>")
@@ -909,6 +965,24 @@ def figure_html(fig):
 
 # ----------------------------------------------------------------------------------------------
 # Driver
+
+
+ACROSS_HOW = ("Each line is one population: its value at each sweep point (markers) with the confidence band "
+              "of the analysis. A line that rises or falls with the swept parameter is the effect of that "
+              "parameter on the measure; overlapping bands mean the points do not differ significantly.")
+
+
+def across_section(across, out_dir):
+    """The section of figures across sweep points (the analysis's "across"); returns (HTML, figures)."""
+    figures, skipped = sweep_figures.render(across, out_dir, "sweep", save)
+    parts = ["<h2 id=\"across\">Across sweep points</h2>",
+             f"<p class=\"note\">{esc(len(across.get('points') or []))} points; "
+             f"{esc(sweep_figures.x_description(across))}</p>"]
+    parts += [figure_html({**f, "how": ACROSS_HOW}) for f in figures]
+    if skipped:
+        parts.append("<p class=\"skip\">Not shown:</p><ul class=\"skip\">"
+                     + "".join(f"<li>{esc(s)}</li>" for s in skipped) + "</ul>")
+    return "\n".join(parts), len(figures)
 
 
 def render_population(run, pop, out_dir, used_names):
@@ -980,6 +1054,10 @@ def write_report(run_path, out_dir, analysis_path):
                  "<h2>Provenance</h2>", provenance_html(run, run_path, analysis, analysis_path)]
         toc_at = len(body)
         used_names, total = set(), 0
+        if analysis and analysis.get("across"):
+            text, written = across_section(analysis["across"], out_dir)
+            body.append(text)
+            total += written
         for g in groups:
             body.append(f"<h2 id=\"g{g.index}\">{esc(g.title())}</h2>")
             body.append(group_info_html(g))
@@ -992,7 +1070,7 @@ def write_report(run_path, out_dir, analysis_path):
                 text, written = render_population(g, pop, out_dir, used_names)
                 body.append(text)
                 total += written
-        body.insert(toc_at, contents_html(groups))
+        body.insert(toc_at, contents_html(groups, across=bool(analysis and analysis.get("across"))))
     page = ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
             f"<title>herdsim report: {esc(os.path.basename(run_path))}</title>\n<style>{CSS}</style>\n"
             "</head>\n<body>\n" + "\n".join(body)

@@ -319,6 +319,21 @@ TEST_SUITE("analysis.herding_tests") {
     CHECK(res2.cck.fit.has_value());
   }
 
+  TEST_CASE("regression_coefficient reads a fitted coefficient by name, with the verdict's standard errors") {
+    std::mt19937_64 rng(7);
+    const HerdingTestsResult res = herding_regressions(simulated_panel(rng, 120, 20, true));
+    REQUIRE(res.cck.fit.has_value());
+    const auto& f = *res.cck.fit;
+    const RegressionCoefficient g2 = regression_coefficient(res.cck, "gamma2");
+    CHECK(g2.estimate == f.coef(2));
+    CHECK(g2.se == (res.cck.uses_hac ? f.se_hac(2) : f.se_ols(2)));
+    CHECK(g2.p == (res.cck.uses_hac ? f.p_hac(2) : f.p_ols(2)));
+    CHECK(std::isnan(regression_coefficient(res.cck, "beta_L").estimate));
+    HerdingRegression unfitted = res.cck;
+    unfitted.fit.reset();
+    CHECK(std::isnan(regression_coefficient(unfitted, "gamma2").se));
+  }
+
   TEST_CASE("minimum-sample rules throw InputError naming the requirement") {
     std::mt19937_64 rng(1);
     CHECK_THROWS_WITH_AS((void)herding_regressions(simulated_panel(rng, 9, 5, false)),
