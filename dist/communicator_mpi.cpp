@@ -112,6 +112,19 @@ class MpiCommunicator final : public Communicator {
     return out;
   }
 
+  [[nodiscard]] std::vector<double> concatenate_to_root(const std::vector<double>& values) override {
+    int count = static_cast<int>(values.size());
+    std::vector<int> counts(rank_ == 0 ? static_cast<std::size_t>(size_) : 0);
+    check(MPI_Gather(&count, 1, MPI_INT, counts.data(), 1, MPI_INT, 0, MPI_COMM_WORLD), "MPI_Gather");
+    std::vector<int> offsets(counts.size(), 0);
+    if (!counts.empty()) std::exclusive_scan(counts.begin(), counts.end(), offsets.begin(), 0);
+    std::vector<double> all(rank_ == 0 ? static_cast<std::size_t>(offsets.back() + counts.back()) : 0);
+    check(MPI_Gatherv(values.data(), count, MPI_DOUBLE, all.data(), counts.data(), offsets.data(), MPI_DOUBLE,
+                      0, MPI_COMM_WORLD),
+          "MPI_Gatherv");
+    return all;
+  }
+
   [[noreturn]] void abort(int code) override {
     MPI_Abort(MPI_COMM_WORLD, code);
     std::_Exit(code);  // MPI_Abort does not return; this is for the compiler
