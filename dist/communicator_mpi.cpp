@@ -3,8 +3,8 @@
 #include <mpi.h>
 
 #include <cstdint>
+#include <limits>
 #include <memory>
-#include <numeric>
 #include <string>
 #include <vector>
 
@@ -97,15 +97,8 @@ class MpiCommunicator final : public Communicator {
   }
 
   [[nodiscard]] std::vector<std::vector<int>> gather_to_root(const std::vector<int>& values) override {
-    int count = static_cast<int>(values.size());
-    std::vector<int> counts(rank_ == 0 ? static_cast<std::size_t>(size_) : 0);
-    check(MPI_Gather(&count, 1, MPI_INT, counts.data(), 1, MPI_INT, 0, MPI_COMM_WORLD), "MPI_Gather");
-    std::vector<int> offsets(counts.size(), 0);
-    if (!counts.empty()) std::exclusive_scan(counts.begin(), counts.end(), offsets.begin(), 0);
-    std::vector<int> all(rank_ == 0 ? static_cast<std::size_t>(offsets.back() + counts.back()) : 0);
-    check(MPI_Gatherv(values.data(), count, MPI_INT, all.data(), counts.data(), offsets.data(), MPI_INT, 0,
-                      MPI_COMM_WORLD),
-          "MPI_Gatherv");
+    std::vector<int> counts, offsets;
+    const std::vector<int> all = gatherv(values, MPI_INT, counts, offsets);
     std::vector<std::vector<int>> out;
     for (std::size_t r = 0; r < counts.size(); ++r)
       out.emplace_back(all.begin() + offsets[r], all.begin() + offsets[r] + counts[r]);
@@ -113,16 +106,8 @@ class MpiCommunicator final : public Communicator {
   }
 
   [[nodiscard]] std::vector<double> concatenate_to_root(const std::vector<double>& values) override {
-    int count = static_cast<int>(values.size());
-    std::vector<int> counts(rank_ == 0 ? static_cast<std::size_t>(size_) : 0);
-    check(MPI_Gather(&count, 1, MPI_INT, counts.data(), 1, MPI_INT, 0, MPI_COMM_WORLD), "MPI_Gather");
-    std::vector<int> offsets(counts.size(), 0);
-    if (!counts.empty()) std::exclusive_scan(counts.begin(), counts.end(), offsets.begin(), 0);
-    std::vector<double> all(rank_ == 0 ? static_cast<std::size_t>(offsets.back() + counts.back()) : 0);
-    check(MPI_Gatherv(values.data(), count, MPI_DOUBLE, all.data(), counts.data(), offsets.data(), MPI_DOUBLE,
-                      0, MPI_COMM_WORLD),
-          "MPI_Gatherv");
-    return all;
+    std::vector<int> counts, offsets;
+    return gatherv(values, MPI_DOUBLE, counts, offsets);
   }
 
   [[noreturn]] void abort(int code) override {
@@ -131,6 +116,32 @@ class MpiCommunicator final : public Communicator {
   }
 
  private:
+  /// Every rank's `values` concatenated in rank order on rank 0 (empty elsewhere), with each rank's count
+  /// and offset there. MPI counts are ints: more than INT_MAX values in all is an Error, not a wrap-around.
+  template <class T>
+  std::vector<T> gatherv(const std::vector<T>& values, MPI_Datatype type, std::vector<int>& counts,
+                         std::vector<int>& offsets) {
+    if (values.size() > static_cast<std::size_t>(std::numeric_limits<int>::max()))
+      throw Error("MPI: " + std::to_string(values.size()) + " values are too many to send in one message");
+    int count = static_cast<int>(values.size());
+    counts.assign(rank_ == 0 ? static_cast<std::size_t>(size_) : 0, 0);
+    check(MPI_Gather(&count, 1, MPI_INT, counts.data(), 1, MPI_INT, 0, MPI_COMM_WORLD), "MPI_Gather");
+    long long total = 0;
+    offsets.assign(counts.size(), 0);
+    for (std::size_t r = 0; r < counts.size(); ++r) {
+      offsets[r] = static_cast<int>(total);
+      total += counts[r];
+      if (total > std::numeric_limits<int>::max())
+        throw Error("MPI: more than " + std::to_string(std::numeric_limits<int>::max()) +
+                    " values to gather on rank 0");
+    }
+    std::vector<T> all(static_cast<std::size_t>(total));
+    check(MPI_Gatherv(values.data(), count, type, all.data(), counts.data(), offsets.data(), type, 0,
+                      MPI_COMM_WORLD),
+          "MPI_Gatherv");
+    return all;
+  }
+
   int rank_ = 0;
   int size_ = 1;
   int tasks_ = 0;

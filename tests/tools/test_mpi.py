@@ -168,6 +168,14 @@ def objects(f):
 
 
 class SameFileTest(support.TempDirTest):
+    def compare_text(self, path):
+        """`herdsim compare`'s report of a file, run from another working directory, with the time it ran
+        and the file's name taken out."""
+        res = support.herdsim("compare", "-q", path, "--no-sidecar", cwd="/")
+        self.assertEqual(res.returncode, 0, res.stderr)
+        text = re.sub(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", "TIME", res.stdout)
+        return text.replace(path, "FILE").replace(os.path.basename(path), "FILE")
+
     def assert_same_file(self, expected_path, actual_path, min_datasets=40):
         """Every group and dataset of one file is in the other, with the same attributes and the same
         bytes (dtype, shape, values; NaN equal to NaN)."""
@@ -271,13 +279,7 @@ class MpiSweepTest(SameFileTest):
         serial = self.path("serial.h5")
         self.assertEqual(support.herdsim("run", "-q", scenario, "-o", serial).returncode, 0)
         # compare and export read the master from another working directory (links resolve beside the file).
-        outputs = {}
-        for name, path in (("master", master), ("serial", serial)):
-            res = support.herdsim("compare", "-q", path, "--no-sidecar", cwd="/")
-            self.assertEqual(res.returncode, 0, res.stderr)
-            text = re.sub(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", "TIME", res.stdout)  # when compare ran
-            outputs[name] = text.replace(path, "FILE").replace(os.path.basename(path), "FILE")
-        self.assertEqual(outputs["master"], outputs["serial"])
+        self.assertEqual(self.compare_text(master), self.compare_text(serial))
         csv = self.path("export.csv")
         res = support.herdsim("export", master, "--population", "followers", "--group", "/sweep_001", "-o", csv,
                               cwd="/")
@@ -429,13 +431,7 @@ class MpiPathSplitTest(SameFileTest):
         self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
         serial = self.path("serial.h5")
         self.assertEqual(support.herdsim("run", "-q", scenario, "-o", serial).returncode, 0)
-        outputs = {}
-        for name, path in (("master", master), ("serial", serial)):
-            res = support.herdsim("compare", "-q", path, "--no-sidecar", cwd="/")  # parts found beside the master
-            self.assertEqual(res.returncode, 0, res.stderr)
-            text = re.sub(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", "TIME", res.stdout)
-            outputs[name] = text.replace(path, "FILE").replace(os.path.basename(path), "FILE")
-        self.assertEqual(outputs["master"], outputs["serial"])
+        self.assertEqual(self.compare_text(master), self.compare_text(serial))  # parts found beside the master
         csvs = {}
         for name, path in (("master", master), ("serial", serial)):
             csv = self.path(f"export-{name}.csv")
@@ -448,6 +444,18 @@ class MpiPathSplitTest(SameFileTest):
         import herdsim_load
         with herdsim_load.load_run(master) as run, h5py.File(serial, "r") as f:
             np.testing.assert_array_equal(run.population("noise").wealth, f["populations/noise/wealth"][()])
+        # xarray (docs/python.md) names the same dimensions and coordinates in the master and the merged file.
+        try:
+            import xarray
+        except ImportError:
+            self.skipTest("xarray is not installed: the master file's dimension scales not read by xarray")
+        merged = self.path("merged.h5")
+        self.assertEqual(support.herdsim("merge", master, "-o", merged).returncode, 0)
+        for group in ("populations/noise", "populations/noise/summary", "market"):
+            with xarray.open_dataset(serial, group=group, engine="h5netcdf") as want:
+                for path in (master, merged):
+                    with xarray.open_dataset(path, group=group, engine="h5netcdf") as got:
+                        xarray.testing.assert_identical(got, want)
 
     def test_a_missing_or_incomplete_part_is_refused(self):
         scenario = self.scenario(PATHS)
