@@ -29,8 +29,8 @@ class SerialCommunicator final : public Communicator {
   [[nodiscard]] std::vector<std::vector<int>> gather_to_root(const std::vector<int>& values) override {
     return {values};
   }
-  [[nodiscard]] std::vector<double> concatenate_to_root(const std::vector<double>& values) override {
-    return values;
+  void concatenate_on(int /*root*/, const std::vector<double>& values, std::vector<double>& out) override {
+    out = values;
   }
   [[noreturn]] void abort(int code) override { std::exit(code); }
 

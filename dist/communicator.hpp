@@ -4,7 +4,7 @@
 // version (communicator_mpi.cpp, built with HERDSIM_WITH_MPI) is used only when the process was started
 // by an MPI launcher (mpirun, srun). Floating-point results never meet in a reduction: each rank writes
 // its own part file and rank 0 links them; the values a path split's exact summaries need are only
-// concatenated on rank 0 (concatenate_to_root), which computes them as one process would.
+// concatenated on one rank (concatenate_on), which computes them as one process would.
 #include <memory>
 #include <string>
 #include <vector>
@@ -32,9 +32,10 @@ class Communicator {
   [[nodiscard]] virtual std::string broadcast_from_root(const std::string& text) = 0;
   /// Collective: every rank's list, on rank 0 (empty elsewhere), in rank order.
   [[nodiscard]] virtual std::vector<std::vector<int>> gather_to_root(const std::vector<int>& values) = 0;
-  /// Collective: every rank's values concatenated in rank order, on rank 0 (empty elsewhere). The values
-  /// travel as they are (bit for bit): rank 0 computes from them, nothing is reduced on the way.
-  [[nodiscard]] virtual std::vector<double> concatenate_to_root(const std::vector<double>& values) = 0;
+  /// Collective: every rank's values concatenated in rank order into `out` on rank `root` (left as it is
+  /// elsewhere; its capacity is reused, row after row). The values travel as they are (bit for bit): the
+  /// root computes from them, nothing is reduced on the way.
+  virtual void concatenate_on(int root, const std::vector<double>& values, std::vector<double>& out) = 0;
   /// Stops every rank of the run now with exit status `code` (after this rank printed why); does not
   /// return. The one-rank version exits the process.
   [[noreturn]] virtual void abort(int code) = 0;

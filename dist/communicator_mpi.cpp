@@ -97,17 +97,16 @@ class MpiCommunicator final : public Communicator {
   }
 
   [[nodiscard]] std::vector<std::vector<int>> gather_to_root(const std::vector<int>& values) override {
-    std::vector<int> counts, offsets;
-    const std::vector<int> all = gatherv(values, MPI_INT, counts, offsets);
+    std::vector<int> counts, offsets, all;
+    gatherv(0, values, MPI_INT, all, counts, offsets);
     std::vector<std::vector<int>> out;
     for (std::size_t r = 0; r < counts.size(); ++r)
       out.emplace_back(all.begin() + offsets[r], all.begin() + offsets[r] + counts[r]);
     return out;
   }
 
-  [[nodiscard]] std::vector<double> concatenate_to_root(const std::vector<double>& values) override {
-    std::vector<int> counts, offsets;
-    return gatherv(values, MPI_DOUBLE, counts, offsets);
+  void concatenate_on(int root, const std::vector<double>& values, std::vector<double>& out) override {
+    gatherv(root, values, MPI_DOUBLE, out, counts_, offsets_);
   }
 
   [[noreturn]] void abort(int code) override {
@@ -116,16 +115,17 @@ class MpiCommunicator final : public Communicator {
   }
 
  private:
-  /// Every rank's `values` concatenated in rank order on rank 0 (empty elsewhere), with each rank's count
-  /// and offset there. MPI counts are ints: more than INT_MAX values in all is an Error, not a wrap-around.
+  /// Every rank's `values` concatenated in rank order into `all` on rank `root` (untouched elsewhere), with
+  /// each rank's count and offset there. MPI counts are ints: more than INT_MAX values in all is an Error,
+  /// not a wrap-around.
   template <class T>
-  std::vector<T> gatherv(const std::vector<T>& values, MPI_Datatype type, std::vector<int>& counts,
-                         std::vector<int>& offsets) {
+  void gatherv(int root, const std::vector<T>& values, MPI_Datatype type, std::vector<T>& all,
+               std::vector<int>& counts, std::vector<int>& offsets) {
     if (values.size() > static_cast<std::size_t>(std::numeric_limits<int>::max()))
       throw Error("MPI: " + std::to_string(values.size()) + " values are too many to send in one message");
     int count = static_cast<int>(values.size());
-    counts.assign(rank_ == 0 ? static_cast<std::size_t>(size_) : 0, 0);
-    check(MPI_Gather(&count, 1, MPI_INT, counts.data(), 1, MPI_INT, 0, MPI_COMM_WORLD), "MPI_Gather");
+    counts.assign(rank_ == root ? static_cast<std::size_t>(size_) : 0, 0);
+    check(MPI_Gather(&count, 1, MPI_INT, counts.data(), 1, MPI_INT, root, MPI_COMM_WORLD), "MPI_Gather");
     long long total = 0;
     offsets.assign(counts.size(), 0);
     for (std::size_t r = 0; r < counts.size(); ++r) {
@@ -133,15 +133,15 @@ class MpiCommunicator final : public Communicator {
       total += counts[r];
       if (total > std::numeric_limits<int>::max())
         throw Error("MPI: more than " + std::to_string(std::numeric_limits<int>::max()) +
-                    " values to gather on rank 0");
+                    " values to gather on one rank");
     }
-    std::vector<T> all(static_cast<std::size_t>(total));
-    check(MPI_Gatherv(values.data(), count, type, all.data(), counts.data(), offsets.data(), type, 0,
+    if (rank_ == root) all.resize(static_cast<std::size_t>(total));  // capacity kept: no new pages per row
+    check(MPI_Gatherv(values.data(), count, type, all.data(), counts.data(), offsets.data(), type, root,
                       MPI_COMM_WORLD),
           "MPI_Gatherv");
-    return all;
   }
 
+  std::vector<int> counts_, offsets_;  ///< concatenate_on's, reused
   int rank_ = 0;
   int size_ = 1;
   int tasks_ = 0;

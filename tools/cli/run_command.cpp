@@ -211,6 +211,9 @@ int run_path_split(const RunFlags& f, const std::vector<sim::ScenarioSpec>& spec
     const PathBlock block = path_block(specs[i].run.paths, world.rank(), world.size());
     blocks[i].run.paths = block.count;
     blocks[i].run.first_path = block.first;
+    // The master reads its summaries' layout from rank 0's part and their values from SummaryGatherer: the
+    // other parts need not summarize their blocks (work rank 0 would wait for at the next row).
+    if (world.rank() != 0) blocks[i].record.summaries = false;
     const auto t0 = std::chrono::steady_clock::now();
     auto simulation = agents::make_simulation(blocks[i], backends);
     const double setup_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -218,7 +221,7 @@ int run_path_split(const RunFlags& f, const std::vector<sim::ScenarioSpec>& spec
     if (blocks[i].record.enabled) {
       const std::string group = n == 1 ? "/" : fmt::format("/sweep_{:03d}", i);
       gatherer = std::make_unique<SummaryGatherer>(
-          sim::RecordingPlan(blocks[i].record, simulation->state_without_amounts()), group, world);
+          sim::RecordingPlan(specs[i].record, simulation->state_without_amounts()), group, world);
       simulation->add_observer(gatherer.get());
     }
     run_point(flags, blocks, i, std::move(simulation), setup_seconds, part, totals);
