@@ -80,7 +80,7 @@ void NoisePopulation::decide(const sim::DecisionContext& ctx, int p0, int p1, in
   for (int p = p0; p < p1; ++p) {
     for (int i = a0; i < a1; ++i) {
       const double u =
-          ctx.rng->uniform(sim::Stream::noise, static_cast<std::uint64_t>(p),
+          ctx.rng->uniform(sim::Stream::noise, static_cast<std::uint64_t>(ctx.first_path + p),
                            static_cast<std::uint64_t>(ctx.step), base + static_cast<std::uint64_t>(i));
       own.amount(i, p) = sample_distribution(np_.proportion.distribution, u) * own.wealth(i, p);
     }
@@ -100,9 +100,10 @@ void NoisePopulation::decide_assets(const sim::DecisionContext& ctx, int p0, int
         double q = 0.0;
         if (drawn_) {
           // Lane a: asset a's draw, independent of the other assets' (asset 0's is the one-asset draw).
-          const double u = ctx.rng->uniform(
-              sim::Stream::noise, static_cast<std::uint64_t>(p), static_cast<std::uint64_t>(ctx.step),
-              base + static_cast<std::uint64_t>(i), static_cast<std::uint64_t>(a));
+          const double u =
+              ctx.rng->uniform(sim::Stream::noise, static_cast<std::uint64_t>(ctx.first_path + p),
+                               static_cast<std::uint64_t>(ctx.step), base + static_cast<std::uint64_t>(i),
+                               static_cast<std::uint64_t>(a));
           q = sample_distribution(np_.proportion.distribution, u);
         } else {
           q = (*fixed)[i];

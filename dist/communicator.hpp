@@ -2,8 +2,9 @@
 // The communicator seam (docs/cluster.md): everything a distributed `herdsim run` asks of the other
 // ranks, in one small interface. The one-rank version is today's code path (no MPI call at all); the MPI
 // version (communicator_mpi.cpp, built with HERDSIM_WITH_MPI) is used only when the process was started
-// by an MPI launcher (mpirun, srun). Only integers cross it: floating-point results never meet in a
-// reduction, each rank writes its own part file and rank 0 links them.
+// by an MPI launcher (mpirun, srun). Floating-point results never meet in a reduction: each rank writes
+// its own part file and rank 0 links them; the values a path split's exact summaries need are only
+// concatenated on one rank (concatenate_on), which computes them as one process would.
 #include <memory>
 #include <string>
 #include <vector>
@@ -31,6 +32,10 @@ class Communicator {
   [[nodiscard]] virtual std::string broadcast_from_root(const std::string& text) = 0;
   /// Collective: every rank's list, on rank 0 (empty elsewhere), in rank order.
   [[nodiscard]] virtual std::vector<std::vector<int>> gather_to_root(const std::vector<int>& values) = 0;
+  /// Collective: every rank's values concatenated in rank order into `out` on rank `root` (left as it is
+  /// elsewhere; its capacity is reused, row after row). The values travel as they are (bit for bit): the
+  /// root computes from them, nothing is reduced on the way.
+  virtual void concatenate_on(int root, const std::vector<double>& values, std::vector<double>& out) = 0;
   /// Stops every rank of the run now with exit status `code` (after this rank printed why); does not
   /// return. The one-rank version exits the process.
   [[noreturn]] virtual void abort(int code) = 0;

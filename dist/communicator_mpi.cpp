@@ -3,8 +3,8 @@
 #include <mpi.h>
 
 #include <cstdint>
+#include <limits>
 #include <memory>
-#include <numeric>
 #include <string>
 #include <vector>
 
@@ -97,19 +97,16 @@ class MpiCommunicator final : public Communicator {
   }
 
   [[nodiscard]] std::vector<std::vector<int>> gather_to_root(const std::vector<int>& values) override {
-    int count = static_cast<int>(values.size());
-    std::vector<int> counts(rank_ == 0 ? static_cast<std::size_t>(size_) : 0);
-    check(MPI_Gather(&count, 1, MPI_INT, counts.data(), 1, MPI_INT, 0, MPI_COMM_WORLD), "MPI_Gather");
-    std::vector<int> offsets(counts.size(), 0);
-    if (!counts.empty()) std::exclusive_scan(counts.begin(), counts.end(), offsets.begin(), 0);
-    std::vector<int> all(rank_ == 0 ? static_cast<std::size_t>(offsets.back() + counts.back()) : 0);
-    check(MPI_Gatherv(values.data(), count, MPI_INT, all.data(), counts.data(), offsets.data(), MPI_INT, 0,
-                      MPI_COMM_WORLD),
-          "MPI_Gatherv");
+    std::vector<int> counts, offsets, all;
+    gatherv(0, values, MPI_INT, all, counts, offsets);
     std::vector<std::vector<int>> out;
     for (std::size_t r = 0; r < counts.size(); ++r)
       out.emplace_back(all.begin() + offsets[r], all.begin() + offsets[r] + counts[r]);
     return out;
+  }
+
+  void concatenate_on(int root, const std::vector<double>& values, std::vector<double>& out) override {
+    gatherv(root, values, MPI_DOUBLE, out, counts_, offsets_);
   }
 
   [[noreturn]] void abort(int code) override {
@@ -118,6 +115,33 @@ class MpiCommunicator final : public Communicator {
   }
 
  private:
+  /// Every rank's `values` concatenated in rank order into `all` on rank `root` (untouched elsewhere), with
+  /// each rank's count and offset there. MPI counts are ints: more than INT_MAX values in all is an Error,
+  /// not a wrap-around.
+  template <class T>
+  void gatherv(int root, const std::vector<T>& values, MPI_Datatype type, std::vector<T>& all,
+               std::vector<int>& counts, std::vector<int>& offsets) {
+    if (values.size() > static_cast<std::size_t>(std::numeric_limits<int>::max()))
+      throw Error("MPI: " + std::to_string(values.size()) + " values are too many to send in one message");
+    int count = static_cast<int>(values.size());
+    counts.assign(rank_ == root ? static_cast<std::size_t>(size_) : 0, 0);
+    check(MPI_Gather(&count, 1, MPI_INT, counts.data(), 1, MPI_INT, root, MPI_COMM_WORLD), "MPI_Gather");
+    long long total = 0;
+    offsets.assign(counts.size(), 0);
+    for (std::size_t r = 0; r < counts.size(); ++r) {
+      offsets[r] = static_cast<int>(total);
+      total += counts[r];
+      if (total > std::numeric_limits<int>::max())
+        throw Error("MPI: more than " + std::to_string(std::numeric_limits<int>::max()) +
+                    " values to gather on one rank");
+    }
+    if (rank_ == root) all.resize(static_cast<std::size_t>(total));  // capacity kept: no new pages per row
+    check(MPI_Gatherv(values.data(), count, type, all.data(), counts.data(), offsets.data(), type, root,
+                      MPI_COMM_WORLD),
+          "MPI_Gatherv");
+  }
+
+  std::vector<int> counts_, offsets_;  ///< concatenate_on's, reused
   int rank_ = 0;
   int size_ = 1;
   int tasks_ = 0;

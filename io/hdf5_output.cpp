@@ -1169,6 +1169,18 @@ void Hdf5Output::link_group(const std::string& group, const std::string& file, c
   }
 }
 
+void Hdf5Output::stitch_group(const std::string& group, const std::vector<PathPart>& parts,
+                              const SummaryValues& summaries, int schema_version) {
+  const std::string& where = file_->partial_path;
+  write_stitched_group(file_->id.get(), where, group, parts, summaries);
+  if (schema_version == schema::kSchemaVersionAssets && group != "/") {
+    Handle root = make(H5Gopen2(file_->id.get(), "/", H5P_DEFAULT), H5Gclose, "H5Gopen2", where);
+    if (H5Aexists(root.get(), schema::kSchemaVersionAttr.data()) > 0)
+      check(H5Adelete(root.get(), schema::kSchemaVersionAttr.data()), "H5Adelete", where);
+    write_attribute(root.get(), where, schema::kSchemaVersionAttr, schema::kSchemaVersionAssets);
+  }
+}
+
 void Hdf5Output::commit() {
   const std::string& where = file_->partial_path;
   if (!file_->id.valid()) throw IoError(fmt::format("{}: already committed", path_));

@@ -5,7 +5,9 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
+#include "io/master_file.hpp"
 #include "io/output_file.hpp"
 #include "sim/observer.hpp"
 #include "sim/recording_plan.hpp"
@@ -54,6 +56,12 @@ class Hdf5Output {
   /// instead of data written here. schema_version: the part's; 2 makes the root's schema_version 2.
   void link_group(const std::string& group, const std::string& file, const std::string& object,
                   int schema_version);
+
+  /// A master file of a path-split run (docs/cluster.md): `group` ("/" or "/sweep_003") stitched from the
+  /// same group of every part, in path order, with virtual datasets along the path axis and the exact
+  /// summaries over every path (io::write_stitched_group). schema_version: the parts'; 2 makes the root's 2.
+  void stitch_group(const std::string& group, const std::vector<PathPart>& parts,
+                    const SummaryValues& summaries, int schema_version);
 
   /// Marks the file complete, closes it (and every recorder's datasets) and renames it to path().
   void commit();

@@ -8,7 +8,9 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <numeric>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "io/hdf5_schema.hpp"
@@ -51,7 +53,14 @@ int check_part(const std::string& part, const std::vector<ExpectedGroup>& expect
 
 namespace {
 
-/// Copies every attribute of `from` to `to` but `skip` (values as stored, in their file types).
+/// The attributes of dimension scales: object references into the file that holds them, never copied
+/// as they are (reattach_scales makes them again).
+bool scale_reference(std::string_view name) {
+  return name == "DIMENSION_LIST" || name == "REFERENCE_LIST";
+}
+
+/// Copies every attribute of `from` to `to` but `skip` and the scale references (values as stored, in
+/// their file types); one `to` has already is replaced.
 void copy_attributes(hid_t from, hid_t to, const std::string& where, std::string_view skip) {
   struct Context {
     hid_t to;
@@ -62,8 +71,9 @@ void copy_attributes(hid_t from, hid_t to, const std::string& where, std::string
             from, H5_INDEX_NAME, H5_ITER_INC, nullptr,
             [](hid_t object, const char* name, const H5A_info_t*, void* data) -> herr_t {
               const auto& c = *static_cast<Context*>(data);
-              if (name == c.skip) return 0;
+              if (name == c.skip || scale_reference(name)) return 0;
               const std::string what = fmt::format("{} attribute {}", *c.where, name);
+              if (H5Aexists(c.to, name) > 0) check(H5Adelete(c.to, name), "H5Adelete", what);
               Handle attr = make(H5Aopen(object, name, H5P_DEFAULT), H5Aclose, "H5Aopen", what);
               Handle type = make(H5Aget_type(attr.get()), H5Tclose, "H5Aget_type", what);
               Handle space = make(H5Aget_space(attr.get()), H5Sclose, "H5Aget_space", what);
@@ -157,6 +167,221 @@ void reattach_scales(hid_t in, hid_t out, const std::string& group, const std::s
   }
 }
 
+/// The shape of a dataset.
+std::vector<hsize_t> shape_of(hid_t dataset, const std::string& where) {
+  Handle space = make(H5Dget_space(dataset), H5Sclose, "H5Dget_space", where);
+  const int rank = H5Sget_simple_extent_ndims(space.get());
+  if (rank < 0) hdf5::raise("H5Sget_simple_extent_ndims", where);
+  std::vector<hsize_t> dims(static_cast<std::size_t>(rank));
+  check(H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr), "H5Sget_simple_extent_dims", where);
+  return dims;
+}
+
+/// The axis called `path` in the dataset's `dims` attribute ("step,path,agent"), or -1.
+int path_axis(hid_t dataset, const std::string& where) {
+  if (!hdf5::has_attribute(dataset, schema::kDims)) return -1;
+  const auto names = hdf5::split_commas(hdf5::read_string_attribute(dataset, where, schema::kDims));
+  const auto at = std::find(names.begin(), names.end(), schema::kPath);
+  return at == names.end() ? -1 : static_cast<int>(at - names.begin());
+}
+
+/// Replaces the int attribute (scalar, or a list when `values` has other than one element) `name`.
+void replace_int_attribute(hid_t object, const std::string& where, std::string_view name,
+                           const std::vector<int>& values, bool scalar) {
+  const std::string what = fmt::format("{} attribute {}", where, name);
+  if (H5Aexists(object, name.data()) > 0) check(H5Adelete(object, name.data()), "H5Adelete", what);
+  const auto count = static_cast<hsize_t>(values.size());
+  Handle space = make(scalar ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, &count, nullptr), H5Sclose,
+                      "H5Screate", what);
+  Handle attr = make(H5Acreate2(object, name.data(), H5T_STD_I32LE, space.get(), H5P_DEFAULT, H5P_DEFAULT),
+                     H5Aclose, "H5Acreate2", what);
+  check(H5Awrite(attr.get(), H5T_NATIVE_INT, values.data()), "H5Awrite", what);
+}
+
+/// A virtual dataset `name` in `file` stitching the dataset of the same name in every part along `axis`
+/// (the parts in path order; every other axis and the type must agree).
+void write_virtual_dataset(hid_t file, const std::string& where, const std::string& name, int axis,
+                           const std::vector<PathPart>& parts, const std::vector<Handle>& inputs) {
+  const std::string what = where + ":" + name;
+  Handle first = make(H5Dopen2(inputs.front().get(), name.c_str(), H5P_DEFAULT), H5Dclose, "H5Dopen2",
+                      parts.front().path + ":" + name);
+  Handle type = make(H5Dget_type(first.get()), H5Tclose, "H5Dget_type", what);
+  std::vector<hsize_t> total = shape_of(first.get(), what);
+  const auto a = static_cast<std::size_t>(axis);
+  std::vector<std::vector<hsize_t>> shapes;
+  total[a] = 0;
+  for (std::size_t k = 0; k < parts.size(); ++k) {
+    const std::string source = parts[k].path + ":" + name;
+    if (H5Lexists(inputs[k].get(), name.c_str(), H5P_DEFAULT) <= 0)
+      throw IoError(fmt::format("part file {} has no dataset {}", parts[k].path, name));
+    Handle ds = make(H5Dopen2(inputs[k].get(), name.c_str(), H5P_DEFAULT), H5Dclose, "H5Dopen2", source);
+    Handle part_type = make(H5Dget_type(ds.get()), H5Tclose, "H5Dget_type", source);
+    std::vector<hsize_t> shape = shape_of(ds.get(), source);
+    std::vector<hsize_t> expected = shapes.empty() ? shape : shapes.front();
+    if (a < expected.size()) expected[a] = static_cast<hsize_t>(parts[k].paths);
+    if (shape != expected || H5Tequal(type.get(), part_type.get()) <= 0)
+      throw IoError(fmt::format("part file {}: dataset {} has the shape ({}), expected ({}) for its {} paths",
+                                parts[k].path, name, fmt::join(shape, ", "), fmt::join(expected, ", "),
+                                parts[k].paths));
+    total[a] += shape[a];
+    shapes.push_back(std::move(shape));
+  }
+  Handle space = make(H5Screate_simple(static_cast<int>(total.size()), total.data(), nullptr), H5Sclose,
+                      "H5Screate_simple", what);
+  Handle dcpl = make(H5Pcreate(H5P_DATASET_CREATE), H5Pclose, "H5Pcreate", what);
+  std::vector<hsize_t> start(total.size(), 0);
+  for (std::size_t k = 0; k < parts.size(); ++k) {
+    Handle source = make(H5Screate_simple(static_cast<int>(shapes[k].size()), shapes[k].data(), nullptr),
+                         H5Sclose, "H5Screate_simple", what);
+    check(H5Sselect_hyperslab(space.get(), H5S_SELECT_SET, start.data(), nullptr, shapes[k].data(), nullptr),
+          "H5Sselect_hyperslab", what);
+    check(H5Pset_virtual(dcpl.get(), space.get(), parts[k].link.c_str(), name.c_str(), source.get()),
+          "H5Pset_virtual", fmt::format("{} <- {}", what, parts[k].link));
+    start[a] += shapes[k][a];
+  }
+  check(H5Sselect_all(space.get()), "H5Sselect_all", what);
+  Handle out =
+      make(H5Dcreate2(file, name.c_str(), type.get(), space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
+           H5Dclose, "H5Dcreate2", what);
+  copy_attributes(first.get(), out.get(), what, {});
+}
+
+}  // namespace
+
+static_assert(std::is_same_v<hid_t, std::int64_t>, "write_stitched_group takes a hid_t as std::int64_t");
+
+void write_stitched_group(std::int64_t file, const std::string& where, const std::string& group,
+                          const std::vector<PathPart>& parts, const SummaryValues& summaries) {
+  hdf5::silence_hdf5_errors();
+  if (parts.empty()) throw IoError(fmt::format("{}: a path split with no parts", where));
+  std::vector<Handle> inputs;
+  int paths_total = 0;
+  for (const auto& part : parts) {
+    inputs.push_back(
+        make(H5Fopen(part.path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose, "H5Fopen", part.path));
+    paths_total += part.paths;
+  }
+  const hid_t first = inputs.front().get();
+  const std::string prefix = group == "/" ? std::string("/") : group + "/";
+  {
+    Handle in = make(H5Gopen2(first, group.c_str(), H5P_DEFAULT), H5Gclose, "H5Gopen2", parts.front().path);
+    Handle out = make(group == "/" ? H5Gopen2(file, "/", H5P_DEFAULT)
+                                   : H5Gcreate2(file, group.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+                      H5Gclose, "H5Gcreate2", where + ":" + group);
+    copy_attributes(in.get(), out.get(), where + ":" + group, schema::kComplete);
+    std::vector<int> all(static_cast<std::size_t>(paths_total));
+    std::iota(all.begin(), all.end(), 0);
+    replace_int_attribute(out.get(), where + ":" + group, schema::kPathsTotal, {paths_total}, true);
+    replace_int_attribute(out.get(), where + ":" + group, schema::kPaths, all, false);
+  }
+  // Every object below the group, parents before children (H5Ovisit's pre-order).
+  struct Object {
+    std::string name;
+    H5O_type_t type;
+  };
+  std::vector<Object> objects;
+  {
+    Handle in = make(H5Gopen2(first, group.c_str(), H5P_DEFAULT), H5Gclose, "H5Gopen2", parts.front().path);
+    check(H5Ovisit(
+              in.get(), H5_INDEX_NAME, H5_ITER_INC,
+              [](hid_t, const char* name, const H5O_info_t* info, void* data) -> herr_t {
+                if (std::string_view(name) != ".")
+                  static_cast<std::vector<Object>*>(data)->push_back({name, info->type});
+                return 0;
+              },
+              &objects),
+          "H5Ovisit", parts.front().path + ":" + group);
+  }
+  for (const auto& object : objects) {
+    const std::string name = prefix + object.name;
+    const std::string what = where + ":" + name;
+    if (object.type == H5O_TYPE_GROUP) {
+      Handle in = make(H5Gopen2(first, name.c_str(), H5P_DEFAULT), H5Gclose, "H5Gopen2", parts.front().path);
+      Handle out = make(H5Gcreate2(file, name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose,
+                        "H5Gcreate2", what);
+      copy_attributes(in.get(), out.get(), what, {});
+      continue;
+    }
+    if (object.type != H5O_TYPE_DATASET) continue;
+    Handle in = make(H5Dopen2(first, name.c_str(), H5P_DEFAULT), H5Dclose, "H5Dopen2", parts.front().path);
+    const int axis = path_axis(in.get(), parts.front().path + ":" + name);
+    const std::string_view leaf = std::string_view(name).substr(name.rfind('/') + 1);
+    // A statistic over paths (dims "...,stat" in a summary group), not a coordinate of one.
+    const bool summary = name.find("/" + std::string(schema::kSummary) + "/") != std::string::npos &&
+                         shape_of(in.get(), what).size() == 2;
+    if (axis == 0 && leaf == schema::kPath && shape_of(in.get(), what).size() == 1) {
+      // The path coordinate: each part numbers its own paths from 0; the whole run's are 0 .. paths - 1.
+      std::vector<int> all(static_cast<std::size_t>(paths_total));
+      std::iota(all.begin(), all.end(), 0);
+      const auto count = static_cast<hsize_t>(all.size());
+      Handle space = make(H5Screate_simple(1, &count, nullptr), H5Sclose, "H5Screate_simple", what);
+      Handle out = make(
+          H5Dcreate2(file, name.c_str(), H5T_STD_I32LE, space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+          H5Dclose, "H5Dcreate2", what);
+      check(H5Dwrite(out.get(), H5T_NATIVE_INT, H5S_ALL, H5S_ALL, H5P_DEFAULT, all.data()), "H5Dwrite", what);
+      copy_attributes(in.get(), out.get(), what, {});
+    } else if (axis >= 0) {
+      write_virtual_dataset(file, where, name, axis, parts, inputs);
+    } else {
+      check(H5Ocopy(first, name.c_str(), file, name.c_str(), H5P_DEFAULT, H5P_DEFAULT), "H5Ocopy", what);
+      if (summary) {
+        // The part's summary is over its own paths; the whole run's, computed over every path, replaces it.
+        const auto values = summaries.find(name);
+        Handle out = make(H5Dopen2(file, name.c_str(), H5P_DEFAULT), H5Dclose, "H5Dopen2", what);
+        hsize_t elements = 1;
+        for (const hsize_t d : shape_of(out.get(), what)) elements *= d;
+        if (values == summaries.end() || values->second.size() != elements)
+          throw IoError(fmt::format("{}: the summary over every path has {} values, the dataset {}", what,
+                                    values == summaries.end() ? 0 : values->second.size(), elements));
+        check(H5Dwrite(out.get(), H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, values->second.data()),
+              "H5Dwrite", what);
+      }
+    }
+  }
+  reattach_scales(first, file, group, where);
+}
+
+namespace {
+
+/// Replaces every virtual dataset of `in` copied into `out` (H5Ocopy keeps the mapping, which points
+/// into the parts) by an ordinary dataset holding what it reads, copied one row (first axis) at a time.
+void materialize_virtual_datasets(hid_t in, hid_t out, const std::string& master, const std::string& where) {
+  for (const auto& name : datasets_under(in, "/", master)) {
+    Handle source = make(H5Dopen2(in, name.c_str(), H5P_DEFAULT), H5Dclose, "H5Dopen2", master + ":" + name);
+    Handle dcpl =
+        make(H5Dget_create_plist(source.get()), H5Pclose, "H5Dget_create_plist", master + ":" + name);
+    if (H5Pget_layout(dcpl.get()) != H5D_VIRTUAL) continue;
+    const std::string what = where + ":" + name;
+    check(H5Ldelete(out, name.c_str(), H5P_DEFAULT), "H5Ldelete", what);
+    Handle type = make(H5Dget_type(source.get()), H5Tclose, "H5Dget_type", what);
+    const std::vector<hsize_t> shape = shape_of(source.get(), master + ":" + name);
+    Handle space = make(H5Screate_simple(static_cast<int>(shape.size()), shape.data(), nullptr), H5Sclose,
+                        "H5Screate_simple", what);
+    Handle target =
+        make(H5Dcreate2(out, name.c_str(), type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+             H5Dclose, "H5Dcreate2", what);
+    copy_attributes(source.get(), target.get(), what, {});
+    if (shape.empty() || std::find(shape.begin(), shape.end(), hsize_t{0}) != shape.end()) continue;
+    std::vector<hsize_t> row = shape;
+    row[0] = 1;
+    hsize_t row_elements = 1;
+    for (const hsize_t d : row) row_elements *= d;
+    std::vector<unsigned char> buffer(static_cast<std::size_t>(row_elements) * H5Tget_size(type.get()));
+    Handle memory = make(H5Screate_simple(static_cast<int>(row.size()), row.data(), nullptr), H5Sclose,
+                         "H5Screate_simple", what);
+    std::vector<hsize_t> start(shape.size(), 0);
+    for (hsize_t r = 0; r < shape[0]; ++r) {
+      start[0] = r;
+      check(H5Sselect_hyperslab(space.get(), H5S_SELECT_SET, start.data(), nullptr, row.data(), nullptr),
+            "H5Sselect_hyperslab", what);
+      check(H5Dread(source.get(), type.get(), memory.get(), space.get(), H5P_DEFAULT, buffer.data()),
+            "H5Dread", master + ":" + name);
+      check(H5Dwrite(target.get(), type.get(), memory.get(), space.get(), H5P_DEFAULT, buffer.data()),
+            "H5Dwrite", what);
+    }
+  }
+}
+
 }  // namespace
 
 std::uint64_t merge_run_file(const std::string& master, const std::string& output) {
@@ -204,6 +429,7 @@ std::uint64_t merge_run_file(const std::string& master, const std::string& outpu
       check(H5Ocopy(in.get(), name.c_str(), out.get(), name.c_str(), copy.get(), H5P_DEFAULT), "H5Ocopy",
             fmt::format("{}:/{} -> {}", master, name, where));
     }
+    materialize_virtual_datasets(in.get(), out.get(), master, where);
     for (const auto& name : members) {  // after every copy: a scale may be in another member (a single run)
       H5O_info_t info{};
       check(H5Oget_info_by_name(in.get(), name.c_str(), &info, H5P_DEFAULT), "H5Oget_info_by_name", master);

@@ -113,6 +113,59 @@ void check_read_size(const std::vector<hsize_t>& dims, std::size_t element_bytes
 }
 
 /// "(2, 3, 4)", for messages.
+/// A master file of a path split (docs/cluster.md) reads its datasets through virtual datasets, which read
+/// a missing or unfinished part silently as fill: every part they read must exist beside the file and be
+/// complete. Nothing to do for a file without virtual datasets.
+void check_virtual_sources(hid_t file, const std::string& path) {
+  std::vector<std::string> datasets;
+  check(H5Ovisit(
+            file, H5_INDEX_NAME, H5_ITER_INC,
+            [](hid_t, const char* name, const H5O_info_t* info, void* data) -> herr_t {
+              if (info->type == H5O_TYPE_DATASET)
+                static_cast<std::vector<std::string>*>(data)->push_back(name);
+              return 0;
+            },
+            &datasets),
+        "H5Ovisit", path);
+  std::vector<std::string> checked;
+  for (const auto& name : datasets) {
+    Handle ds = make(H5Dopen2(file, name.c_str(), H5P_DEFAULT), H5Dclose, "H5Dopen2", path + ":" + name);
+    Handle dcpl = make(H5Dget_create_plist(ds.get()), H5Pclose, "H5Dget_create_plist", path + ":" + name);
+    if (H5Pget_layout(dcpl.get()) != H5D_VIRTUAL) continue;
+    std::size_t count = 0;
+    check(H5Pget_virtual_count(dcpl.get(), &count), "H5Pget_virtual_count", path + ":" + name);
+    for (std::size_t i = 0; i < count; ++i) {
+      const ssize_t length = H5Pget_virtual_filename(dcpl.get(), i, nullptr, 0);
+      if (length < 0) raise("H5Pget_virtual_filename", path + ":" + name);
+      std::string source(static_cast<std::size_t>(length) + 1, '\0');
+      H5Pget_virtual_filename(dcpl.get(), i, source.data(), source.size());
+      source.resize(static_cast<std::size_t>(length));
+      if (source == "." || std::find(checked.begin(), checked.end(), source) != checked.end()) continue;
+      checked.push_back(source);
+      // Relative names are looked up beside the master file (where the run put its .parts folder).
+      const std::filesystem::path part = std::filesystem::path(source).is_absolute()
+                                             ? std::filesystem::path(source)
+                                             : std::filesystem::path(path).parent_path() / source;
+      std::error_code ec;
+      if (!std::filesystem::exists(part, ec))
+        throw IoError(
+            fmt::format("{}: the part file {} that /{} reads is missing (keep a master file and its "
+                        ".parts folder together; docs/cluster.md)",
+                        path, part.string(), name));
+      if (H5Fis_hdf5(part.c_str()) <= 0) {
+        H5Eclear2(H5E_DEFAULT);
+        throw IoError(fmt::format("{}: the part file {} that /{} reads is not an HDF5 file", path,
+                                  part.string(), name));
+      }
+      Handle f = make(H5Fopen(part.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose, "H5Fopen", part.string());
+      if (!has_attribute(f.get(), schema::kComplete) ||
+          read_scalar_attribute<int>(f.get(), part.string(), schema::kComplete, H5T_NATIVE_INT) != 1)
+        throw IoError(fmt::format("{}: the part file {} that /{} reads is incomplete (complete = 0)", path,
+                                  part.string(), name));
+    }
+  }
+}
+
 std::string shape_text(const std::vector<hsize_t>& dims) {
   std::string out = "(";
   for (std::size_t i = 0; i < dims.size(); ++i) out += fmt::format("{}{}", i ? ", " : "", dims[i]);
@@ -248,6 +301,7 @@ RunFile::RunFile(const std::string& path, bool allow_incomplete)
   info_.complete = read_scalar_attribute<int>(r, path, schema::kComplete, H5T_NATIVE_INT) == 1;
   if (!info_.complete && !allow_incomplete)
     throw IoError(fmt::format("{} is incomplete (complete = 0): the run that wrote it did not finish", path));
+  check_virtual_sources(r, path);
   info_.herdsim_version = read_string_attribute(r, path, schema::kHerdsimVersion);
   info_.seed = read_scalar_attribute<std::uint64_t>(r, path, schema::kSeed, H5T_NATIVE_UINT64);
   info_.scenario = read_string_attribute(r, path, schema::kScenario);

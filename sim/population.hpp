@@ -18,6 +18,7 @@ struct DecisionContext {
   const RunState* state = nullptr;  ///< all populations: wealth X_k, previous_amount P_{k-1}
   const CounterRng* rng = nullptr;
   int population_index = 0;  ///< this population's index in RunState::populations (RNG keys)
+  int first_path = 0;  ///< global index of path 0 (RunSpec::first_path): path p's RNG key is first_path + p
 };
 
 class Population {

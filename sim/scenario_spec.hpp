@@ -28,8 +28,12 @@ constexpr std::array<NamedValue<WealthUpdate>, 2> enum_names(WealthUpdate /*unus
 struct RunSpec {
   std::uint64_t seed = 42;  ///< keys every random draw (market, noise, parameters)
   int paths = 1;            ///< independent Monte Carlo market paths
-  double horizon = 10.0;    ///< T, years
-  int steps_per_year = 1;   ///< decisions per year; 1 reproduces the paper
+  /// The global index of this run's path 0: a block of paths [first_path, first_path + paths) of a larger
+  /// run (one rank's share of a path split, docs/cluster.md). Every path-keyed draw uses the global index,
+  /// so a block's paths are bit for bit those of the whole run. Not a scenario key: 0 unless split.
+  int first_path = 0;
+  double horizon = 10.0;   ///< T, years
+  int steps_per_year = 1;  ///< decisions per year; 1 reproduces the paper
   WealthUpdate wealth_update = WealthUpdate::arithmetic;
   [[nodiscard]] int steps() const { return static_cast<int>(horizon * steps_per_year + 0.5); }
   [[nodiscard]] double dt() const { return 1.0 / steps_per_year; }

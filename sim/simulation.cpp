@@ -115,6 +115,7 @@ DecisionContext Simulation::context(int k) const {
   ctx.time = k * spec_.run.dt();
   ctx.state = &state_;
   ctx.rng = &rng_;
+  ctx.first_path = spec_.run.first_path;
   return ctx;
 }
 

@@ -22,7 +22,10 @@ const MarketSpec& checked(const ScenarioSpec& spec) {
 }  // namespace
 
 ExogenousGbm::ExogenousGbm(const ScenarioSpec& spec)
-    : rng_(spec.run.seed), factor_(correlation_factor(checked(spec))), paths_(spec.run.paths) {
+    : rng_(spec.run.seed),
+      factor_(correlation_factor(checked(spec))),
+      paths_(spec.run.paths),
+      first_path_(static_cast<std::uint64_t>(spec.run.first_path)) {
   const MarketSpec& m = spec.market;
   for (int a = 0; a < m.asset_count(); ++a) {
     const AssetSpec asset = m.asset(a);
@@ -48,7 +51,7 @@ void ExogenousGbm::move(int k, std::span<const PopulationState> /*populations*/,
     tbb::parallel_for(tbb::blocked_range<int>(0, paths_, 256), [&](const tbb::blocked_range<int>& r) {
       // Scalar and keyed by path: any partition gives the same bits.
       for (int p = r.begin(); p != r.end(); ++p) {
-        const double eps = rng_.normal(Stream::market, static_cast<std::uint64_t>(p), step, 0);
+        const double eps = rng_.normal(Stream::market, first_path_ + static_cast<std::uint64_t>(p), step, 0);
         const double ret = c.stock_return(eps);
         state.shock(p, 0) = eps;
         state.simple_return(p, 0) = ret;
@@ -63,8 +66,8 @@ void ExogenousGbm::move(int k, std::span<const PopulationState> /*populations*/,
     Eigen::VectorXd z(n);
     for (int p = r.begin(); p != r.end(); ++p) {
       for (int b = 0; b < n; ++b)
-        z[b] =
-            rng_.normal(Stream::market, static_cast<std::uint64_t>(p), step, static_cast<std::uint64_t>(b));
+        z[b] = rng_.normal(Stream::market, first_path_ + static_cast<std::uint64_t>(p), step,
+                           static_cast<std::uint64_t>(b));
       for (int a = 0; a < n; ++a) {
         // eps_a = sum_{b <= a} L_ab z_b, summed in index order (a fixed order: the same bits everywhere).
         double eps = 0.0;

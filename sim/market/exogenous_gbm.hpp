@@ -20,7 +20,7 @@ class ExogenousGbm final : public Market {
   [[nodiscard]] int assets() const override { return static_cast<int>(coefficients_.size()); }
   [[nodiscard]] bool exogenous() const override { return true; }
   void initialize(MarketState& state) override;
-  /// z_b = N(0, 1) keyed by (seed, market stream, path, k, asset b); eps = L z; S_a <- S_a (1 +
+  /// z_b = N(0, 1) keyed by (seed, market stream, global path, k, asset b); eps = L z; S_a <- S_a (1 +
   /// return_a(eps_a)). Ignores `populations`.
   void move(int k, std::span<const PopulationState> populations, MarketState& state) override;
   [[nodiscard]] const Settlement& settlement() const override { return settlement_; }
@@ -30,7 +30,8 @@ class ExogenousGbm final : public Market {
   std::vector<StepCoefficients> coefficients_;  ///< one per asset
   Eigen::MatrixXd factor_;                      ///< L, lower triangular, L L' = the correlation
   int paths_ = 0;
-  std::vector<double> price0_;  ///< S_0 per asset, currency units per share
+  std::uint64_t first_path_ = 0;  ///< global index of path 0 (RunSpec::first_path): the RNG's path key
+  std::vector<double> price0_;    ///< S_0 per asset, currency units per share
   Settlement settlement_;
 };
 

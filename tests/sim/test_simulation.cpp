@@ -184,6 +184,36 @@ TEST_SUITE("sim.simulation") {
     CHECK(one.finished);
   }
 
+  TEST_CASE("a block of paths (RunSpec::first_path) runs exactly the whole run's paths (the path split)") {
+    // Every kind and policy of mixed_spec (noise traders draw per path) over 5 paths, as blocks [0, 2) and
+    // [2, 5) of the run: each block's columns are the whole run's, bit for bit.
+    const auto spec = mixed_spec();
+    REQUIRE(spec.run.paths == 5);
+    const auto whole = run_with_threads(spec, 2);
+    int first = 0;
+    for (const int count : {2, 3}) {
+      auto block_spec = spec;
+      block_spec.run.paths = count;
+      block_spec.run.first_path = first;
+      const auto block = run_with_threads(block_spec, 1);
+      REQUIRE(block.amount.size() == whole.amount.size());
+      for (std::size_t k = 0; k < whole.wealth.size(); ++k) {
+        CHECK(block.price[k] == whole.price[k].middleRows(first, count));
+        for (std::size_t p = 0; p < whole.wealth[k].size(); ++p) {
+          CHECK(block.wealth[k][p] == whole.wealth[k][p].middleCols(first, count));
+          if (k < whole.amount.size())
+            CHECK(block.amount[k][p] == whole.amount[k][p].middleCols(first, count));
+        }
+      }
+      first += count;
+    }
+    // Not a block: the same paths keyed from another first path differ (the key is the global path).
+    auto shifted = spec;
+    shifted.run.paths = 2;
+    shifted.run.first_path = 1;
+    CHECK(run_with_threads(shifted, 1).price.back() != whole.price.back().topRows(2));
+  }
+
   TEST_CASE("results are bitwise identical for 1 and 2 threads (replan: relative, peers, relative peers)") {
     const auto spec = replan_mixed_spec();
     const auto one = run_with_threads(spec, 1);

@@ -1,6 +1,8 @@
 """Distributed runs (docs/cluster.md) with a real `mpirun`: a sweep split across 1, 2 and 3 ranks x 1 and 2
 threads gives, dataset for dataset, the single-process file (read through the master file's links and from
-`herdsim merge`'s copy); compare, report, export and the Python loader read the master file; a failing sweep point
+`herdsim merge`'s copy); so does one run whose paths are split across the ranks (read through the master
+file's virtual datasets, summaries included, and from the merged copy), and a missing or unfinished part is
+refused; compare, report, export and the Python loader read the master file; a failing sweep point
 stops every rank with one message, exit 1 and no complete-looking master file.
 
 Usage: test_mpi.py PATH_TO_HERDSIM PATH_TO_MPIRUN TOOLS_DIR   (registered only in an MPI build; see
@@ -63,6 +65,48 @@ every = 1
 "population.followers.theta" = [1e-5, 1e-4]
 """
 
+# One run (no sweep) split by paths: 7 paths (3 ranks get blocks of 2, 2 and 3), the herd and noise traders
+# of SWEEP, with quantiles of every kind (order statistics and interpolated ones).
+PATHS = SWEEP.split("[sweep]")[0].replace("paths = 6", "paths = 7") + "quantiles = [0.1, 0.5, 0.9]\n"
+
+# Schema 2 by paths: two correlated assets (the (row, asset, path) and (row, asset, path, agent) layouts)
+# with Merton investors and noise traders drawing per asset; a small two-point sweep, forced to split its
+# paths.
+ASSETS = """
+[run]
+seed = 11
+paths = 5
+horizon = 1
+steps_per_year = 6
+
+[market]
+r = 0.04
+names = ["stock", "bond"]
+mu = [0.07, 0.045]
+sigma = [0.17, 0.06]
+correlation = [[1.0, 0.3], [0.3, 1.0]]
+
+[[population]]
+name = "rational"
+kind = "merton"
+count = 2
+alpha = [0.1, 0.4]
+wealth = 10.0
+
+[[population]]
+name = "noise"
+kind = "noise"
+count = 8
+proportion = { dist = "uniform", low = 0.0, high = 1.0 }
+wealth = 10.0
+
+[record]
+every = 2
+
+[sweep]
+"run.seed" = [11, 12]
+"""
+
 # Attributes that say when and how a file was made, not what it holds.
 PROVENANCE = {"created", "command_line"}
 # Attributes holding object references (dimension scales): their values are addresses inside one file, so
@@ -123,8 +167,16 @@ def objects(f):
     return out
 
 
-class MpiSweepTest(support.TempDirTest):
-    def assert_same_file(self, expected_path, actual_path):
+class SameFileTest(support.TempDirTest):
+    def compare_text(self, path):
+        """`herdsim compare`'s report of a file, run from another working directory, with the time it ran
+        and the file's name taken out."""
+        res = support.herdsim("compare", "-q", path, "--no-sidecar", cwd="/")
+        self.assertEqual(res.returncode, 0, res.stderr)
+        text = re.sub(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", "TIME", res.stdout)
+        return text.replace(path, "FILE").replace(os.path.basename(path), "FILE")
+
+    def assert_same_file(self, expected_path, actual_path, min_datasets=40):
         """Every group and dataset of one file is in the other, with the same attributes and the same
         bytes (dtype, shape, values; NaN equal to NaN)."""
         with h5py.File(expected_path, "r") as e, h5py.File(actual_path, "r") as a:
@@ -150,7 +202,10 @@ class MpiSweepTest(support.TempDirTest):
                         self.assertEqual(np.ascontiguousarray(x).tobytes(), np.ascontiguousarray(y).tobytes(), name)
                     else:
                         np.testing.assert_array_equal(x, y, name)
-            self.assertGreater(datasets, 40)
+            self.assertGreater(datasets, min_datasets)
+
+
+class MpiSweepTest(SameFileTest):
 
     def test_every_rank_and_thread_count_gives_the_single_process_file(self):
         scenario = self.scenario(SWEEP)
@@ -224,13 +279,7 @@ class MpiSweepTest(support.TempDirTest):
         serial = self.path("serial.h5")
         self.assertEqual(support.herdsim("run", "-q", scenario, "-o", serial).returncode, 0)
         # compare and export read the master from another working directory (links resolve beside the file).
-        outputs = {}
-        for name, path in (("master", master), ("serial", serial)):
-            res = support.herdsim("compare", "-q", path, "--no-sidecar", cwd="/")
-            self.assertEqual(res.returncode, 0, res.stderr)
-            text = re.sub(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", "TIME", res.stdout)  # when compare ran
-            outputs[name] = text.replace(path, "FILE").replace(os.path.basename(path), "FILE")
-        self.assertEqual(outputs["master"], outputs["serial"])
+        self.assertEqual(self.compare_text(master), self.compare_text(serial))
         csv = self.path("export.csv")
         res = support.herdsim("export", master, "--population", "followers", "--group", "/sweep_001", "-o", csv,
                               cwd="/")
@@ -325,13 +374,121 @@ class MpiSweepTest(support.TempDirTest):
         self.assertIn("nothing was run", res.stderr)
         self.assertNotIn("MPI_ABORT", res.stderr)
 
-    def test_a_single_run_is_refused_with_the_reason(self):
+    def test_a_single_run_is_refused_by_split_sweep_with_the_reason(self):
         scenario = self.scenario(SWEEP.split("[sweep]")[0])
-        res = mpirun(2, "run", "-q", scenario, "-o", self.path("one.h5"))
+        res = mpirun(2, "run", "-q", scenario, "-o", self.path("one.h5"), "--split", "sweep")
         self.assertEqual(res.returncode, 2, res.stdout + res.stderr)
-        self.assertIn("only sweeps are split across ranks", res.stderr)
-        self.assertEqual(res.stderr.count("only sweeps"), 1)
+        self.assertIn("is one run: --split sweep needs a sweep", res.stderr)
+        self.assertEqual(res.stderr.count("needs a sweep"), 1)
         self.assertFalse(os.path.exists(self.path("one.h5")))
+
+
+def virtual_datasets(path):
+    """Names of the virtual datasets of a file (a path-split master's stitched ones)."""
+    with h5py.File(path, "r") as f:
+        return sorted(name for name, obj in objects(f).items() if isinstance(obj, h5py.Dataset) and obj.is_virtual)
+
+
+class MpiPathSplitTest(SameFileTest):
+    """One run's paths split across ranks: the master file's virtual datasets and the merged copy hold the
+    single-process file's datasets, summaries (exact quantiles over every path) included."""
+
+    def run_both_ways(self, text, ranks_list=(1, 2, 3), threads_list=(1, 2), extra=()):
+        scenario = self.scenario(text)
+        serial = self.path("serial.h5")
+        res = support.herdsim("run", "-q", scenario, "-o", serial, "--threads", "1")
+        self.assertEqual(res.returncode, 0, res.stderr)
+        for ranks in ranks_list:
+            for threads in threads_list:
+                with self.subTest(ranks=ranks, threads=threads):
+                    master = self.path(f"paths-{ranks}-{threads}.h5")
+                    res = mpirun(ranks, "run", scenario, "-o", master, "--threads", str(threads), *extra)
+                    self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
+                    if ranks > 1:
+                        self.assertIn(f"split by paths on {ranks} ranks", res.stdout)
+                        stitched = virtual_datasets(master)
+                        self.assertTrue(any(name.endswith("/wealth") and "/summary/" not in name for name in stitched),
+                                        stitched)
+                        self.assertFalse(any("/summary/" in name for name in stitched), stitched)
+                    self.assert_same_file(serial, master, 20)  # read through the virtual datasets
+                    merged = self.path(f"paths-one-{ranks}-{threads}.h5")
+                    res = support.herdsim("merge", master, "-o", merged)
+                    self.assertEqual(res.returncode, 0, res.stderr)
+                    self.assertEqual(virtual_datasets(merged), [])  # self-contained
+                    self.assert_same_file(serial, merged, 20)
+        return scenario, serial
+
+    def test_path_split_gives_the_single_process_file(self):
+        self.run_both_ways(PATHS)
+
+    def test_path_split_of_a_sweep_with_schema_2_gives_the_single_process_file(self):
+        self.run_both_ways(ASSETS, ranks_list=(2, 3), threads_list=(1,), extra=("--split", "paths"))
+
+    def test_the_master_file_is_read_by_compare_export_and_the_loader(self):
+        scenario = self.scenario(PATHS)
+        master = self.path("paths.h5")
+        res = mpirun(2, "run", "-q", scenario, "-o", master)
+        self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
+        serial = self.path("serial.h5")
+        self.assertEqual(support.herdsim("run", "-q", scenario, "-o", serial).returncode, 0)
+        self.assertEqual(self.compare_text(master), self.compare_text(serial))  # parts found beside the master
+        csvs = {}
+        for name, path in (("master", master), ("serial", serial)):
+            csv = self.path(f"export-{name}.csv")
+            res = support.herdsim("export", path, "--population", "noise", "-o", csv, cwd="/")
+            self.assertEqual(res.returncode, 0, res.stderr)
+            with open(csv) as f:
+                csvs[name] = f.read()
+        self.assertEqual(csvs["master"], csvs["serial"])
+        sys.path.insert(0, TOOLS)
+        import herdsim_load
+        with herdsim_load.load_run(master) as run, h5py.File(serial, "r") as f:
+            np.testing.assert_array_equal(run.population("noise").wealth, f["populations/noise/wealth"][()])
+        # xarray (docs/python.md) names the same dimensions and coordinates in the master and the merged file.
+        try:
+            import xarray
+        except ImportError:
+            self.skipTest("xarray is not installed: the master file's dimension scales not read by xarray")
+        merged = self.path("merged.h5")
+        self.assertEqual(support.herdsim("merge", master, "-o", merged).returncode, 0)
+        for group in ("populations/noise", "populations/noise/summary", "market"):
+            with xarray.open_dataset(serial, group=group, engine="h5netcdf") as want:
+                for path in (master, merged):
+                    with xarray.open_dataset(path, group=group, engine="h5netcdf") as got:
+                        xarray.testing.assert_identical(got, want)
+
+    def test_a_missing_or_incomplete_part_is_refused(self):
+        scenario = self.scenario(PATHS)
+        master = self.path("paths.h5")
+        self.assertEqual(mpirun(2, "run", "-q", scenario, "-o", master).returncode, 0)
+        (folder,) = os.listdir(master + ".parts")
+        part = os.path.join(master + ".parts", folder, "rank-1.h5")
+        with h5py.File(part, "a") as f:  # an unfinished part
+            f.attrs["complete"] = np.int32(0)
+        # compare reports an unreadable input with exit 2, merge a failed copy with exit 1 (their conventions).
+        for code, command in ((2, ("compare", "-q", master, "--no-sidecar")), (1, ("merge", master, "-o", self.path("m1.h5")))):
+            res = support.herdsim(*command)
+            self.assertEqual(res.returncode, code, res.stdout + res.stderr)
+            self.assertIn("rank-1.h5", res.stderr)
+            self.assertIn("is incomplete", res.stderr)
+        os.remove(part)
+        for code, command in ((2, ("compare", "-q", master, "--no-sidecar")), (1, ("merge", master, "-o", self.path("m2.h5")))):
+            res = support.herdsim(*command)
+            self.assertEqual(res.returncode, code, res.stdout + res.stderr)
+            self.assertIn("rank-1.h5", res.stderr)
+            self.assertIn("is missing", res.stderr)
+        self.assertFalse(os.path.exists(self.path("m1.h5")) or os.path.exists(self.path("m2.h5")))
+
+    def test_runs_that_cannot_be_split_by_paths_are_refused(self):
+        for text, reason in ((PATHS.replace("paths = 7", "paths = 2"), "fewer than the 3 ranks"),
+                             (PATHS + "paths = [0, 3]\n", "record.paths")):
+            with self.subTest(reason=reason):
+                scenario = self.scenario(text, "refused.toml")
+                res = mpirun(3, "run", "-q", scenario, "-o", self.path("refused.h5"))
+                self.assertEqual(res.returncode, 2, res.stdout + res.stderr)
+                self.assertEqual(res.stderr.count("cannot split the paths"), 1, res.stderr)
+                self.assertIn(reason, res.stderr)
+                self.assertFalse(os.path.exists(self.path("refused.h5")))
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@
 #include "sim/recording_plan.hpp"
 #include "sim/setup.hpp"
 #include "sim/simulation.hpp"
+#include "tools/cli/path_split.hpp"
 #include "tools/cli/progress.hpp"
 
 #ifndef HERDSIM_VERSION
@@ -160,6 +161,112 @@ void run_point(const RunFlags& f, const std::vector<sim::ScenarioSpec>& specs, s
   }
 }
 
+/// The parts of earlier runs into the same output: no committed master points at them any more.
+void remove_older_parts(const std::filesystem::path& parts) {
+  std::error_code ignored;
+  for (const auto& entry : std::filesystem::directory_iterator(parts.parent_path(), ignored)) {
+    if (entry.path().filename().string().rfind("run-", 0) == 0 && entry.path() != parts)
+      std::filesystem::remove_all(entry.path(), ignored);
+  }
+}
+
+/// Why the runs of `specs` cannot be split by paths across `ranks` ranks, or "" when they can.
+std::string path_split_problem(const std::vector<sim::ScenarioSpec>& specs, int ranks) {
+  for (const auto& spec : specs) {
+    if (spec.run.paths < ranks)
+      return fmt::format("run.paths = {} is fewer than the {} ranks: each rank needs a path", spec.run.paths,
+                         ranks);
+    if (spec.record.enabled && !spec.record.paths.empty())
+      return "record.paths names recorded paths; a path split records every path (leave record.paths out)";
+    for (const auto& pop : spec.populations) {
+      if (pop.kind == "investagent")
+        return fmt::format(
+            "population '{}' is LLM-backed (investagent): its requests and transcripts are not split by "
+            "paths "
+            "yet",
+            pop.name);
+    }
+  }
+  return {};
+}
+
+/// The path split (docs/cluster.md): every rank runs its fixed block of every run's paths (path_block; the
+/// RNG is keyed by the global path) and records it into its part under the one-process group names, while
+/// SummaryGatherer computes the summaries over every path on rank 0. Rank 0 then checks every part and
+/// commits OUTPUT as a master file whose run groups stitch the parts with virtual datasets.
+int run_path_split(const RunFlags& f, const std::vector<sim::ScenarioSpec>& specs, const std::string& parts,
+                   std::unique_ptr<io::OutputFile> claimed, const io::Hdf5Output::Provenance& provenance,
+                   dist::Communicator& world) {
+  const int n = static_cast<int>(specs.size());
+  const std::filesystem::path parts_path(parts);
+  io::Hdf5Output part((parts_path / fmt::format("rank-{}.h5", world.rank())).string(), provenance);
+  const inference::BackendFactory backends = io::default_backend_factory(f.decision_cache);
+  const sim::ScopedSetupMonitor setup_monitor({&g_cancel, nullptr});
+  Totals totals;
+  std::vector<sim::ScenarioSpec> blocks = specs;
+  std::vector<io::SummaryValues> summaries(specs.size());
+  RunFlags flags = f;
+  flags.label = fmt::format("{}rank {}/{}: ", f.label, world.rank(), world.size());
+  for (std::size_t i = 0; i < specs.size(); ++i) {
+    const PathBlock block = path_block(specs[i].run.paths, world.rank(), world.size());
+    blocks[i].run.paths = block.count;
+    blocks[i].run.first_path = block.first;
+    // The master reads its summaries' layout from rank 0's part and their values from SummaryGatherer: the
+    // other parts need not summarize their blocks (work rank 0 would wait for at the next row).
+    if (world.rank() != 0) blocks[i].record.summaries = false;
+    const auto t0 = std::chrono::steady_clock::now();
+    auto simulation = agents::make_simulation(blocks[i], backends);
+    const double setup_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::unique_ptr<SummaryGatherer> gatherer;
+    if (blocks[i].record.enabled) {
+      const std::string group = n == 1 ? "/" : fmt::format("/sweep_{:03d}", i);
+      gatherer = std::make_unique<SummaryGatherer>(
+          sim::RecordingPlan(specs[i].record, simulation->state_without_amounts()), group, world);
+      simulation->add_observer(gatherer.get());
+    }
+    run_point(flags, blocks, i, std::move(simulation), setup_seconds, part, totals);
+    if (gatherer) summaries[i] = gatherer->values();
+  }
+  part.commit();
+  (void)world.max_over_ranks(0);  // every part is committed
+  if (world.rank() != 0) return 0;
+
+  // Rank 0: every part checked (complete, its groups, each consistent and its block of the run) before the
+  // master file reads it through virtual datasets, which would read a missing part silently as fill.
+  int schema_version = 0;
+  std::vector<std::vector<io::PathPart>> stitched(specs.size());
+  const std::string folder = (parts_path.parent_path().filename() / parts_path.filename()).string();
+  for (int r = 0; r < world.size(); ++r) {
+    const std::string name = fmt::format("rank-{}.h5", r);
+    std::vector<io::ExpectedGroup> expected;
+    for (std::size_t i = 0; i < specs.size(); ++i) {
+      const sim::ScenarioSpec& spec = specs[i];
+      if (!spec.record.enabled) continue;
+      const PathBlock block = path_block(spec.run.paths, r, world.size());
+      expected.push_back(
+          {n == 1 ? "/" : fmt::format("/sweep_{:03d}", i), sweep_label(spec), spec.run.steps(), block.count});
+      stitched[i].push_back({folder + "/" + name, (parts_path / name).string(), block.count});
+    }
+    schema_version = std::max(schema_version, io::check_part((parts_path / name).string(), expected));
+  }
+  io::Hdf5Output master(std::move(claimed), provenance);
+  for (std::size_t i = 0; i < specs.size(); ++i) {
+    if (!specs[i].record.enabled) continue;
+    master.stitch_group(n == 1 ? "/" : fmt::format("/sweep_{:03d}", i), stitched[i], summaries[i],
+                        schema_version);
+  }
+  master.commit();
+  remove_older_parts(parts_path);
+  if (!f.run_lines && f.quiet) return 0;
+  fmt::print(
+      f.run_lines ? stdout : stderr,
+      "{}: {} split by paths on {} ranks ({}), {:.3g} agent-steps on rank 0; wrote {} (virtual datasets "
+      "over {}/)\n",
+      f.scenario, sim::counted(static_cast<long long>(n), "run"), world.size(), world.describe(),
+      totals.agent_steps, master.path(), parts);
+  return 0;
+}
+
 /// `mpirun -np N herdsim run` (docs/cluster.md): the sweep points go to the ranks as they finish
 /// (dynamic assignment); each rank records its points into OUTPUT.parts/run-XXXXXX/rank-K.h5 with the serial
 /// writer under the group names of the one-process file; rank 0 checks every part and commits OUTPUT as a
@@ -170,12 +277,21 @@ int run_distributed(const RunFlags& f, const std::string& command_line,
                     const std::vector<sim::ScenarioSpec>& specs, dist::Communicator& world) {
   const bool root = world.rank() == 0;
   const int n = static_cast<int>(specs.size());
-  if (n == 1) {
-    // Every rank read the same scenario: all return here, no collective needed.
+  // Every rank read the same scenario: all decide alike and return alike here, no collective needed.
+  const bool by_paths = f.split == "paths" || (f.split == "auto" && n < world.size());
+  if (!by_paths && n == 1) {
     if (root)
-      std::cerr << "herdsim run: " << f.scenario << " is one run: only sweeps are split across ranks so far "
-                << "(docs/cluster.md); run it without mpirun\nherdsim run: nothing was run\n";
+      std::cerr << "herdsim run: " << f.scenario << " is one run: --split sweep needs a sweep "
+                << "(docs/cluster.md); leave --split out to split its paths\nherdsim run: nothing was run\n";
     return 2;
+  }
+  if (by_paths) {
+    if (const std::string problem = path_split_problem(specs, world.size()); !problem.empty()) {
+      if (root)
+        std::cerr << "herdsim run: " << f.scenario << ": cannot split the paths across " << world.size()
+                  << " ranks: " << problem << " (docs/cluster.md)\nherdsim run: nothing was run\n";
+      return 2;
+    }
   }
   const std::string output =
       f.output.empty() ? std::filesystem::path(f.scenario).stem().string() + ".h5" : f.output;
@@ -206,9 +322,10 @@ int run_distributed(const RunFlags& f, const std::string& command_line,
   }
   if (world.max_over_ranks(code) != 0) return 2;
   parts = world.broadcast_from_root(parts);
-  const std::string part_name = fmt::format("rank-{}.h5", world.rank());
   const io::Hdf5Output::Provenance provenance{HERDSIM_VERSION, specs.front().run.seed, specs.front().text,
                                               command_line};
+  if (by_paths) return run_path_split(f, specs, parts, std::move(claimed), provenance, world);
+  const std::string part_name = fmt::format("rank-{}.h5", world.rank());
   io::Hdf5Output part((std::filesystem::path(parts) / part_name).string(), provenance);
 
   const inference::BackendFactory backends = io::default_backend_factory(f.decision_cache);
@@ -261,12 +378,7 @@ int run_distributed(const RunFlags& f, const std::string& command_line,
     master.link_group(group, folder + "/" + link_file[static_cast<std::size_t>(i)], group, schema_version);
   }
   master.commit();
-  // The parts of earlier runs into the same output: no committed master points at them any more.
-  std::error_code ignored;
-  for (const auto& entry : std::filesystem::directory_iterator(parts_path.parent_path(), ignored)) {
-    if (entry.path().filename().string().rfind("run-", 0) == 0 && entry.path() != parts_path)
-      std::filesystem::remove_all(entry.path(), ignored);
-  }
+  remove_older_parts(parts_path);
   if (!f.run_lines && f.quiet) return 0;
   fmt::print(f.run_lines ? stdout : stderr,
              "{}: {} on {} ranks ({}), {:.3g} agent-steps on rank 0; wrote {} (links into {}/)\n", f.scenario,
@@ -424,6 +536,12 @@ void add_run_command(CLI::App& app, int argc, char** argv) {
                   "decision cache folder: model answers seen before (same model, adapters, prompt, sampling, "
                   "seed) are read from it, new ones added (default: none)");
   cmd->add_flag("-q,--quiet", flags->quiet, "no progress or per-run lines");
+  cmd->add_option("--split", flags->split,
+                  "under mpirun with several ranks: split the sweep points, the paths of every run, or auto "
+                  "(the sweep points when there are at least as many as ranks, else the paths; "
+                  "docs/cluster.md)")
+      ->check(CLI::IsMember({"auto", "sweep", "paths"}))
+      ->capture_default_str();
   cmd->callback([flags, command_line]() {
     const int code = run_scenario(*flags, command_line);
     if (code != 0) throw CLI::RuntimeError(code);

@@ -22,6 +22,10 @@ struct RunFlags {
   bool run_lines = true;
   /// A folder: model answers go through the decision cache there (io/decision_cache.hpp); empty: none.
   std::string decision_cache;
+  /// Under an MPI launcher with several ranks (docs/cluster.md): what is split across them, "sweep" (the
+  /// sweep points), "paths" (the paths of every run, in fixed blocks) or "auto" (the sweep points when there
+  /// are at least as many as ranks, else the paths).
+  std::string split = "auto";
 };
 
 /// A sweep point as run files record it (`sweep_point`: "key=value;..."); empty without a sweep.
