@@ -170,6 +170,31 @@ void remove_older_parts(const std::filesystem::path& parts) {
   }
 }
 
+/// Whether `mpirun -np ranks` splits the paths of every run (else the sweep points go to the ranks):
+/// --split paths, or auto with fewer runs than ranks (docs/cluster.md).
+bool splits_paths(const RunFlags& f, std::size_t runs, int ranks) {
+  return f.split == "paths" || (f.split == "auto" && runs < static_cast<std::size_t>(ranks));
+}
+
+/// The memory estimate of the largest run of `specs` on one process, or, split by paths across `ranks`,
+/// of one rank's largest block (ceil(paths / ranks)) plus, when it summarizes, one row of every agent on
+/// every path of the largest population (SummaryGatherer). Each rank checks its own share: ranks that
+/// share a node share its memory (docs/cluster.md).
+double largest_run_bytes(const std::vector<sim::ScenarioSpec>& specs, int ranks) {
+  double largest = 0.0;
+  for (sim::ScenarioSpec spec : specs) {
+    double gathered = 0.0;
+    if (ranks > 1) {
+      if (spec.record.enabled && spec.record.summaries)
+        for (const auto& ps : spec.populations)
+          gathered = std::max(gathered, 8.0 * static_cast<double>(ps.count) * spec.run.paths);
+      spec.run.paths = std::max(1, (spec.run.paths + ranks - 1) / ranks);
+    }
+    largest = std::max(largest, sim::run_memory_bytes(spec) + gathered);
+  }
+  return largest;
+}
+
 /// Why the runs of `specs` cannot be split by paths across `ranks` ranks, or "" when they can.
 std::string path_split_problem(const std::vector<sim::ScenarioSpec>& specs, int ranks) {
   for (const auto& spec : specs) {
@@ -278,7 +303,7 @@ int run_distributed(const RunFlags& f, const std::string& command_line,
   const bool root = world.rank() == 0;
   const int n = static_cast<int>(specs.size());
   // Every rank read the same scenario: all decide alike and return alike here, no collective needed.
-  const bool by_paths = f.split == "paths" || (f.split == "auto" && n < world.size());
+  const bool by_paths = splits_paths(f, specs.size(), world.size());
   if (!by_paths && n == 1) {
     if (root)
       std::cerr << "herdsim run: " << f.scenario << " is one run: --split sweep needs a sweep "
@@ -397,11 +422,13 @@ int run_scenario_unguarded(const RunFlags& f, const std::string& command_line) {
     return 2;
   }
   // Sizes before anything is allocated: the runs of a sweep run one after another, so the largest counts.
-  double largest = 0.0;
-  for (const auto& spec : specs) largest = std::max(largest, sim::run_memory_bytes(spec));
-  sim::check_memory(largest, specs.size() == 1 ? "this run" : "the largest run of this sweep",
-                    "--memory-limit GIB raises the limit", sim::memory_limit_bytes(f.memory_limit_gib));
-  if (dist::world().size() > 1) return run_distributed(f, command_line, specs, dist::world());
+  const int ranks = dist::world().size();
+  const bool path_split = ranks > 1 && splits_paths(f, specs.size(), ranks);
+  const std::string scope = specs.size() == 1 ? "this run" : "the largest run of this sweep";
+  sim::check_memory(largest_run_bytes(specs, path_split ? ranks : 1),
+                    path_split ? "one rank's block of " + scope : scope, "--memory-limit GIB raises the limit",
+                    sim::memory_limit_bytes(f.memory_limit_gib));
+  if (ranks > 1) return run_distributed(f, command_line, specs, dist::world());
   const std::string output =
       f.output.empty() ? std::filesystem::path(f.scenario).stem().string() + ".h5" : f.output;
   // The output is checked and claimed before any work: a bad path or a second writer of the same output
