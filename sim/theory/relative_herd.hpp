@@ -8,9 +8,12 @@
 #include <Eigen/Core>
 #include <array>
 #include <cmath>
+#include <span>
 #include <utility>
+#include <vector>
 
 #include "sim/enum_names.hpp"
+#include "sim/theory/asset_basis.hpp"
 #include "sim/theory/herd_problem.hpp"
 
 namespace herdsim::theory {
@@ -33,11 +36,22 @@ struct RelativeHerdOptions {
 };
 
 class RelativeHerdSolution;
+class RelativeHerdAssetsSolution;
 
 /// Solves the follower's problem; throws InputError for invalid parameters or discrete time and SolverError
 /// if the root search on ln eta does not converge.
 [[nodiscard]] RelativeHerdSolution solve_relative_herd(const HerdProblem& problem,
                                                        RelativeHerdOptions options = {});
+
+/// Solves the follower's problem in the assets of `covariance` Sigma (N x N, per year) and `excess`
+/// v = mu - r (per year), the leader's path its Merton vector (docs/theory.md §7.1): N one-asset BVPs in the
+/// eigenbasis of Sigma (sigma^2 -> lambda_j, v -> v~_j, any sign), one eta. problem.market supplies r only
+/// (its sigma must still be valid). N = 1 gives the one-asset solver's bits. Throws as the one-asset
+/// solver, and InputError for a bad Sigma.
+[[nodiscard]] RelativeHerdAssetsSolution solve_relative_herd(const HerdProblem& problem,
+                                                             const Eigen::MatrixXd& covariance,
+                                                             const Eigen::VectorXd& excess,
+                                                             RelativeHerdOptions options = {});
 
 /// The optimum of one follower on a uniform grid over [0, T] (exact node values, cubic Hermite in between).
 /// When theta = 0 or alpha = alpha_L the optimum is the own Merton path, evaluated in closed form (no grid).
@@ -89,11 +103,20 @@ class RelativeHerdSolution {
 
  private:
   friend RelativeHerdSolution solve_relative_herd(const HerdProblem& problem, RelativeHerdOptions options);
-  RelativeHerdSolution(const HerdProblem& problem, RelativeHerdOptions options);
+  friend RelativeHerdAssetsSolution solve_relative_herd(const HerdProblem& problem,
+                                                        const Eigen::MatrixXd& covariance,
+                                                        const Eigen::VectorXd& excess,
+                                                        RelativeHerdOptions options);
+  RelativeHerdSolution(const HerdProblem& problem, const Coordinate& coordinate, RelativeHerdOptions options);
+  /// The optimum in each coordinate (one eta); one coordinate is the one-asset problem.
+  static std::vector<RelativeHerdSolution> solve_coordinates(const HerdProblem& problem,
+                                                             std::span<const Coordinate> coordinates,
+                                                             RelativeHerdOptions options);
   /// Grid interval containing t and the fraction of it, t clamped to [0, T].
   [[nodiscard]] std::pair<Eigen::Index, double> locate(double t) const;
 
   HerdProblem problem_;
+  Coordinate coordinate_;  // the market's {v, sigma}, or one eigen-coordinate of N assets
   RelativeHerdOptions options_;
   Schedule schedule_;
   double ln_eta_ = 0.0;
@@ -105,6 +128,33 @@ class RelativeHerdSolution {
   int evaluations_ = 0;
   const char* method_ = "merton";
   Eigen::VectorXd amount_, slope_;
+};
+
+/// The optimum of one follower in N assets: one RelativeHerdSolution per coordinate of the eigenbasis.
+class RelativeHerdAssetsSolution {
+ public:
+  RelativeHerdAssetsSolution(AssetBasis basis, std::vector<RelativeHerdSolution> coordinates);
+
+  [[nodiscard]] double ln_eta() const { return coordinates_.front().ln_eta(); }
+  [[nodiscard]] double ln_eta0() const { return coordinates_.front().ln_eta0(); }
+  /// ln H[P*] (equals ln_eta once the root search has converged).
+  [[nodiscard]] double ln_h_at_opt() const { return coordinates_.front().ln_h_at_opt(); }
+  [[nodiscard]] int evaluations() const { return coordinates_.front().evaluations(); }
+  [[nodiscard]] const AssetBasis& basis() const { return basis_; }
+  /// Coordinate j's optimum (amounts P~_j in the eigenbasis).
+  [[nodiscard]] const RelativeHerdSolution& coordinate(int j) const {
+    return coordinates_[static_cast<std::size_t>(j)];
+  }
+  /// Optimal AMOUNTS in the assets at time t in [0, T] (currency units), one per asset.
+  [[nodiscard]] Eigen::VectorXd amounts(double t) const;
+  [[nodiscard]] double expected_utility() const { return coordinates_.front().expected_utility(); }
+  /// (theta/2) Int |P*' - Pbar'|^2 dt: the coordinates' sum (rotation keeps the norm).
+  [[nodiscard]] double deviation_penalty() const;
+  [[nodiscard]] double objective() const { return expected_utility() - deviation_penalty(); }
+
+ private:
+  AssetBasis basis_;
+  std::vector<RelativeHerdSolution> coordinates_;
 };
 
 }  // namespace herdsim::theory
