@@ -64,8 +64,8 @@ double AbsoluteHerdSolution::deviation_penalty() const {
 
 namespace {
 
-/// The eta root of §3.2 over the coordinates of §7.1: ln eta = ln eta0 + Sum_j I_j(eta), each I_j the
-/// one-asset integral with sigma^2 -> lambda_j, v -> v~_j (a coordinate with v~_j = 0 adds nothing).
+/// The eta root of docs/theory.md §3.2 over the coordinates of §7.1: ln eta = ln eta0 + Sum_j I_j(eta), each
+/// I_j the one-asset integral with sigma^2 -> lambda_j, v -> v~_j (a coordinate with v~_j = 0 adds nothing).
 struct EtaRoot {
   double ln_eta;
   double ln_eta0;

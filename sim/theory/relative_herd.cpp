@@ -414,9 +414,9 @@ double RelativeHerdSolution::slope(double t) const {
          (3 * x2 - 2 * x) * slope_[i + 1];
 }
 
-/// The relative-herding optimum of §3.3 over the coordinates of §7.1: one BVP per coordinate (sigma^2 ->
-/// lambda_j, v -> v~_j, each on its own grid), coupled only through the one eta: ln eta = ln eta0 +
-/// Sum_j excess_j(eta). One coordinate is the one-asset solver (the same operations, the same bits).
+/// The relative-herding optimum of docs/theory.md §3.3 over the coordinates of §7.1: one BVP per coordinate
+/// (sigma^2 -> lambda_j, v -> v~_j, each on its own grid), coupled only through the one eta: ln eta = ln eta0
+/// + Sum_j excess_j(eta). One coordinate is the one-asset solver (the same operations, the same bits).
 std::vector<RelativeHerdSolution> RelativeHerdSolution::solve_coordinates(
     const HerdProblem& p, std::span<const Coordinate> coordinates, RelativeHerdOptions options) {
   validate(p);
@@ -482,6 +482,7 @@ std::vector<RelativeHerdSolution> RelativeHerdSolution::solve_coordinates(
   // stiff: shoot from the free start then too.
   const bool free_start = options.free_start && options.bc == BoundaryCondition::pinned;
   std::vector<RelativeBvp> bvps;
+  bvps.reserve(count);
   std::vector<Method> methods;
   std::vector<std::size_t> solved;  // the coordinates with a gap (the others stay on their Merton path)
   for (std::size_t j = 0; j < count; ++j) {
