@@ -1,6 +1,7 @@
 #include "sim/theory/absolute_herd.hpp"
 
 #include <fmt/format.h>
+#include <boost/container/small_vector.hpp>
 #include <boost/math/tools/roots.hpp>
 #include <cmath>
 #include <limits>
@@ -80,8 +81,8 @@ EtaRoot solve_eta(const HerdProblem& p, std::span<const Coordinate> coordinates,
   struct Term {
     double v, s2, scale, ln_vt;
   };
-  std::vector<Term> terms;
-  double scale_sum = 0.0;  // one coordinate: exactly its scale
+  boost::container::small_vector<Term, 4> terms;  // no heap allocation for a few assets (replan's hot path)
+  double scale_sum = 0.0;                         // one coordinate: exactly its scale
   for (const Coordinate& c : coordinates) {
     const double v = c.excess;
     const double s2 = c.sigma * c.sigma;
