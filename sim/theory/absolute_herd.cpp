@@ -163,22 +163,6 @@ AbsoluteHerdSolution solve_absolute_herd(const HerdProblem& p, EtaFormula formul
   return {p, root.ln_eta, root.ln_eta0, root.evaluations};
 }
 
-AbsoluteHerdAssetsSolution::AbsoluteHerdAssetsSolution(AssetBasis basis,
-                                                       std::vector<AbsoluteHerdSolution> coordinates)
-    : basis_(std::move(basis)), coordinates_(std::move(coordinates)) {}
-
-Eigen::VectorXd AbsoluteHerdAssetsSolution::amounts(double t) const {
-  Eigen::VectorXd rotated(basis_.size());
-  for (int j = 0; j < basis_.size(); ++j) rotated[j] = coordinate(j).amount(t);
-  return basis_.to_assets(rotated);
-}
-
-double AbsoluteHerdAssetsSolution::deviation_penalty() const {
-  double sum = 0.0;
-  for (const AbsoluteHerdSolution& c : coordinates_) sum += c.deviation_penalty();
-  return sum;
-}
-
 AbsoluteHerdAssetsSolution solve_absolute_herd(const HerdProblem& p, const Eigen::MatrixXd& covariance,
                                                const Eigen::VectorXd& excess, EtaFormula formula) {
   validate(p);

@@ -69,32 +69,9 @@ class AbsoluteHerdSolution {
 /// The optimum of one follower in N correlated assets (docs/theory.md §7.1):
 ///   P*(t) = (eta alpha G^2 Sigma + theta w I)^{-1} (eta G v + theta w Pbar(t)),  w = G^rho,
 /// Pbar the leader's Merton vector, one eta for all assets; evaluated in the eigenbasis of Sigma as N
-/// one-asset closed forms (coordinate j: AbsoluteHerdSolution with sigma^2 -> lambda_j, v -> v~_j).
-class AbsoluteHerdAssetsSolution {
- public:
-  AbsoluteHerdAssetsSolution(AssetBasis basis, std::vector<AbsoluteHerdSolution> coordinates);
-
-  [[nodiscard]] double ln_eta() const { return coordinates_.front().ln_eta(); }
-  [[nodiscard]] double ln_eta0() const { return coordinates_.front().ln_eta0(); }
-  [[nodiscard]] int evaluations() const { return coordinates_.front().evaluations(); }
-  [[nodiscard]] const AssetBasis& basis() const { return basis_; }
-  /// Coordinate j's one-asset optimum (amounts P~_j in the eigenbasis).
-  [[nodiscard]] const AbsoluteHerdSolution& coordinate(int j) const {
-    return coordinates_[static_cast<std::size_t>(j)];
-  }
-
-  /// Optimal AMOUNTS in the assets at time t (currency units), one per asset.
-  [[nodiscard]] Eigen::VectorXd amounts(double t) const;
-  /// E[U(X_T)] = -eta / alpha at the optimum.
-  [[nodiscard]] double expected_utility() const { return coordinates_.front().expected_utility(); }
-  /// (theta/2) Int e^{rho r (T-t)} |P* - Pbar|^2 dt (rotation keeps the norm: the coordinates' sum).
-  [[nodiscard]] double deviation_penalty() const;
-  [[nodiscard]] double objective() const { return expected_utility() - deviation_penalty(); }
-
- private:
-  AssetBasis basis_;
-  std::vector<AbsoluteHerdSolution> coordinates_;
-};
+/// one-asset closed forms (coordinate j: AbsoluteHerdSolution with sigma^2 -> lambda_j, v -> v~_j). Its
+/// deviation_penalty is (theta/2) Int e^{rho r (T-t)} |P* - Pbar|^2 dt.
+using AbsoluteHerdAssetsSolution = AssetsSolution<AbsoluteHerdSolution>;
 
 /// Solves the follower's problem in the assets of `covariance` Sigma (N x N, per year) and `excess`
 /// v = mu - r (per year); problem.market supplies r only (its mu and sigma are not read, its sigma must

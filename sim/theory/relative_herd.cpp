@@ -574,22 +574,6 @@ RelativeHerdSolution solve_relative_herd(const HerdProblem& p, RelativeHerdOptio
       RelativeHerdSolution::solve_coordinates(p, std::span<const Coordinate>(&c, 1), options).front());
 }
 
-RelativeHerdAssetsSolution::RelativeHerdAssetsSolution(AssetBasis basis,
-                                                       std::vector<RelativeHerdSolution> coordinates)
-    : basis_(std::move(basis)), coordinates_(std::move(coordinates)) {}
-
-Eigen::VectorXd RelativeHerdAssetsSolution::amounts(double t) const {
-  Eigen::VectorXd rotated(basis_.size());
-  for (int j = 0; j < basis_.size(); ++j) rotated[j] = coordinate(j).amount(t);
-  return basis_.to_assets(rotated);
-}
-
-double RelativeHerdAssetsSolution::deviation_penalty() const {
-  double sum = 0.0;
-  for (const RelativeHerdSolution& c : coordinates_) sum += c.deviation_penalty();
-  return sum;
-}
-
 RelativeHerdAssetsSolution solve_relative_herd(const HerdProblem& p, const Eigen::MatrixXd& covariance,
                                                const Eigen::VectorXd& excess, RelativeHerdOptions options) {
   validate(p);

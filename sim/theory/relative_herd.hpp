@@ -36,7 +36,9 @@ struct RelativeHerdOptions {
 };
 
 class RelativeHerdSolution;
-class RelativeHerdAssetsSolution;
+/// The optimum of one follower in N assets: one RelativeHerdSolution per coordinate of the eigenbasis; its
+/// deviation_penalty is (theta/2) Int |P*' - Pbar'|^2 dt.
+using RelativeHerdAssetsSolution = AssetsSolution<RelativeHerdSolution>;
 
 /// Solves the follower's problem; throws InputError for invalid parameters or discrete time and SolverError
 /// if the root search on ln eta does not converge.
@@ -128,33 +130,6 @@ class RelativeHerdSolution {
   int evaluations_ = 0;
   const char* method_ = "merton";
   Eigen::VectorXd amount_, slope_;
-};
-
-/// The optimum of one follower in N assets: one RelativeHerdSolution per coordinate of the eigenbasis.
-class RelativeHerdAssetsSolution {
- public:
-  RelativeHerdAssetsSolution(AssetBasis basis, std::vector<RelativeHerdSolution> coordinates);
-
-  [[nodiscard]] double ln_eta() const { return coordinates_.front().ln_eta(); }
-  [[nodiscard]] double ln_eta0() const { return coordinates_.front().ln_eta0(); }
-  /// ln H[P*] (equals ln_eta once the root search has converged).
-  [[nodiscard]] double ln_h_at_opt() const { return coordinates_.front().ln_h_at_opt(); }
-  [[nodiscard]] int evaluations() const { return coordinates_.front().evaluations(); }
-  [[nodiscard]] const AssetBasis& basis() const { return basis_; }
-  /// Coordinate j's optimum (amounts P~_j in the eigenbasis).
-  [[nodiscard]] const RelativeHerdSolution& coordinate(int j) const {
-    return coordinates_[static_cast<std::size_t>(j)];
-  }
-  /// Optimal AMOUNTS in the assets at time t in [0, T] (currency units), one per asset.
-  [[nodiscard]] Eigen::VectorXd amounts(double t) const;
-  [[nodiscard]] double expected_utility() const { return coordinates_.front().expected_utility(); }
-  /// (theta/2) Int |P*' - Pbar'|^2 dt: the coordinates' sum (rotation keeps the norm).
-  [[nodiscard]] double deviation_penalty() const;
-  [[nodiscard]] double objective() const { return expected_utility() - deviation_penalty(); }
-
- private:
-  AssetBasis basis_;
-  std::vector<RelativeHerdSolution> coordinates_;
 };
 
 }  // namespace herdsim::theory
