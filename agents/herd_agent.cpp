@@ -18,6 +18,7 @@
 #include "agents/merton_agent.hpp"
 #include "agents/parameters.hpp"
 #include "sim/error.hpp"
+#include "sim/market/asset_covariance.hpp"
 #include "sim/setup.hpp"
 #include "sim/simulation.hpp"
 #include "sim/theory/absolute_herd.hpp"
@@ -112,8 +113,13 @@ class HerdKind final : public Kind {
   void check(const sim::ScenarioSpec& spec, int index, KeyReporter& out) const override {
     const sim::PopulationSpec& ps = spec.populations[static_cast<std::size_t>(index)];
     const HerdParams& p = params_of<HerdParams>(ps);
-    check_one_asset(spec, name(),
-                    "the N-asset herding solvers of docs/theory.md §7.1 are not implemented yet", out);
+    if (const int assets = spec.market.asset_count(); assets > 1 && p.influence == Influence::peers) {
+      out.report(
+          "influence",
+          fmt::format("influence = \"peers\" plays the mutual games (docs/theory.md §3.4, §3.5), which are "
+                      "solved for one risky asset only; this market has {}: use influence = \"leader\"",
+                      assets));
+    }
     if (p.influence == Influence::leader)
       check_population_ref(spec, "leader", p.leader, MertonParams::kind, out);
     if (p.influence == Influence::peers && p.policy == Policy::replan && p.herd == HerdType::relative &&
@@ -182,6 +188,12 @@ void HerdPopulation::initialize(const sim::RunState& state, sim::PopulationState
   set_initial_wealth(own);
   alpha_ = param(own, "alpha");
   theta_ = param(own, "theta");
+  assets_ = spec_.market.asset_count();
+  if (assets_ > 1) {
+    covariance_ = sim::asset_covariance(spec_.market);
+    excess_ = sim::asset_excess_returns(spec_.market);
+    basis_ = theory::asset_basis(covariance_, excess_);
+  }
 
   const int n = spec_.run.steps();
   const double dt = spec_.run.dt();
@@ -230,7 +242,22 @@ void HerdPopulation::initialize(const sim::RunState& state, sim::PopulationState
     }
   }
   if (hp_.herd == HerdType::relative && hp_.policy == Policy::adaptive) {
-    add_kind_state(own, std::string(kSeenBefore), ps_.count, state.paths);
+    add_kind_state(own, std::string(kSeenBefore), ps_.count,
+                   static_cast<Eigen::Index>(assets_) * state.paths);
+  }
+  if (assets_ > 1) {
+    // The adaptive rule per coordinate j of the eigenbasis: ln(theta / (alpha lambda_j)), v~_j / lambda_j and
+    // v' Sigma^{-1} v / 2 (docs/theory.md §7.1).
+    ln_vt_assets_.resize(ps_.count, assets_);
+    coordinate_unit_.resize(assets_);
+    half_sharpe_ = 0.0;
+    for (int j = 0; j < assets_; ++j) {
+      const theory::Coordinate& c = basis_.coordinates[static_cast<std::size_t>(j)];
+      const double lambda = c.sigma * c.sigma;
+      ln_vt_assets_.col(j) = (theta_.array() / (alpha_.array() * lambda)).log();
+      coordinate_unit_[j] = c.excess / lambda;
+      half_sharpe_ += c.excess * c.excess / (2.0 * lambda);
+    }
   }
   if (hp_.policy == Policy::replan && leader_index_ < 0) {
     add_kind_state(own, std::string(kReplanned), ps_.count, state.paths);
@@ -250,7 +277,8 @@ void HerdPopulation::plan_with_leader(sim::PopulationState& own) {
     agent_combo[static_cast<std::size_t>(i)] = it->second;
   }
   const int n = spec_.run.steps();
-  Eigen::MatrixXd table(n, static_cast<Eigen::Index>(combos.size()));
+  // Row a n + k: asset a at decision k (one asset: row k).
+  Eigen::MatrixXd table(static_cast<Eigen::Index>(assets_) * n, static_cast<Eigen::Index>(combos.size()));
   const std::string what = fmt::format("population '{}': plans", ps_.name);
   const int total = static_cast<int>(combos.size());
   std::atomic<int> solved{0};
@@ -268,7 +296,22 @@ void HerdPopulation::plan_with_leader(sim::PopulationState& own) {
     hp.time = schedule_.time();
     const auto col = static_cast<Eigen::Index>(c);
     try {
-      if (hp_.herd == HerdType::absolute) {
+      if (assets_ > 1) {
+        // N assets (docs/theory.md §7.1): the leader's Merton vector, solved in the eigenbasis of Sigma.
+        auto fill = [&](const auto& sol) {
+          for (int k = 0; k < n; ++k) {
+            const Eigen::VectorXd amounts = sol.amounts(k * spec_.run.dt());
+            for (int a = 0; a < assets_; ++a) table(a * n + k, col) = amounts[a];
+          }
+        };
+        if (hp_.herd == HerdType::absolute) {
+          fill(theory::solve_absolute_herd(hp, covariance_, excess_));
+        } else {
+          theory::RelativeHerdOptions opt;
+          opt.bc = hp_.bc;
+          fill(theory::solve_relative_herd(hp, covariance_, excess_, opt));
+        }
+      } else if (hp_.herd == HerdType::absolute) {
         const auto sol = theory::solve_absolute_herd(hp);
         for (int k = 0; k < n; ++k) table(k, col) = sol.amount(k * spec_.run.dt());
       } else {
@@ -289,8 +332,8 @@ void HerdPopulation::plan_with_leader(sim::PopulationState& own) {
     }
     ++solved;
   });
-  own.theory_amount.resize(ps_.count, n);
-  for (int k = 0; k < n; ++k) {
+  own.theory_amount.resize(ps_.count, table.rows());
+  for (Eigen::Index k = 0; k < table.rows(); ++k) {
     for (int i = 0; i < ps_.count; ++i)
       own.theory_amount(i, k) = table(k, agent_combo[static_cast<std::size_t>(i)]);
   }
@@ -362,7 +405,8 @@ void HerdPopulation::observe(const sim::DecisionContext& ctx, int c0, int len, i
 
 // Leader: the agent's own problem over [t_k, T] from its realised wealth; the leader's Merton path over
 // the remaining horizon is its original path from t_k on (Merton depends on time to go only).
-double HerdPopulation::replan(const sim::DecisionContext& ctx, int agent, double wealth) const {
+theory::HerdProblem HerdPopulation::replan_problem(const sim::DecisionContext& ctx, int agent,
+                                                   double wealth) const {
   theory::HerdProblem hp;
   hp.market = theory_market(spec_);
   hp.alpha = alpha_[agent];
@@ -372,13 +416,30 @@ double HerdPopulation::replan(const sim::DecisionContext& ctx, int agent, double
   hp.x0 = wealth;
   hp.horizon = spec_.run.horizon - ctx.time;
   hp.time = schedule_.time();
-  if (hp_.herd == HerdType::absolute) return theory::solve_absolute_herd(hp).amount(0.0);
+  return hp;
+}
+
+theory::RelativeHerdOptions HerdPopulation::replan_options(const sim::DecisionContext& ctx) const {
   theory::RelativeHerdOptions opt;
   opt.bc = hp_.bc;
   // The first decision keeps the plan's start condition (so replan starts where plan does); a restart's
   // start is free: pinned there, every decision would be the own Merton amount.
   opt.free_start = ctx.step > 0;
-  return theory::solve_relative_herd(hp, opt).amount(0.0);
+  return opt;
+}
+
+double HerdPopulation::replan(const sim::DecisionContext& ctx, int agent, double wealth) const {
+  const theory::HerdProblem hp = replan_problem(ctx, agent, wealth);
+  if (hp_.herd == HerdType::absolute) return theory::solve_absolute_herd(hp).amount(0.0);
+  return theory::solve_relative_herd(hp, replan_options(ctx)).amount(0.0);
+}
+
+Eigen::VectorXd HerdPopulation::replan_assets(const sim::DecisionContext& ctx, int agent,
+                                              double wealth) const {
+  const theory::HerdProblem hp = replan_problem(ctx, agent, wealth);
+  if (hp_.herd == HerdType::absolute)
+    return theory::solve_absolute_herd(hp, covariance_, excess_).amounts(0.0);
+  return theory::solve_relative_herd(hp, covariance_, excess_, replan_options(ctx)).amounts(0.0);
 }
 
 Eigen::VectorXd HerdPopulation::replan_game(const sim::DecisionContext& ctx,
@@ -447,9 +508,23 @@ void HerdPopulation::decide(const sim::DecisionContext& ctx, int p0, int p1, int
         own.amount.col(p).segment(a0, a1 - a0) = replanned.col(p).segment(a0, a1 - a0);
       return;
     }
+    if (assets_ > 1) {
+      const Eigen::Index paths = own.wealth.cols();
+      for (int p = p0; p < p1; ++p) {
+        for (int i = a0; i < a1; ++i) {
+          const Eigen::VectorXd amounts = replan_assets(ctx, i, own.wealth(i, p));
+          for (int a = 0; a < assets_; ++a) own.amount(i, a * paths + p) = amounts[a];
+        }
+      }
+      return;
+    }
     for (int p = p0; p < p1; ++p) {
       for (int i = a0; i < a1; ++i) own.amount(i, p) = replan(ctx, i, own.wealth(i, p));
     }
+    return;
+  }
+  if (assets_ > 1) {
+    decide_adaptive_assets(ctx, p0, p1, a0, a1, own);
     return;
   }
   // Adaptive: the first decision sees nobody's; it is the agent's own Merton amount.
@@ -524,6 +599,70 @@ void HerdPopulation::decide_adaptive_absolute(const sim::DecisionContext& ctx, i
       observe(ctx, c0, len, p, seen);
       for (int j = 0; j < len; ++j) ln_kappa[j] = ln_vt[c0 + j] + alpha[c0 + j] * x[j] * growth_left + shift;
       blend_toward_reference(ln_kappa, own_merton, seen, own.amount.col(p).data() + c0, len);
+    }
+  }
+}
+
+// The adaptive rules in N assets (leader only), per coordinate j of the eigenbasis of Sigma (docs/theory.md
+// §7.1): the one-asset rules with sigma^2 -> lambda_j, v -> v~_j, v^2 / sigma^2 -> v' Sigma^{-1} v, applied
+// to the rotated own Merton vector, the leader's observed (projected) vector and, for relative herding, one's
+// own previous amounts; then rotated back. Agent by agent: every result depends on its own slot only.
+void HerdPopulation::decide_adaptive_assets(const sim::DecisionContext& ctx, int p0, int p1, int a0, int a1,
+                                            sim::PopulationState& own) const {
+  const int k = ctx.step;
+  const Eigen::Index paths = own.wealth.cols();
+  const Eigen::VectorXd unit = coordinate_unit_ * std::exp(-ln_growth_[k]);  // rotated Merton, alpha = 1
+  auto write = [&](int i, int p, const Eigen::VectorXd& rotated) {
+    const Eigen::VectorXd amounts = basis_.to_assets(rotated);
+    for (int a = 0; a < assets_; ++a) own.amount(i, a * paths + p) = amounts[a];
+  };
+  if (k == 0) {  // nobody's decision seen yet: the own Merton vector
+    for (int p = p0; p < p1; ++p) {
+      for (int i = a0; i < a1; ++i) write(i, p, unit / alpha_[i]);
+    }
+    return;
+  }
+  const bool relative = hp_.herd == HerdType::relative;
+  const double projection = projection_[k];
+  const double growth_left = std::exp(ln_growth_left_[k]);
+  const double sharpe = half_sharpe_ * (spec_.run.horizon - ctx.time);
+  const double shift = relative ? -sharpe + 2.0 * ln_growth_[k] + 2.0 * std::log(spec_.run.dt())
+                                : sharpe - (2.0 - hp_.rho) * ln_growth_[k];
+  const sim::PopulationState& leader = ctx.state->populations[static_cast<std::size_t>(leader_index_)];
+  Eigen::MatrixXd* seen_before = relative ? &kind_state(own, kSeenBefore) : nullptr;
+  Eigen::VectorXd seen(assets_), reference(assets_), rotated(assets_);
+  for (int p = p0; p < p1; ++p) {
+    for (int i = a0; i < a1; ++i) {
+      const Eigen::VectorXd own_merton = unit / alpha_[i];
+      if (theta_[i] == 0.0) {
+        write(i, p, own_merton);
+        continue;
+      }
+      const int followed = i % leader_count_;
+      for (int a = 0; a < assets_; ++a)
+        seen[a] = leader.previous_amount(followed, a * paths + p) * projection;
+      if (relative) {
+        // Follow the leader's observed change from one's own last decision (per asset, then rotated).
+        for (int a = 0; a < assets_; ++a) {
+          double& before = (*seen_before)(i, a * paths + p);
+          const double change = k == 1 ? seen[a] * (1.0 - 1.0 / projection) : seen[a] - before * projection;
+          before = seen[a] / projection;
+          reference[a] = own.previous_amount(i, a * paths + p) + change;
+        }
+      } else {
+        reference = seen;
+      }
+      const Eigen::VectorXd target = basis_.to_coordinates(reference);
+      const double wealth_term = alpha_[i] * own.wealth(i, p) * growth_left;
+      for (int j = 0; j < assets_; ++j) {
+        // Absolute: w = 1 / (1 + kappa_j); relative: w = q_j dt^2 / (1 + q_j dt^2) = 1 / (1 + 1 / (q_j
+        // dt^2)).
+        const double ln_ratio =
+            relative ? wealth_term + ln_vt_assets_(i, j) - shift : ln_vt_assets_(i, j) + wealth_term + shift;
+        const double w = 1.0 / (1.0 + fixed_exp(ln_ratio));
+        rotated[j] = w * own_merton[j] + (1.0 - w) * target[j];
+      }
+      write(i, p, rotated);
     }
   }
 }

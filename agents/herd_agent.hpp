@@ -7,8 +7,11 @@
 //              previous step (docs/scenarios.md, "adaptive rule"); nobody's plan is visible.
 // Keys: alpha, lottery, theta, herd, influence, leader, network, policy, optimum, bc, rho.
 // Parameters: alpha, theta, wealth0 (+ leader_alpha, or degree for peers).
-// Kind state (sim::PopulationState::kind_state): relative adaptive: `seen_before`, count x paths, the
-// reference decision each agent observed at the previous step (currency units, deflated one step); peers
+// Several assets (docs/theory.md §7.1): influence = leader with every policy, solved in the eigenbasis of the
+// covariance; influence = peers (the mutual games) needs one asset (validation says so).
+// Kind state (sim::PopulationState::kind_state): relative adaptive: `seen_before`, count x (assets x paths),
+// the reference decision each agent observed at the previous step, per asset (currency units, deflated one
+// step); peers
 // replan: `replanned`, count x paths, this step's decisions solved in prepare_step (currency units).
 #include <array>
 #include <memory>
@@ -19,6 +22,8 @@
 #include "agents/kind.hpp"
 #include "agents/network.hpp"
 #include "sim/population.hpp"
+#include "sim/theory/asset_basis.hpp"
+#include "sim/theory/herd_problem.hpp"
 #include "sim/theory/relative_herd.hpp"
 #include "sim/theory/schedule.hpp"
 
@@ -78,6 +83,15 @@ class HerdPopulation final : public sim::Population {
   void decide_adaptive_absolute(const sim::DecisionContext& ctx, int p0, int p1, int a0, int a1,
                                 sim::PopulationState& own) const;
   [[nodiscard]] double replan(const sim::DecisionContext& ctx, int agent, double wealth) const;
+  /// N assets: the first decision of the remaining problem, one amount per asset.
+  [[nodiscard]] Eigen::VectorXd replan_assets(const sim::DecisionContext& ctx, int agent,
+                                              double wealth) const;
+  [[nodiscard]] theory::HerdProblem replan_problem(const sim::DecisionContext& ctx, int agent,
+                                                   double wealth) const;
+  [[nodiscard]] theory::RelativeHerdOptions replan_options(const sim::DecisionContext& ctx) const;
+  /// The adaptive rules with N > 1 assets (leader only).
+  void decide_adaptive_assets(const sim::DecisionContext& ctx, int p0, int p1, int a0, int a1,
+                              sim::PopulationState& own) const;
   /// All agents' first decisions of the game over [t_k, T] from one path's wealths, currency units.
   [[nodiscard]] Eigen::VectorXd replan_game(const sim::DecisionContext& ctx,
                                             const Eigen::Ref<const Eigen::VectorXd>& wealth) const;
@@ -96,6 +110,15 @@ class HerdPopulation final : public sim::Population {
   // Per-step constants of the adaptive rule: ln of the remaining horizon's deposit growth,
   // ln G(t_k), Merton's amount for alpha = 1, and the one-step growth of a Merton amount.
   Eigen::VectorXd ln_growth_left_, ln_growth_, merton_unit_, projection_;
+  // N > 1 assets (docs/theory.md §7.1): Sigma, v, its eigenbasis, and the adaptive rule's per-coordinate
+  // constants: ln(theta / (alpha lambda_j)) (count x N), v~_j / lambda_j, v' Sigma^{-1} v / 2.
+  int assets_ = 1;
+  Eigen::MatrixXd covariance_;
+  Eigen::VectorXd excess_;
+  theory::AssetBasis basis_;
+  Eigen::MatrixXd ln_vt_assets_;
+  Eigen::VectorXd coordinate_unit_;
+  double half_sharpe_ = 0.0;
 };
 
 /// Most agents a relative-herding peers population with policy replan may have: every step solves the

@@ -2,6 +2,10 @@
 // Absolute herding with one leader (the paper's P3): closed form
 //   P*(t) = w(t) P_alpha(t) + (1 - w(t)) Pbar(t),  w = eta alpha sigma^2 g / (eta alpha sigma^2 g + theta),
 // g = G(t)^{2-rho}, with eta the unique root of ln eta = ln eta0 + I(eta) found on ln eta.
+#include <Eigen/Core>
+#include <vector>
+
+#include "sim/theory/asset_basis.hpp"
 #include "sim/theory/herd_problem.hpp"
 
 namespace herdsim::theory {
@@ -16,6 +20,10 @@ enum class EtaFormula { correct, repo_precedence_bug };
 class AbsoluteHerdSolution {
  public:
   AbsoluteHerdSolution(const HerdProblem& problem, double ln_eta, double ln_eta0, int evaluations);
+  /// One coordinate of an N-asset optimum (docs/theory.md §7.1): the market's sigma and v replaced by the
+  /// coordinate's; ln_eta and ln_eta0 are the whole problem's.
+  AbsoluteHerdSolution(const HerdProblem& problem, const Coordinate& coordinate, double ln_eta,
+                       double ln_eta0, int evaluations);
 
   [[nodiscard]] const HerdProblem& problem() const { return problem_; }
   [[nodiscard]] double ln_eta() const { return ln_eta_; }
@@ -45,6 +53,7 @@ class AbsoluteHerdSolution {
 
  private:
   HerdProblem problem_;
+  Coordinate coordinate_;
   Schedule schedule_;
   double ln_eta_;
   double ln_eta0_;
@@ -56,5 +65,21 @@ class AbsoluteHerdSolution {
 /// bracketed root search on ln eta does not converge.
 [[nodiscard]] AbsoluteHerdSolution solve_absolute_herd(const HerdProblem& problem,
                                                        EtaFormula formula = EtaFormula::correct);
+
+/// The optimum of one follower in N correlated assets (docs/theory.md §7.1):
+///   P*(t) = (eta alpha G^2 Sigma + theta w I)^{-1} (eta G v + theta w Pbar(t)),  w = G^rho,
+/// Pbar the leader's Merton vector, one eta for all assets; evaluated in the eigenbasis of Sigma as N
+/// one-asset closed forms (coordinate j: AbsoluteHerdSolution with sigma^2 -> lambda_j, v -> v~_j). Its
+/// deviation_penalty is (theta/2) Int e^{rho r (T-t)} |P* - Pbar|^2 dt.
+using AbsoluteHerdAssetsSolution = AssetsSolution<AbsoluteHerdSolution>;
+
+/// Solves the follower's problem in the assets of `covariance` Sigma (N x N, per year) and `excess`
+/// v = mu - r (per year); problem.market supplies r only (its mu and sigma are not read, its sigma must
+/// still be valid). The eta root is the one of §3.2 with I(eta) summed over the coordinates. N = 1 gives
+/// solve_absolute_herd's bits. Throws as solve_absolute_herd, and InputError for a bad Sigma.
+[[nodiscard]] AbsoluteHerdAssetsSolution solve_absolute_herd(const HerdProblem& problem,
+                                                             const Eigen::MatrixXd& covariance,
+                                                             const Eigen::VectorXd& excess,
+                                                             EtaFormula formula = EtaFormula::correct);
 
 }  // namespace herdsim::theory

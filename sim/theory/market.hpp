@@ -19,6 +19,18 @@ struct Market {
   [[nodiscard]] double excess_return() const { return mu - r; }
 };
 
+/// One independent direction of a problem in N correlated assets (docs/theory.md §7.1): in the eigenbasis of
+/// the covariance Sigma = Q diag(lambda) Q' every problem is the one-asset problem with sigma^2 -> lambda_j
+/// and v -> v~_j = (Q' v)_j. One asset is the coordinate {mu - r, sigma}. The excess return may have any
+/// sign (rotation makes some negative or zero); the solvers' amounts then have its sign.
+struct Coordinate {
+  double excess = 0.0;  ///< v~_j, per year
+  double sigma = 0.0;   ///< sqrt(lambda_j), per sqrt(year), > 0
+
+  /// The coordinate of a one-asset market.
+  [[nodiscard]] static Coordinate of(const Market& m) { return {m.excess_return(), m.sigma}; }
+};
+
 /// The paper's defaults for the quantities that are not market parameters.
 namespace defaults {
 inline constexpr double alpha_leader = 0.2;      ///< the advisor's CARA risk aversion, per currency unit

@@ -13,8 +13,11 @@
 namespace herdsim::theory {
 
 double merton_amount(const Schedule& schedule, double alpha, double t) {
-  const Market& m = schedule.market();
-  return m.excess_return() / (alpha * m.sigma * m.sigma) * std::exp(-schedule.ln_growth(t));
+  return merton_amount(schedule, Coordinate::of(schedule.market()), alpha, t);
+}
+
+double merton_amount(const Schedule& schedule, const Coordinate& c, double alpha, double t) {
+  return c.excess / (alpha * c.sigma * c.sigma) * std::exp(-schedule.ln_growth(t));
 }
 
 Eigen::MatrixXd merton_amounts(const Schedule& schedule, const Eigen::VectorXd& alpha, int steps,
@@ -50,10 +53,15 @@ Eigen::MatrixXd merton_amounts(const Schedule& schedule, const Eigen::MatrixXd& 
 }
 
 double ln_eta0(const Schedule& schedule, double alpha, double x0) {
-  const Market& m = schedule.market();
-  const double v = m.excess_return();
-  return -alpha * x0 * std::exp(schedule.ln_terminal_growth()) -
-         v * v * schedule.horizon() / (2.0 * m.sigma * m.sigma);
+  const Coordinate c = Coordinate::of(schedule.market());
+  return ln_eta0(schedule, std::span<const Coordinate>(&c, 1), alpha, x0);
+}
+
+double ln_eta0(const Schedule& schedule, std::span<const Coordinate> coordinates, double alpha, double x0) {
+  double sharpe = 0.0;  // Sum v~^2 T / (2 lambda); one coordinate: exactly its term
+  for (const Coordinate& c : coordinates)
+    sharpe += c.excess * c.excess * schedule.horizon() / (2.0 * c.sigma * c.sigma);
+  return -alpha * x0 * std::exp(schedule.ln_terminal_growth()) - sharpe;
 }
 
 double ln_h(const Schedule& schedule, double alpha, double x0, const AmountPath& path) {

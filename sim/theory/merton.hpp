@@ -2,6 +2,7 @@
 // The rational (no-herding) CARA investor: Merton's amount and the value of the H functional.
 #include <Eigen/Core>
 #include <functional>
+#include <span>
 
 #include "sim/theory/schedule.hpp"
 
@@ -10,6 +11,8 @@ namespace herdsim::theory {
 /// Merton's optimal AMOUNT in the stock at time t: v / (alpha sigma^2 G(t)), currency units.
 /// In continuous time G = e^{r(T-t)}; in discrete time this is the exact optimum of the step model.
 [[nodiscard]] double merton_amount(const Schedule& schedule, double alpha, double t);
+/// The same in one coordinate of N assets (docs/theory.md §7.1): v~_j / (alpha lambda_j G(t)), any sign.
+[[nodiscard]] double merton_amount(const Schedule& schedule, const Coordinate& c, double alpha, double t);
 
 /// Merton's amounts of agents with CARA risk aversions `alpha` at the decisions t_k = k dt_years,
 /// k = 0..steps-1: alpha.size() x steps, currency units. The one table of own-Merton plans (the
@@ -28,6 +31,10 @@ namespace herdsim::theory {
 
 /// ln eta0 = ln H at the agent's own Merton path: -alpha x0 G(0)(1+...) - v^2 T / (2 sigma^2).
 [[nodiscard]] double ln_eta0(const Schedule& schedule, double alpha, double x0);
+/// ln H at the own Merton path in N assets: -alpha x0 G(0)(1+...) - Sum_j v~_j^2 T / (2 lambda_j)
+/// (= -alpha x0 G - v' Sigma^{-1} v T / 2); one coordinate is ln_eta0 above.
+[[nodiscard]] double ln_eta0(const Schedule& schedule, std::span<const Coordinate> coordinates, double alpha,
+                             double x0);
 
 /// A deterministic investment path: AMOUNT in the stock at time t (years).
 using AmountPath = std::function<double(double)>;

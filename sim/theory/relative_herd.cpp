@@ -7,6 +7,7 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
+#include <span>
 #include <utility>
 #include <vector>
 
@@ -34,15 +35,14 @@ class RelativeBvp {
  public:
   enum class Method { pinned, natural, shooting };
 
-  RelativeBvp(const HerdProblem& p, Method method, bool free_start, Index n)
+  RelativeBvp(const HerdProblem& p, const Coordinate& c, Method method, bool free_start, Index n)
       : method_(method),
         free_start_(free_start),
         n_(n),
         h_(p.horizon / static_cast<double>(n)),
         r_(p.market.r) {
-    const Market& m = p.market;
-    const double s2 = m.sigma * m.sigma;
-    const double v = m.excess_return();
+    const double s2 = c.sigma * c.sigma;
+    const double v = c.excess;
     gap_ = v / s2 * (1.0 / p.alpha - 1.0 / p.alpha_leader);
     leader_ = v / (p.alpha_leader * s2);
     half_a2s2_ = 0.5 * p.alpha * p.alpha * s2;
@@ -363,15 +363,16 @@ class RelativeBvp {
 
 }  // namespace
 
-RelativeHerdSolution::RelativeHerdSolution(const HerdProblem& problem, RelativeHerdOptions options)
-    : problem_(problem), options_(options), schedule_(problem.schedule()) {}
+RelativeHerdSolution::RelativeHerdSolution(const HerdProblem& problem, const Coordinate& coordinate,
+                                           RelativeHerdOptions options)
+    : problem_(problem), coordinate_(coordinate), options_(options), schedule_(problem.schedule()) {}
 
 double RelativeHerdSolution::own_merton(double t) const {
-  return merton_amount(schedule_, problem_.alpha, t);
+  return merton_amount(schedule_, coordinate_, problem_.alpha, t);
 }
 
 double RelativeHerdSolution::leader_merton(double t) const {
-  return merton_amount(schedule_, problem_.alpha_leader, t);
+  return merton_amount(schedule_, coordinate_, problem_.alpha_leader, t);
 }
 
 Eigen::VectorXd RelativeHerdSolution::grid_time() const {
@@ -413,7 +414,11 @@ double RelativeHerdSolution::slope(double t) const {
          (3 * x2 - 2 * x) * slope_[i + 1];
 }
 
-RelativeHerdSolution solve_relative_herd(const HerdProblem& p, RelativeHerdOptions options) {
+/// The relative-herding optimum of docs/theory.md §3.3 over the coordinates of §7.1: one BVP per coordinate
+/// (sigma^2 -> lambda_j, v -> v~_j, each on its own grid), coupled only through the one eta: ln eta = ln eta0
+/// + Sum_j excess_j(eta). One coordinate is the one-asset solver (the same operations, the same bits).
+std::vector<RelativeHerdSolution> RelativeHerdSolution::solve_coordinates(
+    const HerdProblem& p, std::span<const Coordinate> coordinates, RelativeHerdOptions options) {
   validate(p);
   if (p.time.is_discrete()) {
     throw InputError("relative herding is solved in continuous time only (problem.time is discrete)");
@@ -423,77 +428,105 @@ RelativeHerdSolution solve_relative_herd(const HerdProblem& p, RelativeHerdOptio
         fmt::format("relative herding options: need 0 < max_h_sqrt_q <= 1 and min_steps >= 2, got {} and {}",
                     options.max_h_sqrt_q, options.min_steps));
   }
-  RelativeHerdSolution sol(p, options);
-  const Schedule& schedule = sol.schedule_;
-  const Market& m = p.market;
-  const double s2 = m.sigma * m.sigma;
-  const double v = m.excess_return();
-  const double r = m.r;
+  std::vector<RelativeHerdSolution> sols;
+  for (const Coordinate& c : coordinates) sols.push_back(RelativeHerdSolution(p, c, options));
+  const Schedule schedule = p.schedule();
+  const double r = p.market.r;
   const double horizon = p.horizon;
-  const double lo = ln_eta0(schedule, p.alpha, p.x0);
-  sol.ln_eta0_ = lo;
-  const double gap = v / s2 * (1.0 / p.alpha - 1.0 / p.alpha_leader);  // P_alpha - Pbar = gap e^{-r(T-t)}
-  // S and zeta at a given ln eta (q is largest at t = 0 for r >= 0, at T otherwise).
-  auto stiffness = [&](double L) {
+  const double lo = theory::ln_eta0(schedule, coordinates, p.alpha, p.x0);
+  const auto count = coordinates.size();
+  // P_alpha - Pbar = gap e^{-r(T-t)} per coordinate; S and zeta at a given ln eta (q is largest at t = 0 for
+  // r >= 0, at T otherwise).
+  std::vector<double> gap(count);
+  bool imitates = false;
+  for (std::size_t j = 0; j < count; ++j) {
+    const double s2 = coordinates[j].sigma * coordinates[j].sigma;
+    gap[j] = coordinates[j].excess / s2 * (1.0 / p.alpha - 1.0 / p.alpha_leader);
+    imitates = imitates || gap[j] != 0.0;
+  }
+  auto stiffness = [&](std::size_t j, double L) {
+    const double s2 = coordinates[j].sigma * coordinates[j].sigma;
     return std::exp(0.5 * (L + std::log(p.alpha * s2 / p.theta) + 2.0 * std::max(r, 0.0) * horizon)) *
            horizon;
   };
-  auto zeta = [&](double L) {
-    return m.sigma * std::exp(r * horizon + 0.5 * (L + std::log(p.alpha / p.theta))) / r;
+  auto zeta = [&](std::size_t j, double L) {
+    return coordinates[j].sigma * std::exp(r * horizon + 0.5 * (L + std::log(p.alpha / p.theta))) / r;
+  };
+  auto set_closed_form = [&](std::size_t j, double L) {
+    RelativeHerdSolution& sol = sols[j];
+    sol.ln_eta_ = L;
+    sol.ln_eta0_ = lo;
+    sol.zeta_ = p.theta == 0.0 ? std::numeric_limits<double>::infinity() : zeta(j, L);
+    sol.stiffness_ = p.theta == 0.0 ? std::numeric_limits<double>::infinity() : stiffness(j, L);
   };
 
   // No herding force, or nothing to imitate: the own Merton path is optimal.
-  if (p.theta == 0.0 || gap == 0.0) {
-    sol.ln_eta_ = sol.ln_h_ = lo;
-    sol.zeta_ = p.theta == 0.0 ? std::numeric_limits<double>::infinity() : zeta(lo);
-    sol.stiffness_ = p.theta == 0.0 ? std::numeric_limits<double>::infinity() : stiffness(lo);
-    return sol;
+  if (p.theta == 0.0 || !imitates) {
+    for (std::size_t j = 0; j < count; ++j) {
+      set_closed_form(j, lo);
+      sols[j].ln_h_ = lo;
+    }
+    return sols;
   }
 
   // The own Merton path is admissible for both BCs, so J* >= J[P_alpha] gives
-  // eta* <= eta0 + alpha (theta/2) Int (P_alpha' - Pbar')^2, with P_alpha' - Pbar' = r gap e^{-r(T-t)}.
+  // eta* <= eta0 + alpha (theta/2) Int |P_alpha' - Pbar'|^2, with P_alpha' - Pbar' = r gap e^{-r(T-t)}.
   const double decay = r == 0.0 ? horizon : -std::expm1(-2.0 * r * horizon) / (2.0 * r);  // Int e^{-2r(T-t)}
-  const double merton_penalty = 0.5 * p.theta * r * r * gap * gap * decay;
+  double merton_penalty = 0.0;
+  for (std::size_t j = 0; j < count; ++j) merton_penalty += 0.5 * p.theta * r * r * gap[j] * gap[j] * decay;
   double hi = log_add_exp(lo, std::log(p.alpha * merton_penalty));
   if (!(hi > lo)) hi = lo + std::numeric_limits<double>::epsilon();
-
-  // Uniform grid resolving the boundary layers at the largest eta: h sqrt(q_max) <= max_h_sqrt_q, even
-  // (Simpson), a multiple of T when T is a whole number of years so that integer years are nodes.
-  const double wanted =
-      std::max(static_cast<double>(options.min_steps), std::ceil(stiffness(hi) / options.max_h_sqrt_q));
-  if (!(wanted <= kMaxSteps)) {
-    throw SolverError(
-        fmt::format("relative herding: stiffness {:.3g} needs {:.3g} grid steps (limit {:.0g}); theta={}",
-                    stiffness(hi), wanted, kMaxSteps, p.theta));
-  }
-  Index unit = 2;
-  const double years = std::round(horizon);
-  if (years >= 1.0 && years == horizon) unit = std::lcm<Index>(2, static_cast<Index>(years));
-  const Index n = (static_cast<Index>(wanted) + unit - 1) / unit * unit;
 
   using Method = RelativeBvp::Method;
   // A free start with a pinned end has the natural ends' weakly determined mode at its free end when not
   // stiff: shoot from the free start then too.
   const bool free_start = options.free_start && options.bc == BoundaryCondition::pinned;
-  Method method = Method::pinned;
-  if (options.bc == BoundaryCondition::natural || free_start) {
-    if (stiffness(lo) < kShootingBelow) {
-      method = Method::shooting;
-    } else if (!free_start) {
-      method = Method::natural;
+  std::vector<RelativeBvp> bvps;
+  bvps.reserve(count);
+  std::vector<Method> methods;
+  std::vector<std::size_t> solved;  // the coordinates with a gap (the others stay on their Merton path)
+  for (std::size_t j = 0; j < count; ++j) {
+    if (gap[j] == 0.0) continue;
+    // Uniform grid resolving the boundary layers at the largest eta: h sqrt(q_max) <= max_h_sqrt_q, even
+    // (Simpson), a multiple of T when T is a whole number of years so that integer years are nodes.
+    const double wanted =
+        std::max(static_cast<double>(options.min_steps), std::ceil(stiffness(j, hi) / options.max_h_sqrt_q));
+    if (!(wanted <= kMaxSteps)) {
+      throw SolverError(
+          fmt::format("relative herding: stiffness {:.3g} needs {:.3g} grid steps (limit {:.0g}); theta={}",
+                      stiffness(j, hi), wanted, kMaxSteps, p.theta));
     }
+    Index unit = 2;
+    const double years = std::round(horizon);
+    if (years >= 1.0 && years == horizon) unit = std::lcm<Index>(2, static_cast<Index>(years));
+    const Index n = (static_cast<Index>(wanted) + unit - 1) / unit * unit;
+    Method method = Method::pinned;
+    if (options.bc == BoundaryCondition::natural || free_start) {
+      if (stiffness(j, lo) < kShootingBelow) {
+        method = Method::shooting;
+      } else if (!free_start) {
+        method = Method::natural;
+      }
+    }
+    bvps.emplace_back(p, coordinates[j], method, free_start, n);
+    methods.push_back(method);
+    solved.push_back(j);
   }
-  RelativeBvp bvp(p, method, free_start, n);
 
   // Root variable x = L - ln eta0 >= 0 (tiny in stiff cases; measured from lo it keeps its digits):
   // F(x) = x - (ln H[P_L] - ln eta0). The last solve is kept so that the converged root needs no extra one.
   int evaluations = 0;
   double last_x = std::numeric_limits<double>::quiet_NaN();
   double last_excess = 0.0;
+  auto excess = [&](double x) {
+    double sum = 0.0;  // one coordinate: exactly its excess
+    for (RelativeBvp& bvp : bvps) sum += bvp.excess_ln_h(lo + x);
+    return sum;
+  };
   auto f = [&](double x) {
     ++evaluations;
     last_x = x;
-    last_excess = bvp.excess_ln_h(lo + x);
+    last_excess = excess(x);
     return x - last_excess;
   };
   double x_hi = hi - lo;
@@ -518,18 +551,36 @@ RelativeHerdSolution solve_relative_herd(const HerdProblem& p, RelativeHerdOptio
   // Any point of the converged bracket is the root to ~1e-15; TOMS 748 leaves its last point as an end.
   if (!(last_x >= root.lo && last_x <= root.hi)) {
     last_x = root.value;
-    last_excess = bvp.excess_ln_h(lo + last_x);
+    last_excess = excess(last_x);
   }
   const double ln_eta = lo + last_x;
 
-  sol.ln_eta_ = ln_eta;
-  sol.ln_h_ = lo + last_excess;
-  sol.zeta_ = zeta(ln_eta);
-  sol.stiffness_ = stiffness(ln_eta);
-  sol.evaluations_ = evaluations;
-  sol.method_ = method == Method::shooting ? "shooting" : "numerov";
-  sol.penalty_ = bvp.take_path(sol.amount_, sol.slope_);
-  return sol;
+  for (std::size_t j = 0; j < count; ++j) {
+    set_closed_form(j, ln_eta);
+    sols[j].ln_h_ = lo + last_excess;
+    sols[j].evaluations_ = evaluations;
+  }
+  for (std::size_t b = 0; b < solved.size(); ++b) {
+    RelativeHerdSolution& sol = sols[solved[b]];
+    sol.method_ = methods[b] == Method::shooting ? "shooting" : "numerov";
+    sol.penalty_ = bvps[b].take_path(sol.amount_, sol.slope_);
+  }
+  return sols;
+}
+
+RelativeHerdSolution solve_relative_herd(const HerdProblem& p, RelativeHerdOptions options) {
+  const Coordinate c = Coordinate::of(p.market);
+  return std::move(
+      RelativeHerdSolution::solve_coordinates(p, std::span<const Coordinate>(&c, 1), options).front());
+}
+
+RelativeHerdAssetsSolution solve_relative_herd(const HerdProblem& p, const Eigen::MatrixXd& covariance,
+                                               const Eigen::VectorXd& excess, RelativeHerdOptions options) {
+  validate(p);
+  AssetBasis basis = asset_basis(covariance, excess);
+  std::vector<RelativeHerdSolution> coordinates =
+      RelativeHerdSolution::solve_coordinates(p, basis.coordinates, options);
+  return {std::move(basis), std::move(coordinates)};
 }
 
 }  // namespace herdsim::theory

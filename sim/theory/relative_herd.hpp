@@ -8,9 +8,12 @@
 #include <Eigen/Core>
 #include <array>
 #include <cmath>
+#include <span>
 #include <utility>
+#include <vector>
 
 #include "sim/enum_names.hpp"
+#include "sim/theory/asset_basis.hpp"
 #include "sim/theory/herd_problem.hpp"
 
 namespace herdsim::theory {
@@ -33,11 +36,24 @@ struct RelativeHerdOptions {
 };
 
 class RelativeHerdSolution;
+/// The optimum of one follower in N assets: one RelativeHerdSolution per coordinate of the eigenbasis; its
+/// deviation_penalty is (theta/2) Int |P*' - Pbar'|^2 dt.
+using RelativeHerdAssetsSolution = AssetsSolution<RelativeHerdSolution>;
 
 /// Solves the follower's problem; throws InputError for invalid parameters or discrete time and SolverError
 /// if the root search on ln eta does not converge.
 [[nodiscard]] RelativeHerdSolution solve_relative_herd(const HerdProblem& problem,
                                                        RelativeHerdOptions options = {});
+
+/// Solves the follower's problem in the assets of `covariance` Sigma (N x N, per year) and `excess`
+/// v = mu - r (per year), the leader's path its Merton vector (docs/theory.md §7.1): N one-asset BVPs in the
+/// eigenbasis of Sigma (sigma^2 -> lambda_j, v -> v~_j, any sign), one eta. problem.market supplies r only
+/// (its sigma must still be valid). N = 1 gives the one-asset solver's bits. Throws as the one-asset
+/// solver, and InputError for a bad Sigma.
+[[nodiscard]] RelativeHerdAssetsSolution solve_relative_herd(const HerdProblem& problem,
+                                                             const Eigen::MatrixXd& covariance,
+                                                             const Eigen::VectorXd& excess,
+                                                             RelativeHerdOptions options = {});
 
 /// The optimum of one follower on a uniform grid over [0, T] (exact node values, cubic Hermite in between).
 /// When theta = 0 or alpha = alpha_L the optimum is the own Merton path, evaluated in closed form (no grid).
@@ -89,11 +105,20 @@ class RelativeHerdSolution {
 
  private:
   friend RelativeHerdSolution solve_relative_herd(const HerdProblem& problem, RelativeHerdOptions options);
-  RelativeHerdSolution(const HerdProblem& problem, RelativeHerdOptions options);
+  friend RelativeHerdAssetsSolution solve_relative_herd(const HerdProblem& problem,
+                                                        const Eigen::MatrixXd& covariance,
+                                                        const Eigen::VectorXd& excess,
+                                                        RelativeHerdOptions options);
+  RelativeHerdSolution(const HerdProblem& problem, const Coordinate& coordinate, RelativeHerdOptions options);
+  /// The optimum in each coordinate (one eta); one coordinate is the one-asset problem.
+  static std::vector<RelativeHerdSolution> solve_coordinates(const HerdProblem& problem,
+                                                             std::span<const Coordinate> coordinates,
+                                                             RelativeHerdOptions options);
   /// Grid interval containing t and the fraction of it, t clamped to [0, T].
   [[nodiscard]] std::pair<Eigen::Index, double> locate(double t) const;
 
   HerdProblem problem_;
+  Coordinate coordinate_;  // the market's {v, sigma}, or one eigen-coordinate of N assets
   RelativeHerdOptions options_;
   Schedule schedule_;
   double ln_eta_ = 0.0;

@@ -296,14 +296,20 @@ TEST_SUITE("sim.asset_market") {
     for (std::size_t i = 0; i < results[0].size(); ++i) CHECK(results[0][i] == results[1][i]);
   }
 
-  TEST_CASE("herd followers refuse a market with several assets at validation, naming the kind") {
+  TEST_CASE("herd followers of peers refuse a market with several assets at validation, naming the key") {
+    // Followers of a leader take several assets (tests/agents/test_herd_agent.cpp); the mutual games do not.
     sim::ScenarioSpec spec = test::paper_spec(2, agents::Policy::plan);
     spec.market = three_assets();
+    CHECK_NOTHROW((void)agents::make_simulation(spec));
+    agents::HerdParams& hp = test::herd_params(spec.populations[1]);
+    hp.influence = agents::Influence::peers;
+    hp.leader.clear();
     try {
       (void)agents::make_simulation(spec);
       FAIL("expected a ScenarioError");
     } catch (const ScenarioError& e) {
-      CHECK(std::string(e.what()).find("kind = \"herd\" trades one risky asset") != std::string::npos);
+      CHECK(std::string(e.what()).find("influence = \"peers\" plays the mutual games") != std::string::npos);
+      CHECK(std::string(e.what()).find("this market has 3") != std::string::npos);
     }
   }
 }

@@ -1,5 +1,10 @@
 #include <doctest/doctest.h>
 
+#include <Eigen/Cholesky>
+#include <Eigen/Core>
+#include <algorithm>
+#include <cmath>
+
 #include "sim/error.hpp"
 #include "sim/theory/absolute_herd.hpp"
 #include "sim/theory/merton.hpp"
@@ -178,5 +183,143 @@ TEST_SUITE("theory.absolute_herd") {
     p.alpha = 0.5;
     p.theta = -1e-8;
     CHECK_THROWS_WITH_AS((void)solve_absolute_herd(p), doctest::Contains("theta"), herdsim::InputError);
+  }
+}
+
+// N assets (docs/theory.md §7.1).
+namespace {
+
+/// Two correlated assets (correlation 0.4), the second with a negative excess return.
+struct TwoAssets {
+  Eigen::MatrixXd covariance{{0.17 * 0.17, 0.4 * 0.17 * 0.25}, {0.4 * 0.17 * 0.25, 0.25 * 0.25}};
+  Eigen::VectorXd excess{{0.03, -0.01}};
+};
+
+/// The maximiser of the discretised objective J = -H/alpha - (theta/2) Sum_k dt G_k^rho |P_k - Pbar_k|^2 over
+/// all decisions P_k in R^N, with ln H = -alpha x0 G_0 (1 + r dt) - alpha Sum_k dt G_k v.P_k + (alpha^2 / 2)
+/// Sum_k dt G_k^2 P_k' Sigma P_k, by Newton's method on the whole (steps x N) vector from the own Merton
+/// path: no closed form and no eta root.
+Eigen::MatrixXd brute_force_absolute(const HerdProblem& p, const Eigen::MatrixXd& sigma,
+                                     const Eigen::VectorXd& v) {
+  const Schedule schedule = p.schedule();
+  const int n = schedule.steps();
+  const double dt = schedule.step_years();
+  const Eigen::Index assets = v.size();
+  const Eigen::Index size = n * assets;
+  const Eigen::VectorXd direction = sigma.llt().solve(v);
+  Eigen::VectorXd growth(n), leader(size), x(size);
+  for (int k = 0; k < n; ++k) {
+    growth[k] = schedule.growth(k * dt);
+    leader.segment(k * assets, assets) = direction / (p.alpha_leader * growth[k]);
+    x.segment(k * assets, assets) = direction / (p.alpha * growth[k]);
+  }
+  const double constant = -p.alpha * p.x0 * std::exp(schedule.ln_terminal_growth());
+  for (int iter = 0; iter < 100; ++iter) {
+    double ln_h = constant;
+    Eigen::VectorXd d_ln_h(size);
+    for (int k = 0; k < n; ++k) {
+      const Eigen::VectorXd pk = x.segment(k * assets, assets);
+      ln_h += -p.alpha * dt * growth[k] * v.dot(pk) +
+              0.5 * p.alpha * p.alpha * dt * growth[k] * growth[k] * pk.dot(sigma * pk);
+      d_ln_h.segment(k * assets, assets) =
+          -p.alpha * dt * growth[k] * v + p.alpha * p.alpha * dt * growth[k] * growth[k] * (sigma * pk);
+    }
+    const double h = std::exp(ln_h);
+    Eigen::MatrixXd hessian = -(h / p.alpha) * d_ln_h * d_ln_h.transpose();
+    Eigen::VectorXd gradient = -(h / p.alpha) * d_ln_h;
+    for (int k = 0; k < n; ++k) {
+      const double weight = p.theta * dt * std::pow(growth[k], p.rho);
+      const auto block = Eigen::seqN(k * assets, assets);
+      hessian(block, block) -= (h / p.alpha) * p.alpha * p.alpha * dt * growth[k] * growth[k] * sigma;
+      hessian(block, block).diagonal().array() -= weight;
+      gradient(block) -= weight * (x(block) - leader(block));
+    }
+    const Eigen::VectorXd step = (-hessian).ldlt().solve(gradient);
+    x += step;
+    if (step.norm() <= 1e-15 * x.norm()) break;
+  }
+  Eigen::MatrixXd out(assets, n);
+  for (int k = 0; k < n; ++k) out.col(k) = x.segment(k * assets, assets);
+  return out;
+}
+
+}  // namespace
+
+TEST_SUITE("theory.absolute_herd.assets") {
+  TEST_CASE("P3 in 2 correlated assets equals the brute-force maximiser of the discretised objective") {
+    const TwoAssets m;
+    HerdProblem p;
+    p.alpha = 0.766119;
+    p.theta = 1e-7;
+    p.rho = 0.4;
+    p.time = TimeModel::discrete(40);  // 400 decisions over T = 10
+    const AbsoluteHerdAssetsSolution sol = solve_absolute_herd(p, m.covariance, m.excess);
+    const Eigen::MatrixXd brute = brute_force_absolute(p, m.covariance, m.excess);
+    double worst = 0.0;
+    double herding = 0.0;  // how far the optimum is from the own Merton path (the test must see herding)
+    const Eigen::VectorXd merton = m.covariance.llt().solve(m.excess) / p.alpha;
+    for (int k = 0; k < 400; ++k) {
+      const Eigen::VectorXd amounts = sol.amounts(k * 0.025);
+      worst = std::max(worst, (amounts - brute.col(k)).norm() / brute.col(k).norm());
+      herding =
+          std::max(herding, (amounts - merton / p.schedule().growth(k * 0.025)).norm() / amounts.norm());
+    }
+    MESSAGE("P3, 2 assets: largest relative gap to the brute force " << worst << ", herding shift "
+                                                                     << herding);
+    CHECK(worst < 1e-12);
+    CHECK(herding > 0.05);
+    // The optimum is a short position in the asset with the negative excess return.
+    CHECK(sol.amounts(0.0)[1] < 0.0);
+  }
+
+  TEST_CASE("P3: one asset through the N-asset solver equals the one-asset solver bit for bit") {
+    for (const TimeModel time : {TimeModel::continuous(), TimeModel::discrete(1), TimeModel::discrete(12)}) {
+      for (const double rho : {0.0, 0.4}) {
+        for (const double mu : {0.07, 0.01, 0.04}) {  // v > 0, v < 0, v = 0
+          HerdProblem p;
+          p.market.mu = mu;
+          p.alpha = 0.766119;
+          p.theta = 1e-7;
+          p.rho = rho;
+          p.time = time;
+          const double v = p.market.excess_return();
+          const Eigen::MatrixXd covariance{{p.market.sigma * p.market.sigma}};
+          const AbsoluteHerdSolution one = solve_absolute_herd(p);
+          const AbsoluteHerdAssetsSolution many = solve_absolute_herd(p, covariance, Eigen::VectorXd{{v}});
+          CHECK(many.ln_eta() == one.ln_eta());
+          CHECK(many.ln_eta0() == one.ln_eta0());
+          CHECK(many.deviation_penalty() == one.deviation_penalty());
+          for (int k = 0; k <= 10; ++k) CHECK(many.amounts(k)[0] == one.amount(k));
+        }
+      }
+    }
+  }
+
+  TEST_CASE("P3 limits in N assets: theta = 0 is the vector Merton, alpha = alpha_L the leader") {
+    const TwoAssets m;
+    HerdProblem p;
+    p.alpha = 0.5;
+    p.theta = 0.0;
+    const Eigen::VectorXd merton = m.covariance.llt().solve(m.excess) / 0.5;
+    const auto rational = solve_absolute_herd(p, m.covariance, m.excess);
+    CHECK((rational.amounts(0.0) - merton / p.schedule().growth(0.0)).norm() < 1e-14 * merton.norm());
+    p.theta = 1e-7;
+    p.alpha = p.alpha_leader;
+    const auto leader = solve_absolute_herd(p, m.covariance, m.excess);
+    const Eigen::VectorXd expected =
+        m.covariance.llt().solve(m.excess) / p.alpha_leader / p.schedule().growth(3.0);
+    CHECK((leader.amounts(3.0) - expected).norm() < 1e-13 * expected.norm());
+  }
+
+  TEST_CASE("P3 in N assets: bad covariances are rejected with the reason") {
+    HerdProblem p;
+    p.theta = 1e-7;
+    const Eigen::VectorXd v{{0.03, 0.02}};
+    CHECK_THROWS_WITH_AS(solve_absolute_herd(p, Eigen::MatrixXd{{0.04, 0.05}, {0.05, 0.04}}, v),
+                         doctest::Contains("positive definite"), herdsim::InputError);
+    CHECK_THROWS_WITH_AS(solve_absolute_herd(p, Eigen::MatrixXd{{0.04, 0.0}, {0.01, 0.04}}, v),
+                         doctest::Contains("symmetric"), herdsim::InputError);
+    CHECK_THROWS_WITH_AS(solve_absolute_herd(p, Eigen::MatrixXd{{0.04}}, v), doctest::Contains("2 x 2"),
+                         herdsim::InputError);
   }
 }

@@ -1,5 +1,12 @@
 #include <doctest/doctest.h>
 
+#include <Eigen/Cholesky>
+#include <Eigen/Core>
+#include <Eigen/SparseCholesky>
+#include <Eigen/SparseCore>
+#include <algorithm>
+#include <vector>
+
 #include <boost/math/quadrature/gauss.hpp>
 #include <cmath>
 #include <functional>
@@ -314,5 +321,162 @@ TEST_SUITE("theory.relative_herd") {
     RelativeHerdOptions o;
     o.max_h_sqrt_q = 0.0;
     CHECK_THROWS_AS((void)solve_relative_herd(p, o), herdsim::InputError);
+  }
+}
+
+// N assets (docs/theory.md §7.1).
+namespace {
+
+/// Two correlated assets (correlation 0.4), the second with a negative excess return.
+struct TwoAssets {
+  Eigen::MatrixXd covariance{{0.17 * 0.17, 0.4 * 0.17 * 0.25}, {0.4 * 0.17 * 0.25, 0.25 * 0.25}};
+  Eigen::VectorXd excess{{0.03, -0.01}};
+};
+
+/// The maximiser of the relative-herding objective discretised on m uniform steps (trapezoid for ln H,
+/// forward differences for the rate gap: J = -H/alpha - (theta/2) Sum_k |D_k|^2 / h, D_k = (P_{k+1} - P_k) -
+/// (Pbar_{k+1} - Pbar_k)) over the amounts P_k in R^N at the nodes (pinned: the ends fixed at the own Merton
+/// vector), by Newton's method on all of them at once (banded Hessian plus a rank-one term,
+/// Sherman-Morrison). No eigenbasis, no BVP, no eta root. Returns N x (m + 1).
+Eigen::MatrixXd brute_force_relative(const HerdProblem& p, const Eigen::MatrixXd& sigma,
+                                     const Eigen::VectorXd& v, BoundaryCondition bc, int m) {
+  const Eigen::Index n = v.size();
+  const Eigen::Index size = (m + 1) * n;
+  const double h = p.horizon / m;
+  const double r = p.market.r;
+  const Eigen::VectorXd direction = sigma.llt().solve(v);
+  Eigen::VectorXd growth(m + 1), weight(m + 1), leader(size), x(size);
+  for (int k = 0; k <= m; ++k) {
+    growth[k] = std::exp(r * (p.horizon - k * h));
+    weight[k] = k == 0 || k == m ? 0.5 * h : h;
+    leader.segment(k * n, n) = direction / (p.alpha_leader * growth[k]);
+    x.segment(k * n, n) = direction / (p.alpha * growth[k]);
+  }
+  auto fixed = [&](int k) { return bc == BoundaryCondition::pinned && (k == 0 || k == m); };
+  const double constant = -p.alpha * p.x0 * std::exp(r * p.horizon);
+  for (int iter = 0; iter < 100; ++iter) {
+    double ln_h = constant;
+    Eigen::VectorXd d(size);
+    for (int k = 0; k <= m; ++k) {
+      const Eigen::VectorXd pk = x.segment(k * n, n);
+      const double g = growth[k];
+      ln_h += weight[k] * (-p.alpha * g * v.dot(pk) + 0.5 * p.alpha * p.alpha * g * g * pk.dot(sigma * pk));
+      d.segment(k * n, n) = weight[k] * (-p.alpha * g * v + p.alpha * p.alpha * g * g * (sigma * pk));
+    }
+    const double scale = std::exp(ln_h) / p.alpha;  // H / alpha
+    Eigen::VectorXd gradient = -scale * d;
+    const Eigen::VectorXd gap = x - leader;
+    std::vector<Eigen::Triplet<double>> entries;
+    for (int k = 0; k <= m; ++k) {
+      for (Eigen::Index a = 0; a < n; ++a) {
+        const Eigen::Index i = k * n + a;
+        double lap = 0.0;
+        if (k > 0) {
+          gradient[i] -= p.theta / h * (gap[i] - gap[i - n]);
+          lap += 1.0;
+          if (!fixed(k) && !fixed(k - 1)) entries.emplace_back(i, i - n, -p.theta / h);
+        }
+        if (k < m) {
+          gradient[i] -= p.theta / h * (gap[i] - gap[i + n]);
+          lap += 1.0;
+          if (!fixed(k) && !fixed(k + 1)) entries.emplace_back(i, i + n, -p.theta / h);
+        }
+        if (fixed(k)) {
+          entries.emplace_back(i, i, 1.0);
+          gradient[i] = 0.0;
+          d[i] = 0.0;
+          continue;
+        }
+        entries.emplace_back(i, i, p.theta / h * lap);
+        for (Eigen::Index b = 0; b < n; ++b)
+          entries.emplace_back(i, k * n + b,
+                               scale * weight[k] * p.alpha * p.alpha * growth[k] * growth[k] * sigma(a, b));
+      }
+    }
+    Eigen::SparseMatrix<double> a(size, size);
+    a.setFromTriplets(entries.begin(), entries.end());
+    const Eigen::SimplicialLDLT<Eigen::SparseMatrix<double>> ldlt(a);
+    // -Hessian = A + scale d d'.
+    const Eigen::VectorXd ag = ldlt.solve(gradient);
+    const Eigen::VectorXd ad = ldlt.solve(d);
+    const Eigen::VectorXd step = ag - ad * (scale * d.dot(ag) / (1.0 + scale * d.dot(ad)));
+    x += step;
+    if (step.norm() <= 1e-14 * x.norm()) break;
+  }
+  Eigen::MatrixXd out(n, m + 1);
+  for (int k = 0; k <= m; ++k) out.col(k) = x.segment(k * n, n);
+  return out;
+}
+
+}  // namespace
+
+TEST_SUITE("theory.relative_herd.assets") {
+  TEST_CASE("P1 in 2 correlated assets equals the brute-force maximiser (Richardson-extrapolated)") {
+    const TwoAssets m;
+    for (const BoundaryCondition bc : {BoundaryCondition::pinned, BoundaryCondition::natural}) {
+      HerdProblem p;
+      p.alpha = 0.766119;
+      p.theta = 1e-6;
+      RelativeHerdOptions opt;
+      opt.bc = bc;
+      const RelativeHerdAssetsSolution sol = solve_relative_herd(p, m.covariance, m.excess, opt);
+      const int coarse = 2000;
+      const Eigen::MatrixXd a = brute_force_relative(p, m.covariance, m.excess, bc, coarse);
+      const Eigen::MatrixXd b = brute_force_relative(p, m.covariance, m.excess, bc, 2 * coarse);
+      double worst = 0.0;
+      double grid = 0.0;  // the brute force's own discretisation error (coarse vs fine)
+      double herding = 0.0;
+      const Eigen::VectorXd merton = m.covariance.llt().solve(m.excess) / p.alpha;
+      for (int year = 0; year <= 10; ++year) {
+        const Eigen::VectorXd extrapolated =
+            (4.0 * b.col(2 * year * coarse / 10) - a.col(year * coarse / 10)) / 3.0;
+        const Eigen::VectorXd amounts = sol.amounts(year);
+        worst = std::max(worst, (amounts - extrapolated).norm() / extrapolated.norm());
+        grid = std::max(
+            grid, (b.col(2 * year * coarse / 10) - a.col(year * coarse / 10)).norm() / extrapolated.norm());
+        herding = std::max(
+            herding, (amounts - merton * std::exp(-p.market.r * (10.0 - year))).norm() / amounts.norm());
+      }
+      MESSAGE("P1 (" << herdsim::to_name(bc)
+                     << "), 2 assets: largest relative gap to the extrapolated brute force " << worst
+                     << " (brute force grid n vs 2n: " << grid << "), herding shift " << herding);
+      CHECK(worst < 1e-8);
+      CHECK(herding > 0.01);
+    }
+  }
+
+  TEST_CASE("P1: one asset through the N-asset solver equals the one-asset solver bit for bit") {
+    for (const BoundaryCondition bc : {BoundaryCondition::pinned, BoundaryCondition::natural}) {
+      for (const double mu : {0.07, 0.01}) {       // v > 0 and v < 0
+        for (const double theta : {1e-7, 1e-5}) {  // stiff (Numerov) and, natural, shot
+          HerdProblem p;
+          p.market.mu = mu;
+          p.alpha = 0.766119;
+          p.theta = theta;
+          RelativeHerdOptions opt;
+          opt.bc = bc;
+          const Eigen::MatrixXd covariance{{p.market.sigma * p.market.sigma}};
+          const RelativeHerdSolution one = solve_relative_herd(p, opt);
+          const RelativeHerdAssetsSolution many =
+              solve_relative_herd(p, covariance, Eigen::VectorXd{{p.market.excess_return()}}, opt);
+          CHECK(many.ln_eta() == one.ln_eta());
+          CHECK(many.deviation_penalty() == one.deviation_penalty());
+          CHECK(many.coordinate(0).grid_amount() == one.grid_amount());
+          for (const double t : {0.0, 0.37, 5.0, 10.0}) CHECK(many.amounts(t)[0] == one.amount(t));
+        }
+      }
+    }
+  }
+
+  TEST_CASE("P1 with a negative excess return mirrors the positive one") {
+    // v -> -v flips every amount (the problem is odd in (v, P)); eta is unchanged.
+    HerdProblem p;
+    p.alpha = 0.766119;
+    p.theta = 1e-7;
+    const RelativeHerdSolution up = solve_relative_herd(p);
+    p.market.mu = 2.0 * p.market.r - 0.07;
+    const RelativeHerdSolution down = solve_relative_herd(p);
+    CHECK(close_rel(down.ln_eta(), up.ln_eta(), 1e-13));
+    for (const double t : {0.0, 0.5, 5.0, 10.0}) CHECK(close_rel(down.amount(t), -up.amount(t), 1e-9));
   }
 }

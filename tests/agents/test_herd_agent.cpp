@@ -1,0 +1,257 @@
+// Herd followers in a market with several correlated assets (agents/herd_agent.hpp, docs/theory.md §7.1):
+// every policy on a leader, against the vector closed form written out here with a linear solve (no
+// eigenbasis), bitwise the same for any thread count. (Validation: tests/io/test_scenario_market.cpp.)
+#include <doctest/doctest.h>
+
+#include <Eigen/Cholesky>
+#include <Eigen/Core>
+#include <Eigen/LU>
+#include <cmath>
+#include <string>
+
+#include "agents/herd_agent.hpp"
+#include "agents/merton_agent.hpp"
+#include "agents/registry.hpp"
+#include "sim/market/asset_covariance.hpp"
+#include "sim/theory/absolute_herd.hpp"
+#include "sim/theory/relative_herd.hpp"
+#include "sim/theory/schedule.hpp"
+#include "support/specs.hpp"
+#include "support/tape.hpp"
+
+using namespace herdsim;
+
+namespace {
+
+/// Three correlated assets (the third with a negative excess return), quarterly over 4 years; an advisor
+/// (merton, alpha 0.2) and followers of `herd` type with `policy`, alphas 0.5 and 1.2.
+sim::ScenarioSpec three_assets(agents::HerdType herd, agents::Policy policy) {
+  sim::ScenarioSpec spec;
+  spec.run.paths = 5;
+  spec.run.seed = 11;
+  spec.run.horizon = 4.0;
+  spec.run.steps_per_year = 4;
+  spec.market.mu = 0.07;
+  spec.market.sigma = 0.17;
+  spec.market.assets = {{"stock", 0.07, 0.17, 1.0}, {"bond", 0.045, 0.06, 1.0}, {"gold", 0.03, 0.20, 1.0}};
+  spec.market.correlation = {1.0, 0.3, -0.2, 0.3, 1.0, 0.1, -0.2, 0.1, 1.0};
+  spec.populations.push_back(test::merton("advisor", 1, 0.2));
+  agents::HerdParams p;
+  p.herd = herd;
+  p.policy = policy;
+  p.leader = "advisor";
+  p.alpha = test::list({0.5, 1.2});
+  p.theta = test::constant(herd == agents::HerdType::absolute ? 1e-7 : 1e-6);
+  if (herd == agents::HerdType::absolute) p.rho = 0.4;
+  spec.populations.push_back(agents::population_spec("followers", 2, p, test::constant(10.0)));
+  return spec;
+}
+
+/// P = (eta alpha G^2 Sigma + theta G^rho I)^{-1} (eta G v + theta G^rho m): the absolute first-order
+/// condition of §7.1 at one decision, solved directly in the assets.
+Eigen::VectorXd absolute_closed_form(const Eigen::MatrixXd& sigma, const Eigen::VectorXd& v, double alpha,
+                                     double theta, double rho, double ln_eta, double ln_g,
+                                     const Eigen::VectorXd& reference) {
+  const double eta = std::exp(ln_eta);
+  const double g = std::exp(ln_g);
+  const double weight = theta * std::pow(g, rho);
+  const Eigen::MatrixXd a =
+      eta * alpha * g * g * sigma + weight * Eigen::MatrixXd::Identity(sigma.rows(), sigma.cols());
+  return a.partialPivLu().solve(eta * g * v + weight * reference);
+}
+
+/// The largest relative gap between two amount vectors.
+double gap(const Eigen::VectorXd& a, const Eigen::VectorXd& b) {
+  return (a - b).norm() / b.norm();
+}
+
+}  // namespace
+
+TEST_SUITE("agents.herd.assets") {
+  TEST_CASE("absolute plan: the vector closed form with the leader's recorded amounts at every decision") {
+    const sim::ScenarioSpec spec = three_assets(agents::HerdType::absolute, agents::Policy::plan);
+    const test::Record t = test::run(spec);
+    const Eigen::MatrixXd sigma = sim::asset_covariance(spec.market);
+    const Eigen::VectorXd v = sim::asset_excess_returns(spec.market);
+    const theory::Schedule schedule({0.07, 0.04, 0.17}, 4.0, theory::TimeModel::discrete(4));
+    const double alphas[] = {0.5, 1.2};
+    const int paths = spec.run.paths;
+    for (int i = 0; i < 2; ++i) {
+      theory::HerdProblem hp;
+      hp.alpha = alphas[i];
+      hp.theta = 1e-7;
+      hp.rho = 0.4;
+      hp.horizon = 4.0;
+      hp.time = theory::TimeModel::discrete(4);
+      const double ln_eta = theory::solve_absolute_herd(hp, sigma, v).ln_eta();
+      for (int k = 0; k < spec.run.steps(); ++k) {
+        for (int p = 0; p < paths; ++p) {
+          Eigen::VectorXd leader(3), amounts(3);
+          for (int a = 0; a < 3; ++a) {
+            leader[a] = t.amount[static_cast<std::size_t>(k)][0](0, a * paths + p);
+            amounts[a] = t.amount[static_cast<std::size_t>(k)][1](i, a * paths + p);
+          }
+          const Eigen::VectorXd want = absolute_closed_form(sigma, v, alphas[i], 1e-7, 0.4, ln_eta,
+                                                            schedule.ln_growth(k * 0.25), leader);
+          CHECK(gap(amounts, want) < 1e-12);
+        }
+      }
+    }
+    // The gold's negative excess return makes it a short position of every agent.
+    CHECK(t.amount[0][1](0, 2 * paths) < 0.0);
+  }
+
+  TEST_CASE("absolute replan: each decision is the plan of the remaining horizon from the realised wealth") {
+    const sim::ScenarioSpec spec = three_assets(agents::HerdType::absolute, agents::Policy::replan);
+    const test::Record t = test::run(spec);
+    const test::Record plan = test::run(three_assets(agents::HerdType::absolute, agents::Policy::plan));
+    const Eigen::MatrixXd sigma = sim::asset_covariance(spec.market);
+    const Eigen::VectorXd v = sim::asset_excess_returns(spec.market);
+    const int paths = spec.run.paths;
+    CHECK(t.amount[0][1] == plan.amount[0][1]);  // from x0 the restart is the plan
+    const int k = 9;
+    for (int p = 0; p < paths; ++p) {
+      const double x = t.wealth[static_cast<std::size_t>(k)][1](1, p);
+      theory::HerdProblem hp;
+      hp.alpha = 1.2;
+      hp.theta = 1e-7;
+      hp.rho = 0.4;
+      hp.x0 = x;
+      hp.horizon = 4.0 - k * 0.25;
+      hp.time = theory::TimeModel::discrete(4);
+      const double ln_eta = theory::solve_absolute_herd(hp, sigma, v).ln_eta();
+      const theory::Schedule rest({0.07, 0.04, 0.17}, hp.horizon, hp.time);
+      Eigen::VectorXd leader(3), amounts(3);
+      for (int a = 0; a < 3; ++a) {
+        leader[a] = t.amount[static_cast<std::size_t>(k)][0](0, a * paths + p);
+        amounts[a] = t.amount[static_cast<std::size_t>(k)][1](1, a * paths + p);
+      }
+      CHECK(gap(amounts,
+                absolute_closed_form(sigma, v, 1.2, 1e-7, 0.4, ln_eta, rest.ln_growth(0.0), leader)) < 1e-12);
+    }
+    // Wealth moved: the replanned decisions differ from the plan's.
+    CHECK(t.amount[static_cast<std::size_t>(k)][1] != plan.amount[static_cast<std::size_t>(k)][1]);
+  }
+
+  TEST_CASE("absolute adaptive: the closed form with eta_hat from wealth and the leader's observed amounts") {
+    const sim::ScenarioSpec spec = three_assets(agents::HerdType::absolute, agents::Policy::adaptive);
+    const test::Record t = test::run(spec);
+    const Eigen::MatrixXd sigma = sim::asset_covariance(spec.market);
+    const Eigen::VectorXd v = sim::asset_excess_returns(spec.market);
+    const theory::Schedule schedule({0.07, 0.04, 0.17}, 4.0, theory::TimeModel::discrete(4));
+    const double sharpe = v.dot(sigma.llt().solve(v));  // v' Sigma^{-1} v
+    const double alphas[] = {0.5, 1.2};
+    const int paths = spec.run.paths;
+    const double dt = 0.25;
+    const double growth = 1.0 + 0.04 * dt;
+    for (int k = 0; k < spec.run.steps(); ++k) {
+      const double t_k = k * dt;
+      for (int p = 0; p < paths; ++p) {
+        for (int i = 0; i < 2; ++i) {
+          Eigen::VectorXd amounts(3), seen(3);
+          for (int a = 0; a < 3; ++a) {
+            amounts[a] = t.amount[static_cast<std::size_t>(k)][1](i, a * paths + p);
+            // The leader's previous decision, projected a step ahead with Merton growth.
+            if (k > 0) seen[a] = t.amount[static_cast<std::size_t>(k - 1)][0](0, a * paths + p) * growth;
+          }
+          const Eigen::VectorXd merton = sigma.llt().solve(v) / (alphas[i] * schedule.growth(t_k));
+          if (k == 0) {
+            CHECK(gap(amounts, merton) < 1e-13);
+            continue;
+          }
+          // -ln eta_hat = alpha X G(t_k -> T) + v' Sigma^{-1} v (T - t_k) / 2.
+          const double x = t.wealth[static_cast<std::size_t>(k)][1](i, p);
+          const double ln_eta_hat =
+              -(alphas[i] * x * std::pow(growth, spec.run.steps() - k) + sharpe * (4.0 - t_k) / 2.0);
+          const Eigen::VectorXd want =
+              absolute_closed_form(sigma, v, alphas[i], 1e-7, 0.4, ln_eta_hat, schedule.ln_growth(t_k), seen);
+          CHECK(gap(amounts, want) < 1e-12);
+        }
+      }
+    }
+  }
+
+  TEST_CASE("relative adaptive: (theta I + eta_hat alpha G^2 dt^2 Sigma) P = eta_hat G dt^2 v + theta R") {
+    // The myopic discretised Euler-Lagrange rule in the assets: R = one's own previous amounts plus the
+    // leader's observed change, pulled towards the own Merton vector (one-asset rule: w = q dt^2 / (1 + q
+    // dt^2)).
+    const sim::ScenarioSpec spec = three_assets(agents::HerdType::relative, agents::Policy::adaptive);
+    const test::Record t = test::run(spec);
+    const Eigen::MatrixXd sigma = sim::asset_covariance(spec.market);
+    const Eigen::VectorXd v = sim::asset_excess_returns(spec.market);
+    const theory::Schedule schedule({0.07, 0.04, 0.17}, 4.0, theory::TimeModel::discrete(4));
+    const double sharpe = v.dot(sigma.llt().solve(v));
+    const double alphas[] = {0.5, 1.2};
+    const int paths = spec.run.paths;
+    const double dt = 0.25;
+    const double growth = 1.0 + 0.04 * dt;
+    const double theta = 1e-6;
+    for (int k = 1; k < spec.run.steps(); ++k) {
+      const double t_k = k * dt;
+      const double g = schedule.growth(t_k);
+      for (int p = 0; p < paths; ++p) {
+        for (int i = 0; i < 2; ++i) {
+          Eigen::VectorXd amounts(3), reference(3);
+          for (int a = 0; a < 3; ++a) {
+            const auto at = [&](int step, int pop, int agent) {
+              return t.amount[static_cast<std::size_t>(step)][static_cast<std::size_t>(pop)](agent,
+                                                                                             a * paths + p);
+            };
+            amounts[a] = at(k, 1, i);
+            const double change =
+                k == 1 ? at(0, 0, 0) * (growth - 1.0) : growth * (at(k - 1, 0, 0) - at(k - 2, 0, 0));
+            reference[a] = at(k - 1, 1, i) + change;
+          }
+          const double x = t.wealth[static_cast<std::size_t>(k)][1](i, p);
+          const double eta = std::exp(
+              -(alphas[i] * x * std::pow(growth, spec.run.steps() - k) + sharpe * (4.0 - t_k) / 2.0));
+          const Eigen::MatrixXd a =
+              theta * Eigen::MatrixXd::Identity(3, 3) + eta * alphas[i] * g * g * dt * dt * sigma;
+          const Eigen::VectorXd want = a.partialPivLu().solve(eta * g * dt * dt * v + theta * reference);
+          CHECK(gap(amounts, want) < 1e-12);
+        }
+      }
+    }
+  }
+
+  TEST_CASE("relative plan: the N-asset solution, which lies between the own and the leader's Merton") {
+    const sim::ScenarioSpec spec = three_assets(agents::HerdType::relative, agents::Policy::plan);
+    const test::Record t = test::run(spec);
+    const Eigen::MatrixXd sigma = sim::asset_covariance(spec.market);
+    const Eigen::VectorXd v = sim::asset_excess_returns(spec.market);
+    theory::HerdProblem hp;
+    hp.alpha = 1.2;
+    hp.theta = 1e-6;
+    hp.horizon = 4.0;
+    const auto sol = theory::solve_relative_herd(hp, sigma, v);
+    const int paths = spec.run.paths;
+    for (int k = 0; k < spec.run.steps(); ++k) {
+      const Eigen::VectorXd want = sol.amounts(k * 0.25);
+      for (int a = 0; a < 3; ++a) CHECK(t.amount[static_cast<std::size_t>(k)][1](1, a * paths) == want[a]);
+    }
+    // Pinned ends: the own Merton vector at t = 0; inside, pulled towards the leader.
+    const Eigen::VectorXd merton0 = sigma.llt().solve(v) / (1.2 * std::exp(0.04 * 4.0));
+    CHECK(gap(sol.amounts(0.0), merton0) < 1e-12);
+    CHECK(gap(sol.amounts(2.0), merton0 * std::exp(0.04 * 2.0)) > 1e-3);
+  }
+
+  TEST_CASE("every policy and herd type runs in three assets with the same bits for any thread count") {
+    for (const auto herd : {agents::HerdType::absolute, agents::HerdType::relative}) {
+      for (const auto policy : {agents::Policy::plan, agents::Policy::replan, agents::Policy::adaptive}) {
+        const sim::ScenarioSpec spec = three_assets(herd, policy);
+        const test::Record one = test::run(spec, 1);
+        const test::Record all = test::run(spec, 0);
+        const test::Record three = test::run(spec, 3);
+        INFO(to_name(herd) << " " << to_name(policy));
+        REQUIRE(one.amount.size() == all.amount.size());
+        for (std::size_t k = 0; k < one.amount.size(); ++k) {
+          CHECK(one.amount[k][1] == all.amount[k][1]);
+          CHECK(one.amount[k][1] == three.amount[k][1]);
+          CHECK(one.wealth[k + 1][1] == all.wealth[k + 1][1]);
+          CHECK(one.amount[k][1].allFinite());
+          CHECK(one.amount[k][1].cols() == 3 * spec.run.paths);
+        }
+      }
+    }
+  }
+}
