@@ -497,7 +497,8 @@ json population_json(const PopulationComparison& pc, int limit) {
                     {"measures",
                      {analysis::opinion_at_name("w_simulated", a.requested_years),
                       analysis::opinion_at_name("w_theory", a.requested_years)}}});
-    j["opinion"]["at"] = at;
+    // Only with --at: without it the JSON is what it was (the golden digests).
+    if (!at.empty()) j["opinion"]["at"] = at;
   }
   j["lsv"] = nullptr;
   if (mt.lsv) j["lsv"] = lsv_json(*mt.lsv);
@@ -773,8 +774,8 @@ std::string comparison_json(const Comparison& c) {
            {"cssd_quantile", c.options.cssd_quantile},
            {"nw_lag", c.options.newey_west_lag < 0 ? json(nullptr) : json(c.options.newey_west_lag)},
            {"significance", c.options.significance},
-           {"confidence", c.options.confidence},
-           {"at", c.options.at_years}}}};
+           {"confidence", c.options.confidence}}}};
+  if (!c.options.at_years.empty()) j["options"]["at"] = c.options.at_years;
   json runs = json::array();
   for (const auto& rc : c.runs) {
     json pops = json::array();
