@@ -134,6 +134,7 @@ PopulationComparison compare_population(const RunFile& file, const RunGroupInfo&
   in.herding.newey_west_lag = opt.newey_west_lag;
   in.herding.alpha = opt.significance;
   in.confidence = opt.confidence;
+  in.opinion_at_years = opt.at_years;
   // Schema 2 with one asset (price impact): the asset axis has length 1.
   in.market_return = g.asset_axis ? file.market_assets(g.group, std::string(schema::kReturn)).front()
                                   : file.market(g.group, std::string(schema::kReturn));
@@ -488,6 +489,16 @@ json population_json(const PopulationComparison& pc, int limit) {
                     {"simulated", vec(mt.opinion->simulated)},
                     {"theory", vec(mt.opinion->theory)},
                     {"agents", mt.opinion->agents}};
+    json at = json::array();
+    for (const auto& a : mt.opinion->at)
+      at.push_back({{"requested_t", a.requested_years},
+                    {"step", a.step},
+                    {"t", a.time_years},
+                    {"measures",
+                     {analysis::opinion_at_name("w_simulated", a.requested_years),
+                      analysis::opinion_at_name("w_theory", a.requested_years)}}});
+    // Only with --at: without it the JSON is what it was (the golden digests).
+    if (!at.empty()) j["opinion"]["at"] = at;
   }
   j["lsv"] = nullptr;
   if (mt.lsv) j["lsv"] = lsv_json(*mt.lsv);
@@ -643,6 +654,12 @@ void markdown_population(std::string& md, const PopulationComparison& pc, double
     md += fmt::format("| opinion w(0) simulated / theory | {} / {} |\n",
                       markdown_number(mt.opinion->simulated.front()),
                       markdown_number(mt.opinion->theory.front()));
+    for (const auto& a : mt.opinion->at)
+      md += fmt::format(
+          "| opinion w at t = {} years (`{}`, `{}`: by-type and paired tables) | decision step {}, t = {} "
+          "years |\n",
+          markdown_number(a.requested_years), analysis::opinion_at_name("w_simulated", a.requested_years),
+          analysis::opinion_at_name("w_theory", a.requested_years), a.step, markdown_number(a.time_years));
   }
   if (mt.lsv)
     md += fmt::format("| LSV mean H (p) | {} ({}) |\n", markdown_number(mt.lsv->overall.mean_h),
@@ -715,6 +732,14 @@ Comparison compare_run(const std::string& path, const CompareOptions& options,
   for (std::size_t gi = 0; gi < groups.size(); ++gi) {
     const RunGroupInfo g = file.group(groups[gi]);
     const sim::ScenarioSpec& spec = specs[gi];
+    for (const double t : options.at_years) {
+      const double horizon = g.steps * g.dt;
+      if (!std::isfinite(t) || t < 0.0 || t > horizon)
+        throw InputError(fmt::format(
+            "--at {}: outside the horizon of run group {} of {} ([0, {}] years); give times in years "
+            "within it",
+            t, g.group, path, horizon));
+    }
     RunComparison rc;
     rc.group = g.group;
     rc.sweep_point = g.sweep_point;
@@ -750,6 +775,7 @@ std::string comparison_json(const Comparison& c) {
            {"nw_lag", c.options.newey_west_lag < 0 ? json(nullptr) : json(c.options.newey_west_lag)},
            {"significance", c.options.significance},
            {"confidence", c.options.confidence}}}};
+  if (!c.options.at_years.empty()) j["options"]["at"] = c.options.at_years;
   json runs = json::array();
   for (const auto& rc : c.runs) {
     json pops = json::array();

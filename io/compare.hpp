@@ -30,6 +30,10 @@ struct CompareOptions {
   /// Per-agent parameters to tabulate every per-agent measure by (--by): recorded ones (alpha, theta,
   /// wealth0, ...) or "lottery_prob" and "score", derived from alpha and theta where not recorded.
   std::vector<std::string> by;
+  /// Times (years, --at) at which each agent's opinion w is also a per-agent measure
+  /// ("w_simulated_at_t=T", "w_theory_at_t=T"), at the recorded decision step nearest each; every one
+  /// must lie within every run group's horizon.
+  std::vector<double> at_years;
   /// Herding statistics of each herd population's rational counterfactual (the same investors with
   /// theta = 0 on the same paths) and what the population adds to them; on by default (issue 15: the
   /// verdict speaks of the difference), --no-counterfactual skips it. Where it cannot be computed

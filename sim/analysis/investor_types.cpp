@@ -1,5 +1,6 @@
 #include "sim/analysis/investor_types.hpp"
 
+#include <fmt/format.h>
 #include <boost/math/distributions/students_t.hpp>
 #include <cmath>
 
@@ -10,6 +11,10 @@ namespace herdsim::analysis {
 
 double t_quantile(double confidence, double df) {
   return boost::math::quantile(boost::math::students_t(df), 0.5 + confidence / 2.0);
+}
+
+std::string opinion_at_name(const std::string& measure, double t_years) {
+  return fmt::format("{}_at_t={:g}", measure, t_years);
 }
 
 std::vector<AgentMeasure> agent_measures(const PopulationMetrics& m) {
@@ -27,6 +32,10 @@ std::vector<AgentMeasure> agent_measures(const PopulationMetrics& m) {
   if (m.opinion && m.opinion->per_agent_simulated.size() > 0) {
     out.push_back({"w_simulated", "", m.opinion->per_agent_simulated});
     out.push_back({"w_theory", "", m.opinion->per_agent_theory});
+    for (const auto& at : m.opinion->at) {
+      out.push_back({opinion_at_name("w_simulated", at.requested_years), "", at.per_agent_simulated});
+      out.push_back({opinion_at_name("w_theory", at.requested_years), "", at.per_agent_theory});
+    }
   }
   if (m.investor) {
     out.push_back({"cumulative_return", "fraction", m.investor->agent_cumulative_return});

@@ -21,6 +21,9 @@ struct AgentMeasure {
   Eigen::VectorXd values;
 };
 
+/// The name of a per-agent measure at a chosen time, e.g. "w_simulated_at_t=5" (t in years, %g).
+[[nodiscard]] std::string opinion_at_name(const std::string& measure, double t_years);
+
 /// The per-agent measures of a population's metrics, in a fixed order; those it lacks are left out.
 [[nodiscard]] std::vector<AgentMeasure> agent_measures(const PopulationMetrics& metrics);
 

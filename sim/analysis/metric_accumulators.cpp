@@ -183,7 +183,19 @@ OpinionAccumulator::OpinionAccumulator(const PopulationInput& input, int rows)
       agent_simulated_den_(Eigen::VectorXd::Zero(input.agents)),
       agent_theory_num_(Eigen::VectorXd::Zero(input.agents)),
       agent_theory_den_(Eigen::VectorXd::Zero(input.agents)),
-      defined_(Eigen::VectorXi::Zero(input.agents)) {}
+      defined_(Eigen::VectorXi::Zero(input.agents)) {
+  for (const double t : input.opinion_at_years) {
+    if (input.decision_steps.empty()) break;
+    Opinion::At a;
+    a.requested_years = t;
+    a.row = nearest_decision_row(input.decision_steps, input.dt, t);
+    a.step = input.decision_steps[static_cast<std::size_t>(a.row)];
+    a.time_years = a.step * input.dt;
+    at_.push_back(std::move(a));
+    for (auto* v : {&at_simulated_num_, &at_simulated_den_, &at_theory_num_, &at_theory_den_})
+      v->push_back(Eigen::VectorXd::Zero(input.agents));
+  }
+}
 
 void OpinionAccumulator::add(const DecisionRow& row, const ReferenceRow& reference) {
   const auto d = static_cast<std::size_t>(row.index);
@@ -202,6 +214,19 @@ void OpinionAccumulator::add(const DecisionRow& row, const ReferenceRow& referen
         agent_theory_den_[i] += (ref - own) * (ref - own);
         if (ref != own) defined_[i] = 1;
       });
+  for (std::size_t k = 0; k < at_.size(); ++k) {
+    if (at_[k].row != row.index) continue;
+    for_each_decision(
+        row, reference, merton_, plan_,
+        [&](int i, double a, double own, double ref) {
+          at_simulated_num_[k][i] += (ref - a) * (ref - own);
+          at_simulated_den_[k][i] += (ref - own) * (ref - own);
+        },
+        [&](int i, double plan, double own, double ref) {
+          at_theory_num_[k][i] += (ref - plan) * (ref - own);
+          at_theory_den_[k][i] += (ref - own) * (ref - own);
+        });
+  }
 }
 
 Opinion OpinionAccumulator::finish() const {
@@ -214,6 +239,11 @@ Opinion OpinionAccumulator::finish() const {
   const auto ratio = [](double num, double den) { return den > 0.0 ? num / den : kNaN; };
   op.per_agent_simulated = agent_simulated_num_.binaryExpr(agent_simulated_den_, ratio);
   op.per_agent_theory = agent_theory_num_.binaryExpr(agent_theory_den_, ratio);
+  op.at = at_;
+  for (std::size_t k = 0; k < at_.size(); ++k) {
+    op.at[k].per_agent_simulated = at_simulated_num_[k].binaryExpr(at_simulated_den_[k], ratio);
+    op.at[k].per_agent_theory = at_theory_num_[k].binaryExpr(at_theory_den_[k], ratio);
+  }
   return op;
 }
 

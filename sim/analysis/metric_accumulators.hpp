@@ -109,6 +109,9 @@ class OpinionAccumulator {
   /// Per agent, pooled over its recorded decisions and paths (Opinion::per_agent_*).
   Eigen::VectorXd agent_simulated_num_, agent_simulated_den_, agent_theory_num_, agent_theory_den_;
   Eigen::VectorXi defined_;  ///< 1 for agents whose reference differs from their Merton path somewhere
+  /// Per chosen time (PopulationInput::opinion_at_years): its row, and per-agent sums over that row only.
+  std::vector<Opinion::At> at_;
+  std::vector<Eigen::VectorXd> at_simulated_num_, at_simulated_den_, at_theory_num_, at_theory_den_;
 };
 
 /// LSV cells (period = decision row, asset = path): buyers and sellers of each path at each decision

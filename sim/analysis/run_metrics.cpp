@@ -55,6 +55,15 @@ double plan_certainty_equivalent(const theory::Schedule& steps, const Eigen::Vec
   return m.mean - 0.5 * alpha * m.variance;
 }
 
+int nearest_decision_row(const std::vector<int>& decision_steps, double dt, double t_years) {
+  int best = 0;
+  for (std::size_t d = 1; d < decision_steps.size(); ++d)
+    if (std::abs(decision_steps[d] * dt - t_years) <
+        std::abs(decision_steps[static_cast<std::size_t>(best)] * dt - t_years))
+      best = static_cast<int>(d);
+  return best;
+}
+
 int agents_within_budget(int recorded_agents, int paths, std::size_t memory_budget_bytes) {
   const std::size_t per_agent =
       std::max<std::size_t>(1, static_cast<std::size_t>(paths) * kBytesPerAgentPath);

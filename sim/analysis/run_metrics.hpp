@@ -70,9 +70,11 @@ struct PopulationInput {
   Eigen::VectorXd ce_theory;        ///< CE of the theoretical plan's terminal wealth per agent (M)
   bool ce_exact = true;             ///< false: ce_theory is an approximation (log-normal market)
   HerdReference reference = HerdReference::none;
-  Eigen::MatrixXd merton;   ///< own-alpha Merton amounts (h and w need them)
-  Eigen::MatrixXd leader;   ///< leader's decisions (reference = leader; deterministic)
-  bool opinion = false;     ///< compute w(t) (absolute herding)
+  Eigen::MatrixXd merton;  ///< own-alpha Merton amounts (h and w need them)
+  Eigen::MatrixXd leader;  ///< leader's decisions (reference = leader; deterministic)
+  bool opinion = false;    ///< compute w(t) (absolute herding)
+  /// Times (years) at which each agent's w is also reported, at the nearest recorded decision row.
+  std::vector<double> opinion_at_years;
   int lsv_min_traders = 5;  ///< n_min of LSV
   LsvTrade lsv_trade = LsvTrade::proportion;
   HerdingOptions herding;         ///< CSSD/CSAD settings and the significance level
@@ -127,7 +129,19 @@ struct Opinion {
   int agents = 0;  ///< agents whose reference differs from their Merton path at some decision
   /// Per agent (M), the same weight pooled over its recorded decisions (and paths); NaN where undefined.
   Eigen::VectorXd per_agent_simulated, per_agent_theory;
+  /// Per agent at one chosen time: the weight of the decision row nearest it, pooled over the paths.
+  struct At {
+    double requested_years = 0.0;
+    int row = 0;              ///< decision row used (the nearest; the earlier of two equally near)
+    int step = 0;             ///< its step
+    double time_years = 0.0;  ///< its time, step x dt
+    Eigen::VectorXd per_agent_simulated, per_agent_theory;
+  };
+  std::vector<At> at;  ///< one per PopulationInput::opinion_at_years, in that order
 };
+
+/// The recorded decision row whose time (step x dt, years) is nearest t_years; the earlier on a tie.
+[[nodiscard]] int nearest_decision_row(const std::vector<int>& decision_steps, double dt, double t_years);
 
 /// LSV across agents, each path a separate market ("asset"), each decision a period; buys and sells
 /// as PopulationInput::lsv_trade defines them.

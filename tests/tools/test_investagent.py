@@ -2,7 +2,8 @@
 """investagent populations end to end with a real model: `herdsim run` through the llama.cpp plugin with
 the tiny test model (absolute, mutual and step protocols, a few agents, 2 paths, threads = 1), the transcripts
 (one per request, every answer valid under the grammar), `herdsim compare` (a decision MSE for each
-population), and a replay run that reproduces the file bit for bit.
+population), a replay run that reproduces the file bit for bit, and an investagent population paired with
+a herd population by `investors` (the same investors; compare's paired differences recomputed from the file).
 
 Usage: test_investagent.py PATH_TO_HERDSIM PLUGIN_DIR MODELS_DIR
 """
@@ -15,6 +16,7 @@ import unittest
 
 import h5py
 import numpy as np
+from scipy import stats
 
 HERDSIM = None
 PLUGIN_DIR = None
@@ -230,6 +232,104 @@ class InvestAgentRun(unittest.TestCase):
         self.assertEqual(res.returncode, 2, res.stderr)
         self.assertIn("nosuchplugin", res.stderr)
         self.assertFalse(os.path.exists(out) or os.path.exists(out + ".partial"))
+
+
+PAIRED_SCENARIO = """
+[run]
+seed = 5
+paths = 2
+horizon = 3
+steps_per_year = 1
+
+[[population]]
+name = "advisor"
+kind = "merton"
+alpha = 0.2
+wealth = 10.0
+
+[[population]]
+name = "followers"
+kind = "herd"
+herd = "absolute"
+influence = "leader"
+leader = "advisor"
+policy = "plan"
+count = 4
+alpha = {{ lottery_prob = [0.6, 0.9] }}
+theta = {{ score = [0, 10] }}
+wealth = {{ dist = "lognormal", mu = 2.3, sigma = 0.2 }}
+
+[[population]]
+name = "agents"
+kind = "investagent"
+protocol = "absolute"
+leader = "advisor"
+count = 4
+investors = "followers"
+[population.inference]
+backend = "llama"
+model = "{model}"
+threads = 1
+batch = 4
+max_tokens = 1024
+"""
+
+
+class PairedInvestAgents(unittest.TestCase):
+    """An investagent population that takes its investors from a herd population (`investors`,
+    docs/scenarios.md): the same alpha, theta and wealth agent for agent, and compare's paired differences
+    equal to the means of the per-agent differences recomputed from the file."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        scenario = os.path.join(cls.tmp.name, "paired.toml")
+        with open(scenario, "w") as fh:
+            fh.write(PAIRED_SCENARIO.format(model=os.path.join(MODELS_DIR, "tiny-qwen2.gguf")))
+        cls.file = os.path.join(cls.tmp.name, "paired.h5")
+        res = run(["run", scenario, "-o", cls.file, "--threads", "1", "-q"])
+        assert res.returncode == 0, res.stderr
+        res = run(["compare", cls.file, "--format", "json", "-q", "--no-sidecar"])
+        assert res.returncode == 0, res.stderr
+        cls.agents = next(p for p in json.loads(res.stdout)["runs"][0]["populations"] if p["name"] == "agents")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def test_the_same_investors(self):
+        with h5py.File(self.file, "r") as f:
+            pops = f["populations"]
+            self.assertEqual(pops["agents"].attrs["investors"], "followers")
+            for param in ("alpha", "theta", "wealth0"):
+                np.testing.assert_array_equal(pops["agents/params"][param][...], pops["followers/params"][param][...])
+            # Drawn wealth: four different investors, the same four in both populations.
+            self.assertEqual(len(np.unique(pops["followers/params/wealth0"][...])), 4)
+            np.testing.assert_array_equal(pops["agents/wealth"][0], pops["followers/wealth"][0])
+
+    def per_agent(self, name):
+        """Per agent, from the file: mean over paths of X_T / X_0 - 1, and the decision MSE in currency^2."""
+        with h5py.File(self.file, "r") as f:
+            pop = f["populations"][name]
+            wealth = pop["wealth"][...]  # (step, path, agent)
+            amount = pop["amount"][...]  # (decision, path, agent)
+            theory = pop["theory/amount"][...]  # (decision, agent)
+        return (wealth[-1] / wealth[0] - 1.0).mean(axis=0), ((amount - theory[:, None, :]) ** 2).mean(axis=(0, 1))
+
+    def test_paired_differences_are_the_means_of_per_agent_differences(self):
+        paired = self.agents["paired"]
+        self.assertEqual(paired["source"], "followers")
+        self.assertEqual(paired["agents"], 4)
+        (ret_a, mse_a), (ret_f, mse_f) = self.per_agent("agents"), self.per_agent("followers")
+        for measure, diff in (("cumulative_return", ret_a - ret_f), ("decision_mse_amount", mse_a - mse_f)):
+            got = next(d for d in paired["differences"] if d["measure"] == measure)
+            self.assertEqual(got["n"], 4)
+            self.assertAlmostEqual(got["mean"], diff.mean(), delta=1e-12 * max(1.0, abs(diff.mean())))
+            half = stats.t.ppf(0.975, 3) * np.std(diff, ddof=1) / 2.0
+            self.assertAlmostEqual(got["ci_low"], diff.mean() - half, delta=1e-9 * max(1.0, half))
+        # The plan followers make no decision error: the difference is the InvestAgents' own error.
+        np.testing.assert_allclose(mse_f, 0.0, atol=1e-20)
+        self.assertGreater(mse_a.max(), 0.0)
 
 
 if __name__ == "__main__":

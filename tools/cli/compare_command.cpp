@@ -122,6 +122,12 @@ void add_compare_command(CLI::App& app) {
                   "tabulate every per-agent measure by these per-agent parameters (investor types), with a "
                   "trend test: lottery_prob, score, alpha, theta, wealth0 or any recorded parameter")
       ->delimiter(',');
+  cmd->add_option(
+         "--at", flags->options.at_years,
+         "times in years (within the run's horizon): each agent's opinion w at the recorded decision "
+         "step nearest each becomes a per-agent measure of the --by and paired tables "
+         "(w_simulated_at_t=T, w_theory_at_t=T)")
+      ->delimiter(',');
   cmd->add_flag("--counterfactual,!--no-counterfactual", flags->options.counterfactual,
                 "herd populations: LSV and CSSD/CSAD also for the same investors with theta = 0 on the same "
                 "paths (from theory), and the difference, the part attributable to herding (the default; "

@@ -1,9 +1,12 @@
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
+#include <string>
 #include <vector>
 
+#include "sim/analysis/investor_types.hpp"
 #include "sim/analysis/run_metrics.hpp"
 #include "sim/analysis/summary_stats.hpp"
 #include "sim/error.hpp"
@@ -197,6 +200,49 @@ TEST_CASE("herding distance and opinion: a follower halfway between its Merton p
   CHECK(out.opinion->simulated[0] == doctest::Approx(0.375));
   CHECK(out.opinion->simulated[2] == doctest::Approx(0.25));
   CHECK(out.opinion->theory[0] == doctest::Approx(0.5));
+}
+
+TEST_CASE("opinion at chosen times: the nearest decision row, each agent's w there") {
+  const int m = 2, p = 3, n = 4;
+  PopulationInput in = base_input(m, p, n);
+  in.dt = 0.5;  // decisions at t = 0, 0.5, 1, 1.5 years
+  in.merton = Eigen::MatrixXd::Constant(m, n, 1.0);
+  in.leader = Eigen::MatrixXd::Constant(m, n, 3.0);
+  in.leader(1, 2) = 1.0;  // agent 1's leader agrees with its Merton path at step 2: w undefined there
+  in.theory = Eigen::MatrixXd::Constant(m, n, 2.0);
+  in.reference = HerdReference::leader;
+  in.opinion = true;
+  in.opinion_at_years = {1.1, 0.75, 9.0};
+  CHECK(nearest_decision_row(in.decision_steps, in.dt, 1.1) == 2);
+  CHECK(nearest_decision_row(in.decision_steps, in.dt, 0.75) == 1);  // a tie: the earlier
+  CHECK(nearest_decision_row(in.decision_steps, in.dt, 9.0) == 3);
+  Eigen::MatrixXd played = in.theory;
+  played.row(0).setConstant(2.5);
+  played(0, 1) = 1.5;  // agent 0 at step 1: (3 - 1.5) / (3 - 1) = 0.75
+  MatrixRows rows = simulate(in, played, 0.07, 0.17, 3);
+  const auto out = analyse_population(in, rows);
+  REQUIRE(out.opinion);
+  REQUIRE(out.opinion->at.size() == 3);
+  const auto& at = out.opinion->at;
+  CHECK(at[0].step == 2);
+  CHECK(at[0].time_years == 1.0);
+  CHECK(at[0].requested_years == 1.1);
+  CHECK(at[1].step == 1);
+  CHECK(at[2].step == 3);
+  CHECK(at[0].per_agent_simulated[0] == doctest::Approx(0.25));
+  CHECK(std::isnan(at[0].per_agent_simulated[1]));
+  CHECK(std::isnan(at[0].per_agent_theory[1]));
+  CHECK(at[1].per_agent_simulated[0] == doctest::Approx(0.75));
+  CHECK(at[1].per_agent_simulated[1] == doctest::Approx(0.5));
+  CHECK(at[2].per_agent_theory[0] == doctest::Approx(0.5));
+  // They become per-agent measures of the by-type and paired tables, named by the requested time.
+  const auto measures = agent_measures(out);
+  const auto named = [&](const std::string& name) {
+    return std::find_if(measures.begin(), measures.end(), [&](const auto& a) { return a.name == name; });
+  };
+  REQUIRE(named("w_simulated_at_t=0.75") != measures.end());
+  CHECK(named("w_simulated_at_t=0.75")->values[0] == doctest::Approx(0.75));
+  CHECK(named("w_theory_at_t=1.1") != measures.end());
 }
 
 TEST_CASE("LSV across agents: independent decisions show none, common decisions show herding") {
