@@ -490,6 +490,22 @@ class MpiPathSplitTest(SameFileTest):
                 self.assertIn(reason, res.stderr)
                 self.assertFalse(os.path.exists(self.path("refused.h5")))
 
+    def test_each_rank_checks_the_memory_of_its_own_block(self):
+        # 1000 agents x 1000 paths, nothing recorded: about 24 MiB on one process, 12 MiB per rank on two.
+        scenario = self.scenario("[run]\nseed = 1\npaths = 1000\nhorizon = 1\nsteps_per_year = 12\n"
+                                 "[record]\nenabled = false\n[[population]]\nname = \"m\"\nkind = \"merton\"\n"
+                                 "count = 1000\nalpha = 0.2\nwealth = 10.0\n", "memory.toml")
+        res = support.herdsim("run", "-q", scenario, "-o", self.path("one.h5"), "--memory-limit", "0.018")
+        self.assertEqual(res.returncode, 2, res.stderr)
+        self.assertIn("this run needs about", res.stderr)
+        res = mpirun(2, "run", "-q", scenario, "-o", self.path("two.h5"), "--memory-limit", "0.018")
+        self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
+        # Too small for a rank's block: every rank stops before any work, with one message and no file.
+        res = mpirun(2, "run", "-q", scenario, "-o", self.path("small.h5"), "--memory-limit", "0.01")
+        self.assertEqual(res.returncode, 2, res.stdout + res.stderr)
+        self.assertEqual(res.stderr.count("one rank's block of this run needs about"), 1, res.stderr)
+        self.assertFalse(os.path.exists(self.path("small.h5")))
+
 
 if __name__ == "__main__":
     MPIRUN = sys.argv.pop(2)

@@ -425,10 +425,28 @@ int run_scenario_unguarded(const RunFlags& f, const std::string& command_line) {
   const int ranks = dist::world().size();
   const bool path_split = ranks > 1 && splits_paths(f, specs.size(), ranks);
   const std::string scope = specs.size() == 1 ? "this run" : "the largest run of this sweep";
-  sim::check_memory(largest_run_bytes(specs, path_split ? ranks : 1),
-                    path_split ? "one rank's block of " + scope : scope, "--memory-limit GIB raises the limit",
-                    sim::memory_limit_bytes(f.memory_limit_gib));
-  if (ranks > 1) return run_distributed(f, command_line, specs, dist::world());
+  std::string too_large;
+  try {
+    sim::check_memory(largest_run_bytes(specs, path_split ? ranks : 1),
+                      path_split ? "one rank's block of " + scope : scope,
+                      "--memory-limit GIB raises the limit", sim::memory_limit_bytes(f.memory_limit_gib));
+  } catch (const InputError& e) {
+    if (ranks == 1) throw;
+    too_large = e.what();
+  }
+  if (ranks > 1) {
+    // Every rank checks its own memory (nodes may differ); all agree to stop before any work, and one
+    // message is printed: rank 0's, or, where rank 0 had enough, each rank that had not.
+    dist::Communicator& world = dist::world();
+    const bool root_too_large = !world.broadcast_from_root(too_large).empty();
+    if (world.max_over_ranks(too_large.empty() ? 0 : 2) != 0) {
+      if (!too_large.empty() && (world.rank() == 0 || !root_too_large))
+        std::cerr << "herdsim run: " << (world.rank() == 0 ? "" : fmt::format("rank {}: ", world.rank()))
+                  << too_large << "\nherdsim run: nothing was run\n";
+      return 2;
+    }
+    return run_distributed(f, command_line, specs, world);
+  }
   const std::string output =
       f.output.empty() ? std::filesystem::path(f.scenario).stem().string() + ".h5" : f.output;
   // The output is checked and claimed before any work: a bad path or a second writer of the same output
