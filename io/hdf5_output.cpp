@@ -1144,6 +1144,10 @@ Hdf5Output::Hdf5Output(std::unique_ptr<OutputFile> output, const Provenance& pro
   file_->flush_if_due(/*force=*/true);  // from here on, PATH.partial is a readable HDF5 file
 }
 
+void prepare_hdf5_library() {
+  H5dont_atexit();
+}
+
 Hdf5Output::~Hdf5Output() {
   // Not committed: close what is there and leave PATH.partial with complete = 0.
   file_->complete_attr.reset();

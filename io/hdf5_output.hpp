@@ -78,4 +78,10 @@ class Hdf5Output {
   std::uint64_t bytes_written_ = 0;
 };
 
+/// Call first in main, before any HDF5 call: HDF5 then does not close, at exit, files still open. A file
+/// whose write failed (a full disk) can be neither flushed nor closed, and HDF5 1.10's own close of it at
+/// exit crashes after the clear message was printed; herdsim closes every file it writes itself (or leaves
+/// it as PATH.partial, complete = 0), so nothing is lost by skipping HDF5's exit handler.
+void prepare_hdf5_library();
+
 }  // namespace herdsim::io

@@ -186,6 +186,34 @@ class ConcurrentWriters(Base):
             holder.communicate()
 
 
+class FullDisk(Base):
+    def test_a_write_that_fails_is_exit_1_with_one_message_and_an_incomplete_file(self):
+        # A file-size limit of 256 KiB stands in for a full disk: with SIGXFSZ ignored, a write past it
+        # fails with EFBIG, as one on a full disk fails with ENOSPC (both reach herdsim as a failed H5Dwrite).
+        import resource
+
+        def limit():
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (256 * 1024, 256 * 1024))
+
+        out = self.path("full.h5")
+        res = subprocess.run([support.HERDSIM, "run", "-q", self.long, "-o", out], capture_output=True, text=True,
+                             errors="replace", timeout=300, preexec_fn=limit)
+        self.assertEqual(res.returncode, 1, res.stderr)  # a failed computation, not a crash at exit (-11)
+        self.assertIn("herdsim run: failed: HDF5 H5", res.stderr)
+        self.assertIn("File too large", res.stderr)
+        self.assertEqual(len(res.stderr.strip().splitlines()), 2, res.stderr)  # one message (HDF5 puts a newline in it)
+        # Nothing looks complete: no OUT, only OUT.partial (cut at the limit: HDF5 may not open it, and if it
+        # does it says complete = 0).
+        self.assertFalse(os.path.exists(out))
+        self.assertTrue(os.path.exists(out + ".partial"))
+        try:
+            with h5py.File(out + ".partial", "r") as f:
+                self.assertEqual(int(f.attrs["complete"]), 0)
+        except OSError as e:
+            self.assertIn("truncated file", str(e))
+
+
 class SpecialFiles(Base):
     def assert_refused(self, res, reason):
         self.assertEqual(res.returncode, 2, res.stderr)

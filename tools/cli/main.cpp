@@ -5,6 +5,7 @@
 #include <new>
 #include <string>
 
+#include "io/hdf5_output.hpp"
 #include "sim/error.hpp"
 
 #include "tools/cli/compare_command.hpp"
@@ -52,6 +53,7 @@ int report_escaped(const CLI::App& app) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  herdsim::io::prepare_hdf5_library();
   CLI::App app{"herdsim: behavioral-finance market simulator (herding, Merton and LLM investors)"};
   app.set_version_flag("--version", HERDSIM_VERSION);
   app.require_subcommand(1);
