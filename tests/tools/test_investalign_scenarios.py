@@ -190,16 +190,19 @@ class EndogenousMarketScenario(unittest.TestCase):
                        for p in ("advisor", "investors", "noise"))
             fundamental = f["market/fundamental"][()][:, 0, :]
             price = f["market/price"][()][:, 0, :]
-            carried = np.vstack([np.zeros((1, held.shape[1])), held[:-1] * fundamental[1:-1] / fundamental[:-2]])
+
+            def trades(amounts):
+                """Amounts held (decision step x path) less last step's carried at the fundamental's growth."""
+                carried = amounts[:-1] * fundamental[1:-1] / fundamental[:-2]
+                return amounts - np.vstack([np.zeros((1, amounts.shape[1])), carried])
+
             flow = f["market/flow"][()][:, 0, :]
-            np.testing.assert_allclose(flow, held - carried, rtol=1e-9, atol=1e-9)
+            np.testing.assert_allclose(flow, trades(held), rtol=1e-9, atol=1e-9)
             # ... and moves the market price off the fundamental by lambda x flow / depth each step.
             gap = np.diff(np.log(price / fundamental), axis=0)
             np.testing.assert_allclose(gap, 1.0 * flow / 500.0, rtol=1e-9, atol=1e-12)
             # Without the investors' trades the flow would differ: their share is not negligible.
-            own = investors.sum(axis=-1)
-            own_carried = np.vstack([np.zeros((1, own.shape[1])), own[:-1] * fundamental[1:-1] / fundamental[:-2]])
-            self.assertGreater(np.abs(own - own_carried).max(), 1e-3 * np.abs(flow).max())
+            self.assertGreater(np.abs(trades(investors.sum(axis=-1))).max(), 1e-3 * np.abs(flow).max())
 
 
 if __name__ == "__main__":
