@@ -5,6 +5,7 @@
 #include <tbb/partitioner.h>
 
 #include <fmt/format.h>
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cmath>
@@ -73,6 +74,49 @@ void read_network(KeyReader& in, NetworkSpec& network, int count) {
     in.report("count", fmt::format("influence = \"peers\" needs count >= 2, got {}", count));
 }
 
+/// A leader of any kind whose agents decide amounts in the step loop; plan and replan need the leader's
+/// amounts in advance, which only a merton leader has (its deterministic Merton path, docs/theory.md §3);
+/// the adaptive rule reacts to the amounts a leader of any of these kinds realised at the previous step.
+void check_leader(const sim::ScenarioSpec& spec, const sim::PopulationSpec& ps, const HerdParams& p,
+                  KeyReporter& out) {
+  static constexpr std::array<std::string_view, 5> kLeaderKinds{MertonParams::kind, "chartist",
+                                                                "fundamentalist", "noise", HerdParams::kind};
+  if (!out.valid("leader")) return;  // already reported where it was read
+  if (p.leader.empty()) {
+    out.report("leader",
+               "is required: the name of a merton, chartist, fundamentalist, noise or herd population");
+    return;
+  }
+  if (p.leader == ps.name) {
+    out.report("leader",
+               fmt::format("\"{}\" is this population: a population cannot follow itself", p.leader));
+    return;
+  }
+  const int index = population_index(spec, p.leader);
+  if (index < 0) {
+    out.report("leader", fmt::format("there is no population named \"{}\"", p.leader));
+    return;
+  }
+  const std::string& kind = spec.populations[static_cast<std::size_t>(index)].kind;
+  if (kind.empty() || kind == MertonParams::kind) return;  // empty: a kind already reported as unreadable
+  if (std::find(kLeaderKinds.begin(), kLeaderKinds.end(), kind) == kLeaderKinds.end()) {
+    out.report("leader",
+               fmt::format("\"{}\" is a population of kind \"{}\"; a leader must be a merton, chartist, "
+                           "fundamentalist, noise or herd population",
+                           p.leader, kind));
+    return;
+  }
+  if (p.policy != Policy::adaptive && out.valid("policy")) {
+    out.report("policy", fmt::format("policy = \"{}\"{} needs the leader's amounts over the whole horizon in "
+                                     "advance, which only a merton leader has (its deterministic Merton "
+                                     "path); leader \"{}\" is a {} population, whose amounts depend on the "
+                                     "path: use policy = \"adaptive\", which follows the amounts the leader "
+                                     "realised at the previous step",
+                                     to_name(p.policy), p.policy == Policy::plan ? " (the default)" : "",
+                                     p.leader, kind));
+  }
+}
+
 class HerdKind final : public Kind {
  public:
   [[nodiscard]] std::string_view name() const override { return HerdParams::kind; }
@@ -102,7 +146,10 @@ class HerdKind final : public Kind {
       p.bc = in.choice<theory::BoundaryCondition>("bc").value_or(theory::BoundaryCondition::pinned);
     if (p.herd == HerdType::absolute) p.rho = in.number("rho", any_number).value_or(0.0);
     if (p.influence == Influence::leader) {
-      in.require("leader", " with influence = \"leader\": the name of a merton population");
+      in.require(
+          "leader",
+          " with influence = \"leader\": the name of a merton, chartist, fundamentalist, noise or herd "
+          "population");
       p.leader = in.string("leader").value_or("");
     } else if (influence == Influence::peers) {
       read_network(in, p.network, common.count);
@@ -120,8 +167,7 @@ class HerdKind final : public Kind {
                       "solved for one risky asset only; this market has {}: use influence = \"leader\"",
                       assets));
     }
-    if (p.influence == Influence::leader)
-      check_population_ref(spec, "leader", p.leader, MertonParams::kind, out);
+    if (p.influence == Influence::leader) check_leader(spec, ps, p, out);
     if (p.influence == Influence::peers && p.policy == Policy::replan && p.herd == HerdType::relative &&
         ps.count > kPeersReplanMaxAgentsRelative) {
       out.report(
@@ -157,7 +203,7 @@ class HerdKind final : public Kind {
       {"theta", "herding coefficient (or {score = ...}, theta = score * 1e-8)"},
       {"herd", "absolute or relative herding"},
       {"influence", "leader or peers"},
-      {"leader", "influence = leader: the name of a merton population"},
+      {"leader", "influence = leader: a merton, chartist, fundamentalist, noise or herd population"},
       {"network", "influence = peers: {kind = all_to_all | ring | erdos_renyi | small_world, k, p}"},
       {"policy", "plan, replan or adaptive"},
       {"optimum", "discrete (the simulated steps) or continuous"},
@@ -216,11 +262,19 @@ void HerdPopulation::initialize(const sim::RunState& state, sim::PopulationState
   }
 
   if (hp_.influence == Influence::leader) {
-    leader_index_ = population_index(spec_, hp_.leader);  // a merton population (HerdKind::check)
+    leader_index_ = population_index(spec_, hp_.leader);  // checked by HerdKind::check
     leader_count_ = spec_.populations[static_cast<std::size_t>(leader_index_)].count;
-    leader_alpha_ = leader_alpha_of(spec_, leader_index_, ps_.count);
-    own.params.emplace_back("leader_alpha", leader_alpha_);
-    plan_with_leader(own);
+    if (spec_.populations[static_cast<std::size_t>(leader_index_)].kind == MertonParams::kind) {
+      leader_alpha_ = leader_alpha_of(spec_, leader_index_, ps_.count);
+      own.params.emplace_back("leader_alpha", leader_alpha_);
+      plan_with_leader(own);
+    } else {
+      // Another kind (adaptive policy only, HerdKind::check): it has no alpha and no plan to solve against;
+      // the adaptive rule needs neither (its weights use the follower's own alpha and theta). leader_alpha
+      // is NaN, no theory amounts are recorded.
+      own.params.emplace_back("leader_alpha",
+                              Eigen::VectorXd::Constant(ps_.count, std::numeric_limits<double>::quiet_NaN()));
+    }
   } else {
     // Paired populations share their source's network draws too (investors_source: index_ when unpaired).
     weights_ = build_network(hp_.network, theta_, investors_source(spec_, index_), rng);

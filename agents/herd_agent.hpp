@@ -1,6 +1,12 @@
 #pragma once
-// Herd-following investors: absolute or relative herding, on a leader (a merton population) or on
-// peers (a network, solved as the mutual game). Policies:
+// Herd-following investors: absolute or relative herding, on a leader or on peers (a network, solved as
+// the mutual game). A leader is a merton population with every policy, or, with policy adaptive only, a
+// chartist, fundamentalist, noise or herd population: plan and replan need the leader's amounts in advance
+// (only a Merton leader has a deterministic path), the adaptive rule only the amounts the leader realised
+// at the previous step (previous_amount, swapped in before any population decides, so the order of the
+// populations in the scenario does not matter). Such a leader has no alpha: leader_alpha is recorded as
+// NaN, the rule's weights use the follower's own alpha and theta, and there are no theory amounts.
+// Policies:
 //   plan     - the open-loop optimum of the theory, computed at t = 0 (path independent);
 //   replan   - each step, the optimum over the remaining horizon from the realised wealth;
 //   adaptive - a myopic best response to the decisions the leader/peers actually took at the
@@ -45,7 +51,8 @@ struct HerdParams {
   static constexpr std::string_view kind = "herd";
   HerdType herd = HerdType::absolute;
   Influence influence = Influence::leader;
-  std::string leader;   ///< influence = leader: a merton population; agent i follows its agent i mod count
+  std::string
+      leader;  ///< influence = leader: a population (HerdKind::check); agent i follows its agent i mod count
   NetworkSpec network;  ///< influence = peers
   Policy policy = Policy::plan;
   Optimum optimum = Optimum::discrete;

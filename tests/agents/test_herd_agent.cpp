@@ -1,19 +1,25 @@
 // Herd followers in a market with several correlated assets (agents/herd_agent.hpp, docs/theory.md §7.1):
 // every policy on a leader, against the vector closed form written out here with a linear solve (no
 // eigenbasis), bitwise the same for any thread count. (Validation: tests/io/test_scenario_market.cpp.)
+// Followers of a leader of another kind (a chartist in an endogenous market): the adaptive rules
+// recomputed from the leader's recorded amounts. (Validation: tests/io/test_scenario_toml.cpp.)
 #include <doctest/doctest.h>
 
 #include <Eigen/Cholesky>
 #include <Eigen/Core>
 #include <Eigen/LU>
+#include <algorithm>
 #include <cmath>
 #include <string>
 
+#include "agents/chartist_agent.hpp"
 #include "agents/herd_agent.hpp"
 #include "agents/merton_agent.hpp"
+#include "agents/noise_agent.hpp"
 #include "agents/registry.hpp"
 #include "sim/market/asset_covariance.hpp"
 #include "sim/theory/absolute_herd.hpp"
+#include "sim/theory/merton.hpp"
 #include "sim/theory/relative_herd.hpp"
 #include "sim/theory/schedule.hpp"
 #include "support/specs.hpp"
@@ -251,6 +257,131 @@ TEST_SUITE("agents.herd.assets") {
           CHECK(one.amount[k][1].allFinite());
           CHECK(one.amount[k][1].cols() == 3 * spec.run.paths);
         }
+      }
+    }
+  }
+}
+
+namespace {
+
+/// One stock whose price the flow moves, herd followers of a chartist leader declared after them (absolute
+/// and relative, adaptive; alphas 0.3, 0.5, 1.0; five agents on a leader of two), and noise traders.
+sim::ScenarioSpec chartist_led() {
+  sim::ScenarioSpec spec;
+  spec.run.paths = 6;
+  spec.run.seed = 5;
+  spec.run.horizon = 3.0;
+  spec.run.steps_per_year = 4;
+  spec.market.mu = 0.07;
+  spec.market.sigma = 0.17;
+  spec.market.impact.lambda = {1.0};
+  spec.market.impact.depth = {500.0};
+  for (const agents::HerdType herd : {agents::HerdType::absolute, agents::HerdType::relative}) {
+    agents::HerdParams p;
+    p.herd = herd;
+    p.policy = agents::Policy::adaptive;
+    p.leader = "trend";
+    p.alpha = test::list({0.3, 0.5, 1.0});
+    p.theta = test::constant(herd == agents::HerdType::absolute ? 1e-4 : 1e-2);
+    if (herd == agents::HerdType::absolute) p.rho = 0.4;
+    spec.populations.push_back(
+        agents::population_spec(std::string(to_name(herd)), 5, p, test::constant(10.0)));
+  }
+  agents::ChartistParams c;
+  c.chi = test::list({0.5, 1.0});
+  c.trend_weight = 0.5;
+  c.max_proportion = 2.0;
+  spec.populations.push_back(agents::population_spec("trend", 2, c, test::constant(10.0)));
+  agents::NoiseParams n;
+  n.proportion = test::constant(0.8);
+  spec.populations.push_back(agents::population_spec("noise", 4, n, test::constant(10.0)));
+  return spec;
+}
+
+}  // namespace
+
+TEST_SUITE("agents.herd.leader_kinds") {
+  TEST_CASE(
+      "adaptive followers of a chartist: the one-asset rules recomputed from the leader's recorded amounts") {
+    const sim::ScenarioSpec spec = chartist_led();
+    const test::Record t = test::run(spec);
+    const int n = spec.run.steps();
+    const int paths = spec.run.paths;
+    const double dt = spec.run.dt();
+    const double s2 = 0.17 * 0.17, v = 0.03, horizon = 3.0;
+    const theory::Schedule schedule({0.07, 0.04, 0.17}, horizon, theory::TimeModel::discrete(4));
+    const double alphas[] = {0.3, 0.5, 1.0};
+    const auto amount = [&](int k, int pop) -> const Eigen::MatrixXd& {
+      return t.amount[static_cast<std::size_t>(k)][static_cast<std::size_t>(pop)];
+    };
+    double largest_pull = 0.0;  // how far the leader moved anyone from their own Merton amount
+    for (int k = 0; k < n; ++k) {
+      const double t_k = k * dt;
+      const double projection = std::exp(schedule.ln_growth(t_k - dt) - schedule.ln_growth(t_k));
+      const double growth_left = std::pow(1.0 + 0.04 * dt, n - k);  // deposit growth t_k -> T
+      for (int p = 0; p < paths; ++p) {
+        for (int i = 0; i < 5; ++i) {
+          const double alpha = alphas[i % 3];
+          const double own_merton = theory::merton_amount(schedule, alpha, t_k);
+          const int followed = i % 2;
+          for (int pop = 0; pop < 2; ++pop) {
+            const double got = amount(k, pop)(i, p);
+            if (k == 0) {  // nobody's decision seen yet
+              CHECK(std::abs(got - own_merton) <= 1e-13 * std::abs(own_merton));
+              continue;
+            }
+            const double x = t.wealth[static_cast<std::size_t>(k)][static_cast<std::size_t>(pop)](i, p);
+            const double seen = amount(k - 1, 2)(followed, p) * projection;  // the chartist's, projected
+            double want = 0.0;
+            if (pop == 0) {
+              // Absolute: w = 1 / (1 + kappa), ln kappa = ln(theta / (alpha sigma^2)) - ln eta_hat - (2 -
+              // rho) ln G, -ln eta_hat = alpha X G(t_k -> T) + v^2 (T - t_k) / (2 sigma^2).
+              const double ln_kappa = std::log(1e-4 / (alpha * s2)) + alpha * x * growth_left +
+                                      v * v * (horizon - t_k) / (2.0 * s2) - 1.6 * schedule.ln_growth(t_k);
+              const double w = 1.0 / (1.0 + std::exp(ln_kappa));
+              want = w * own_merton + (1.0 - w) * seen;
+            } else {
+              // Relative: follow the leader's observed change from one's own last decision; w = q dt^2 / (1 +
+              // q dt^2), ln q dt^2 = ln eta_hat - ln(theta / (alpha sigma^2)) + 2 ln G + 2 ln dt.
+              const double change = k == 1 ? seen * (1.0 - 1.0 / projection)
+                                           : seen - amount(k - 2, 2)(followed, p) * projection;
+              const double ln_q_dt2 = -alpha * x * growth_left - v * v * (horizon - t_k) / (2.0 * s2) -
+                                      std::log(1e-2 / (alpha * s2)) + 2.0 * schedule.ln_growth(t_k) +
+                                      2.0 * std::log(dt);
+              const double w = 1.0 / (1.0 + std::exp(-ln_q_dt2));
+              want = w * own_merton + (1.0 - w) * (amount(k - 1, pop)(i, p) + change);
+            }
+            INFO("k = " << k << ", path " << p << ", agent " << i << ", population " << pop);
+            CHECK(std::abs(got - want) <= 1e-11 * (std::abs(want) + 1.0));
+            largest_pull = std::max(largest_pull, std::abs(got - own_merton) / std::abs(own_merton));
+          }
+        }
+      }
+    }
+    CHECK(largest_pull > 0.05);  // the leader matters: the followers are not their own Merton investors
+    // The chartist's amounts differ between paths (a plan's would not): the followers react to realised ones.
+    CHECK(amount(n - 1, 2)(0, 0) != amount(n - 1, 2)(0, 1));
+  }
+
+  TEST_CASE(
+      "followers of a chartist: no leader alpha (NaN), no theory amounts; any thread count, same bits") {
+    const sim::ScenarioSpec spec = chartist_led();
+    auto simulation = agents::make_simulation(spec);
+    const sim::RunState& state = simulation->state();
+    for (int pop = 0; pop < 2; ++pop) {
+      const auto& own = state.populations[static_cast<std::size_t>(pop)];
+      CHECK(own.theory_amount.size() == 0);
+      const auto it = std::find_if(own.params.begin(), own.params.end(),
+                                   [](const auto& named) { return named.first == "leader_alpha"; });
+      REQUIRE(it != own.params.end());
+      CHECK(it->second.array().isNaN().all());
+    }
+    const test::Record one = test::run(spec, 1);
+    const test::Record four = test::run(spec, 4);
+    for (std::size_t k = 0; k < one.amount.size(); ++k) {
+      for (std::size_t pop = 0; pop < one.amount[k].size(); ++pop) {
+        CHECK(one.amount[k][pop] == four.amount[k][pop]);
+        CHECK(one.wealth[k + 1][pop] == four.wealth[k + 1][pop]);
       }
     }
   }

@@ -48,7 +48,8 @@ TEST_SUITE("agents.kind") {
     CHECK(check_message(spec) == "population 'followers': leader: there is no population named \"nobody\"");
     test::herd_params(spec.populations[1]).leader = "followers";
     CHECK(check_message(spec) ==
-          "population 'followers': leader: \"followers\" is not a merton population; a leader must be one");
+          "population 'followers': leader: \"followers\" is this population: a population cannot follow "
+          "itself");
     CHECK_THROWS_AS((void)agents::make_simulation(spec), ScenarioError);
 
     auto peers = test::herd("peers", 101, agents::Policy::replan);

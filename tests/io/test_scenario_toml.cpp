@@ -407,15 +407,45 @@ colour = "red"
                   "does not apply with influence = \"leader\"");
   }
 
-  TEST_CASE("leaders: required, existing, merton; defined anywhere in the file") {
+  TEST_CASE("leaders: required, existing, of a kind with amounts; defined anywhere in the file") {
     CHECK_VALID(follower() + advisor);  // the leader may come after its followers
     CHECK_PROBLEM(advisor + "[[population]]\nname = \"f\"\nkind = \"herd\"\nalpha = 1\ntheta = 0\n",
                   "population[1].leader", "is required with influence = \"leader\"");
     CHECK_PROBLEM(advisor + follower().replace(follower().find("\"advisor\""), 9, "\"nobody\""),
                   "population[1].leader", "there is no population named \"nobody\"");
+    // A leader of another kind: adaptive only (plan and replan need its amounts in advance).
     const std::string noise = "[[population]]\nname = \"n\"\nkind = \"noise\"\nproportion = 0.5\n";
-    CHECK_PROBLEM(noise + follower().replace(follower().find("\"advisor\""), 9, "\"n\""),
-                  "population[1].leader", "\"n\" is not a merton population");
+    const std::string on_noise = follower().replace(follower().find("\"advisor\""), 9, "\"n\"");
+    CHECK_PROBLEM(
+        noise + on_noise, "population[1].policy",
+        "policy = \"plan\" (the default) needs the leader's amounts over the whole horizon "
+        "in advance, which only a merton leader has (its deterministic Merton path); leader \"n\" is "
+        "a noise population");
+    CHECK_PROBLEM(noise + on_noise + "policy = \"replan\"\n", "population[1].policy",
+                  "use policy = \"adaptive\"");
+    CHECK_VALID(noise + on_noise + "policy = \"adaptive\"\n");
+    const std::string chartist = "[[population]]\nname = \"c\"\nkind = \"chartist\"\nchi = 1.0\n";
+    const std::string on_chartist = follower().replace(follower().find("\"advisor\""), 9, "\"c\"");
+    CHECK_VALID(on_chartist + "policy = \"adaptive\"\n" + chartist);  // declared after its followers
+    CHECK_VALID(chartist + on_chartist + "herd = \"relative\"\npolicy = \"adaptive\"\n");
+    // A herd leader (followers of followers); a population cannot follow itself.
+    CHECK_VALID(advisor + follower() +
+                "[[population]]\nname = \"g\"\nkind = \"herd\"\nleader = \"f\"\nalpha = 0.5\ntheta = "
+                "1e-8\npolicy = \"adaptive\"\n");
+    CHECK_PROBLEM(follower().replace(follower().find("\"advisor\""), 9, "\"f\"") + "policy = \"adaptive\"\n",
+                  "population[0].leader", "\"f\" is this population: a population cannot follow itself");
+  }
+
+  TEST_CASE("a herd population's leader cannot be an investagent population") {
+    const std::string llm =
+        "[[population]]\nname = \"llm\"\nkind = \"investagent\"\nalpha = 0.5\ntheta = "
+        "0\nleader = \"advisor\"\n";
+    const auto ps =
+        problems_of(advisor + llm + follower().replace(follower().find("\"advisor\""), 9, "\"llm\""));
+    CHECK(has_problem(ps, "population[2].leader",
+                      "\"llm\" is a population of kind \"investagent\"; a leader must be a merton, chartist, "
+                      "fundamentalist, "
+                      "noise or herd population"));
   }
 
   TEST_CASE("peers and networks") {
