@@ -9,6 +9,8 @@ Usage: test_compare_sweep.py PATH_TO_HERDSIM
 import importlib.util
 import json
 import os
+import re
+import shutil
 import tempfile
 import unittest
 
@@ -322,6 +324,139 @@ class SweepReport(unittest.TestCase):
         want = [c["estimate"] for c in pop_json["csad"]["coefficients"]]
         np.testing.assert_allclose(coef, want, rtol=1e-7, atol=1e-12)
         self.check_figure("g1_adaptive_csad.png")
+
+
+class FilesReport(unittest.TestCase):
+    """`herdsim report A B C`: three real runs that differ in the volatility; one analysis set, the figures
+    across files against σ, and one section per file."""
+
+    @classmethod
+    def setUpClass(cls):
+        import matplotlib
+        matplotlib.use("Agg")
+        cls.tmp = tempfile.TemporaryDirectory()
+        d = cls.tmp.name
+        path = support.write_scenario(d, "s.toml", SCENARIO)
+        cls.files = []
+        for sigma in SIGMAS:
+            out = os.path.join(d, f"sigma_{sigma}.h5")
+            res = support.herdsim("run", path, "-o", out, "-q", "--set", f"market.sigma={sigma}")
+            assert res.returncode == 0, res.stderr
+            cls.files.append(out)
+        cls.out = os.path.join(d, "report")
+        cls.res = support.herdsim("report", *cls.files, "-o", cls.out, "--no-sidecar")
+        with open(os.path.join(cls.out, "index.html"), encoding="utf-8") as f:
+            cls.page = f.read()
+        with open(os.path.join(cls.out, "analysis.json"), encoding="utf-8") as f:
+            cls.analysis = json.load(f)
+        cls.across = cls.analysis["across"]
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    check_figure = SweepReport.check_figure
+
+    def test_one_analysis_set_with_the_volatility_as_column(self):
+        self.assertEqual(self.res.returncode, 0, self.res.stderr)
+        self.assertEqual(self.analysis["schema"], "herdsim-analysis-set")
+        self.assertEqual(len(self.analysis["analyses"]), 3)
+        self.assertEqual(self.across["over"], "files")
+        self.assertEqual(self.across["params"], ["market.sigma"])
+        self.assertEqual([p["values"] for p in self.across["points"]], [[s] for s in SIGMAS])
+        # --no-sidecar: nothing written next to the run files.
+        for f in self.files:
+            self.assertFalse(os.path.exists(f + ".analysis.json"))
+
+    def test_across_values_are_each_files_own_analysis(self):
+        h, ce = measure(self.across, "h_simulated"), measure(self.across, "ce_gap")
+        for k, path in enumerate(self.files):
+            # The set's analysis of file k is the analysis of that file alone.
+            res = support.herdsim("compare", path, "--format", "json", "--no-sidecar", "-q")
+            self.assertEqual(res.returncode, 0, res.stderr)
+            alone = {p["name"]: p for p in json.loads(res.stdout)["runs"][0]["populations"]}
+            in_set = {p["name"]: p for p in self.analysis["analyses"][k]["runs"][0]["populations"]}
+            for name in ("followers", "adaptive"):
+                self.assertEqual(in_set[name]["herding_distance"], alone[name]["herding_distance"])
+                self.assertEqual(in_set[name]["certainty_equivalent"], alone[name]["certainty_equivalent"])
+                mean, low, high = t_interval(alone[name]["herding_distance"]["per_agent"]["simulated"])
+                got = cell(h, k, self.across, name)
+                np.testing.assert_allclose([got["mean"], got["ci_low"], got["ci_high"]], [mean, low, high],
+                                           rtol=1e-9)
+                gap = alone[name]["certainty_equivalent"]
+                got = cell(ce, k, self.across, name)
+                self.assertEqual([got["mean"], got["ci_low"], got["ci_high"]],
+                                 [gap["gap"], gap["ci_low"], gap["ci_high"]])
+            # Decision MSE in amounts recomputed from the HDF5 file.
+            with h5py.File(path, "r") as f:
+                mean, low, high = t_interval(agent_mse_amount(f, "/", "adaptive"))
+            got = cell(measure(self.across, "decision_mse_amount"), k, self.across, "adaptive")
+            np.testing.assert_allclose([got["mean"], got["ci_low"], got["ci_high"]], [mean, low, high], rtol=1e-9)
+
+    def test_figures_across_files_against_the_volatility(self):
+        self.assertEqual(self.res.returncode, 0, self.res.stderr)
+        self.assertIn('<h2 id="across">Across files</h2>', self.page)
+        self.assertIn('<li><a href="#across">Across files</a></li>', self.page)
+        self.assertIn("the x axis is market.sigma (volatility σ (per √year))", self.page)
+        for m in ("decision_mse_pp", "decision_mse_amount", "ce_gap", "h_simulated", "lsv_mean_h",
+                  "csad_gamma2", "cumulative_return", "sharpe", "max_drawdown"):
+            self.check_figure(f"across_{m}.png")
+            self.assertIn(f'<img src="across_{m}.png"', self.page)
+        self.assertIn("Not drawn: advisor, followers, exactly 0 at every point: these agents play the "
+                      "theoretical plan", self.page)
+        self.assertFalse([n for n in os.listdir(self.out) if n.startswith("sweep_")])
+
+    def test_one_section_per_file(self):
+        self.assertEqual(self.res.returncode, 0, self.res.stderr)
+        for k, path in enumerate(self.files):
+            name = os.path.basename(path)
+            self.assertIn(f'<h1 id="f{k}" class="file">Run file {k + 1} of 3: {name}</h1>', self.page)
+            self.assertIn(f'<li><a href="#f{k}">Run file {k + 1}: {name}</a></li>', self.page)
+            self.assertIn(f'<h2 id="f{k}_g0">Run</h2>', self.page)
+            self.check_figure(f"f{k}_g0_adaptive_decisions.png")
+            self.check_figure(f"f{k}_g0_adaptive_herding_distance.png")
+        # Every figure the page links is there, and no figure is left unlinked.
+        linked = set(re.findall(r'<img src="([^"]+)"', self.page))
+        pngs = {n for n in os.listdir(self.out) if n.endswith(".png")}
+        self.assertEqual(linked, pngs)
+        self.assertIn(f"({len(pngs)} figures)", self.res.stdout)
+
+    def test_a_bad_second_file_exits_2_and_leaves_no_folder(self):
+        for second, reason in ((os.path.join(self.tmp.name, "missing.h5"), "does not exist"),
+                               (os.path.join(self.tmp.name, "README.h5"), "is not an HDF5 file")):
+            if not second.endswith("missing.h5"):
+                with open(second, "w") as f:
+                    f.write("not a run file\n")
+            out = os.path.join(self.tmp.name, "bad_report")
+            res = support.herdsim("report", self.files[0], second, "-o", out, "--no-sidecar")
+            self.assertEqual(res.returncode, 2, res.stderr)
+            self.assertIn(reason, res.stderr)
+            self.assertFalse(os.path.exists(out))
+            self.assertFalse(os.path.exists(out + ".partial"))
+
+    def test_files_with_equal_scenarios_are_points_labelled_by_file_name(self):
+        twin = os.path.join(self.tmp.name, "twin.h5")
+        shutil.copyfile(self.files[0], twin)
+        out = os.path.join(self.tmp.name, "twins")
+        res = support.herdsim("report", self.files[0], twin, "-o", out, "--no-sidecar")
+        self.assertEqual(res.returncode, 0, res.stderr)
+        with open(os.path.join(out, "index.html"), encoding="utf-8") as f:
+            page = f.read()
+        with open(os.path.join(out, "analysis.json"), encoding="utf-8") as f:
+            across = json.load(f)["across"]
+        self.assertEqual(across["params"], [])
+        self.assertEqual([p["label"] for p in across["points"]], ["sigma_0.1.h5", "twin.h5"])
+        self.assertIn("the x axis lists the run files by name", page)
+        old_out, self.out = self.out, out
+        try:
+            self.check_figure("across_h_simulated.png")
+        finally:
+            self.out = old_out
+
+    def test_the_default_folder_names_the_first_file_and_the_count(self):
+        res = support.herdsim("report", self.files[0], self.files[1], "--no-sidecar", cwd=self.tmp.name)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertTrue(os.path.isfile(os.path.join(self.tmp.name, "sigma_0.1_and_1_more_report", "index.html")))
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ constexpr int kExitBadInput = 2;
 constexpr int kExitMissingPython = 3;  // the script's own code for a missing Python package
 
 struct ReportFlags {
-  std::string run_file;
+  std::vector<std::string> run_files;  ///< one, or several for one report across files
   std::string output_dir;
   std::string python;
   bool sidecar = true;
@@ -106,22 +106,30 @@ int fail(const std::string& message, int code) {
 
 int run_report(const ReportFlags& f, const std::string& argv0) {
   std::error_code ec;
-  if (!fs::is_regular_file(f.run_file, ec)) {
-    const bool partial = fs::exists(f.run_file + ".partial", ec);
-    return fail(fmt::format("run file '{}' does not exist{}", f.run_file,
-                            partial ? " (a .partial file is there: that run did not finish)" : ""),
-                kExitBadInput);
+  for (const auto& run_file : f.run_files) {
+    if (!fs::is_regular_file(run_file, ec)) {
+      const bool partial = fs::exists(run_file + ".partial", ec);
+      return fail(fmt::format("run file '{}' does not exist{}", run_file,
+                              partial ? " (a .partial file is there: that run did not finish)" : ""),
+                  kExitBadInput);
+    }
   }
-  const std::string dir_name =
-      f.output_dir.empty() ? fs::path(f.run_file).stem().string() + "_report" : f.output_dir;
+  const std::string& first = f.run_files.front();
+  // Several files: FIRST_and_N_more_report, so that reports of different sets do not collide by default.
+  const std::string default_dir =
+      fs::path(first).stem().string() +
+      (f.run_files.size() > 1 ? fmt::format("_and_{}_more", f.run_files.size() - 1) : "") + "_report";
+  const std::string dir_name = f.output_dir.empty() ? default_dir : f.output_dir;
   // Staged in DIR.partial and moved in when everything is drawn (io::OutputDirectory): a failed report
   // leaves neither an empty folder nor a mix of old and new figures; a concurrent one is refused.
   std::unique_ptr<io::OutputDirectory> out;
   try {
     out = std::make_unique<io::OutputDirectory>(dir_name, "-o");
     if (f.sidecar) {
-      io::check_output_path(io::analysis_sidecar_path(f.run_file), "side file (--no-sidecar skips it)",
-                            {f.run_file});
+      for (const auto& run_file : f.run_files) {
+        io::check_output_path(io::analysis_sidecar_path(run_file), "side file (--no-sidecar skips it)",
+                              f.run_files);
+      }
     }
   } catch (const InputError& e) {
     return fail(e.what(), kExitBadInput);
@@ -139,8 +147,10 @@ int run_report(const ReportFlags& f, const std::string& argv0) {
 
   // 1. The analysis, by this same executable, so the report always matches the build.
   const std::string analysis = (dir / "analysis.json").string();
-  std::vector<std::string> compare = {
-      self_executable(argv0), "compare", f.run_file, "--format", "json", "-o", analysis};
+  // Several files: one analysis set with the tables across files (docs/analysis.md).
+  std::vector<std::string> compare = {self_executable(argv0), "compare"};
+  compare.insert(compare.end(), f.run_files.begin(), f.run_files.end());
+  compare.insert(compare.end(), {"--format", "json", "-o", analysis});
   if (!f.sidecar) compare.emplace_back("--no-sidecar");
   const ChildResult analysed = run_child(compare);
   if (analysed.spawn_error != 0) {
@@ -155,9 +165,10 @@ int run_report(const ReportFlags& f, const std::string& argv0) {
 
   // 2. The figures and index.html.
   const std::string python = find_python(f.python);
-  const std::vector<std::string> draw = {python,   script,          f.run_file,
-                                         "-o",     dir.string(),    "--analysis",
-                                         analysis, "--publish-dir", out->path().string()};
+  std::vector<std::string> draw = {python, script};
+  draw.insert(draw.end(), f.run_files.begin(), f.run_files.end());
+  draw.insert(draw.end(),
+              {"-o", dir.string(), "--analysis", analysis, "--publish-dir", out->path().string()});
   const ChildResult drawn = run_child(draw);
   if (drawn.spawn_error != 0) {
     return fail(fmt::format("cannot run the Python interpreter '{}': {}; install Debian's python3 with "
@@ -185,17 +196,23 @@ int run_report(const ReportFlags& f, const std::string& argv0) {
 void add_report_command(CLI::App& app, const char* argv0) {
   auto flags = std::make_shared<ReportFlags>();
   CLI::App* cmd = app.add_subcommand(
-      "report", "Analyse a run file (herdsim compare) and write PNG figures and an index.html");
-  cmd->add_option("RUN", flags->run_file, "run file written by herdsim run (HDF5)")->required();
+      "report", "Analyse one or several run files (herdsim compare) and write PNG figures and an index.html");
+  cmd->add_option(
+         "RUN", flags->run_files,
+         "run file(s) written by herdsim run (HDF5); several get one section each and figures across "
+         "the files")
+      ->required();
   cmd->add_option("-o,--output", flags->output_dir,
-                  "output directory, created if needed (default: the run file's name with _report, here)");
+                  "output directory, created if needed (default: the first run file's name with _report, or "
+                  "with _and_N_more_report for several files, here)");
   cmd->add_flag("!--no-sidecar", flags->sidecar,
-                "do not write RUN.analysis.json next to the run file (e.g. a read-only run folder)");
+                "do not write RUN.analysis.json next to each run file (e.g. a read-only run folder)");
   cmd->add_option("--python", flags->python,
                   "Python interpreter with h5py, numpy and matplotlib (default: $HERDSIM_PYTHON, else "
                   "/usr/bin/python3, else python3 on PATH)");
   cmd->footer(
-      "Writes DIR/analysis.json (herdsim compare --format json), DIR/*.png and DIR/index.html.\n"
+      "Writes DIR/analysis.json (herdsim compare --format json; a set for several files), DIR/*.png and "
+      "DIR/index.html.\n"
       "Exit codes: 0 done, 2 bad input, 3 Python or one of its packages missing.\n"
       "The script is tools/report/herdsim_report.py (override with $HERDSIM_REPORT_SCRIPT).");
   const std::string self = argv0 != nullptr ? argv0 : "herdsim";

@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """herdsim report: PNG figures and an index.html from a herdsim run file and its analysis.
 
-Usage: herdsim_report.py RUN.h5 -o DIR [--analysis ANALYSIS.json]
+Usage: herdsim_report.py RUN.h5 [RUN2.h5 ...] -o DIR [--analysis ANALYSIS.json]
 
 Reads the run file (docs/hdf5-schema.md) through tools/herdsim_load.py, the one Python reader of the
 layout (found next to this script or in its parent folder), and the analysis written by
 `herdsim compare RUN.h5 --format json` (docs/analysis.md), and writes into DIR one set of figures
 per run group ("/" or each "/sweep_NNN") and population, plus a self-contained index.html that
-links them. A figure whose data are missing is skipped and the page says why. Usually run through
-`herdsim report`, which runs the analysis first.
+links them. A figure whose data are missing is skipped and the page says why. Several run files (with
+the analysis set of `herdsim compare A.h5 B.h5 ... --format json`) give the figures across files and then one
+section per file. Usually run through `herdsim report`, which runs the analysis first.
 
 Exit codes: 0 done, 2 bad input (unreadable or inconsistent run file, unreadable analysis file), 3 a Python
 package or herdsim_load.py is missing.
@@ -33,6 +34,7 @@ EXIT_MISSING_PACKAGE = 3
 DPI = 110
 MAX_SAMPLED_AGENTS = 6
 ANALYSIS_SCHEMA = "herdsim-analysis"
+ANALYSIS_SET_SCHEMA = "herdsim-analysis-set"  # several run files: {analyses: [one per file], across}
 ANALYSIS_SCHEMA_VERSION = 1
 
 
@@ -193,8 +195,9 @@ class Population:
 class RunGroup:
     """One run group ("/" or "/sweep_NNN") of the run file with its analysis entry."""
 
-    def __init__(self, index, run, name, info, have_analysis):
+    def __init__(self, index, run, name, info, have_analysis, file_tag=""):
         self.index = index
+        self.tag = f"{file_tag}g{index}"  # anchor and figure-name prefix, unique across the report's files
         self.run = run
         self.name = name
         self.info = info
@@ -248,8 +251,9 @@ def load_analysis(path):
         raise InputError(f"cannot read the analysis file {path}: {e.strerror}") from e
     except json.JSONDecodeError as e:
         raise InputError(f"{path} is not valid JSON: {e}") from e
-    if not isinstance(data, dict) or data.get("schema") != ANALYSIS_SCHEMA:
-        raise InputError(f"{path} is not a herdsim analysis file (schema must be '{ANALYSIS_SCHEMA}')")
+    if not isinstance(data, dict) or data.get("schema") not in (ANALYSIS_SCHEMA, ANALYSIS_SET_SCHEMA):
+        raise InputError(f"{path} is not a herdsim analysis file (schema must be '{ANALYSIS_SCHEMA}' or "
+                         f"'{ANALYSIS_SET_SCHEMA}')")
     if data.get("schema_version") != ANALYSIS_SCHEMA_VERSION:
         raise InputError(f"{path} has analysis schema_version {data.get('schema_version')}, "
                          f"this report reads version {ANALYSIS_SCHEMA_VERSION}")
@@ -267,12 +271,12 @@ def open_run_file(path):
         raise InputError(str(e)) from e
 
 
-def run_groups(run, analysis):
+def run_groups(run, analysis, file_tag=""):
     """The run groups of the file, each paired with its analysis entry (or None); InputError for a group
-    whose attributes and datasets disagree."""
+    whose attributes and datasets disagree. file_tag prefixes anchors and figure names (several files)."""
     by_group = {r.get("group"): r for r in (analysis or {}).get("runs", [])}
     try:
-        return [RunGroup(i, run, name, by_group.get(name), analysis is not None)
+        return [RunGroup(i, run, name, by_group.get(name), analysis is not None, file_tag)
                 for i, name in enumerate(run.groups)]
     except herdsim_load.RunFileError as e:
         raise InputError(str(e)) from e
@@ -946,13 +950,13 @@ def group_info_html(g):
     return f"<p class=\"note\">{esc('; '.join(parts))}.</p>"
 
 
-def contents_html(groups, across=False):
+def contents_html(groups, across=None):
     """A list of links to each run group and population section (anchors set while drawing), after the
-    figures across sweep points where there are some."""
-    items = ["<li><a href=\"#across\">Across sweep points</a></li>"] if across else []
+    figures across sweep points where there are some (across: that section's title)."""
+    items = [f"<li><a href=\"#across\">{esc(across)}</a></li>"] if across else []
     for g in groups:
         pops = ", ".join(f"<a href=\"#{p.anchor}\">{esc(p.name)}</a>" for p in g.populations)
-        items.append(f"<li><a href=\"#g{g.index}\">{esc(g.title())}</a>: {pops}</li>")
+        items.append(f"<li><a href=\"#{g.tag}\">{esc(g.title())}</a>: {pops}</li>")
     return "<h2>Contents</h2>\n<ul>" + "".join(items) + "</ul>"
 
 
@@ -970,15 +974,26 @@ def figure_html(fig):
 ACROSS_HOW = ("Each line is one population: its value at each sweep point (markers) with the confidence band "
               "of the analysis. A line that rises or falls with the swept parameter is the effect of that "
               "parameter on the measure; overlapping bands mean the points do not differ significantly.")
+ACROSS_FILES_HOW = ("Each line is one population: its value in each run file (markers; a sweep file gives one "
+                    "point per sweep point) with the confidence band of the analysis. The x axis is the scenario "
+                    "value that differs between the files where it is a number, else the file names; "
+                    "overlapping bands mean the files do not differ significantly.")
+
+
+def across_title(across):
+    return "Across files" if across.get("over") == "files" else "Across sweep points"
 
 
 def across_section(across, out_dir):
-    """The section of figures across sweep points (the analysis's "across"); returns (HTML, figures)."""
-    figures, skipped = sweep_figures.render(across, out_dir, "sweep", save)
-    parts = ["<h2 id=\"across\">Across sweep points</h2>",
+    """The section of figures across sweep points or files (the analysis's "across"); returns (HTML,
+    figures). Figures are sweep_<measure>.png for a sweep file, across_<measure>.png across files."""
+    files = across.get("over") == "files"
+    figures, skipped = sweep_figures.render(across, out_dir, "across" if files else "sweep", save)
+    parts = [f"<h2 id=\"across\">{across_title(across)}</h2>",
              f"<p class=\"note\">{esc(len(across.get('points') or []))} points; "
              f"{esc(sweep_figures.x_description(across))}</p>"]
-    parts += [figure_html({**f, "how": ACROSS_HOW}) for f in figures]
+    how = ACROSS_FILES_HOW if files else ACROSS_HOW
+    parts += [figure_html({**f, "how": how}) for f in figures]
     if skipped:
         parts.append("<p class=\"skip\">Not shown:</p><ul class=\"skip\">"
                      + "".join(f"<li>{esc(s)}</li>" for s in skipped) + "</ul>")
@@ -987,7 +1002,7 @@ def across_section(across, out_dir):
 
 def render_population(run, pop, out_dir, used_names):
     """Draws every figure of one population; returns (HTML, number of figures written)."""
-    base = f"g{run.index}_{safe_name(pop.name)}"
+    base = f"{run.tag}_{safe_name(pop.name)}"
     while base in used_names:  # two names that reduce to the same safe name
         base += "_"
     used_names.add(base)
@@ -1028,51 +1043,104 @@ MARKET_HELPERS = types.SimpleNamespace(save=save, Skip=Skip, signed_term=signed_
                                        html_table=html_table, draw_figures=draw_figures)
 
 
-def write_report(run_path, out_dir, analysis_path):
-    """Writes the figures and index.html; returns (index path, figures written)."""
-    analysis = load_analysis(analysis_path)
-    os.makedirs(out_dir, exist_ok=True)
-    with open_run_file(run_path) as run:
-        groups = run_groups(run, analysis)
-        body = [f"<h1>herdsim report: {esc(os.path.basename(run_path))}</h1>"]
-        if int(run.attrs.get("complete", 0)) != 1:
-            body.append("<p class=\"warn\">This run file is not complete (the run failed or was "
-                        "interrupted): the figures show the rows written so far.</p>")
-            print(f"herdsim report: warning: {run_path} is not complete; reporting the rows written so far",
-                  file=sys.stderr)
-        if not groups:
-            body.append("<p class=\"warn\">The run file holds no run group (recording was disabled).</p>")
-        theory_table, herding_table = headline_rows(groups)
-        body += ["<h2>Headline</h2>",
-                 "<p>Agreement with theory (RMSE of decisions against the theoretical plan; certainty "
-                 "equivalent in currency units with its confidence interval; herding distance: 0 = own "
-                 "Merton plan, 1 = the reference). A dash means not defined for this population.</p>",
-                 theory_table,
-                 "<p>Herding statistics and investor outcomes (over agents; returns and drawdowns as "
-                 "fractions, 0.1 = 10 %).</p>",
-                 herding_table,
-                 "<h2>Provenance</h2>", provenance_html(run, run_path, analysis, analysis_path)]
-        toc_at = len(body)
-        used_names, total = set(), 0
-        if analysis and analysis.get("across"):
-            text, written = across_section(analysis["across"], out_dir)
+def file_sections(run, run_path, analysis, analysis_path, out_dir, file_tag, used_names, across=None):
+    """The body of one run file: warnings, headline, provenance, contents, then (across given, the set's or
+    the sweep's "across") the figures across points, then one section per run group. Returns (HTML parts,
+    figures written)."""
+    groups = run_groups(run, analysis, file_tag)
+    body = []
+    if int(run.attrs.get("complete", 0)) != 1:
+        body.append("<p class=\"warn\">This run file is not complete (the run failed or was "
+                    "interrupted): the figures show the rows written so far.</p>")
+        print(f"herdsim report: warning: {run_path} is not complete; reporting the rows written so far",
+              file=sys.stderr)
+    if not groups:
+        body.append("<p class=\"warn\">The run file holds no run group (recording was disabled).</p>")
+    theory_table, herding_table = headline_rows(groups)
+    body += ["<h2>Headline</h2>",
+             "<p>Agreement with theory (RMSE of decisions against the theoretical plan; certainty "
+             "equivalent in currency units with its confidence interval; herding distance: 0 = own "
+             "Merton plan, 1 = the reference). A dash means not defined for this population.</p>",
+             theory_table,
+             "<p>Herding statistics and investor outcomes (over agents; returns and drawdowns as "
+             "fractions, 0.1 = 10 %).</p>",
+             herding_table,
+             "<h2>Provenance</h2>", provenance_html(run, run_path, analysis, analysis_path)]
+    toc_at = len(body)
+    total = 0
+    if across:
+        text, written = across_section(across, out_dir)
+        body.append(text)
+        total += written
+    for g in groups:
+        body.append(f"<h2 id=\"{g.tag}\">{esc(g.title())}</h2>")
+        body.append(group_info_html(g))
+        if (g.info or {}).get("market"):
+            text, written = market_figures.render_market(plt, run, g.name, g.info["market"], out_dir,
+                                                         f"{g.tag}_market", MARKET_HELPERS)
             body.append(text)
             total += written
-        for g in groups:
-            body.append(f"<h2 id=\"g{g.index}\">{esc(g.title())}</h2>")
-            body.append(group_info_html(g))
-            if (g.info or {}).get("market"):
-                text, written = market_figures.render_market(plt, run, g.name, g.info["market"], out_dir,
-                                                             f"g{g.index}_market", MARKET_HELPERS)
-                body.append(text)
-                total += written
-            for pop in g.populations:
-                text, written = render_population(g, pop, out_dir, used_names)
-                body.append(text)
-                total += written
-        body.insert(toc_at, contents_html(groups, across=bool(analysis and analysis.get("across"))))
+        for pop in g.populations:
+            text, written = render_population(g, pop, out_dir, used_names)
+            body.append(text)
+            total += written
+    body.insert(toc_at, contents_html(groups, across=across_title(across) if across else None))
+    return body, total
+
+
+def split_analysis(analysis, run_paths):
+    """(one analysis or None per run file, the across object or None) from a single analysis or a set;
+    InputError when the analysis is of the other kind or counts other files."""
+    if analysis is None:
+        return [None] * len(run_paths), None
+    if len(run_paths) == 1:
+        if analysis.get("schema") != ANALYSIS_SCHEMA:
+            raise InputError("the analysis is a set of several run files but one run file was given")
+        return [analysis], analysis.get("across")
+    analyses = analysis.get("analyses")
+    if analysis.get("schema") != ANALYSIS_SET_SCHEMA or not isinstance(analyses, list):
+        raise InputError(f"{len(run_paths)} run files need an analysis set ('{ANALYSIS_SET_SCHEMA}', written by "
+                         "`herdsim compare` on the same files)")
+    if len(analyses) != len(run_paths):
+        raise InputError(f"the analysis set holds {len(analyses)} analyses for {len(run_paths)} run files")
+    return analyses, analysis.get("across")
+
+
+def write_report(run_paths, out_dir, analysis_path):
+    """Writes the figures and index.html of one run file (a path) or several (a list: one section per
+    file after the figures across files); returns (index path, figures written)."""
+    single = isinstance(run_paths, str)
+    run_paths = [run_paths] if single else list(run_paths)
+    analyses, across = split_analysis(load_analysis(analysis_path), run_paths)
+    os.makedirs(out_dir, exist_ok=True)
+    used_names, total = set(), 0
+    if len(run_paths) == 1:
+        with open_run_file(run_paths[0]) as run:
+            body, total = file_sections(run, run_paths[0], analyses[0], analysis_path, out_dir, "", used_names,
+                                        across)
+        title = os.path.basename(run_paths[0])
+        body.insert(0, f"<h1>herdsim report: {esc(title)}</h1>")
+    else:
+        names = [os.path.basename(p) for p in run_paths]
+        title = ", ".join(names)
+        body = [f"<h1>herdsim report: {len(run_paths)} run files</h1>",
+                "<h2>Contents</h2>\n<ul>"
+                + (f"<li><a href=\"#across\">{esc(across_title(across))}</a></li>" if across else "")
+                + "".join(f"<li><a href=\"#f{k}\">Run file {k + 1}: {esc(n)}</a></li>" for k, n in enumerate(names))
+                + "</ul>"]
+        if across:
+            text, written = across_section(across, out_dir)
+            body.append(text)
+            total += written
+        for k, path in enumerate(run_paths):
+            with open_run_file(path) as run:
+                parts, written = file_sections(run, path, analyses[k], analysis_path, out_dir, f"f{k}_", used_names)
+            # One section per file; its run groups and figures are prefixed f<k>_ so that names stay unique.
+            body.append(f"<h1 id=\"f{k}\" class=\"file\">Run file {k + 1} of {len(run_paths)}: {esc(names[k])}</h1>")
+            body += parts
+            total += written
     page = ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-            f"<title>herdsim report: {esc(os.path.basename(run_path))}</title>\n<style>{CSS}</style>\n"
+            f"<title>herdsim report: {esc(title)}</title>\n<style>{CSS}</style>\n"
             "</head>\n<body>\n" + "\n".join(body)
             + f"\n<p class=\"note\">{total} figures.</p>\n</body>\n</html>\n")
     index = os.path.join(out_dir, "index.html")
@@ -1083,16 +1151,19 @@ def write_report(run_path, out_dir, analysis_path):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Figures and an HTML page from a herdsim run file.")
-    parser.add_argument("run", metavar="RUN.h5", help="run file written by herdsim run")
+    parser.add_argument("run", metavar="RUN.h5", nargs="+",
+                        help="run file(s) written by herdsim run; several get one section each and the figures "
+                             "across files")
     parser.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory")
     parser.add_argument("--analysis", metavar="ANALYSIS.json",
-                        help="analysis written by `herdsim compare RUN.h5 --format json`")
+                        help="analysis written by `herdsim compare RUN.h5 [RUN2.h5 ...] --format json`")
     parser.add_argument("--publish-dir", metavar="DIR",
                         help="where the files are moved after drawing (herdsim report stages them in "
                              "DIR.partial); only named in the final message")
     args = parser.parse_args(argv)
     try:
-        index, count = write_report(args.run, args.output, args.analysis)
+        index, count = write_report(args.run[0] if len(args.run) == 1 else args.run, args.output,
+                                    args.analysis)
     except InputError as e:
         print(f"herdsim report: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -2,7 +2,8 @@
 population with its confidence band (docs/analysis.md, "Across sweep points and files").
 
 Drawn from the analysis's "across" object (written by `herdsim compare` for a file with several run
-groups). Used by herdsim_report.py, which lays the figures out in index.html; a measure whose panel
+groups, or for several run files: then the x axis is the differing scenario value or the file names). Used by
+herdsim_report.py, which lays the figures out in index.html; a measure whose panel
 would be empty or trivial is returned as a sentence instead of a figure.
 """
 import os
@@ -233,6 +234,8 @@ def x_description(across):
     """A sentence on what the x axis is."""
     x_index, others = choose_x(across)
     if x_index is None:
+        if across.get("over") == "files":
+            return "the x axis lists the run files by name (no numeric scenario value differs between them)."
         return "the x axis lists the points (no numeric parameter varies)."
     text = f"the x axis is {across['params'][x_index]} ({param_words(across['params'][x_index])})"
     if others:
