@@ -81,31 +81,8 @@ void check_leader(const sim::ScenarioSpec& spec, const sim::PopulationSpec& ps, 
                   KeyReporter& out) {
   static constexpr std::array<std::string_view, 5> kLeaderKinds{MertonParams::kind, "chartist",
                                                                 "fundamentalist", "noise", HerdParams::kind};
-  if (!out.valid("leader")) return;  // already reported where it was read
-  if (p.leader.empty()) {
-    out.report("leader",
-               "is required: the name of a merton, chartist, fundamentalist, noise or herd population");
-    return;
-  }
-  if (p.leader == ps.name) {
-    out.report("leader",
-               fmt::format("\"{}\" is this population: a population cannot follow itself", p.leader));
-    return;
-  }
-  const int index = population_index(spec, p.leader);
-  if (index < 0) {
-    out.report("leader", fmt::format("there is no population named \"{}\"", p.leader));
-    return;
-  }
-  const std::string& kind = spec.populations[static_cast<std::size_t>(index)].kind;
-  if (kind.empty() || kind == MertonParams::kind) return;  // empty: a kind already reported as unreadable
-  if (std::find(kLeaderKinds.begin(), kLeaderKinds.end(), kind) == kLeaderKinds.end()) {
-    out.report("leader",
-               fmt::format("\"{}\" is a population of kind \"{}\"; a leader must be a merton, chartist, "
-                           "fundamentalist, noise or herd population",
-                           p.leader, kind));
-    return;
-  }
+  const std::string_view kind = check_population_ref(spec, "leader", p.leader, ps.name, kLeaderKinds, out);
+  if (kind.empty() || kind == MertonParams::kind) return;
   if (p.policy != Policy::adaptive && out.valid("policy")) {
     out.report("policy", fmt::format("policy = \"{}\"{} needs the leader's amounts over the whole horizon in "
                                      "advance, which only a merton leader has (its deterministic Merton "

@@ -166,7 +166,8 @@ class InvestAgentKind final : public Kind {
                       ps.count),
           "protocol");
     }
-    check_population_ref(spec, "leader", p.leader, MertonParams::kind, out);
+    static constexpr std::array<std::string_view, 1> kLeaderKinds{MertonParams::kind};
+    static_cast<void>(check_population_ref(spec, "leader", p.leader, ps.name, kLeaderKinds, out));
   }
 
   [[nodiscard]] std::unique_ptr<sim::Population> make(

@@ -198,20 +198,35 @@ std::vector<std::pair<std::string, Eigen::VectorXd>> investor_values(const sim::
   return out;
 }
 
-void check_population_ref(const sim::ScenarioSpec& spec, std::string_view key, const std::string& name,
-                          std::string_view required_kind, KeyReporter& out) {
-  if (!out.valid(key)) return;  // already reported where it was read
+std::string_view check_population_ref(const sim::ScenarioSpec& spec, std::string_view key,
+                                      const std::string& name, const std::string& self,
+                                      std::span<const std::string_view> allowed_kinds, KeyReporter& out) {
+  if (!out.valid(key)) return {};  // already reported where it was read
+  std::string kinds;               // "a merton population", "a merton, chartist or noise population"
+  for (std::size_t i = 0; i < allowed_kinds.size(); ++i)
+    kinds +=
+        fmt::format("{}{}", i == 0 ? "" : (i + 1 == allowed_kinds.size() ? " or " : ", "), allowed_kinds[i]);
   if (name.empty()) {
-    out.report(key, fmt::format("is required: the name of a {} population", required_kind));
-    return;
+    out.report(key, fmt::format("is required: the name of a {} population", kinds));
+    return {};
+  }
+  if (name == self) {
+    out.report(key, fmt::format("\"{}\" is this population: a population cannot follow itself", name));
+    return {};
   }
   const int index = population_index(spec, name);
   if (index < 0) {
     out.report(key, fmt::format("there is no population named \"{}\"", name));
-  } else if (const std::string& kind = spec.populations[static_cast<std::size_t>(index)].kind;
-             !kind.empty() && kind != required_kind) {  // empty: a kind already reported as unreadable
-    out.report(key, fmt::format("\"{}\" is not a {} population; a {} must be one", name, required_kind, key));
+    return {};
   }
+  const std::string& kind = spec.populations[static_cast<std::size_t>(index)].kind;
+  if (kind.empty()) return {};  // a kind already reported as unreadable
+  if (std::find(allowed_kinds.begin(), allowed_kinds.end(), kind) == allowed_kinds.end()) {
+    out.report(key, fmt::format("\"{}\" is a population of kind \"{}\"; a {} must be a {} population", name,
+                                kind, key, kinds));
+    return {};
+  }
+  return kind;
 }
 
 void check_one_asset(const sim::ScenarioSpec& spec, std::string_view kind, std::string_view why,

@@ -242,10 +242,13 @@ template <class P>
 
 /// The index of the population called name, or -1.
 [[nodiscard]] int population_index(const sim::ScenarioSpec& spec, std::string_view name);
-/// Checks that `key`'s value `name` names a population of kind `required_kind` (a leader): "is
-/// required", "there is no population named ...", "... is not a merton population".
-void check_population_ref(const sim::ScenarioSpec& spec, std::string_view key, const std::string& name,
-                          std::string_view required_kind, KeyReporter& out);
+/// Checks that `key`'s value `name` names another population (not `self`) of one of `allowed_kinds` (a
+/// leader): "is required", "... is this population", "there is no population named ...", "... is a
+/// population of kind ...". Returns the named population's kind, or an empty view when it reported (or
+/// the kind was already reported as unreadable).
+std::string_view check_population_ref(const sim::ScenarioSpec& spec, std::string_view key,
+                                      const std::string& name, const std::string& self,
+                                      std::span<const std::string_view> allowed_kinds, KeyReporter& out);
 /// For kinds that decide in a one-asset market only: reports `kind` ("kind = \"herd\" trades one risky
 /// asset (why); this market has N") when spec.market has several assets.
 void check_one_asset(const sim::ScenarioSpec& spec, std::string_view kind, std::string_view why,

@@ -600,7 +600,7 @@ colour = "red"
         "[[population]]\nname = \"llm\"\nkind = \"investagent\"\nalpha = 0.5\ntheta = 0\n" + inference;
     CHECK_PROBLEM(advisor + no_leader, "population[1].leader", "is required for kind = \"investagent\"");
     CHECK_PROBLEM(advisor + no_leader + "leader = \"llm\"\n", "population[1].leader",
-                  "is not a merton population");
+                  "is this population: a population cannot follow itself");
   }
 
   TEST_CASE("lottery probabilities and scores") {
