@@ -240,9 +240,15 @@ void HerdPopulation::initialize(const sim::RunState& state, sim::PopulationState
 
   if (hp_.influence == Influence::leader) {
     leader_index_ = population_index(spec_, hp_.leader);  // checked by HerdKind::check
-    leader_count_ = spec_.populations[static_cast<std::size_t>(leader_index_)].count;
-    if (spec_.populations[static_cast<std::size_t>(leader_index_)].kind == MertonParams::kind) {
-      leader_alpha_ = leader_alpha_of(spec_, leader_index_, ps_.count);
+    const sim::PopulationSpec& leader = spec_.populations[static_cast<std::size_t>(leader_index_)];
+    if (leader.agent_block())
+      throw Error(
+          fmt::format("population '{}': its leader '{}' is split into blocks of agents; a leader is "
+                      "replicated on every rank of an agent split",
+                      ps_.name, leader.name));
+    leader_count_ = leader.count;
+    if (leader.kind == MertonParams::kind) {
+      leader_alpha_ = leader_alpha_of(spec_, leader_index_, ps_.count, ps_.first_agent);
       own.params.emplace_back("leader_alpha", leader_alpha_);
       plan_with_leader(own);
     } else {
@@ -253,6 +259,11 @@ void HerdPopulation::initialize(const sim::RunState& state, sim::PopulationState
                               Eigen::VectorXd::Constant(ps_.count, std::numeric_limits<double>::quiet_NaN()));
     }
   } else {
+    if (ps_.agent_block())
+      throw Error(
+          fmt::format("population '{}': peers on a network are not split into blocks of agents "
+                      "(every agent reads its peers' decisions)",
+                      ps_.name));
     // Paired populations share their source's network draws too (investors_source: index_ when unpaired).
     weights_ = build_network(hp_.network, theta_, investors_source(spec_, index_), rng);
     Eigen::VectorXd degree(ps_.count);
@@ -420,7 +431,8 @@ void HerdPopulation::observe(const sim::DecisionContext& ctx, int c0, int len, i
   if (leader_count_ == 1) {  // the usual single advisor: no index arithmetic
     for (int j = 0; j < len; ++j) seen[j] = seen_from[0] * projection;
   } else if (leader_index_ >= 0) {
-    for (int j = 0; j < len; ++j) seen[j] = seen_from[(c0 + j) % leader_count_] * projection;
+    const int first = ps_.first_agent + c0;  // the global follower: its leader agent in an agent split too
+    for (int j = 0; j < len; ++j) seen[j] = seen_from[(first + j) % leader_count_] * projection;
   } else {
     const int* outer = mean_weights_.outerIndexPtr();  // compressed in initialize()
     const int* inner = mean_weights_.innerIndexPtr();
@@ -669,7 +681,7 @@ void HerdPopulation::decide_adaptive_assets(const sim::DecisionContext& ctx, int
         write(i, p, own_merton);
         continue;
       }
-      const int followed = i % leader_count_;
+      const int followed = (ps_.first_agent + i) % leader_count_;
       for (int a = 0; a < assets_; ++a)
         seen[a] = leader.previous_amount(followed, a * paths + p) * projection;
       if (relative) {

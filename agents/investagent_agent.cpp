@@ -270,6 +270,11 @@ std::uint64_t InvestAgentPopulation::request_seed(const sim::CounterRng& rng, in
 }
 
 void InvestAgentPopulation::initialize(const sim::RunState& state, sim::PopulationState& own) {
+  if (ps_.agent_block())
+    throw Error(
+        fmt::format("population '{}' is LLM-backed (investagent): its requests and transcripts are "
+                    "not split into blocks of agents",
+                    ps_.name));
   const sim::CounterRng rng(spec_.run.seed);
   own.params = investor_values(spec_, index_);
   set_initial_wealth(own);

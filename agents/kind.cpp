@@ -165,7 +165,8 @@ std::vector<std::pair<std::string, Eigen::VectorXd>> questionnaire_values(const 
                                                                           int index) {
   const sim::PopulationSpec& ps = spec.populations[static_cast<std::size_t>(index)];
   const InvestorDraws draws = kind_of(ps).investor_draws(ps);
-  const auto raw = unscaled_values(draws.params, ps.count, index, sim::CounterRng(spec.run.seed));
+  const auto raw =
+      unscaled_values(draws.params, ps.count, index, sim::CounterRng(spec.run.seed), ps.first_agent);
   std::vector<std::pair<std::string, Eigen::VectorXd>> out;
   for (std::size_t j = 0; j < draws.params.size(); ++j) {
     if (draws.params[j].spec->scale == sim::ParamSpec::Scale::lottery_prob)
@@ -181,11 +182,12 @@ std::vector<std::pair<std::string, Eigen::VectorXd>> investor_values(const sim::
   const sim::PopulationSpec& ps = spec.populations[static_cast<std::size_t>(index)];
   const InvestorDraws own = kind_of(ps).investor_draws(ps);
   const int source = investors_source(spec, index);
-  if (source == index) return expand_params(own.params, ps.count, index, rng, own.lottery);
-  // The source's draws, keyed by its index and parameter positions: the same investors, value for value.
+  if (source == index) return expand_params(own.params, ps.count, index, rng, own.lottery, ps.first_agent);
+  // The source's draws, keyed by its index and parameter positions: the same investors, value for value
+  // (this population's agents of the source's: the same count, the same block in an agent split).
   const sim::PopulationSpec& src = spec.populations[static_cast<std::size_t>(source)];
   const InvestorDraws theirs = kind_of(src).investor_draws(src);
-  auto drawn = expand_params(theirs.params, src.count, source, rng, theirs.lottery);
+  auto drawn = expand_params(theirs.params, ps.count, source, rng, theirs.lottery, ps.first_agent);
   std::vector<std::pair<std::string, Eigen::VectorXd>> out;
   for (const NamedParam& p : own.params) {
     const auto it =

@@ -58,11 +58,17 @@ std::vector<NamedParam> merton_params(const sim::PopulationSpec& ps) {
   return {{"alpha", &params_of<MertonParams>(ps).alpha}, {"wealth0", &ps.wealth}};
 }
 
-Eigen::VectorXd leader_alpha_of(const sim::ScenarioSpec& spec, int leader, int followers) {
+Eigen::VectorXd leader_alpha_of(const sim::ScenarioSpec& spec, int leader, int followers,
+                                int first_follower) {
   const sim::PopulationSpec& ps = spec.populations[static_cast<std::size_t>(leader)];
+  if (ps.agent_block())
+    throw Error(
+        fmt::format("population '{}' leads others and is split into blocks of agents: a leader is "
+                    "replicated on every rank of an agent split",
+                    ps.name));
   const auto params = investor_values(spec, leader);  // alpha first
   Eigen::VectorXd out(followers);
-  for (int i = 0; i < followers; ++i) out[i] = params[0].second[i % ps.count];
+  for (int i = 0; i < followers; ++i) out[i] = params[0].second[(first_follower + i) % ps.count];
   return out;
 }
 

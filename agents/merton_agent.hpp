@@ -29,10 +29,12 @@ struct MertonParams {
 /// The per-agent parameters of a merton population, in grid order (a leader's followers use it too).
 [[nodiscard]] std::vector<NamedParam> merton_params(const sim::PopulationSpec& ps);
 
-/// The alpha of each follower's leader agent: follower i follows agent i mod count of merton population
-/// `leader` (recomputed from its spec, a pure function of it, rather than read from its state, so that
-/// nothing depends on the order populations are initialised in).
-[[nodiscard]] Eigen::VectorXd leader_alpha_of(const sim::ScenarioSpec& spec, int leader, int followers);
+/// The alpha of each follower's leader agent: follower i (its global index first_follower + i in an agent
+/// split) follows agent i mod count of merton population `leader` (recomputed from its spec, a pure function
+/// of it, rather than read from its state, so that nothing depends on the order populations are initialised
+/// in). Throws Error when the leader is itself a block of agents (a leader is replicated in an agent split).
+[[nodiscard]] Eigen::VectorXd leader_alpha_of(const sim::ScenarioSpec& spec, int leader, int followers,
+                                              int first_follower = 0);
 
 class MertonPopulation final : public sim::Population {
  public:

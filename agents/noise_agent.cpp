@@ -75,8 +75,9 @@ void NoisePopulation::decide(const sim::DecisionContext& ctx, int p0, int p1, in
     }
     return;
   }
-  // Key (path, step, population << 32 | agent): independent of who else is simulated.
-  const auto base = static_cast<std::uint64_t>(index_) << 32;
+  // Key (path, step, population << 32 | agent), the global agent (PopulationSpec::first_agent + i):
+  // independent of who else is simulated and of an agent split.
+  const auto base = (static_cast<std::uint64_t>(index_) << 32) + static_cast<std::uint64_t>(ps_.first_agent);
   for (int p = p0; p < p1; ++p) {
     for (int i = a0; i < a1; ++i) {
       const double u =
@@ -92,7 +93,7 @@ void NoisePopulation::decide_assets(const sim::DecisionContext& ctx, int p0, int
   const Eigen::Index paths = own.wealth.cols();
   const Eigen::Index assets = own.amount.cols() / paths;
   const double share = 1.0 / static_cast<double>(assets);
-  const auto base = static_cast<std::uint64_t>(index_) << 32;
+  const auto base = (static_cast<std::uint64_t>(index_) << 32) + static_cast<std::uint64_t>(ps_.first_agent);
   const Eigen::VectorXd* fixed = drawn_ ? nullptr : &param(own, "proportion");
   for (Eigen::Index a = 0; a < assets; ++a) {
     for (int p = p0; p < p1; ++p) {

@@ -37,7 +37,8 @@ double sample_distribution(const sim::DistributionSpec& d, double u) {
 std::vector<std::pair<std::string, Eigen::VectorXd>> expand_params(const std::vector<NamedParam>& params,
                                                                    int count, int population_index,
                                                                    const sim::CounterRng& rng,
-                                                                   theory::LotteryConvention lottery) {
+                                                                   theory::LotteryConvention lottery,
+                                                                   int first_agent) {
   // Grid radices: the list lengths; the last list varies fastest.
   std::vector<int> radix(params.size(), 1);
   int grid = 1;
@@ -55,8 +56,9 @@ std::vector<std::pair<std::string, Eigen::VectorXd>> expand_params(const std::ve
     Eigen::VectorXd values(count);
     if (ps.form == sim::ParamSpec::Form::distribution) {
       for (int i = 0; i < count; ++i) {
-        const double u = rng.uniform(sim::Stream::parameters, static_cast<std::uint64_t>(population_index),
-                                     static_cast<std::uint64_t>(j), static_cast<std::uint64_t>(i));
+        const double u =
+            rng.uniform(sim::Stream::parameters, static_cast<std::uint64_t>(population_index),
+                        static_cast<std::uint64_t>(j), static_cast<std::uint64_t>(first_agent + i));
         values[i] = apply_scale(ps.scale, sample_distribution(ps.distribution, u), lottery);
       }
     } else {
@@ -69,7 +71,7 @@ std::vector<std::pair<std::string, Eigen::VectorXd>> expand_params(const std::ve
       }
       for (int i = 0; i < count; ++i) {
         values[i] = ps.form == sim::ParamSpec::Form::list
-                        ? mapped[static_cast<std::size_t>((i % grid) / stride % radix[j])]
+                        ? mapped[static_cast<std::size_t>(((first_agent + i) % grid) / stride % radix[j])]
                         : mapped[0];
       }
     }
@@ -80,7 +82,8 @@ std::vector<std::pair<std::string, Eigen::VectorXd>> expand_params(const std::ve
 
 std::vector<std::pair<std::string, Eigen::VectorXd>> unscaled_values(const std::vector<NamedParam>& params,
                                                                      int count, int population_index,
-                                                                     const sim::CounterRng& rng) {
+                                                                     const sim::CounterRng& rng,
+                                                                     int first_agent) {
   std::vector<sim::ParamSpec> direct;
   direct.reserve(params.size());
   for (const NamedParam& p : params) {
@@ -89,7 +92,7 @@ std::vector<std::pair<std::string, Eigen::VectorXd>> unscaled_values(const std::
   }
   std::vector<NamedParam> named;
   for (std::size_t j = 0; j < params.size(); ++j) named.push_back({params[j].name, &direct[j]});
-  return expand_params(named, count, population_index, rng);
+  return expand_params(named, count, population_index, rng, theory::lottery_win10_sure3, first_agent);
 }
 
 }  // namespace herdsim::agents

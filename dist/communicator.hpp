@@ -6,6 +6,7 @@
 // its own part file and rank 0 links them; the values a path split's exact summaries need are only
 // concatenated on one rank (concatenate_on), which computes them as one process would.
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -36,6 +37,9 @@ class Communicator {
   /// elsewhere; its capacity is reused, row after row). The values travel as they are (bit for bit): the
   /// root computes from them, nothing is reduced on the way.
   virtual void concatenate_on(int root, const std::vector<double>& values, std::vector<double>& out) = 0;
+  /// Collective: every rank's values concatenated in rank order into `out` on every rank (an agent split's
+  /// block sums, every step: MPI_Allgatherv, bit for bit; every rank then adds them in the same order).
+  virtual void concatenate_all(std::span<const double> values, std::vector<double>& out) = 0;
   /// Stops every rank of the run now with exit status `code` (after this rank printed why); does not
   /// return. The one-rank version exits the process.
   [[noreturn]] virtual void abort(int code) = 0;

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <limits>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -109,6 +110,27 @@ class MpiCommunicator final : public Communicator {
     gatherv(root, values, MPI_DOUBLE, out, counts_, offsets_);
   }
 
+  void concatenate_all(std::span<const double> values, std::vector<double>& out) override {
+    if (values.size() > static_cast<std::size_t>(std::numeric_limits<int>::max()))
+      throw Error("MPI: " + std::to_string(values.size()) + " values are too many to send in one message");
+    int count = static_cast<int>(values.size());
+    all_counts_.assign(static_cast<std::size_t>(size_), 0);
+    check(MPI_Allgather(&count, 1, MPI_INT, all_counts_.data(), 1, MPI_INT, MPI_COMM_WORLD), "MPI_Allgather");
+    all_offsets_.assign(all_counts_.size(), 0);
+    long long total = 0;
+    for (std::size_t r = 0; r < all_counts_.size(); ++r) {
+      all_offsets_[r] = static_cast<int>(total);
+      total += all_counts_[r];
+      if (total > std::numeric_limits<int>::max())
+        throw Error("MPI: more than " + std::to_string(std::numeric_limits<int>::max()) +
+                    " values to concatenate on every rank");
+    }
+    out.resize(static_cast<std::size_t>(total));  // capacity kept: no new pages per step
+    check(MPI_Allgatherv(values.data(), count, MPI_DOUBLE, out.data(), all_counts_.data(),
+                         all_offsets_.data(), MPI_DOUBLE, MPI_COMM_WORLD),
+          "MPI_Allgatherv");
+  }
+
   [[noreturn]] void abort(int code) override {
     MPI_Abort(MPI_COMM_WORLD, code);
     std::_Exit(code);  // MPI_Abort does not return; this is for the compiler
@@ -141,7 +163,8 @@ class MpiCommunicator final : public Communicator {
           "MPI_Gatherv");
   }
 
-  std::vector<int> counts_, offsets_;  ///< concatenate_on's, reused
+  std::vector<int> counts_, offsets_;          ///< concatenate_on's, reused
+  std::vector<int> all_counts_, all_offsets_;  ///< concatenate_all's, reused
   int rank_ = 0;
   int size_ = 1;
   int tasks_ = 0;

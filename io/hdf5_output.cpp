@@ -1174,9 +1174,9 @@ void Hdf5Output::link_group(const std::string& group, const std::string& file, c
 }
 
 void Hdf5Output::stitch_group(const std::string& group, const std::vector<PathPart>& parts,
-                              const SummaryValues& summaries, int schema_version) {
+                              const SummaryValues& summaries, int schema_version, const AgentBlocks* agents) {
   const std::string& where = file_->partial_path;
-  write_stitched_group(file_->id.get(), where, group, parts, summaries);
+  write_stitched_group(file_->id.get(), where, group, parts, summaries, agents);
   if (schema_version == schema::kSchemaVersionAssets && group != "/") {
     Handle root = make(H5Gopen2(file_->id.get(), "/", H5P_DEFAULT), H5Gclose, "H5Gopen2", where);
     if (H5Aexists(root.get(), schema::kSchemaVersionAttr.data()) > 0)

@@ -60,8 +60,9 @@ class Hdf5Output {
   /// A master file of a path-split run (docs/cluster.md): `group` ("/" or "/sweep_003") stitched from the
   /// same group of every part, in path order, with virtual datasets along the path axis and the exact
   /// summaries over every path (io::write_stitched_group). schema_version: the parts'; 2 makes the root's 2.
+  /// With `agents`, an agent split's: stitched along the agent axis of the split populations.
   void stitch_group(const std::string& group, const std::vector<PathPart>& parts,
-                    const SummaryValues& summaries, int schema_version);
+                    const SummaryValues& summaries, int schema_version, const AgentBlocks* agents = nullptr);
 
   /// Marks the file complete, closes it (and every recorder's datasets) and renames it to path().
   void commit();

@@ -177,12 +177,23 @@ std::vector<hsize_t> shape_of(hid_t dataset, const std::string& where) {
   return dims;
 }
 
-/// The axis called `path` in the dataset's `dims` attribute ("step,path,agent"), or -1.
-int path_axis(hid_t dataset, const std::string& where) {
+/// The axis called `axis` (path, agent) in the dataset's `dims` attribute ("step,path,agent"), or -1.
+int named_axis(hid_t dataset, const std::string& where, std::string_view axis) {
   if (!hdf5::has_attribute(dataset, schema::kDims)) return -1;
   const auto names = hdf5::split_commas(hdf5::read_string_attribute(dataset, where, schema::kDims));
-  const auto at = std::find(names.begin(), names.end(), schema::kPath);
+  const auto at = std::find(names.begin(), names.end(), axis);
   return at == names.end() ? -1 : static_cast<int>(at - names.begin());
+}
+
+/// The population a dataset or group below a run group belongs to ("/sweep_001/populations/noise/wealth"
+/// -> "noise"; "populations/noise" -> "noise"), or "" outside populations/.
+std::string population_of(const std::string& name) {
+  const std::string marker = std::string(schema::kPopulations) + "/";
+  std::size_t at = name.rfind("/" + marker);
+  at = at == std::string::npos ? (name.rfind(marker, 0) == 0 ? 0 : std::string::npos) : at + 1;
+  if (at == std::string::npos) return {};
+  const std::size_t begin = at + marker.size();
+  return name.substr(begin, name.find('/', begin) - begin);
 }
 
 /// Replaces the int attribute (scalar, or a list when `values` has other than one element) `name`.
@@ -198,10 +209,33 @@ void replace_int_attribute(hid_t object, const std::string& where, std::string_v
   check(H5Awrite(attr.get(), H5T_NATIVE_INT, values.data()), "H5Awrite", what);
 }
 
+/// The name of axis `axis` in the dataset's `dims` attribute.
+std::string axis_name_of(hid_t dataset, const std::string& where, int axis) {
+  const auto names = hdf5::split_commas(hdf5::read_string_attribute(dataset, where, schema::kDims));
+  return static_cast<std::size_t>(axis) < names.size() ? names[static_cast<std::size_t>(axis)] : "?";
+}
+
+/// Writes 0 .. n - 1 as the int dataset `name` of `file` (a split axis' coordinate: each part numbers its
+/// own block from 0), with the attributes of `source`, the first part's.
+void write_counting_coordinate(hid_t file, const std::string& name, const std::string& what, hid_t source,
+                               int n) {
+  std::vector<int> all(static_cast<std::size_t>(n));
+  std::iota(all.begin(), all.end(), 0);
+  const auto count = static_cast<hsize_t>(all.size());
+  Handle space = make(H5Screate_simple(1, &count, nullptr), H5Sclose, "H5Screate_simple", what);
+  Handle out =
+      make(H5Dcreate2(file, name.c_str(), H5T_STD_I32LE, space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+           H5Dclose, "H5Dcreate2", what);
+  if (n > 0)
+    check(H5Dwrite(out.get(), H5T_NATIVE_INT, H5S_ALL, H5S_ALL, H5P_DEFAULT, all.data()), "H5Dwrite", what);
+  copy_attributes(source, out.get(), what, {});
+}
+
 /// A virtual dataset `name` in `file` stitching the dataset of the same name in every part along `axis`
-/// (the parts in path order; every other axis and the type must agree).
+/// (the parts in order, part k holding extents[k] along it; every other axis and the type must agree).
 void write_virtual_dataset(hid_t file, const std::string& where, const std::string& name, int axis,
-                           const std::vector<PathPart>& parts, const std::vector<Handle>& inputs) {
+                           const std::vector<PathPart>& parts, const std::vector<int>& extents,
+                           const std::vector<Handle>& inputs) {
   const std::string what = where + ":" + name;
   Handle first = make(H5Dopen2(inputs.front().get(), name.c_str(), H5P_DEFAULT), H5Dclose, "H5Dopen2",
                       parts.front().path + ":" + name);
@@ -218,11 +252,11 @@ void write_virtual_dataset(hid_t file, const std::string& where, const std::stri
     Handle part_type = make(H5Dget_type(ds.get()), H5Tclose, "H5Dget_type", source);
     std::vector<hsize_t> shape = shape_of(ds.get(), source);
     std::vector<hsize_t> expected = shapes.empty() ? shape : shapes.front();
-    if (a < expected.size()) expected[a] = static_cast<hsize_t>(parts[k].paths);
+    if (a < expected.size()) expected[a] = static_cast<hsize_t>(extents[k]);
     if (shape != expected || H5Tequal(type.get(), part_type.get()) <= 0)
-      throw IoError(fmt::format("part file {}: dataset {} has the shape ({}), expected ({}) for its {} paths",
+      throw IoError(fmt::format("part file {}: dataset {} has the shape ({}), expected ({}) for its {} {}s",
                                 parts[k].path, name, fmt::join(shape, ", "), fmt::join(expected, ", "),
-                                parts[k].paths));
+                                extents[k], axis_name_of(first.get(), what, axis)));
     total[a] += shape[a];
     shapes.push_back(std::move(shape));
   }
@@ -251,9 +285,10 @@ void write_virtual_dataset(hid_t file, const std::string& where, const std::stri
 static_assert(std::is_same_v<hid_t, std::int64_t>, "write_stitched_group takes a hid_t as std::int64_t");
 
 void write_stitched_group(std::int64_t file, const std::string& where, const std::string& group,
-                          const std::vector<PathPart>& parts, const SummaryValues& summaries) {
+                          const std::vector<PathPart>& parts, const SummaryValues& summaries,
+                          const AgentBlocks* agents) {
   hdf5::silence_hdf5_errors();
-  if (parts.empty()) throw IoError(fmt::format("{}: a path split with no parts", where));
+  if (parts.empty()) throw IoError(fmt::format("{}: a split with no parts", where));
   std::vector<Handle> inputs;
   int paths_total = 0;
   for (const auto& part : parts) {
@@ -261,6 +296,18 @@ void write_stitched_group(std::int64_t file, const std::string& where, const std
         make(H5Fopen(part.path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose, "H5Fopen", part.path));
     paths_total += part.paths;
   }
+  if (agents != nullptr) paths_total = parts.front().paths;  // every part runs every path
+  std::vector<int> path_extents;
+  for (const auto& part : parts) path_extents.push_back(part.paths);
+  // The blocks of the population `name` belongs to, or nullptr when it is not split.
+  const auto blocks_of = [&](const std::string& name) -> const std::vector<int>* {
+    if (agents == nullptr) return nullptr;
+    const auto it = agents->find(population_of(name));
+    return it == agents->end() ? nullptr : &it->second;
+  };
+  const auto total_of = [](const std::vector<int>& blocks) {
+    return std::accumulate(blocks.begin(), blocks.end(), 0);
+  };
   const hid_t first = inputs.front().get();
   const std::string prefix = group == "/" ? std::string("/") : group + "/";
   {
@@ -300,28 +347,37 @@ void write_stitched_group(std::int64_t file, const std::string& where, const std
       Handle out = make(H5Gcreate2(file, name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose,
                         "H5Gcreate2", what);
       copy_attributes(in.get(), out.get(), what, {});
+      // A split population's group (".../populations/NAME"): the whole population's count.
+      const std::vector<int>* blocks = blocks_of(name);
+      const std::string population_group =
+          "/" + std::string(schema::kPopulations) + "/" + population_of(name);
+      if (blocks != nullptr && name.size() >= population_group.size() &&
+          name.compare(name.size() - population_group.size(), population_group.size(), population_group) ==
+              0) {
+        replace_int_attribute(out.get(), what, schema::kCount, {total_of(*blocks)}, true);
+        replace_int_attribute(out.get(), what, schema::kRecordedAgents, {total_of(*blocks)}, true);
+      }
       continue;
     }
     if (object.type != H5O_TYPE_DATASET) continue;
     Handle in = make(H5Dopen2(first, name.c_str(), H5P_DEFAULT), H5Dclose, "H5Dopen2", parts.front().path);
-    const int axis = path_axis(in.get(), parts.front().path + ":" + name);
+    const std::vector<int>* blocks = blocks_of(name);
+    // The axis stitched: path (a path split), agent (the datasets of a split population), or none.
+    const std::string_view axis_name = agents == nullptr ? schema::kPath : schema::kAgent;
+    const int axis = agents == nullptr || blocks != nullptr
+                         ? named_axis(in.get(), parts.front().path + ":" + name, axis_name)
+                         : -1;
+    const std::vector<int>& extents = blocks != nullptr ? *blocks : path_extents;
     const std::string_view leaf = std::string_view(name).substr(name.rfind('/') + 1);
-    // A statistic over paths (dims "...,stat" in a summary group), not a coordinate of one.
+    // A statistic over paths and agents (dims "...,stat" in a summary group), not a coordinate of one.
     const bool summary = name.find("/" + std::string(schema::kSummary) + "/") != std::string::npos &&
                          shape_of(in.get(), what).size() == 2;
-    if (axis == 0 && leaf == schema::kPath && shape_of(in.get(), what).size() == 1) {
-      // The path coordinate: each part numbers its own paths from 0; the whole run's are 0 .. paths - 1.
-      std::vector<int> all(static_cast<std::size_t>(paths_total));
-      std::iota(all.begin(), all.end(), 0);
-      const auto count = static_cast<hsize_t>(all.size());
-      Handle space = make(H5Screate_simple(1, &count, nullptr), H5Sclose, "H5Screate_simple", what);
-      Handle out = make(
-          H5Dcreate2(file, name.c_str(), H5T_STD_I32LE, space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
-          H5Dclose, "H5Dcreate2", what);
-      check(H5Dwrite(out.get(), H5T_NATIVE_INT, H5S_ALL, H5S_ALL, H5P_DEFAULT, all.data()), "H5Dwrite", what);
-      copy_attributes(in.get(), out.get(), what, {});
+    if (axis == 0 && leaf == axis_name && shape_of(in.get(), what).size() == 1) {
+      // The split axis' coordinate: each part numbers its own block from 0; the whole run's are 0 .. n - 1.
+      write_counting_coordinate(file, name, what, in.get(),
+                                blocks != nullptr ? total_of(*blocks) : paths_total);
     } else if (axis >= 0) {
-      write_virtual_dataset(file, where, name, axis, parts, inputs);
+      write_virtual_dataset(file, where, name, axis, parts, extents, inputs);
     } else {
       check(H5Ocopy(first, name.c_str(), file, name.c_str(), H5P_DEFAULT, H5P_DEFAULT), "H5Ocopy", what);
       if (summary) {

@@ -24,12 +24,18 @@ struct ExpectedGroup {
 /// the part and what is wrong: a master file never links a part that would read as fill or garbage.
 int check_part(const std::string& part, const std::vector<ExpectedGroup>& expected);
 
-/// One rank's part of a path-split run: paths [first, first + paths) of every run group.
+/// One rank's part of a path-split run: paths [first, first + paths) of every run group (of an agent
+/// split: every path, and a block of the agents of the split populations).
 struct PathPart {
   std::string link;  ///< the part as the master names it: relative to the master file's folder
   std::string path;  ///< the part as this process opens it now
-  int paths = 0;     ///< paths in its block
+  int paths = 0;     ///< paths in its block (an agent split: the run's paths)
 };
+
+/// The blocks of an agent split (docs/cluster.md): per split population (its name), each part's agents, in
+/// part order (which is agent order). A population not listed is whole in every part (replicated) and read
+/// from the first part.
+using AgentBlocks = std::map<std::string, std::vector<int>>;
 
 /// The exact summaries of a path-split run (computed over every path by rank 0): rows x stats, row by
 /// row, by the dataset's path in the master file ("/populations/noise/summary/wealth").
@@ -44,8 +50,13 @@ using SummaryValues = std::map<std::string, std::vector<double>>;
 /// attributes are the first part's with paths_total and paths of the whole run; dimension scales are
 /// attached as in the parts. IoError names the part whose shapes do not fit together.
 /// `file` is the open master's hid_t (no HDF5 header here: tools/ include this file).
+/// With `agents` (an agent split) the axis stitched is `agent`, in the datasets of the populations it
+/// lists (each part's block of agents; the agent coordinate written as 0 .. count - 1 and the population's
+/// count and recorded_agents as the whole population's); every other dataset, paths included, is copied
+/// from the first part.
 void write_stitched_group(std::int64_t file, const std::string& where, const std::string& group,
-                          const std::vector<PathPart>& parts, const SummaryValues& summaries);
+                          const std::vector<PathPart>& parts, const SummaryValues& summaries,
+                          const AgentBlocks* agents = nullptr);
 
 /// Writes `output` (claimed like every output: PATH.partial, committed by rename) as one self-contained
 /// copy of `master`: root attributes as they are (complete set last), every run group copied from where

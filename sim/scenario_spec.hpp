@@ -168,6 +168,18 @@ struct PopulationSpec {
   std::string investors;
   /// Source line of the [[population]] table, for messages raised after parsing (0 if unknown).
   int source_line = 0;
+  /// The global index of this population's agent 0: a block of agents [first_agent, first_agent + count)
+  /// of a larger population (one rank's share of an agent split, docs/cluster.md). Every agent-keyed draw,
+  /// grid position and leader pairing uses the global index, so a block's agents are bit for bit those of
+  /// the whole population. Not a scenario key: 0 unless split.
+  int first_agent = 0;
+  /// A block of an agent-split population: the whole population's count (every rank's agents), and the
+  /// market's cross-agent sums take every rank's blocks (sim::AgentExchange). 0 for a whole population
+  /// (replicated on every rank of a split). Not a scenario key.
+  int agents_total = 0;
+
+  /// True for a block of an agent-split population (agents_total > 0).
+  [[nodiscard]] bool agent_block() const { return agents_total > 0; }
 };
 
 /// [record]

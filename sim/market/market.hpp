@@ -13,6 +13,7 @@
 #include <memory>
 #include <span>
 
+#include "sim/agent_exchange.hpp"
 #include "sim/run_state.hpp"
 #include "sim/scenario_spec.hpp"
 
@@ -82,6 +83,11 @@ class Market {
 
   /// The coefficients of the step last moved (undefined before the first move()).
   [[nodiscard]] virtual const Settlement& settlement() const = 0;
+
+  /// An agent split (docs/cluster.md): the other ranks' blocks of the split populations
+  /// (PopulationSpec::agents_total), which move() takes into account through `exchange` (not owned). A
+  /// market no decision moves needs nothing from them: the default ignores it.
+  virtual void set_agent_exchange(AgentExchange* /*exchange*/) {}
 };
 
 /// The market that `spec.market.model` names, for `spec.run.paths` paths.

@@ -8,13 +8,34 @@
 #include <Eigen/Eigenvalues>
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <limits>
+#include <vector>
 
 #include "sim/error.hpp"
 
 namespace herdsim::sim {
 
 namespace {
+
+/// The sum Eigen computes of values[0, len) lying at element `index` of an aligned array. Its vectorized sum
+/// adds the elements before the first packet-aligned one last, so its bits depend on the address: a block of
+/// an agent split sums its agents as they lie in the one-process run's matrix (column c of the whole
+/// population's count: element c total + first agent + ...), copied to that alignment when they lie
+/// otherwise (an odd count).
+double sum_as_at(const double* values, Eigen::Index len, Eigen::Index index) {
+  constexpr Eigen::Index lanes = Eigen::internal::packet_traits<double>::size;
+  const auto lane_of = [](const double* p) {
+    return static_cast<Eigen::Index>(reinterpret_cast<std::uintptr_t>(p) / sizeof(double) % lanes);
+  };
+  if (lane_of(values) == index % lanes) return Eigen::Map<const Eigen::VectorXd>(values, len).sum();
+  thread_local std::vector<double, Eigen::aligned_allocator<double>> scratch;
+  scratch.resize(static_cast<std::size_t>(len + 2 * lanes));
+  double* at = scratch.data();
+  while (lane_of(at) != index % lanes) ++at;
+  std::copy_n(values, len, at);
+  return Eigen::Map<const Eigen::VectorXd>(at, len).sum();
+}
 
 /// Depth_j at market price s (currency units): given, or depth_multiple_j x market_value_j s / price0_j.
 double depth_at(const ImpactSpec& im, std::size_t j, double price, double price0) {
@@ -152,6 +173,13 @@ PriceImpact::PriceImpact(const ScenarioSpec& spec)
     for (int j = 0; j < n; ++j) lambda_(i, j) = impact_.lambda[static_cast<std::size_t>(i * n + j)];
     price0_.push_back(spec.market.asset(i).price0);
   }
+  for (const PopulationSpec& ps : spec.populations) {
+    split_.push_back({ps.agent_block(), ps.first_agent, ps.agents_total});
+    if (ps.agent_block() && ps.first_agent % kFlowBlock != 0)
+      throw Error(fmt::format(
+          "price impact: population '{}''s block of agents starts at agent {}, not on a flow block of {}",
+          ps.name, ps.first_agent, kFlowBlock));
+  }
   settlement_.deposit_growth = fundamental_.settlement().deposit_growth;
   settlement_.excess = Eigen::MatrixXd::Zero(paths_, n);
   if (impact_.execution == Execution::post_impact)
@@ -172,15 +200,22 @@ void PriceImpact::initialize(MarketState& state) {
   held_previous_ = Eigen::MatrixXd::Zero(paths_, n);
 }
 
+void PriceImpact::set_agent_exchange(AgentExchange* exchange) {
+  exchange_ = exchange;
+}
+
 void PriceImpact::reduce_flow(std::span<const PopulationState> populations) {
   // sum_i (P_i(k) - P_i(k-1) d) = H_k - d H_{k-1}, H_k = sum_i P_i(k): previous_amount is the decision
   // before (P_{k-1}, 0 before the first), whose sum the previous step kept, so only P_k is read.
   held_previous_.swap(held_);
   held_.setZero();
   const Eigen::Index cols = static_cast<Eigen::Index>(assets()) * paths_;
-  for (const PopulationState& pop : populations) {
-    if (pop.count == 0) continue;
-    if (pop.amount.cols() != cols)
+  for (std::size_t i = 0; i < populations.size(); ++i) {
+    const PopulationState& pop = populations[i];
+    const Block block = i < split_.size() ? split_[i] : Block{};
+    const bool split = block.split;
+    if (pop.count == 0 && !split) continue;  // a split population's rank with no agent still exchanges
+    if (pop.count > 0 && pop.amount.cols() != cols)
       throw Error(fmt::format("price impact: population '{}' holds no amounts to reduce", pop.name));
     const int blocks = (pop.count + kFlowBlock - 1) / kFlowBlock;
     partial_.resize(blocks, cols);
@@ -192,11 +227,17 @@ void PriceImpact::reduce_flow(std::span<const PopulationState> populations) {
             for (Eigen::Index b = r.cols().begin(); b != r.cols().end(); ++b) {
               const Eigen::Index begin = b * kFlowBlock;
               const Eigen::Index len = std::min<Eigen::Index>(kFlowBlock, pop.count - begin);
-              partial_(b, c) = pop.amount.col(c).segment(begin, len).sum();
+              partial_(b, c) = split ? sum_as_at(pop.amount.col(c).data() + begin, len,
+                                                 c * block.total + block.first + begin)
+                                     : pop.amount.col(c).segment(begin, len).sum();
             }
           }
         },
         tbb::simple_partitioner{});
+    if (split) {
+      add_split_blocks(blocks, cols, pop.name);
+      continue;
+    }
     // Populations in order, blocks in order: a fixed order of additions.
     for (Eigen::Index c = 0; c < cols; ++c) {
       double& h = held_(c % paths_, c / paths_);
@@ -204,6 +245,30 @@ void PriceImpact::reduce_flow(std::span<const PopulationState> populations) {
     }
   }
   flow_ = held_.array() - held_previous_.array() * drift_.array();
+}
+
+void PriceImpact::add_split_blocks(int blocks, Eigen::Index cols, const std::string& population) {
+  if (exchange_ == nullptr)
+    throw Error(
+        fmt::format("price impact: population '{}' is a block of agents, and no exchange reaches the "
+                    "other blocks",
+                    population));
+  // Block after block, a block's columns contiguous: every rank's, concatenated in rank order, are the
+  // whole population's blocks in order.
+  local_partial_.resize(static_cast<std::size_t>(blocks * cols));
+  for (Eigen::Index b = 0; b < blocks; ++b)
+    for (Eigen::Index c = 0; c < cols; ++c)
+      local_partial_[static_cast<std::size_t>(b * cols + c)] = partial_(b, c);
+  exchange_->concatenate_all(local_partial_, all_partial_);
+  if (all_partial_.size() % static_cast<std::size_t>(cols) != 0)
+    throw Error(fmt::format("price impact: {} block sums of population '{}' for {} columns",
+                            all_partial_.size(), population, cols));
+  const auto total = static_cast<Eigen::Index>(all_partial_.size()) / cols;
+  // The one-process order: blocks in order, added to what the earlier populations left.
+  for (Eigen::Index c = 0; c < cols; ++c) {
+    double& h = held_(c % paths_, c / paths_);
+    for (Eigen::Index b = 0; b < total; ++b) h += all_partial_[static_cast<std::size_t>(b * cols + c)];
+  }
 }
 
 void PriceImpact::move(int k, std::span<const PopulationState> populations, MarketState& state) {

@@ -37,8 +37,9 @@ namespace herdsim::sim {
 
 class PriceImpact final : public Market {
  public:
-  /// Agents per block of the flow reduction: fixed, so the sums do not depend on the thread count.
-  static constexpr int kFlowBlock = 4096;
+  /// Agents per block of the flow reduction: fixed, so the sums depend on neither the thread count nor,
+  /// in an agent split, the rank count (a rank's block of a population is whole flow blocks).
+  static constexpr int kFlowBlock = kAgentReductionBlock;
 
   /// The market of `spec.market` with m.impact active. Throws ScenarioError when spec.market is invalid.
   explicit PriceImpact(const ScenarioSpec& spec);
@@ -49,9 +50,15 @@ class PriceImpact final : public Market {
   /// Moves the fundamental (ExogenousGbm), reduces the flow of `populations`, then the market price.
   void move(int k, std::span<const PopulationState> populations, MarketState& state) override;
   [[nodiscard]] const Settlement& settlement() const override { return settlement_; }
+  /// Each split population's block sums are concatenated from every rank (in rank order, which is block
+  /// order) and added in the one-process order. Throws Error when a split population's block does not
+  /// start on a flow block.
+  void set_agent_exchange(AgentExchange* exchange) override;
 
  private:
   void reduce_flow(std::span<const PopulationState> populations);
+  /// Adds a split population's blocks of every rank (this rank's `blocks` in partial_) to held_.
+  void add_split_blocks(int blocks, Eigen::Index cols, const std::string& population);
 
   ExogenousGbm fundamental_;
   MarketState fundamental_state_;  ///< F, g and eps on every path
@@ -64,6 +71,17 @@ class PriceImpact final : public Market {
   Eigen::MatrixXd held_;   ///< H_k = sum_i P_i(k), paths x assets, currency units (0 before step 0)
   Eigen::MatrixXd held_previous_;  ///< H_{k-1}
   Eigen::MatrixXd partial_;        ///< blocks x columns: one population's block sums
+  /// An agent split: which populations are blocks of a larger one (PopulationSpec::agents_total), the
+  /// exchange (not owned), and this rank's block sums and every rank's, block after block (a block's
+  /// columns contiguous: the concatenation in rank order is the whole population's blocks in order).
+  struct Block {
+    bool split = false;
+    Eigen::Index first = 0;  ///< PopulationSpec::first_agent
+    Eigen::Index total = 0;  ///< PopulationSpec::agents_total
+  };
+  std::vector<Block> split_;
+  AgentExchange* exchange_ = nullptr;
+  std::vector<double> local_partial_, all_partial_;
   Settlement settlement_;
 };
 

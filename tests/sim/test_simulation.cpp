@@ -1,14 +1,18 @@
 #include <doctest/doctest.h>
 
+#include <barrier>
 #include <cmath>
 #include <cstring>
 #include <memory>
+#include <span>
+#include <thread>
 #include <vector>
 
 #include "agents/agent_support.hpp"
 #include "agents/network.hpp"
 #include "agents/noise_agent.hpp"
 #include "agents/registry.hpp"
+#include "sim/agent_exchange.hpp"
 #include "sim/recording_plan.hpp"
 #include "sim/simulation.hpp"
 #include "sim/theory/absolute_herd.hpp"
@@ -165,6 +169,64 @@ Captured run_with_threads(const sim::ScenarioSpec& spec, int threads) {
   return out;
 }
 
+/// The ranks of an agent split as threads of this process: concatenate_all through shared slots, a
+/// barrier before and after every exchange (the real one is the MPI communicator's, tools/cli).
+class ThreadRanks {
+ public:
+  explicit ThreadRanks(int ranks) : barrier_(ranks), slots_(static_cast<std::size_t>(ranks)) {}
+
+  class Rank final : public sim::AgentExchange {
+   public:
+    Rank(ThreadRanks& shared, int rank) : shared_(shared), rank_(rank) {}
+    void concatenate_all(std::span<const double> local, std::vector<double>& all) override {
+      shared_.slots_[static_cast<std::size_t>(rank_)].assign(local.begin(), local.end());
+      shared_.barrier_.arrive_and_wait();
+      all.clear();
+      for (const auto& slot : shared_.slots_) all.insert(all.end(), slot.begin(), slot.end());
+      shared_.barrier_.arrive_and_wait();  // no slot is written again before every rank read it
+    }
+
+   private:
+    ThreadRanks& shared_;
+    int rank_;
+  };
+
+ private:
+  std::barrier<> barrier_;
+  std::vector<std::vector<double>> slots_;
+};
+
+/// `spec` split by agents over `ranks` ranks (threads): every population with `split[i]` runs its block
+/// (sim::agent_block), the others whole; each rank's captured run, in rank order.
+std::vector<Captured> run_agent_split(const sim::ScenarioSpec& spec, const std::vector<bool>& split,
+                                      int ranks) {
+  ThreadRanks shared(ranks);
+  std::vector<Captured> out(static_cast<std::size_t>(ranks));
+  std::vector<std::thread> threads;
+  for (int r = 0; r < ranks; ++r) {
+    threads.emplace_back([&, r] {
+      sim::ScenarioSpec block = spec;
+      for (std::size_t i = 0; i < block.populations.size(); ++i) {
+        if (!split[i]) continue;
+        const sim::AgentBlock b = sim::agent_block(spec.populations[i].count, r, ranks);
+        block.populations[i].first_agent = b.first;
+        block.populations[i].count = b.count;
+        block.populations[i].agents_total = spec.populations[i].count;
+      }
+      ThreadRanks::Rank exchange(shared, r);
+      auto simulation = agents::make_simulation(block);
+      simulation->set_agent_exchange(&exchange);
+      CaptureObserver capture(out[static_cast<std::size_t>(r)]);
+      simulation->add_observer(&capture);
+      sim::RunOptions opt;
+      opt.threads = 1 + r % 2;
+      (void)simulation->run(opt);
+    });
+  }
+  for (auto& t : threads) t.join();
+  return out;
+}
+
 }  // namespace
 
 TEST_SUITE("sim.simulation") {
@@ -212,6 +274,57 @@ TEST_SUITE("sim.simulation") {
     shifted.run.paths = 2;
     shifted.run.first_path = 1;
     CHECK(run_with_threads(shifted, 1).price.back() != whole.price.back().topRows(2));
+  }
+
+  TEST_CASE(
+      "blocks of agents (PopulationSpec::first_agent) exchanging the flow's block sums run exactly the "
+      "whole run's agents (the agent split)") {
+    // A Merton leader (replicated), herd followers (plan and adaptive) and noise traders drawing every step
+    // (split), with and without price impact: each rank's block of every step is the one-process run's,
+    // bit for bit, and so is the market every rank moves.
+    sim::ScenarioSpec spec = test::paper_spec(3, agents::Policy::adaptive);
+    spec.run.steps_per_year = 2;
+    spec.run.horizon = 3;
+    spec.populations[1].count = 9000;  // 3 flow blocks: 1 + 2 on 2 ranks, one each on 3
+    spec.populations.push_back(test::herd("planners", 8200, agents::Policy::plan));
+    agents::NoiseParams noise;
+    noise.proportion.form = sim::ParamSpec::Form::distribution;
+    noise.proportion.distribution = {sim::DistributionSpec::Kind::normal, 0.4, 0.2, 0.0, 1.0};
+    spec.populations.push_back(agents::population_spec("noise", 8193, noise, test::constant(10.0)));
+    const std::vector<bool> split{false, true, true, true};
+    for (const bool impact : {false, true}) {
+      CAPTURE(impact);
+      if (impact) {
+        spec.market.impact.lambda = {0.5};
+        spec.market.impact.depth = {2.0e5};
+      }
+      const auto whole = run_with_threads(spec, 2);
+      for (const int ranks : {2, 3}) {
+        CAPTURE(ranks);
+        const auto parts = run_agent_split(spec, split, ranks);
+        for (int r = 0; r < ranks; ++r) {
+          const Captured& part = parts[static_cast<std::size_t>(r)];
+          REQUIRE(part.amount.size() == whole.amount.size());
+          for (std::size_t k = 0; k < whole.wealth.size(); ++k) {
+            CHECK(part.price[k] == whole.price[k]);
+            for (std::size_t i = 0; i < spec.populations.size(); ++i) {
+              const sim::AgentBlock b = split[i] ? sim::agent_block(spec.populations[i].count, r, ranks)
+                                                 : sim::AgentBlock{0, spec.populations[i].count};
+              CHECK(part.wealth[k][i] == whole.wealth[k][i].middleRows(b.first, b.count));
+              if (k < whole.amount.size())
+                CHECK(part.amount[k][i] == whole.amount[k][i].middleRows(b.first, b.count));
+            }
+          }
+        }
+      }
+    }
+    // The blocks are whole flow blocks, in rank order, covering the population.
+    CHECK(sim::agent_block(9000, 0, 2).count == 4096);
+    CHECK(sim::agent_block(9000, 1, 2).first == 4096);
+    CHECK(sim::agent_block(9000, 1, 2).count == 4904);
+    CHECK(sim::agent_block(9000, 2, 3).first == 8192);
+    CHECK(sim::agent_block(9000, 2, 3).count == 808);
+    CHECK(sim::agent_block(100, 0, 2).count == 0);  // one block: rank 1 has it
   }
 
   TEST_CASE("results are bitwise identical for 1 and 2 threads (replan: relative, peers, relative peers)") {

@@ -107,6 +107,64 @@ every = 2
 "run.seed" = [11, 12]
 """
 
+# Split by agents: a Merton leader (replicated on every rank), herd followers (adaptive and plan) and noise traders
+# drawing every step, each large enough for 3 blocks of 4096 agents (2 ranks: blocks of 1 and 2, uneven; 3 ranks:
+# the last block short), with price impact: the market's flow is exchanged every step.
+AGENTS = """
+[run]
+seed = 3
+paths = 2
+horizon = 1
+steps_per_year = 3
+
+[market.impact]
+lambda = 0.5
+depth = 200000.0
+
+[[population]]
+name = "advisor"
+kind = "merton"
+alpha = 0.2
+wealth = 10.0
+
+[[population]]
+name = "followers"
+kind = "herd"
+herd = "absolute"
+influence = "leader"
+leader = "advisor"
+policy = "adaptive"
+count = 9000
+alpha = { lottery_prob = [0.5, 0.9] }
+theta = { score = [1, 5, 10] }
+wealth = 10.0
+
+[[population]]
+name = "planners"
+kind = "herd"
+herd = "absolute"
+influence = "leader"
+leader = "advisor"
+policy = "plan"
+count = 8200
+alpha = { lottery_prob = [0.5, 0.9] }
+theta = { score = [1, 5, 10] }
+wealth = 10.0
+
+[[population]]
+name = "noise"
+kind = "noise"
+count = 8193
+proportion = { dist = "uniform", low = 0.0, high = 1.0 }
+wealth = { dist = "uniform", low = 5.0, high = 15.0 }
+
+[record]
+every = 1
+quantiles = [0.1, 0.5, 0.9]
+"""
+# The same without price impact (an exogenous market: nothing crosses the agents).
+AGENTS_EXOGENOUS = AGENTS.replace("[market.impact]\nlambda = 0.5\ndepth = 200000.0\n", "")
+
 # Attributes that say when and how a file was made, not what it holds.
 PROVENANCE = {"created", "command_line"}
 # Attributes holding object references (dimension scales): their values are addresses inside one file, so
@@ -502,6 +560,107 @@ class MpiPathSplitTest(SameFileTest):
         self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
         # Too small for a rank's block: every rank stops before any work, with one message and no file.
         res = mpirun(2, "run", "-q", scenario, "-o", self.path("small.h5"), "--memory-limit", "0.01")
+        self.assertEqual(res.returncode, 2, res.stdout + res.stderr)
+        self.assertEqual(res.stderr.count("one rank's block of this run needs about"), 1, res.stderr)
+        self.assertFalse(os.path.exists(self.path("small.h5")))
+
+
+class MpiAgentSplitTest(SameFileTest):
+    """The large populations of one run split into blocks of agents across ranks, the leader replicated: the
+    master file's virtual datasets (along the agent axis) and the merged copy hold the single-process file's
+    datasets, summaries over every agent included."""
+
+    def split_by_agents(self, text, runs):
+        scenario = self.scenario(text)
+        serial = self.path("serial.h5")
+        res = support.herdsim("run", "-q", scenario, "-o", serial, "--threads", "2")
+        self.assertEqual(res.returncode, 0, res.stderr)
+        for ranks, threads in runs:
+            with self.subTest(ranks=ranks, threads=threads):
+                master = self.path(f"agents-{ranks}-{threads}.h5")
+                res = mpirun(ranks, "run", scenario, "-o", master, "--threads", str(threads), "--split", "agents")
+                self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
+                if ranks > 1:
+                    self.assertIn(f"split by agents on {ranks} ranks", res.stdout)
+                    stitched = virtual_datasets(master)
+                    self.assertIn("/populations/followers/wealth", stitched)
+                    self.assertIn("/populations/noise/params/wealth0", stitched)
+                    self.assertFalse(any("/advisor/" in name or "/summary/" in name or "/market/" in name
+                                         for name in stitched), stitched)
+                    with h5py.File(master, "r") as f:
+                        self.assertEqual(int(f["populations/followers"].attrs["count"]), 9000)
+                    with h5py.File(os.path.join(master + ".parts", os.listdir(master + ".parts")[0], "rank-1.h5"),
+                                   "r") as f:  # a rank holds its block only
+                        self.assertLess(f["populations/followers/wealth"].shape[2], 9000)
+                self.assert_same_file(serial, master, 20)
+                merged = self.path(f"agents-one-{ranks}-{threads}.h5")
+                res = support.herdsim("merge", master, "-o", merged)
+                self.assertEqual(res.returncode, 0, res.stderr)
+                self.assertEqual(virtual_datasets(merged), [])
+                self.assert_same_file(serial, merged, 20)
+        return scenario, serial
+
+    def test_agent_split_with_price_impact_gives_the_single_process_file(self):
+        scenario, serial = self.split_by_agents(AGENTS, ((1, 1), (2, 1), (2, 2), (3, 1), (3, 2)))
+        # The exchange is measured on every step: three steps, one exchange per split population each.
+        master = self.path("measured.h5")
+        res = mpirun(2, "run", scenario, "-o", master, "--split", "agents")
+        self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
+        self.assertIn("agent exchange on rank 0: 9 exchanges in 3 steps", res.stdout)
+        # compare and the loader read the master; xarray sees the same coordinates.
+        self.assertEqual(self.compare_text(master), self.compare_text(serial))
+        sys.path.insert(0, TOOLS)
+        import herdsim_load
+        with herdsim_load.load_run(master) as run, h5py.File(serial, "r") as f:
+            np.testing.assert_array_equal(run.population("followers").wealth, f["populations/followers/wealth"][()])
+        try:
+            import xarray
+        except ImportError:
+            self.skipTest("xarray is not installed")
+        for group in ("populations/followers", "populations/noise/summary", "market"):
+            with xarray.open_dataset(serial, group=group, engine="h5netcdf") as want:
+                with xarray.open_dataset(master, group=group, engine="h5netcdf") as got:
+                    xarray.testing.assert_identical(got, want)
+
+    def test_agent_split_of_an_exogenous_market_gives_the_single_process_file(self):
+        self.split_by_agents(AGENTS_EXOGENOUS, ((3, 1),))
+
+    def test_runs_that_cannot_be_split_by_agents_are_refused(self):
+        peers = AGENTS.replace('influence = "leader"\nleader = "advisor"\npolicy = "adaptive"',
+                               'influence = "peers"\npolicy = "adaptive"\nnetwork = { kind = "erdos_renyi", p = 0.001 }')
+        for text, ranks, reason in ((AGENTS.replace("count = 9000", "count = 90")
+                                                      .replace("count = 8200", "count = 82")
+                                                      .replace("count = 8193", "count = 81"), 2, "nothing to split"),
+                                    (peers, 2, "peers on a network"),
+                                    (AGENTS + "max_agents = 10\n", 2, "record.max_agents")):
+            with self.subTest(reason=reason):
+                scenario = self.scenario(text, "refused.toml")
+                res = mpirun(ranks, "run", "-q", scenario, "-o", self.path("refused.h5"), "--split", "agents")
+                self.assertEqual(res.returncode, 2, res.stdout + res.stderr)
+                self.assertEqual(res.stderr.count("cannot split the agents"), 1, res.stderr)
+                self.assertIn(reason, res.stderr)
+                self.assertFalse(os.path.exists(self.path("refused.h5")))
+
+    def test_auto_splits_by_agents_when_a_block_of_paths_does_not_fit(self):
+        # One run of 2 paths and 100 steps on 2 ranks: a block of paths holds every agent's plan (agents x
+        # steps), a block of agents half of them. A limit between the two estimates makes auto split the
+        # agents; below both, nothing runs.
+        text = (AGENTS.replace("horizon = 1\nsteps_per_year = 3", "horizon = 100\nsteps_per_year = 1")
+                .replace("[record]\nevery = 1", "[record]\nenabled = false"))
+        scenario = self.scenario(text, "auto.toml")
+        estimates = {}
+        for split, what in (("paths", "one rank's block of this run"), ("agents", "one rank's block of agents of this run")):
+            res = mpirun(2, "run", scenario, "-o", self.path("none.h5"), "--split", split, "--memory-limit", "1e-6")
+            self.assertEqual(res.returncode, 2, res.stdout + res.stderr)
+            found = re.search(re.escape(what) + r" needs about ([0-9.]+) MiB", res.stderr)
+            self.assertIsNotNone(found, res.stderr)
+            estimates[split] = float(found.group(1))
+        self.assertLess(estimates["agents"], estimates["paths"] * 0.75, estimates)
+        limit = (estimates["agents"] + estimates["paths"]) / 2 / 1024
+        res = mpirun(2, "run", scenario, "-o", self.path("auto.h5"), "--memory-limit", str(limit))
+        self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
+        self.assertIn("split by agents on 2 ranks", res.stdout)
+        res = mpirun(2, "run", scenario, "-o", self.path("small.h5"), "--memory-limit", "1e-6")
         self.assertEqual(res.returncode, 2, res.stdout + res.stderr)
         self.assertEqual(res.stderr.count("one rank's block of this run needs about"), 1, res.stderr)
         self.assertFalse(os.path.exists(self.path("small.h5")))

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <numeric>
 #include <string>
 #include <utility>
 #include <vector>
@@ -18,26 +19,53 @@ PathBlock path_block(int paths, int rank, int ranks) {
   return {edge(rank), edge(rank + 1) - edge(rank)};
 }
 
-SummaryGatherer::SummaryGatherer(const sim::RecordingPlan& plan, std::string group, dist::Communicator& world)
+SummaryGatherer::SummaryGatherer(const sim::RecordingPlan& plan, std::string group, dist::Communicator& world,
+                                 std::vector<std::vector<int>> agents)
     : plan_(plan),
       group_(std::move(group)),
       world_(world),
-      load_(static_cast<std::size_t>(world.size()), 0.0) {}
+      load_(static_cast<std::size_t>(world.size()), 0.0),
+      agents_(std::move(agents)) {}
 
 std::string SummaryGatherer::dataset(const std::string& population, std::string_view quantity) const {
   return fmt::format("{}{}/{}/{}/{}", group_ == "/" ? "/" : group_ + "/", io::schema::kPopulations,
                      population, io::schema::kSummary, quantity);
 }
 
-void SummaryGatherer::summarize(const std::string& name, int agents, const std::vector<double>& local) {
-  // The rank with the least work so far (agents: every rank knows them; the first such rank on a tie).
+void SummaryGatherer::summarize(const std::string& name, std::size_t population,
+                                const sim::PopulationState& pop, const std::vector<double>& local) {
+  const std::vector<int>* blocks =
+      population < agents_.size() && !agents_[population].empty() ? &agents_[population] : nullptr;
+  const bool whole_on_every_rank = !agents_.empty() && blocks == nullptr;
+  // The rank with the least work so far (agents: every rank knows them, the whole population's; the first
+  // such rank on a tie).
+  const double agents = blocks != nullptr ? std::accumulate(blocks->begin(), blocks->end(), 0.0) : pop.count;
   const auto least = std::min_element(load_.begin(), load_.end());
   const int rank = static_cast<int>(least - load_.begin());
   *least += agents;
   rows_.push_back({name, rank});
-  world_.concatenate_on(rank, local, all_);
+  world_.concatenate_on(rank, whole_on_every_rank && world_.rank() != 0 ? none_ : local, all_);
   if (world_.rank() != rank) return;
-  analysis::summarize(all_, plan_.quantiles(), stats_);
+  if (blocks == nullptr) {
+    analysis::summarize(all_, plan_.quantiles(), stats_);
+  } else {
+    // Rank after rank, each its (block x paths) values path after path; one process: path after path, the
+    // agents of every block in order.
+    ordered_.resize(all_.size());
+    const std::size_t paths = all_.size() / static_cast<std::size_t>(agents);
+    std::size_t at = 0;
+    for (std::size_t p = 0; p < paths; ++p) {
+      std::size_t offset = 0;
+      for (const int count : *blocks) {
+        const auto n = static_cast<std::size_t>(count);
+        std::copy_n(all_.begin() + static_cast<std::ptrdiff_t>(offset * paths + p * n), n,
+                    ordered_.begin() + static_cast<std::ptrdiff_t>(at));
+        at += n;
+        offset += n;
+      }
+    }
+    analysis::summarize(ordered_, plan_.quantiles(), stats_);
+  }
   mine_.insert(mine_.end(), stats_.begin(), stats_.end());
 }
 
@@ -75,7 +103,7 @@ void SummaryGatherer::state_row(const sim::RunState& state) {
   for (std::size_t i = 0; i < state.populations.size(); ++i) {
     const auto& pop = state.populations[i];
     gather(pop.wealth, state.paths, scratch_);
-    summarize(dataset(pop.name, io::schema::kWealth), pop.count, scratch_);
+    summarize(dataset(pop.name, io::schema::kWealth), i, pop, scratch_);
   }
 }
 
@@ -87,10 +115,10 @@ void SummaryGatherer::decision_row(const sim::RunState& state) {
     Eigen::MatrixXd total = pop.amount.leftCols(state.paths);
     for (int a = 1; a < assets; ++a) total += pop.amount.middleCols(a * state.paths, state.paths);
     gather(total, state.paths, scratch_);
-    summarize(dataset(pop.name, io::schema::kAmount), pop.count, scratch_);
+    summarize(dataset(pop.name, io::schema::kAmount), i, pop, scratch_);
     const std::vector<double>& wealth = decision_wealth_[i];
     for (std::size_t v = 0; v < scratch_.size(); ++v) scratch_[v] /= wealth[v];
-    summarize(dataset(pop.name, io::schema::kProportion), pop.count, scratch_);
+    summarize(dataset(pop.name, io::schema::kProportion), i, pop, scratch_);
   }
 }
 

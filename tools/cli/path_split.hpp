@@ -30,10 +30,16 @@ struct PathBlock {
 /// ranks share the work; at on_finish rank 0 collects every statistic (values()). Every rank must observe
 /// the same plan (the collectives match up row by row). Memory on the rank that summarizes: one row of
 /// every agent on every path, as on one process.
+///
+/// An agent split (`agents` not empty: per population of the run, each rank's agents when it is split,
+/// empty when it is whole on every rank): a split population's values are put back in the one-process
+/// order (agents of every rank, path after path) before they are summarized; a whole population's are
+/// rank 0's.
 class SummaryGatherer final : public sim::Observer {
  public:
   /// `group`: the run's group in the file ("/" or "/sweep_003"); `plan`: the rank's recording plan.
-  SummaryGatherer(const sim::RecordingPlan& plan, std::string group, dist::Communicator& world);
+  SummaryGatherer(const sim::RecordingPlan& plan, std::string group, dist::Communicator& world,
+                  std::vector<std::vector<int>> agents = {});
   void on_start(const sim::RunState& state) override;
   void on_step(int k, const sim::RunState& state) override;
   /// Collective: the statistics of every row on rank 0 (values()).
@@ -44,9 +50,10 @@ class SummaryGatherer final : public sim::Observer {
   [[nodiscard]] const io::SummaryValues& values() const { return values_; }
 
  private:
-  /// Concatenates `local` (a row of `agents` agents) on the rank whose turn it is, which summarizes it for
-  /// the dataset `name`.
-  void summarize(const std::string& name, int agents, const std::vector<double>& local);
+  /// Concatenates `local` (a row of population `population`, `pop` on this rank) on the rank whose turn it
+  /// is, which summarizes it for the dataset `name`.
+  void summarize(const std::string& name, std::size_t population, const sim::PopulationState& pop,
+                 const std::vector<double>& local);
   void state_row(const sim::RunState& state);
   void decision_row(const sim::RunState& state);
   [[nodiscard]] std::string dataset(const std::string& population, std::string_view quantity) const;
@@ -63,7 +70,9 @@ class SummaryGatherer final : public sim::Observer {
   std::vector<double> load_;  ///< agents summarized so far by each rank
   std::vector<double> mine_;  ///< the statistics of the rows this rank summarized, in order
   std::vector<std::vector<double>> decision_wealth_;  ///< X_k per population, for P_k / X_k
-  std::vector<double> scratch_, all_, stats_;
+  std::vector<std::vector<int>> agents_;              ///< an agent split's blocks, per population
+  std::vector<double> scratch_, all_, ordered_, stats_;
+  const std::vector<double> none_;  ///< what a rank other than 0 sends of a whole population
 };
 
 }  // namespace herdsim::cli

@@ -31,6 +31,7 @@
 #include "sim/recording_plan.hpp"
 #include "sim/setup.hpp"
 #include "sim/simulation.hpp"
+#include "tools/cli/agent_split.hpp"
 #include "tools/cli/path_split.hpp"
 #include "tools/cli/progress.hpp"
 
@@ -170,10 +171,12 @@ void remove_older_parts(const std::filesystem::path& parts) {
   }
 }
 
-/// Whether `mpirun -np ranks` splits the paths of every run (else the sweep points go to the ranks):
-/// --split paths, or auto with fewer runs than ranks (docs/cluster.md).
-bool splits_paths(const RunFlags& f, std::size_t runs, int ranks) {
-  return f.split == "paths" || (f.split == "auto" && runs < static_cast<std::size_t>(ranks));
+/// What `mpirun -np ranks` splits, before the memory check (docs/cluster.md): --split agents, paths or
+/// sweep as given; auto: the paths of every run when there are fewer runs than ranks, else the sweep
+/// points (a run too large for one rank when split by paths is then split by agents: run_scenario).
+std::string chosen_split(const RunFlags& f, std::size_t runs, int ranks) {
+  if (f.split != "auto") return f.split;
+  return runs < static_cast<std::size_t>(ranks) ? "paths" : "sweep";
 }
 
 /// The memory estimate of the largest run of `specs` on one process, or, split by paths across `ranks`,
@@ -292,6 +295,103 @@ int run_path_split(const RunFlags& f, const std::vector<sim::ScenarioSpec>& spec
   return 0;
 }
 
+/// The agent split (docs/cluster.md): every rank runs every path of every run with its block of each split
+/// population (agent_split_block; the RNG is keyed by the global agent) and the others whole; the market's
+/// flow is exchanged every step (CommunicatorExchange) and SummaryGatherer computes the summaries over
+/// every agent. Rank 0 then checks every part and commits OUTPUT as a master file whose run groups stitch
+/// the parts along the agent axis of the split populations.
+int run_agent_split(const RunFlags& f, const std::vector<sim::ScenarioSpec>& specs, const std::string& parts,
+                    std::unique_ptr<io::OutputFile> claimed, const io::Hdf5Output::Provenance& provenance,
+                    dist::Communicator& world) {
+  const int n = static_cast<int>(specs.size());
+  const std::filesystem::path parts_path(parts);
+  io::Hdf5Output part((parts_path / fmt::format("rank-{}.h5", world.rank())).string(), provenance);
+  const inference::BackendFactory backends = io::default_backend_factory(f.decision_cache);
+  const sim::ScopedSetupMonitor setup_monitor({&g_cancel, nullptr});
+  Totals totals;
+  std::vector<sim::ScenarioSpec> blocks;
+  std::vector<io::SummaryValues> summaries(specs.size());
+  std::vector<io::AgentBlocks> agent_blocks(specs.size());
+  CommunicatorExchange exchange(world);
+  int steps = 0;
+  RunFlags flags = f;
+  flags.label = fmt::format("{}rank {}/{}: ", f.label, world.rank(), world.size());
+  for (std::size_t i = 0; i < specs.size(); ++i) {
+    const std::vector<bool> split = agent_split_populations(specs[i], world.size());
+    std::vector<std::vector<int>> layout(specs[i].populations.size());
+    for (std::size_t j = 0; j < split.size(); ++j) {
+      if (!split[j]) continue;
+      for (int r = 0; r < world.size(); ++r)
+        layout[j].push_back(sim::agent_block(specs[i].populations[j].count, r, world.size()).count);
+      agent_blocks[i][specs[i].populations[j].name] = layout[j];
+    }
+    blocks.push_back(agent_split_block(specs[i], split, world.rank(), world.size()));
+    // The master reads its summaries' layout from rank 0's part and their values from SummaryGatherer.
+    if (world.rank() != 0) blocks.back().record.summaries = false;
+  }
+  for (std::size_t i = 0; i < specs.size(); ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    auto simulation = agents::make_simulation(blocks[i], backends);
+    const double setup_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    simulation->set_agent_exchange(&exchange);
+    std::vector<std::vector<int>> layout(specs[i].populations.size());
+    for (std::size_t j = 0; j < layout.size(); ++j) {
+      if (const auto it = agent_blocks[i].find(specs[i].populations[j].name); it != agent_blocks[i].end())
+        layout[j] = it->second;
+    }
+    std::unique_ptr<SummaryGatherer> gatherer;
+    if (blocks[i].record.enabled) {
+      const std::string group = n == 1 ? "/" : fmt::format("/sweep_{:03d}", i);
+      gatherer = std::make_unique<SummaryGatherer>(
+          sim::RecordingPlan(specs[i].record, simulation->state_without_amounts()), group, world,
+          std::move(layout));
+      simulation->add_observer(gatherer.get());
+    }
+    run_point(flags, blocks, i, std::move(simulation), setup_seconds, part, totals);
+    if (gatherer) summaries[i] = gatherer->values();
+    steps += specs[i].run.steps();
+  }
+  part.commit();
+  (void)world.max_over_ranks(0);  // every part is committed
+  if (world.rank() != 0) return 0;
+
+  // Rank 0: every part checked (complete, its groups, each consistent and the whole run's paths) before the
+  // master file reads it through virtual datasets.
+  int schema_version = 0;
+  std::vector<std::vector<io::PathPart>> stitched(specs.size());
+  const std::string folder = (parts_path.parent_path().filename() / parts_path.filename()).string();
+  for (int r = 0; r < world.size(); ++r) {
+    const std::string name = fmt::format("rank-{}.h5", r);
+    std::vector<io::ExpectedGroup> expected;
+    for (std::size_t i = 0; i < specs.size(); ++i) {
+      const sim::ScenarioSpec& spec = specs[i];
+      if (!spec.record.enabled) continue;
+      expected.push_back({n == 1 ? "/" : fmt::format("/sweep_{:03d}", i), sweep_label(spec), spec.run.steps(),
+                          spec.run.paths});
+      stitched[i].push_back({folder + "/" + name, (parts_path / name).string(), spec.run.paths});
+    }
+    schema_version = std::max(schema_version, io::check_part((parts_path / name).string(), expected));
+  }
+  io::Hdf5Output master(std::move(claimed), provenance);
+  for (std::size_t i = 0; i < specs.size(); ++i) {
+    if (!specs[i].record.enabled) continue;
+    master.stitch_group(n == 1 ? "/" : fmt::format("/sweep_{:03d}", i), stitched[i], summaries[i],
+                        schema_version, &agent_blocks[i]);
+  }
+  master.commit();
+  remove_older_parts(parts_path);
+  if (!f.run_lines && f.quiet) return 0;
+  fmt::print(
+      f.run_lines ? stdout : stderr,
+      "{}: {} split by agents on {} ranks ({}), {:.3g} agent-steps on rank 0; agent exchange on rank 0: "
+      "{} exchanges in {} steps, {:.0f} bytes and {:.3g} ms per step; wrote {} (virtual datasets over "
+      "{}/)\n",
+      f.scenario, sim::counted(static_cast<long long>(n), "run"), world.size(), world.describe(),
+      totals.agent_steps, exchange.exchanges(), steps, exchange.bytes_received() / std::max(steps, 1),
+      1e3 * exchange.seconds() / std::max(steps, 1), master.path(), parts);
+  return 0;
+}
+
 /// `mpirun -np N herdsim run` (docs/cluster.md): the sweep points go to the ranks as they finish
 /// (dynamic assignment); each rank records its points into OUTPUT.parts/run-XXXXXX/rank-K.h5 with the serial
 /// writer under the group names of the one-process file; rank 0 checks every part and commits OUTPUT as a
@@ -299,12 +399,22 @@ int run_path_split(const RunFlags& f, const std::vector<sim::ScenarioSpec>& spec
 /// any later failure on any rank is reported by that rank and stops every rank (Communicator::abort), so no
 /// rank waits forever and no master file is committed.
 int run_distributed(const RunFlags& f, const std::string& command_line,
-                    const std::vector<sim::ScenarioSpec>& specs, dist::Communicator& world) {
+                    const std::vector<sim::ScenarioSpec>& specs, const std::string& split,
+                    dist::Communicator& world) {
   const bool root = world.rank() == 0;
   const int n = static_cast<int>(specs.size());
   // Every rank read the same scenario: all decide alike and return alike here, no collective needed.
-  const bool by_paths = splits_paths(f, specs.size(), world.size());
-  if (!by_paths && n == 1) {
+  const bool by_paths = split == "paths";
+  const bool by_agents = split == "agents";
+  if (by_agents) {
+    if (const std::string problem = agent_split_problem(specs, world.size()); !problem.empty()) {
+      if (root)
+        std::cerr << "herdsim run: " << f.scenario << ": cannot split the agents across " << world.size()
+                  << " ranks: " << problem << " (docs/cluster.md)\nherdsim run: nothing was run\n";
+      return 2;
+    }
+  }
+  if (split == "sweep" && n == 1) {
     if (root)
       std::cerr << "herdsim run: " << f.scenario << " is one run: --split sweep needs a sweep "
                 << "(docs/cluster.md); leave --split out to split its paths\nherdsim run: nothing was run\n";
@@ -350,6 +460,7 @@ int run_distributed(const RunFlags& f, const std::string& command_line,
   const io::Hdf5Output::Provenance provenance{HERDSIM_VERSION, specs.front().run.seed, specs.front().text,
                                               command_line};
   if (by_paths) return run_path_split(f, specs, parts, std::move(claimed), provenance, world);
+  if (by_agents) return run_agent_split(f, specs, parts, std::move(claimed), provenance, world);
   const std::string part_name = fmt::format("rank-{}.h5", world.rank());
   io::Hdf5Output part((std::filesystem::path(parts) / part_name).string(), provenance);
 
@@ -423,21 +534,49 @@ int run_scenario_unguarded(const RunFlags& f, const std::string& command_line) {
   }
   // Sizes before anything is allocated: the runs of a sweep run one after another, so the largest counts.
   const int ranks = dist::world().size();
-  const bool path_split = ranks > 1 && splits_paths(f, specs.size(), ranks);
+  std::string split = ranks > 1 ? chosen_split(f, specs.size(), ranks) : "none";
   const std::string scope = specs.size() == 1 ? "this run" : "the largest run of this sweep";
-  std::string too_large;
-  try {
+  const auto check_share = [&](const std::string& how) {
+    if (how == "agents") {
+      sim::check_memory(agent_split_bytes(specs, ranks), "one rank's block of agents of " + scope,
+                        "--memory-limit GIB raises the limit", sim::memory_limit_bytes(f.memory_limit_gib));
+      return;
+    }
+    const bool path_split = how == "paths";
     sim::check_memory(largest_run_bytes(specs, path_split ? ranks : 1),
                       path_split ? "one rank's block of " + scope : scope,
                       "--memory-limit GIB raises the limit", sim::memory_limit_bytes(f.memory_limit_gib));
+  };
+  std::string too_large;
+  try {
+    check_share(split);
   } catch (const InputError& e) {
     if (ranks == 1) throw;
     too_large = e.what();
+    // auto: a run too large for one rank when split by paths is split by agents when it can be and fits.
+    if (f.split == "auto" && split == "paths" && agent_split_problem(specs, ranks).empty()) {
+      try {
+        check_share("agents");
+        split = "agents";
+        too_large.clear();
+      } catch (const InputError&) {
+      }
+    }
   }
   if (ranks > 1) {
     // Every rank checks its own memory (nodes may differ); all agree to stop before any work, and one
     // message is printed: rank 0's, or, where rank 0 had enough, each rank that had not.
     dist::Communicator& world = dist::world();
+    // auto may have chosen the agent split on some ranks only (their memory): every rank splits alike.
+    if (f.split == "auto" && world.max_over_ranks(split == "agents" ? 1 : 0) == 1 && split != "agents") {
+      split = "agents";
+      too_large.clear();
+      try {
+        check_share(split);
+      } catch (const InputError& e) {
+        too_large = e.what();
+      }
+    }
     const bool root_too_large = !world.broadcast_from_root(too_large).empty();
     if (world.max_over_ranks(too_large.empty() ? 0 : 2) != 0) {
       if (!too_large.empty() && (world.rank() == 0 || !root_too_large))
@@ -445,7 +584,7 @@ int run_scenario_unguarded(const RunFlags& f, const std::string& command_line) {
                   << too_large << "\nherdsim run: nothing was run\n";
       return 2;
     }
-    return run_distributed(f, command_line, specs, world);
+    return run_distributed(f, command_line, specs, split, world);
   }
   const std::string output =
       f.output.empty() ? std::filesystem::path(f.scenario).stem().string() + ".h5" : f.output;
@@ -582,10 +721,11 @@ void add_run_command(CLI::App& app, int argc, char** argv) {
                   "seed) are read from it, new ones added (default: none)");
   cmd->add_flag("-q,--quiet", flags->quiet, "no progress or per-run lines");
   cmd->add_option("--split", flags->split,
-                  "under mpirun with several ranks: split the sweep points, the paths of every run, or auto "
-                  "(the sweep points when there are at least as many as ranks, else the paths; "
-                  "docs/cluster.md)")
-      ->check(CLI::IsMember({"auto", "sweep", "paths"}))
+                  "under mpirun with several ranks: split the sweep points, the paths of every run, the "
+                  "agents of the large populations, or auto (the sweep points when there are at least as "
+                  "many as ranks, else the paths, or the agents when a rank's block of paths does not fit "
+                  "in memory; docs/cluster.md)")
+      ->check(CLI::IsMember({"auto", "sweep", "paths", "agents"}))
       ->capture_default_str();
   cmd->callback([flags, command_line]() {
     const int code = run_scenario(*flags, command_line);

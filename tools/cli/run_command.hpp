@@ -23,8 +23,9 @@ struct RunFlags {
   /// A folder: model answers go through the decision cache there (io/decision_cache.hpp); empty: none.
   std::string decision_cache;
   /// Under an MPI launcher with several ranks (docs/cluster.md): what is split across them, "sweep" (the
-  /// sweep points), "paths" (the paths of every run, in fixed blocks) or "auto" (the sweep points when there
-  /// are at least as many as ranks, else the paths).
+  /// sweep points), "paths" (the paths of every run, in fixed blocks), "agents" (the agents of the large
+  /// populations, in fixed blocks) or "auto" (the sweep points when there are at least as many as ranks,
+  /// else the paths, or the agents when a rank's block of paths does not fit in memory).
   std::string split = "auto";
 };
 
