@@ -179,11 +179,15 @@ std::vector<hsize_t> shape_of(hid_t dataset, const std::string& where) {
 }
 
 /// The axis called `path` in the dataset's `dims` attribute ("step,path,agent"), or -1.
-int path_axis(hid_t dataset, const std::string& where) {
+int axis_named(hid_t dataset, const std::string& where, std::string_view axis) {
   if (!hdf5::has_attribute(dataset, schema::kDims)) return -1;
   const auto names = hdf5::split_commas(hdf5::read_string_attribute(dataset, where, schema::kDims));
-  const auto at = std::find(names.begin(), names.end(), schema::kPath);
+  const auto at = std::find(names.begin(), names.end(), axis);
   return at == names.end() ? -1 : static_cast<int>(at - names.begin());
+}
+
+int path_axis(hid_t dataset, const std::string& where) {
+  return axis_named(dataset, where, schema::kPath);
 }
 
 /// Replaces the int attribute (scalar, or a list when `values` has other than one element) `name`.
@@ -327,6 +331,15 @@ void write_rows(hid_t file, const std::string& where, const std::string& name,
       make(H5Dcreate2(file, name.c_str(), type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
            H5Dclose, "H5Dcreate2", what);
   copy_attributes(first.get(), out.get(), what, {});
+  if (name.substr(name.rfind('/') + 1) == "request") {
+    // The request coordinate: each part numbers its own rows from 0; the whole run's are 0 .. total - 1.
+    std::vector<long long> all(static_cast<std::size_t>(total));
+    std::iota(all.begin(), all.end(), 0LL);
+    if (!all.empty())
+      check(H5Dwrite(out.get(), H5T_NATIVE_LLONG, H5S_ALL, H5S_ALL, H5P_DEFAULT, all.data()), "H5Dwrite",
+            what);
+    return;
+  }
   hsize_t row_elements = 1;
   for (std::size_t d = 1; d < shape.size(); ++d) row_elements *= shape[d];
   std::vector<unsigned char> buffer;
@@ -462,9 +475,15 @@ void write_stitched_group(std::int64_t file, const std::string& where, const std
     const std::string name = prefix + object.name;
     const std::string what = where + ":" + name;
     const std::string parent = name.substr(0, name.rfind('/'));
+    // Its request rows (dims "request,..."), not the coordinates of its other axes (transcripts/value).
+    const auto request_rows = [&] {
+      Handle in = make(H5Dopen2(first, name.c_str(), H5P_DEFAULT), H5Dclose, "H5Dopen2", parts.front().path);
+      return axis_named(in.get(), parts.front().path + ":" + name, "request") == 0;
+    };
     if (object.type == H5O_TYPE_DATASET && parent.size() >= transcripts_dir.size() &&
         parent.compare(parent.size() - transcripts_dir.size(), transcripts_dir.size(), transcripts_dir) ==
-            0) {
+            0 &&
+        request_rows()) {
       auto order = transcripts.find(parent);
       if (order == transcripts.end())
         order = transcripts.emplace(parent, transcript_order(inputs, parts, parent)).first;
