@@ -456,7 +456,11 @@ void InvestAgentPopulation::ask(int step, std::size_t n, const std::function<Que
       requests.push_back(std::move(r));
     }
     const auto t0 = std::chrono::steady_clock::now();
-    const std::vector<inference::Response> responses = backend_->generate(requests);
+    // Path-independent requests (path -1) are asked alike by every rank of a path split: the backend may
+    // share them out among the ranks (Backend::generate_shared), so that none is decided twice.
+    const bool path_independent = queries.front().path < 0;
+    const std::vector<inference::Response> responses =
+        path_independent ? backend_->generate_shared(requests) : backend_->generate(requests);
     log.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (responses.size() != requests.size()) {
       throw BackendError(fmt::format("population '{}': backend {} returned {} responses for {} requests",
@@ -595,7 +599,8 @@ void InvestAgentPopulation::ask_step(const sim::DecisionContext& ctx, sim::Popul
     const int l = agent % leader_count_;
     Query q;
     q.agent = agent;
-    q.path = path;
+    q.path = ctx.first_path +
+             path;  // the global path (RunSpec::first_path): seed and transcript as on one process
     investalign::PromptInputs in = inputs_of(agent);
     investalign::StepState st;
     st.year = k + 1;
@@ -609,7 +614,7 @@ void InvestAgentPopulation::ask_step(const sim::DecisionContext& ctx, sim::Popul
     q.prompt_template = &prompt_template(TaskKind::step, leader_alpha_[agent]);
     q.prompt = investalign::render_prompt(*q.prompt_template, in);
     q.inputs = std::move(in);
-    q.seed = request_seed(*ctx.rng, ctx.population_index, agent, k, path, 0);
+    q.seed = request_seed(*ctx.rng, ctx.population_index, agent, k, q.path, 0);
     q.schema = &step_schema_;
     q.grammar = ip_.inference.grammar ? &step_grammar_ : nullptr;
     q.fallback = {advisor_[static_cast<std::size_t>(agent)][static_cast<std::size_t>(k)]};

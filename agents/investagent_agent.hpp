@@ -10,7 +10,8 @@
 //              agent of the population drawn with the run's seed (peer_of); scored against the P2 game
 //              of the advisor, the agent and its peer (investalign::mutual_group_game);
 //   step     - each step, one request per (agent, path) with the current state; P = pi X_k.
-// Requests go to the backend in batches from prepare_step (serial), never from the parallel decide().
+// Requests go to the backend in batches from prepare_step (serial), never from the parallel decide();
+// path-independent ones (the plans) through Backend::generate_shared, which a path split shares out.
 // Keys: alpha, lottery, theta, leader, protocol, inference.
 // Parameters: alpha, theta, wealth0, leader_alpha, lottery_prob, score (mutual: also peer, the peer's index).
 // Kind state (sim::PopulationState::kind_state): absolute, relative, mutual: `plan`, count x T, the amounts

@@ -19,6 +19,8 @@ class SerialCommunicator final : public Communicator {
  public:
   [[nodiscard]] int rank() const override { return 0; }
   [[nodiscard]] int size() const override { return 1; }
+  [[nodiscard]] int local_rank() const override { return 0; }
+  [[nodiscard]] int local_size() const override { return 1; }
   [[nodiscard]] std::string describe() const override { return "serial"; }
   void start_tasks(int tasks) override {
     tasks_ = tasks;
@@ -30,6 +32,7 @@ class SerialCommunicator final : public Communicator {
   [[nodiscard]] std::vector<std::vector<int>> gather_to_root(const std::vector<int>& values) override {
     return {values};
   }
+  [[nodiscard]] std::vector<std::string> gather_to_all(const std::string& bytes) override { return {bytes}; }
   void concatenate_on(int /*root*/, const std::vector<double>& values, std::vector<double>& out) override {
     out = values;
   }

@@ -19,6 +19,10 @@ class Communicator {
   /// This process's rank, 0 .. size() - 1.
   [[nodiscard]] virtual int rank() const = 0;
   [[nodiscard]] virtual int size() const = 0;
+  /// This process's rank among the ranks on its node (MPI_Comm_split_type with MPI_COMM_TYPE_SHARED),
+  /// 0 .. local_size() - 1: what picks a rank's GPU (docs/cluster.md, "LLM populations").
+  [[nodiscard]] virtual int local_rank() const = 0;
+  [[nodiscard]] virtual int local_size() const = 0;
   /// "Open MPI v4.1.4" or "serial": what carries the messages.
   [[nodiscard]] virtual std::string describe() const = 0;
   /// Dynamic assignment of tasks 0 .. tasks - 1: each call returns the next task no rank has taken yet
@@ -33,6 +37,9 @@ class Communicator {
   [[nodiscard]] virtual std::string broadcast_from_root(const std::string& text) = 0;
   /// Collective: every rank's list, on rank 0 (empty elsewhere), in rank order.
   [[nodiscard]] virtual std::vector<std::vector<int>> gather_to_root(const std::vector<int>& values) = 0;
+  /// Collective: every rank's `bytes`, on every rank, in rank order (the answers of requests split across
+  /// the ranks: each rank sends what it decided, every rank gets every answer).
+  [[nodiscard]] virtual std::vector<std::string> gather_to_all(const std::string& bytes) = 0;
   /// Collective: every rank's values concatenated in rank order into `out` on rank `root` (left as it is
   /// elsewhere; its capacity is reused, row after row). The values travel as they are (bit for bit): the
   /// root computes from them, nothing is reduced on the way.

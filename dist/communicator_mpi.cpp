@@ -39,6 +39,13 @@ class MpiCommunicator final : public Communicator {
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
     MPI_Comm_size(MPI_COMM_WORLD, &size_);
+    // The ranks sharing this node's memory: a rank's place among them picks its GPU.
+    MPI_Comm node = MPI_COMM_NULL;
+    check(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node),
+          "MPI_Comm_split_type");
+    MPI_Comm_rank(node, &local_rank_);
+    MPI_Comm_size(node, &local_size_);
+    MPI_Comm_free(&node);
   }
   ~MpiCommunicator() override {
     if (window_ != MPI_WIN_NULL) MPI_Win_free(&window_);
@@ -49,6 +56,8 @@ class MpiCommunicator final : public Communicator {
 
   [[nodiscard]] int rank() const override { return rank_; }
   [[nodiscard]] int size() const override { return size_; }
+  [[nodiscard]] int local_rank() const override { return local_rank_; }
+  [[nodiscard]] int local_size() const override { return local_size_; }
   [[nodiscard]] std::string describe() const override {
     char text[MPI_MAX_LIBRARY_VERSION_STRING] = {};
     int length = 0;
@@ -103,6 +112,30 @@ class MpiCommunicator final : public Communicator {
     std::vector<std::vector<int>> out;
     for (std::size_t r = 0; r < counts.size(); ++r)
       out.emplace_back(all.begin() + offsets[r], all.begin() + offsets[r] + counts[r]);
+    return out;
+  }
+
+  [[nodiscard]] std::vector<std::string> gather_to_all(const std::string& bytes) override {
+    if (bytes.size() > static_cast<std::size_t>(std::numeric_limits<int>::max()))
+      throw Error("MPI: " + std::to_string(bytes.size()) + " bytes are too many to send in one message");
+    int count = static_cast<int>(bytes.size());
+    std::vector<int> counts(static_cast<std::size_t>(size_)), offsets(counts.size());
+    check(MPI_Allgather(&count, 1, MPI_INT, counts.data(), 1, MPI_INT, MPI_COMM_WORLD), "MPI_Allgather");
+    long long total = 0;
+    for (std::size_t r = 0; r < counts.size(); ++r) {
+      offsets[r] = static_cast<int>(total);
+      total += counts[r];
+      if (total > std::numeric_limits<int>::max())
+        throw Error("MPI: more than " + std::to_string(std::numeric_limits<int>::max()) +
+                    " bytes to gather on every rank");
+    }
+    std::string all(static_cast<std::size_t>(total), '\0');
+    check(MPI_Allgatherv(bytes.data(), count, MPI_CHAR, all.data(), counts.data(), offsets.data(), MPI_CHAR,
+                         MPI_COMM_WORLD),
+          "MPI_Allgatherv");
+    std::vector<std::string> out;
+    for (std::size_t r = 0; r < counts.size(); ++r)
+      out.push_back(all.substr(static_cast<std::size_t>(offsets[r]), static_cast<std::size_t>(counts[r])));
     return out;
   }
 
@@ -167,6 +200,8 @@ class MpiCommunicator final : public Communicator {
   std::vector<int> all_counts_, all_offsets_;  ///< concatenate_all's, reused
   int rank_ = 0;
   int size_ = 1;
+  int local_rank_ = 0;
+  int local_size_ = 1;
   int tasks_ = 0;
   MPI_Win window_ = MPI_WIN_NULL;
   std::int64_t* counter_ = nullptr;

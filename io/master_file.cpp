@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <numeric>
 #include <string>
@@ -282,6 +283,177 @@ void write_virtual_dataset(hid_t file, const std::string& where, const std::stri
 
 }  // namespace
 
+namespace {
+
+/// Consecutive rows [first, first + count) of one part's transcripts.
+struct RowBlock {
+  std::size_t part = 0;
+  hsize_t first = 0;
+  hsize_t count = 0;
+};
+
+/// A 1-D dataset of `file` read as `T` (memory type `mem`).
+template <class T>
+std::vector<T> read_column(hid_t file, const std::string& name, hid_t mem, const std::string& where) {
+  Handle d = make(H5Dopen2(file, name.c_str(), H5P_DEFAULT), H5Dclose, "H5Dopen2", where + ":" + name);
+  const std::vector<hsize_t> shape = shape_of(d.get(), where + ":" + name);
+  std::vector<T> out(shape.empty() ? 0 : static_cast<std::size_t>(shape[0]));
+  if (!out.empty())
+    check(H5Dread(d.get(), mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()), "H5Dread", where + ":" + name);
+  return out;
+}
+
+/// The rows of the transcripts group `transcripts` of every part in the order one process writes them: at
+/// each step, the path-independent requests (path -1: asked alike by every rank, decided once and shared,
+/// so every part holds them all) from the first part, then every part's own per-path requests in part
+/// order, which is path order.
+std::vector<RowBlock> transcript_order(const std::vector<Handle>& inputs, const std::vector<PathPart>& parts,
+                                       const std::string& transcripts) {
+  std::vector<std::vector<int>> steps, paths;
+  std::vector<int> all_steps;
+  for (std::size_t r = 0; r < inputs.size(); ++r) {
+    steps.push_back(read_column<int>(inputs[r].get(), transcripts + "/" + std::string(schema::kStep),
+                                     H5T_NATIVE_INT, parts[r].path));
+    paths.push_back(read_column<int>(inputs[r].get(), transcripts + "/" + std::string(schema::kPath),
+                                     H5T_NATIVE_INT, parts[r].path));
+    if (steps.back().size() != paths.back().size())
+      throw IoError(fmt::format("{}: {} has {} steps and {} paths", parts[r].path, transcripts,
+                                steps.back().size(), paths.back().size()));
+    all_steps.insert(all_steps.end(), steps.back().begin(), steps.back().end());
+  }
+  std::sort(all_steps.begin(), all_steps.end());
+  all_steps.erase(std::unique(all_steps.begin(), all_steps.end()), all_steps.end());
+  std::vector<RowBlock> blocks;
+  const auto add = [&](std::size_t part, std::size_t row) {
+    if (!blocks.empty() && blocks.back().part == part && blocks.back().first + blocks.back().count == row) {
+      ++blocks.back().count;
+    } else {
+      blocks.push_back({part, static_cast<hsize_t>(row), 1});
+    }
+  };
+  for (const int k : all_steps) {
+    for (std::size_t row = 0; row < steps[0].size(); ++row)
+      if (steps[0][row] == k && paths[0][row] < 0) add(0, row);
+    for (std::size_t r = 0; r < inputs.size(); ++r)
+      for (std::size_t row = 0; row < steps[r].size(); ++row)
+        if (steps[r][row] == k && paths[r][row] >= 0) add(r, row);
+  }
+  return blocks;
+}
+
+/// Writes `name` (a transcripts dataset, rows first) into `file` as an ordinary dataset of the parts' rows
+/// in `blocks`' order, with the first part's attributes.
+void write_rows(hid_t file, const std::string& where, const std::string& name,
+                const std::vector<RowBlock>& blocks, const std::vector<Handle>& inputs,
+                const std::vector<PathPart>& parts) {
+  const std::string what = where + ":" + name;
+  Handle first = make(H5Dopen2(inputs.front().get(), name.c_str(), H5P_DEFAULT), H5Dclose, "H5Dopen2",
+                      parts.front().path + ":" + name);
+  Handle type = make(H5Dget_type(first.get()), H5Tclose, "H5Dget_type", what);
+  std::vector<hsize_t> shape = shape_of(first.get(), parts.front().path + ":" + name);
+  if (shape.empty()) throw IoError(fmt::format("{}: a transcripts dataset without rows", what));
+  hsize_t total = 0;
+  for (const auto& b : blocks) total += b.count;
+  shape[0] = total;
+  Handle space = make(H5Screate_simple(static_cast<int>(shape.size()), shape.data(), nullptr), H5Sclose,
+                      "H5Screate_simple", what);
+  Handle out =
+      make(H5Dcreate2(file, name.c_str(), type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+           H5Dclose, "H5Dcreate2", what);
+  copy_attributes(first.get(), out.get(), what, {});
+  if (name.substr(name.rfind('/') + 1) == "request") {
+    // The request coordinate: each part numbers its own rows from 0; the whole run's are 0 .. total - 1.
+    std::vector<long long> all(static_cast<std::size_t>(total));
+    std::iota(all.begin(), all.end(), 0LL);
+    if (!all.empty())
+      check(H5Dwrite(out.get(), H5T_NATIVE_LLONG, H5S_ALL, H5S_ALL, H5P_DEFAULT, all.data()), "H5Dwrite",
+            what);
+    return;
+  }
+  hsize_t row_elements = 1;
+  for (std::size_t d = 1; d < shape.size(); ++d) row_elements *= shape[d];
+  std::vector<unsigned char> buffer;
+  hsize_t at = 0;
+  for (const auto& b : blocks) {
+    const std::string from = parts[b.part].path + ":" + name;
+    Handle in = make(H5Dopen2(inputs[b.part].get(), name.c_str(), H5P_DEFAULT), H5Dclose, "H5Dopen2", from);
+    std::vector<hsize_t> start(shape.size(), 0), count = shape;
+    count[0] = b.count;
+    Handle memory = make(H5Screate_simple(static_cast<int>(count.size()), count.data(), nullptr), H5Sclose,
+                         "H5Screate_simple", what);
+    Handle source = make(H5Dget_space(in.get()), H5Sclose, "H5Dget_space", from);
+    start[0] = b.first;
+    check(H5Sselect_hyperslab(source.get(), H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr),
+          "H5Sselect_hyperslab", from);
+    buffer.assign(static_cast<std::size_t>(b.count * row_elements) * H5Tget_size(type.get()), 0);
+    check(H5Dread(in.get(), type.get(), memory.get(), source.get(), H5P_DEFAULT, buffer.data()), "H5Dread",
+          from);
+    start[0] = at;
+    check(H5Sselect_hyperslab(space.get(), H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr),
+          "H5Sselect_hyperslab", what);
+    const herr_t written =
+        H5Dwrite(out.get(), type.get(), memory.get(), space.get(), H5P_DEFAULT, buffer.data());
+    H5Dvlen_reclaim(type.get(), memory.get(), H5P_DEFAULT, buffer.data());  // variable-length strings
+    check(written, "H5Dwrite", what);
+    at += b.count;
+  }
+}
+
+/// Replaces the scalar attribute `name` of `object`.
+void replace_attribute(hid_t object, const std::string& where, std::string_view name, hid_t file_type,
+                       hid_t mem_type, const void* value) {
+  const std::string what = fmt::format("{} attribute {}", where, name);
+  const std::string text(name);
+  if (H5Aexists(object, text.c_str()) > 0) check(H5Adelete(object, text.c_str()), "H5Adelete", what);
+  Handle space = make(H5Screate(H5S_SCALAR), H5Sclose, "H5Screate", what);
+  Handle attr = make(H5Acreate2(object, text.c_str(), file_type, space.get(), H5P_DEFAULT, H5P_DEFAULT),
+                     H5Aclose, "H5Acreate2", what);
+  check(H5Awrite(attr.get(), mem_type, value), "H5Awrite", what);
+}
+
+/// The inference accounting of the population above `transcripts` in the master (`file`), made that of the
+/// whole run from its merged transcripts: requests, invalid answers and token counts; the inference time is
+/// the longest of the parts' (they ran at the same time).
+void write_merged_accounting(hid_t file, const std::string& where, const std::string& transcripts,
+                             const std::vector<Handle>& inputs) {
+  const std::string population = transcripts.substr(0, transcripts.rfind('/'));
+  const auto column = [&](std::string_view leaf) {
+    return read_column<std::int64_t>(file, transcripts + "/" + std::string(leaf), H5T_NATIVE_INT64, where);
+  };
+  const auto sum = [](const std::vector<std::int64_t>& v) {
+    return std::accumulate(v.begin(), v.end(), std::int64_t{0});
+  };
+  const std::vector<std::int64_t> valid = column(schema::kValid);
+  const auto requests = static_cast<std::int64_t>(valid.size());
+  const std::int64_t invalid = requests - sum(valid);
+  Handle group =
+      make(H5Oopen(file, population.c_str(), H5P_DEFAULT), H5Oclose, "H5Oopen", where + ":" + population);
+  const std::string what = where + ":" + population;
+  if (H5Aexists(group.get(), std::string(schema::kInferenceRequests).c_str()) <= 0) return;  // no accounting
+  replace_attribute(group.get(), what, schema::kInferenceRequests, H5T_STD_I64LE, H5T_NATIVE_INT64,
+                    &requests);
+  replace_attribute(group.get(), what, schema::kInferenceInvalid, H5T_STD_I64LE, H5T_NATIVE_INT64, &invalid);
+  for (const std::string_view tokens :
+       {schema::kPromptTokens, schema::kCachedTokens, schema::kCompletionTokens}) {
+    const std::int64_t total = sum(column(tokens));
+    replace_attribute(group.get(), what, tokens, H5T_STD_I64LE, H5T_NATIVE_INT64, &total);
+  }
+  double seconds = 0.0;
+  for (const auto& input : inputs) {
+    Handle attr =
+        make(H5Aopen_by_name(input.get(), population.c_str(), std::string(schema::kInferenceSeconds).c_str(),
+                             H5P_DEFAULT, H5P_DEFAULT),
+             H5Aclose, "H5Aopen_by_name", what);
+    double part = 0.0;
+    check(H5Aread(attr.get(), H5T_NATIVE_DOUBLE, &part), "H5Aread", what);
+    seconds = std::max(seconds, part);
+  }
+  replace_attribute(group.get(), what, schema::kInferenceSeconds, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE,
+                    &seconds);
+}
+
+}  // namespace
+
 static_assert(std::is_same_v<hid_t, std::int64_t>, "write_stitched_group takes a hid_t as std::int64_t");
 
 void write_stitched_group(std::int64_t file, const std::string& where, const std::string& group,
@@ -339,9 +511,28 @@ void write_stitched_group(std::int64_t file, const std::string& where, const std
               &objects),
           "H5Ovisit", parts.front().path + ":" + group);
   }
+  // LLM populations' transcripts/: one row per request, in the one-process order (transcript_order).
+  const std::string transcripts_dir = "/" + std::string(schema::kTranscripts);
+  std::map<std::string, std::vector<RowBlock>> transcripts;
   for (const auto& object : objects) {
     const std::string name = prefix + object.name;
     const std::string what = where + ":" + name;
+    const std::string parent = name.substr(0, name.rfind('/'));
+    // Its request rows (dims "request,..."), not the coordinates of its other axes (transcripts/value).
+    const auto request_rows = [&] {
+      Handle in = make(H5Dopen2(first, name.c_str(), H5P_DEFAULT), H5Dclose, "H5Dopen2", parts.front().path);
+      return named_axis(in.get(), parts.front().path + ":" + name, "request") == 0;
+    };
+    if (object.type == H5O_TYPE_DATASET && parent.size() >= transcripts_dir.size() &&
+        parent.compare(parent.size() - transcripts_dir.size(), transcripts_dir.size(), transcripts_dir) ==
+            0 &&
+        request_rows()) {
+      auto order = transcripts.find(parent);
+      if (order == transcripts.end())
+        order = transcripts.emplace(parent, transcript_order(inputs, parts, parent)).first;
+      write_rows(file, where, name, order->second, inputs, parts);
+      continue;
+    }
     if (object.type == H5O_TYPE_GROUP) {
       Handle in = make(H5Gopen2(first, name.c_str(), H5P_DEFAULT), H5Gclose, "H5Gopen2", parts.front().path);
       Handle out = make(H5Gcreate2(file, name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose,
@@ -394,6 +585,7 @@ void write_stitched_group(std::int64_t file, const std::string& where, const std
       }
     }
   }
+  for (const auto& entry : transcripts) write_merged_accounting(file, where, entry.first, inputs);
   reattach_scales(first, file, group, where);
 }
 

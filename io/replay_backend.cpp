@@ -100,7 +100,7 @@ std::string ReplayBackend::describe() const {
   return j.dump();
 }
 
-std::string plugin_config_json(const sim::InferenceSpec& spec) {
+std::string plugin_config_json(const sim::InferenceSpec& spec, int gpu_slot) {
   nlohmann::json j = {{"model", spec.model},
                       {"lora", spec.lora},
                       {"threads", spec.threads},
@@ -108,11 +108,15 @@ std::string plugin_config_json(const sim::InferenceSpec& spec) {
                       {"prefix_sharing", spec.prefix_sharing}};
   // Only when not the default: the configuration of existing scenarios stays as it was.
   if (spec.mode != "batch_invariant") j["mode"] = spec.mode;
+  // Only the llama.cpp plugins know the key (other plugins refuse unknown keys).
+  const bool llama = spec.backend == inference::auto_cpu_plugin ||
+                     spec.backend == inference::auto_gpu_plugin || spec.backend == "auto";
+  if (gpu_slot >= 0 && llama) j["device"] = gpu_slot;
   return j.dump();
 }
 
-inference::BackendFactory default_backend_factory(const std::string& decision_cache) {
-  return [decision_cache](const sim::InferenceSpec& spec) -> std::unique_ptr<inference::Backend> {
+inference::BackendFactory default_backend_factory(const std::string& decision_cache, int gpu_slot) {
+  return [decision_cache, gpu_slot](const sim::InferenceSpec& spec) -> std::unique_ptr<inference::Backend> {
     if (spec.backend == "replay")
       return std::make_unique<ReplayBackend>(spec.replay, spec.replay_group, spec.replay_population);
     if (spec.backend == "reference") {
@@ -132,7 +136,7 @@ inference::BackendFactory default_backend_factory(const std::string& decision_ca
         throw BackendError(
             fmt::format("{}: LoRA adapter '{}' does not exist or is not a file", spec.backend, lora));
     }
-    auto plugin = inference::load_plugin(spec.backend, plugin_config_json(spec));
+    auto plugin = inference::load_plugin(spec.backend, plugin_config_json(spec, gpu_slot));
     if (decision_cache.empty()) return plugin;
     return std::make_unique<CachedBackend>(std::move(plugin), spec, decision_cache);
   };

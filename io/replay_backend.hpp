@@ -65,9 +65,14 @@ class ReplayBackend final : public inference::Backend {
 /// plugin name or path loaded with inference::load_plugin and configured from the spec (model, lora,
 /// threads, batch, prefix_sharing as JSON).
 /// With `decision_cache` (a folder), plugin backends answer through a CachedBackend (io/decision_cache.hpp).
-[[nodiscard]] inference::BackendFactory default_backend_factory(const std::string& decision_cache = {});
+/// `gpu_slot` >= 0 (a rank's local rank under MPI, docs/cluster.md): the llama.cpp plugins ("llama",
+/// "llama_cuda", "auto") are told to use CUDA device gpu_slot modulo the devices they see (the CPU plugin
+/// ignores it); -1: the plugin's own choice, the first device.
+[[nodiscard]] inference::BackendFactory default_backend_factory(const std::string& decision_cache = {},
+                                                                int gpu_slot = -1);
 
-/// The JSON configuration a plugin receives for an inference spec.
-[[nodiscard]] std::string plugin_config_json(const sim::InferenceSpec& spec);
+/// The JSON configuration a plugin receives for an inference spec (with `gpu_slot` >= 0, for the llama.cpp
+/// plugins: "device": gpu_slot).
+[[nodiscard]] std::string plugin_config_json(const sim::InferenceSpec& spec, int gpu_slot = -1);
 
 }  // namespace herdsim::io

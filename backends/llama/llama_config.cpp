@@ -15,7 +15,8 @@ using nlohmann::json;
 using plugin::fail;
 
 constexpr const char* known_keys =
-    "model, lora, n_ctx, batch, threads, prefix_sharing, prefix_min_tokens, mode, jump_forward, dedup";
+    "model, lora, n_ctx, batch, threads, prefix_sharing, prefix_min_tokens, mode, jump_forward, dedup, "
+    "device";
 
 bool bool_key(const json& j, const char* key) {
   const json& v = j.at(key);
@@ -107,6 +108,8 @@ Config parse_config(const char* text) {
         fail(HERDSIM_ERR_INVALID_ARGUMENT,
              "config: 'mode' must be \"batch_invariant\" or \"fast\", got " + value.dump());
       }
+    } else if (key == "device") {
+      c.device = int_key(j, "device", 0, 1 << 20);
     } else if (key == "prefix_min_tokens") {
       c.prefix_min_tokens = int_key(j, "prefix_min_tokens", 1, 1 << 20);
     } else {

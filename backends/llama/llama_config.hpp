@@ -33,7 +33,17 @@ struct Config {
   Mode mode = Mode::batch_invariant;
   bool jump_forward = true;  ///< tokens the grammar forces are appended without sampling (greedy requests)
   bool dedup = true;         ///< identical requests of one generate() call are decided once
+  /// CUDA build: which of the visible CUDA devices (taken modulo their count: gpu_index); -1: the first.
+  /// `herdsim run` under MPI passes the rank's local rank (docs/cluster.md). The CPU build ignores it.
+  int device = -1;
 };
+
+/// The CUDA device a configuration's `device` selects among `device_count` visible ones (device_count >=
+/// 1): device modulo device_count, so that local ranks 0, 1, 2, ... of a node take its GPUs in turn (more
+/// ranks than GPUs share them); a negative device (not set) is device 0.
+[[nodiscard]] constexpr int gpu_index(int device, int device_count) {
+  return device < 0 ? 0 : device % device_count;
+}
 
 /// Parses create()'s JSON; throws plugin::Error (HERDSIM_ERR_INVALID_ARGUMENT) naming the key.
 Config parse_config(const char* text);

@@ -174,14 +174,17 @@ void LlamaEngine::init() {
 /// The first GPU ggml registered (the CUDA plugin); HERDSIM_ERR_DEVICE when there is none, with
 /// what ggml-cuda logged (e.g. "failed to initialize CUDA: no CUDA-capable device is detected").
 ggml_backend_dev_t LlamaEngine::find_gpu() {
+  std::vector<ggml_backend_dev_t> gpus;
   for (std::size_t i = 0; i < ggml_backend_dev_count(); ++i) {
     ggml_backend_dev_t dev = ggml_backend_dev_get(i);
-    if (ggml_backend_dev_type(dev) == GGML_BACKEND_DEVICE_TYPE_GPU) {
-      gpu_devices_ = {dev, nullptr};
-      return dev;
-    }
+    if (ggml_backend_dev_type(dev) == GGML_BACKEND_DEVICE_TYPE_GPU) gpus.push_back(dev);
   }
-  fail(HERDSIM_ERR_DEVICE, "no usable CUDA device" + llama_said());
+  if (gpus.empty()) fail(HERDSIM_ERR_DEVICE, "no usable CUDA device" + llama_said());
+  // config `device` (a rank's local rank under MPI): the ranks of a node take its GPUs in turn.
+  ggml_backend_dev_t dev =
+      gpus[static_cast<std::size_t>(gpu_index(config_.device, static_cast<int>(gpus.size())))];
+  gpu_devices_ = {dev, nullptr};
+  return dev;
 }
 
 void LlamaEngine::free_all() noexcept {

@@ -49,6 +49,13 @@ class Backend {
   virtual ~Backend() = default;
   /// Throws BackendError when the whole call fails; per-request failures are in Response::status.
   [[nodiscard]] virtual std::vector<Response> generate(const std::vector<Request>& requests) = 0;
+  /// generate() for requests that every process of a distributed run asks alike, in the same order
+  /// (path-independent requests, e.g. an InvestAgent's plan at t = 0, asked by every rank of a path
+  /// split): a backend shared by the ranks (tools/cli/shared_backend.hpp) has each decided by one rank and
+  /// returns every answer on every rank. Every other backend decides them itself, as generate().
+  [[nodiscard]] virtual std::vector<Response> generate_shared(const std::vector<Request>& requests) {
+    return generate(requests);
+  }
   /// Short name, e.g. "llama-cpu", "replay".
   [[nodiscard]] virtual std::string name() const = 0;
   /// JSON describing the engine (model, parameters, device), stored in run files' provenance.

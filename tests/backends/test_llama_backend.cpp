@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "backends/backend_test_support.hpp"
+#include "backends/llama/llama_config.hpp"
 #include "sim/error.hpp"
 #include "sim/inference/backend.hpp"
 #include "sim/inference/herdsim_inference.h"
@@ -626,6 +627,10 @@ TEST_CASE("llama backend: bad models, configurations and plugins give clear erro
                      (void)load_plugin(backend_name(), config_for("tiny-qwen2.gguf", {{"dedup", 0}}));
                    }),
                    "'dedup' must be true or false"));
+    CHECK(contains(backend_error([] {
+                     (void)load_plugin(backend_name(), config_for("tiny-qwen2.gguf", {{"device", -1}}));
+                   }),
+                   "'device' must be in [0, "));
   }
   SUBCASE("a plugin built for another ABI version") {
     const auto msg = backend_error([] { (void)load_plugin(HERDSIM_ABI_MISMATCH_PLUGIN, "{}"); });
@@ -641,6 +646,25 @@ TEST_CASE("llama backend: bad models, configurations and plugins give clear erro
     const std::string path = write_file("libnot_a_plugin.so", "not an ELF file");
     CHECK(contains(backend_error([&] { (void)load_plugin(path, "{}"); }), "cannot load inference plugin"));
   }
+}
+
+TEST_CASE("llama backend: a rank's local rank picks its GPU in turn; the CPU plugin answers alike with it") {
+  using herdsim::llama::gpu_index;
+  CHECK(gpu_index(-1, 4) == 0);  // not set: the first device, as before MPI
+  CHECK(gpu_index(0, 4) == 0);
+  CHECK(gpu_index(3, 4) == 3);
+  CHECK(gpu_index(5, 4) == 1);  // more ranks than GPUs on a node: they share them in turn
+  CHECK(gpu_index(7, 1) == 0);
+  static_assert(gpu_index(2, 2) == 0);
+  if (backend_name() != std::string("llama")) return;
+  // `herdsim run` under MPI passes "device" (the local rank) to the llama plugins; the CPU plugin has no
+  // device to pick and answers exactly as without it.
+  const std::vector<Request> requests = {request_for(agent_prompts(1).front(), 16, 1.0, 11, "")};
+  const auto with = load_plugin("llama", config_for("tiny-qwen2.gguf", {{"device", 3}}))->generate(requests);
+  const auto without = engine("tiny-qwen2.gguf").generate(requests);
+  REQUIRE(with.size() == 1);
+  CHECK(with[0].ok());
+  CHECK(with[0].text == without[0].text);
 }
 
 TEST_CASE("llama backend: a GPU plugin's greedy answers equal the CPU plugin's (Qwen2 and Llama)") {

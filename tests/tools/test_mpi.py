@@ -3,11 +3,15 @@ threads gives, dataset for dataset, the single-process file (read through the ma
 `herdsim merge`'s copy); so does one run whose paths are split across the ranks (read through the master
 file's virtual datasets, summaries included, and from the merged copy), and a missing or unfinished part is
 refused; compare, report, export and the Python loader read the master file; a failing sweep point
-stops every rank with one message, exit 1 and no complete-looking master file.
+stops every rank with one message, exit 1 and no complete-looking master file. LLM populations (reference
+answerers; the tiny model with a shared decision cache where the llama.cpp plugin is built) under the path
+and sweep splits give the one-process file, each request decided on one rank; `herdsim evaluate` hands its
+runs to the ranks and writes the one-process report.
 
 Usage: test_mpi.py PATH_TO_HERDSIM PATH_TO_MPIRUN TOOLS_DIR   (registered only in an MPI build; see
 tests/CMakeLists.txt)
 """
+import json
 import os
 import re
 import signal
@@ -664,6 +668,245 @@ class MpiAgentSplitTest(SameFileTest):
         self.assertEqual(res.returncode, 2, res.stdout + res.stderr)
         self.assertEqual(res.stderr.count("one rank's block of this run needs about"), 1, res.stderr)
         self.assertFalse(os.path.exists(self.path("small.h5")))
+
+
+# LLM populations (InvestAgents) answered by the closed-form reference answer sources: plans asked once at
+# t = 0 (absolute), in two stages (relative), with a peer (mutual), and per (agent, path) every step (step:
+# the answer depends on the path's wealth); 5 paths, so 2 and 3 ranks get uneven blocks. Small batches: a
+# population's requests span several backend calls, each shared out among the ranks.
+LLM = """
+[run]
+seed = 4
+paths = 5
+horizon = 3
+steps_per_year = 1
+
+[[population]]
+name = "advisor"
+kind = "merton"
+alpha = 0.2
+wealth = 10.0
+
+[[population]]
+name = "planners"
+kind = "investagent"
+protocol = "absolute"
+leader = "advisor"
+count = 5
+alpha = { lottery_prob = [0.6, 0.9] }
+theta = { score = [0, 10] }
+wealth = 10.0
+[population.inference]
+backend = "reference"
+answerer = "p3_closed_form"
+batch = 2
+
+[[population]]
+name = "relatives"
+kind = "investagent"
+protocol = "relative"
+leader = "advisor"
+count = 3
+alpha = { lottery_prob = 0.7 }
+theta = { score = [1, 8] }
+wealth = 10.0
+[population.inference]
+backend = "reference"
+answerer = "own_theory"
+batch = 4
+
+[[population]]
+name = "pairs"
+kind = "investagent"
+protocol = "mutual"
+leader = "advisor"
+count = 4
+alpha = { lottery_prob = [0.5, 0.9] }
+theta = { score = 10 }
+wealth = 10.0
+[population.inference]
+backend = "reference"
+answerer = "own_theory"
+batch = 3
+
+[[population]]
+name = "steppers"
+kind = "investagent"
+protocol = "step"
+leader = "advisor"
+count = 3
+alpha = { lottery_prob = 0.7 }
+theta = { score = [2, 9] }
+wealth = 10.0
+[population.inference]
+backend = "reference"
+answerer = "p3_closed_form"
+batch = 4
+
+[[population]]
+name = "noise"
+kind = "noise"
+count = 4
+proportion = 0.5
+wealth = 10.0
+
+[record]
+every = 1
+quantiles = [0.1, 0.5]
+"""
+
+# Transcript columns that time the request (they differ between any two runs) and the population
+# attributes that do.
+TIMED = {"time_ms"}
+TIMED_ATTRIBUTES = {"inference_seconds"}
+
+
+def requests_of(stderr):
+    """The requests each rank says it decided (`rank K/N: decided D inference requests`)."""
+    return [int(d) for d in re.findall(r"rank \d+/\d+: decided (\d+) inference requests", stderr)]
+
+
+class MpiLlmTest(SameFileTest):
+    """LLM populations under MPI: a path split decides each request on one rank (each rank its own paths'
+    requests, the path-independent plans shared out) and its master file holds the one-process file's
+    datasets, transcripts included; a sweep split decides each point on one rank."""
+
+    def assert_same_llm_file(self, expected_path, actual_path):
+        """assert_same_file, but for the columns and attributes that time requests."""
+        with h5py.File(expected_path, "r") as e, h5py.File(actual_path, "r") as a:
+            for name, obj in objects(e).items():
+                if isinstance(obj, h5py.Group) and "transcripts" in obj:
+                    for key in TIMED_ATTRIBUTES:
+                        self.assertIn(key, a[name].attrs, name)
+        # Compare on copies with the timed values taken out (the merged copy of the master is self-contained).
+        copies = []
+        for path in (expected_path, actual_path):
+            copy = path + ".untimed.h5"
+            if os.path.exists(copy):
+                os.remove(copy)
+            res = support.herdsim("merge", path, "-o", copy)
+            self.assertEqual(res.returncode, 0, res.stderr)
+            with h5py.File(copy, "a") as f:
+                for name, obj in objects(f).items():
+                    if isinstance(obj, h5py.Dataset) and name.rsplit("/", 1)[-1] in TIMED:
+                        obj[...] = 0.0
+                    elif isinstance(obj, h5py.Group):
+                        for key in TIMED_ATTRIBUTES & set(obj.attrs):
+                            obj.attrs[key] = 0.0
+            copies.append(copy)
+        self.assert_same_file(*copies, 40)
+
+    def test_path_split_decides_each_request_once_and_gives_the_single_process_file(self):
+        scenario = self.scenario(LLM)
+        serial = self.path("serial.h5")
+        res = support.herdsim("run", scenario, "-o", serial, "--threads", "1")
+        self.assertEqual(res.returncode, 0, res.stderr)
+        total = int(re.search(r"inference: (\d+) requests", res.stdout + res.stderr).group(1))
+        # 5 + 3 + 3 + 4 plans and changes, 3 steppers x 5 paths x 3 steps.
+        self.assertEqual(total, 5 + 3 + 3 + 4 + 3 * 5 * 3)
+        with h5py.File(serial, "r") as f:
+            self.assertEqual(sum(len(f[f"populations/{p}/transcripts/step"]) for p in
+                                 ("planners", "relatives", "pairs", "steppers")), total)
+        for ranks in (1, 2, 3):
+            with self.subTest(ranks=ranks):
+                master = self.path(f"llm-{ranks}.h5")
+                res = mpirun(ranks, "run", scenario, "-o", master, "--threads", "1", "--split", "paths")
+                self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
+                if ranks > 1:
+                    self.assertIn(f"split by paths on {ranks} ranks", res.stdout)
+                    decided = requests_of(res.stderr)
+                    self.assertEqual(len(decided), ranks, res.stderr)
+                    self.assertEqual(sum(decided), total, res.stderr)  # nothing decided twice, nothing left out
+                    self.assertTrue(all(d > 0 for d in decided), decided)
+                    with h5py.File(master, "r") as f, h5py.File(serial, "r") as one:
+                        # Transcripts are real datasets in the master, in the one-process order; the amounts
+                        # are read through the virtual datasets.
+                        self.assertFalse(f["populations/steppers/transcripts/output"].is_virtual)
+                        self.assertTrue(f["populations/steppers/amount"].is_virtual)
+                        for population in ("planners", "relatives", "pairs", "steppers"):
+                            for name in ("amount", "transcripts/path", "transcripts/seed", "transcripts/output",
+                                         "transcripts/values", "transcripts/valid"):
+                                np.testing.assert_array_equal(f[f"populations/{population}/{name}"][()],
+                                                              one[f"populations/{population}/{name}"][()],
+                                                              f"{population}/{name}")
+                self.assert_same_llm_file(serial, master)
+
+    def test_sweep_split_decides_each_point_on_one_rank(self):
+        scenario = self.scenario(LLM + '[sweep]\n"run.seed" = [4, 5]\n')
+        serial = self.path("serial.h5")
+        res = support.herdsim("run", scenario, "-o", serial, "--threads", "1")
+        self.assertEqual(res.returncode, 0, res.stderr)
+        master = self.path("sweep.h5")
+        res = mpirun(2, "run", "-q", scenario, "-o", master, "--threads", "1")
+        self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
+        self.assertIn("2 runs on 2 ranks", res.stdout)
+        self.assert_same_llm_file(serial, master)
+
+    def test_ranks_share_a_decision_cache_with_the_tiny_model(self):
+        models, plugins = os.environ.get("HERDSIM_TEST_MODELS"), os.environ.get("HERDSIM_PLUGIN_PATH")
+        if not models or not plugins:
+            self.skipTest("the llama.cpp plugin and the tiny test models are not built")
+        # Sampled answers (temperature 1): each request's seed is keyed by its global path, so the ranks'
+        # answers are the one-process answers; the ranks append to one cache at once (flock), and a second
+        # run on 2 ranks answers every request from it, unchanged.
+        model = os.path.join(models, "tiny-qwen2.gguf")
+        text = ("[run]\nseed = 7\npaths = 3\nhorizon = 2\nsteps_per_year = 1\n"
+                "[[population]]\nname = \"advisor\"\nkind = \"merton\"\nalpha = 0.2\nwealth = 10.0\n")
+        for name, protocol in (("planners", "absolute"), ("steppers", "step")):
+            text += (f"[[population]]\nname = \"{name}\"\nkind = \"investagent\"\nprotocol = \"{protocol}\"\n"
+                     "leader = \"advisor\"\ncount = 2\nalpha = { lottery_prob = 0.7 }\ntheta = { score = 5 }\n"
+                     f"wealth = 10.0\n[population.inference]\nbackend = \"llama\"\nmodel = \"{model}\"\n"
+                     "threads = 1\nbatch = 2\nmax_tokens = 256\ntemperature = 1.0\n")
+        scenario = self.scenario(text)
+        serial = self.path("serial.h5")
+        res = support.herdsim("run", "-q", scenario, "-o", serial, "--threads", "1")
+        self.assertEqual(res.returncode, 0, res.stderr)
+        cache = self.path("cache")
+        for attempt in ("fresh", "cached"):
+            master = self.path(f"{attempt}.h5")
+            res = mpirun(2, "run", scenario, "-o", master, "--threads", "1", "--cache", cache, timeout=240)
+            self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
+            self.assertEqual(sum(requests_of(res.stderr)), 2 + 2 * 3 * 2, res.stderr)
+            with h5py.File(serial, "r") as s, h5py.File(master, "r") as m:
+                for population in ("planners", "steppers"):
+                    want, got = s[f"populations/{population}/transcripts"], m[f"populations/{population}/transcripts"]
+                    for column in ("step", "path", "agent", "seed", "prompt_hash", "output", "values", "valid"):
+                        np.testing.assert_array_equal(want[column][()], got[column][()], f"{population} {column}")
+                    np.testing.assert_array_equal(got["cache_hit"][()], 1 if attempt == "cached" else 0)
+                    np.testing.assert_array_equal(s[f"populations/{population}/amount"][()],
+                                                  m[f"populations/{population}/amount"][()])
+
+
+class MpiEvaluateTest(support.TempDirTest):
+    """`herdsim evaluate` under mpirun: its (column, problem) runs go to the ranks as they are free, each run on
+    one rank alone, and rank 0 writes the one-process report."""
+
+    def test_evaluate_hands_whole_runs_to_the_ranks_and_writes_the_one_process_report(self):
+        args = ["--answerers", "p3_closed_form,advisor", "--problems", "P3,P1", "--seeds", "3", "--threads", "1",
+                "--set", "population.investors.count=6"]
+        one, two = self.path("one"), self.path("two")
+        res = support.herdsim("evaluate", "-o", one, *args)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        res = mpirun(2, "evaluate", "-o", two, *args)
+        self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
+        for job in range(1, 5):  # each run on exactly one rank
+            self.assertEqual(len(re.findall(rf"^\[{job}/4\] .* run\(s\), MSE", res.stderr, re.M)), 1, res.stderr)
+        self.assertEqual(res.stdout.count("herdsim evaluate: 2 column(s) x 2 problem(s)"), 1, res.stdout)
+        reports = []
+        for folder in (one, two):
+            with open(os.path.join(folder, "report.json")) as f:
+                report = json.load(f)
+            report.pop("created")
+            reports.append(report)
+            with open(os.path.join(folder, "report.md")) as f:
+                reports.append(re.sub(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", "TIME", f.read()).replace(folder, "DIR"))
+        self.assertEqual(reports[0], reports[2])
+        self.assertEqual(reports[1], reports[3])
+        for label in ("p3_closed_form", "advisor"):
+            for run in ("p3.h5", "p1.h5"):
+                with h5py.File(os.path.join(two, label, run), "r") as f:
+                    self.assertEqual(int(f.attrs["complete"]), 1)
+                self.assertFalse(os.path.exists(os.path.join(two, label, run + ".parts")))  # one process's file
 
 
 if __name__ == "__main__":

@@ -6,10 +6,13 @@
 #include <filesystem>
 #include <iostream>
 #include <memory>
+#include <optional>
+#include <sstream>
 #include <string>
 #include <system_error>
 #include <vector>
 
+#include "dist/communicator.hpp"
 #include "io/evaluation.hpp"
 #include "io/output_file.hpp"
 #include "io/run_file.hpp"
@@ -216,6 +219,10 @@ bool finished(const std::string& path, const std::string& scenario, const std::v
                   path));
 }
 
+/// Whether the ranks have started taking jobs: a failure after that stops every rank (the others may wait
+/// for this one); before it, every rank finds the same bad input and stops alone.
+bool started = false;
+
 int run_evaluation(const EvaluateFlags& f, const std::string& command_line) {
   const std::vector<Column> columns = columns_of(f);
   const std::vector<const ProblemRun*> problems = problems_of(f);
@@ -232,7 +239,6 @@ int run_evaluation(const EvaluateFlags& f, const std::string& command_line) {
   if (ec) throw InputError(fmt::format("-o: cannot create the folder {}: {}", f.output, ec.message()));
 
   const std::size_t jobs = columns.size() * problems.size();
-  std::size_t job = 0;
   io::Evaluation report;
   report.herdsim_version = HERDSIM_VERSION;
   report.population = f.population;
@@ -242,55 +248,85 @@ int run_evaluation(const EvaluateFlags& f, const std::string& command_line) {
     fs::create_directories(folder, ec);
     if (ec)
       throw InputError(fmt::format("-o: cannot create the folder {}: {}", folder.string(), ec.message()));
-    io::EvaluationColumn column{c.label, c.source, c.description, {}};
-    for (const auto* p : problems) {
-      ++job;
-      RunFlags run;
-      run.scenario = (fs::path(f.scenarios) / p->scenario).string();
-      run.output = (folder / p->run_file).string();
-      run.threads = f.threads;
-      // The step bar on a terminal; logs get one line per problem (below).
-      run.quiet = f.quiet || isatty(STDERR_FILENO) == 0;
-      run.run_lines = false;
-      if (!f.no_cache)
-        run.decision_cache = f.cache.empty() ? (fs::path(f.output) / "cache").string() : f.cache;
-      run.label = fmt::format("[{}/{}] {} {}: ", job, jobs, c.label, p->name);
-      run.sets = f.sets;
-      if (!f.seeds.empty()) {
-        std::string list;
-        for (const auto s : f.seeds) list += fmt::format("{}{}", list.empty() ? "" : ", ", s);
-        run.sets.push_back(fmt::format("sweep.run.seed=[{}]", list));
-      }
-      run.sets.insert(run.sets.end(), c.sets.begin(), c.sets.end());
-      if (c.source == "replay") {
-        const std::string file =
-            fs::is_directory(c.replay, ec) ? (fs::path(c.replay) / p->run_file).string() : c.replay;
-        run.sets.push_back(fmt::format("population.{}.inference.replay={}", f.population, toml_string(file)));
-      }
-      const bool skip = !f.redo && finished(run.output, run.scenario, run.sets);
-      if (!skip) {
-        const int code = run_scenario(run, command_line);
-        if (code != 0) {
-          std::cerr << fmt::format(
-              "herdsim evaluate: stopped at {} {}; finished problems are kept and a "
-              "rerun of the same command skips them\n",
-              c.label, p->name);
-          return code;
-        }
-      }
-      io::ProblemScore score = io::score_run_file(run.output, f.population, HERDSIM_VERSION);
-      score.run_file = (fs::path(c.label) / p->run_file).string();
-      if (score.problem != p->name)
-        throw InputError(fmt::format("{}: population '{}' is scored against {}, not {} (scenario {})",
-                                     run.output, f.population, score.problem, p->name, run.scenario));
-      if (!f.quiet) {
-        fmt::print(stderr, "{}{} run(s), MSE {:.4g} (amount), {:.4g} (pp), {}/{} answers valid; {}{}\n",
-                   run.label, score.runs, score.mse_amount, score.mse_pp, score.valid, score.requests,
-                   run.output, skip ? " (finished before: skipped)" : "");
-      }
-      column.problems.push_back(std::move(score));
+  }
+  // Job j is column j / problems, problem j % problems (the report's order). Each run's flags:
+  const auto run_flags = [&](std::size_t j) {
+    const Column& c = columns[j / problems.size()];
+    const ProblemRun* p = problems[j % problems.size()];
+    RunFlags run;
+    run.scenario = (fs::path(f.scenarios) / p->scenario).string();
+    run.output = (fs::path(f.output) / c.label / p->run_file).string();
+    run.threads = f.threads;
+    // The step bar on a terminal; logs get one line per problem (below).
+    run.quiet = f.quiet || isatty(STDERR_FILENO) == 0;
+    run.run_lines = false;
+    run.one_process = true;  // under mpirun, whole runs go to the ranks (below)
+    if (!f.no_cache) run.decision_cache = f.cache.empty() ? (fs::path(f.output) / "cache").string() : f.cache;
+    run.label = fmt::format("[{}/{}] {} {}: ", j + 1, jobs, c.label, p->name);
+    run.sets = f.sets;
+    if (!f.seeds.empty()) {
+      std::string list;
+      for (const auto s : f.seeds) list += fmt::format("{}{}", list.empty() ? "" : ", ", s);
+      run.sets.push_back(fmt::format("sweep.run.seed=[{}]", list));
     }
-    report.columns.push_back(std::move(column));
+    run.sets.insert(run.sets.end(), c.sets.begin(), c.sets.end());
+    if (c.source == "replay") {
+      std::error_code exists;
+      const std::string file =
+          fs::is_directory(c.replay, exists) ? (fs::path(c.replay) / p->run_file).string() : c.replay;
+      run.sets.push_back(fmt::format("population.{}.inference.replay={}", f.population, toml_string(file)));
+    }
+    return run;
+  };
+  const auto score_of = [&](std::size_t j) {
+    const RunFlags run = run_flags(j);
+    const ProblemRun* p = problems[j % problems.size()];
+    io::ProblemScore score = io::score_run_file(run.output, f.population, HERDSIM_VERSION);
+    score.run_file = (fs::path(columns[j / problems.size()].label) / p->run_file).string();
+    if (score.problem != p->name)
+      throw InputError(fmt::format("{}: population '{}' is scored against {}, not {} (scenario {})",
+                                   run.output, f.population, score.problem, p->name, run.scenario));
+    return score;
+  };
+  // The jobs are independent: under mpirun each goes to the next rank that is free (docs/cluster.md), which
+  // runs it on its own; one process takes them in order. Rank 0 writes the report once every rank is done.
+  dist::Communicator& world = dist::world();
+  std::vector<std::optional<io::ProblemScore>> scores(jobs);
+  int code = 0;
+  world.start_tasks(static_cast<int>(jobs));
+  started = true;
+  for (int task = world.next_task(); task >= 0; task = world.next_task()) {
+    const auto j = static_cast<std::size_t>(task);
+    const RunFlags run = run_flags(j);
+    const bool skip = !f.redo && finished(run.output, run.scenario, run.sets);
+    if (!skip) {
+      code = run_scenario(run, command_line);
+      if (code != 0) {
+        std::cerr << fmt::format(
+            "herdsim evaluate: stopped at {} {}; finished problems are kept and a "
+            "rerun of the same command skips them\n",
+            columns[j / problems.size()].label, problems[j % problems.size()]->name);
+        break;
+      }
+    }
+    scores[j] = score_of(j);
+    if (!f.quiet) {
+      const io::ProblemScore& score = *scores[j];
+      fmt::print(stderr, "{}{} run(s), MSE {:.4g} (amount), {:.4g} (pp), {}/{} answers valid; {}{}\n",
+                 run.label, score.runs, score.mse_amount, score.mse_pp, score.valid, score.requests,
+                 run.output, skip ? " (finished before: skipped)" : "");
+    }
+  }
+  code = world.max_over_ranks(code);
+  if (code != 0) return code;
+  if (world.rank() != 0) return 0;
+  for (std::size_t j = 0; j < jobs; ++j) {
+    if (j % problems.size() == 0)
+      report.columns.push_back({columns[j / problems.size()].label,
+                                columns[j / problems.size()].source,
+                                columns[j / problems.size()].description,
+                                {}});
+    report.columns.back().problems.push_back(scores[j] ? std::move(*scores[j]) : score_of(j));
   }
   report.created = io::utc_now_iso8601();
   const std::string md = (fs::path(f.output) / "report.md").string();
@@ -345,21 +381,35 @@ void add_evaluate_command(CLI::App& app, int argc, char** argv) {
   cmd->add_flag("-q,--quiet", flags->quiet, "no progress or per-problem lines");
   cmd->callback([flags, command_line]() {
     int code = 0;
+    std::ostringstream message;
     try {
       code = run_evaluation(*flags, command_line);
     } catch (const io::ScenarioFileError& e) {
-      std::cerr << e.what() << "\nherdsim evaluate: " << e.problems().size() << " problem(s) in "
-                << e.source() << "\n";
+      message << e.what() << "\nherdsim evaluate: " << e.problems().size() << " problem(s) in " << e.source()
+              << "\n";
       code = 2;
     } catch (const InputError& e) {
-      std::cerr << "herdsim evaluate: " << e.what() << "\n";
+      message << "herdsim evaluate: " << e.what() << "\n";
       code = 2;
     } catch (const ScenarioError& e) {
-      std::cerr << "herdsim evaluate: " << e.what() << "\n";
+      message << "herdsim evaluate: " << e.what() << "\n";
       code = 2;
     } catch (const Error& e) {
-      std::cerr << "herdsim evaluate: failed: " << e.what() << "\n";
+      message << "herdsim evaluate: failed: " << e.what() << "\n";
       code = 1;
+    }
+    dist::Communicator& world = dist::world();
+    // Before the jobs, every rank found the same problem: rank 0 says it. After, only this rank did, and
+    // the others may be waiting for it: it says why and stops them all.
+    if (!started && world.rank() == 0) std::cerr << message.str();
+    if (started && !message.str().empty()) {
+      std::cerr << message.str();
+      if (world.size() > 1) {
+        std::cerr << fmt::format("herdsim evaluate: rank {} of {} failed; stopping every rank\n",
+                                 world.rank(), world.size())
+                  << std::flush;
+        world.abort(code);
+      }
     }
     if (code != 0) throw CLI::RuntimeError(code);
   });

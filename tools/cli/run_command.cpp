@@ -34,6 +34,7 @@
 #include "tools/cli/agent_split.hpp"
 #include "tools/cli/path_split.hpp"
 #include "tools/cli/progress.hpp"
+#include "tools/cli/shared_backend.hpp"
 
 #ifndef HERDSIM_VERSION
 #define HERDSIM_VERSION "unknown"
@@ -206,14 +207,6 @@ std::string path_split_problem(const std::vector<sim::ScenarioSpec>& specs, int 
                          ranks);
     if (spec.record.enabled && !spec.record.paths.empty())
       return "record.paths names recorded paths; a path split records every path (leave record.paths out)";
-    for (const auto& pop : spec.populations) {
-      if (pop.kind == "investagent")
-        return fmt::format(
-            "population '{}' is LLM-backed (investagent): its requests and transcripts are not split by "
-            "paths "
-            "yet",
-            pop.name);
-    }
   }
   return {};
 }
@@ -228,7 +221,11 @@ int run_path_split(const RunFlags& f, const std::vector<sim::ScenarioSpec>& spec
   const int n = static_cast<int>(specs.size());
   const std::filesystem::path parts_path(parts);
   io::Hdf5Output part((parts_path / fmt::format("rank-{}.h5", world.rank())).string(), provenance);
-  const inference::BackendFactory backends = io::default_backend_factory(f.decision_cache);
+  // LLM populations: each rank's own backend (its GPU by local rank) decides its paths' requests, and the
+  // path-independent ones are shared out among the ranks (tools/cli/shared_backend.hpp).
+  const auto decided = std::make_shared<std::int64_t>(0);
+  const inference::BackendFactory backends = shared_backend_factory(
+      io::default_backend_factory(f.decision_cache, world.local_rank()), world, decided);
   const sim::ScopedSetupMonitor setup_monitor({&g_cancel, nullptr});
   Totals totals;
   std::vector<sim::ScenarioSpec> blocks = specs;
@@ -256,6 +253,9 @@ int run_path_split(const RunFlags& f, const std::vector<sim::ScenarioSpec>& spec
     if (gatherer) summaries[i] = gatherer->values();
   }
   part.commit();
+  if (!f.quiet && totals.accounting.any)
+    fmt::print(stderr, "{}rank {}/{}: decided {} inference requests\n", f.label, world.rank(), world.size(),
+               *decided);
   (void)world.max_over_ranks(0);  // every part is committed
   if (world.rank() != 0) return 0;
 
@@ -464,7 +464,9 @@ int run_distributed(const RunFlags& f, const std::string& command_line,
   const std::string part_name = fmt::format("rank-{}.h5", world.rank());
   io::Hdf5Output part((std::filesystem::path(parts) / part_name).string(), provenance);
 
-  const inference::BackendFactory backends = io::default_backend_factory(f.decision_cache);
+  // Each rank its own backends, on its GPU by local rank; each point is decided entirely by one rank.
+  const inference::BackendFactory backends =
+      io::default_backend_factory(f.decision_cache, world.local_rank());
   const sim::ScopedSetupMonitor setup_monitor({&g_cancel, nullptr});
   Totals totals;
   std::vector<int> mine;
@@ -533,7 +535,7 @@ int run_scenario_unguarded(const RunFlags& f, const std::string& command_line) {
     return 2;
   }
   // Sizes before anything is allocated: the runs of a sweep run one after another, so the largest counts.
-  const int ranks = dist::world().size();
+  const int ranks = f.one_process ? 1 : dist::world().size();
   std::string split = ranks > 1 ? chosen_split(f, specs.size(), ranks) : "none";
   const std::string scope = specs.size() == 1 ? "this run" : "the largest run of this sweep";
   const auto check_share = [&](const std::string& how) {
@@ -599,7 +601,9 @@ int run_scenario_unguarded(const RunFlags& f, const std::string& command_line) {
     return 2;
   }
 
-  const inference::BackendFactory backends = io::default_backend_factory(f.decision_cache);
+  // A run of one rank among several (herdsim evaluate under mpirun) uses its rank's GPU (docs/cluster.md).
+  const inference::BackendFactory backends = io::default_backend_factory(
+      f.decision_cache, dist::world().size() > 1 ? dist::world().local_rank() : -1);
   // Populations (and their inference backends) are built before the file exists: a missing model, plugin
   // or replay file is reported before anything runs or is written.
   // Set-up (plan solves, network games) shows progress on a terminal and stops on Ctrl-C like the steps.

@@ -27,6 +27,8 @@ struct RunFlags {
   /// populations, in fixed blocks) or "auto" (the sweep points when there are at least as many as ranks,
   /// else the paths, or the agents when a rank's block of paths does not fit in memory).
   std::string split = "auto";
+  /// Run on this process alone even under an MPI launcher (herdsim evaluate hands whole runs to the ranks).
+  bool one_process = false;
 };
 
 /// A sweep point as run files record it (`sweep_point`: "key=value;..."); empty without a sweep.
