@@ -231,8 +231,9 @@ class InvestAgentsInOneOfTwoAssets(unittest.TestCase):
                               "--set", "population.investors.inference.backend=reference",
                               "--set", "population.investors.inference.answerer=p3_closed_form")
         self.assertEqual(res.returncode, 2, res.stderr)
-        lines = res.stderr.strip().splitlines()
+        lines = [line for line in res.stderr.strip().splitlines() if "population[" in line]
         self.assertEqual(len(lines), 1, res.stderr)
+        self.assertIn("1 problem(s)", res.stderr)
         self.assertIn("population[1].asset: is required for kind = \"investagent\" in a market of several "
                       "assets: its prompts are about a single stock", lines[0])
         self.assertFalse(os.path.exists(os.path.join(self.tmp.name, "no.h5")))
