@@ -30,6 +30,12 @@ constexpr std::array<NamedValue<Optimum>, 2> enum_names(Optimum /*unused*/) {
 [[nodiscard]] inline theory::Market theory_market(const sim::ScenarioSpec& spec) {
   return {spec.market.mu, spec.market.r, spec.market.sigma};
 }
+/// The one-asset market of asset a of a scenario: its drift and volatility, the deposit rate (asset 0:
+/// theory_market(spec)).
+[[nodiscard]] inline theory::Market theory_market(const sim::ScenarioSpec& spec, int asset) {
+  const sim::AssetSpec a = spec.market.asset(asset);
+  return {a.mu, spec.market.r, a.sigma};
+}
 
 /// The time model whose optimum a plan follows: the simulated steps, or continuous time.
 [[nodiscard]] inline theory::TimeModel theory_time(const sim::ScenarioSpec& spec, Optimum optimum) {

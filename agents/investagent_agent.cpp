@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <map>
+#include <string>
 
 #include "agents/agent_support.hpp"
 #include "agents/merton_agent.hpp"
@@ -14,6 +15,7 @@
 #include "sim/investalign/answer.hpp"
 #include "sim/investalign/dataset.hpp"
 #include "sim/investalign/reference.hpp"
+#include "sim/market/asset_covariance.hpp"
 #include "sim/theory/absolute_herd.hpp"
 #include "sim/theory/merton.hpp"
 #include "sim/theory/mutual_game.hpp"
@@ -53,6 +55,74 @@ investalign::Problem scored_problem_of(InvestProtocol protocol) {
 /// A fraction rounded to hundredths of a percent: the advisor's values as the prompt quotes them.
 double as_quoted(double fraction) {
   return static_cast<double>(std::llround(fraction * 10000.0)) / 10000.0;
+}
+
+/// The index of the asset called name in the market, or -1.
+int asset_index(const sim::MarketSpec& market, const std::string& name) {
+  for (int a = 0; a < market.asset_count(); ++a) {
+    if (market.asset(a).name == name) return a;
+  }
+  return -1;
+}
+
+/// The market's asset names, quoted: "\"stock\", \"bond\"".
+std::string quoted_asset_names(const sim::MarketSpec& market) {
+  std::string out;
+  for (int a = 0; a < market.asset_count(); ++a)
+    out += fmt::format("{}\"{}\"", a == 0 ? "" : ", ", market.asset(a).name);
+  return out;
+}
+
+/// theory::merton_alpha_factor of the asset a population trades: 1 with one asset.
+double advisor_alpha_factor(const sim::MarketSpec& market, int asset) {
+  return theory::merton_alpha_factor(sim::asset_covariance(market), sim::asset_excess_returns(market), asset);
+}
+
+/// `asset`: required with several assets (the prompts are about one stock), a name of the market's assets,
+/// and, with several, an asset that the advisor (a Merton investor in all of them) holds on the side of its
+/// excess return, so that a one-asset Merton advisor holds the same (docs/theory.md §7.1).
+void check_traded_asset(const sim::ScenarioSpec& spec, const InvestAgentParams& p, KeyReporter& out) {
+  if (!out.valid("asset")) return;
+  const sim::MarketSpec& m = spec.market;
+  const int n = m.asset_count();
+  if (p.asset.empty()) {
+    if (n > 1) {
+      out.report("asset",
+                 fmt::format("is required{} in a market of several assets: its prompts are about a single "
+                             "stock, so name the one it trades, one of {}",
+                             for_kind(InvestAgentParams::kind), quoted_asset_names(m)));
+    }
+    return;
+  }
+  const int j = asset_index(m, p.asset);
+  if (j < 0) {
+    out.report("asset", fmt::format("there is no asset named \"{}\"; {} {}", p.asset,
+                                    n == 1 ? "the market's only asset is" : "the market's assets are",
+                                    quoted_asset_names(m)));
+    return;
+  }
+  if (n == 1 || !sim::market_problems(m, spec.run.horizon).empty()) return;  // [market] reports its own
+  const double factor = advisor_alpha_factor(m, j);
+  if (factor > 0.0 && std::isfinite(factor)) return;
+  const sim::AssetSpec a = m.asset(j);
+  const double excess = a.mu - m.r;
+  if (excess == 0.0) {
+    out.report("asset", fmt::format("asset \"{}\" has no excess return (mu = r = {}): a one-asset investor "
+                                    "holds none of it, so its single-stock problem has no advisor to follow; "
+                                    "choose another asset",
+                                    p.asset, m.r));
+    return;
+  }
+  // The advisor's holding (Sigma^{-1} v)_j has the sign of excess / factor (none where factor is not finite).
+  const char* held =
+      !std::isfinite(factor) ? "nothing" : (excess / factor > 0.0 ? "a long position" : "a short position");
+  out.report(
+      "asset",
+      fmt::format("the advisor, a Merton investor in all {} assets (amounts Sigma^-1 v / (alpha G)), "
+                  "holds {} in asset \"{}\" although its excess return mu - r = {:.6g} is {}: no one-asset "
+                  "Merton advisor does so, so its single-stock problem does not apply (docs/theory.md "
+                  "§7.1); choose an asset the advisor holds on the side of its excess return",
+                  n, held, p.asset, excess, excess > 0.0 ? "positive" : "negative"));
 }
 
 }  // namespace
@@ -134,6 +204,10 @@ class InvestAgentKind final : public Kind {
     read_alpha(in, common, p.alpha, p.lottery, LotteryKey::always);
     read_theta(in, common, p.theta);
     p.protocol = in.choice<InvestProtocol>("protocol").value_or(InvestProtocol::absolute);
+    if (const auto asset = in.string("asset")) {
+      p.asset = *asset;
+      if (asset->empty()) in.report("asset", "must not be empty: the name of one of the market's assets");
+    }
     in.require("leader", for_kind(name()) + ": the name of a merton population");
     p.leader = in.string("leader").value_or("");
     read_inference(in, p.inference);
@@ -141,11 +215,12 @@ class InvestAgentKind final : public Kind {
   }
 
   // InvestAgents decide once a year over the reference budget list: steps_per_year = 1 and a horizon of
-  // 1..10 whole years (relative: >= 2); mutual needs a peer; the advisor is a merton population.
+  // 1..10 whole years (relative: >= 2); mutual needs a peer; the advisor is a merton population; they trade
+  // one asset of the market.
   void check(const sim::ScenarioSpec& spec, int index, KeyReporter& out) const override {
     const sim::PopulationSpec& ps = spec.populations[static_cast<std::size_t>(index)];
     const InvestAgentParams& p = params_of<InvestAgentParams>(ps);
-    check_one_asset(spec, name(), "its prompts are about a single stock", out);
+    check_traded_asset(spec, p, out);
     const double T = spec.run.horizon;
     const auto max_years = investalign::static_budget_list.size();
     if (spec.run.steps_per_year != 1 || T != std::round(T) || T < 1.0 || T > static_cast<double>(max_years)) {
@@ -203,12 +278,13 @@ class InvestAgentKind final : public Kind {
   }
 
  private:
-  static constexpr std::array<KeyInfo, 6> keys_{{
+  static constexpr std::array<KeyInfo, 7> keys_{{
       {"alpha", "CARA risk aversion, per currency unit, usually {lottery_prob = ...}"},
       {"lottery", "the questionnaire's lottery: win10_sure3 or win20_sure6"},
       {"theta", "herding coefficient, usually {score = ...}"},
       {"leader", "the advisor: the name of a merton population"},
       {"protocol", "absolute, relative, mutual or step"},
+      {"asset", "the market asset it trades and its prompts are about (required with several assets)"},
       {"inference",
        "{backend, model, lora, temperature, max_tokens, batch, threads, prefix_sharing, grammar, "
        "replay, replay_group, replay_population, answerer, mode}"},
@@ -219,6 +295,13 @@ class InvestAgentKind final : public Kind {
 
 std::unique_ptr<Kind> make_investagent_kind() {
   return std::make_unique<InvestAgentKind>();
+}
+
+int traded_asset(const sim::ScenarioSpec& spec, const sim::PopulationSpec& ps) {
+  const InvestAgentParams* p = params_if<InvestAgentParams>(ps);
+  if (p == nullptr) return -1;
+  if (p->asset.empty()) return spec.market.asset_count() == 1 ? 0 : -1;
+  return asset_index(spec.market, p->asset);
 }
 
 const char* scored_problem(InvestProtocol protocol) {
@@ -242,6 +325,11 @@ InvestAgentPopulation::InvestAgentPopulation(const sim::ScenarioSpec& spec, int 
       index_(index),
       backend_(std::move(backend)) {
   horizon_years_ = static_cast<int>(std::round(spec_.run.horizon));
+  assets_ = spec_.market.asset_count();
+  asset_ = traded_asset(spec_, ps_);
+  if (asset_ < 0)
+    throw ScenarioError(
+        fmt::format("population '{}': asset: the market has no asset named \"{}\"", ps_.name, ip_.asset));
   leader_index_ = population_index(spec_, ip_.leader);
   plan_schema_ = investalign::proportion_sequence_schema(horizon_years_);
   step_schema_ = investalign::single_proportion_schema();
@@ -312,20 +400,24 @@ void InvestAgentPopulation::initialize(const sim::RunState& state, sim::Populati
   // Reference budgets, the advisor's quoted proportions (its continuous-time Merton amount at t = j over
   // B_j, the dataset's convention), and the optimum the dataset targets encode (P3; P1 for the relative
   // protocol; P2, the group of advisor, agent and peer, for the mutual protocol): column k holds the amount
-  // at t = k + 1, the year-(k + 1) target times B_{k+1} before rounding and clamping.
+  // at t = k + 1, the year-(k + 1) target times B_{k+1} before rounding and clamping. All in the one-asset
+  // market of the traded asset, where the advisor's holding of it (component j of its Merton vector) is the
+  // Merton path of its alpha times `factor` (docs/theory.md §7.1); its theory in the other assets is 0.
   const int T = horizon_years_;
-  const theory::Market market = theory_market(spec_);
+  const theory::Market market = theory_market(spec_, asset_);
+  const double factor = advisor_alpha_factor(spec_.market, asset_);
   const theory::Schedule schedule(market, T, theory::TimeModel::continuous());
   budgets_.assign(static_cast<std::size_t>(ps_.count), {});
   advisor_.assign(static_cast<std::size_t>(ps_.count), {});
-  own.theory_amount.resize(ps_.count, T);
+  own.theory_amount = Eigen::MatrixXd::Zero(ps_.count, static_cast<Eigen::Index>(assets_) * T);
   std::map<std::array<double, 7>, std::vector<double>> solved;  // one solve per distinct agent (and peer)
   for (int i = 0; i < ps_.count; ++i) {
     auto& budgets = budgets_[static_cast<std::size_t>(i)];
     budgets = investalign::reference_budgets(x0_[i]);
     budgets.resize(static_cast<std::size_t>(T));
     for (const double a : investalign::proportions_of(
-             [&](double t) { return theory::merton_amount(schedule, leader_alpha_[i], t); }, budgets))
+             [&](double t) { return theory::merton_amount(schedule, leader_alpha_[i] * factor, t); },
+             budgets))
       advisor_[static_cast<std::size_t>(i)].push_back(as_quoted(a));
     std::array<double, 7> key{alpha_[i], leader_alpha_[i], theta_[i], x0_[i], 0.0, 0.0, 0.0};
     if (ip_.protocol == InvestProtocol::mutual) {
@@ -342,6 +434,7 @@ void InvestAgentPopulation::initialize(const sim::RunState& state, sim::Populati
       investalign::TaskSettings settings;
       settings.market = market;
       settings.alpha_leader = leader_alpha_[i];
+      settings.advisor_alpha_factor = factor;
       settings.horizon_years = T;
       const bool mutual = ip_.protocol == InvestProtocol::mutual;
       it = solved
@@ -350,7 +443,8 @@ void InvestAgentPopulation::initialize(const sim::RunState& state, sim::Populati
                                  mutual ? std::optional(profile_of(peer_[i])) : std::nullopt))
                .first;
     }
-    for (int k = 0; k < T; ++k) own.theory_amount(i, k) = it->second[static_cast<std::size_t>(k)];
+    for (int k = 0; k < T; ++k)
+      own.theory_amount(i, asset_ * T + k) = it->second[static_cast<std::size_t>(k)];
   }
 
   sim::InferenceLog log;
@@ -394,6 +488,7 @@ void InvestAgentPopulation::initialize(const sim::RunState& state, sim::Populati
       investalign::TaskSettings settings;
       settings.market = market;
       settings.alpha_leader = leader_alpha_[i];
+      settings.advisor_alpha_factor = factor;
       settings.horizon_years = horizon_years_;
       settings.lottery = ip_.lottery;
       templates_.emplace(key, investalign::make_prompt_template(task, settings));
@@ -607,8 +702,8 @@ void InvestAgentPopulation::ask_step(const sim::DecisionContext& ctx, sim::Popul
     st.wealth = own.wealth(agent, path);
     if (k > 0) {
       st.own_last = last_proportion(agent, path);
-      // Last year's leader decision over the leader's wealth when it took it.
-      st.leader_last = leader.previous_amount(l, path) / leader_wealth(l, path);
+      // Last year's leader decision in the traded asset over the leader's wealth when it took it.
+      st.leader_last = leader.previous_amount(l, asset_ * ctx.state->paths + path) / leader_wealth(l, path);
     }
     in.step = st;
     q.prompt_template = &prompt_template(TaskKind::step, leader_alpha_[agent]);
@@ -635,8 +730,18 @@ void InvestAgentPopulation::decide(const sim::DecisionContext& ctx, int p0, int 
   const int len = a1 - a0;
   const bool step = ip_.protocol == InvestProtocol::step;
   const Eigen::MatrixXd& played = kind_state(own, step ? kStepAmount : kPlan);
-  for (int p = p0; p < p1; ++p)
-    own.amount.col(p).segment(a0, len) = played.col(step ? p : ctx.step).segment(a0, len);
+  // The traded asset's amounts are columns [asset paths, (asset + 1) paths); nothing in the other assets.
+  const Eigen::Index paths = own.wealth.cols();
+  for (int p = p0; p < p1; ++p) {
+    for (int a = 0; a < assets_; ++a) {
+      auto slots = own.amount.col(a * paths + p).segment(a0, len);
+      if (a == asset_) {
+        slots = played.col(step ? p : ctx.step).segment(a0, len);
+      } else {
+        slots.setZero();
+      }
+    }
+  }
 }
 
 }  // namespace herdsim::agents

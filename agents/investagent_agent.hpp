@@ -12,7 +12,10 @@
 //   step     - each step, one request per (agent, path) with the current state; P = pi X_k.
 // Requests go to the backend in batches from prepare_step (serial), never from the parallel decide();
 // path-independent ones (the plans) through Backend::generate_shared, which a path split shares out.
-// Keys: alpha, lottery, theta, leader, protocol, inference.
+// In a market of several assets the population trades one, `asset` (docs/theory.md §7.1, "InvestAgents in
+// one of N assets"): its prompts quote that asset's drift and volatility and the advisor's holding of it, its
+// theory is the one-asset problem there, and its amounts in the other assets are 0.
+// Keys: alpha, lottery, theta, leader, protocol, asset, inference.
 // Parameters: alpha, theta, wealth0, leader_alpha, lottery_prob, score (mutual: also peer, the peer's index).
 // Kind state (sim::PopulationState::kind_state): absolute, relative, mutual: `plan`, count x T, the amounts
 // the answers imply (column k = decision k, currency units); relative: `first_year`, count x 1, the stage-0
@@ -59,6 +62,8 @@ struct InvestAgentParams {
   sim::ParamSpec theta;  ///< herding coefficient (usually {score = ...})
   std::string leader;    ///< the advisor: a merton population; agent i follows its agent i mod count
   InvestProtocol protocol = InvestProtocol::absolute;
+  /// The market asset it trades and its prompts are about (a name of [market]); "": the only asset.
+  std::string asset;
   sim::InferenceSpec inference;  ///< which backend answers, and how
 };
 
@@ -68,10 +73,14 @@ struct InvestAgentParams {
 /// The problem a protocol's answers are scored against (theory/amount): "P3", "P1" or "P2".
 [[nodiscard]] const char* scored_problem(InvestProtocol protocol);
 
+/// The index of the market asset an investagent population trades: its `asset`, or 0 without one in a
+/// one-asset market; -1 for a population of another kind or a name the market does not have.
+[[nodiscard]] int traded_asset(const sim::ScenarioSpec& spec, const sim::PopulationSpec& ps);
+
 class InvestAgentPopulation final : public sim::Population {
  public:
   /// For a checked spec (the kind's check: one decision a year, a horizon of 1..10 whole years, a merton
-  /// leader); backend: not null.
+  /// leader, an asset of the market); backend: not null.
   InvestAgentPopulation(const sim::ScenarioSpec& spec, int index,
                         std::unique_ptr<inference::Backend> backend);
   void initialize(const sim::RunState& state, sim::PopulationState& own) override;
@@ -121,6 +130,8 @@ class InvestAgentPopulation final : public sim::Population {
   const sim::PopulationSpec& ps_;
   const InvestAgentParams& ip_;
   int index_;
+  int asset_ = 0;   ///< the asset it trades (traded_asset)
+  int assets_ = 1;  ///< N, the market's assets
   int leader_index_ = -1;
   int leader_count_ = 0;
   int horizon_years_ = 0;  ///< T; one decision per year

@@ -231,15 +231,4 @@ std::string_view check_population_ref(const sim::ScenarioSpec& spec, std::string
   return kind;
 }
 
-void check_one_asset(const sim::ScenarioSpec& spec, std::string_view kind, std::string_view why,
-                     KeyReporter& out) {
-  const int assets = spec.market.asset_count();
-  if (assets > 1) {
-    out.report("kind",
-               fmt::format("kind = \"{}\" trades one risky asset ({}); this market has {}: use merton "
-                           "or noise populations with several assets",
-                           kind, why, assets));
-  }
-}
-
 }  // namespace herdsim::agents

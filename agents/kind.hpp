@@ -249,9 +249,5 @@ template <class P>
 std::string_view check_population_ref(const sim::ScenarioSpec& spec, std::string_view key,
                                       const std::string& name, const std::string& self,
                                       std::span<const std::string_view> allowed_kinds, KeyReporter& out);
-/// For kinds that decide in a one-asset market only: reports `kind` ("kind = \"herd\" trades one risky
-/// asset (why); this market has N") when spec.market has several assets.
-void check_one_asset(const sim::ScenarioSpec& spec, std::string_view kind, std::string_view why,
-                     KeyReporter& out);
 
 }  // namespace herdsim::agents

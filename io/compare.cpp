@@ -30,17 +30,21 @@ namespace {
 
 using analysis::kNaN;
 
-/// Rows of one population, read from the file for the first `agents` recorded agents.
+/// Rows of one population, read from the file for the first `agents` recorded agents (amounts: of `asset`).
 class FileRows final : public analysis::RowSource {
  public:
-  FileRows(const RunFile& file, std::string group, std::string population, int agents)
-      : file_(file), group_(std::move(group)), population_(std::move(population)), agents_(agents) {}
+  FileRows(const RunFile& file, std::string group, std::string population, int agents, int asset)
+      : file_(file),
+        group_(std::move(group)),
+        population_(std::move(population)),
+        agents_(agents),
+        asset_(asset) {}
   void wealth_row(int s, Eigen::MatrixXd& out) override {
     file_.read_row(group_, population_, std::string(schema::kWealth), s, out, 0, agents_);
     check_finite(out, "wealth", s);
   }
   void amount_row(int d, Eigen::MatrixXd& out) override {
-    file_.read_row(group_, population_, std::string(schema::kAmount), d, out, 0, agents_);
+    file_.read_row(group_, population_, std::string(schema::kAmount), d, out, 0, agents_, asset_);
     check_finite(out, "amount", d);
   }
 
@@ -67,11 +71,14 @@ class FileRows final : public analysis::RowSource {
   std::string group_;
   std::string population_;
   int agents_;
+  int asset_;
 };
 
+/// The one-asset analysis of a population in asset `asset` (0 in a one-asset file; an investagent
+/// population's traded asset in a file of several, where it holds nothing in the others).
 PopulationComparison compare_population(const RunFile& file, const RunGroupInfo& g,
                                         const PopulationInfo& info, const sim::ScenarioSpec& spec,
-                                        const CompareOptions& opt) {
+                                        const CompareOptions& opt, int asset) {
   PopulationComparison pc = population_identity(g, info);
   const auto it = std::find_if(spec.populations.begin(), spec.populations.end(),
                                [&](const sim::PopulationSpec& p) { return p.name == info.name; });
@@ -89,6 +96,13 @@ PopulationComparison compare_population(const RunFile& file, const RunGroupInfo&
     pc.leader = invest->leader;
     pc.protocol = to_name(invest->protocol);
     pc.problem = agents::scored_problem(invest->protocol);
+    if (g.assets > 1) {
+      pc.asset = spec.market.asset(asset).name;
+      pc.metrics.notes.push_back(
+          fmt::format("trades asset {} only, one of {} (its amounts in the others are 0): analysed in it as "
+                      "in a one-asset market, against its one-asset theory there",
+                      pc.asset, g.assets));
+    }
   }
   if ((!info.has_trajectories || info.recorded_agents == 0) && info.summary_stats.empty()) {
     pc.metrics.notes.emplace_back(
@@ -136,12 +150,14 @@ PopulationComparison compare_population(const RunFile& file, const RunGroupInfo&
   in.confidence = opt.confidence;
   in.opinion_at_years = opt.at_years;
   // Schema 2 with one asset (price impact): the asset axis has length 1.
-  in.market_return = g.asset_axis ? file.market_assets(g.group, std::string(schema::kReturn)).front()
-                                  : file.market(g.group, std::string(schema::kReturn));
+  in.market_return =
+      g.asset_axis
+          ? file.market_assets(g.group, std::string(schema::kReturn))[static_cast<std::size_t>(asset)]
+          : file.market(g.group, std::string(schema::kReturn));
   const Eigen::VectorXd theta = param("theta");
   if (info.has_theory) {
-    in.theory = file.theory_amount(g.group, info.name).topRows(m);
-    const theory::Market market = agents::theory_market(spec);
+    in.theory = file.theory_amount(g.group, info.name, asset).topRows(m);
+    const theory::Market market = agents::theory_market(spec, asset);
     analysis::PopulationTheory th(
         theory::Schedule(market, spec.run.horizon, agents::theory_time(spec, agents::Optimum::discrete)));
     th.ce_exact = spec.run.wealth_update == sim::WealthUpdate::arithmetic;
@@ -165,7 +181,7 @@ PopulationComparison compare_population(const RunFile& file, const RunGroupInfo&
     }
     analysis::add_theory_references(in, th, leader_alpha, pc.metrics.notes);
   }
-  FileRows rows(file, g.group, info.name, m);
+  FileRows rows(file, g.group, info.name, m, asset);
   auto notes = std::move(pc.metrics.notes);
   pc.metrics = analysis::analyse_population(in, rows);
   notes.insert(notes.end(), pc.metrics.notes.begin(), pc.metrics.notes.end());
@@ -430,6 +446,7 @@ json population_json(const PopulationComparison& pc, int limit) {
          {"recorded_agents", pc.recorded_agents},
          {"analysed_agents", pc.analysed_agents},
          {"notes", mt.notes}};
+  if (!pc.asset.empty()) j["asset"] = pc.asset;  // only in files of several assets: one-asset JSON unchanged
   j["decision_error"] = nullptr;
   if (mt.decision_error) {
     const auto& de = *mt.decision_error;
@@ -626,6 +643,7 @@ void markdown_population(std::string& md, const PopulationComparison& pc, double
         pc.policy);
   if (!pc.protocol.empty())
     md += fmt::format(", protocol {} on leader {}, scored against {}", pc.protocol, pc.leader, pc.problem);
+  if (!pc.asset.empty()) md += fmt::format(", trading asset {}", pc.asset);
   md += fmt::format("; {}, {} analysed)\n\n", sim::counted(pc.count, "agent"), pc.analysed_agents);
   // The measures table, left out when no measure applies (e.g. a population recorded without trajectories).
   const std::size_t table_start = md.size();
@@ -751,9 +769,13 @@ Comparison compare_run(const std::string& path, const CompareOptions& options,
     rc.wealth_update = to_name(spec.run.wealth_update);
     for (const auto& info : g.populations) {
       if (progress) progress(fmt::format("{} {}", g.group, info.name));
-      rc.populations.push_back(g.assets > 1
+      // An investagent population trades one asset: the one-asset analysis in it, whatever N.
+      const auto ps = std::find_if(spec.populations.begin(), spec.populations.end(),
+                                   [&](const sim::PopulationSpec& p) { return p.name == info.name; });
+      const int traded = ps != spec.populations.end() ? agents::traded_asset(spec, *ps) : -1;
+      rc.populations.push_back(g.assets > 1 && traded < 0
                                    ? several_assets_population(file, g, info, spec, options.confidence)
-                                   : compare_population(file, g, info, spec, options));
+                                   : compare_population(file, g, info, spec, options, std::max(traded, 0)));
     }
     if (g.asset_axis) rc.market = compare_market(file, g, market_options(options));
     for (auto& pc : rc.populations) add_paired(pc, rc.populations, options);

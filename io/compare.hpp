@@ -58,6 +58,9 @@ struct PopulationComparison {
   std::string leader;     ///< influence = leader
   std::string protocol;   ///< investagent only: absolute | relative | mutual | step
   std::string problem;    ///< investagent only: what theory/amount is, P3 | P1 | P2 (step: P3)
+  /// investagent only, in a market of several assets: the asset it trades, in which it is analysed as in a
+  /// one-asset market (its amounts in the others are 0); empty otherwise.
+  std::string asset;
   int count = 0;
   int recorded_agents = 0;
   int analysed_agents = 0;

@@ -24,6 +24,7 @@
 #include <utility>
 #include <vector>
 
+#include "agents/investagent_agent.hpp"
 #include "agents/kind.hpp"
 #include "io/hdf5_schema.hpp"
 #include "io/hdf5_support.hpp"
@@ -575,6 +576,11 @@ class Recorder final : public sim::Observer {
       if (ps != specs.end() && !ps->investors.empty())
         write_attribute(populations_.back().group.get(), populations_.back().where, schema::kInvestors,
                         ps->investors);
+      // An investagent population in a market of several assets: the one it trades (one asset: no attribute).
+      if (const int traded = ps != specs.end() ? agents::traded_asset(*state.spec, *ps) : -1;
+          traded >= 0 && assets_ > 1)
+        write_attribute(populations_.back().group.get(), populations_.back().where, schema::kTradedAsset,
+                        state.spec->market.asset(traded).name);
     }
 
     write_wealth_row(0, state);

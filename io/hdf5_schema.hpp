@@ -58,6 +58,8 @@ inline constexpr std::string_view kInvestors = "investors";
 inline constexpr std::string_view kBackend = "backend";
 inline constexpr std::string_view kBackendDescription = "backend_description";
 inline constexpr std::string_view kProtocol = "protocol";
+/// investagent populations in a market of several assets: the name of the one asset they trade.
+inline constexpr std::string_view kTradedAsset = "asset";
 inline constexpr std::string_view kInferenceRequests = "inference_requests";
 inline constexpr std::string_view kInferenceInvalid = "inference_invalid";
 inline constexpr std::string_view kInferenceSeconds = "inference_seconds";

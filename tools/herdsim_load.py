@@ -207,6 +207,8 @@ class Population:
         self.recorded_agents = int(self._h5.attrs["recorded_agents"])
         # Paired populations: the population whose investors this one took (None: its own).
         self.investors = self._h5.attrs.get("investors")
+        # investagent populations in a market of several assets: the asset they trade (None otherwise).
+        self.asset = self._h5.attrs.get("asset")
         self.has_trajectories = "wealth" in self._h5
         self.has_theory = "theory" in self._h5
         self.has_summary = "summary" in self._h5
@@ -341,6 +343,8 @@ class Population:
         attrs = {"population": self.name, "kind": self.kind, "count": self.count, "group": self.group}
         if self.investors is not None:
             attrs["investors"] = self.investors
+        if self.asset is not None:
+            attrs["asset"] = self.asset
         return xr.Dataset(data, coords=coords, attrs=attrs)
 
 

@@ -40,6 +40,15 @@ struct TaskSettings {
   int horizon_years = 10;                                ///< T, years; one decision per year
   theory::LotteryConvention lottery = theory::lottery_win10_sure3;  ///< lottery amounts quoted with alpha
   int max_explanation_chars = default_max_explanation_chars;        ///< quoted bound of the explanation
+  /// Theory only, never quoted: the advisor's amounts are the one-asset Merton path in `market` of risk
+  /// aversion advisor_alpha() = alpha_leader x this factor. 1 for the one-asset advisor; for InvestAgents
+  /// trading asset j of N, theory::merton_alpha_factor of j, which makes that path the N-asset advisor's
+  /// holding of asset j (docs/theory.md §7.1).
+  double advisor_alpha_factor = 1.0;
+
+  /// The risk aversion whose one-asset Merton path in `market` the advisor holds (alpha_leader with one
+  /// asset).
+  [[nodiscard]] double advisor_alpha() const { return alpha_leader * advisor_alpha_factor; }
 };
 
 /// One investor's questionnaire attributes (amounts in million dollars, the prompts' unit).

@@ -59,7 +59,7 @@ std::vector<double> path_amounts(Path path, const Question& q) {
       break;
   }
   const theory::Schedule schedule(s.market, s.horizon_years, theory::TimeModel::continuous());
-  const double alpha = path == Path::advisor ? s.alpha_leader : inv.alpha;
+  const double alpha = path == Path::advisor ? s.advisor_alpha() : inv.alpha;
   std::vector<double> out;
   for (int j = 1; j <= s.horizon_years; ++j) out.push_back(theory::merton_amount(schedule, alpha, j));
   return out;
@@ -147,14 +147,14 @@ std::vector<double> problem_amounts(Problem problem, const TaskSettings& setting
   if (problem == Problem::mutual) {
     if (!peer) throw InputError("the P2 (mutual) problem needs a peer");
     const auto sol = theory::solve_mutual_game(
-        mutual_group_game(settings.market, T, settings.alpha_leader, investor, *peer));
+        mutual_group_game(settings.market, T, settings.advisor_alpha(), investor, *peer));
     for (int k = 0; k < T; ++k) out.push_back(sol.amounts(k + 1.0)(1));
     return out;
   }
   theory::HerdProblem hp;
   hp.market = settings.market;
   hp.alpha = investor.alpha;
-  hp.alpha_leader = settings.alpha_leader;
+  hp.alpha_leader = settings.advisor_alpha();
   hp.theta = investor.theta;
   hp.x0 = investor.budget;
   hp.horizon = T;
@@ -196,7 +196,7 @@ std::vector<inference::Response> ReferenceBackend::generate(const std::vector<in
                               s.market.mu,
                               s.market.r,
                               s.market.sigma,
-                              s.alpha_leader,
+                              s.advisor_alpha(),
                               static_cast<double>(s.horizon_years),
                               inv.alpha,
                               inv.theta,

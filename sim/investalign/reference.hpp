@@ -44,8 +44,9 @@ constexpr std::array<NamedValue<Answerer>, 4> enum_names(Answerer /*unused*/) {
 
 /// The optimal amounts at t = 1..T (million dollars, continuous time, correct eta) of a problem for one
 /// investor: P3 (absolute herding on the advisor), P1 (relative herding, `bc` ends) or P2 (the group of
-/// three of mutual_group_game with `peer`, which mutual needs). The theory investagent populations and
-/// the reference answerers score and answer with.
+/// three of mutual_group_game with `peer`, which mutual needs), the advisor holding the Merton path of
+/// settings.advisor_alpha() in settings.market. The theory investagent populations and the reference
+/// answerers score and answer with.
 [[nodiscard]] std::vector<double> problem_amounts(
     Problem problem, const TaskSettings& settings, const InvestorProfile& investor,
     const std::optional<InvestorProfile>& peer,

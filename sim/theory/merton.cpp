@@ -52,6 +52,13 @@ Eigen::MatrixXd merton_amounts(const Schedule& schedule, const Eigen::MatrixXd& 
   return out;
 }
 
+double merton_alpha_factor(const Eigen::MatrixXd& covariance, const Eigen::VectorXd& excess, int asset) {
+  if (excess.size() == 1) return 1.0;  // the one-asset investor itself, bit for bit
+  const Eigen::VectorXd direction = covariance.llt().solve(excess);
+  const auto j = static_cast<Eigen::Index>(asset);
+  return excess[j] / (covariance(j, j) * direction[j]);
+}
+
 double ln_eta0(const Schedule& schedule, double alpha, double x0) {
   const Coordinate c = Coordinate::of(schedule.market());
   return ln_eta0(schedule, std::span<const Coordinate>(&c, 1), alpha, x0);

@@ -29,6 +29,16 @@ namespace herdsim::theory {
                                              const Eigen::VectorXd& excess, const Eigen::VectorXd& alpha,
                                              int steps, double dt_years);
 
+/// How an N-asset Merton investor holds asset `asset`, as a one-asset Merton investor in that asset's market
+/// (mu_j, r, sigma_j; docs/theory.md §7.1): the factor c such that the one-asset Merton amount of risk
+/// aversion alpha c there, v_j / (alpha c sigma_j^2 G(t)), is the N-asset amount (Sigma^{-1} v)_j / (alpha
+/// G(t)) at every t, in either time model: c = v_j / (Sigma_jj (Sigma^{-1} v)_j), the same for every alpha.
+/// Exactly 1 with one asset. Not finite or <= 0 where that holding is 0 or of the other sign than v_j (no
+/// one-asset Merton investor holds it). `covariance` Sigma (N x N, per year, positive definite), `excess` v
+/// (per year).
+[[nodiscard]] double merton_alpha_factor(const Eigen::MatrixXd& covariance, const Eigen::VectorXd& excess,
+                                         int asset);
+
 /// ln eta0 = ln H at the agent's own Merton path: -alpha x0 G(0)(1+...) - v^2 T / (2 sigma^2).
 [[nodiscard]] double ln_eta0(const Schedule& schedule, double alpha, double x0);
 /// ln H at the own Merton path in N assets: -alpha x0 G(0)(1+...) - Sum_j v~_j^2 T / (2 lambda_j)

@@ -1,5 +1,6 @@
 #include <doctest/doctest.h>
 
+#include <Eigen/LU>
 #include <algorithm>
 #include <cmath>
 #include <map>
@@ -91,14 +92,21 @@ class FakeBackend final : public inference::Backend {
 class Capture final : public sim::Observer {
  public:
   std::vector<sim::Transcript> transcripts;
-  std::vector<Eigen::MatrixXd> wealth;  ///< X_0, X_1, ... of population 1
-  std::vector<Eigen::MatrixXd> amount;  ///< P_0, P_1, ... of population 1
-  void on_start(const sim::RunState& s) override { wealth.push_back(s.populations[1].wealth); }
+  std::vector<Eigen::MatrixXd> wealth;         ///< X_0, X_1, ... of population 1
+  std::vector<Eigen::MatrixXd> amount;         ///< P_0, P_1, ... of population 1
+  std::vector<Eigen::MatrixXd> leader_wealth;  ///< X_0, X_1, ... of population 0 (the advisor)
+  std::vector<Eigen::MatrixXd> leader_amount;  ///< P_0, P_1, ... of population 0
+  void on_start(const sim::RunState& s) override {
+    wealth.push_back(s.populations[1].wealth);
+    leader_wealth.push_back(s.populations[0].wealth);
+  }
   void on_step(int /*k*/, const sim::RunState& s) override {
     const auto& pop = s.populations[1];
     transcripts.insert(transcripts.end(), pop.inference->pending.begin(), pop.inference->pending.end());
     wealth.push_back(pop.wealth);
     amount.push_back(pop.amount);
+    leader_wealth.push_back(s.populations[0].wealth);
+    leader_amount.push_back(s.populations[0].amount);
   }
   void on_finish(const sim::RunState& /*s*/) override {}
 };
@@ -153,6 +161,25 @@ std::vector<double> quoted_advisor() {
   for (const double a : investalign::advisor_proportions(theory::Market{}, 0.2, 10.0))
     out.push_back(static_cast<double>(std::llround(a * 10000.0)) / 10000.0);
   return out;
+}
+
+/// invest_spec in a market of two correlated assets, a stock and a bond (r = 0.04, v = (0.03, 0.015),
+/// sigma = (0.17, 0.08), correlation 0.3): the advisor holds both, the InvestAgents trade the bond.
+sim::ScenarioSpec bond_spec(agents::InvestProtocol protocol, int batch) {
+  sim::ScenarioSpec s = invest_spec(protocol, batch);
+  s.market.assets = {{"stock", 0.07, 0.17, 1.0}, {"bond", 0.055, 0.08, 1.0}};
+  s.market.correlation = {1.0, 0.3, 0.3, 1.0};
+  agents::params_of<agents::InvestAgentParams>(s.populations[1]).asset = "bond";
+  return s;
+}
+
+/// The advisor's (merton, alpha 0.2) continuous-time holding of the bond per unit e^{-r (T - t)}: component 1
+/// of Sigma^{-1} v / alpha, solved here from the covariance.
+double advisor_bond_scale() {
+  Eigen::Matrix2d cov;
+  cov << 0.17 * 0.17, 0.3 * 0.17 * 0.08, 0.3 * 0.17 * 0.08, 0.08 * 0.08;
+  const Eigen::Vector2d v(0.03, 0.015);
+  return cov.fullPivLu().solve(v)[1] / 0.2;
 }
 
 /// The P3 problem of agent 3 of invest_spec's grid (p = 0.9, score 10) following the advisor (alpha
@@ -415,6 +442,93 @@ TEST_SUITE("investagent") {
     CHECK(r->theory(2, 4) ==
           doctest::Approx(theory::merton_amount(schedule, theory::alpha_from_lottery_prob(0.9), 5.0))
               .epsilon(1e-10));
+  }
+
+  TEST_CASE("two assets: the prompt is about the traded asset, the amounts and the theory are in it only") {
+    const auto r = run(bond_spec(agents::InvestProtocol::absolute, 64));
+    REQUIRE(r->capture.transcripts.size() == 4);
+    // The advisor's bond holding at t = j as the prompt quotes it: over B_j, to hundredths of a percent.
+    const auto& B = investalign::static_budget_list;
+    const double scale = advisor_bond_scale();
+    std::string advisor;
+    std::vector<double> quoted;
+    for (int j = 1; j <= 10; ++j) {
+      quoted.push_back(static_cast<double>(std::llround(scale * std::exp(-0.04 * (10 - j)) /
+                                                        B[static_cast<std::size_t>(j - 1)] * 10000.0)) /
+                       10000.0);
+      advisor += (j > 1 ? ", " : "") + investalign::format_percent(quoted.back());
+    }
+    for (const auto& req : r->log.requests) {
+      CHECK(req.user.find("expected return of 5.50% per year and a volatility of 8.00% per year") !=
+            std::string::npos);
+      CHECK(req.user.find("in years 1 to 10: " + advisor + ".") != std::string::npos);
+      CHECK(req.user.find("rational investor with risk aversion 0.2.") != std::string::npos);
+    }
+    // Amounts pi_{k+1} B_{k+1} in the bond (columns [paths, 2 paths)), none in the stock.
+    for (int k = 0; k < 10; ++k) {
+      const Eigen::MatrixXd& amount = r->capture.amount[static_cast<std::size_t>(k)];
+      REQUIRE(amount.cols() == 4);
+      CHECK(amount.leftCols(2).isZero(0.0));
+      for (int i = 0; i < 4; ++i) {
+        const double pi = percent_of(r->capture.transcripts[static_cast<std::size_t>(i)].seed, k) / 100.0;
+        for (int p = 0; p < 2; ++p)
+          CHECK(amount(i, 2 + p) == doctest::Approx(pi * B[static_cast<std::size_t>(k)]).epsilon(1e-12));
+      }
+    }
+    // theory/amount: the one-asset P3 optimum of the bond with the advisor's bond holding as its path (the
+    // Merton path of the alpha that gives v_b / (alpha sigma_b^2) = scale), nothing in the stock.
+    REQUIRE(r->theory.cols() == 20);
+    CHECK(r->theory.leftCols(10).isZero(0.0));
+    theory::HerdProblem hp = agent3_problem();
+    hp.market = theory::Market{0.055, 0.04, 0.08};
+    hp.alpha_leader = 0.015 / (0.08 * 0.08 * scale);
+    const auto sol = theory::solve_absolute_herd(hp);
+    for (int k = 0; k < 10; ++k) {
+      CHECK(r->theory(3, 10 + k) == doctest::Approx(sol.amount(k + 1.0)).epsilon(1e-10));
+      CHECK(sol.leader_merton(k + 1.0) == doctest::Approx(scale * std::exp(-0.04 * (9 - k))).epsilon(1e-12));
+    }
+  }
+
+  TEST_CASE("two assets, step protocol: the leader's last proportion is its holding of the traded asset") {
+    const auto r = run(bond_spec(agents::InvestProtocol::step, 64));
+    REQUIRE(r->capture.transcripts.size() == 80);
+    int quoted = 0;
+    for (std::size_t q = 0; q < r->capture.transcripts.size(); ++q) {
+      const sim::Transcript& t = r->capture.transcripts[q];
+      const auto k = static_cast<std::size_t>(t.step);
+      CHECK(r->capture.amount[k](t.agent, t.path) == 0.0);  // the stock
+      CHECK(r->capture.amount[k](t.agent, 2 + t.path) ==
+            doctest::Approx(t.values.front() * r->capture.wealth[k](t.agent, t.path)).epsilon(1e-12));
+      if (k == 0) continue;
+      // Last year's advisor bond amount (columns [paths, 2 paths)) over its wealth when it decided.
+      const double leader =
+          r->capture.leader_amount[k - 1](0, 2 + t.path) / r->capture.leader_wealth[k - 1](0, t.path);
+      CHECK(r->log.requests[q].user.find("Last year the investor you follow held " +
+                                         investalign::format_percent(leader) + "% of its wealth") !=
+            std::string::npos);
+      ++quoted;
+    }
+    CHECK(quoted == 72);
+  }
+
+  TEST_CASE("two assets without `asset`, or with one the market does not have, are refused before running") {
+    auto spec = bond_spec(agents::InvestProtocol::absolute, 64);
+    FakeLog log;
+    const inference::BackendFactory factory = [&log](const sim::InferenceSpec&) {
+      return std::make_unique<FakeBackend>(log);
+    };
+    for (const char* asset : {"", "gold"}) {
+      agents::params_of<agents::InvestAgentParams>(spec.populations[1]).asset = asset;
+      try {
+        (void)agents::make_simulation(spec, factory);
+        FAIL("a ScenarioError was expected");
+      } catch (const ScenarioError& e) {
+        const std::string what = e.what();
+        CHECK(what.find("asset") != std::string::npos);
+        CHECK(what.find("\"stock\", \"bond\"") != std::string::npos);
+      }
+    }
+    CHECK(log.requests.empty());
   }
 
   TEST_CASE("a mutual population needs a peer: count >= 2") {

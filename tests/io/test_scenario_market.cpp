@@ -111,4 +111,42 @@ TEST_SUITE("io.scenario_market") {
         "which are solved for one risky asset only; this market has 2"));
     CHECK(ps.size() == 1);
   }
+
+  TEST_CASE("an investagent population trades one named asset: required with several, one of the market's") {
+    const std::string market =
+        "[market]\nnames = [\"stock\", \"bond\"]\nmu = [0.07, 0.055]\nsigma = [0.17, 0.08]\n"
+        "correlation = [[1, 0.3], [0.3, 1]]\n";
+    const std::string llm =
+        "[[population]]\nname = \"llm\"\nkind = \"investagent\"\nleader = \"m\"\nalpha = 0.5\ntheta = 0\n"
+        "inference = { backend = \"reference\", answerer = \"advisor\" }\n";
+    CHECK_VALID(market + merton + llm + "asset = \"bond\"\n");
+    CHECK_VALID(market + merton + llm + "asset = \"stock\"\n");
+    // Several assets and no `asset`: one problem, naming the key, saying why and listing the names.
+    const auto missing = herdsim::test::problems_of(market + merton + llm);
+    INFO(herdsim::test::listing(missing));
+    CHECK(herdsim::test::has_problem(
+        missing, "population[1].asset",
+        "is required for kind = \"investagent\" in a market of several assets: its "
+        "prompts are about a single stock, so name the one it trades, one of "
+        "\"stock\", \"bond\""));
+    CHECK(missing.size() == 1);
+    CHECK_PROBLEM(market + merton + llm + "asset = \"gold\"\n", "population[1].asset",
+                  "there is no asset named \"gold\"; the market's assets are \"stock\", \"bond\"");
+    CHECK_PROBLEM(market + merton + llm + "asset = \"\"\n", "population[1].asset", "must not be empty");
+    // One asset: `asset` is optional, and names the only asset where given.
+    CHECK_VALID(merton + llm);
+    CHECK_VALID(merton + llm + "asset = \"asset0\"\n");
+    CHECK_PROBLEM(merton + llm + "asset = \"bond\"\n", "population[1].asset",
+                  "there is no asset named \"bond\"; the market's only asset is \"asset0\"");
+    // An asset the N-asset advisor holds against its excess return has no one-asset Merton advisor:
+    // Sigma^{-1} v = (0.134, -0.116) / sigma^2 with correlation 0.9 and v = (0.03, 0.005).
+    const std::string hedged =
+        "[market]\nmu = [0.07, 0.045]\nsigma = 0.17\ncorrelation = [[1, 0.9], [0.9, 1]]\n";
+    CHECK_PROBLEM(hedged + merton + llm + "asset = \"asset1\"\n", "population[1].asset",
+                  "holds a short position in asset \"asset1\" although its excess return mu - r = ");
+    CHECK_VALID(hedged + merton + llm + "asset = \"asset0\"\n");
+    CHECK_PROBLEM("[market]\nmu = [0.07, 0.04]\ncorrelation = [[1, 0.2], [0.2, 1]]\n" + merton + llm +
+                      "asset = \"asset1\"\n",
+                  "population[1].asset", "has no excess return (mu = r = 0.04)");
+  }
 }

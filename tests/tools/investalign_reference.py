@@ -35,23 +35,33 @@ def merton(alpha, t):
 
 
 def p3(alpha, theta, x0, t):
-    """The P3 closed form at time t (rho = 0), continuous time, correct eta."""
+    """The P3 closed form at time t (rho = 0), continuous time, correct eta, in this module's market."""
+    return p3_one_asset(alpha, theta, x0, t, T, R, V, SIGMA, V / (ALPHA_LEADER * SIGMA**2))
+
+
+def p3_one_asset(alpha, theta, x0, t, horizon, r, v, sigma, advisor):
+    """The P3 closed form at time t (rho = 0, continuous time, correct eta) in a one-asset market (r, excess
+    return v, volatility sigma) over `horizon` years, the advisor holding advisor * e^{-r (horizon - t)} (a
+    Merton leader of alpha_L: advisor = v / (alpha_L sigma^2)): P* = w P_alpha + (1 - w) Pbar with
+    ln eta = ln eta0 + (alpha^2 sigma^2 / 2) D^2 Int (1 - w)^2, D = v / (alpha sigma^2) - advisor."""
+    own = v / (alpha * sigma**2)
+    discount = math.exp(-r * (horizon - t))
     if theta == 0.0:
-        return merton(alpha, t)
-    ln_eta0 = -alpha * x0 * math.exp(R * T) - V**2 * T / (2 * SIGMA**2)
-    ln_vartheta = math.log(theta / (alpha * SIGMA**2))
-    c = V**2 * (alpha / ALPHA_LEADER - 1) ** 2 / (2 * SIGMA**2)
+        return own * discount
+    ln_eta0 = -alpha * x0 * math.exp(r * horizon) - v**2 * horizon / (2 * sigma**2)
+    ln_vartheta = math.log(theta / (alpha * sigma**2))
+    c = (alpha * sigma * (own - advisor)) ** 2 / 2
 
     def one_minus_w(L, s):
-        return 1.0 / (1.0 + math.exp(L + 2 * R * (T - s) - ln_vartheta))
+        return 1.0 / (1.0 + math.exp(L + 2 * r * (horizon - s) - ln_vartheta))
 
     def F(L):
-        i, _ = integrate.quad(lambda s: one_minus_w(L, s) ** 2, 0.0, T, epsabs=0, epsrel=1e-13, limit=200)
+        i, _ = integrate.quad(lambda s: one_minus_w(L, s) ** 2, 0.0, horizon, epsabs=0, epsrel=1e-13, limit=200)
         return L - ln_eta0 - c * i
 
-    L = optimize.brentq(F, ln_eta0 - 1.0, ln_eta0 + c * T + 1.0, xtol=1e-14, rtol=1e-15, maxiter=500)
+    L = optimize.brentq(F, ln_eta0 - 1.0, ln_eta0 + c * horizon + 1.0, xtol=1e-14, rtol=1e-15, maxiter=500)
     w = 1.0 - one_minus_w(L, t)
-    return w * merton(alpha, t) + (1 - w) * merton(ALPHA_LEADER, t)
+    return (w * own + (1 - w) * advisor) * discount
 
 
 def budgets(x0):

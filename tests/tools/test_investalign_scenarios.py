@@ -6,10 +6,12 @@ axis), then `herdsim compare` on each file.
 Checks: every answer valid under the grammar, one transcript per agent (and stage), the protocol recorded,
 and the MSE table (lottery probability x score) scored against the right problem (P3, P1, P2).
 Also scenarios/market/investagents_impact.toml: InvestAgents (`step` protocol) whose trades move the price of
-an endogenous market (docs/theory.md §7.2), one path.
+an endogenous market (docs/theory.md §7.2), one path; and scenarios/market/investagents_two_assets.toml:
+InvestAgents trading the bond of a two-asset market (`asset`), nothing in the stock, scored against the bond's
+theory.
 
-Cost: 24 requests in all (6 + 2 x 6 + 6), and 30 for the market scenario (6 agents x 5 years); about 25 s on
-a loaded 2-core machine.
+Cost: 24 requests in all (6 + 2 x 6 + 6), 30 for the impact scenario (6 agents x 5 years) and 6 for the two
+assets; about 30 s on a loaded 2-core machine.
 Usage: test_investalign_scenarios.py PATH_TO_HERDSIM PLUGIN_DIR MODELS_DIR SCENARIO_DIR
 """
 import json
@@ -203,6 +205,60 @@ class EndogenousMarketScenario(unittest.TestCase):
             np.testing.assert_allclose(gap, 1.0 * flow / 500.0, rtol=1e-9, atol=1e-12)
             # Without the investors' trades the flow would differ: their share is not negligible.
             self.assertGreater(np.abs(trades(investors.sum(axis=-1))).max(), 1e-3 * np.abs(flow).max())
+
+
+class TwoAssetScenario(unittest.TestCase):
+    """scenarios/market/investagents_two_assets.toml: InvestAgents answering single-stock prompts about the bond
+    of a two-asset market trade the bond only; compare scores them against the bond's theory."""
+
+    STEPS = 5
+    BUDGETS = np.array([10.00, 10.59, 11.22, 11.89, 12.60])  # B_1..B_5 of a budget of 10
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.out = os.path.join(cls.tmp.name, "llm_bond.h5")
+        model = os.path.join(MODELS_DIR, "tiny-qwen2.gguf")
+        cls.res = run(["run", os.path.join(SCENARIOS, "market", "investagents_two_assets.toml"), "-o", cls.out,
+                       "-q", "--threads", "1", "--set", "run.paths=1",
+                       "--set", f"population.investors.inference.model={model}",
+                       "--set", "population.investors.inference.threads=1"])
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def test_answers_are_bond_trades_scored_against_the_bond(self):
+        self.assertEqual(self.res.returncode, 0, self.res.stderr)
+        with h5py.File(self.out, "r") as f:
+            pop = f["populations/investors"]
+            count = int(pop.attrs["count"])
+            self.assertEqual(pop.attrs["asset"], "bond")
+            self.assertEqual(f["/"].attrs["asset_names"], "stock,bond")
+            t = pop["transcripts"]
+            self.assertEqual(int(pop.attrs["inference_requests"]), count)
+            self.assertTrue((t["valid"][()] == 1).all())
+            values = t["values"][()][np.argsort(t["agent"][()])]  # (agents, T) proportions
+            amount = pop["amount"][()]  # (D, N, P, M)
+            # The answers' proportions of the reference budgets in the bond, nothing in the stock.
+            np.testing.assert_array_equal(amount[:, 0], 0.0)
+            np.testing.assert_allclose(amount[:, 1, 0, :], values.T * self.BUDGETS[:, None], rtol=1e-12)
+            np.testing.assert_array_equal(pop["theory/amount"][()][0], 0.0)
+            theory = pop["theory/amount"][()][1]
+            self.assertTrue((theory > 0).all())
+            # The stock's flow is the advisor's alone.
+            advisor = f["populations/advisor/amount"][()][:, 0, 0, 0]
+            fundamental = f["market/fundamental"][()][:, 0, 0]
+            carried = np.concatenate([[0.0], advisor[:-1] * fundamental[1:-1] / fundamental[:-2]])
+            np.testing.assert_allclose(f["market/flow"][()][:, 0, 0], advisor - carried, rtol=1e-9, atol=1e-12)
+        res = run(["compare", self.out, "--format", "json", "-q", "--no-sidecar"])
+        self.assertEqual(res.returncode, 0, res.stderr)
+        inv = {p["name"]: p for p in json.loads(res.stdout)["runs"][0]["populations"]}["investors"]
+        self.assertEqual((inv["asset"], inv["problem"]), ("bond", "P3"))
+        de = inv["decision_error"]
+        self.assertIsNotNone(de, inv["notes"])
+        want = float(np.mean((amount[:, 1, 0, :] - theory) ** 2))
+        self.assertAlmostEqual(de["amount"]["mse"], want, delta=1e-9 * max(1.0, want))
 
 
 if __name__ == "__main__":

@@ -357,10 +357,14 @@ def plot_decisions(run, pop, fig_path):
         raise Skip(trajectory_reason(pop, "amount"))
     theory = pop.data.dataset("theory/amount")
     if amount.ndim == 4:  # schema 2: (D, N, P, M); one asset under price impact
-        if amount.shape[1] > 1:
+        # An investagent population of several assets trades one (attribute `asset`): its decisions there.
+        traded = pop.data.asset
+        names = run.run.assets(run.name)
+        if amount.shape[1] > 1 and traded not in names:
             raise Skip(f"{amount.shape[1]} assets: the decisions per asset against theory are in the market "
                        "section's price-taker gap")
-        amount, theory = amount[:, 0], theory[0] if theory is not None else None
+        a = names.index(traded) if amount.shape[1] > 1 else 0
+        amount, theory = amount[:, a], theory[a] if theory is not None else None
     m = amount.shape[2]
     if amount.shape[0] == 0 or amount.shape[1] == 0 or m == 0:
         raise Skip("no decision rows were recorded")

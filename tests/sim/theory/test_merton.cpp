@@ -49,6 +49,39 @@ TEST_SUITE("theory.merton") {
     }
   }
 
+  TEST_CASE("merton_alpha_factor: an N-asset Merton holding of asset j is the one-asset path of alpha c_j") {
+    // One asset: exactly 1, so that alpha * factor is alpha bit for bit.
+    CHECK(merton_alpha_factor(Eigen::MatrixXd::Constant(1, 1, 0.0289), Eigen::VectorXd::Constant(1, 0.03),
+                              0) == 1.0);
+    // Three correlated assets (the third with a negative excess return and a negative holding): in each
+    // asset's one-asset market, the Merton amount of alpha c_j is the vector form's component j, at every t
+    // and in both time models.
+    const Eigen::Vector3d sigma(0.17, 0.06, 0.20);
+    Eigen::Matrix3d corr;
+    corr << 1.0, 0.3, -0.2, 0.3, 1.0, 0.1, -0.2, 0.1, 1.0;
+    const Eigen::MatrixXd cov = sigma.asDiagonal() * corr * sigma.asDiagonal();
+    const Eigen::Vector3d excess(0.03, 0.005, -0.01);
+    const double r = 0.04;
+    Eigen::VectorXd alpha(1);
+    alpha << 0.3;
+    for (const TimeModel tm : {TimeModel::continuous(), TimeModel::discrete(4)}) {
+      const Eigen::MatrixXd vector_form =
+          merton_amounts(Schedule(Market{0.07, r, 0.17}, 5.0, tm), cov, excess, alpha, 20, 0.25);
+      for (int j = 0; j < 3; ++j) {
+        const double c = merton_alpha_factor(cov, excess, j);
+        CAPTURE(j);
+        REQUIRE(c > 0.0);
+        const Schedule one(Market{r + excess[j], r, sigma[j]}, 5.0, tm);
+        for (int k = 0; k < 20; ++k)
+          CHECK(close_rel(merton_amount(one, alpha[0] * c, k * 0.25), vector_form(0, j * 20 + k), 1e-13));
+      }
+    }
+    // A holding against the excess return (correlation 0.9): no positive factor.
+    Eigen::Matrix2d hedged;
+    hedged << 0.0289, 0.9 * 0.0289, 0.9 * 0.0289, 0.0289;
+    CHECK(merton_alpha_factor(hedged, Eigen::Vector2d(0.03, 0.005), 1) < 0.0);
+  }
+
   TEST_CASE("ln H is minimal at the Merton path and equals ln eta0 there") {
     for (const TimeModel tm : {TimeModel::continuous(), TimeModel::annual(), TimeModel::discrete(12)}) {
       const Schedule s(Market{}, 10.0, tm);
