@@ -137,13 +137,6 @@ class HerdKind final : public Kind {
   void check(const sim::ScenarioSpec& spec, int index, KeyReporter& out) const override {
     const sim::PopulationSpec& ps = spec.populations[static_cast<std::size_t>(index)];
     const HerdParams& p = params_of<HerdParams>(ps);
-    if (const int assets = spec.market.asset_count(); assets > 1 && p.influence == Influence::peers) {
-      out.report(
-          "influence",
-          fmt::format("influence = \"peers\" plays the mutual games (docs/theory.md §3.4, §3.5), which are "
-                      "solved for one risky asset only; this market has {}: use influence = \"leader\"",
-                      assets));
-    }
     if (p.influence == Influence::leader) check_leader(spec, ps, p, out);
     if (p.influence == Influence::peers && p.policy == Policy::replan && p.herd == HerdType::relative &&
         ps.count > kPeersReplanMaxAgentsRelative) {
@@ -302,7 +295,7 @@ void HerdPopulation::initialize(const sim::RunState& state, sim::PopulationState
     }
   }
   if (hp_.policy == Policy::replan && leader_index_ < 0) {
-    add_kind_state(own, std::string(kReplanned), ps_.count, state.paths);
+    add_kind_state(own, std::string(kReplanned), ps_.count, static_cast<Eigen::Index>(assets_) * state.paths);
   }
 }
 
@@ -402,19 +395,37 @@ void HerdPopulation::solve_peer_game(sim::PopulationState& own) {
   game.x0 = param(own, "wealth0");
   game.theta = weights_;
   const int n = spec_.run.steps();
-  own.theory_amount.resize(ps_.count, n);
+  own.theory_amount.resize(ps_.count, static_cast<Eigen::Index>(assets_) * n);
+  // N assets (docs/theory.md §7.1): the games solved in the eigenbasis of Sigma; column a n + k holds asset
+  // a at decision k.
+  auto fill = [&](const auto& sol) {
+    for (int k = 0; k < n; ++k) {
+      if (assets_ == 1) {
+        own.theory_amount.col(k) = sol.amounts(k * spec_.run.dt());
+        continue;
+      }
+      const Eigen::MatrixXd amounts = sol.asset_amounts(k * spec_.run.dt());
+      for (int a = 0; a < assets_; ++a) own.theory_amount.col(a * n + k) = amounts.col(a);
+    }
+  };
   if (hp_.herd == HerdType::relative) {
     // The mutual relative game (continuous time, like P1), once per run; decision times are grid nodes.
     game.rho = 0.0;
     theory::RelativeMutualOptions opt;
     opt.bc = hp_.bc;
     opt.node_spacing = spec_.run.dt();
-    const auto sol = theory::solve_relative_mutual(game, opt);
-    for (int k = 0; k < n; ++k) own.theory_amount.col(k) = sol.amounts(k * spec_.run.dt());
+    if (assets_ > 1) {
+      fill(theory::solve_relative_mutual(game, covariance_, excess_, opt));
+    } else {
+      fill(theory::solve_relative_mutual(game, opt));
+    }
     return;
   }
-  const auto sol = theory::solve_mutual_game(game);
-  for (int k = 0; k < n; ++k) own.theory_amount.col(k) = sol.amounts(k * spec_.run.dt());
+  if (assets_ > 1) {
+    fill(theory::solve_mutual_game(game, covariance_, excess_));
+  } else {
+    fill(theory::solve_mutual_game(game));
+  }
 }
 
 // What agents [c0, c0 + len) observed at the previous step on `path`, projected one step ahead with
@@ -485,7 +496,7 @@ Eigen::VectorXd HerdPopulation::replan_assets(const sim::DecisionContext& ctx, i
   return theory::solve_relative_herd(hp, covariance_, excess_, replan_options(ctx)).amounts(0.0);
 }
 
-Eigen::VectorXd HerdPopulation::replan_game(const sim::DecisionContext& ctx,
+Eigen::MatrixXd HerdPopulation::replan_game(const sim::DecisionContext& ctx,
                                             const Eigen::Ref<const Eigen::VectorXd>& wealth) const {
   theory::MutualGame game;
   game.market = theory_market(spec_);
@@ -495,12 +506,16 @@ Eigen::VectorXd HerdPopulation::replan_game(const sim::DecisionContext& ctx,
   game.alpha = alpha_;
   game.x0 = wealth;
   game.theta = weights_;
-  if (hp_.herd == HerdType::absolute) return theory::solve_mutual_game(game).amounts(0.0);
+  if (hp_.herd == HerdType::absolute) {
+    if (assets_ > 1) return theory::solve_mutual_game(game, covariance_, excess_).asset_amounts(0.0);
+    return theory::solve_mutual_game(game).amounts(0.0);
+  }
   game.rho = 0.0;
   theory::RelativeMutualOptions opt;
   opt.bc = hp_.bc;
   opt.node_spacing = spec_.run.dt();
   opt.free_start = ctx.step > 0;  // as for a leader (replan above)
+  if (assets_ > 1) return theory::solve_relative_mutual(game, covariance_, excess_, opt).asset_amounts(0.0);
   return theory::solve_relative_mutual(game, opt).amounts(0.0);
 }
 
@@ -508,6 +523,7 @@ void HerdPopulation::prepare_step(const sim::DecisionContext& ctx, sim::Populati
   if (hp_.policy != Policy::replan || leader_index_ >= 0) return;
   const Eigen::VectorXd& x0 = param(own, "wealth0");
   const int paths = static_cast<int>(own.wealth.cols());
+  const int steps = spec_.run.steps();
   Eigen::MatrixXd& replanned = kind_state(own, kReplanned);
   // One game per path; each task writes its own column, so any thread count gives the same bits. Errors
   // are kept per path and the first path's is thrown after the loop (never from inside it).
@@ -517,12 +533,14 @@ void HerdPopulation::prepare_step(const sim::DecisionContext& ctx, sim::Populati
       [&](const tbb::blocked_range<int>& r) {
         for (int p = r.begin(); p != r.end(); ++p) {
           // Wealth still at its start (every path at t = 0): the plan solved this very game.
+          // Column a paths + p: asset a on path p (the plan's: a steps + k).
           if (ctx.step == 0 && own.wealth.col(p) == x0) {
-            replanned.col(p) = own.theory_amount.col(0);
+            for (int a = 0; a < assets_; ++a) replanned.col(a * paths + p) = own.theory_amount.col(a * steps);
             continue;
           }
           try {
-            replanned.col(p) = replan_game(ctx, own.wealth.col(p));
+            const Eigen::MatrixXd amounts = replan_game(ctx, own.wealth.col(p));
+            for (int a = 0; a < assets_; ++a) replanned.col(a * paths + p) = amounts.col(a);
           } catch (const std::exception& e) {
             errors[static_cast<std::size_t>(p)] = e.what();
           }
@@ -547,8 +565,13 @@ void HerdPopulation::decide(const sim::DecisionContext& ctx, int p0, int p1, int
   if (hp_.policy == Policy::replan) {
     if (leader_index_ < 0) {  // solved in prepare_step
       const Eigen::MatrixXd& replanned = kind_state(own, kReplanned);
-      for (int p = p0; p < p1; ++p)
-        own.amount.col(p).segment(a0, a1 - a0) = replanned.col(p).segment(a0, a1 - a0);
+      const Eigen::Index paths = own.wealth.cols();
+      for (int a = 0; a < assets_; ++a) {
+        for (int p = p0; p < p1; ++p) {
+          const Eigen::Index col = a * paths + p;
+          own.amount.col(col).segment(a0, a1 - a0) = replanned.col(col).segment(a0, a1 - a0);
+        }
+      }
       return;
     }
     if (assets_ > 1) {
@@ -646,9 +669,10 @@ void HerdPopulation::decide_adaptive_absolute(const sim::DecisionContext& ctx, i
   }
 }
 
-// The adaptive rules in N assets (leader only), per coordinate j of the eigenbasis of Sigma (docs/theory.md
-// §7.1): the one-asset rules with sigma^2 -> lambda_j, v -> v~_j, v^2 / sigma^2 -> v' Sigma^{-1} v, applied
-// to the rotated own Merton vector, the leader's observed (projected) vector and, for relative herding, one's
+// The adaptive rules in N assets, per coordinate j of the eigenbasis of Sigma (docs/theory.md §7.1): the
+// one-asset rules with sigma^2 -> lambda_j, v -> v~_j, v^2 / sigma^2 -> v' Sigma^{-1} v, applied to the
+// rotated own Merton vector, the observed (projected) vector of the leader or of the theta-weighted mean of
+// the peers (a running sum from 0 over the row in storage order, per asset) and, for relative herding, one's
 // own previous amounts; then rotated back. Agent by agent: every result depends on its own slot only.
 void HerdPopulation::decide_adaptive_assets(const sim::DecisionContext& ctx, int p0, int p1, int a0, int a1,
                                             sim::PopulationState& own) const {
@@ -671,19 +695,30 @@ void HerdPopulation::decide_adaptive_assets(const sim::DecisionContext& ctx, int
   const double sharpe = half_sharpe_ * (spec_.run.horizon - ctx.time);
   const double shift = relative ? -sharpe + 2.0 * ln_growth_[k] + 2.0 * std::log(spec_.run.dt())
                                 : sharpe - (2.0 - hp_.rho) * ln_growth_[k];
-  const sim::PopulationState& leader = ctx.state->populations[static_cast<std::size_t>(leader_index_)];
+  const sim::PopulationState& reference_population =
+      ctx.state
+          ->populations[static_cast<std::size_t>(leader_index_ >= 0 ? leader_index_ : ctx.population_index)];
+  const Eigen::MatrixXd& previous = reference_population.previous_amount;
   Eigen::MatrixXd* seen_before = relative ? &kind_state(own, kSeenBefore) : nullptr;
   Eigen::VectorXd seen(assets_), reference(assets_), rotated(assets_);
   for (int p = p0; p < p1; ++p) {
     for (int i = a0; i < a1; ++i) {
       const Eigen::VectorXd own_merton = unit / alpha_[i];
-      if (theta_[i] == 0.0) {
+      if (theta_[i] == 0.0 || (leader_index_ < 0 && mean_weights_.row(i).nonZeros() == 0)) {  // or no peers
         write(i, p, own_merton);
         continue;
       }
-      const int followed = (ps_.first_agent + i) % leader_count_;
-      for (int a = 0; a < assets_; ++a)
-        seen[a] = leader.previous_amount(followed, a * paths + p) * projection;
+      if (leader_index_ >= 0) {
+        const int followed = (ps_.first_agent + i) % leader_count_;
+        for (int a = 0; a < assets_; ++a) seen[a] = previous(followed, a * paths + p) * projection;
+      } else {  // peers: never split by agents (tools/cli/agent_split.cpp), so i is the global index
+        for (int a = 0; a < assets_; ++a) {
+          double sum = 0.0;
+          for (WeightMatrix::InnerIterator it(mean_weights_, i); it; ++it)
+            sum += it.value() * previous(it.col(), a * paths + p);
+          seen[a] = sum * projection;
+        }
+      }
       if (relative) {
         // Follow the leader's observed change from one's own last decision (per asset, then rotated).
         for (int a = 0; a < assets_; ++a) {

@@ -13,12 +13,12 @@
 //              previous step (docs/scenarios.md, "adaptive rule"); nobody's plan is visible.
 // Keys: alpha, lottery, theta, herd, influence, leader, network, policy, optimum, bc, rho.
 // Parameters: alpha, theta, wealth0 (+ leader_alpha, or degree for peers).
-// Several assets (docs/theory.md §7.1): influence = leader with every policy, solved in the eigenbasis of the
-// covariance; influence = peers (the mutual games) needs one asset (validation says so).
+// Several assets (docs/theory.md §7.1): every influence and policy, solved in the eigenbasis of the
+// covariance (for peers: the mutual games, one scalar game per coordinate coupled through each agent's eta).
 // Kind state (sim::PopulationState::kind_state): relative adaptive: `seen_before`, count x (assets x paths),
 // the reference decision each agent observed at the previous step, per asset (currency units, deflated one
-// step); peers
-// replan: `replanned`, count x paths, this step's decisions solved in prepare_step (currency units).
+// step); peers replan: `replanned`, count x (assets x paths), this step's decisions solved in prepare_step
+// (currency units; column a paths + p: asset a on path p).
 #include <array>
 #include <memory>
 #include <string>
@@ -96,11 +96,12 @@ class HerdPopulation final : public sim::Population {
   [[nodiscard]] theory::HerdProblem replan_problem(const sim::DecisionContext& ctx, int agent,
                                                    double wealth) const;
   [[nodiscard]] theory::RelativeHerdOptions replan_options(const sim::DecisionContext& ctx) const;
-  /// The adaptive rules with N > 1 assets (leader only).
+  /// The adaptive rules with N > 1 assets.
   void decide_adaptive_assets(const sim::DecisionContext& ctx, int p0, int p1, int a0, int a1,
                               sim::PopulationState& own) const;
-  /// All agents' first decisions of the game over [t_k, T] from one path's wealths, currency units.
-  [[nodiscard]] Eigen::VectorXd replan_game(const sim::DecisionContext& ctx,
+  /// All agents' first decisions of the game over [t_k, T] from one path's wealths: agents x assets,
+  /// currency units.
+  [[nodiscard]] Eigen::MatrixXd replan_game(const sim::DecisionContext& ctx,
                                             const Eigen::Ref<const Eigen::VectorXd>& wealth) const;
 
   const sim::ScenarioSpec& spec_;

@@ -67,4 +67,9 @@ class AssetsSolution {
 /// when the sizes differ, an entry is not finite or Sigma is not positive definite.
 [[nodiscard]] AssetBasis asset_basis(const Eigen::MatrixXd& covariance, const Eigen::VectorXd& excess);
 
+/// The basis of a one-asset market: Q = [1] and the coordinate {mu - r, sigma} (no checks).
+[[nodiscard]] inline AssetBasis one_asset_basis(const Market& market) {
+  return {Eigen::MatrixXd::Identity(1, 1), {Coordinate::of(market)}};
+}
+
 }  // namespace herdsim::theory

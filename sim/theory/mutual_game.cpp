@@ -5,9 +5,11 @@
 #include <Eigen/LU>
 #include <Eigen/SparseLU>
 #include <algorithm>
+#include <cassert>
 #include <cmath>
 #include <limits>
 #include <memory>
+#include <span>
 #include <utility>
 #include <vector>
 
@@ -43,26 +45,31 @@ double pull(double x) {
   return 1.0 / (1.0 + std::exp(x));
 }
 
-// The game reduced to what the solver needs, evaluated on the integration nodes.
+// One coordinate of the game (docs/theory.md §7.1): sigma^2 -> lambda_j, v -> v~_j; one asset is one.
+struct CoordinateSetup {
+  double s2 = 0.0;             // sigma^2 (lambda_j)
+  Eigen::VectorXd a;           // ln(theta_i / (alpha_i s2)); unused for free agents
+  Eigen::MatrixXd merton;      // nodes x n: P_alpha
+  Eigen::MatrixXd merton_gap;  // nodes x n: W P_alpha - P_alpha
+};
+
+// The game reduced to what the solver needs, evaluated on the integration nodes. The coordinates share the
+// nodes, the weights W and each agent's ln eta: ln H_i sums their terms.
 struct Setup {
   Schedule schedule;
   int n = 0;                     // agents
   int nodes = 0;                 // quadrature nodes or decision steps
-  double s2 = 0.0;               // sigma^2
   std::vector<double> t;         // node times, years
-  std::vector<double> h;         // weight * G^2: ln H_i = ln eta0_i + (alpha_i^2 s2 / 2) Sum h u_i^2
+  std::vector<double> h;         // weight * G^2: ln H_i = ln eta0_i + Sum_j (alpha_i^2 s2_j / 2) Sum h u_ij^2
   std::vector<double> b;         // (rho - 2) ln G
   Eigen::VectorXd alpha;         // per agent
   Eigen::VectorXd ln_eta0;       // lower end of each agent's ln eta
-  Eigen::VectorXd a;             // ln(theta_i / (alpha_i s2)); unused for free agents
   std::vector<bool> free_agent;  // zero row of Theta: plays its own Merton path
   ThetaMatrix w;                 // row-normalised Theta
-  Eigen::MatrixXd merton;        // nodes x n: P_alpha
-  Eigen::MatrixXd merton_gap;    // nodes x n: W P_alpha - P_alpha
+  std::vector<CoordinateSetup> coordinates;
 
-  explicit Setup(const MutualGame& game) : schedule(game.schedule()) {
+  Setup(const MutualGame& game, std::span<const Coordinate> coords) : schedule(game.schedule()) {
     n = game.agents();
-    s2 = game.market.sigma * game.market.sigma;
     // P is rational in G^{2-rho}; poles sit at least pi / (2 |2-rho| r) off the real axis (the
     // Laplacian's eigenvalues have Re >= 0), hence twice the rate of the unilateral integrand.
     schedule.for_each_node(2.0 * std::max(1.0, std::abs(2.0 - game.rho)), [&](double time, double weight) {
@@ -74,28 +81,37 @@ struct Setup {
     nodes = static_cast<int>(t.size());
     alpha = game.alpha;
     ln_eta0.resize(n);
-    a.resize(n);
     free_agent.assign(static_cast<std::size_t>(n), false);
     w = game.theta;
     w.prune(0.0);
+    Eigen::VectorXd row_sum(n);
     for (int i = 0; i < n; ++i) {
-      ln_eta0(i) = theory::ln_eta0(schedule, alpha(i), game.x0(i));
-      const double row_sum = normalise_theta_row(w, i);
-      free_agent[static_cast<std::size_t>(i)] = !(row_sum > 0.0);
-      a(i) = free_agent[static_cast<std::size_t>(i)] ? 0.0 : std::log(row_sum / (alpha(i) * s2));
+      ln_eta0(i) = theory::ln_eta0(schedule, coords, alpha(i), game.x0(i));
+      row_sum(i) = normalise_theta_row(w, i);
+      free_agent[static_cast<std::size_t>(i)] = !(row_sum(i) > 0.0);
     }
-    merton.resize(nodes, n);
-    for (int i = 0; i < n; ++i) {
-      for (int m = 0; m < nodes; ++m)
-        merton(m, i) = merton_amount(schedule, alpha(i), t[static_cast<std::size_t>(m)]);
+    for (const Coordinate& c : coords) {
+      CoordinateSetup& cs = coordinates.emplace_back();
+      cs.s2 = c.sigma * c.sigma;
+      cs.a.resize(n);
+      for (int i = 0; i < n; ++i) cs.a(i) = is_free(i) ? 0.0 : std::log(row_sum(i) / (alpha(i) * cs.s2));
+      cs.merton.resize(nodes, n);
+      for (int i = 0; i < n; ++i) {
+        for (int m = 0; m < nodes; ++m)
+          cs.merton(m, i) = merton_amount(schedule, c, alpha(i), t[static_cast<std::size_t>(m)]);
+      }
+      cs.merton_gap = cs.merton * w.transpose() - cs.merton;
     }
-    merton_gap = merton * w.transpose() - merton;
   }
 
+  [[nodiscard]] int size() const { return static_cast<int>(coordinates.size()); }
+  [[nodiscard]] const CoordinateSetup& coordinate(int j) const {
+    return coordinates[static_cast<std::size_t>(j)];
+  }
   [[nodiscard]] bool is_free(int i) const { return free_agent[static_cast<std::size_t>(i)]; }
-  // 1 - omega of agent i at node m for ln eta = L.
-  [[nodiscard]] double pull_at(int i, int m, double L) const {
-    return is_free(i) ? 0.0 : pull(L - a(i) - b[static_cast<std::size_t>(m)]);
+  // 1 - omega of agent i at node m in coordinate j for ln eta = L.
+  [[nodiscard]] double pull_at(int j, int i, int m, double L) const {
+    return is_free(i) ? 0.0 : pull(L - coordinate(j).a(i) - b[static_cast<std::size_t>(m)]);
   }
   // The rounding floor of ln H_i: the tolerance cannot be below a few ulp of |ln eta0_i|.
   [[nodiscard]] double tolerance_for(int i, double tolerance) const {
@@ -163,91 +179,125 @@ Eigen::SparseMatrix<double> sparse_weights(const ThetaMatrix& w) {
   return Eigen::SparseMatrix<double>(w) + identity;
 }
 
-// The equilibrium conditions F(L) = L - ln H(P(L)) with P(L) from exact per-node solves, and the
-// Jacobian-vector product of F for Newton-Krylov.
+// The equilibrium conditions F(L) = L - ln H(P(L)) with P(L) from exact per-node solves (per coordinate),
+// and the Jacobian-vector product of F for Newton-Krylov.
 template <class Node>
 class Residual {
  public:
-  Residual(const Setup& s, const typename Node::Weights& w) : s_(s), w_(w) {}
+  Residual(const Setup& s, const typename Node::Weights& w)
+      : s_(s), w_(w), u_(static_cast<std::size_t>(s.size())), omega_u_(static_cast<std::size_t>(s.size())) {}
 
   // F at L. With keep_factors the node factorizations stay for jacobian_times(); without, one
   // scratch factorization is reused (memory of one node instead of all).
   Eigen::VectorXd evaluate(const Eigen::VectorXd& L, bool keep_factors) {
-    if (keep_factors && !factors_) factors_ = std::make_unique<Node[]>(static_cast<std::size_t>(s_.nodes));
-    u_.resize(s_.nodes, s_.n);
-    omega_u_.resize(s_.nodes, s_.n);
+    const auto slots = static_cast<std::size_t>(s_.nodes) * static_cast<std::size_t>(s_.size());
+    if (keep_factors && !factors_) factors_ = std::make_unique<Node[]>(slots);
     Eigen::VectorXd q(s_.n);
-    for (int m = 0; m < s_.nodes; ++m) {
-      for (int i = 0; i < s_.n; ++i) q(i) = s_.pull_at(i, m, L(i));
-      Node& node = keep_factors ? factors_[static_cast<std::size_t>(m)] : scratch_;
-      node.factor(w_, q);
-      Eigen::VectorXd dev = node.solve(q.cwiseProduct(s_.merton_gap.row(m).transpose()));
-      for (int i = 0; i < s_.n; ++i) {
-        if (s_.is_free(i)) dev(i) = 0.0;  // exactly Merton, not Merton plus rounding
-        u_(m, i) = dev(i);
-        omega_u_(m, i) = (1.0 - q(i)) * dev(i);
+    for (int j = 0; j < s_.size(); ++j) {
+      const CoordinateSetup& c = s_.coordinate(j);
+      Eigen::MatrixXd& u = u_[static_cast<std::size_t>(j)];
+      Eigen::MatrixXd& omega_u = omega_u_[static_cast<std::size_t>(j)];
+      u.resize(s_.nodes, s_.n);
+      omega_u.resize(s_.nodes, s_.n);
+      for (int m = 0; m < s_.nodes; ++m) {
+        for (int i = 0; i < s_.n; ++i) q(i) = s_.pull_at(j, i, m, L(i));
+        Node& node = keep_factors ? factor_of(j, m) : scratch_;
+        node.factor(w_, q);
+        Eigen::VectorXd dev = node.solve(q.cwiseProduct(c.merton_gap.row(m).transpose()));
+        for (int i = 0; i < s_.n; ++i) {
+          if (s_.is_free(i)) dev(i) = 0.0;  // exactly Merton, not Merton plus rounding
+          u(m, i) = dev(i);
+          omega_u(m, i) = (1.0 - q(i)) * dev(i);
+        }
       }
     }
     Eigen::VectorXd f(s_.n);
     for (int i = 0; i < s_.n; ++i) {
-      double sum = 0.0;
-      for (int m = 0; m < s_.nodes; ++m) sum += s_.h[static_cast<std::size_t>(m)] * u_(m, i) * u_(m, i);
-      f(i) = L(i) - s_.ln_eta0(i) - 0.5 * s_.alpha(i) * s_.alpha(i) * s_.s2 * sum;
+      double excess = 0.0;  // ln H_i - ln eta0_i: the coordinates' terms (one coordinate: its term exactly)
+      for (int j = 0; j < s_.size(); ++j) {
+        const Eigen::MatrixXd& u = u_[static_cast<std::size_t>(j)];
+        double sum = 0.0;
+        for (int m = 0; m < s_.nodes; ++m) sum += s_.h[static_cast<std::size_t>(m)] * u(m, i) * u(m, i);
+        excess += 0.5 * s_.alpha(i) * s_.alpha(i) * s_.coordinate(j).s2 * sum;
+      }
+      f(i) = L(i) - s_.ln_eta0(i) - excess;
     }
     return f;
   }
 
-  // J x with J = dF/dL = I + Sum_m diag(c_m) M_m^{-1} diag(omega_m u_m), c_m = alpha^2 s2 h_m u_m
-  // (implicit differentiation of M u = (1 - omega) o gap: M du/dL_j = -e_j omega_j u_j).
+  // J x with J = dF/dL = I + Sum_j Sum_m diag(c_jm) M_jm^{-1} diag(omega_jm u_jm), c_jm = alpha^2 s2_j h_m
+  // u_jm (implicit differentiation of M u = (1 - omega) o gap: M du/dL_i = -e_i omega_i u_i).
   Eigen::VectorXd jacobian_times(const Eigen::VectorXd& x) const {
     Eigen::VectorXd y = x;
-    for (int m = 0; m < s_.nodes; ++m) {
-      const Eigen::VectorXd rhs = omega_u_.row(m).transpose().cwiseProduct(x);
-      const Eigen::VectorXd z = factors_[static_cast<std::size_t>(m)].solve(rhs);
-      const double hm = s_.h[static_cast<std::size_t>(m)];
-      for (int i = 0; i < s_.n; ++i) {
-        if (!s_.is_free(i)) y(i) += s_.alpha(i) * s_.alpha(i) * s_.s2 * hm * u_(m, i) * z(i);
+    for (int j = 0; j < s_.size(); ++j) {
+      const Eigen::MatrixXd& u = u_[static_cast<std::size_t>(j)];
+      const Eigen::MatrixXd& omega_u = omega_u_[static_cast<std::size_t>(j)];
+      const double s2 = s_.coordinate(j).s2;
+      for (int m = 0; m < s_.nodes; ++m) {
+        const Eigen::VectorXd rhs = omega_u.row(m).transpose().cwiseProduct(x);
+        const Eigen::VectorXd z = factor_of(j, m).solve(rhs);
+        const double hm = s_.h[static_cast<std::size_t>(m)];
+        for (int i = 0; i < s_.n; ++i) {
+          if (!s_.is_free(i)) y(i) += s_.alpha(i) * s_.alpha(i) * s2 * hm * u(m, i) * z(i);
+        }
       }
     }
     return y;
   }
 
  private:
+  [[nodiscard]] Node& factor_of(int j, int m) const {
+    return factors_[static_cast<std::size_t>(j) * static_cast<std::size_t>(s_.nodes) +
+                    static_cast<std::size_t>(m)];
+  }
+
   const Setup& s_;
   const typename Node::Weights& w_;  // row-normalised Theta in the node solver's format
-  std::unique_ptr<Node[]> factors_;  // per node, from the last evaluate(L, true); SparseLU cannot move
+  std::unique_ptr<Node[]> factors_;  // per coordinate and node, from the last evaluate(L, true)
   Node scratch_;
-  Eigen::MatrixXd u_;        // nodes x n deviations P - P_alpha
-  Eigen::MatrixXd omega_u_;  // nodes x n: omega o u
+  std::vector<Eigen::MatrixXd> u_;        // per coordinate: nodes x n deviations P - P_alpha
+  std::vector<Eigen::MatrixXd> omega_u_;  // per coordinate: nodes x n, omega o u
 };
 
 // One Gauss-Seidel sweep of exact best responses: agent i solves its unilateral problem against the
-// others' current paths (its "leader" is the weighted mean W_i P). Updates L and P; returns max |dL|.
-double best_response_sweep(const Setup& s, Eigen::VectorXd& L, Eigen::MatrixXd& P) {
+// others' current paths (its "leader" is the weighted mean W_i P, per coordinate; one eta for all of
+// them). Updates L and P (one nodes x n matrix per coordinate); returns max |dL|.
+double best_response_sweep(const Setup& s, Eigen::VectorXd& L, std::vector<Eigen::MatrixXd>& P) {
   double change = 0.0;
-  Eigen::VectorXd gap(s.nodes);
+  const auto coords = static_cast<std::size_t>(s.size());
+  std::vector<Eigen::VectorXd> gap(coords, Eigen::VectorXd(s.nodes));
+  std::vector<double> scale(coords);
   for (int i = 0; i < s.n; ++i) {
     if (s.is_free(i)) continue;  // stays at ln eta0 and its Merton path
-    gap = -s.merton.col(i);
-    for (ThetaMatrix::InnerIterator it(s.w, i); it; ++it) gap += it.value() * P.col(it.col());
-    const double scale = 0.5 * s.alpha(i) * s.alpha(i) * s.s2;
-    double span = 0.0;  // ln H_i - ln eta0_i when imitating completely: the bracket's width
-    for (int m = 0; m < s.nodes; ++m) span += s.h[static_cast<std::size_t>(m)] * gap(m) * gap(m);
-    span *= scale;
+    double span = 0.0;           // ln H_i - ln eta0_i when imitating completely: the bracket's width
+    for (std::size_t j = 0; j < coords; ++j) {
+      const CoordinateSetup& c = s.coordinates[j];
+      gap[j] = -c.merton.col(i);
+      for (ThetaMatrix::InnerIterator it(s.w, i); it; ++it) gap[j] += it.value() * P[j].col(it.col());
+      scale[j] = 0.5 * s.alpha(i) * s.alpha(i) * c.s2;
+      double sum = 0.0;
+      for (int m = 0; m < s.nodes; ++m) sum += s.h[static_cast<std::size_t>(m)] * gap[j](m) * gap[j](m);
+      span += sum * scale[j];
+    }
     const double lo = s.ln_eta0(i);
     double root = lo;
     if (span > 0.0) {
-      // Unilateral eta equation F(x) = x - lo - scale Sum h (pull gap)^2: increasing (F' >= 1),
+      // Unilateral eta equation F(x) = x - lo - Sum_j scale_j Sum h (pull gap)^2: increasing (F' >= 1),
       // F(lo) <= 0 <= F(lo + span). Warm-started Newton needs two or three evaluations per agent.
       auto f = [&](double x) {
-        double sum = 0.0, slope = 0.0;
-        for (int m = 0; m < s.nodes; ++m) {
-          const double p = s.pull_at(i, m, x);
-          const double d = p * gap(m);
-          sum += s.h[static_cast<std::size_t>(m)] * d * d;
-          slope += s.h[static_cast<std::size_t>(m)] * d * d * (1.0 - p);  // d pull / dx = -pull (1 - pull)
+        double total = 0.0, total_slope = 0.0;
+        for (std::size_t j = 0; j < coords; ++j) {
+          double sum = 0.0, slope = 0.0;
+          for (int m = 0; m < s.nodes; ++m) {
+            const double p = s.pull_at(static_cast<int>(j), i, m, x);
+            const double d = p * gap[j](m);
+            sum += s.h[static_cast<std::size_t>(m)] * d * d;
+            slope += s.h[static_cast<std::size_t>(m)] * d * d * (1.0 - p);  // d pull / dx = -pull (1 - pull)
+          }
+          total += scale[j] * sum;
+          total_slope += scale[j] * slope;
         }
-        return std::pair{x - lo - scale * sum, 1.0 + 2.0 * scale * slope};
+        return std::pair{x - lo - total, 1.0 + 2.0 * total_slope};
       };
       root = newton_in_bracket(f, lo, lo + span, L(i));
       if (!std::isfinite(root)) {
@@ -256,7 +306,10 @@ double best_response_sweep(const Setup& s, Eigen::VectorXd& L, Eigen::MatrixXd& 
     }
     change = std::max(change, std::abs(root - L(i)));
     L(i) = root;
-    for (int m = 0; m < s.nodes; ++m) P(m, i) = s.merton(m, i) + s.pull_at(i, m, root) * gap(m);
+    for (std::size_t j = 0; j < coords; ++j) {
+      for (int m = 0; m < s.nodes; ++m)
+        P[j](m, i) = s.coordinates[j].merton(m, i) + s.pull_at(static_cast<int>(j), i, m, root) * gap[j](m);
+    }
   }
   return change;
 }
@@ -274,7 +327,8 @@ Outcome solve_with(const Setup& s, const typename Node::Weights& w, const Mutual
   // Start: ln eta0 and own Merton paths; the first sweep is then each agent's best response to the
   // others' Merton paths (later agents already see the updated earlier ones).
   Eigen::VectorXd L = s.ln_eta0;
-  Eigen::MatrixXd P = s.merton;
+  std::vector<Eigen::MatrixXd> P;
+  for (const CoordinateSetup& c : s.coordinates) P.push_back(c.merton);
   // Sweeps are cheap (O(nnz * nodes)) and contract fast under weak coupling; under strong coupling
   // they crawl along the consensus mode, so hand over to Newton once the contraction is slow.
   const int max_sweeps = std::min(options.max_iterations, 50);
@@ -287,7 +341,7 @@ Outcome solve_with(const Setup& s, const typename Node::Weights& w, const Mutual
     if (last_change <= 0.1 * options.tolerance || (out.sweeps >= 2 && last_change > 0.25 * previous)) break;
     previous = last_change;
   }
-  P.resize(0, 0);
+  P.clear();
 
   Residual<Node> residual(s, w);
   auto converged = [&](const Eigen::VectorXd& f) {
@@ -392,26 +446,28 @@ void validate(const MutualGame& game) {
 }
 
 MutualSolution::MutualSolution(MutualGame game, Eigen::VectorXd ln_eta, double residual, int sweeps,
-                               int newton_steps, MutualMethod method_used)
+                               int newton_steps, MutualMethod method_used, AssetBasis basis)
     : game_(std::move(game)),
       ln_eta_(std::move(ln_eta)),
       residual_(residual),
       sweeps_(sweeps),
       newton_steps_(newton_steps),
-      method_(method_used) {}
+      method_(method_used),
+      basis_(std::move(basis)) {}
 
-Eigen::VectorXd MutualSolution::amounts(double t) const {
+Eigen::VectorXd MutualSolution::coordinate_amounts(int j, double t) const {
   // The same reduced system as the solver, at one time point (row-normalised, in deviations).
+  const Coordinate& c = basis_.coordinates[static_cast<std::size_t>(j)];
   const Schedule schedule = game_.schedule();
   const Eigen::Index n = game_.alpha.size();
-  const double s2 = game_.market.sigma * game_.market.sigma;
+  const double s2 = c.sigma * c.sigma;
   const double b = (game_.rho - 2.0) * schedule.ln_growth(t);
   ThetaMatrix w = game_.theta;
   w.prune(0.0);
   Eigen::VectorXd merton(n), q(n);
   std::vector<bool> free_agent(static_cast<std::size_t>(n));
   for (Eigen::Index i = 0; i < n; ++i) {
-    merton(i) = merton_amount(schedule, game_.alpha(i), t);
+    merton(i) = merton_amount(schedule, c, game_.alpha(i), t);
     const double row_sum = normalise_theta_row(w, i);
     free_agent[static_cast<std::size_t>(i)] = !(row_sum > 0.0);
     q(i) = row_sum > 0.0 ? pull(ln_eta_(i) - std::log(row_sum / (game_.alpha(i) * s2)) - b) : 0.0;
@@ -433,22 +489,35 @@ Eigen::VectorXd MutualSolution::amounts(double t) const {
   return merton + dev;
 }
 
+Eigen::VectorXd MutualSolution::amounts(double t) const {
+  assert(assets() == 1 && "several assets: use asset_amounts");
+  return coordinate_amounts(0, t);
+}
+
+Eigen::MatrixXd MutualSolution::asset_amounts(double t) const {
+  Eigen::MatrixXd rotated(game_.alpha.size(), assets());
+  for (int j = 0; j < assets(); ++j) rotated.col(j) = coordinate_amounts(j, t);
+  return rotated * basis_.q.transpose();  // row i: (Q P~_i)'
+}
+
 double MutualSolution::amount(int i, double t) const {
   return amounts(t)(i);
 }
 
 double MutualSolution::own_merton(int i, double t) const {
+  assert(assets() == 1 && "several assets: own Merton is a vector");
   return merton_amount(game_.schedule(), game_.alpha(i), t);
 }
 
-MutualSolution solve_mutual_game(const MutualGame& game, MutualOptions options) {
-  validate(game);
+namespace {
+
+MutualSolution solve_in_basis(const MutualGame& game, AssetBasis basis, const MutualOptions& options) {
   if (!(options.tolerance > 0.0))
     throw InputError(fmt::format("tolerance must be > 0, got {}", options.tolerance));
   if (options.max_iterations < 1) {
     throw InputError(fmt::format("max_iterations must be >= 1, got {}", options.max_iterations));
   }
-  const Setup setup(game);
+  const Setup setup(game, basis.coordinates);
   const MutualMethod method = choose_method(game, options.method);
   Outcome out;
   if (method == MutualMethod::dense) {
@@ -456,7 +525,20 @@ MutualSolution solve_mutual_game(const MutualGame& game, MutualOptions options) 
   } else {
     out = solve_with<SparseNode>(setup, sparse_weights(setup.w), options);
   }
-  return {game, std::move(out.ln_eta), out.residual, out.sweeps, out.newton_steps, method};
+  return {game, std::move(out.ln_eta), out.residual, out.sweeps, out.newton_steps, method, std::move(basis)};
+}
+
+}  // namespace
+
+MutualSolution solve_mutual_game(const MutualGame& game, MutualOptions options) {
+  validate(game);
+  return solve_in_basis(game, one_asset_basis(game.market), options);
+}
+
+MutualSolution solve_mutual_game(const MutualGame& game, const Eigen::MatrixXd& covariance,
+                                 const Eigen::VectorXd& excess, MutualOptions options) {
+  validate(game);
+  return solve_in_basis(game, asset_basis(covariance, excess), options);
 }
 
 Eigen::VectorXd stationary_weights(const ThetaMatrix& theta) {

@@ -4,9 +4,13 @@
 // The open-loop Nash equilibrium satisfies, at every t (G = growth, w = e^{rho r (T-t)}, L = Laplacian),
 //   (diag(eta_i alpha_i sigma^2 G^2) + w L) P = eta v G,   ln eta_i = ln H_i[P_i],
 // solved on ln eta by Gauss-Seidel best-response sweeps and a Newton-Krylov polish.
+// In N correlated assets (docs/theory.md §7.1) the system decouples in the eigenbasis of Sigma into one such
+// game per coordinate (sigma^2 -> lambda_j, v -> v~_j), coupled only through each agent's eta: ln H_i sums
+// the coordinates' terms. One asset is the one-coordinate case (same bits).
 #include <Eigen/Dense>
 #include <Eigen/Sparse>
 
+#include "sim/theory/asset_basis.hpp"
 #include "sim/theory/schedule.hpp"
 
 namespace herdsim::theory {
@@ -53,7 +57,7 @@ struct MutualOptions {
 class MutualSolution {
  public:
   MutualSolution(MutualGame game, Eigen::VectorXd ln_eta, double residual, int sweeps, int newton_steps,
-                 MutualMethod method_used);
+                 MutualMethod method_used, AssetBasis basis);
 
   /// The game that was solved.
   [[nodiscard]] const MutualGame& game() const { return game_; }
@@ -72,12 +76,24 @@ class MutualSolution {
   /// The linear algebra that was used (never automatic).
   [[nodiscard]] MutualMethod method_used() const { return method_; }
 
-  /// All agents' equilibrium AMOUNTS in the stock at time t (years), currency units; one N x N solve.
+  /// Number of risky assets (coordinates of the basis).
+  [[nodiscard]] int assets() const { return basis_.size(); }
+  /// The eigenbasis the game was solved in (one asset: Q = [1], the market's coordinate).
+  [[nodiscard]] const AssetBasis& basis() const { return basis_; }
+
+  /// One asset: all agents' equilibrium AMOUNTS in the stock at time t (years), currency units; one
+  /// agents x agents solve.
   [[nodiscard]] Eigen::VectorXd amounts(double t) const;
-  /// Agent i's equilibrium AMOUNT at time t, currency units (solves for all agents; prefer amounts()).
+  /// One asset: agent i's equilibrium AMOUNT at time t, currency units (solves for all agents; prefer
+  /// amounts()).
   [[nodiscard]] double amount(int i, double t) const;
-  /// Agent i's own Merton AMOUNT at time t, currency units.
+  /// One asset: agent i's own Merton AMOUNT at time t, currency units.
   [[nodiscard]] double own_merton(int i, double t) const;
+  /// All agents' equilibrium AMOUNTS P~_j in coordinate j of the basis at time t, currency units.
+  [[nodiscard]] Eigen::VectorXd coordinate_amounts(int j, double t) const;
+  /// All agents' equilibrium AMOUNTS per asset at time t: agents x assets, row i = (Q P~_i(t))', currency
+  /// units (one asset: the column amounts(t)).
+  [[nodiscard]] Eigen::MatrixXd asset_amounts(double t) const;
 
  private:
   MutualGame game_;
@@ -86,11 +102,19 @@ class MutualSolution {
   int sweeps_;
   int newton_steps_;
   MutualMethod method_;
+  AssetBasis basis_;
 };
 
 /// Solves the game; throws InputError for invalid input and SolverError (with the residual) when the
 /// residual does not reach the tolerance within max_iterations.
 [[nodiscard]] MutualSolution solve_mutual_game(const MutualGame& game, MutualOptions options = {});
+
+/// Solves the game in the assets of `covariance` Sigma (N x N, per year) and `excess` v = mu - r (per year),
+/// docs/theory.md §7.1: one scalar game per coordinate of the eigenbasis, one eta per agent whose equation
+/// sums the coordinates' terms; game.market supplies r only (its mu and sigma are not read, its sigma must
+/// still be valid). N = 1 gives the one-asset solver's bits. Throws as above, and InputError for a bad Sigma.
+[[nodiscard]] MutualSolution solve_mutual_game(const MutualGame& game, const Eigen::MatrixXd& covariance,
+                                               const Eigen::VectorXd& excess, MutualOptions options = {});
 
 /// Divides row i of theta by its sum when that is positive (the row-normalised weights W of both
 /// games) and returns the sum theta_i (0 for an agent nobody influences).

@@ -3,9 +3,12 @@
 #include <fmt/format.h>
 #include <Eigen/SparseLU>
 #include <algorithm>
+#include <cassert>
 #include <cmath>
+#include <deque>
 #include <limits>
 #include <memory>
+#include <span>
 #include <utility>
 #include <vector>
 
@@ -137,7 +140,18 @@ Grid continuous_grid(const Schedule& schedule, double h_left, double h_right,
   return g;
 }
 
-// The game reduced to what the solver needs on one grid.
+// One coordinate of the game on the grid (docs/theory.md §7.1): sigma^2 -> lambda_j, v -> v~_j.
+struct CoordinateSetup {
+  double s2 = 0.0;            // sigma^2 (lambda_j)
+  VectorXd ln_c;              // ln(alpha_i s2 / theta_i): beta_i = e^{L_i + ln_c_i}
+  MatrixXd merton;            // nodes x n
+  MatrixXd gap;               // nodes x n: P_alpha_i - (W P_alpha)_i
+  MatrixXd rhs;               // count x n: -(K gap_i) on the unknown nodes
+  double amount_scale = 0.0;  // largest Merton amount, currency units
+};
+
+// The game reduced to what the solver needs on one grid; the coordinates share the grid, W and each
+// agent's ln eta (ln H_i sums their terms).
 struct Setup {
   Schedule schedule;
   Grid grid;
@@ -145,50 +159,34 @@ struct Setup {
   int nodes = 0;  // grid nodes
   int first = 0;  // first unknown node
   int count = 0;  // unknown nodes per agent
-  double s2 = 0.0;
   VectorXd alpha, ln_eta0, theta_sum;
-  VectorXd ln_c;  // ln(alpha_i sigma^2 / theta_i): beta_i = e^{L_i + ln_c_i}
   std::vector<bool> free_agent;
   std::vector<int> influenced;  // agents with a positive row
   ThetaMatrix w;                // row-normalised Theta
-  MatrixXd merton;              // nodes x n
-  MatrixXd gap;                 // nodes x n: P_alpha_i - (W P_alpha)_i
-  MatrixXd rhs;                 // count x n: -(K gap_i) on the unknown nodes
   VectorXd kdiag, koff, m;      // K on the unknown nodes (diagonal, off-diagonal) and m there
-  double amount_scale = 0.0;    // largest Merton amount, currency units
+  std::vector<CoordinateSetup> coordinates;
 
-  Setup(const MutualGame& game, BoundaryCondition bc, bool free_start, Grid g)
+  Setup(const MutualGame& game, std::span<const Coordinate> coords, BoundaryCondition bc, bool free_start,
+        Grid g)
       : schedule(game.schedule()), grid(std::move(g)) {
     n = game.agents();
     nodes = static_cast<int>(grid.t.size());
-    s2 = game.market.sigma * game.market.sigma;
     const bool pinned = bc == BoundaryCondition::pinned;
     first = pinned && !free_start ? 1 : 0;
     count = pinned ? std::max(0, nodes - 1 - first) : nodes;
     alpha = game.alpha;
     ln_eta0.resize(n);
     theta_sum.resize(n);
-    ln_c.setZero(n);
     free_agent.assign(static_cast<std::size_t>(n), false);
     w = game.theta;
     w.prune(0.0);
     for (int i = 0; i < n; ++i) {
-      ln_eta0(i) = theory::ln_eta0(schedule, alpha(i), game.x0(i));
+      ln_eta0(i) = theory::ln_eta0(schedule, coords, alpha(i), game.x0(i));
       theta_sum(i) = normalise_theta_row(w, i);
       const bool is_free = !(theta_sum(i) > 0.0);
       free_agent[static_cast<std::size_t>(i)] = is_free;
-      if (!is_free) {
-        influenced.push_back(i);
-        ln_c(i) = std::log(alpha(i) * s2 / theta_sum(i));
-      }
+      if (!is_free) influenced.push_back(i);
     }
-    merton.resize(nodes, n);
-    for (int i = 0; i < n; ++i) {
-      for (int k = 0; k < nodes; ++k)
-        merton(k, i) = merton_amount(schedule, alpha(i), grid.t[static_cast<std::size_t>(k)]);
-    }
-    gap = merton - merton * w.transpose();
-    amount_scale = merton.cwiseAbs().maxCoeff();
     kdiag.resize(count);
     koff.resize(std::max(0, count - 1));
     m.resize(count);
@@ -198,20 +196,40 @@ struct Setup {
       if (j + 1 < count) koff[j] = -grid.inv_h[k];
       m[j] = grid.m[k];
     }
-    rhs = MatrixXd::Zero(count, n);
-    for (int i : influenced) {
-      for (int j = 0; j < count; ++j) {
-        const int k = first + j;
-        double kx = 0.0;
-        if (k >= 1) kx += grid.inv_h[static_cast<std::size_t>(k - 1)] * (gap(k, i) - gap(k - 1, i));
-        if (k + 1 < nodes) kx += grid.inv_h[static_cast<std::size_t>(k)] * (gap(k, i) - gap(k + 1, i));
-        rhs(j, i) = -kx;
+    for (const Coordinate& c : coords) {
+      CoordinateSetup& cs = coordinates.emplace_back();
+      cs.s2 = c.sigma * c.sigma;
+      cs.ln_c.setZero(n);
+      for (int i : influenced) cs.ln_c(i) = std::log(alpha(i) * cs.s2 / theta_sum(i));
+      cs.merton.resize(nodes, n);
+      for (int i = 0; i < n; ++i) {
+        for (int k = 0; k < nodes; ++k)
+          cs.merton(k, i) = merton_amount(schedule, c, alpha(i), grid.t[static_cast<std::size_t>(k)]);
+      }
+      cs.gap = cs.merton - cs.merton * w.transpose();
+      cs.amount_scale = cs.merton.cwiseAbs().maxCoeff();
+      cs.rhs = MatrixXd::Zero(count, n);
+      for (int i : influenced) {
+        for (int j = 0; j < count; ++j) {
+          const int k = first + j;
+          double kx = 0.0;
+          if (k >= 1) kx += grid.inv_h[static_cast<std::size_t>(k - 1)] * (cs.gap(k, i) - cs.gap(k - 1, i));
+          if (k + 1 < nodes)
+            kx += grid.inv_h[static_cast<std::size_t>(k)] * (cs.gap(k, i) - cs.gap(k + 1, i));
+          cs.rhs(j, i) = -kx;
+        }
       }
     }
   }
 
+  [[nodiscard]] int size() const { return static_cast<int>(coordinates.size()); }
+  [[nodiscard]] const CoordinateSetup& coordinate(int j) const {
+    return coordinates[static_cast<std::size_t>(j)];
+  }
   [[nodiscard]] bool is_free(int i) const { return free_agent[static_cast<std::size_t>(i)]; }
-  [[nodiscard]] double beta(int i, double L) const { return std::exp(std::min(L + ln_c(i), kMaxExponent)); }
+  [[nodiscard]] double beta(int j, int i, double L) const {
+    return std::exp(std::min(L + coordinate(j).ln_c(i), kMaxExponent));
+  }
   // y = K x on the unknown nodes.
   void apply_k(const double* x, double* y) const {
     for (int j = 0; j < count; ++j) {
@@ -221,53 +239,67 @@ struct Setup {
       y[j] = v;
     }
   }
-  // ln H_i - ln eta0_i of a deviation on the unknown nodes.
-  [[nodiscard]] double excess(int i, const double* u) const {
+  // Coordinate j's term of ln H_i - ln eta0_i for a deviation on the unknown nodes.
+  [[nodiscard]] double excess(int j, int i, const double* u) const {
     double sum = 0.0;
-    for (int j = 0; j < count; ++j) sum += m[j] * u[j] * u[j];
-    return 0.5 * alpha(i) * alpha(i) * s2 * sum;
+    for (int k = 0; k < count; ++k) sum += m[k] * u[k] * u[k];
+    return 0.5 * alpha(i) * alpha(i) * coordinate(j).s2 * sum;
   }
   [[nodiscard]] double tolerance_for(int i, double tolerance) const {
     return std::max(tolerance, 64.0 * std::numeric_limits<double>::epsilon() * std::abs(ln_eta0(i)));
   }
 };
 
-// One Gauss-Seidel sweep of exact best responses: agent i solves its own problem (a tridiagonal BVP per
-// ln eta_i, 1-D root in ln eta_i) against the others' current deviations U; KU = K U is kept current.
-// Returns max |change of ln eta|.
-double best_response_sweep(const Setup& s, VectorXd& L, MatrixXd& U, MatrixXd& KU) {
+// One Gauss-Seidel sweep of exact best responses: agent i solves its own problem (per coordinate a
+// tridiagonal BVP per ln eta_i; one 1-D root in ln eta_i over the coordinates' sum) against the others'
+// current deviations U; KU = K U is kept current (both one matrix per coordinate). Returns max |change of
+// ln eta|.
+double best_response_sweep(const Setup& s, VectorXd& L, std::vector<MatrixXd>& U, std::vector<MatrixXd>& KU) {
   double change = 0.0;
-  VectorXd rhs(s.count), u(s.count), z(s.count), diag(s.count), gap(s.nodes);
+  const auto coords = static_cast<std::size_t>(s.size());
+  std::vector<VectorXd> rhs(coords, VectorXd(s.count)), u(coords, VectorXd(s.count));
+  VectorXd z(s.count), diag(s.count), gap(s.nodes);
   Tridiagonal tri;
   for (int i : s.influenced) {
-    rhs = s.rhs.col(i);
-    gap = s.gap.col(i);
-    for (ThetaMatrix::InnerIterator it(s.w, i); it; ++it) {
-      if (s.is_free(static_cast<int>(it.col()))) continue;
-      rhs += it.value() * KU.col(it.col());
-      gap.segment(s.first, s.count) -= it.value() * U.col(it.col());
-    }
     // Own Merton is admissible: J_i(P*) >= J_i(P_alpha) bounds eta_i <= eta0_i + alpha_i * penalty
-    // of P_alpha against the weighted mean of the others (the spread term does not depend on P_i).
+    // of P_alpha against the weighted mean of the others (the spread term does not depend on P_i); in
+    // N assets the penalty of the vector path is the coordinates' sum (Q is orthogonal).
     double penalty = 0.0;
-    for (int e = 0; e + 1 < s.nodes; ++e) {
-      const double d = gap[e + 1] - gap[e];
-      penalty += s.grid.inv_h[static_cast<std::size_t>(e)] * d * d;
+    for (std::size_t j = 0; j < coords; ++j) {
+      const CoordinateSetup& c = s.coordinates[j];
+      rhs[j] = c.rhs.col(i);
+      gap = c.gap.col(i);
+      for (ThetaMatrix::InnerIterator it(s.w, i); it; ++it) {
+        if (s.is_free(static_cast<int>(it.col()))) continue;
+        rhs[j] += it.value() * KU[j].col(it.col());
+        gap.segment(s.first, s.count) -= it.value() * U[j].col(it.col());
+      }
+      double sum = 0.0;
+      for (int e = 0; e + 1 < s.nodes; ++e) {
+        const double d = gap[e + 1] - gap[e];
+        sum += s.grid.inv_h[static_cast<std::size_t>(e)] * d * d;
+      }
+      penalty += sum;
     }
     penalty *= 0.5 * s.theta_sum(i);
     const double lo = s.ln_eta0(i);
     double hi = penalty > 0.0 ? log_add_exp(lo, std::log(s.alpha(i) * penalty)) : lo;
-    const double a2s2 = s.alpha(i) * s.alpha(i) * s.s2;
     auto f = [&](double x) {
-      const double beta = s.beta(i, x);
-      diag = s.kdiag + beta * s.m;
-      tri.factor(diag, s.koff);
-      u = rhs;
-      tri.solve(u.data());
-      z = beta * s.m.cwiseProduct(u);
-      tri.solve(z.data());
-      const double slope = 1.0 + a2s2 * (s.m.cwiseProduct(u)).dot(z);
-      return std::pair{x - lo - s.excess(i, u.data()), slope};
+      double excess = 0.0, slope = 0.0;
+      for (std::size_t j = 0; j < coords; ++j) {
+        const int jj = static_cast<int>(j);
+        const double beta = s.beta(jj, i, x);
+        diag = s.kdiag + beta * s.m;
+        tri.factor(diag, s.koff);
+        u[j] = rhs[j];
+        tri.solve(u[j].data());
+        z = beta * s.m.cwiseProduct(u[j]);
+        tri.solve(z.data());
+        const double a2s2 = s.alpha(i) * s.alpha(i) * s.coordinate(jj).s2;
+        slope += a2s2 * (s.m.cwiseProduct(u[j])).dot(z);
+        excess += s.excess(jj, i, u[j].data());
+      }
+      return std::pair{x - lo - excess, 1.0 + slope};
     };
     double root = lo;
     if (hi > lo) {
@@ -278,19 +310,22 @@ double best_response_sweep(const Setup& s, VectorXd& L, MatrixXd& U, MatrixXd& K
         throw SolverError(fmt::format("relative mutual game: best response of agent {} did not converge", i));
       }
     }
-    (void)f(root);  // leaves agent i's deviation at the root in u
+    (void)f(root);  // leaves agent i's deviations at the root in u
     change = std::max(change, std::abs(root - L(i)));
     L(i) = root;
-    U.col(i) = u;
-    s.apply_k(U.col(i).data(), KU.col(i).data());
+    for (std::size_t j = 0; j < coords; ++j) {
+      U[j].col(i) = u[j];
+      s.apply_k(U[j].col(i).data(), KU[j].col(i).data());
+    }
   }
   return change;
 }
 
-// The full system A(L) x = b over (influenced agent, unknown node), for the final residual and Newton.
+// The full system A(L) x = b of coordinate j over (influenced agent, unknown node), for the final residual
+// and Newton.
 class FullSystem {
  public:
-  FullSystem(const Setup& s, RelativeMutualMethod method) : s_(s), method_(method) {
+  FullSystem(const Setup& s, int j, RelativeMutualMethod method) : s_(s), j_(j), method_(method) {
     position_.assign(static_cast<std::size_t>(s.n), -1);
     for (std::size_t p = 0; p < s.influenced.size(); ++p)
       position_[static_cast<std::size_t>(s.influenced[p])] = static_cast<int>(p);
@@ -300,7 +335,7 @@ class FullSystem {
 
   // Sets ln eta: new coefficients and factorisations.
   void prepare(const VectorXd& L) {
-    for (int i : s_.influenced) beta_(i) = s_.beta(i, L(i));
+    for (int i : s_.influenced) beta_(i) = s_.beta(j_, i, L(i));
     if (unknowns() == 0) return;
     if (method_ == RelativeMutualMethod::direct) {
       factor_direct();
@@ -428,6 +463,7 @@ class FullSystem {
   }
 
   const Setup& s_;
+  int j_;  // the coordinate
   RelativeMutualMethod method_;
   std::vector<int> position_;  // agent -> block index among the influenced, -1 if free
   VectorXd beta_;
@@ -437,46 +473,63 @@ class FullSystem {
   mutable MatrixXd kx_;
 };
 
-// F(L) = L - ln H(P(L)) from exact full solves, and its Jacobian-vector product for Newton-Krylov.
+// F(L) = L - ln H(P(L)) from exact full solves (one system per coordinate), and its Jacobian-vector product
+// for Newton-Krylov.
 class Residual {
  public:
-  Residual(const Setup& s, RelativeMutualMethod method) : s_(s), system_(s, method) {}
+  Residual(const Setup& s, RelativeMutualMethod method) : s_(s), u_(static_cast<std::size_t>(s.size())) {
+    for (int j = 0; j < s.size(); ++j) systems_.emplace_back(s, j, method);
+  }
 
-  VectorXd evaluate(const VectorXd& L, MatrixXd& U) {
-    system_.prepare(L);
-    system_.solve(s_.rhs, U, s_.amount_scale);
-    u_ = U;
+  VectorXd evaluate(const VectorXd& L, std::vector<MatrixXd>& U) {
+    for (int j = 0; j < s_.size(); ++j) {
+      const auto jj = static_cast<std::size_t>(j);
+      systems_[jj].prepare(L);
+      systems_[jj].solve(s_.coordinate(j).rhs, U[jj], s_.coordinate(j).amount_scale);
+      u_[jj] = U[jj];
+    }
     VectorXd f = VectorXd::Zero(s_.n);
-    for (int i : s_.influenced) f(i) = L(i) - s_.ln_eta0(i) - s_.excess(i, U.col(i).data());
+    for (int i : s_.influenced) {
+      double excess = 0.0;  // one coordinate: its term exactly
+      for (int j = 0; j < s_.size(); ++j)
+        excess += s_.excess(j, i, U[static_cast<std::size_t>(j)].col(i).data());
+      f(i) = L(i) - s_.ln_eta0(i) - excess;
+    }
     return f;
   }
 
-  // J v = v + alpha_i^2 sigma^2 Sum_k m_k u_ik z_ik, z = A^{-1} (beta o v) M u (implicit differentiation).
+  // J v = v + Sum_j alpha_i^2 lambda_j Sum_k m_k u_jik z_jik, z_j = A_j^{-1} (beta_j o v) M u_j (implicit
+  // differentiation).
   VectorXd jacobian_times(const VectorXd& v) const {
-    MatrixXd b = MatrixXd::Zero(s_.count, s_.n);
-    for (int i : s_.influenced) b.col(i) = (system_.beta()(i) * v(i)) * s_.m.cwiseProduct(u_.col(i));
-    MatrixXd z;
-    system_.solve(b, z, v.cwiseAbs().maxCoeff() * u_.cwiseAbs().maxCoeff());
     VectorXd y = v;
-    for (int i = 0; i < s_.n; ++i) {
-      if (s_.is_free(i)) {
-        y(i) = 0.0;
-        continue;
+    for (int j = 0; j < s_.size(); ++j) {
+      const auto jj = static_cast<std::size_t>(j);
+      const MatrixXd& u = u_[jj];
+      const FullSystem& system = systems_[jj];
+      MatrixXd b = MatrixXd::Zero(s_.count, s_.n);
+      for (int i : s_.influenced) b.col(i) = (system.beta()(i) * v(i)) * s_.m.cwiseProduct(u.col(i));
+      MatrixXd z;
+      system.solve(b, z, v.cwiseAbs().maxCoeff() * u.cwiseAbs().maxCoeff());
+      for (int i = 0; i < s_.n; ++i) {
+        if (s_.is_free(i)) {
+          y(i) = 0.0;
+          continue;
+        }
+        y(i) += s_.alpha(i) * s_.alpha(i) * s_.coordinate(j).s2 * s_.m.cwiseProduct(u.col(i)).dot(z.col(i));
       }
-      y(i) += s_.alpha(i) * s_.alpha(i) * s_.s2 * s_.m.cwiseProduct(u_.col(i)).dot(z.col(i));
     }
     return y;
   }
 
  private:
   const Setup& s_;
-  FullSystem system_;
-  MatrixXd u_;
+  std::deque<FullSystem> systems_;  // deque: emplaced in place (SparseLU does not move)
+  std::vector<MatrixXd> u_;
 };
 
 struct Outcome {
   VectorXd ln_eta;
-  MatrixXd u;  // count x n
+  std::vector<MatrixXd> u;  // per coordinate: count x n
   double residual = 0.0;
   int sweeps = 0;
   int newton_steps = 0;
@@ -486,8 +539,9 @@ Outcome solve_on_grid(const Setup& s, const VectorXd& start, RelativeMutualMetho
                       const RelativeMutualOptions& options) {
   Outcome out;
   VectorXd L = start;
-  MatrixXd U = MatrixXd::Zero(s.count, s.n);
-  MatrixXd KU = MatrixXd::Zero(s.count, s.n);
+  const auto coords = static_cast<std::size_t>(s.size());
+  std::vector<MatrixXd> U(coords, MatrixXd::Zero(s.count, s.n));
+  std::vector<MatrixXd> KU(coords, MatrixXd::Zero(s.count, s.n));
   // Sweeps contract fast under weak coupling (stiff layers); under strong coupling they crawl along the
   // consensus modes, so hand over to Newton once the contraction is slow.
   const int max_sweeps = std::min(options.max_iterations, 400);
@@ -499,7 +553,7 @@ Outcome solve_on_grid(const Setup& s, const VectorXd& start, RelativeMutualMetho
     if (change <= 0.01 * options.tolerance || (out.sweeps >= 3 && change > 0.7 * previous)) break;
     previous = change;
   }
-  KU.resize(0, 0);
+  KU.clear();
 
   Residual residual(s, method);
   auto converged = [&](const VectorXd& f) {
@@ -511,7 +565,7 @@ Outcome solve_on_grid(const Setup& s, const VectorXd& start, RelativeMutualMetho
   VectorXd f = residual.evaluate(L, U);
   NewtonKrylovBudget budget{out.sweeps, out.newton_steps, options.max_iterations, options.tolerance,
                             std::min(std::max(1, static_cast<int>(s.influenced.size())), 40)};
-  MatrixXd trial_u = U;
+  std::vector<MatrixXd> trial_u = U;
   solve_newton_krylov(
       "relative mutual game", L, f, budget, [&](const VectorXd& x) { return residual.evaluate(x, trial_u); },
       [&](const VectorXd& x) { return residual.jacobian_times(x); }, converged,
@@ -523,17 +577,20 @@ Outcome solve_on_grid(const Setup& s, const VectorXd& start, RelativeMutualMetho
   return out;
 }
 
-// End steps of the continuous grid from the largest layer stiffness q = beta_i G^2 at each end.
-std::pair<double, double> end_steps(const MutualGame& game, const VectorXd& L,
-                                    const RelativeMutualOptions& o) {
+// End steps of the continuous grid from the largest layer stiffness q = beta_i G^2 at each end (over the
+// coordinates: the largest lambda_j has the narrowest layers).
+std::pair<double, double> end_steps(const MutualGame& game, std::span<const Coordinate> coords,
+                                    const VectorXd& L, const RelativeMutualOptions& o) {
   const Schedule schedule = game.schedule();
-  const double s2 = game.market.sigma * game.market.sigma;
   double ln_beta = -std::numeric_limits<double>::infinity();
-  for (Index i = 0; i < game.theta.outerSize(); ++i) {
-    double sum = 0.0;
-    for (ThetaMatrix::InnerIterator it(game.theta, i); it; ++it) sum += it.value();
-    if (sum > 0.0)
-      ln_beta = std::max(ln_beta, std::min(L(i) + std::log(game.alpha(i) * s2 / sum), kMaxExponent));
+  for (const Coordinate& c : coords) {
+    const double s2 = c.sigma * c.sigma;
+    for (Index i = 0; i < game.theta.outerSize(); ++i) {
+      double sum = 0.0;
+      for (ThetaMatrix::InnerIterator it(game.theta, i); it; ++it) sum += it.value();
+      if (sum > 0.0)
+        ln_beta = std::max(ln_beta, std::min(L(i) + std::log(game.alpha(i) * s2 / sum), kMaxExponent));
+    }
   }
   auto step = [&](double t) {
     if (ln_beta == -std::numeric_limits<double>::infinity()) return o.max_step;  // nobody herds
@@ -559,45 +616,63 @@ void check_options(const RelativeMutualOptions& o) {
 
 }  // namespace
 
-RelativeMutualSolution::RelativeMutualSolution(MutualGame game, RelativeMutualOptions options)
-    : game_(std::move(game)), options_(options) {}
+RelativeMutualSolution::RelativeMutualSolution(MutualGame game, RelativeMutualOptions options,
+                                               AssetBasis basis)
+    : game_(std::move(game)), options_(options), basis_(std::move(basis)) {}
 
 double RelativeMutualSolution::own_merton(int i, double t) const {
+  assert(assets() == 1 && "several assets: own Merton is a vector");
   return merton_amount(game_.schedule(), game_.alpha(i), t);
 }
 
-double RelativeMutualSolution::interpolate(int i, double t) const {
+double RelativeMutualSolution::interpolate(int j, int i, double t) const {
+  const MatrixXd& amount = amount_[static_cast<std::size_t>(j)];
+  const MatrixXd& merton = merton_[static_cast<std::size_t>(j)];
   const Index nodes = time_.size();
   if (game_.time.is_discrete()) {
     const double dt = game_.schedule().step_years();
     const auto k = std::clamp<Index>(static_cast<Index>(std::floor(t / dt + 1e-9)), 0, nodes - 1);
-    return amount_(k, i);
+    return amount(k, i);
   }
   const double tc = std::clamp(t, 0.0, game_.horizon);
   const auto upper = std::upper_bound(time_.data(), time_.data() + nodes, tc) - time_.data();
   const Index k = std::clamp<Index>(upper - 1, 0, nodes - 2);
   const double x = (tc - time_[k]) / (time_[k + 1] - time_[k]);
-  if (x == 0.0) return amount_(k, i);
-  if (x == 1.0) return amount_(k + 1, i);
+  if (x == 0.0) return amount(k, i);
+  if (x == 1.0) return amount(k + 1, i);
   // The deviation from own Merton is what varies on the grid's scale; Merton itself is exact.
-  const double u0 = amount_(k, i) - merton_(k, i);
-  const double u1 = amount_(k + 1, i) - merton_(k + 1, i);
-  return own_merton(i, tc) + (1.0 - x) * u0 + x * u1;
+  const double u0 = amount(k, i) - merton(k, i);
+  const double u1 = amount(k + 1, i) - merton(k + 1, i);
+  const Coordinate& c = basis_.coordinates[static_cast<std::size_t>(j)];
+  return merton_amount(game_.schedule(), c, game_.alpha(i), tc) + (1.0 - x) * u0 + x * u1;
 }
 
 double RelativeMutualSolution::amount(int i, double t) const {
-  return interpolate(i, t);
+  assert(assets() == 1 && "several assets: use asset_amounts");
+  return interpolate(0, i, t);
 }
 
 Eigen::VectorXd RelativeMutualSolution::amounts(double t) const {
+  assert(assets() == 1 && "several assets: use asset_amounts");
+  return coordinate_amounts(0, t);
+}
+
+Eigen::VectorXd RelativeMutualSolution::coordinate_amounts(int j, double t) const {
   VectorXd out(game_.agents());
-  for (int i = 0; i < game_.agents(); ++i) out(i) = interpolate(i, t);
+  for (int i = 0; i < game_.agents(); ++i) out(i) = interpolate(j, i, t);
   return out;
 }
 
+Eigen::MatrixXd RelativeMutualSolution::asset_amounts(double t) const {
+  MatrixXd rotated(game_.agents(), assets());
+  for (int j = 0; j < assets(); ++j) rotated.col(j) = coordinate_amounts(j, t);
+  return rotated * basis_.q.transpose();  // row i: (Q P~_i)'
+}
+
 double RelativeMutualSolution::ln_h(int i, const Eigen::VectorXd& path) const {
+  assert(assets() == 1 && "several assets: ln H sums the coordinates");
   const double s2 = game_.market.sigma * game_.market.sigma;
-  const double d2 = (path - merton_.col(i)).cwiseAbs2().dot(weight_);
+  const double d2 = (path - merton_.front().col(i)).cwiseAbs2().dot(weight_);
   return ln_eta0_(i) + 0.5 * game_.alpha(i) * game_.alpha(i) * s2 * d2;
 }
 
@@ -614,22 +689,21 @@ double RelativeMutualSolution::objective(int i, const Eigen::MatrixXd& paths) co
   return -std::exp(ln_h(i, paths.col(i))) / game_.alpha(i) - 0.5 * penalty;
 }
 
-RelativeMutualSolution solve_relative_mutual(const MutualGame& game, RelativeMutualOptions options) {
-  validate(game);
+RelativeMutualSolution RelativeMutualSolution::solve_in_basis(const MutualGame& game, AssetBasis basis,
+                                                              const RelativeMutualOptions& options) {
   if (game.rho != 0.0) {
     throw InputError(fmt::format(
         "rho applies only to absolute herding (no time weight on the rate gap), got {}", game.rho));
   }
   check_options(options);
   const Schedule schedule = game.schedule();
-  RelativeMutualSolution sol(game, options);
+  const std::span<const Coordinate> coords = basis.coordinates;
   VectorXd lo(game.agents());
-  for (int i = 0; i < game.agents(); ++i) lo(i) = ln_eta0(schedule, game.alpha(i), game.x0(i));
-  sol.ln_eta0_ = lo;
+  for (int i = 0; i < game.agents(); ++i) lo(i) = ln_eta0(schedule, coords, game.alpha(i), game.x0(i));
 
   auto build = [&](const VectorXd& L) {
     if (game.time.is_discrete()) return discrete_grid(schedule);
-    const auto [h_left, h_right] = end_steps(game, L, options);
+    const auto [h_left, h_right] = end_steps(game, coords, L, options);
     return continuous_grid(schedule, h_left, h_right, options);
   };
   // The layers narrow as eta grows (q ~ eta): size the grid for eta0 e^{1/2}, and rebuild it for the
@@ -638,9 +712,10 @@ RelativeMutualSolution solve_relative_mutual(const MutualGame& game, RelativeMut
   std::unique_ptr<Setup> setup;
   Outcome out;
   RelativeMutualMethod method = options.method;
+  int sweeps = 0, newton_steps = 0;
   for (int attempt = 0; attempt < 3; ++attempt) {
     VectorXd sizing = start.array() + 0.5;
-    setup = std::make_unique<Setup>(game, options.bc, options.free_start, build(sizing));
+    setup = std::make_unique<Setup>(game, coords, options.bc, options.free_start, build(sizing));
     if (options.method == RelativeMutualMethod::automatic) {
       const double unknowns =
           static_cast<double>(setup->count) * static_cast<double>(setup->influenced.size());
@@ -655,23 +730,42 @@ RelativeMutualSolution solve_relative_mutual(const MutualGame& game, RelativeMut
       method = RelativeMutualMethod::direct;
       out = solve_on_grid(*setup, start, method, options);
     }
-    out.sweeps += sol.sweeps_;
-    out.newton_steps += sol.newton_steps_;
-    sol.sweeps_ = out.sweeps;
-    sol.newton_steps_ = out.newton_steps;
+    out.sweeps += sweeps;
+    out.newton_steps += newton_steps;
+    sweeps = out.sweeps;
+    newton_steps = out.newton_steps;
     if (game.time.is_discrete() || (out.ln_eta.array() <= sizing.array()).all()) break;
     start = out.ln_eta;
   }
   const Setup& s = *setup;
+  RelativeMutualSolution sol(game, options, std::move(basis));
+  sol.ln_eta0_ = lo;
+  sol.sweeps_ = sweeps;
+  sol.newton_steps_ = newton_steps;
   sol.ln_eta_ = out.ln_eta;
   sol.residual_ = out.residual;
   sol.method_ = method;
   sol.time_ = Eigen::Map<const VectorXd>(s.grid.t.data(), s.nodes);
   sol.weight_ = Eigen::Map<const VectorXd>(s.grid.m.data(), s.nodes);
-  sol.merton_ = s.merton;
-  sol.amount_ = s.merton;
-  for (int i : s.influenced) sol.amount_.col(i).segment(s.first, s.count) += out.u.col(i);
+  for (int j = 0; j < s.size(); ++j) {
+    const CoordinateSetup& c = s.coordinate(j);
+    sol.merton_.push_back(c.merton);
+    MatrixXd& amount = sol.amount_.emplace_back(c.merton);
+    for (int i : s.influenced)
+      amount.col(i).segment(s.first, s.count) += out.u[static_cast<std::size_t>(j)].col(i);
+  }
   return sol;
+}
+
+RelativeMutualSolution solve_relative_mutual(const MutualGame& game, RelativeMutualOptions options) {
+  validate(game);
+  return RelativeMutualSolution::solve_in_basis(game, one_asset_basis(game.market), options);
+}
+
+RelativeMutualSolution solve_relative_mutual(const MutualGame& game, const Eigen::MatrixXd& covariance,
+                                             const Eigen::VectorXd& excess, RelativeMutualOptions options) {
+  validate(game);
+  return RelativeMutualSolution::solve_in_basis(game, asset_basis(covariance, excess), options);
 }
 
 }  // namespace herdsim::theory

@@ -8,6 +8,10 @@
 // with N x N blocks from Theta; natural end conditions come out of the discrete gradient for free.
 // The outer solve on ln eta is Gauss-Seidel sweeps of exact best responses (1-D bracketed roots, one
 // tridiagonal solve per evaluation) and a Newton-Krylov polish on the full system.
+// In N correlated assets (docs/theory.md §7.1) the game decouples in the eigenbasis of Sigma into one such
+// game per coordinate (sigma^2 -> lambda_j, v -> v~_j) on one grid, coupled only through each agent's eta
+// (ln H_i sums the coordinates' terms; each best response is one root over all of them). One asset is the
+// one-coordinate case (same bits).
 #include <Eigen/Dense>
 #include <vector>
 
@@ -68,46 +72,74 @@ class RelativeMutualSolution {
   [[nodiscard]] int nodes() const { return static_cast<int>(time_.size()); }
   /// Grid nodes, years.
   [[nodiscard]] const Eigen::VectorXd& grid_time() const { return time_; }
-  /// Equilibrium AMOUNTS at the nodes, nodes x agents, currency units.
-  [[nodiscard]] const Eigen::MatrixXd& grid_amount() const { return amount_; }
+  /// Number of risky assets (coordinates of the basis).
+  [[nodiscard]] int assets() const { return basis_.size(); }
+  /// The eigenbasis the game was solved in (one asset: Q = [1], the market's coordinate).
+  [[nodiscard]] const AssetBasis& basis() const { return basis_; }
+  /// Equilibrium AMOUNTS at the nodes, nodes x agents, currency units (one asset; N assets: coordinate 0).
+  [[nodiscard]] const Eigen::MatrixXd& grid_amount() const { return amount_.front(); }
 
-  /// Agent i's equilibrium AMOUNT at time t in [0, T] (years), currency units: own Merton plus the
-  /// deviation interpolated linearly between nodes (continuous time); the decision in force at t
+  /// One asset: agent i's equilibrium AMOUNT at time t in [0, T] (years), currency units: own Merton plus
+  /// the deviation interpolated linearly between nodes (continuous time); the decision in force at t
   /// (discrete time).
   [[nodiscard]] double amount(int i, double t) const;
-  /// All agents' amounts at time t, currency units.
+  /// One asset: all agents' amounts at time t, currency units.
   [[nodiscard]] Eigen::VectorXd amounts(double t) const;
-  /// Agent i's own Merton AMOUNT at time t, currency units.
+  /// One asset: agent i's own Merton AMOUNT at time t, currency units.
   [[nodiscard]] double own_merton(int i, double t) const;
+  /// All agents' equilibrium AMOUNTS P~_j in coordinate j of the basis at time t (as amounts()).
+  [[nodiscard]] Eigen::VectorXd coordinate_amounts(int j, double t) const;
+  /// All agents' equilibrium AMOUNTS per asset at time t: agents x assets, row i = (Q P~_i(t))', currency
+  /// units.
+  [[nodiscard]] Eigen::MatrixXd asset_amounts(double t) const;
 
-  /// The discretised J_i (utility units: currency) of agent i when all agents play `paths` (nodes x
-  /// agents, AMOUNTS at the grid nodes); the function whose stationary points the solver finds.
+  /// One asset: the discretised J_i (utility units: currency) of agent i when all agents play `paths`
+  /// (nodes x agents, AMOUNTS at the grid nodes); the function whose stationary points the solver finds.
   [[nodiscard]] double objective(int i, const Eigen::MatrixXd& paths) const;
-  /// The discretised ln H_i of a path at the grid nodes (dimensionless).
+  /// One asset: the discretised ln H_i of a path at the grid nodes (dimensionless).
   [[nodiscard]] double ln_h(int i, const Eigen::VectorXd& path) const;
 
  private:
   friend RelativeMutualSolution solve_relative_mutual(const MutualGame& game, RelativeMutualOptions options);
-  RelativeMutualSolution(MutualGame game, RelativeMutualOptions options);
-  [[nodiscard]] double interpolate(int i, double t) const;
+  friend RelativeMutualSolution solve_relative_mutual(const MutualGame& game,
+                                                      const Eigen::MatrixXd& covariance,
+                                                      const Eigen::VectorXd& excess,
+                                                      RelativeMutualOptions options);
+  RelativeMutualSolution(MutualGame game, RelativeMutualOptions options, AssetBasis basis);
+  /// The solver, in the given basis (validate(game) done by the caller).
+  static RelativeMutualSolution solve_in_basis(const MutualGame& game, AssetBasis basis,
+                                               const RelativeMutualOptions& options);
+  /// Coordinate j's amount of agent i at time t.
+  [[nodiscard]] double interpolate(int j, int i, double t) const;
 
   MutualGame game_;
   RelativeMutualOptions options_;
+  AssetBasis basis_;
   Eigen::VectorXd ln_eta_, ln_eta0_;
   double residual_ = 0.0;
   int sweeps_ = 0;
   int newton_steps_ = 0;
   RelativeMutualMethod method_ = RelativeMutualMethod::direct;
-  Eigen::VectorXd time_;    // nodes, years
-  Eigen::VectorXd weight_;  // utility weight of each node times G^2, years
-  Eigen::MatrixXd amount_;  // nodes x agents
-  Eigen::MatrixXd merton_;  // nodes x agents
+  Eigen::VectorXd time_;                 // nodes, years
+  Eigen::VectorXd weight_;               // utility weight of each node times G^2, years
+  std::vector<Eigen::MatrixXd> amount_;  // per coordinate: nodes x agents
+  std::vector<Eigen::MatrixXd> merton_;  // per coordinate: nodes x agents
 };
 
 /// Solves the game (rho must be 0: there is no time weight on the rate gap). Throws InputError naming the
 /// field for invalid input (as validate(MutualGame), plus the options) and SolverError (with the residual)
 /// when the residual does not reach the tolerance.
 [[nodiscard]] RelativeMutualSolution solve_relative_mutual(const MutualGame& game,
+                                                           RelativeMutualOptions options = {});
+
+/// Solves the game in the assets of `covariance` Sigma (N x N, per year) and `excess` v = mu - r (per year),
+/// docs/theory.md §7.1: one scalar game per coordinate of the eigenbasis on one grid (sized for the largest
+/// lambda_j), one eta per agent; game.market supplies r only (its mu and sigma are not read, its sigma
+/// must still be valid). N = 1 gives the one-asset solver's bits. Throws as above, and InputError for a bad
+/// Sigma.
+[[nodiscard]] RelativeMutualSolution solve_relative_mutual(const MutualGame& game,
+                                                           const Eigen::MatrixXd& covariance,
+                                                           const Eigen::VectorXd& excess,
                                                            RelativeMutualOptions options = {});
 
 }  // namespace herdsim::theory

@@ -1,6 +1,8 @@
 // Herd followers in a market with several correlated assets (agents/herd_agent.hpp, docs/theory.md §7.1):
 // every policy on a leader, against the vector closed form written out here with a linear solve (no
-// eigenbasis), bitwise the same for any thread count. (Validation: tests/io/test_scenario_market.cpp.)
+// eigenbasis), bitwise the same for any thread count; followers of peers (the mutual games) likewise, the
+// plan against the equilibrium's vector conditions with eta recomputed from the recorded plan. (Validation:
+// tests/io/test_scenario_market.cpp.)
 // Followers of a leader of another kind (a chartist in an endogenous market): the adaptive rules
 // recomputed from the leader's recorded amounts. (Validation: tests/io/test_scenario_toml.cpp.)
 #include <doctest/doctest.h>
@@ -15,12 +17,15 @@
 #include "agents/chartist_agent.hpp"
 #include "agents/herd_agent.hpp"
 #include "agents/merton_agent.hpp"
+#include "agents/network.hpp"
 #include "agents/noise_agent.hpp"
 #include "agents/registry.hpp"
 #include "sim/market/asset_covariance.hpp"
 #include "sim/theory/absolute_herd.hpp"
 #include "sim/theory/merton.hpp"
+#include "sim/theory/mutual_game.hpp"
 #include "sim/theory/relative_herd.hpp"
+#include "sim/theory/relative_mutual.hpp"
 #include "sim/theory/schedule.hpp"
 #include "support/specs.hpp"
 #include "support/tape.hpp"
@@ -256,6 +261,184 @@ TEST_SUITE("agents.herd.assets") {
           CHECK(one.wealth[k + 1][1] == all.wealth[k + 1][1]);
           CHECK(one.amount[k][1].allFinite());
           CHECK(one.amount[k][1].cols() == 3 * spec.run.paths);
+        }
+      }
+    }
+  }
+}
+
+namespace {
+
+/// The market of three_assets() with four followers of their peers on a ring (k = 1, theta split over the
+/// two neighbours), alphas 0.3, 0.5, 0.8 and 1.2, of `herd` type with `policy`.
+sim::ScenarioSpec three_assets_peers(agents::HerdType herd, agents::Policy policy) {
+  sim::ScenarioSpec spec = three_assets(herd, policy);
+  spec.populations.erase(spec.populations.begin());  // no advisor
+  agents::HerdParams& p = test::herd_params(spec.populations[0]);
+  p.influence = agents::Influence::peers;
+  p.leader.clear();
+  p.network.kind = agents::NetworkSpec::Kind::ring;
+  p.network.k = 1;
+  p.alpha = test::list({0.3, 0.5, 0.8, 1.2});
+  p.theta = test::constant(herd == agents::HerdType::absolute ? 1e-7 : 1e-4);
+  spec.populations[0].count = 4;
+  return spec;
+}
+
+/// The peers' weights theta_ij as the population draws them (population 0).
+agents::WeightMatrix peer_weights(const sim::ScenarioSpec& spec) {
+  return agents::build_network(
+      test::herd_params(spec.populations[0]).network,
+      Eigen::VectorXd::Constant(
+          4, test::herd_params(spec.populations[0]).herd == agents::HerdType::absolute ? 1e-7 : 1e-4),
+      0, sim::CounterRng(spec.run.seed));
+}
+
+}  // namespace
+
+TEST_SUITE("agents.herd.assets.peers") {
+  TEST_CASE("absolute plan of peers: the equilibrium's vector conditions hold at every recorded decision") {
+    // (eta_i alpha_i G^2 Sigma + theta_i G^rho I) P_i - G^rho Sum_j theta_ij P_j = eta_i G v for all agents
+    // at once (one linear system of 4 x 3 unknowns per decision, solved in the assets), with ln eta_i = ln
+    // H_i of agent i's recorded plan (the discrete vector form of docs/theory.md §7.1, summed here).
+    const sim::ScenarioSpec spec = three_assets_peers(agents::HerdType::absolute, agents::Policy::plan);
+    const test::Record t = test::run(spec);
+    const Eigen::MatrixXd sigma = sim::asset_covariance(spec.market);
+    const Eigen::VectorXd v = sim::asset_excess_returns(spec.market);
+    const theory::Schedule schedule({0.07, 0.04, 0.17}, 4.0, theory::TimeModel::discrete(4));
+    const agents::WeightMatrix theta = peer_weights(spec);
+    const double alphas[] = {0.3, 0.5, 0.8, 1.2};
+    const int paths = spec.run.paths;
+    const int steps = spec.run.steps();
+    const double dt = 0.25;
+    auto recorded = [&](int k, int i, int p) {
+      Eigen::Vector3d amounts;  // fixed size: GCC 12's -Warray-bounds misfires on a 3-vector's dot
+      for (int a = 0; a < 3; ++a) amounts[a] = t.amount[static_cast<std::size_t>(k)][0](i, a * paths + p);
+      return amounts;
+    };
+    Eigen::VectorXd ln_eta(4);
+    for (int i = 0; i < 4; ++i) {
+      double ln_h = -alphas[i] * 10.0 * std::exp(schedule.ln_terminal_growth());
+      for (int k = 0; k < steps; ++k) {
+        const Eigen::Vector3d pk = recorded(k, i, 0);
+        const double g = schedule.growth(k * dt);
+        ln_h +=
+            -alphas[i] * dt * g * v.dot(pk) + 0.5 * alphas[i] * alphas[i] * dt * g * g * pk.dot(sigma * pk);
+      }
+      ln_eta[i] = ln_h;
+    }
+    double worst = 0.0, herding = 0.0;
+    for (int k = 0; k < steps; ++k) {
+      const double g = schedule.growth(k * dt);
+      const double w = std::pow(g, 0.4);
+      Eigen::MatrixXd a = Eigen::MatrixXd::Zero(12, 12);
+      Eigen::VectorXd b(12);
+      for (int i = 0; i < 4; ++i) {
+        double theta_i = 0.0;
+        for (agents::WeightMatrix::InnerIterator it(theta, i); it; ++it) {
+          theta_i += it.value();
+          a.block(3 * i, 3 * it.col(), 3, 3) -= w * it.value() * Eigen::MatrixXd::Identity(3, 3);
+        }
+        const double eta = std::exp(ln_eta[i]);
+        a.block(3 * i, 3 * i, 3, 3) +=
+            eta * alphas[i] * g * g * sigma + w * theta_i * Eigen::MatrixXd::Identity(3, 3);
+        b.segment(3 * i, 3) = eta * g * v;
+      }
+      const Eigen::VectorXd want = a.partialPivLu().solve(b);
+      for (int p = 0; p < paths; ++p) {
+        for (int i = 0; i < 4; ++i) {
+          const Eigen::Vector3d mine = recorded(k, i, p);
+          worst = std::max(worst, gap(mine, want.segment(3 * i, 3)));
+          const Eigen::VectorXd merton = sigma.llt().solve(v) / (alphas[i] * g);
+          herding = std::max(herding, gap(mine, merton));
+        }
+      }
+    }
+    MESSAGE("peers plan, 3 assets: largest relative gap to the vector conditions " << worst << ", herding "
+                                                                                   << herding);
+    CHECK(worst < 1e-10);
+    CHECK(herding > 0.05);
+    CHECK(t.amount[0][0](0, 2 * paths) < 0.0);  // gold's negative excess return: short
+  }
+
+  TEST_CASE("relative plan of peers: the recorded amounts are the N-asset game's solution") {
+    const sim::ScenarioSpec spec = three_assets_peers(agents::HerdType::relative, agents::Policy::plan);
+    const test::Record t = test::run(spec);
+    theory::MutualGame game;
+    game.horizon = 4.0;
+    game.alpha = Eigen::Vector4d(0.3, 0.5, 0.8, 1.2);
+    game.x0 = Eigen::VectorXd::Constant(4, 10.0);
+    game.theta = peer_weights(spec);
+    theory::RelativeMutualOptions o;
+    o.node_spacing = 0.25;
+    const auto sol = theory::solve_relative_mutual(game, sim::asset_covariance(spec.market),
+                                                   sim::asset_excess_returns(spec.market), o);
+    const int paths = spec.run.paths;
+    for (int k = 0; k < spec.run.steps(); ++k) {
+      const Eigen::MatrixXd want = sol.asset_amounts(k * 0.25);
+      for (int i = 0; i < 4; ++i) {
+        for (int a = 0; a < 3; ++a)
+          CHECK(t.amount[static_cast<std::size_t>(k)][0](i, a * paths + 1) == want(i, a));
+      }
+    }
+    CHECK(gap(sol.asset_amounts(2.0).row(0).transpose(), sol.asset_amounts(2.0).row(3).transpose()) > 0.1);
+  }
+
+  TEST_CASE(
+      "absolute adaptive of peers: the closed form with the theta-weighted mean of the peers' amounts") {
+    const sim::ScenarioSpec spec = three_assets_peers(agents::HerdType::absolute, agents::Policy::adaptive);
+    const test::Record t = test::run(spec);
+    const Eigen::MatrixXd sigma = sim::asset_covariance(spec.market);
+    const Eigen::VectorXd v = sim::asset_excess_returns(spec.market);
+    const theory::Schedule schedule({0.07, 0.04, 0.17}, 4.0, theory::TimeModel::discrete(4));
+    const agents::WeightMatrix theta = peer_weights(spec);
+    const double sharpe = v.dot(sigma.llt().solve(v));
+    const double alphas[] = {0.3, 0.5, 0.8, 1.2};
+    const int paths = spec.run.paths;
+    const double dt = 0.25;
+    const double growth = 1.0 + 0.04 * dt;
+    for (int k = 1; k < spec.run.steps(); ++k) {
+      const double t_k = k * dt;
+      for (int p = 0; p < paths; ++p) {
+        for (int i = 0; i < 4; ++i) {
+          Eigen::VectorXd amounts(3), seen = Eigen::VectorXd::Zero(3);
+          for (int a = 0; a < 3; ++a) {
+            amounts[a] = t.amount[static_cast<std::size_t>(k)][0](i, a * paths + p);
+            for (agents::WeightMatrix::InnerIterator it(theta, i); it; ++it) {
+              seen[a] += it.value() / 1e-7 *
+                         t.amount[static_cast<std::size_t>(k - 1)][0](it.col(), a * paths + p) * growth;
+            }
+          }
+          const double x = t.wealth[static_cast<std::size_t>(k)][0](i, p);
+          const double ln_eta_hat =
+              -(alphas[i] * x * std::pow(growth, spec.run.steps() - k) + sharpe * (4.0 - t_k) / 2.0);
+          const Eigen::VectorXd want =
+              absolute_closed_form(sigma, v, alphas[i], 1e-7, 0.4, ln_eta_hat, schedule.ln_growth(t_k), seen);
+          CHECK(gap(amounts, want) < 1e-12);
+        }
+      }
+    }
+  }
+
+  TEST_CASE(
+      "every policy and herd type of peers runs in three assets with the same bits on 1 and 2 threads") {
+    for (const auto herd : {agents::HerdType::absolute, agents::HerdType::relative}) {
+      for (const auto policy : {agents::Policy::plan, agents::Policy::replan, agents::Policy::adaptive}) {
+        const sim::ScenarioSpec spec = three_assets_peers(herd, policy);
+        const test::Record one = test::run(spec, 1);
+        const test::Record two = test::run(spec, 2);
+        INFO(to_name(herd) << " " << to_name(policy));
+        REQUIRE(one.amount.size() == two.amount.size());
+        for (std::size_t k = 0; k < one.amount.size(); ++k) {
+          CHECK(one.amount[k][0] == two.amount[k][0]);
+          CHECK(one.wealth[k + 1][0] == two.wealth[k + 1][0]);
+          CHECK(one.amount[k][0].allFinite());
+          CHECK(one.amount[k][0].cols() == 3 * spec.run.paths);
+        }
+        if (policy == agents::Policy::replan) {  // from x0 the restart is the plan; later, wealth moves it
+          const test::Record plan = test::run(three_assets_peers(herd, agents::Policy::plan), 1);
+          CHECK(one.amount[0][0] == plan.amount[0][0]);
+          CHECK(one.amount[9][0] != plan.amount[9][0]);
         }
       }
     }

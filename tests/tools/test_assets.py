@@ -3,7 +3,7 @@
 with tools/herdsim_load.py; the values are checked against formulas written here (Merton's vector amount
 Sigma^{-1} v / (alpha g^{n-1-k}), the noise traders' equal split, prices from returns), not against
 herdsim's code. compare reads the file (its market section), export writes one amount column per asset; a
-one-asset run stays schema 1; herd followers of a leader run (the mutual games refuse several assets).
+one-asset run stays schema 1; herd followers of a leader and of peers (the mutual games) run.
 
 Usage: test_assets.py PATH_TO_HERDSIM TOOLS_DIR
 """
@@ -209,7 +209,7 @@ class SeveralAssets(unittest.TestCase):
             self.assertEqual(f["market/price"].shape, (7, 3))
             self.assertEqual(f["populations/m/amount"].shape, (6, 3, 2))
 
-    def test_herd_followers_of_a_leader_run_and_the_mutual_games_refuse(self):
+    def test_herd_followers_of_a_leader_and_of_peers_run(self):
         good = os.path.join(self.tmp.name, "herd.toml")
         with open(good, "w") as f:
             f.write(SCENARIO + '[[population]]\nname = "f"\nkind = "herd"\nleader = "m"\nalpha = 0.5\n'
@@ -227,13 +227,24 @@ class SeveralAssets(unittest.TestCase):
             v = np.array([0.07, 0.05, 0.06]) - 0.04
             own = np.linalg.solve(np.diag(sigma) @ corr @ np.diag(sigma), v) / 0.5 / (1 + 0.02) ** 5
             self.assertGreater(np.linalg.norm(amount[0, :, 0, 0]), np.linalg.norm(own) * 1.01)
-        bad = os.path.join(self.tmp.name, "peers.toml")
-        with open(bad, "w") as f:
+        # Followers of peers play the mutual game in the eigenbasis of Sigma (docs/theory.md §7.1).
+        peers = os.path.join(self.tmp.name, "peers.toml")
+        with open(peers, "w") as f:
             f.write(SCENARIO + '[[population]]\nname = "f"\nkind = "herd"\ninfluence = "peers"\ncount = 4\n'
-                    'network = { kind = "ring", k = 1 }\nalpha = 0.5\ntheta = 1e-8\n')
-        res = run("validate", bad)
-        self.assertEqual(res.returncode, 2)
-        self.assertIn('population[2].influence: influence = "peers" plays the mutual games', res.stderr)
+                    'network = { kind = "ring", k = 1 }\nalpha = [0.3, 0.5, 0.8, 1.2]\ntheta = 1e-5\n'
+                    'wealth = 10.0\n')
+        self.assertEqual(run("validate", peers).returncode, 0)
+        out = os.path.join(self.tmp.name, "peers.h5")
+        res = run("run", peers, "-o", out, "-q")
+        self.assertEqual(res.returncode, 0, res.stderr)
+        with h5py.File(out, "r") as f:
+            amount = f["populations/f/amount"][...]  # (step, asset, path, agent), 2 agents recorded
+            self.assertEqual(amount.shape[1], 3)
+            self.assertTrue(np.all(np.isfinite(amount)))
+            # Agent 0 (alpha 0.3) herds on its ring neighbours 1 and 3 (alpha 0.5 and 1.2), both more
+            # risk-averse: its holdings shrink below its own Merton vector.
+            own = np.linalg.solve(np.diag(sigma) @ corr @ np.diag(sigma), v) / 0.3 / (1 + 0.02) ** 5
+            self.assertLess(np.linalg.norm(amount[0, :, 0, 0]), 0.99 * np.linalg.norm(own))
 
 
 if __name__ == "__main__":

@@ -103,6 +103,32 @@ class FeedbackScenario(unittest.TestCase):
                 self.assertIn(message, res.stderr)
 
 
+class PeersAssetsScenario(unittest.TestCase):
+    """scenarios/market/peers_assets.toml: the mutual games in three correlated assets. Herding on the network
+    (theta as in the file) against none (theta = 0): the spread of the players' asset mixes at t = 0 shrinks,
+    and without herding gold, with its negative excess return, is short for everybody."""
+
+    def first_amounts(self, *sets):
+        """The game's amounts at the first decision on the first path: (asset, agent)."""
+        with tempfile.TemporaryDirectory() as d:
+            out = os.path.join(d, "out.h5")
+            args = [HERDSIM, "run", os.path.join(SCENARIOS, "market", "peers_assets.toml"), "-o", out, "-q",
+                    "--set", "run.paths=2"]
+            for s in sets:
+                args += ["--set", s]
+            res = subprocess.run(args, capture_output=True, text=True, timeout=600)
+            self.assertEqual(res.returncode, 0, res.stderr)
+            with h5py.File(out, "r") as f:
+                return f["populations/game/amount"][0, :, 0, :]
+
+    def test_herding_compresses_the_asset_mixes(self):
+        herd = self.first_amounts()
+        alone = self.first_amounts("population.game.theta=0")
+        spread = lambda a: np.linalg.norm(a - a.mean(axis=1, keepdims=True))
+        self.assertLess(spread(herd), 0.8 * spread(alone))
+        self.assertTrue(np.all(alone[2] < 0.0))
+
+
 class HerdOnChartistScenario(unittest.TestCase):
     """scenarios/market/herd_on_chartist.toml: adaptive herd followers of a chartist leader. Herding (theta as
     in the file) against none (theta = 0) on the same seed: the followers' crowding behind the trend raises

@@ -296,20 +296,18 @@ TEST_SUITE("sim.asset_market") {
     for (std::size_t i = 0; i < results[0].size(); ++i) CHECK(results[0][i] == results[1][i]);
   }
 
-  TEST_CASE("herd followers of peers refuse a market with several assets at validation, naming the key") {
-    // Followers of a leader take several assets (tests/agents/test_herd_agent.cpp); the mutual games do not.
+  TEST_CASE("herd followers of peers take a market with several assets (the mutual games per coordinate)") {
+    // The games themselves: tests/sim/theory/test_mutual_game.cpp, test_relative_mutual.cpp and
+    // tests/agents/test_herd_agent.cpp.
     sim::ScenarioSpec spec = test::paper_spec(2, agents::Policy::plan);
     spec.market = three_assets();
-    CHECK_NOTHROW((void)agents::make_simulation(spec));
     agents::HerdParams& hp = test::herd_params(spec.populations[1]);
     hp.influence = agents::Influence::peers;
     hp.leader.clear();
-    try {
-      (void)agents::make_simulation(spec);
-      FAIL("expected a ScenarioError");
-    } catch (const ScenarioError& e) {
-      CHECK(std::string(e.what()).find("influence = \"peers\" plays the mutual games") != std::string::npos);
-      CHECK(std::string(e.what()).find("this market has 3") != std::string::npos);
-    }
+    auto simulation = agents::make_simulation(spec);
+    (void)simulation->run({});
+    const sim::PopulationState& peers = simulation->state().populations[1];
+    CHECK(peers.amount.cols() == 3 * spec.run.paths);
+    CHECK(peers.amount.allFinite());
   }
 }

@@ -1,5 +1,8 @@
 #include <doctest/doctest.h>
 
+#include <Eigen/Cholesky>
+#include <algorithm>
+#include <cmath>
 #include <map>
 #include <random>
 #include <sstream>
@@ -9,6 +12,7 @@
 #include "sim/theory/absolute_herd.hpp"
 #include "sim/theory/merton.hpp"
 #include "sim/theory/mutual_game.hpp"
+#include "support/best_response.hpp"
 #include "support/golden.hpp"
 
 using namespace herdsim::theory;
@@ -291,5 +295,129 @@ TEST_SUITE("theory.mutual_game") {
     g.time = TimeModel::annual();
     g.horizon = 2.5;
     CHECK_THROWS_AS(validate(g), herdsim::InputError);
+  }
+}
+
+namespace {
+
+/// Two correlated assets (correlation 0.4), the second with a negative excess return.
+struct TwoAssets {
+  Eigen::MatrixXd covariance{{0.17 * 0.17, 0.4 * 0.17 * 0.25}, {0.4 * 0.17 * 0.25, 0.25 * 0.25}};
+  Eigen::VectorXd excess{{0.03, -0.01}};
+};
+
+/// Three agents with different alpha and different, asymmetric weights.
+MutualGame three_agents(double scale) {
+  return make_game({0.3, 0.766119, 1.5}, {{0, 1, 5e-8 * scale},
+                                          {0, 2, 2e-8 * scale},
+                                          {1, 0, 1e-7 * scale},
+                                          {1, 2, 4e-8 * scale},
+                                          {2, 0, 3e-8 * scale},
+                                          {2, 1, 6e-8 * scale}});
+}
+
+/// Agent i's brute-force best response to the others' paths (nodes x N each) in the discretised game on the
+/// decisions of `g`, with the penalty form `d`; the own Merton path Sigma^{-1} v / (alpha G) as the start.
+Eigen::MatrixXd brute_best_response(const MutualGame& g, const TwoAssets& m, int i,
+                                    const std::vector<Eigen::MatrixXd>& paths, const Eigen::MatrixXd& d,
+                                    const std::vector<bool>& free) {
+  const Schedule s = g.schedule();
+  const int nodes = s.steps();
+  herdsim::test::DiscreteBestResponse b;
+  b.sigma = m.covariance;
+  b.v = m.excess;
+  b.dt = s.step_years();
+  b.growth.resize(nodes);
+  for (int k = 0; k < nodes; ++k) b.growth[k] = s.growth(k * b.dt);
+  b.terminal_growth = std::exp(s.ln_terminal_growth());
+  b.alpha = g.alpha(i);
+  b.x0 = g.x0(i);
+  b.penalty = d;
+  b.free = free;
+  for (ThetaMatrix::InnerIterator it(g.theta, i); it; ++it)
+    b.others.emplace_back(it.value(), paths[static_cast<std::size_t>(it.col())]);
+  const Eigen::VectorXd direction = m.covariance.llt().solve(m.excess);
+  Eigen::MatrixXd start(nodes, 2);
+  for (int k = 0; k < nodes; ++k) start.row(k) = direction.transpose() / (g.alpha(i) * b.growth[k]);
+  return b.solve(start);
+}
+
+}  // namespace
+
+TEST_SUITE("theory.mutual_game.assets") {
+  TEST_CASE("P2 in 2 correlated assets is a Nash equilibrium: each path is the brute-force best response") {
+    const TwoAssets m;
+    MutualGame g = three_agents(1.0);
+    g.rho = 0.4;
+    g.time = TimeModel::discrete(4);  // 40 decisions over T = 10
+    const MutualSolution sol = solve_mutual_game(g, m.covariance, m.excess);
+    CHECK(sol.residual() < 1e-12);
+    CHECK(sol.assets() == 2);
+    const Schedule s = g.schedule();
+    const int nodes = s.steps();
+    const double dt = s.step_years();
+    std::vector<Eigen::MatrixXd> paths(3, Eigen::MatrixXd(nodes, 2));
+    for (int k = 0; k < nodes; ++k) {
+      const Eigen::MatrixXd amounts = sol.asset_amounts(k * dt);
+      for (int i = 0; i < 3; ++i) paths[static_cast<std::size_t>(i)].row(k) = amounts.row(i);
+    }
+    Eigen::MatrixXd d = Eigen::MatrixXd::Zero(nodes, nodes);  // (1/2) Sum_k dt G_k^rho |P_i - P_j|^2
+    for (int k = 0; k < nodes; ++k) d(k, k) = dt * std::pow(s.growth(k * dt), g.rho);
+    const Eigen::VectorXd direction = m.covariance.llt().solve(m.excess);
+    double most = 0.0;  // the largest herding shift (the test must see herding; alpha 0.3 barely herds)
+    for (int i = 0; i < 3; ++i) {
+      const Eigen::MatrixXd brute = brute_best_response(g, m, i, paths, d, std::vector<bool>(nodes, true));
+      const Eigen::MatrixXd& mine = paths[static_cast<std::size_t>(i)];
+      double worst = 0.0, herding = 0.0;
+      for (int k = 0; k < nodes; ++k) {
+        worst = std::max(worst, (mine.row(k) - brute.row(k)).norm() / brute.row(k).norm());
+        const Eigen::RowVectorXd merton = direction.transpose() / (g.alpha(i) * s.growth(k * dt));
+        herding = std::max(herding, (mine.row(k) - merton).norm() / merton.norm());
+      }
+      MESSAGE("P2, 2 assets, agent " << i << ": largest relative gap to the brute-force best response "
+                                     << worst << ", herding shift " << herding);
+      CHECK(worst < 1e-9);
+      most = std::max(most, herding);
+      CHECK(mine(0, 1) < 0.0);  // the negative excess return: a short position
+    }
+    CHECK(most > 0.5);
+  }
+
+  TEST_CASE("P2: one asset through the N-asset solver equals the one-asset solver bit for bit") {
+    for (const TimeModel time : {TimeModel::continuous(), TimeModel::annual(), TimeModel::discrete(12)}) {
+      for (const double rho : {0.0, 0.5}) {
+        for (const double mu : {0.07, 0.01, 0.04}) {  // v > 0, v < 0, v = 0
+          MutualGame g = three_agents(1.0);
+          g.market.mu = mu;
+          g.rho = rho;
+          g.time = time;
+          const Eigen::MatrixXd covariance{{g.market.sigma * g.market.sigma}};
+          const MutualSolution one = solve_mutual_game(g);
+          const MutualSolution many =
+              solve_mutual_game(g, covariance, Eigen::VectorXd{{g.market.excess_return()}});
+          CAPTURE(mu);
+          CAPTURE(rho);
+          CHECK(many.ln_eta() == one.ln_eta());
+          CHECK(many.residual() == one.residual());
+          CHECK(many.iterations() == one.iterations());
+          for (int k = 0; k <= 10; ++k) CHECK(many.asset_amounts(k).col(0) == one.amounts(k));
+        }
+      }
+    }
+  }
+
+  TEST_CASE("P2 in N assets: Theta = 0 plays the vector Merton; a bad covariance is rejected") {
+    const TwoAssets m;
+    MutualGame g = three_agents(0.0);
+    g.theta = ThetaMatrix(3, 3);
+    const MutualSolution sol = solve_mutual_game(g, m.covariance, m.excess);
+    const Eigen::VectorXd direction = m.covariance.llt().solve(m.excess);
+    for (int i = 0; i < 3; ++i) {
+      const Eigen::VectorXd merton = direction / (g.alpha(i) * g.schedule().growth(2.0));
+      CHECK((sol.asset_amounts(2.0).row(i).transpose() - merton).norm() < 1e-14 * merton.norm());
+    }
+    const Eigen::MatrixXd singular{{1.0, 1.0}, {1.0, 1.0}};
+    CHECK_THROWS_WITH_AS((void)solve_mutual_game(g, singular, m.excess),
+                         doctest::Contains("positive definite"), herdsim::InputError);
   }
 }

@@ -1,12 +1,16 @@
 #include <doctest/doctest.h>
 
+#include <Eigen/Cholesky>
+#include <algorithm>
 #include <cmath>
 #include <string>
+#include <vector>
 
 #include "sim/error.hpp"
 #include "sim/theory/merton.hpp"
 #include "sim/theory/relative_herd.hpp"
 #include "sim/theory/relative_mutual.hpp"
+#include "support/best_response.hpp"
 
 using namespace herdsim::theory;
 
@@ -258,5 +262,93 @@ TEST_SUITE("theory.relative_mutual") {
     bad.max_step = 0.0;
     CHECK_THROWS_WITH_AS(solve_relative_mutual(ring(3, 1e-6, false), bad), doctest::Contains("max_step"),
                          herdsim::InputError);
+  }
+}
+
+TEST_SUITE("theory.relative_mutual.assets") {
+  TEST_CASE("the relative game in 2 correlated assets is a Nash equilibrium: brute-force best responses") {
+    // Two assets (correlation 0.4), the second with a negative excess return; three agents, quarterly
+    // decisions over T = 10 (the decisions are the grid, so the discretised game is the one solved).
+    const Eigen::MatrixXd sigma{{0.17 * 0.17, 0.4 * 0.17 * 0.25}, {0.4 * 0.17 * 0.25, 0.25 * 0.25}};
+    const Eigen::VectorXd v{{0.03, -0.01}};
+    MutualGame g;
+    g.alpha = Eigen::Vector3d(0.2, 0.5, 0.766119);
+    g.x0 = Eigen::Vector3d(10.0, 8.0, 12.0);
+    g.theta = theta_from(3, {{0, 1, 1e-3}, {1, 0, 2e-3}, {1, 2, 1e-3}, {2, 0, 5e-4}, {2, 1, 3e-3}});
+    g.time = TimeModel::discrete(4);
+    const Schedule s = g.schedule();
+    const int nodes = s.steps();
+    const double dt = s.step_years();
+    Eigen::MatrixXd stiffness = Eigen::MatrixXd::Zero(nodes, nodes);  // Sum_e (Delta_e x)^2 / dt
+    for (int e = 0; e + 1 < nodes; ++e) {
+      stiffness(e, e) += 1.0 / dt;
+      stiffness(e + 1, e + 1) += 1.0 / dt;
+      stiffness(e, e + 1) -= 1.0 / dt;
+      stiffness(e + 1, e) -= 1.0 / dt;
+    }
+    const Eigen::VectorXd direction = sigma.llt().solve(v);
+    for (const auto bc : {BoundaryCondition::pinned, BoundaryCondition::natural}) {
+      CAPTURE(bc == BoundaryCondition::natural);
+      const auto sol = solve_relative_mutual(g, sigma, v, with_bc(bc));
+      CHECK(sol.residual() < 1e-10);
+      CHECK(sol.nodes() == nodes);
+      std::vector<Eigen::MatrixXd> paths(3, Eigen::MatrixXd(nodes, 2));
+      for (int k = 0; k < nodes; ++k) {
+        const Eigen::MatrixXd amounts = sol.asset_amounts(k * dt);
+        for (int i = 0; i < 3; ++i) paths[static_cast<std::size_t>(i)].row(k) = amounts.row(i);
+      }
+      double most = 0.0;  // the largest herding shift: the test must see herding
+      std::vector<bool> free(static_cast<std::size_t>(nodes), true);
+      if (bc == BoundaryCondition::pinned) free.front() = free.back() = false;
+      for (int i = 0; i < 3; ++i) {
+        herdsim::test::DiscreteBestResponse b;
+        b.sigma = sigma;
+        b.v = v;
+        b.dt = dt;
+        b.growth.resize(nodes);
+        for (int k = 0; k < nodes; ++k) b.growth[k] = s.growth(k * dt);
+        b.terminal_growth = std::exp(s.ln_terminal_growth());
+        b.alpha = g.alpha(i);
+        b.x0 = g.x0(i);
+        b.penalty = stiffness;
+        b.free = free;
+        for (ThetaMatrix::InnerIterator it(g.theta, i); it; ++it)
+          b.others.emplace_back(it.value(), paths[static_cast<std::size_t>(it.col())]);
+        Eigen::MatrixXd start(nodes, 2);  // own Merton (the pinned ends stay there)
+        for (int k = 0; k < nodes; ++k) start.row(k) = direction.transpose() / (g.alpha(i) * b.growth[k]);
+        const Eigen::MatrixXd brute = b.solve(start);
+        const Eigen::MatrixXd& mine = paths[static_cast<std::size_t>(i)];
+        double worst = 0.0, herding = 0.0;
+        for (int k = 0; k < nodes; ++k) {
+          worst = std::max(worst, (mine.row(k) - brute.row(k)).norm() / brute.row(k).norm());
+          herding = std::max(herding, (mine.row(k) - start.row(k)).norm() / start.row(k).norm());
+        }
+        MESSAGE("relative game, 2 assets, agent " << i << ": largest relative gap to the brute-force best "
+                                                  << "response " << worst << ", herding shift " << herding);
+        CHECK(worst < 1e-9);
+        most = std::max(most, herding);
+      }
+      CHECK(most > 0.02);
+    }
+  }
+
+  TEST_CASE(
+      "the relative game: one asset through the N-asset solver equals the one-asset solver bit for bit") {
+    for (const auto bc : {BoundaryCondition::pinned, BoundaryCondition::natural}) {
+      for (const double mu : {0.07, 0.01}) {  // v > 0, v < 0
+        MutualGame g = ring(6, 1e-3, false);
+        g.market.mu = mu;
+        const Eigen::MatrixXd covariance{{g.market.sigma * g.market.sigma}};
+        const auto one = solve_relative_mutual(g, with_bc(bc));
+        const auto many =
+            solve_relative_mutual(g, covariance, Eigen::VectorXd{{g.market.excess_return()}}, with_bc(bc));
+        CAPTURE(mu);
+        CHECK(many.ln_eta() == one.ln_eta());
+        CHECK(many.iterations() == one.iterations());
+        CHECK(many.grid_time() == one.grid_time());
+        CHECK(many.grid_amount() == one.grid_amount());
+        for (const double t : {0.0, 0.37, 5.0, 9.99}) CHECK(many.asset_amounts(t).col(0) == one.amounts(t));
+      }
+    }
   }
 }
