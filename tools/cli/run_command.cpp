@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -211,6 +212,47 @@ std::string path_split_problem(const std::vector<sim::ScenarioSpec>& specs, int 
   return {};
 }
 
+/// Rank 0 of a path or agent split: every part checked (complete, its groups, each consistent and holding
+/// `paths(i, r)` paths of run i on rank r) before the master file reads it through virtual datasets, which
+/// would read a missing part silently as fill; then OUTPUT committed as the master (the split populations'
+/// agent blocks stitched along the agent axis when `agent_blocks` is given) and older parts removed.
+/// Returns the master's path.
+std::string commit_split_master(const std::vector<sim::ScenarioSpec>& specs,
+                                const std::filesystem::path& parts_path,
+                                std::unique_ptr<io::OutputFile> claimed,
+                                const io::Hdf5Output::Provenance& provenance, int ranks,
+                                const std::function<int(std::size_t, int)>& paths,
+                                const std::vector<io::SummaryValues>& summaries,
+                                const std::vector<io::AgentBlocks>* agent_blocks) {
+  const std::size_t n = specs.size();
+  const auto group = [&](std::size_t i) {
+    return n == 1 ? std::string("/") : fmt::format("/sweep_{:03d}", i);
+  };
+  int schema_version = 0;
+  std::vector<std::vector<io::PathPart>> stitched(n);
+  const std::string folder = (parts_path.parent_path().filename() / parts_path.filename()).string();
+  for (int r = 0; r < ranks; ++r) {
+    const std::string name = fmt::format("rank-{}.h5", r);
+    std::vector<io::ExpectedGroup> expected;
+    for (std::size_t i = 0; i < n; ++i) {
+      const sim::ScenarioSpec& spec = specs[i];
+      if (!spec.record.enabled) continue;
+      expected.push_back({group(i), sweep_label(spec), spec.run.steps(), paths(i, r)});
+      stitched[i].push_back({folder + "/" + name, (parts_path / name).string(), paths(i, r)});
+    }
+    schema_version = std::max(schema_version, io::check_part((parts_path / name).string(), expected));
+  }
+  io::Hdf5Output master(std::move(claimed), provenance);
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!specs[i].record.enabled) continue;
+    master.stitch_group(group(i), stitched[i], summaries[i], schema_version,
+                        agent_blocks != nullptr ? &(*agent_blocks)[i] : nullptr);
+  }
+  master.commit();
+  remove_older_parts(parts_path);
+  return master.path();
+}
+
 /// The path split (docs/cluster.md): every rank runs its fixed block of every run's paths (path_block; the
 /// RNG is keyed by the global path) and records it into its part under the one-process group names, while
 /// SummaryGatherer computes the summaries over every path on rank 0. Rank 0 then checks every part and
@@ -259,39 +301,17 @@ int run_path_split(const RunFlags& f, const std::vector<sim::ScenarioSpec>& spec
   (void)world.max_over_ranks(0);  // every part is committed
   if (world.rank() != 0) return 0;
 
-  // Rank 0: every part checked (complete, its groups, each consistent and its block of the run) before the
-  // master file reads it through virtual datasets, which would read a missing part silently as fill.
-  int schema_version = 0;
-  std::vector<std::vector<io::PathPart>> stitched(specs.size());
-  const std::string folder = (parts_path.parent_path().filename() / parts_path.filename()).string();
-  for (int r = 0; r < world.size(); ++r) {
-    const std::string name = fmt::format("rank-{}.h5", r);
-    std::vector<io::ExpectedGroup> expected;
-    for (std::size_t i = 0; i < specs.size(); ++i) {
-      const sim::ScenarioSpec& spec = specs[i];
-      if (!spec.record.enabled) continue;
-      const PathBlock block = path_block(spec.run.paths, r, world.size());
-      expected.push_back(
-          {n == 1 ? "/" : fmt::format("/sweep_{:03d}", i), sweep_label(spec), spec.run.steps(), block.count});
-      stitched[i].push_back({folder + "/" + name, (parts_path / name).string(), block.count});
-    }
-    schema_version = std::max(schema_version, io::check_part((parts_path / name).string(), expected));
-  }
-  io::Hdf5Output master(std::move(claimed), provenance);
-  for (std::size_t i = 0; i < specs.size(); ++i) {
-    if (!specs[i].record.enabled) continue;
-    master.stitch_group(n == 1 ? "/" : fmt::format("/sweep_{:03d}", i), stitched[i], summaries[i],
-                        schema_version);
-  }
-  master.commit();
-  remove_older_parts(parts_path);
+  const std::string master = commit_split_master(
+      specs, parts_path, std::move(claimed), provenance, world.size(),
+      [&](std::size_t i, int r) { return path_block(specs[i].run.paths, r, world.size()).count; }, summaries,
+      nullptr);
   if (!f.run_lines && f.quiet) return 0;
   fmt::print(
       f.run_lines ? stdout : stderr,
       "{}: {} split by paths on {} ranks ({}), {:.3g} agent-steps on rank 0; wrote {} (virtual datasets "
       "over {}/)\n",
       f.scenario, sim::counted(static_cast<long long>(n), "run"), world.size(), world.describe(),
-      totals.agent_steps, master.path(), parts);
+      totals.agent_steps, master, parts);
   return 0;
 }
 
@@ -355,31 +375,9 @@ int run_agent_split(const RunFlags& f, const std::vector<sim::ScenarioSpec>& spe
   (void)world.max_over_ranks(0);  // every part is committed
   if (world.rank() != 0) return 0;
 
-  // Rank 0: every part checked (complete, its groups, each consistent and the whole run's paths) before the
-  // master file reads it through virtual datasets.
-  int schema_version = 0;
-  std::vector<std::vector<io::PathPart>> stitched(specs.size());
-  const std::string folder = (parts_path.parent_path().filename() / parts_path.filename()).string();
-  for (int r = 0; r < world.size(); ++r) {
-    const std::string name = fmt::format("rank-{}.h5", r);
-    std::vector<io::ExpectedGroup> expected;
-    for (std::size_t i = 0; i < specs.size(); ++i) {
-      const sim::ScenarioSpec& spec = specs[i];
-      if (!spec.record.enabled) continue;
-      expected.push_back({n == 1 ? "/" : fmt::format("/sweep_{:03d}", i), sweep_label(spec), spec.run.steps(),
-                          spec.run.paths});
-      stitched[i].push_back({folder + "/" + name, (parts_path / name).string(), spec.run.paths});
-    }
-    schema_version = std::max(schema_version, io::check_part((parts_path / name).string(), expected));
-  }
-  io::Hdf5Output master(std::move(claimed), provenance);
-  for (std::size_t i = 0; i < specs.size(); ++i) {
-    if (!specs[i].record.enabled) continue;
-    master.stitch_group(n == 1 ? "/" : fmt::format("/sweep_{:03d}", i), stitched[i], summaries[i],
-                        schema_version, &agent_blocks[i]);
-  }
-  master.commit();
-  remove_older_parts(parts_path);
+  const std::string master = commit_split_master(
+      specs, parts_path, std::move(claimed), provenance, world.size(),
+      [&](std::size_t i, int) { return specs[i].run.paths; }, summaries, &agent_blocks);
   if (!f.run_lines && f.quiet) return 0;
   fmt::print(
       f.run_lines ? stdout : stderr,
@@ -388,7 +386,7 @@ int run_agent_split(const RunFlags& f, const std::vector<sim::ScenarioSpec>& spe
       "{}/)\n",
       f.scenario, sim::counted(static_cast<long long>(n), "run"), world.size(), world.describe(),
       totals.agent_steps, exchange.exchanges(), steps, exchange.bytes_received() / std::max(steps, 1),
-      1e3 * exchange.seconds() / std::max(steps, 1), master.path(), parts);
+      1e3 * exchange.seconds() / std::max(steps, 1), master, parts);
   return 0;
 }
 

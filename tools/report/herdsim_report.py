@@ -356,6 +356,7 @@ def plot_decisions(run, pop, fig_path):
     if amount is None or pop.recorded_agents() == 0:
         raise Skip(trajectory_reason(pop, "amount"))
     theory = pop.data.dataset("theory/amount")
+    held = "the stock"
     if amount.ndim == 4:  # schema 2: (D, N, P, M); one asset under price impact
         # An investagent population of several assets trades one (attribute `asset`): its decisions there.
         traded = pop.data.asset
@@ -364,6 +365,7 @@ def plot_decisions(run, pop, fig_path):
             raise Skip(f"{amount.shape[1]} assets: the decisions per asset against theory are in the market "
                        "section's price-taker gap")
         a = names.index(traded) if amount.shape[1] > 1 else 0
+        held = f"asset \"{names[a]}\"" if amount.shape[1] > 1 else held
         amount, theory = amount[:, a], theory[a] if theory is not None else None
     m = amount.shape[2]
     if amount.shape[0] == 0 or amount.shape[1] == 0 or m == 0:
@@ -389,7 +391,7 @@ def plot_decisions(run, pop, fig_path):
     agent_handles, _ = ax.get_legend_handles_labels()
     ax.legend(handles=agent_handles + style, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     ax.set_xlabel("t (years, time of the decision)")
-    ax.set_ylabel("amount in the stock $P_k$ (currency units)")
+    ax.set_ylabel(f"amount in {held} $P_k$ (currency units)")
     ax.set_title(f"{pop.name}: decisions of {len(agents)} sampled agents")
     ax.grid(alpha=0.3)
     save(fig, fig_path)
