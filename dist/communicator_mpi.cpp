@@ -116,22 +116,11 @@ class MpiCommunicator final : public Communicator {
   }
 
   [[nodiscard]] std::vector<std::string> gather_to_all(const std::string& bytes) override {
-    if (bytes.size() > static_cast<std::size_t>(std::numeric_limits<int>::max()))
-      throw Error("MPI: " + std::to_string(bytes.size()) + " bytes are too many to send in one message");
-    int count = static_cast<int>(bytes.size());
-    std::vector<int> counts(static_cast<std::size_t>(size_)), offsets(counts.size());
-    check(MPI_Allgather(&count, 1, MPI_INT, counts.data(), 1, MPI_INT, MPI_COMM_WORLD), "MPI_Allgather");
-    long long total = 0;
-    for (std::size_t r = 0; r < counts.size(); ++r) {
-      offsets[r] = static_cast<int>(total);
-      total += counts[r];
-      if (total > std::numeric_limits<int>::max())
-        throw Error("MPI: more than " + std::to_string(std::numeric_limits<int>::max()) +
-                    " bytes to gather on every rank");
-    }
-    std::string all(static_cast<std::size_t>(total), '\0');
-    check(MPI_Allgatherv(bytes.data(), count, MPI_CHAR, all.data(), counts.data(), offsets.data(), MPI_CHAR,
-                         MPI_COMM_WORLD),
+    std::vector<int> counts, offsets;
+    const std::size_t total = all_counts(bytes.size(), "bytes", "gather on every rank", counts, offsets);
+    std::string all(total, '\0');
+    check(MPI_Allgatherv(bytes.data(), static_cast<int>(bytes.size()), MPI_CHAR, all.data(), counts.data(),
+                         offsets.data(), MPI_CHAR, MPI_COMM_WORLD),
           "MPI_Allgatherv");
     std::vector<std::string> out;
     for (std::size_t r = 0; r < counts.size(); ++r)
@@ -144,23 +133,10 @@ class MpiCommunicator final : public Communicator {
   }
 
   void concatenate_all(std::span<const double> values, std::vector<double>& out) override {
-    if (values.size() > static_cast<std::size_t>(std::numeric_limits<int>::max()))
-      throw Error("MPI: " + std::to_string(values.size()) + " values are too many to send in one message");
-    int count = static_cast<int>(values.size());
-    all_counts_.assign(static_cast<std::size_t>(size_), 0);
-    check(MPI_Allgather(&count, 1, MPI_INT, all_counts_.data(), 1, MPI_INT, MPI_COMM_WORLD), "MPI_Allgather");
-    all_offsets_.assign(all_counts_.size(), 0);
-    long long total = 0;
-    for (std::size_t r = 0; r < all_counts_.size(); ++r) {
-      all_offsets_[r] = static_cast<int>(total);
-      total += all_counts_[r];
-      if (total > std::numeric_limits<int>::max())
-        throw Error("MPI: more than " + std::to_string(std::numeric_limits<int>::max()) +
-                    " values to concatenate on every rank");
-    }
-    out.resize(static_cast<std::size_t>(total));  // capacity kept: no new pages per step
-    check(MPI_Allgatherv(values.data(), count, MPI_DOUBLE, out.data(), all_counts_.data(),
-                         all_offsets_.data(), MPI_DOUBLE, MPI_COMM_WORLD),
+    out.resize(all_counts(values.size(), "values", "concatenate on every rank", all_counts_, all_offsets_));
+    // resize keeps the capacity: no new pages per step
+    check(MPI_Allgatherv(values.data(), static_cast<int>(values.size()), MPI_DOUBLE, out.data(),
+                         all_counts_.data(), all_offsets_.data(), MPI_DOUBLE, MPI_COMM_WORLD),
           "MPI_Allgatherv");
   }
 
@@ -170,6 +146,28 @@ class MpiCommunicator final : public Communicator {
   }
 
  private:
+  /// Every rank's element count (MPI_Allgather of this rank's `count`) into counts and their running offsets
+  /// into offsets; returns the total. Counts and the total must fit an int (MPI's counts): otherwise an
+  /// Error naming `what` ("bytes") and `doing` ("gather on every rank").
+  std::size_t all_counts(std::size_t count, const char* what, const char* doing, std::vector<int>& counts,
+                         std::vector<int>& offsets) const {
+    if (count > static_cast<std::size_t>(std::numeric_limits<int>::max()))
+      throw Error("MPI: " + std::to_string(count) + " " + what + " are too many to send in one message");
+    const int mine = static_cast<int>(count);
+    counts.assign(static_cast<std::size_t>(size_), 0);
+    check(MPI_Allgather(&mine, 1, MPI_INT, counts.data(), 1, MPI_INT, MPI_COMM_WORLD), "MPI_Allgather");
+    offsets.assign(counts.size(), 0);
+    long long total = 0;
+    for (std::size_t r = 0; r < counts.size(); ++r) {
+      offsets[r] = static_cast<int>(total);
+      total += counts[r];
+      if (total > std::numeric_limits<int>::max())
+        throw Error("MPI: more than " + std::to_string(std::numeric_limits<int>::max()) + " " + what +
+                    " to " + doing);
+    }
+    return static_cast<std::size_t>(total);
+  }
+
   /// Every rank's `values` concatenated in rank order into `all` on rank `root` (untouched elsewhere), with
   /// each rank's count and offset there. MPI counts are ints: more than INT_MAX values in all is an Error,
   /// not a wrap-around.
