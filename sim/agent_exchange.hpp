@@ -7,6 +7,7 @@
 // exchange with the MPI communicator; sim/ stays MPI-free.
 #include <span>
 #include <vector>
+#include "sim/scenario_spec.hpp"
 
 namespace herdsim::sim {
 
@@ -40,5 +41,10 @@ struct AgentBlock {
 
 /// Reduction blocks of a population of `agents`.
 [[nodiscard]] int agent_split_blocks(int agents);
+
+/// Rank `rank`'s share of `spec` in an agent split of `ranks` ranks: each population with split[i] set
+/// becomes its agent_block (first_agent, count, agents_total); the others stay whole.
+[[nodiscard]] ScenarioSpec agent_split_block(const ScenarioSpec& spec, const std::vector<bool>& split,
+                                             int rank, int ranks);
 
 }  // namespace herdsim::sim

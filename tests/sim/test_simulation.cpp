@@ -197,7 +197,7 @@ class ThreadRanks {
 };
 
 /// `spec` split by agents over `ranks` ranks (threads): every population with `split[i]` runs its block
-/// (sim::agent_block), the others whole; each rank's captured run, in rank order.
+/// (sim::agent_split_block), the others whole; each rank's captured run, in rank order.
 std::vector<Captured> run_agent_split(const sim::ScenarioSpec& spec, const std::vector<bool>& split,
                                       int ranks) {
   ThreadRanks shared(ranks);
@@ -205,14 +205,7 @@ std::vector<Captured> run_agent_split(const sim::ScenarioSpec& spec, const std::
   std::vector<std::thread> threads;
   for (int r = 0; r < ranks; ++r) {
     threads.emplace_back([&, r] {
-      sim::ScenarioSpec block = spec;
-      for (std::size_t i = 0; i < block.populations.size(); ++i) {
-        if (!split[i]) continue;
-        const sim::AgentBlock b = sim::agent_block(spec.populations[i].count, r, ranks);
-        block.populations[i].first_agent = b.first;
-        block.populations[i].count = b.count;
-        block.populations[i].agents_total = spec.populations[i].count;
-      }
+      const sim::ScenarioSpec block = sim::agent_split_block(spec, split, r, ranks);
       ThreadRanks::Rank exchange(shared, r);
       auto simulation = agents::make_simulation(block);
       simulation->set_agent_exchange(&exchange);

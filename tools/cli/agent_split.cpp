@@ -77,19 +77,6 @@ std::string agent_split_problem(const std::vector<sim::ScenarioSpec>& specs, int
   return {};
 }
 
-sim::ScenarioSpec agent_split_block(const sim::ScenarioSpec& spec, const std::vector<bool>& split, int rank,
-                                    int ranks) {
-  sim::ScenarioSpec out = spec;
-  for (std::size_t i = 0; i < out.populations.size(); ++i) {
-    if (!split[i]) continue;
-    const sim::AgentBlock block = sim::agent_block(spec.populations[i].count, rank, ranks);
-    out.populations[i].first_agent = block.first;
-    out.populations[i].count = block.count;
-    out.populations[i].agents_total = spec.populations[i].count;
-  }
-  return out;
-}
-
 double agent_split_bytes(const std::vector<sim::ScenarioSpec>& specs, int ranks) {
   double largest = 0.0;
   for (const sim::ScenarioSpec& spec : specs) {

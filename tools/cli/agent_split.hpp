@@ -27,10 +27,6 @@ namespace herdsim::cli {
 /// path of the largest population that the rank may summarize (gathered, then put in agent order: twice).
 [[nodiscard]] double agent_split_bytes(const std::vector<sim::ScenarioSpec>& specs, int ranks);
 
-/// Rank `rank`'s share of `spec`: each split population's block (first_agent, count, agents_total).
-[[nodiscard]] sim::ScenarioSpec agent_split_block(const sim::ScenarioSpec& spec,
-                                                  const std::vector<bool>& split, int rank, int ranks);
-
 /// The exchange of an agent split through the communicator, timed: what the benchmark reports as the
 /// communication cost per step (docs/benchmarks.md).
 class CommunicatorExchange final : public sim::AgentExchange {

@@ -316,10 +316,10 @@ int run_path_split(const RunFlags& f, const std::vector<sim::ScenarioSpec>& spec
 }
 
 /// The agent split (docs/cluster.md): every rank runs every path of every run with its block of each split
-/// population (agent_split_block; the RNG is keyed by the global agent) and the others whole; the market's
-/// flow is exchanged every step (CommunicatorExchange) and SummaryGatherer computes the summaries over
-/// every agent. Rank 0 then checks every part and commits OUTPUT as a master file whose run groups stitch
-/// the parts along the agent axis of the split populations.
+/// population (sim::agent_split_block; the RNG is keyed by the global agent) and the others whole; the
+/// market's flow is exchanged every step (CommunicatorExchange) and SummaryGatherer computes the summaries
+/// over every agent. Rank 0 then checks every part and commits OUTPUT as a master file whose run groups
+/// stitch the parts along the agent axis of the split populations.
 int run_agent_split(const RunFlags& f, const std::vector<sim::ScenarioSpec>& specs, const std::string& parts,
                     std::unique_ptr<io::OutputFile> claimed, const io::Hdf5Output::Provenance& provenance,
                     dist::Communicator& world) {
@@ -345,7 +345,7 @@ int run_agent_split(const RunFlags& f, const std::vector<sim::ScenarioSpec>& spe
         layout[j].push_back(sim::agent_block(specs[i].populations[j].count, r, world.size()).count);
       agent_blocks[i][specs[i].populations[j].name] = layout[j];
     }
-    blocks.push_back(agent_split_block(specs[i], split, world.rank(), world.size()));
+    blocks.push_back(sim::agent_split_block(specs[i], split, world.rank(), world.size()));
     // The master reads its summaries' layout from rank 0's part and their values from SummaryGatherer.
     if (world.rank() != 0) blocks.back().record.summaries = false;
   }
