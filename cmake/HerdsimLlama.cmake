@@ -13,13 +13,25 @@
 # its headers are SYSTEM includes for our targets, and it is built without sanitizers even in the
 # asan preset (the flags are stripped for its directory only; our targets keep them).
 option(HERDSIM_WITH_LLAMA "Build the llama.cpp inference backend" ON)
-# ggml's llamafile GEMM (used for 2+ tokens, not for 1) rounds differently from its own kernels, so a
-# sequence's logits would depend on how many others share its decode step (up to ~3e-3 on a
-# Qwen2.5-0.5B-shaped f16 model): an agent's sampled answer would depend on the batch. Without it,
-# logits are bitwise the same for any batch (with per-sequence KV streams, kv_unified = false), at
-# about 1.5x slower prompt processing (f16, 1 thread; generation is not slower). Applies to the
-# fetched source only: a system installation is used as it was built.
-option(HERDSIM_LLAMA_BATCH_INVARIANT "Build llama.cpp so that a sequence's logits do not depend on its batch" ON)
+# ggml's llamafile GEMM: register-blocked matrix products for two or more columns (tokens), about
+# 1.5-2x faster than ggml's one-dot-product-per-element kernel on f16 weights. The two round
+# differently, so the engine lays out its decodes so that no product it hands llama.cpp has one
+# column (backends/llama/llama_engine.cpp): with kv_unified = false, a sequence's logits are then
+# bitwise the same for any batch (batch invariance). On x86-64 only: on other processors llamafile
+# serves only products of four or more columns, which the padding does not guarantee. Applies to the
+# fetched source only: a system installation is used as it was built (and not batch invariant).
+if(CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64)$")
+  set(_herdsim_llamafile_default ON)
+else()
+  set(_herdsim_llamafile_default OFF)
+endif()
+option(HERDSIM_LLAMA_LLAMAFILE "Build llama.cpp with its llamafile GEMM (x86-64; batch invariant by padding)"
+       ${_herdsim_llamafile_default})
+if(HERDSIM_LLAMA_LLAMAFILE AND NOT _herdsim_llamafile_default)
+  message(FATAL_ERROR "HERDSIM_LLAMA_LLAMAFILE=ON needs an x86-64 processor (this is ${CMAKE_SYSTEM_PROCESSOR}): "
+                      "elsewhere llama.cpp's llamafile GEMM takes only products of 4+ columns, and the "
+                      "engine's answers would depend on their batch. Configure with -DHERDSIM_LLAMA_LLAMAFILE=OFF.")
+endif()
 # Default: where tools/fetch_llama_cpp.sh puts it (the same environment variable moves both).
 if(DEFINED ENV{HERDSIM_LLAMA_DIR})
   set(_herdsim_llama_dir_default "$ENV{HERDSIM_LLAMA_DIR}")
@@ -50,9 +62,7 @@ function(_herdsim_add_llama_source source_dir)
     set(${opt} OFF)
   endforeach()
   set(GGML_CPU ON)
-  if(HERDSIM_LLAMA_BATCH_INVARIANT)
-    set(GGML_LLAMAFILE OFF)
-  endif()
+  set(GGML_LLAMAFILE ${HERDSIM_LLAMA_LLAMAFILE})
   # GGML_NATIVE OFF above: portable x86-64 binaries (AVX2/FMA/F16C baseline), not tuned to the
   # build machine. GGML_CCACHE OFF: ggml would set a global compiler launcher for our targets too.
 

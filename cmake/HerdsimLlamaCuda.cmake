@@ -75,8 +75,8 @@ if(HERDSIM_CUDA_ENABLED)
       "${_bin}/ggml/src/ggml-cuda/libggml-cuda.a"
       "${_bin}/ggml/src/libggml-base.a")
   string(REPLACE ";" "|" _archs "${HERDSIM_CUDA_ARCHITECTURES}")
-  # The same restrictions as the CPU plugin's llama.cpp where they apply (no llamafile GEMM, portable
-  # CPU code), always Release and without our sanitizer flags.
+  # Portable CPU code without the llamafile GEMM (the CPU code is not on the decode path: every layer is
+  # on the GPU), always Release and without our sanitizer flags.
   ExternalProject_Add(herdsim_llama_cuda_build
     SOURCE_DIR "${HERDSIM_LLAMA_DIR}"
     BINARY_DIR "${_bin}"

@@ -52,7 +52,9 @@ struct Job {
   llama_pos pos = 0;                 ///< position of the next token to decode
   llama_seq_id seq = 0;              ///< its sequence (KV stream) in the context
   std::vector<llama_token> pending;  ///< sampled (and then forced), still to be decoded
-  std::size_t same_as = 0;           ///< a duplicate (dedup): the index of the job that decides it
+  std::size_t next = 0;              ///< the next of `pending` to decode (one per step)
+  std::uint64_t logits_digest = 14695981039346656037ULL;  ///< FNV-1a of its logits rows (trace only)
+  std::size_t same_as = 0;  ///< a duplicate (dedup): the index of the job that decides it
   bool duplicate = false;
   bool done = false;
   int32_t status = HERDSIM_OK;
@@ -81,6 +83,7 @@ const std::string& LlamaEngine::describe() {
   d["forced_tokens"] = forced_tokens_;
   d["deduplicated_requests"] = deduplicated_;
   if (check_masks_) d["grammar_masks_checked"] = masks_->checked();
+  if (trace_logits_) d["logits_digests"] = logits_digests_;
   if (gpu_ != nullptr) {
     std::size_t free_bytes = 0;
     std::size_t total_bytes = 0;
@@ -137,13 +140,19 @@ void LlamaEngine::init() {
   }
 
   llama_context_params cp = llama_context_default_params();
-  const auto n_seq = static_cast<std::uint32_t>(config_.batch);
+  // ggml's llamafile GEMM serves matrix products of two or more columns and rounds differently from
+  // the one-column kernel that takes the rest, so in batch-invariant mode no decode may hand llama.cpp
+  // a one-column product (see generate_chunk): one extra KV stream holds a padding token where needed.
+  pad_ = llamafile_build && invariant && !cuda_build;
   // One KV stream per sequence (kv_unified = false): a sequence attends over its own cells only, so
   // its logits do not depend on the others; the context is split evenly, n_ctx per sequence.
+  // llama.cpp allows 256 streams (LLAMA_MAX_SEQ): with padding, chunks of at most 255 requests.
+  const int n_seq = std::min(config_.batch + (pad_ ? 1 : 0), 256);
+  chunk_ = n_seq - (pad_ ? 1 : 0);
   cp.kv_unified = false;
-  cp.n_seq_max = n_seq;
-  cp.n_ctx = static_cast<std::uint32_t>(config_.n_ctx) * n_seq;
-  n_batch_ = std::max(512, config_.batch);
+  cp.n_seq_max = static_cast<std::uint32_t>(n_seq);
+  cp.n_ctx = static_cast<std::uint32_t>(config_.n_ctx) * static_cast<std::uint32_t>(n_seq);
+  n_batch_ = std::max(512, n_seq);
   cp.n_batch = static_cast<std::uint32_t>(n_batch_);
   cp.n_ubatch = static_cast<std::uint32_t>(n_batch_);
   cp.n_threads = config_.threads;
@@ -166,6 +175,8 @@ void LlamaEngine::init() {
   batch_ = llama_batch_init(n_batch_, 0, 1);
   const char* check = std::getenv("HERDSIM_LLAMA_CHECK_MASKS");
   check_masks_ = check != nullptr && check[0] != '\0' && std::strcmp(check, "0") != 0;
+  const char* trace = std::getenv("HERDSIM_LLAMA_TRACE_LOGITS");
+  trace_logits_ = trace != nullptr && trace[0] != '\0' && std::strcmp(trace, "0") != 0;
   masks_ = std::make_unique<GrammarMasks>(vocab_, eog_, check_masks_);
   sampler_ = std::make_unique<Sampler>(n_vocab_, *masks_);
   description_ = describe_json(info);
@@ -229,7 +240,7 @@ void LlamaEngine::generate(std::span<const herdsim_request> requests, std::span<
     }
     ready.push_back(&j);
   }
-  const auto chunk = static_cast<std::size_t>(config_.batch);
+  const auto chunk = static_cast<std::size_t>(chunk_);
   for (std::size_t b = 0; b < ready.size(); b += chunk) {
     const std::vector<Job*> part(
         ready.begin() + static_cast<std::ptrdiff_t>(b),
@@ -244,6 +255,11 @@ void LlamaEngine::generate(std::span<const herdsim_request> requests, std::span<
     j.generated = o.generated;
     j.cached = o.cached;
     j.share_ms = o.share_ms;
+  }
+  if (trace_logits_) {
+    logits_digests_.clear();
+    for (const Job& j : jobs)
+      logits_digests_.push_back(jobs[j.duplicate ? j.same_as : j.index].logits_digest);
   }
   for (std::size_t i = 0; i < n; ++i) {
     Job& j = jobs[i];
@@ -364,11 +380,23 @@ void LlamaEngine::batch_add(llama_token token, llama_pos pos, llama_seq_id seq, 
   ++batch_.n_tokens;
 }
 
-/// Decodes batch_ (and empties it); on failure throws plugin::Error for the chunk.
-void LlamaEngine::decode() {
+/// Decodes batch_ (and empties it); on failure throws plugin::Error for the chunk. With padding on, a
+/// batch of one token or with one logits row gets a padding token (with logits) in the empty KV stream
+/// `pad_seq`, next to the batch's last sequence id (llama.cpp decodes a run of consecutive ids in one
+/// pass), so that no matrix product has one column; the padding cell is removed afterwards.
+void LlamaEngine::decode(llama_seq_id pad_seq) {
+  int32_t outputs = 0;
+  for (int32_t i = 0; i < batch_.n_tokens; ++i) outputs += batch_.logits[i] != 0 ? 1 : 0;
+  const bool padded = pad_ && (batch_.n_tokens == 1 || outputs == 1);
+  llama_memory_t mem = llama_get_memory(ctx_);
+  if (padded) {
+    llama_memory_seq_rm(mem, pad_seq, -1, -1);
+    batch_add(0, 0, pad_seq, true);
+  }
   const int32_t rc = llama_decode(ctx_, batch_);
-  const int32_t n_tokens = batch_.n_tokens;
+  const int32_t n_tokens = batch_.n_tokens - (padded ? 1 : 0);
   batch_.n_tokens = 0;
+  if (padded) llama_memory_seq_rm(mem, pad_seq, -1, -1);
   if (rc == 0) return;
   const std::string what =
       "llama_decode failed (code " + std::to_string(rc) + ") on " + std::to_string(n_tokens) + " tokens";
@@ -380,6 +408,11 @@ void LlamaEngine::decode() {
 void LlamaEngine::sample(Job& j, int32_t row) {
   const float* logits = llama_get_logits_ith(ctx_, row);
   if (logits == nullptr) fail(HERDSIM_ERR_INTERNAL, "llama.cpp returned no logits" + llama_said());
+  if (trace_logits_) {  // the bits of every row it samples from (tests of batch invariance)
+    const auto* bytes = reinterpret_cast<const unsigned char*>(logits);
+    for (std::size_t b = 0; b < static_cast<std::size_t>(n_vocab_) * sizeof(float); ++b)
+      j.logits_digest = (j.logits_digest ^ bytes[b]) * 1099511628211ULL;
+  }
   const std::optional<llama_token> next = j.temperature > 0.0F
                                               ? sampler_->draw(j.grammar.get(), j.temperature, j.rng, logits)
                                               : sampler_->greedy(j.grammar.get(), logits);
@@ -398,10 +431,12 @@ void LlamaEngine::sample(Job& j, int32_t row) {
   if (j.grammar != nullptr) llama_sampler_accept(j.grammar.get(), token);
   j.generated.push_back(token);
   j.pending.assign(1, token);
+  j.next = 0;
   ++generated_tokens_;
   // Jump-forward (greedy requests): while the grammar admits one token only, it is appended without
-  // logits and decoded with the others in the next step. Greedy decoding would have chosen it, so the
-  // answer is the same; a draw (temperature > 0) would have used random numbers, so sampling does not.
+  // sampling and decoded in the next steps without logits (no output layer). Greedy decoding would have
+  // chosen it, so the answer is the same; a draw (temperature > 0) would have used random numbers, so
+  // sampling does not.
   while (true) {
     if (static_cast<int>(j.generated.size()) >= j.max_tokens ||
         (j.grammar != nullptr && masks_->finished(j.grammar.get()))) {
@@ -453,87 +488,96 @@ void LlamaEngine::run_chunk(const std::vector<Job*>& jobs) {
   }
 }
 
+/// How many of `rest` tokens the next decode of one sequence takes: at most a batch, and with padding
+/// never leaving one token for a decode of its own (a one-column product, see decode()).
+int32_t LlamaEngine::chunk_tokens(std::size_t rest) const {
+  std::size_t size = std::min(rest, static_cast<std::size_t>(n_batch_));
+  if (pad_ && rest - size == 1) --size;
+  return static_cast<int32_t>(size);
+}
+
+// How a decode is laid out so that a sequence's logits do not depend on its company (batch invariance,
+// docs/investagents.md). ggml computes each element of a matrix product in an order that depends only on
+// the kernel: the llamafile GEMM for two or more columns, a dot product per element for one. So
+//  * every prompt (its tail after the shared prefix) is decoded on its own, in chunks of two or more
+//    tokens, with logits for its last two tokens: its weight, attention and output products have two or
+//    more columns whatever the batch (a one-token prompt is padded);
+//  * generation decodes one token per sequence per step, ids contiguous from 0 (llama.cpp splits a
+//    batch over separate KV streams into runs of consecutive ids with the same token count each): a
+//    token's attention is always a one-column product over its own stream, and decode() pads a step of
+//    one token or one logits row so the weight and output products have two columns.
 void LlamaEngine::generate_chunk(const std::vector<Job*>& jobs) {
   llama_memory_t mem = llama_get_memory(ctx_);
   // Metadata only: stale cells hold finite values that attention masks out exactly.
   llama_memory_clear(mem, false);
   batch_.n_tokens = 0;
   const std::size_t n = jobs.size();
+  // Tokens every prompt keeps of its own: one (its logits start the generation), two with padding.
+  const std::size_t own = pad_ ? 2 : 1;
 
-  // The prefix common to all prompts, leaving each prompt at least one token of its own (its logits
-  // start the generation).
+  // The prefix common to all prompts.
   std::size_t prefix = 0;
   if (config_.prefix_sharing && n > 1) {
     const auto& first = jobs[0]->prompt;
-    prefix = first.size() - 1;
+    prefix = first.size() > own ? first.size() - own : 0;
     for (const Job* j : jobs) {
       const auto& p = j->prompt;
       std::size_t m = 0;
-      const std::size_t cap = std::min(prefix, p.size() - 1);
+      const std::size_t cap = p.size() > own ? std::min(prefix, p.size() - own) : 0;
       while (m < cap && p[m] == first[m]) ++m;
       prefix = m;
     }
     if (prefix < static_cast<std::size_t>(config_.prefix_min_tokens)) prefix = 0;
   }
   if (prefix > 0) {  // decoded once, in sequence 0, then copied to the others' KV streams
-    for (std::size_t t = 0; t < prefix; ++t) {
-      batch_add(jobs[0]->prompt[t], static_cast<llama_pos>(t), 0, false);
-      if (batch_.n_tokens == n_batch_) decode();
+    for (std::size_t t = 0; t < prefix;) {
+      const int32_t size = chunk_tokens(prefix - t);
+      for (int32_t i = 0; i < size; ++i, ++t)
+        batch_add(jobs[0]->prompt[t], static_cast<llama_pos>(t), 0, false);
+      decode(1);
     }
-    if (batch_.n_tokens > 0) decode();
     for (std::size_t k = 1; k < n; ++k) {
       llama_memory_seq_cp(mem, 0, static_cast<llama_seq_id>(k), -1, -1);
       jobs[k]->cached = static_cast<int>(prefix);
     }
   }
 
-  // The rest of every prompt; logits for its last token only, sampled right after its decode.
-  std::vector<std::pair<std::size_t, int32_t>> last_rows;  // (job, row in batch_)
+  // The rest of every prompt, one sequence per decode; the job samples from its last token's logits.
   for (std::size_t k = 0; k < n; ++k) {
     Job& j = *jobs[k];
-    for (std::size_t t = prefix; t < j.prompt.size(); ++t) {
-      const bool last = t + 1 == j.prompt.size();
-      if (last) last_rows.emplace_back(k, batch_.n_tokens);
-      batch_add(j.prompt[t], static_cast<llama_pos>(t), static_cast<llama_seq_id>(k), last);
-      if (batch_.n_tokens == n_batch_) {
-        decode();
-        for (const auto& [kk, row] : last_rows) sample(*jobs[kk], row);
-        last_rows.clear();
+    const auto seq = static_cast<llama_seq_id>(k);
+    for (std::size_t t = prefix; t < j.prompt.size();) {
+      const int32_t size = chunk_tokens(j.prompt.size() - t);
+      const bool final = t + static_cast<std::size_t>(size) == j.prompt.size();
+      for (int32_t i = 0; i < size; ++i, ++t) {
+        const bool logits = final && t + own >= j.prompt.size();
+        batch_add(j.prompt[t], static_cast<llama_pos>(t), seq, logits);
       }
+      const int32_t last_row = batch_.n_tokens - 1;
+      decode(seq + 1);  // the next stream is still empty: prompts are decoded in order
+      if (final) sample(j, last_row);
     }
     j.pos = static_cast<llama_pos>(j.prompt.size());
-    j.seq = static_cast<llama_seq_id>(k);
-  }
-  if (batch_.n_tokens > 0) {
-    decode();
-    for (const auto& [kk, row] : last_rows) sample(*jobs[kk], row);
+    j.seq = seq;
   }
 
-  // Generation: one decode per step for every unfinished sequence, its pending tokens (one sampled,
-  // then any forced ones) with logits for the last.
-  std::vector<std::pair<std::size_t, int32_t>> rows;
-  auto flush = [&] {
-    if (batch_.n_tokens == 0) return;
-    decode();
-    for (const auto& [k, row] : rows) sample(*jobs[k], row);
-    rows.clear();
-  };
+  // Generation: one decode per step, one token per unfinished sequence (sampled or forced), with logits
+  // where it is the sequence's last pending token.
   std::vector<Job*> active;
   for (Job* j : jobs)
     if (!j->done) active.push_back(j);
+  std::vector<std::pair<Job*, int32_t>> rows;  // (job, row in batch_)
   while (!active.empty()) {
     compact(active);
-    for (std::size_t k = 0; k < n; ++k) {
-      Job& j = *jobs[k];
-      if (j.done) continue;
-      for (std::size_t t = 0; t < j.pending.size(); ++t) {
-        if (batch_.n_tokens == n_batch_) flush();
-        const bool last = t + 1 == j.pending.size();
-        if (last) rows.emplace_back(k, batch_.n_tokens);
-        batch_add(j.pending[t], j.pos++, j.seq, last);
-      }
+    std::sort(active.begin(), active.end(), [](const Job* a, const Job* b) { return a->seq < b->seq; });
+    for (Job* j : active) {
+      const bool last = j->next + 1 == j->pending.size();
+      if (last) rows.emplace_back(j, batch_.n_tokens);
+      batch_add(j->pending[j->next++], j->pos++, j->seq, last);
     }
-    flush();
+    decode(static_cast<llama_seq_id>(active.size()));  // compact() left the ids from here free
+    for (const auto& [j, row] : rows) sample(*j, row);
+    rows.clear();
     std::erase_if(active, [](const Job* j) { return j->done; });
   }
 }

@@ -63,7 +63,8 @@ class LlamaEngine final : public plugin::Engine {
   [[nodiscard]] std::vector<llama_token> tokenize(const std::string& text) const;
   [[nodiscard]] std::string detokenize(const std::vector<llama_token>& tokens) const;
   void batch_add(llama_token token, llama_pos pos, llama_seq_id seq, bool logits);
-  void decode();
+  void decode(llama_seq_id pad_seq);
+  [[nodiscard]] int32_t chunk_tokens(std::size_t rest) const;
   void sample(Job& j, int32_t row);
   void run_chunk(const std::vector<Job*>& jobs);
   void generate_chunk(const std::vector<Job*>& jobs);
@@ -82,13 +83,18 @@ class LlamaEngine final : public plugin::Engine {
   int32_t n_vocab_ = 0;
   int n_ctx_seq_ = 0;
   int n_batch_ = 0;
+  int chunk_ = 0;     ///< requests decoded together (batch, less the padding stream where llama.cpp's 256
+                      ///< streams need it)
+  bool pad_ = false;  ///< pads decodes that would hand llama.cpp a one-column product (decode())
   llama_batch batch_{};
   std::unique_ptr<GrammarMasks> masks_;
   std::unique_ptr<Sampler> sampler_;
   ggml_backend_dev_t gpu_ = nullptr;             ///< the CUDA plugin's device
   std::vector<ggml_backend_dev_t> gpu_devices_;  ///< {gpu_, nullptr}: llama_model_params::devices
   bool check_masks_ = false;
-  std::int64_t generated_tokens_ = 0;  ///< since creation, for describe(): the forced share
+  bool trace_logits_ = false;                  ///< HERDSIM_LLAMA_TRACE_LOGITS: digests for describe()
+  std::vector<std::uint64_t> logits_digests_;  ///< per request of the last generate(), when tracing
+  std::int64_t generated_tokens_ = 0;          ///< since creation, for describe(): the forced share
   std::int64_t forced_tokens_ = 0;
   std::int64_t deduplicated_ = 0;  ///< requests answered by an identical one's decision
   std::string description_;
