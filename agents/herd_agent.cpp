@@ -252,13 +252,15 @@ void HerdPopulation::initialize(const sim::RunState& state, sim::PopulationState
                               Eigen::VectorXd::Constant(ps_.count, std::numeric_limits<double>::quiet_NaN()));
     }
   } else {
-    if (ps_.agent_block())
+    if (ps_.agent_block() && hp_.policy == Policy::replan)
       throw Error(
-          fmt::format("population '{}': peers on a network are not split into blocks of agents "
-                      "(every agent reads its peers' decisions)",
+          fmt::format("population '{}': peers with policy = \"replan\" solve the whole network's game from "
+                      "every agent's wealth; they are not split into blocks of agents",
                       ps_.name));
     // Paired populations share their source's network draws too (investors_source: index_ when unpaired).
-    weights_ = build_network(hp_.network, theta_, investors_source(spec_, index_), rng);
+    // A block of an agent split: the whole population's network, this block's rows.
+    weights_ = build_network(hp_.network, theta_, investors_source(spec_, index_), rng, ps_.agents_total,
+                             ps_.first_agent);
     Eigen::VectorXd degree(ps_.count);
     for (int i = 0; i < ps_.count; ++i) degree[i] = static_cast<double>(weights_.row(i).nonZeros());
     own.params.emplace_back("degree", degree);
@@ -375,37 +377,59 @@ void HerdPopulation::plan_with_leader(sim::PopulationState& own) {
 }
 
 void HerdPopulation::plan_with_peers(sim::PopulationState& own) {
+  const int agents = ps_.agent_block() ? ps_.agents_total : ps_.count;
   try {
-    solve_peer_game(own);
+    if (!ps_.agent_block()) {
+      own.theory_amount = solve_peer_game(alpha_, param(own, "wealth0"), weights_);
+      return;
+    }
+    // A block of an agent split: the game is the whole population's. Every rank draws every agent's
+    // parameters and solves the same game (deterministic: the same bits), and keeps its block's rows.
+    sim::ScenarioSpec whole = spec_;
+    sim::PopulationSpec& wp = whole.populations[static_cast<std::size_t>(index_)];
+    wp.first_agent = 0;
+    wp.count = ps_.agents_total;
+    wp.agents_total = 0;
+    const auto values = investor_values(whole, index_);
+    auto value = [&](const char* name) -> const Eigen::VectorXd& {
+      const auto it =
+          std::find_if(values.begin(), values.end(), [&](const auto& v) { return v.first == name; });
+      return it->second;  // alpha, theta and wealth0 are the herd kind's own (investor_draws)
+    };
+    const WeightMatrix network = build_network(hp_.network, value("theta"), investors_source(whole, index_),
+                                               sim::CounterRng(spec_.run.seed));
+    own.theory_amount =
+        solve_peer_game(value("alpha"), value("wealth0"), network).middleRows(ps_.first_agent, ps_.count);
   } catch (const sim::Interrupted&) {
     throw;  // Ctrl-C, not a failure
   } catch (const std::exception& e) {
     throw SolverError(fmt::format("population '{}': the {} herding game of its {} agents failed: {}",
-                                  ps_.name, to_name(hp_.herd), ps_.count, e.what()));
+                                  ps_.name, to_name(hp_.herd), agents, e.what()));
   }
 }
 
-void HerdPopulation::solve_peer_game(sim::PopulationState& own) {
+Eigen::MatrixXd HerdPopulation::solve_peer_game(const Eigen::VectorXd& alpha, const Eigen::VectorXd& x0,
+                                                const WeightMatrix& theta) const {
   theory::MutualGame game;
   game.market = theory_market(spec_);
   game.horizon = spec_.run.horizon;
   game.time = schedule_.time();
   game.rho = hp_.rho;
-  game.alpha = alpha_;
-  game.x0 = param(own, "wealth0");
-  game.theta = weights_;
+  game.alpha = alpha;
+  game.x0 = x0;
+  game.theta = theta;
   const int n = spec_.run.steps();
-  own.theory_amount.resize(ps_.count, static_cast<Eigen::Index>(assets_) * n);
+  Eigen::MatrixXd out(alpha.size(), static_cast<Eigen::Index>(assets_) * n);
   // N assets (docs/theory.md §7.1): the games solved in the eigenbasis of Sigma; column a n + k holds asset
   // a at decision k.
   auto fill = [&](const auto& sol) {
     for (int k = 0; k < n; ++k) {
       if (assets_ == 1) {
-        own.theory_amount.col(k) = sol.amounts(k * spec_.run.dt());
+        out.col(k) = sol.amounts(k * spec_.run.dt());
         continue;
       }
       const Eigen::MatrixXd amounts = sol.asset_amounts(k * spec_.run.dt());
-      for (int a = 0; a < assets_; ++a) own.theory_amount.col(a * n + k) = amounts.col(a);
+      for (int a = 0; a < assets_; ++a) out.col(a * n + k) = amounts.col(a);
     }
   };
   if (hp_.herd == HerdType::relative) {
@@ -419,13 +443,21 @@ void HerdPopulation::solve_peer_game(sim::PopulationState& own) {
     } else {
       fill(theory::solve_relative_mutual(game, opt));
     }
-    return;
+    return out;
   }
   if (assets_ > 1) {
     fill(theory::solve_mutual_game(game, covariance_, excess_));
   } else {
     fill(theory::solve_mutual_game(game));
   }
+  return out;
+}
+
+const Eigen::MatrixXd& HerdPopulation::observed_previous(const sim::DecisionContext& ctx) const {
+  if (leader_index_ >= 0)
+    return ctx.state->populations[static_cast<std::size_t>(leader_index_)].previous_amount;
+  if (ps_.agent_block()) return peers_previous_;
+  return ctx.state->populations[static_cast<std::size_t>(ctx.population_index)].previous_amount;
 }
 
 // What agents [c0, c0 + len) observed at the previous step on `path`, projected one step ahead with
@@ -434,11 +466,7 @@ void HerdPopulation::solve_peer_game(sim::PopulationState& own) {
 void HerdPopulation::observe(const sim::DecisionContext& ctx, int c0, int len, int path, double* seen) const {
   const int k = ctx.step;
   const double projection = projection_[k];
-  const auto& populations = ctx.state->populations;
-  const double* seen_from =
-      populations[static_cast<std::size_t>(leader_index_ >= 0 ? leader_index_ : ctx.population_index)]
-          .previous_amount.col(path)
-          .data();
+  const double* seen_from = observed_previous(ctx).col(path).data();
   if (leader_count_ == 1) {  // the usual single advisor: no index arithmetic
     for (int j = 0; j < len; ++j) seen[j] = seen_from[0] * projection;
   } else if (leader_index_ >= 0) {
@@ -520,6 +548,30 @@ Eigen::MatrixXd HerdPopulation::replan_game(const sim::DecisionContext& ctx,
 }
 
 void HerdPopulation::prepare_step(const sim::DecisionContext& ctx, sim::PopulationState& own) {
+  if (leader_index_ < 0 && ps_.agent_block() && hp_.policy == Policy::adaptive) {
+    // Every rank's previous decisions, in rank order (the blocks are contiguous and ascending): sent
+    // agent-major, so the concatenation is every agent's rows in order; the values travel as they are.
+    if (exchange_ == nullptr)
+      throw Error(
+          fmt::format("population '{}': a block of an agent split with peers needs the exchange", ps_.name));
+    const Eigen::MatrixXd& previous = own.previous_amount;
+    const Eigen::Index cols = previous.cols();
+    exchange_send_.resize(static_cast<std::size_t>(previous.size()));
+    for (Eigen::Index i = 0; i < previous.rows(); ++i)
+      for (Eigen::Index c = 0; c < cols; ++c)
+        exchange_send_[static_cast<std::size_t>(i * cols + c)] = previous(i, c);
+    exchange_->concatenate_all(exchange_send_, exchange_received_);
+    if (exchange_received_.size() !=
+        static_cast<std::size_t>(ps_.agents_total) * static_cast<std::size_t>(cols))
+      throw Error(
+          fmt::format("population '{}': the agent split's exchange returned {} values, not {} agents x {}",
+                      ps_.name, exchange_received_.size(), ps_.agents_total, cols));
+    peers_previous_.resize(ps_.agents_total, cols);
+    for (Eigen::Index i = 0; i < peers_previous_.rows(); ++i)
+      for (Eigen::Index c = 0; c < cols; ++c)
+        peers_previous_(i, c) = exchange_received_[static_cast<std::size_t>(i * cols + c)];
+    return;
+  }
   if (hp_.policy != Policy::replan || leader_index_ >= 0) return;
   const Eigen::VectorXd& x0 = param(own, "wealth0");
   const int paths = static_cast<int>(own.wealth.cols());
@@ -695,10 +747,7 @@ void HerdPopulation::decide_adaptive_assets(const sim::DecisionContext& ctx, int
   const double sharpe = half_sharpe_ * (spec_.run.horizon - ctx.time);
   const double shift = relative ? -sharpe + 2.0 * ln_growth_[k] + 2.0 * std::log(spec_.run.dt())
                                 : sharpe - (2.0 - hp_.rho) * ln_growth_[k];
-  const sim::PopulationState& reference_population =
-      ctx.state
-          ->populations[static_cast<std::size_t>(leader_index_ >= 0 ? leader_index_ : ctx.population_index)];
-  const Eigen::MatrixXd& previous = reference_population.previous_amount;
+  const Eigen::MatrixXd& previous = observed_previous(ctx);
   Eigen::MatrixXd* seen_before = relative ? &kind_state(own, kSeenBefore) : nullptr;
   Eigen::VectorXd seen(assets_), reference(assets_), rotated(assets_);
   for (int p = p0; p < p1; ++p) {
@@ -711,7 +760,7 @@ void HerdPopulation::decide_adaptive_assets(const sim::DecisionContext& ctx, int
       if (leader_index_ >= 0) {
         const int followed = (ps_.first_agent + i) % leader_count_;
         for (int a = 0; a < assets_; ++a) seen[a] = previous(followed, a * paths + p) * projection;
-      } else {  // peers: never split by agents (tools/cli/agent_split.cpp), so i is the global index
+      } else {  // peers: row i of this block's network, every agent's columns
         for (int a = 0; a < assets_; ++a) {
           double sum = 0.0;
           for (WeightMatrix::InnerIterator it(mean_weights_, i); it; ++it)

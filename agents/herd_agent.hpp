@@ -71,8 +71,10 @@ class HerdPopulation final : public sim::Population {
  public:
   HerdPopulation(const sim::ScenarioSpec& spec, int index);
   void initialize(const sim::RunState& state, sim::PopulationState& own) override;
-  /// Peers with policy replan: solves the remaining game on every path (in parallel over paths).
+  /// Peers with policy replan: solves the remaining game on every path (in parallel over paths). A block
+  /// of an agent split with peers: gathers every rank's previous decisions (the exchange).
   void prepare_step(const sim::DecisionContext& ctx, sim::PopulationState& own) override;
+  void set_agent_exchange(sim::AgentExchange* exchange) override { exchange_ = exchange; }
   void decide(const sim::DecisionContext& ctx, int p0, int p1, int a0, int a1,
               sim::PopulationState& own) const override;
   [[nodiscard]] bool path_independent() const override { return hp_.policy == Policy::plan; }
@@ -81,8 +83,13 @@ class HerdPopulation final : public sim::Population {
  private:
   void plan_with_leader(sim::PopulationState& own);
   void plan_with_peers(sim::PopulationState& own);
-  /// The game itself (plan_with_peers names the population on failure).
-  void solve_peer_game(sim::PopulationState& own);
+  /// The game of agents with risk aversions alpha, initial wealths x0 and network theta: agents x
+  /// (assets x decisions) amounts (plan_with_peers names the population on failure).
+  [[nodiscard]] Eigen::MatrixXd solve_peer_game(const Eigen::VectorXd& alpha, const Eigen::VectorXd& x0,
+                                                const WeightMatrix& theta) const;
+  /// The previous decisions the agents observe: their leader population's, their own population's, or,
+  /// in a block of an agent split with peers, every agent's (gathered in prepare_step).
+  [[nodiscard]] const Eigen::MatrixXd& observed_previous(const sim::DecisionContext& ctx) const;
   /// Agents per chunk of the adaptive rules: their inputs and outputs stay in L1.
   static constexpr int kChunk = 256;
   /// seen[j]: what agent c0 + j observed at the previous step on `path` (the rules' reference m).
@@ -112,7 +119,7 @@ class HerdPopulation final : public sim::Population {
   int leader_count_ = 0;
   theory::Schedule schedule_;  // of the optimum the agents follow
   Eigen::VectorXd alpha_, theta_, leader_alpha_;
-  WeightMatrix weights_;       // peers: theta_ij
+  WeightMatrix weights_;  // peers: theta_ij (in an agent split: this block's rows, every agent's columns)
   WeightMatrix mean_weights_;  // peers: theta_ij / theta_i (rows sum to 1; empty where theta_i = 0)
   Eigen::ArrayXd ln_vt_;       // ln(theta / (alpha sigma^2)); -inf for agents who do not herd
   // Per-step constants of the adaptive rule: ln of the remaining horizon's deposit growth,
@@ -127,6 +134,11 @@ class HerdPopulation final : public sim::Population {
   Eigen::MatrixXd ln_vt_assets_;
   Eigen::VectorXd coordinate_unit_;
   double half_sharpe_ = 0.0;
+  // An agent split (docs/cluster.md): the ranks, and with peers every agent's previous decisions
+  // (agents_total x assets paths, gathered every step) and the exchange's buffers.
+  sim::AgentExchange* exchange_ = nullptr;
+  Eigen::MatrixXd peers_previous_;
+  std::vector<double> exchange_send_, exchange_received_;
 };
 
 /// Most agents a relative-herding peers population with policy replan may have: every step solves the

@@ -34,8 +34,9 @@ Adjacency ring(int n, int k) {
 }  // namespace
 
 WeightMatrix build_network(const NetworkSpec& spec, const Eigen::VectorXd& theta, int population_index,
-                           const sim::CounterRng& rng) {
-  const int n = static_cast<int>(theta.size());
+                           const sim::CounterRng& rng, int agents_total, int first_agent) {
+  const int rows = static_cast<int>(theta.size());
+  const int n = agents_total > 0 ? agents_total : rows;
   const auto key = network_key + static_cast<std::uint64_t>(population_index);
   auto uniform = [&](std::uint64_t a, std::uint64_t b) {
     return rng.uniform(sim::Stream::parameters, key, a, b);
@@ -88,18 +89,18 @@ WeightMatrix build_network(const NetworkSpec& spec, const Eigen::VectorXd& theta
     }
   }
 
-  WeightMatrix w(n, n);
+  WeightMatrix w(rows, n);
   if (spec.kind == NetworkSpec::Kind::all_to_all) {
-    w.reserve(Eigen::VectorXi::Constant(n, std::max(n - 1, 0)));
-    for (int i = 0; i < n; ++i) {
+    w.reserve(Eigen::VectorXi::Constant(rows, std::max(n - 1, 0)));
+    for (int i = 0; i < rows; ++i) {
       for (int j = 0; j < n; ++j) {
-        if (j != i && theta[i] > 0.0) w.insert(i, j) = theta[i] / (n - 1);
+        if (j != first_agent + i && theta[i] > 0.0) w.insert(i, j) = theta[i] / (n - 1);
       }
     }
   } else {
     std::vector<Eigen::Triplet<double>> triplets;
-    for (int i = 0; i < n; ++i) {
-      auto& row = adj[static_cast<std::size_t>(i)];
+    for (int i = 0; i < rows; ++i) {
+      auto& row = adj[static_cast<std::size_t>(first_agent + i)];
       std::sort(row.begin(), row.end());
       for (int j : row) {
         if (theta[i] > 0.0) triplets.emplace_back(i, j, theta[i] / static_cast<double>(row.size()));

@@ -31,7 +31,11 @@ constexpr std::array<NamedValue<NetworkSpec::Kind>, 4> enum_names(NetworkSpec::K
 /// G(n, p), Watts-Strogatz small world: ring k rewired with probability p), then weights
 /// theta_ij = theta_i / degree_i so that each agent's total herding weight is its theta. Random
 /// choices are drawn from the `parameters` stream keyed by population_index: deterministic.
+/// The graph is of `agents_total` agents (theta.size() when 0); the rows returned are those of agents
+/// [first_agent, first_agent + theta.size()), with theta theirs: a block of an agent split gets the
+/// whole population's rows for its agents (columns: every agent of the population).
 [[nodiscard]] WeightMatrix build_network(const NetworkSpec& spec, const Eigen::VectorXd& theta,
-                                         int population_index, const sim::CounterRng& rng);
+                                         int population_index, const sim::CounterRng& rng,
+                                         int agents_total = 0, int first_agent = 0);
 
 }  // namespace herdsim::agents

@@ -11,6 +11,8 @@
 
 namespace herdsim::sim {
 
+class AgentExchange;
+
 /// What a decision may read besides the population's own state. Read-only.
 struct DecisionContext {
   int step = 0;                     ///< k, the decision being taken (0..steps-1)
@@ -46,6 +48,11 @@ class Population {
   /// decide() plays theory_amount, so the runtime may advance blocks of agents through many steps at
   /// once (plan policies; the fused kernel never calls prepare_step).
   [[nodiscard]] virtual bool path_independent() const { return false; }
+
+  /// An agent split (docs/cluster.md): how a block of a split population (PopulationSpec::agent_block)
+  /// reaches the other ranks' blocks; not owned. A population whose decisions read other agents of its
+  /// own population (peers on a network) exchanges in prepare_step, which every rank calls in step order.
+  virtual void set_agent_exchange(AgentExchange* /*exchange*/) {}
 
   /// Relative cost of one agent-decision (1 = a few flops; ~1000 = a root solve), for partitioning.
   [[nodiscard]] virtual double decision_cost() const { return 1.0; }

@@ -217,6 +217,11 @@ void Simulation::check_finite_after_fused(const Eigen::MatrixXd& excess, int fir
   }
 }
 
+void Simulation::set_agent_exchange(AgentExchange* exchange) {
+  market_->set_agent_exchange(exchange);
+  for (auto& population : populations_) population->set_agent_exchange(exchange);
+}
+
 RunSummary Simulation::run(const RunOptions& options) {
   check_threads(options.threads, "threads");  // a task arena of 10^9 threads crashes TBB
   const int threads = options.threads > 0 ? options.threads : tbb::this_task_arena::max_concurrency();

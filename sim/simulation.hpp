@@ -67,9 +67,9 @@ class Simulation {
 
   /// Observers are notified in the order added; not owned.
   void add_observer(Observer* observer) { observers_.push_back(observer); }
-  /// An agent split (docs/cluster.md): how the market reaches the other ranks' blocks of the split
-  /// populations (PopulationSpec::agents_total) every step; not owned. Call before run().
-  void set_agent_exchange(AgentExchange* exchange) { market_->set_agent_exchange(exchange); }
+  /// An agent split (docs/cluster.md): how the market and the populations reach the other ranks' blocks
+  /// of the split populations (PopulationSpec::agents_total) every step; not owned. Call before run().
+  void set_agent_exchange(AgentExchange* exchange);
   /// Runs all steps; throws Interrupted when cancelled. Call once.
   RunSummary run(const RunOptions& options = {});
 

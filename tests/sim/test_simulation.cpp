@@ -320,6 +320,53 @@ TEST_SUITE("sim.simulation") {
     CHECK(sim::agent_block(100, 0, 2).count == 0);  // one block: rank 1 has it
   }
 
+  TEST_CASE(
+      "blocks of agents with peers on a network, exchanging their decisions every step, run exactly the "
+      "whole run's agents (the agent split)") {
+    // Adaptive peers (absolute on a ring, relative on a small world) and plan peers (the whole network's
+    // game, solved on every rank), split into blocks: each rank's rows of every step are the one-process
+    // run's, bit for bit.
+    sim::ScenarioSpec spec;
+    spec.run.paths = 3;
+    spec.run.horizon = 3;
+    spec.run.steps_per_year = 2;
+    auto ring = test::herd("ring", 9000, agents::Policy::adaptive);
+    test::herd_params(ring).influence = agents::Influence::peers;
+    test::herd_params(ring).network.k = 2;
+    test::herd_params(ring).theta = test::list({0.0, 0.05, 0.3});  // herding that moves every bit
+    spec.populations.push_back(ring);
+    auto world = test::herd("world", 8500, agents::Policy::adaptive);
+    test::herd_params(world).influence = agents::Influence::peers;
+    test::herd_params(world).herd = agents::HerdType::relative;
+    test::herd_params(world).network.kind = agents::NetworkSpec::Kind::small_world;
+    test::herd_params(world).network.p = 0.2;
+    test::herd_params(world).theta = test::list({0.0, 0.05, 0.3});
+    spec.populations.push_back(world);
+    auto planners = test::herd("planners", 8300, agents::Policy::plan);
+    test::herd_params(planners).influence = agents::Influence::peers;
+    test::herd_params(planners).network.kind = agents::NetworkSpec::Kind::erdos_renyi;
+    test::herd_params(planners).network.p = 0.0005;
+    spec.populations.push_back(planners);
+    const std::vector<bool> split{true, true, true};
+    const auto whole = run_with_threads(spec, 2);
+    for (const int ranks : {2, 3}) {
+      CAPTURE(ranks);
+      const auto parts = run_agent_split(spec, split, ranks);
+      for (int r = 0; r < ranks; ++r) {
+        const Captured& part = parts[static_cast<std::size_t>(r)];
+        REQUIRE(part.amount.size() == whole.amount.size());
+        for (std::size_t k = 0; k < whole.wealth.size(); ++k) {
+          for (std::size_t i = 0; i < spec.populations.size(); ++i) {
+            const sim::AgentBlock b = sim::agent_block(spec.populations[i].count, r, ranks);
+            CHECK(part.wealth[k][i] == whole.wealth[k][i].middleRows(b.first, b.count));
+            if (k < whole.amount.size())
+              CHECK(part.amount[k][i] == whole.amount[k][i].middleRows(b.first, b.count));
+          }
+        }
+      }
+    }
+  }
+
   TEST_CASE("results are bitwise identical for 1 and 2 threads (replan: relative, peers, relative peers)") {
     const auto spec = replan_mixed_spec();
     const auto one = run_with_threads(spec, 1);

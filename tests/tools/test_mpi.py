@@ -166,6 +166,9 @@ wealth = { dist = "uniform", low = 5.0, high = 15.0 }
 every = 1
 quantiles = [0.1, 0.5, 0.9]
 """
+# The followers herding with their peers on a network instead of the advisor.
+PEERS = AGENTS.replace('influence = "leader"\nleader = "advisor"\npolicy = "adaptive"',
+                       'influence = "peers"\npolicy = "adaptive"\nnetwork = { kind = "erdos_renyi", p = 0.001 }')
 # The same without price impact (an exogenous market: nothing crosses the agents).
 AGENTS_EXOGENOUS = AGENTS.replace("[market.impact]\nlambda = 0.5\ndepth = 200000.0\n", "")
 
@@ -629,13 +632,20 @@ class MpiAgentSplitTest(SameFileTest):
     def test_agent_split_of_an_exogenous_market_gives_the_single_process_file(self):
         self.split_by_agents(AGENTS_EXOGENOUS, ((3, 1),))
 
+    def test_agent_split_of_peers_on_a_network_gives_the_single_process_file(self):
+        # The followers herd with their peers on a network: every step each rank gathers every agent's
+        # previous decisions (one exchange more per step than the market's flow: 4 in all).
+        scenario, serial = self.split_by_agents(PEERS, ((2, 1), (3, 2)))
+        res = mpirun(2, "run", scenario, "-o", self.path("measured.h5"), "--split", "agents")
+        self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
+        self.assertIn("agent exchange on rank 0: 12 exchanges in 3 steps", res.stdout)
+
     def test_runs_that_cannot_be_split_by_agents_are_refused(self):
-        peers = AGENTS.replace('influence = "leader"\nleader = "advisor"\npolicy = "adaptive"',
-                               'influence = "peers"\npolicy = "adaptive"\nnetwork = { kind = "erdos_renyi", p = 0.001 }')
+        peers = PEERS.replace('policy = "adaptive"\nnetwork', 'policy = "replan"\nnetwork')
         for text, ranks, reason in ((AGENTS.replace("count = 9000", "count = 90")
                                                       .replace("count = 8200", "count = 82")
                                                       .replace("count = 8193", "count = 81"), 2, "nothing to split"),
-                                    (peers, 2, "peers on a network"),
+                                    (peers, 2, 'peers on a network with policy = "replan"'),
                                     (AGENTS + "max_agents = 10\n", 2, "record.max_agents")):
             with self.subTest(reason=reason):
                 scenario = self.scenario(text, "refused.toml")

@@ -25,6 +25,12 @@ std::vector<std::string> leaders_of(const sim::ScenarioSpec& spec) {
   return out;
 }
 
+/// A herd population following peers on a network (its agents read each other's decisions).
+bool peers_of(const sim::PopulationSpec& ps) {
+  return ps.kind == agents::HerdParams::kind &&
+         agents::params_of<agents::HerdParams>(ps).influence == agents::Influence::peers;
+}
+
 }  // namespace
 
 std::vector<bool> agent_split_populations(const sim::ScenarioSpec& spec, int ranks) {
@@ -53,11 +59,12 @@ std::string agent_split_problem(const std::vector<sim::ScenarioSpec>& specs, int
             "agents "
             "yet",
             ps.name);
-      if (split[i] && ps.kind == agents::HerdParams::kind &&
-          agents::params_of<agents::HerdParams>(ps).influence == agents::Influence::peers)
+      if (split[i] && peers_of(ps) &&
+          agents::params_of<agents::HerdParams>(ps).policy == agents::Policy::replan)
         return fmt::format(
-            "population '{}' herds with peers on a network: every agent reads its peers' decisions, which an "
-            "agent split does not exchange yet",
+            "population '{}' herds with peers on a network with policy = \"replan\": it solves the whole "
+            "network's game from every agent's wealth on every path and step, which an agent split does not "
+            "exchange (policy = \"adaptive\" or \"plan\" can be split)",
             ps.name);
       if (!ps.investors.empty()) {
         const auto source = std::find_if(spec.populations.begin(), spec.populations.end(),
@@ -83,17 +90,22 @@ double agent_split_bytes(const std::vector<sim::ScenarioSpec>& specs, int ranks)
     const std::vector<bool> split = agent_split_populations(spec, ranks);
     sim::ScenarioSpec share = spec;
     double gathered = 0.0;
+    double exchanged = 0.0;
     for (std::size_t i = 0; i < share.populations.size(); ++i) {
       auto& ps = share.populations[i];
       if (spec.record.enabled && spec.record.summaries)
         gathered = std::max(gathered, 2.0 * 8.0 * static_cast<double>(ps.count) * spec.run.paths);
+      if (split[i] && peers_of(ps)) {
+        // Every rank holds every agent's previous decisions (and the exchange's two buffers).
+        exchanged += 3.0 * 8.0 * static_cast<double>(ps.count) * spec.run.paths * spec.market.asset_count();
+      }
       if (split[i]) {
         int most = 0;
         for (int r = 0; r < ranks; ++r) most = std::max(most, sim::agent_block(ps.count, r, ranks).count);
         ps.count = most;
       }
     }
-    largest = std::max(largest, sim::run_memory_bytes(share) + gathered);
+    largest = std::max(largest, sim::run_memory_bytes(share) + gathered + exchanged);
   }
   return largest;
 }
