@@ -9,14 +9,16 @@ usage: test_decision_cache.py HERDSIM PLUGIN_DIR MODELS_DIR SCENARIOS_DIR
 import glob
 import json
 import os
-import subprocess
 import sys
 import tempfile
 
 import h5py
 import numpy as np
 
-HERDSIM, PLUGIN_DIR, MODELS, SCENARIOS = sys.argv[1:5]
+import support
+
+# Not support.main(): the arguments come in another order.
+support.HERDSIM, PLUGIN_DIR, MODELS, SCENARIOS = sys.argv[1:5]
 MODEL = os.path.join(MODELS, "tiny-qwen2.gguf")
 LORA = os.path.join(MODELS, "tiny-qwen2-lora.gguf")
 P3 = os.path.join(SCENARIOS, "investalign", "p3_absolute.toml")
@@ -24,13 +26,12 @@ COUNT = 4
 
 
 def herdsim(args, expect=0, wait=True):
+    """`herdsim ARGS` with the llama.cpp plugin: to completion, asserted to exit with `expect`, or (not `wait`)
+    started in the background."""
     env = dict(os.environ, HERDSIM_PLUGIN_PATH=PLUGIN_DIR)
-    cmd = [HERDSIM] + args
     if not wait:
-        return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
-    assert p.returncode == expect, (args, p.returncode, p.stdout, p.stderr)
-    return p
+        return support.start(*args, env=env)
+    return support.expect(expect, *args, env=env)
 
 
 def run_args(out, seeds="[37]", extra=()):

@@ -12,7 +12,6 @@ usage: test_evaluate.py HERDSIM SCENARIOS_DIR [PLUGIN_DIR MODELS_DIR]
 """
 import json
 import os
-import subprocess
 import sys
 import tempfile
 
@@ -20,8 +19,10 @@ import h5py
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import investalign_reference as ref  # noqa: E402
+import support  # noqa: E402
 
-HERDSIM, SCENARIOS = sys.argv[1], sys.argv[2]
+# Not support.main(): the arguments come in another order.
+support.HERDSIM, SCENARIOS = sys.argv[1], sys.argv[2]
 PLUGIN_DIR, MODELS = (sys.argv[3], sys.argv[4]) if len(sys.argv) > 4 else (None, None)
 ANSWERERS = ["p3_closed_form", "advisor", "merton", "own_theory"]
 PROBLEMS = {"P3": "p3.h5", "P1": "p1.h5", "P2": "p2.h5"}
@@ -31,12 +32,9 @@ REDUCE = ["--seeds", "37", "--threads", "1", "--set", f"population.investors.cou
 
 
 def evaluate(args, expect=0):
-    env = dict(os.environ)
-    if PLUGIN_DIR:
-        env["HERDSIM_PLUGIN_PATH"] = PLUGIN_DIR
-    p = subprocess.run([HERDSIM, "evaluate"] + args, capture_output=True, text=True, env=env, timeout=600)
-    assert p.returncode == expect, (args, p.returncode, p.stdout, p.stderr)
-    return p
+    """`herdsim evaluate ARGS`, asserted to exit with `expect`, finding the llama.cpp plugin where it is built."""
+    env = dict(os.environ, HERDSIM_PLUGIN_PATH=PLUGIN_DIR) if PLUGIN_DIR else None
+    return support.expect(expect, "evaluate", *args, env=env)
 
 
 def close(what, got, want):
