@@ -554,22 +554,18 @@ void HerdPopulation::prepare_step(const sim::DecisionContext& ctx, sim::Populati
     if (exchange_ == nullptr)
       throw Error(
           fmt::format("population '{}': a block of an agent split with peers needs the exchange", ps_.name));
+    using AgentMajor = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
     const Eigen::MatrixXd& previous = own.previous_amount;
     const Eigen::Index cols = previous.cols();
     exchange_send_.resize(static_cast<std::size_t>(previous.size()));
-    for (Eigen::Index i = 0; i < previous.rows(); ++i)
-      for (Eigen::Index c = 0; c < cols; ++c)
-        exchange_send_[static_cast<std::size_t>(i * cols + c)] = previous(i, c);
+    Eigen::Map<AgentMajor>(exchange_send_.data(), previous.rows(), cols) = previous;
     exchange_->concatenate_all(exchange_send_, exchange_received_);
     if (exchange_received_.size() !=
         static_cast<std::size_t>(ps_.agents_total) * static_cast<std::size_t>(cols))
       throw Error(
           fmt::format("population '{}': the agent split's exchange returned {} values, not {} agents x {}",
                       ps_.name, exchange_received_.size(), ps_.agents_total, cols));
-    peers_previous_.resize(ps_.agents_total, cols);
-    for (Eigen::Index i = 0; i < peers_previous_.rows(); ++i)
-      for (Eigen::Index c = 0; c < cols; ++c)
-        peers_previous_(i, c) = exchange_received_[static_cast<std::size_t>(i * cols + c)];
+    peers_previous_ = Eigen::Map<const AgentMajor>(exchange_received_.data(), ps_.agents_total, cols);
     return;
   }
   if (hp_.policy != Policy::replan || leader_index_ >= 0) return;

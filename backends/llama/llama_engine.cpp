@@ -27,6 +27,12 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using nlohmann::json;
 
+/// A test switch read at creation: set, not empty and not "0".
+bool env_flag(const char* name) {
+  const char* value = std::getenv(name);
+  return value != nullptr && value[0] != '\0' && std::strcmp(value, "0") != 0;
+}
+
 /// The GGUF check of a model or adapter file; its errors are model errors.
 gguf::Info check_gguf(const std::string& path, const char* what) {
   try {
@@ -173,10 +179,8 @@ void LlamaEngine::init() {
       llama_set_adapters_lora(ctx_, adapters_.data(), adapters_.size(), scales_.data()) != 0)
     fail(HERDSIM_ERR_MODEL, "llama.cpp cannot apply the LoRA adapters" + llama_said());
   batch_ = llama_batch_init(n_batch_, 0, 1);
-  const char* check = std::getenv("HERDSIM_LLAMA_CHECK_MASKS");
-  check_masks_ = check != nullptr && check[0] != '\0' && std::strcmp(check, "0") != 0;
-  const char* trace = std::getenv("HERDSIM_LLAMA_TRACE_LOGITS");
-  trace_logits_ = trace != nullptr && trace[0] != '\0' && std::strcmp(trace, "0") != 0;
+  check_masks_ = env_flag("HERDSIM_LLAMA_CHECK_MASKS");
+  trace_logits_ = env_flag("HERDSIM_LLAMA_TRACE_LOGITS");
   masks_ = std::make_unique<GrammarMasks>(vocab_, eog_, check_masks_);
   sampler_ = std::make_unique<Sampler>(n_vocab_, *masks_);
   description_ = describe_json(info);

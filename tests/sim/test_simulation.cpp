@@ -220,6 +220,31 @@ std::vector<Captured> run_agent_split(const sim::ScenarioSpec& spec, const std::
   return out;
 }
 
+/// `spec` run as one process (2 threads) and split by agents over 2 and 3 ranks: every rank's prices and
+/// its rows (its block of each split population, every agent of the others) of every step are the
+/// one-process run's, bit for bit.
+void check_agent_split(const sim::ScenarioSpec& spec, const std::vector<bool>& split) {
+  const auto whole = run_with_threads(spec, 2);
+  for (const int ranks : {2, 3}) {
+    CAPTURE(ranks);
+    const auto parts = run_agent_split(spec, split, ranks);
+    for (int r = 0; r < ranks; ++r) {
+      const Captured& part = parts[static_cast<std::size_t>(r)];
+      REQUIRE(part.amount.size() == whole.amount.size());
+      for (std::size_t k = 0; k < whole.wealth.size(); ++k) {
+        CHECK(part.price[k] == whole.price[k]);
+        for (std::size_t i = 0; i < spec.populations.size(); ++i) {
+          const sim::AgentBlock b = split[i] ? sim::agent_block(spec.populations[i].count, r, ranks)
+                                             : sim::AgentBlock{0, spec.populations[i].count};
+          CHECK(part.wealth[k][i] == whole.wealth[k][i].middleRows(b.first, b.count));
+          if (k < whole.amount.size())
+            CHECK(part.amount[k][i] == whole.amount[k][i].middleRows(b.first, b.count));
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 
 TEST_SUITE("sim.simulation") {
@@ -291,25 +316,7 @@ TEST_SUITE("sim.simulation") {
         spec.market.impact.lambda = {0.5};
         spec.market.impact.depth = {2.0e5};
       }
-      const auto whole = run_with_threads(spec, 2);
-      for (const int ranks : {2, 3}) {
-        CAPTURE(ranks);
-        const auto parts = run_agent_split(spec, split, ranks);
-        for (int r = 0; r < ranks; ++r) {
-          const Captured& part = parts[static_cast<std::size_t>(r)];
-          REQUIRE(part.amount.size() == whole.amount.size());
-          for (std::size_t k = 0; k < whole.wealth.size(); ++k) {
-            CHECK(part.price[k] == whole.price[k]);
-            for (std::size_t i = 0; i < spec.populations.size(); ++i) {
-              const sim::AgentBlock b = split[i] ? sim::agent_block(spec.populations[i].count, r, ranks)
-                                                 : sim::AgentBlock{0, spec.populations[i].count};
-              CHECK(part.wealth[k][i] == whole.wealth[k][i].middleRows(b.first, b.count));
-              if (k < whole.amount.size())
-                CHECK(part.amount[k][i] == whole.amount[k][i].middleRows(b.first, b.count));
-            }
-          }
-        }
-      }
+      check_agent_split(spec, split);
     }
     // The blocks are whole flow blocks, in rank order, covering the population.
     CHECK(sim::agent_block(9000, 0, 2).count == 4096);
@@ -348,23 +355,7 @@ TEST_SUITE("sim.simulation") {
     test::herd_params(planners).network.p = 0.0005;
     spec.populations.push_back(planners);
     const std::vector<bool> split{true, true, true};
-    const auto whole = run_with_threads(spec, 2);
-    for (const int ranks : {2, 3}) {
-      CAPTURE(ranks);
-      const auto parts = run_agent_split(spec, split, ranks);
-      for (int r = 0; r < ranks; ++r) {
-        const Captured& part = parts[static_cast<std::size_t>(r)];
-        REQUIRE(part.amount.size() == whole.amount.size());
-        for (std::size_t k = 0; k < whole.wealth.size(); ++k) {
-          for (std::size_t i = 0; i < spec.populations.size(); ++i) {
-            const sim::AgentBlock b = sim::agent_block(spec.populations[i].count, r, ranks);
-            CHECK(part.wealth[k][i] == whole.wealth[k][i].middleRows(b.first, b.count));
-            if (k < whole.amount.size())
-              CHECK(part.amount[k][i] == whole.amount[k][i].middleRows(b.first, b.count));
-          }
-        }
-      }
-    }
+    check_agent_split(spec, split);
   }
 
   TEST_CASE("results are bitwise identical for 1 and 2 threads (replan: relative, peers, relative peers)") {
